@@ -1,0 +1,180 @@
+package crdt
+
+// Verdict is the outcome of an admission check. Its String is the reason
+// word that routers log and count.
+type Verdict uint8
+
+const (
+	Admit Verdict = iota
+	UnknownCert
+	UnknownSession
+	NotYetValid
+	CertExpired
+	SessionExpired
+	SerialRevoked
+	SessionRevoked
+	IdentityRevoked
+	Superseded
+	IssuerRevoked
+	MismatchedFacts
+)
+
+var verdictNames = [...]string{
+	Admit:           "admitted",
+	UnknownCert:     "unknown_cert",
+	UnknownSession:  "unknown_session",
+	NotYetValid:     "not_yet_valid",
+	CertExpired:     "cert_expired",
+	SessionExpired:  "session_expired",
+	SerialRevoked:   "serial_revoked",
+	SessionRevoked:  "session_revoked",
+	IdentityRevoked: "identity_revoked",
+	Superseded:      "superseded",
+	IssuerRevoked:   "issuer_revoked",
+	MismatchedFacts: "mismatched_facts",
+}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return "unknown_verdict"
+}
+
+// Revoked reports whether the verdict is a revocation of some kind, which
+// closes live connections.
+func (v Verdict) Revoked() bool {
+	switch v {
+	case SerialRevoked, SessionRevoked, IdentityRevoked, IssuerRevoked:
+		return true
+	}
+	return false
+}
+
+// CertFacts is what a router reads from a client certificate whose chain
+// it verified: the serial, the session and identity of its SPIFFE URI, the
+// issuing controller named by its intermediate, and its validity.
+type CertFacts struct {
+	Serial    Serial
+	Session   SessionID
+	Identity  string
+	Issuer    string
+	NotBefore Millis
+	NotAfter  Millis
+}
+
+// Admission decides whether a new connection made with the certificate f
+// may be admitted at now. In strict mode the certificate and its session
+// must be known here; otherwise (the router's "verified" mode) a
+// chain-valid certificate that nothing here revokes is admitted. Every
+// lookup is a map access: O(1) whatever the size of the store.
+func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
+	if now < f.NotBefore {
+		return NotYetValid
+	}
+	if now >= f.NotAfter {
+		return CertExpired
+	}
+	cert := s.certs[f.Serial]
+	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Issuer() != f.Issuer) {
+		// The replicated record disagrees with the certificate: one of
+		// them is not what the issuer wrote.
+		return MismatchedFacts
+	}
+	if cert == nil && strict {
+		return UnknownCert
+	}
+	if v := s.revoked(f, cert, now); v != Admit {
+		return v
+	}
+	if at, ok := s.superseded[f.Serial]; ok && now >= at.at {
+		return Superseded
+	}
+	if s.sessions[f.Session] == nil && strict {
+		return UnknownSession
+	}
+	return Admit
+}
+
+// Live decides whether a live connection made with f may stay up at now. A
+// connection belongs to its session: rotation, the end of its certificate's
+// grace and even its certificate's expiry do not close it; the session's
+// expiry and any revocation covering it do.
+func (s *Store) Live(f CertFacts, now Millis) Verdict {
+	return s.revoked(f, s.certs[f.Serial], now)
+}
+
+func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
+	if _, ok := s.revokedSerials[f.Serial]; ok {
+		return SerialRevoked
+	}
+	if _, ok := s.revokedSessions[f.Session]; ok {
+		return SessionRevoked
+	}
+	if _, ok := s.revokedSigners[f.Issuer]; ok {
+		// Certificates issued before the revocation are refused too: the
+		// controller's key may have been stolen long before.
+		return IssuerRevoked
+	}
+	sess := s.sessions[f.Session]
+	if sess != nil && now >= sess.Expires {
+		return SessionExpired
+	}
+	if rb, ok := s.revokedIdentities[f.Identity]; ok {
+		// The identity revocation covers every session created before it.
+		// Without the session record, the certificate's issue time (its
+		// record's HLC, or its not-before) stands in for the session's.
+		created := f.NotBefore
+		switch {
+		case sess != nil:
+			created = sess.Created
+		case cert != nil:
+			created = cert.HLC.Millis()
+		}
+		if created < rb.at {
+			return IdentityRevoked
+		}
+	}
+	return Admit
+}
+
+// Cert returns the certificate record for serial, if known.
+func (s *Store) Cert(serial Serial) (*CertRecord, bool) {
+	c, ok := s.certs[serial]
+	return c, ok
+}
+
+// Session returns the session record for id, if known.
+func (s *Store) Session(id SessionID) (*SessionRecord, bool) {
+	r, ok := s.sessions[id]
+	return r, ok
+}
+
+// IdentityRevokedBefore returns the latest revoked-before time for identity.
+func (s *Store) IdentityRevokedBefore(identity string) (Millis, bool) {
+	r, ok := s.revokedIdentities[identity]
+	return r.at, ok
+}
+
+// SignerRevoked reports whether the root revoked controller, and from when.
+func (s *Store) SignerRevoked(controller string) (Millis, bool) {
+	r, ok := s.revokedSigners[controller]
+	return r.at, ok
+}
+
+// Signers returns the active signer records of controller.
+func (s *Store) Signers(controller string) []*SignerRecord {
+	var out []*SignerRecord
+	for k, r := range s.signers {
+		if k.controller == controller {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Signer returns the signer record of controller's key keyID, if held.
+func (s *Store) Signer(controller string, keyID [32]byte) (*SignerRecord, bool) {
+	r, ok := s.signers[signerKey{controller, keyID}]
+	return r, ok
+}

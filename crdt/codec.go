@@ -1,0 +1,423 @@
+package crdt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Records travel and are signed as msgpack arrays:
+//
+//	[kind, author name, incarnation, seq, hlc, sig, body fields...]
+//
+// The signed bytes are signedPrefix followed by the same array without sig.
+// Field order per kind is fixed by encodeBody; adding a field is a protocol
+// change (new major version), because old nodes could not re-create the
+// signed bytes.
+const signedPrefix = "certmesh/record/v1\x00"
+
+// headerFields is the number of array elements before the body.
+const headerFields = 6
+
+// bodyFields is the number of body elements per kind.
+var bodyFields = [...]int{
+	KindSession:            5,
+	KindCert:               8,
+	KindRevocation:         6,
+	KindIdentityRevocation: 4,
+	KindSigner:             7,
+}
+
+// ErrMalformed wraps every decoding error.
+var ErrMalformed = errors.New("crdt: malformed input")
+
+// encoder wraps msgpack.Encoder with a sticky error.
+type encoder struct {
+	e   *msgpack.Encoder
+	err error
+}
+
+func (e *encoder) set(err error) {
+	if e.err == nil && err != nil {
+		e.err = err
+	}
+}
+func (e *encoder) uint(v uint64)       { e.set(e.e.EncodeUint(v)) }
+func (e *encoder) int(v int64)         { e.set(e.e.EncodeInt(v)) }
+func (e *encoder) str(v string)        { e.set(e.e.EncodeString(v)) }
+func (e *encoder) bytes(v []byte)      { e.set(e.e.EncodeBytes(v)) }
+func (e *encoder) bool(v bool)         { e.set(e.e.EncodeBool(v)) }
+func (e *encoder) arrayLen(n int)      { e.set(e.e.EncodeArrayLen(n)) }
+func (e *encoder) millis(v Millis)     { e.int(int64(v)) }
+func (e *encoder) serial(v Serial)     { e.bytes(v[:]) }
+func (e *encoder) session(v SessionID) { e.bytes(v[:]) }
+
+// decoder wraps msgpack.Decoder with a sticky error and length caps. Every
+// length read from input is checked before anything is allocated for it.
+type decoder struct {
+	d   *msgpack.Decoder
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+}
+
+func (d *decoder) wrap(err error) {
+	if err != nil && d.err == nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			d.fail("truncated")
+			return
+		}
+		d.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+}
+
+func (d *decoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.d.DecodeUint64()
+	d.wrap(err)
+	return v
+}
+
+func (d *decoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.d.DecodeInt64()
+	d.wrap(err)
+	return v
+}
+
+func (d *decoder) bool() bool {
+	if d.err != nil {
+		return false
+	}
+	v, err := d.d.DecodeBool()
+	d.wrap(err)
+	return v
+}
+
+func (d *decoder) millis() Millis { return Millis(d.int()) }
+
+// rawLen reads a str or bin header and checks it against max.
+func (d *decoder) rawLen(max int) int {
+	if d.err != nil {
+		return 0
+	}
+	n, err := d.d.DecodeBytesLen() // str and bin headers alike; nil is -1
+	if err != nil {
+		d.wrap(err)
+		return 0
+	}
+	if n == -1 {
+		return 0
+	}
+	if n < 0 || n > max {
+		d.fail("length %d over limit %d", n, max)
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) bytes(max int) []byte {
+	n := d.rawLen(max)
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	d.wrap(d.d.ReadFull(b))
+	return b
+}
+
+func (d *decoder) str(max int) string {
+	n := d.rawLen(max)
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	b := make([]byte, n)
+	d.wrap(d.d.ReadFull(b))
+	return string(b)
+}
+
+func (d *decoder) fixed(dst []byte) {
+	n := d.rawLen(len(dst))
+	if d.err != nil {
+		return
+	}
+	if n != len(dst) {
+		d.fail("field of %d bytes, want %d", n, len(dst))
+		return
+	}
+	d.wrap(d.d.ReadFull(dst))
+}
+
+func (d *decoder) arrayLen(max int) int {
+	if d.err != nil {
+		return 0
+	}
+	n, err := d.d.DecodeArrayLen()
+	if err != nil {
+		d.wrap(err)
+		return 0
+	}
+	if n < 0 || n > max {
+		d.fail("array of %d over limit %d", n, max)
+		return 0
+	}
+	return n
+}
+
+func (r *SessionRecord) encodeBody(e *encoder) {
+	e.session(r.ID)
+	e.str(r.Identity)
+	e.str(r.Method)
+	e.millis(r.Created)
+	e.millis(r.Expires)
+}
+
+func (r *SessionRecord) decodeBody(d *decoder) error {
+	d.fixed(r.ID[:])
+	r.Identity = d.str(MaxIdentityLen)
+	r.Method = d.str(MaxTextLen)
+	r.Created = d.millis()
+	r.Expires = d.millis()
+	return d.err
+}
+
+func (r *CertRecord) encodeBody(e *encoder) {
+	e.serial(r.Serial)
+	e.session(r.Session)
+	e.str(r.Identity)
+	e.bytes(r.Fingerprint[:])
+	e.millis(r.NotBefore)
+	e.millis(r.NotAfter)
+	e.serial(r.Supersedes)
+	e.millis(r.SupersedeAt)
+}
+
+func (r *CertRecord) decodeBody(d *decoder) error {
+	d.fixed(r.Serial[:])
+	d.fixed(r.Session[:])
+	r.Identity = d.str(MaxIdentityLen)
+	d.fixed(r.Fingerprint[:])
+	r.NotBefore = d.millis()
+	r.NotAfter = d.millis()
+	d.fixed(r.Supersedes[:])
+	r.SupersedeAt = d.millis()
+	return d.err
+}
+
+func (r *RevocationRecord) encodeBody(e *encoder) {
+	e.uint(uint64(r.Target))
+	e.session(r.Session)
+	e.serial(r.Serial)
+	e.str(r.Reason)
+	e.millis(r.At)
+	e.millis(r.Until)
+}
+
+func (r *RevocationRecord) decodeBody(d *decoder) error {
+	t := d.uint()
+	if t > 255 {
+		d.fail("revocation target %d", t)
+	}
+	r.Target = RevocationTarget(t)
+	d.fixed(r.Session[:])
+	d.fixed(r.Serial[:])
+	r.Reason = d.str(MaxTextLen)
+	r.At = d.millis()
+	r.Until = d.millis()
+	return d.err
+}
+
+func (r *IdentityRevocationRecord) encodeBody(e *encoder) {
+	e.str(r.Identity)
+	e.millis(r.RevokedBefore)
+	e.str(r.Reason)
+	e.millis(r.Until)
+}
+
+func (r *IdentityRevocationRecord) decodeBody(d *decoder) error {
+	r.Identity = d.str(MaxIdentityLen)
+	r.RevokedBefore = d.millis()
+	r.Reason = d.str(MaxTextLen)
+	r.Until = d.millis()
+	return d.err
+}
+
+func (r *SignerRecord) encodeBody(e *encoder) {
+	e.str(r.Controller)
+	e.bytes(r.KeyID[:])
+	e.bytes(r.Cert)
+	e.millis(r.NotAfter)
+	e.bool(r.Revoked)
+	e.millis(r.RevokedAt)
+	e.bytes(r.RootSig)
+}
+
+func (r *SignerRecord) decodeBody(d *decoder) error {
+	r.Controller = d.str(MaxNameLen)
+	d.fixed(r.KeyID[:])
+	r.Cert = d.bytes(MaxCertLen)
+	r.NotAfter = d.millis()
+	r.Revoked = d.bool()
+	r.RevokedAt = d.millis()
+	r.RootSig = d.bytes(MaxRootSigLen)
+	return d.err
+}
+
+func newRecord(k Kind) Record {
+	switch k {
+	case KindSession:
+		return new(SessionRecord)
+	case KindCert:
+		return new(CertRecord)
+	case KindRevocation:
+		return new(RevocationRecord)
+	case KindIdentityRevocation:
+		return new(IdentityRevocationRecord)
+	case KindSigner:
+		return new(SignerRecord)
+	}
+	return nil
+}
+
+func encodeRecord(e *encoder, r Record, withSig bool) {
+	h := r.Head()
+	n := headerFields + bodyFields[r.Kind()]
+	if !withSig {
+		n--
+	}
+	e.arrayLen(n)
+	e.uint(uint64(r.Kind()))
+	e.str(h.Author.Name)
+	e.uint(h.Author.Incarnation)
+	e.uint(h.Seq)
+	e.uint(uint64(h.HLC))
+	if withSig {
+		e.bytes(h.Sig[:])
+	}
+	r.encodeBody(e)
+}
+
+func decodeRecord(d *decoder) Record {
+	n := d.arrayLen(headerFields + 8)
+	k := Kind(d.uint())
+	if d.err != nil {
+		return nil
+	}
+	r := newRecord(k)
+	if r == nil {
+		d.fail("record kind %d", k)
+		return nil
+	}
+	if n != headerFields+bodyFields[k] {
+		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
+		return nil
+	}
+	h := r.Head()
+	h.Author.Name = d.str(MaxNameLen)
+	h.Author.Incarnation = d.uint()
+	h.Seq = d.uint()
+	h.HLC = Timestamp(d.uint())
+	d.fixed(h.Sig[:])
+	if d.err != nil {
+		return nil
+	}
+	if err := r.decodeBody(d); err != nil {
+		return nil
+	}
+	return r
+}
+
+func newEncoder(buf *bytes.Buffer) *encoder {
+	e := msgpack.NewEncoder(buf)
+	return &encoder{e: e}
+}
+
+func newDecoder(b []byte) *decoder {
+	return &decoder{d: msgpack.NewDecoder(bytes.NewReader(b))}
+}
+
+// SignedBytes returns the canonical bytes of r that its author signs.
+func SignedBytes(r Record) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(signedPrefix)
+	e := newEncoder(&buf)
+	encodeRecord(e, r, false)
+	return buf.Bytes()
+}
+
+// AppendRecord appends r's wire encoding to b.
+func AppendRecord(b []byte, r Record) []byte {
+	buf := bytes.NewBuffer(b)
+	e := newEncoder(buf)
+	encodeRecord(e, r, true)
+	return buf.Bytes()
+}
+
+// EncodedSize is the length of r's wire encoding.
+func EncodedSize(r Record) int { return len(AppendRecord(nil, r)) }
+
+// DecodeRecord decodes one record from its wire encoding, which must be the
+// whole of b. It checks lengths and the record's own invariants, not its
+// signature.
+func DecodeRecord(b []byte) (Record, error) {
+	d := newDecoder(b)
+	r := decodeRecord(d)
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.d.Buffered().(*bytes.Reader).Len() != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes after record", ErrMalformed)
+	}
+	if err := Validate(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// EncodeRecords and DecodeRecords carry a list of records, as in a delta.
+// A list holds at most MaxRecordsPerMessage records.
+const MaxRecordsPerMessage = 1 << 16
+
+// EncodeTo writes records as a msgpack array to enc, for callers that embed
+// records in their own messages.
+func EncodeTo(enc *msgpack.Encoder, recs []Record) error {
+	e := &encoder{e: enc}
+	e.arrayLen(len(recs))
+	for _, r := range recs {
+		encodeRecord(e, r, true)
+	}
+	return e.err
+}
+
+// DecodeFrom reads an array of at most max records written by EncodeTo.
+// Each record is validated; signatures are not checked.
+func DecodeFrom(dec *msgpack.Decoder, max int) ([]Record, error) {
+	d := &decoder{d: dec}
+	n := d.arrayLen(max)
+	if d.err != nil {
+		return nil, d.err
+	}
+	recs := make([]Record, 0, min(n, 1024))
+	for i := 0; i < n; i++ {
+		r := decodeRecord(d)
+		if d.err != nil {
+			return nil, d.err
+		}
+		if err := Validate(r); err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
