@@ -1,0 +1,928 @@
+package gossip
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// Role is a node's role in the mesh, as announced in its metadata. It
+// steers paths only; trust comes from signatures.
+type Role uint8
+
+const (
+	RoleController Role = 1
+	RoleRouter     Role = 2
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleController:
+		return "controller"
+	case RoleRouter:
+		return "router"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// ParseRole parses "controller" or "router".
+func ParseRole(s string) (Role, error) {
+	switch s {
+	case "controller":
+		return RoleController, nil
+	case "router":
+		return RoleRouter, nil
+	}
+	return 0, fmt.Errorf("gossip: unknown role %q", s)
+}
+
+// Member is another node as membership sees it.
+type Member struct {
+	Name   string
+	Role   Role
+	Region string
+}
+
+// Config configures a Core. A Config is frozen once passed to NewCore.
+type Config struct {
+	Name   string // this node's name, unique in the mesh
+	Role   Role
+	Region string
+
+	// Fanout is how many children a node has in a region tree. Higher
+	// means fewer hops inside a region and more packets per relay.
+	Fanout int
+	// Trees is how many independent trees a batch travels in each region;
+	// every node receives one copy per tree. Two survive any single loss.
+	Trees int
+	// PacketBudget is the largest message sent best-effort, in bytes;
+	// larger ones go reliably. memberlist's UDP budget after label and
+	// encryption is about 1,300.
+	PacketBudget int
+	// AntiEntropyInterval is how often a node syncs with one peer.
+	AntiEntropyInterval time.Duration
+	// AntiEntropyBudget caps the records in one anti-entropy or repair
+	// answer, in bytes; a peer further behind asks again at once.
+	AntiEntropyBudget int
+	// RepairDelay is how long a gap may wait for a reordered packet before
+	// it is asked for; RepairTimeout, how long before asking again.
+	RepairDelay   time.Duration
+	RepairTimeout time.Duration
+	// WantTimeout is how long one wave of a pull waits for answers.
+	WantTimeout time.Duration
+	// NegativeTTL is how long an authoritative "not issued" is cached.
+	NegativeTTL time.Duration
+	// MaxHeld caps records held for an unknown signer or a future HLC;
+	// HeldTTL is how long one waits before it is dropped and counted.
+	MaxHeld int
+	HeldTTL time.Duration
+	// MaxOffset is the clock offset beyond which a record is held.
+	MaxOffset time.Duration
+}
+
+// DefaultConfig returns the defaults for a node; the caller sets Name,
+// Role and Region.
+func DefaultConfig() Config {
+	return Config{
+		Fanout:              16,                     // 16 and 256 nodes within 1 and 2 hops
+		Trees:               2,                      // survives one lost packet per node
+		PacketBudget:        DefaultPacketBudget,    // memberlist UDP budget after label+GCM
+		AntiEntropyInterval: time.Second,            // ~0.04 msgs/event/node at 50 events/s
+		AntiEntropyBudget:   256 << 10,              // ~1,000 records per answer
+		RepairDelay:         5 * time.Millisecond,   // lets the second tree's copy arrive
+		RepairTimeout:       300 * time.Millisecond, // above one cross-region round trip
+		WantTimeout:         300 * time.Millisecond, // above one cross-region round trip
+		NegativeTTL:         time.Second,
+		MaxHeld:             10000,
+		HeldTTL:             time.Minute,
+		MaxOffset:           crdt.DefaultMaxOffset,
+	}
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("gossip: config: empty name")
+	case c.Role != RoleController && c.Role != RoleRouter:
+		return fmt.Errorf("gossip: config: role %v", c.Role)
+	case c.Fanout < 1:
+		return fmt.Errorf("gossip: config: fanout %d < 1", c.Fanout)
+	case c.Trees < 1 || c.Trees > 4:
+		return fmt.Errorf("gossip: config: trees %d not in [1, 4]", c.Trees)
+	case c.PacketBudget < 512:
+		return fmt.Errorf("gossip: config: packet budget %d < 512", c.PacketBudget)
+	case c.AntiEntropyInterval <= 0:
+		return fmt.Errorf("gossip: config: anti-entropy interval %v", c.AntiEntropyInterval)
+	case c.AntiEntropyBudget < c.PacketBudget:
+		return fmt.Errorf("gossip: config: anti-entropy budget %d below packet budget", c.AntiEntropyBudget)
+	case c.WantTimeout <= 0 || c.RepairTimeout <= 0 || c.HeldTTL <= 0:
+		return errors.New("gossip: config: timeouts must be positive")
+	case c.MaxHeld < 0:
+		return errors.New("gossip: config: negative max held")
+	}
+	return nil
+}
+
+// Output is a message to send.
+type Output struct {
+	To       string
+	Msg      *Message
+	Reliable bool // over memberlist's stream transport; otherwise one packet
+}
+
+// WantResult resolves a Want.
+type WantResult struct {
+	Serial crdt.Serial
+	// Found: the certificate record is now in the store.
+	Found bool
+	// Authoritative: the issuer itself said it never issued the serial.
+	Authoritative bool
+}
+
+// Ready is what a Core has for its driver: messages to send, records merged
+// into the store (local writes included), and pulls resolved. The driver
+// must send the messages and act on the records before calling Ready again.
+type Ready struct {
+	Messages []Output
+	Applied  []crdt.Record
+	Wants    []WantResult
+}
+
+// ErrUnknownSigner is what a Verifier returns when it does not know the
+// record's author yet. The record is held until a signer record arrives.
+var ErrUnknownSigner = errors.New("gossip: unknown signer")
+
+// Core is the protocol state machine of one node. It is not safe for
+// concurrent use; its driver serialises every call.
+type Core struct {
+	cfg      Config
+	store    *crdt.Store
+	verifier crdt.Verifier
+	rng      *rand.Rand
+	clock    *crdt.Clock
+
+	members map[string]*peer
+	regions map[string][]string // sorted member names per region, self included
+
+	out     []Output
+	applied []crdt.Record
+	wants   []WantResult
+
+	forwarded recentSet // (origin, batch, tree) already forwarded
+
+	repairs map[crdt.Author]*repair
+	held    map[crdt.Dot]*heldRecord
+
+	pulls    map[crdt.Serial]*pull
+	negative map[crdt.Serial]time.Time
+	wantSeq  uint64
+
+	aeNext  time.Time
+	aeRound int
+
+	stats Stats
+}
+
+type peer struct {
+	Member
+	lastSync time.Time
+	offset   time.Duration // sender's clock minus ours, from its last message
+	seen     bool
+}
+
+type repair struct {
+	from    string // who revealed the gap
+	upTo    uint64
+	due     time.Time
+	asked   time.Time // zero until sent
+	askedOf string
+	tries   int
+}
+
+type heldRecord struct {
+	rec   crdt.Record
+	until time.Time // dropped after this
+	retry time.Time // HLC hold: not before this
+}
+
+// Stats counts what a Core did. Reasons and types are metric labels.
+type Stats struct {
+	MessagesIn  map[MsgType]uint64
+	MessagesOut map[MsgType]uint64
+	BytesIn     uint64
+	BytesOut    uint64
+	Applied     uint64
+	Rejected    map[string]uint64 // records and messages dropped, by reason
+	Pulls       map[string]uint64 // by result: found, not_found, timeout, cached
+	Repairs     uint64
+}
+
+// NewCore returns a Core that replicates into store, verifies received
+// records with verifier and draws randomness from rng (seeded by the
+// caller, for determinism in simulation).
+func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Rand) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:      cfg,
+		store:    store,
+		verifier: verifier,
+		rng:      rng,
+		clock:    crdt.NewClock(cfg.MaxOffset),
+		members:  make(map[string]*peer),
+		regions:  map[string][]string{cfg.Region: {cfg.Name}},
+		repairs:  make(map[crdt.Author]*repair),
+		held:     make(map[crdt.Dot]*heldRecord),
+		pulls:    make(map[crdt.Serial]*pull),
+		negative: make(map[crdt.Serial]time.Time),
+		stats: Stats{
+			MessagesIn:  make(map[MsgType]uint64),
+			MessagesOut: make(map[MsgType]uint64),
+			Rejected:    make(map[string]uint64),
+			Pulls:       make(map[string]uint64),
+		},
+	}
+	c.forwarded.init(4096)
+	return c, nil
+}
+
+// Config returns the core's configuration.
+func (c *Core) Config() Config { return c.cfg }
+
+// Store returns the store the core replicates into. Callers may read it
+// between calls to the core, never concurrently with them.
+func (c *Core) Store() *crdt.Store { return c.store }
+
+// Stats returns the counters. The maps are the core's own: read them
+// between calls, never concurrently.
+func (c *Core) Stats() *Stats { return &c.stats }
+
+// Now returns an HLC timestamp for a local write at wall time now, above
+// every timestamp this node has issued or observed.
+func (c *Core) Now(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
+
+// ClockOffset estimates how far this node's clock is from its peers': the
+// median over peers of (peer's send time − our receive time). One-way
+// latency biases it slightly negative.
+func (c *Core) ClockOffset() (time.Duration, bool) {
+	var offs []time.Duration
+	for _, p := range c.members {
+		if p.seen {
+			offs = append(offs, -p.offset)
+		}
+	}
+	if len(offs) == 0 {
+		return 0, false
+	}
+	slices.Sort(offs)
+	return offs[len(offs)/2], true
+}
+
+// Members returns the known members, sorted by name.
+func (c *Core) Members() []Member {
+	ms := make([]Member, 0, len(c.members))
+	for _, p := range c.members {
+		ms = append(ms, p.Member)
+	}
+	slices.SortFunc(ms, func(a, b Member) int { return compareStrings(a.Name, b.Name) })
+	return ms
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SetMember adds or updates a member. A node that joins or comes back is
+// synced with at the next tick.
+func (c *Core) SetMember(m Member) {
+	if m.Name == c.cfg.Name || m.Name == "" {
+		return
+	}
+	if p, ok := c.members[m.Name]; ok {
+		if p.Region != m.Region {
+			c.removeFromRegion(p.Region, p.Name)
+			c.addToRegion(m.Region, m.Name)
+		}
+		p.Member = m
+		return
+	}
+	c.members[m.Name] = &peer{Member: m}
+	c.addToRegion(m.Region, m.Name)
+}
+
+// RemoveMember forgets a member that left or failed.
+func (c *Core) RemoveMember(name string) {
+	p, ok := c.members[name]
+	if !ok {
+		return
+	}
+	delete(c.members, name)
+	c.removeFromRegion(p.Region, name)
+}
+
+func (c *Core) addToRegion(region, name string) {
+	l := c.regions[region]
+	i, found := slices.BinarySearch(l, name)
+	if !found {
+		c.regions[region] = slices.Insert(l, i, name)
+	}
+}
+
+func (c *Core) removeFromRegion(region, name string) {
+	l := c.regions[region]
+	if i, found := slices.BinarySearch(l, name); found {
+		l = slices.Delete(l, i, i+1)
+		if len(l) == 0 {
+			delete(c.regions, region)
+		} else {
+			c.regions[region] = l
+		}
+	}
+}
+
+// Ready returns and clears what the core has for its driver.
+func (c *Core) Ready() Ready {
+	rd := Ready{Messages: c.out, Applied: c.applied, Wants: c.wants}
+	c.out, c.applied, c.wants = nil, nil, nil
+	return rd
+}
+
+// HasReady reports whether Ready would return anything.
+func (c *Core) HasReady() bool {
+	return len(c.out) > 0 || len(c.applied) > 0 || len(c.wants) > 0
+}
+
+func (c *Core) send(to string, m *Message) {
+	if to == c.cfg.Name {
+		return
+	}
+	if m.size == 0 {
+		if _, err := Encode(m); err != nil {
+			// Only our own, well-formed messages get here; an encoding
+			// error is a bug, counted rather than crashing the node.
+			c.stats.Rejected["encode_error"]++
+			return
+		}
+	}
+	c.stats.MessagesOut[m.Type]++
+	c.stats.BytesOut += uint64(m.size)
+	c.out = append(c.out, Output{To: to, Msg: m, Reliable: m.size > c.cfg.PacketBudget})
+}
+
+// Publish disseminates records this node wrote, already signed and durably
+// stored by the caller. They are merged into the store and pushed along the
+// region trees at once.
+func (c *Core) Publish(now time.Time, recs []crdt.Record) error {
+	var mine []crdt.Record
+	for _, r := range recs {
+		ok, err := c.store.MergeVerified(r)
+		if err != nil {
+			return fmt.Errorf("gossip: publish %v: %w", r.Head().Dot(), err)
+		}
+		if ok {
+			mine = append(mine, r)
+			c.applied = append(c.applied, r)
+			c.stats.Applied++
+		}
+	}
+	for _, batch := range c.pack(mine, c.cfg.PacketBudget) {
+		c.push(now, batch)
+	}
+	return nil
+}
+
+// pack splits records into groups whose push fits budget.
+func (c *Core) pack(recs []crdt.Record, budget int) [][]crdt.Record {
+	const overhead = 64 + crdt.MaxNameLen // envelope, origin, batch, region
+	var out [][]crdt.Record
+	var cur []crdt.Record
+	size := overhead
+	for _, r := range recs {
+		n := crdt.EncodedSizeHint(r)
+		if len(cur) > 0 && size+n > budget {
+			out = append(out, cur)
+			cur, size = nil, overhead
+		}
+		cur = append(cur, r)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// push starts a batch down every tree of every region.
+func (c *Core) push(now time.Time, recs []crdt.Record) {
+	batch := c.rng.Uint64()
+	regions := make([]string, 0, len(c.regions))
+	for r := range c.regions {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	var buf []string
+	for _, region := range regions {
+		members := c.regions[region]
+		for t := 0; t < c.cfg.Trees; t++ {
+			m := &Message{Type: MsgPush, SentAt: crdt.MillisOf(now), Origin: c.cfg.Name,
+				Batch: batch, Tree: uint8(t), Region: region, Records: recs}
+			l := newLayout(members, c.cfg.Name, batch, region, t, c.cfg.Fanout)
+			if region == c.cfg.Region {
+				buf = l.children(c.cfg.Name, buf[:0])
+				for _, to := range buf {
+					c.send(to, m)
+				}
+			} else {
+				c.send(l.root(), m)
+			}
+		}
+	}
+	c.forwarded.add(forwardKey{c.cfg.Name, batch, 0})
+}
+
+// Step processes a message received from the member named from.
+func (c *Core) Step(now time.Time, from string, m *Message) {
+	c.stats.MessagesIn[m.Type]++
+	c.stats.BytesIn += uint64(m.size)
+	if p, ok := c.members[from]; ok {
+		p.seen = true
+		p.offset = time.Duration(m.SentAt-crdt.MillisOf(now)) * time.Millisecond
+	}
+	switch m.Type {
+	case MsgPush:
+		c.forward(m)
+		c.ingest(now, from, m.Records, nil)
+	case MsgRepairReq:
+		c.answerRepair(now, from, m.Repair)
+	case MsgSyncReq:
+		c.answerSync(now, from, m.Context, true)
+	case MsgDelta:
+		c.ingest(now, from, m.Records, m.Intervals)
+		if p, ok := c.members[from]; ok {
+			p.lastSync = now
+		}
+		if m.Context != nil {
+			// The peer has things we lack and asks for what it lacks.
+			c.answerSync(now, from, m.Context, false)
+		}
+		if m.More {
+			c.sendSync(now, from)
+		}
+		if len(c.repairs) > 0 {
+			c.repairAnswered(now, from)
+		}
+	case MsgWantReq:
+		c.answerWant(now, from, m)
+	case MsgWantResp:
+		c.onWantResp(now, from, m)
+	default:
+		c.stats.Rejected["unknown_type"]++
+	}
+}
+
+// forward relays a push to this node's children in the tree it came by.
+func (c *Core) forward(m *Message) {
+	if m.Region != c.cfg.Region || int(m.Tree) >= c.cfg.Trees {
+		return
+	}
+	k := forwardKey{m.Origin, m.Batch, m.Tree}
+	if c.forwarded.has(k) {
+		return
+	}
+	c.forwarded.add(k)
+	l := newLayout(c.regions[m.Region], m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
+	for _, to := range l.children(c.cfg.Name, nil) {
+		if to != m.Origin {
+			c.send(to, m)
+		}
+	}
+}
+
+// ingest verifies and merges received records. Intervals are covered only
+// for authors all of whose records in the message were merged or already
+// covered: a held or refused record leaves its gap open.
+func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals []crdt.Interval) {
+	var incomplete map[crdt.Author]bool
+	signers := false
+	for _, r := range recs {
+		switch c.accept(now, r) {
+		case acceptMerged:
+			if _, ok := r.(*crdt.SignerRecord); ok {
+				signers = true
+			}
+			c.noteGap(now, from, r.Head())
+		case acceptHeld, acceptRefused:
+			if incomplete == nil {
+				incomplete = make(map[crdt.Author]bool)
+			}
+			incomplete[r.Head().Author] = true
+		}
+	}
+	if signers {
+		c.retryHeld(now, true)
+	}
+	for _, iv := range intervals {
+		if !incomplete[iv.Author] {
+			c.store.CoverInterval(iv, crdt.MillisOf(now))
+		}
+	}
+}
+
+type acceptResult int
+
+const (
+	acceptDuplicate acceptResult = iota
+	acceptMerged
+	acceptHeld
+	acceptRefused
+)
+
+// accept verifies and merges one record.
+func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
+	h := r.Head()
+	if c.store.Has(h.Dot()) {
+		return acceptDuplicate
+	}
+	if _, ok := c.held[h.Dot()]; ok {
+		return acceptHeld
+	}
+	if err := crdt.Verify(r, c.verifier); err != nil {
+		if errors.Is(err, ErrUnknownSigner) {
+			return c.hold(now, r, time.Time{})
+		}
+		c.stats.Rejected[rejectReason(err)]++
+		return acceptRefused
+	}
+	if _, err := c.clock.Observe(h.HLC, now); err != nil {
+		var ahead *crdt.AheadError
+		if errors.As(err, &ahead) {
+			return c.hold(now, r, now.Add(ahead.Wait()))
+		}
+	}
+	ok, err := c.store.MergeVerified(r)
+	switch {
+	case errors.Is(err, crdt.ErrTooFarAhead):
+		// Anti-entropy brings it in order.
+		c.stats.Rejected["too_far_ahead"]++
+		return acceptRefused
+	case err != nil:
+		c.stats.Rejected[rejectReason(err)]++
+		return acceptRefused
+	case !ok:
+		return acceptDuplicate
+	}
+	c.applied = append(c.applied, r)
+	c.stats.Applied++
+	return acceptMerged
+}
+
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, crdt.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, crdt.ErrAuthorRevoked):
+		return "author_revoked"
+	case errors.Is(err, crdt.ErrTooManyAuthors):
+		return "too_many_authors"
+	case errors.Is(err, ErrUnknownSigner):
+		return "unknown_signer"
+	}
+	return "bad_signature"
+}
+
+func (c *Core) hold(now time.Time, r crdt.Record, retry time.Time) acceptResult {
+	if len(c.held) >= c.cfg.MaxHeld {
+		c.stats.Rejected["held_full"]++
+		return acceptRefused
+	}
+	c.held[r.Head().Dot()] = &heldRecord{rec: r, until: now.Add(c.cfg.HeldTTL), retry: retry}
+	return acceptHeld
+}
+
+// retryHeld merges held records whose reason to wait has passed: their
+// HLC hold ran out, or, when signers is set, a signer record arrived. It
+// drops those held longer than HeldTTL.
+func (c *Core) retryHeld(now time.Time, signers bool) {
+	if len(c.held) == 0 {
+		return
+	}
+	dots := make([]crdt.Dot, 0, len(c.held))
+	for d := range c.held {
+		dots = append(dots, d)
+	}
+	// Oldest first, so an author's seqs merge in order.
+	slices.SortFunc(dots, func(a, b crdt.Dot) int {
+		if c := compareStrings(a.Author.Name, b.Author.Name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Author.Incarnation, b.Author.Incarnation); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	for _, d := range dots {
+		h := c.held[d]
+		if !now.Before(h.until) {
+			delete(c.held, d)
+			c.stats.Rejected["held_expired"]++
+			continue
+		}
+		due := signers && h.retry.IsZero() || !h.retry.IsZero() && !now.Before(h.retry)
+		if !due {
+			continue
+		}
+		delete(c.held, d)
+		if c.accept(now, h.rec) == acceptHeld {
+			c.held[d].until = h.until // still waiting: the first deadline stands
+		}
+	}
+}
+
+// noteGap schedules a repair when h's seq leaves a gap behind it.
+func (c *Core) noteGap(now time.Time, from string, h *crdt.Header) {
+	have := c.store.Contiguous(h.Author)
+	if h.Seq <= have+1 {
+		return
+	}
+	rp := c.repairs[h.Author]
+	if rp == nil {
+		c.repairs[h.Author] = &repair{from: from, upTo: h.Seq - 1, due: now.Add(c.cfg.RepairDelay)}
+		return
+	}
+	rp.upTo = max(rp.upTo, h.Seq-1)
+}
+
+// answerRepair sends what this node has of the requested interval.
+func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
+	if iv.To <= iv.From {
+		return
+	}
+	have := c.store.Contiguous(iv.Author)
+	var recs []crdt.Record
+	used := 0
+	last := iv.From
+	for seq := iv.From + 1; seq <= iv.To; seq++ {
+		r := c.store.Get(crdt.Dot{Author: iv.Author, Seq: seq})
+		if r != nil {
+			n := crdt.EncodedSizeHint(r)
+			if used > 0 && used+n > c.cfg.AntiEntropyBudget {
+				break
+			}
+			used += n
+			recs = append(recs, r)
+		}
+		last = seq
+	}
+	m := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(now), Records: recs}
+	if top := min(last, have); top > iv.From {
+		m.Intervals = []crdt.Interval{{Author: iv.Author, From: iv.From, To: top}}
+	}
+	// Answer even with nothing, so the asker can turn to the author at once.
+	c.send(to, m)
+}
+
+// sendSync starts an anti-entropy exchange with to.
+func (c *Core) sendSync(now time.Time, to string) {
+	if p, ok := c.members[to]; ok {
+		p.lastSync = now
+	}
+	c.send(to, &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: c.store.Context()})
+}
+
+// answerSync sends a peer what it lacks given its context. When the peer
+// has things this node lacks and asked (a SyncReq), the answer carries this
+// node's context so the peer sends them back.
+func (c *Core) answerSync(now time.Time, to string, theirs crdt.Context, askBack bool) {
+	d := c.store.DeltaSince(theirs, c.cfg.AntiEntropyBudget)
+	m := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(now), Records: d.Records, Intervals: d.Intervals}
+	if askBack && lacks(c.store, theirs) {
+		m.Context = c.store.Context()
+	}
+	// The budget cut the answer short: the peer should ask again at once.
+	// (A delta that stopped for any other reason is well below the budget:
+	// no record is near 8 KiB.)
+	sent := 0
+	for _, r := range d.Records {
+		sent += crdt.EncodedSizeHint(r)
+	}
+	m.More = sent+8<<10 > c.cfg.AntiEntropyBudget
+	if len(m.Records) > 0 || len(m.Intervals) > 0 || m.Context != nil {
+		c.send(to, m)
+	}
+}
+
+// lacks reports whether theirs covers a dot that s does not.
+func lacks(s *crdt.Store, theirs crdt.Context) bool {
+	for i := range theirs {
+		a := &theirs[i]
+		have := s.Contiguous(a.Author)
+		if a.Max > have {
+			return true
+		}
+		for _, seq := range a.Above {
+			if !s.Has(crdt.Dot{Author: a.Author, Seq: seq}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Tick advances time: repairs due, anti-entropy, pull timeouts, held
+// records. Call it at least every NextDeadline.
+func (c *Core) Tick(now time.Time) {
+	c.tickRepairs(now)
+	c.tickWants(now)
+	c.retryHeld(now, false)
+	if c.aeNext.IsZero() {
+		// Random phase, so that nodes started together do not sync in
+		// lockstep.
+		c.aeNext = now.Add(time.Duration(c.rng.Int64N(int64(c.cfg.AntiEntropyInterval))))
+	}
+	if !now.Before(c.aeNext) {
+		c.antiEntropy(now)
+		c.aeNext = now.Add(c.cfg.AntiEntropyInterval)
+	}
+}
+
+// NextDeadline is the earliest time at which Tick has work to do.
+func (c *Core) NextDeadline() time.Time {
+	next := c.aeNext
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, rp := range c.repairs {
+		if rp.asked.IsZero() {
+			consider(rp.due)
+		} else {
+			consider(rp.asked.Add(c.cfg.RepairTimeout))
+		}
+	}
+	for _, p := range c.pulls {
+		consider(p.deadline)
+	}
+	for _, h := range c.held {
+		if !h.retry.IsZero() {
+			consider(h.retry)
+		}
+		consider(h.until)
+	}
+	return next
+}
+
+// tickRepairs asks for gaps that are due. The first request goes to the
+// node that revealed the gap (a tree neighbour, usually close); if its
+// answer or RepairTimeout leaves the gap open, the second goes to the
+// author itself, which has everything it wrote. After that anti-entropy
+// closes the gap, and a later record may schedule a new repair.
+func (c *Core) tickRepairs(now time.Time) {
+	for _, a := range c.repairAuthors() {
+		rp := c.repairs[a]
+		have := c.store.Contiguous(a)
+		switch {
+		case have >= rp.upTo:
+			delete(c.repairs, a)
+		case rp.asked.IsZero() && !now.Before(rp.due):
+			c.askRepair(now, a, rp, rp.from)
+		case !rp.asked.IsZero() && !now.Before(rp.asked.Add(c.cfg.RepairTimeout)):
+			c.escalateRepair(now, a, rp)
+		}
+	}
+}
+
+// repairAuthors lists the authors with a repair in progress, in a
+// deterministic order.
+func (c *Core) repairAuthors() []crdt.Author {
+	as := make([]crdt.Author, 0, len(c.repairs))
+	for a := range c.repairs {
+		as = append(as, a)
+	}
+	slices.SortFunc(as, func(x, y crdt.Author) int {
+		if c := compareStrings(x.Name, y.Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Incarnation, y.Incarnation)
+	})
+	return as
+}
+
+func (c *Core) askRepair(now time.Time, a crdt.Author, rp *repair, to string) {
+	rp.asked, rp.askedOf = now, to
+	rp.tries++
+	c.stats.Repairs++
+	c.send(to, &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now),
+		Repair: crdt.Interval{Author: a, From: c.store.Contiguous(a), To: rp.upTo}})
+}
+
+// escalateRepair asks the author after the revealer failed, or gives up.
+func (c *Core) escalateRepair(now time.Time, a crdt.Author, rp *repair) {
+	if _, ok := c.members[a.Name]; ok && rp.tries < 2 && rp.askedOf != a.Name {
+		c.askRepair(now, a, rp, a.Name)
+		return
+	}
+	delete(c.repairs, a)
+}
+
+// repairAnswered is called after a delta from a node asked for a repair:
+// if the gap is still open, escalate at once rather than wait.
+func (c *Core) repairAnswered(now time.Time, from string) {
+	for _, a := range c.repairAuthors() {
+		rp := c.repairs[a]
+		if rp.askedOf != from || rp.asked.IsZero() {
+			continue
+		}
+		if c.store.Contiguous(a) >= rp.upTo {
+			delete(c.repairs, a)
+			continue
+		}
+		c.escalateRepair(now, a, rp)
+	}
+}
+
+// antiEntropy syncs with one peer: the least recently synced, from another
+// region every third round.
+func (c *Core) antiEntropy(now time.Time) {
+	c.aeRound++
+	remote := c.aeRound%3 == 0
+	var best *peer
+	for _, p := range c.members {
+		if remote != (p.Region != c.cfg.Region) {
+			continue
+		}
+		if best == nil || p.lastSync.Before(best.lastSync) ||
+			(p.lastSync.Equal(best.lastSync) && p.Name < best.Name) {
+			best = p
+		}
+	}
+	if best == nil {
+		for _, p := range c.members { // no peer of the preferred kind
+			if best == nil || p.lastSync.Before(best.lastSync) ||
+				(p.lastSync.Equal(best.lastSync) && p.Name < best.Name) {
+				best = p
+			}
+		}
+	}
+	if best != nil {
+		c.sendSync(now, best.Name)
+	}
+}
+
+// SyncWith starts an anti-entropy exchange with a member at once, as when
+// it joins or comes back.
+func (c *Core) SyncWith(now time.Time, name string) {
+	if _, ok := c.members[name]; ok {
+		c.sendSync(now, name)
+	}
+}
+
+// HeldCount is the number of records held for a signer or a future HLC.
+func (c *Core) HeldCount() int { return len(c.held) }
+
+// forwardKey identifies one tree's copy of a batch.
+type forwardKey struct {
+	origin string
+	batch  uint64
+	tree   uint8
+}
+
+// recentSet remembers the last n keys added.
+type recentSet struct {
+	set  map[forwardKey]struct{}
+	ring []forwardKey
+	next int
+}
+
+func (s *recentSet) init(n int) {
+	s.set = make(map[forwardKey]struct{}, n)
+	s.ring = make([]forwardKey, n)
+}
+
+func (s *recentSet) has(k forwardKey) bool { _, ok := s.set[k]; return ok }
+
+func (s *recentSet) add(k forwardKey) {
+	if s.has(k) {
+		return
+	}
+	if old := s.ring[s.next]; old != (forwardKey{}) {
+		delete(s.set, old)
+	}
+	s.ring[s.next] = k
+	s.next = (s.next + 1) % len(s.ring)
+	s.set[k] = struct{}{}
+}

@@ -1,0 +1,240 @@
+package gossip
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+var regions3 = []string{"ap", "eu", "us"}
+
+// converged fails the test unless every live node holds want records and
+// the same digest.
+func (n *testNet) converged(want int) {
+	n.t.Helper()
+	var digest uint64
+	first := true
+	for _, name := range n.names() {
+		if n.down[name] {
+			continue
+		}
+		s := n.nodes[name].Store()
+		if s.Len() != want {
+			n.t.Fatalf("%s holds %d records, want %d", name, s.Len(), want)
+		}
+		if first {
+			digest, first = s.Digest(), false
+		} else if s.Digest() != digest {
+			n.t.Fatalf("%s digest %x differs from %x", name, s.Digest(), digest)
+		}
+	}
+}
+
+func TestConvergesUnderLossDuplicationAndReordering(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testConverges(t, seed) })
+	}
+}
+
+func testConverges(t *testing.T, seed uint64) {
+	v := &testVerifier{}
+	net := newTestNet(t, seed, regions3, 6, v) // 21 nodes
+	net.loss, net.dup = 0.05, 0.05
+	writers := map[string]*writer{}
+	for _, r := range regions3 {
+		writers[r] = newWriter(v, "ctrl-"+r)
+	}
+	total := 0
+	for i := 0; i < 40; i++ {
+		for _, r := range regions3 {
+			c := net.nodes["ctrl-"+r]
+			s, cert := writers[r].session(t, c, net.now, byte(i))
+			if err := c.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+				t.Fatal(err)
+			}
+			total += 2
+		}
+		net.run(7 * time.Millisecond)
+	}
+	net.run(5 * time.Second) // a few anti-entropy rounds mop up
+	net.converged(total)
+}
+
+func TestPushReachesEveryNodeTwiceWithoutLoss(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 2, regions3, 6, v)
+	w := newWriter(v, "ctrl-eu")
+	c := net.nodes["ctrl-eu"]
+	s, cert := w.session(t, c, net.now, 1)
+	if err := c.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+		t.Fatal(err)
+	}
+	net.run(200 * time.Millisecond) // well before the first anti-entropy round could matter
+	for _, name := range net.names() {
+		st := net.nodes[name].Stats()
+		if name == "ctrl-eu" {
+			continue
+		}
+		if got := st.MessagesIn[MsgPush]; got != 2 {
+			t.Errorf("%s received %d pushes, want 2 (one per tree)", name, got)
+		}
+		if net.nodes[name].Store().Len() != 2 {
+			t.Errorf("%s holds %d records, want 2", name, net.nodes[name].Store().Len())
+		}
+	}
+}
+
+func TestGapIsRepairedWithoutAntiEntropy(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testGapRepair(t, seed) })
+	}
+}
+
+func testGapRepair(t *testing.T, seed uint64) {
+	v := &testVerifier{}
+	net := newTestNet(t, seed, regions3, 4, v)
+	for _, c := range net.nodes {
+		c.cfg.AntiEntropyInterval = time.Hour // only repair can close the gap
+	}
+	w := newWriter(v, "ctrl-us")
+	c := net.nodes["ctrl-us"]
+	// The first batch reaches nobody: every copy is lost.
+	s1, c1 := w.session(t, c, net.now, 1)
+	if err := c.Publish(net.now, []crdt.Record{s1, c1}); err != nil {
+		t.Fatal(err)
+	}
+	c.Ready()
+	s2, c2 := w.session(t, c, net.now, 2)
+	if err := c.Publish(net.now, []crdt.Record{s2, c2}); err != nil {
+		t.Fatal(err)
+	}
+	net.run(500 * time.Millisecond)
+	net.converged(4)
+	repairs := uint64(0)
+	for _, n := range net.nodes {
+		repairs += n.Stats().Repairs
+	}
+	if repairs == 0 {
+		t.Fatal("gap closed without a repair request")
+	}
+}
+
+func TestPullOnMissFindsTheRecordWithinOneRoundTrip(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 4, regions3, 3, v)
+	w := newWriter(v, "ctrl-us")
+	ctrl := net.nodes["ctrl-us"]
+	s, cert := w.session(t, ctrl, net.now, 1)
+	if err := ctrl.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Ready() // the push is lost everywhere: only the issuer knows
+	router := net.nodes["r-ap-0"]
+	start := net.now
+	router.Want(net.now, cert.Serial, "ctrl-us")
+	var res []WantResult
+	for len(res) == 0 && net.now.Sub(start) < time.Second {
+		net.run(time.Millisecond)
+		res = net.wants["r-ap-0"]
+	}
+	if len(res) != 1 || !res[0].Found {
+		t.Fatalf("want result %+v, want found", res)
+	}
+	// One cross-region round trip is 80-120ms here.
+	if took := net.now.Sub(start); took > 130*time.Millisecond {
+		t.Fatalf("pull took %v, want about one round trip", took)
+	}
+	if v := router.Store().Admission(crdt.CertFacts{Serial: cert.Serial, Session: cert.Session,
+		Identity: cert.Identity, Issuer: "ctrl-us", NotBefore: cert.NotBefore, NotAfter: cert.NotAfter},
+		crdt.MillisOf(net.now), true); v != crdt.Admit {
+		t.Fatalf("admission after pull: %v", v)
+	}
+}
+
+func TestPullOfUnknownSerialIsSettledByTheIssuerAndCached(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 5, regions3, 3, v)
+	router := net.nodes["r-eu-1"]
+	unknown := crdt.Serial{9, 9, 9}
+	router.Want(net.now, unknown, "ctrl-us")
+	router.Want(net.now, unknown, "ctrl-us") // collapses into the first
+	var res []WantResult
+	for i := 0; i < 500 && len(res) == 0; i++ {
+		net.run(time.Millisecond)
+		res = net.wants["r-eu-1"]
+	}
+	if len(res) != 1 || res[0].Found || !res[0].Authoritative {
+		t.Fatalf("results %+v, want one authoritative not-found", res)
+	}
+	sent := router.Stats().MessagesOut[MsgWantReq]
+	router.Want(net.now, unknown, "ctrl-us")
+	res = router.Ready().Wants
+	if len(res) != 1 || !res[0].Authoritative {
+		t.Fatalf("cached result %+v", res)
+	}
+	if router.Stats().MessagesOut[MsgWantReq] != sent {
+		t.Fatal("negative cache did not stop a second pull")
+	}
+}
+
+func TestForgedRecordsAreIgnoredByEveryone(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 6, regions3, 3, v)
+	rogue := net.nodes["r-us-0"]
+	// A router signs with its own key, once claiming a controller's name
+	// and once its own.
+	v.key("ctrl-us") // the genuine controller exists; the router lacks its key
+	forger := &writer{author: crdt.Author{Name: "ctrl-us", Incarnation: 1}, signer: testSigner{[]byte("router key")}}
+	s, cert := forger.session(t, rogue, net.now, 7)
+	self := &writer{author: crdt.Author{Name: "r-us-0", Incarnation: 1}, signer: testSigner{[]byte("router key")}}
+	s2, cert2 := self.session(t, rogue, net.now, 8)
+	// It cannot Publish (that trusts its input): it sends raw pushes.
+	for _, to := range net.names() {
+		if to == "r-us-0" {
+			continue
+		}
+		m := &Message{Type: MsgPush, Origin: "r-us-0", Batch: 1, Region: "elsewhere",
+			Records: []crdt.Record{s, cert, s2, cert2}}
+		net.nodes[to].Step(net.now, "r-us-0", m)
+	}
+	net.run(2 * time.Minute) // past HeldTTL
+	for _, name := range net.names() {
+		if name == "r-us-0" {
+			continue
+		}
+		n := net.nodes[name]
+		if n.Store().Len() != 0 {
+			t.Fatalf("%s merged %d forged records", name, n.Store().Len())
+		}
+		if n.Stats().Rejected["bad_signature"] != 2 {
+			t.Errorf("%s rejected %v", name, n.Stats().Rejected)
+		}
+		if n.HeldCount() != 0 {
+			t.Errorf("%s still holds %d records of an unknown signer", name, n.HeldCount())
+		}
+	}
+}
+
+func TestNodeCatchesUpAfterBeingDown(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 7, regions3, 3, v)
+	w := newWriter(v, "ctrl-eu")
+	c := net.nodes["ctrl-eu"]
+	net.down["r-ap-2"] = true
+	for i := 0; i < 300; i++ {
+		s, cert := w.session(t, c, net.now, byte(i))
+		if err := c.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+			t.Fatal(err)
+		}
+		net.run(time.Millisecond)
+	}
+	net.run(time.Second)
+	if got := net.nodes["r-ap-2"].Store().Len(); got != 0 {
+		t.Fatalf("down node got %d records", got)
+	}
+	net.down["r-ap-2"] = false
+	net.run(10 * time.Second)
+	net.converged(600)
+}

@@ -1,0 +1,48 @@
+// Package gossip carries certmesh's replicated state between nodes.
+//
+// It has two parts, kept apart as in etcd-io/raft:
+//
+//   - Core is the protocol: a single-threaded state machine with no I/O and
+//     no clock. Its inputs are local writes (Publish), received messages
+//     (Step), the passage of time (Tick, carrying now) and membership changes
+//     (SetMember, RemoveMember); its outputs leave through Ready: messages to
+//     send, records applied, pulls resolved. The simulator in sim/ drives the
+//     very same Core in virtual time.
+//   - Mesh is the adapter that runs a Core over github.com/hashicorp/memberlist
+//     (membership, failure detection, encryption) and is the only code here
+//     that touches memberlist or the network.
+//
+// The protocol (see ARCHITECTURE.md, "Dissemination"):
+//
+//  1. Eager push along per-region trees. A write's origin sends the batch to
+//     the root of two trees in every region (itself in its own region); each
+//     node forwards to its children in the tree the copy came by. A batch
+//     crosses each region boundary twice and reaches every node twice, over
+//     independent parents, so one lost packet costs no repair round. The
+//     trees are laid out from the batch id over the region's members sorted
+//     by name, O(1) per message, as in the deterministic relays of fly.io's
+//     Corrosion; Plumtree's eager/lazy split (Leitão et al. 2007) is the
+//     general form.
+//  2. Coalescing: the records of one Publish travel in as few packets as
+//     PacketBudget allows (memberlist's UDP budget after label and
+//     encryption).
+//  3. Fast repair: a record whose seq leaves a gap behind it in its author's
+//     version triggers, after RepairDelay, a repair request for the gap to
+//     the node that delivered it.
+//  4. Anti-entropy: every AntiEntropyInterval, a node sends its causal
+//     context to one peer (the least recently synced; every third round one
+//     in another region) and receives what it lacks, revocations first, then
+//     oldest first, at most AntiEntropyBudget bytes, over the reliable path;
+//     the peer asks back when the node has what it lacks (push-pull).
+//  5. Pull on miss: Want asks the controller that issued a certificate, and
+//     at the same time one nearby node, then everybody else, and resolves
+//     with the record or the issuer's authoritative "not issued". Concurrent
+//     wants collapse; a short negative cache absorbs floods of unknown certs.
+//  6. Every received record is verified (crdt.Verify with the injected
+//     Verifier) before merge. Records whose signer is not yet known, or
+//     whose HLC is too far ahead, are held (bounded) and retried. Forged,
+//     malformed and oversized input is dropped and counted, never panicked on.
+//     Role and region in membership steer paths, never trust.
+//  7. Wire format: one protocol version byte, then msgpack; message type
+//     numbers are append-only; every length read from the wire is capped.
+package gossip

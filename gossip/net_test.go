@@ -1,0 +1,242 @@
+package gossip
+
+import (
+	"container/heap"
+	"crypto/sha512"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// testNet is a small in-test network in virtual time: per-message delay,
+// loss, duplication and reordering (by jitter). It is deliberately not
+// sim/: it only has to exercise the core.
+type testNet struct {
+	t      *testing.T
+	rng    *rand.Rand
+	now    time.Time
+	nodes  map[string]*Core
+	down   map[string]bool
+	q      deliveryQueue
+	seq    int
+	loss   float64
+	dup    float64
+	delay  func(from, to string) time.Duration
+	region map[string]string
+	wants  map[string][]WantResult // resolved pulls, by node
+}
+
+type delivery struct {
+	at       time.Time
+	seq      int
+	from, to string
+	msg      *Message
+}
+
+type deliveryQueue []delivery
+
+func (q deliveryQueue) Len() int { return len(q) }
+func (q deliveryQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q deliveryQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *deliveryQueue) Push(x any)   { *q = append(*q, x.(delivery)) }
+func (q *deliveryQueue) Pop() any {
+	old := *q
+	d := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return d
+}
+
+var epoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// newTestNet builds nodes "ctrl-<region>" (controllers) and
+// "r-<region>-<i>" (routers) over the given regions; cross-region delay is
+// 40ms, intra 1ms, each with up to 50% jitter (which reorders).
+func newTestNet(t *testing.T, seed uint64, regions []string, routersPer int, v *testVerifier) *testNet {
+	n := &testNet{
+		t: t, rng: rand.New(rand.NewPCG(seed, 1)), now: epoch,
+		nodes: make(map[string]*Core), down: make(map[string]bool), region: make(map[string]string),
+		wants: make(map[string][]WantResult),
+	}
+	n.delay = func(from, to string) time.Duration {
+		base := time.Millisecond
+		if n.region[from] != n.region[to] {
+			base = 40 * time.Millisecond
+		}
+		return base + time.Duration(n.rng.Float64()*0.5*float64(base))
+	}
+	var members []Member
+	for _, r := range regions {
+		members = append(members, Member{Name: "ctrl-" + r, Role: RoleController, Region: r})
+		for i := 0; i < routersPer; i++ {
+			members = append(members, Member{Name: fmt.Sprintf("r-%s-%d", r, i), Role: RoleRouter, Region: r})
+		}
+	}
+	for i, m := range members {
+		cfg := DefaultConfig()
+		cfg.Name, cfg.Role, cfg.Region = m.Name, m.Role, m.Region
+		cfg.Fanout = 3 // deep trees even in small regions
+		c, err := NewCore(cfg, crdt.NewStore(), v, rand.New(rand.NewPCG(seed, uint64(i)+2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.nodes[m.Name] = c
+		n.region[m.Name] = m.Region
+	}
+	for _, c := range n.nodes {
+		for _, m := range members {
+			c.SetMember(m)
+		}
+	}
+	return n
+}
+
+// flush moves every node's output into the network.
+func (n *testNet) flush() {
+	for _, name := range n.names() {
+		c := n.nodes[name]
+		rd := c.Ready()
+		n.wants[name] = append(n.wants[name], rd.Wants...)
+		for _, o := range rd.Messages {
+			if n.down[name] {
+				continue
+			}
+			copies := 1
+			if n.rng.Float64() < n.dup {
+				copies = 2
+			}
+			for i := 0; i < copies; i++ {
+				if !o.Reliable && n.rng.Float64() < n.loss {
+					continue
+				}
+				n.seq++
+				heap.Push(&n.q, delivery{at: n.now.Add(n.delay(name, o.To)), seq: n.seq, from: name, to: o.To, msg: o.Msg})
+			}
+		}
+	}
+}
+
+func (n *testNet) names() []string {
+	var names []string
+	for name := range n.nodes {
+		names = append(names, name)
+	}
+	sortStrings(names)
+	return names
+}
+
+// run advances virtual time by d, delivering messages and ticking nodes.
+func (n *testNet) run(d time.Duration) {
+	end := n.now.Add(d)
+	for {
+		n.flush()
+		next := end
+		if len(n.q) > 0 && n.q[0].at.Before(next) {
+			next = n.q[0].at
+		}
+		for _, name := range n.names() {
+			if dl := n.nodes[name].NextDeadline(); !dl.IsZero() && dl.Before(next) {
+				next = dl
+			}
+		}
+		if next.Before(n.now) {
+			next = n.now
+		}
+		n.now = next
+		for len(n.q) > 0 && !n.q[0].at.After(n.now) {
+			dv := heap.Pop(&n.q).(delivery)
+			if !n.down[dv.to] {
+				n.nodes[dv.to].Step(n.now, dv.from, dv.msg)
+			}
+		}
+		for _, name := range n.names() {
+			if c := n.nodes[name]; !n.down[name] && !c.NextDeadline().After(n.now) {
+				c.Tick(n.now)
+			}
+		}
+		if !n.now.Before(end) {
+			n.flush()
+			return
+		}
+	}
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// testVerifier signs with a per-author secret: a stand-in for the signer
+// records and ECDSA of production, good enough to tell forged from genuine.
+type testVerifier struct{ keys map[string][]byte }
+
+func (v *testVerifier) key(author string) []byte {
+	if v.keys == nil {
+		v.keys = make(map[string][]byte)
+	}
+	if k, ok := v.keys[author]; ok {
+		return k
+	}
+	k := []byte("secret-of-" + author)
+	v.keys[author] = k
+	return k
+}
+
+type testSigner struct{ key []byte }
+
+func (s testSigner) Sign(msg []byte) (crdt.Signature, error) {
+	h := sha512.Sum512(append(append([]byte{}, s.key...), msg...))
+	var sig crdt.Signature
+	copy(sig[:], h[:])
+	return sig, nil
+}
+
+func (v *testVerifier) Verify(r crdt.Record, msg []byte) error {
+	k, ok := v.keys[r.Head().Author.Name]
+	if !ok {
+		return ErrUnknownSigner
+	}
+	want, _ := testSigner{k}.Sign(msg)
+	if want != r.Head().Sig {
+		return fmt.Errorf("bad signature")
+	}
+	return nil
+}
+
+// writer authors records for one controller.
+type writer struct {
+	author crdt.Author
+	seq    uint64
+	signer testSigner
+}
+
+func newWriter(v *testVerifier, name string) *writer {
+	return &writer{author: crdt.Author{Name: name, Incarnation: 1}, signer: testSigner{v.key(name)}}
+}
+
+func (w *writer) session(t testing.TB, c *Core, now time.Time, id byte) (*crdt.SessionRecord, *crdt.CertRecord) {
+	w.seq++
+	s := &crdt.SessionRecord{ID: crdt.SessionID{id, byte(w.seq)}, Identity: "user", Method: "oidc",
+		Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(24 * time.Hour))}
+	s.Header = crdt.Header{Author: w.author, Seq: w.seq, HLC: c.Now(now)}
+	w.seq++
+	cert := &crdt.CertRecord{Serial: crdt.Serial{id, byte(w.seq), 1}, Session: s.ID, Identity: "user",
+		NotBefore: crdt.MillisOf(now.Add(-time.Minute)), NotAfter: crdt.MillisOf(now.Add(time.Hour))}
+	cert.Header = crdt.Header{Author: w.author, Seq: w.seq, HLC: c.Now(now)}
+	for _, r := range []crdt.Record{s, cert} {
+		if err := crdt.Sign(r, w.signer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, cert
+}

@@ -1,0 +1,211 @@
+package gossip
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// Pull on miss. A router asked to admit a certificate it has not heard of
+// calls Want. The first wave asks the issuing controller and one nearby
+// node at once: the issuer is authoritative, the neighbour is usually a
+// millisecond away and has the record if gossip merely overtook the client.
+// If neither answers with the record within WantTimeout, the second wave
+// asks every other controller and a few more peers. Answers are signed
+// records, so any node may answer; only the issuer's "not found" settles it.
+
+// wantPeersSecondWave caps the routers asked in the second wave.
+const wantPeersSecondWave = 3
+
+type pull struct {
+	id       uint64
+	serial   crdt.Serial
+	issuer   string
+	wave     int
+	deadline time.Time
+	waiting  map[string]bool // asked in this wave, not yet answered
+	asked    map[string]bool
+}
+
+// Want asks peers for the records of a certificate this node has not seen.
+// The result comes in Ready.Wants. Concurrent wants for one serial collapse
+// into one pull, and an authoritative "not issued" is cached for
+// NegativeTTL.
+func (c *Core) Want(now time.Time, serial crdt.Serial, issuer string) {
+	if _, ok := c.store.Cert(serial); ok {
+		c.wants = append(c.wants, WantResult{Serial: serial, Found: true})
+		return
+	}
+	if until, ok := c.negative[serial]; ok {
+		if now.Before(until) {
+			c.stats.Pulls["cached"]++
+			c.wants = append(c.wants, WantResult{Serial: serial, Authoritative: true})
+			return
+		}
+		delete(c.negative, serial)
+	}
+	if _, ok := c.pulls[serial]; ok {
+		return
+	}
+	c.wantSeq++
+	p := &pull{id: c.wantSeq, serial: serial, issuer: issuer, asked: make(map[string]bool)}
+	c.pulls[serial] = p
+	c.wave(now, p)
+}
+
+// wave sends the next wave of a pull, or resolves it as not found when no
+// one is left to ask.
+func (c *Core) wave(now time.Time, p *pull) {
+	p.wave++
+	p.waiting = make(map[string]bool)
+	p.deadline = now.Add(c.cfg.WantTimeout)
+	var targets []string
+	switch p.wave {
+	case 1:
+		if m, ok := c.members[p.issuer]; ok && m.Role == RoleController {
+			targets = append(targets, p.issuer)
+		}
+		if n := c.nearest(p.asked, targets); n != "" {
+			targets = append(targets, n)
+		}
+	case 2:
+		for _, m := range c.sortedMembers() {
+			if m.Role == RoleController && !p.asked[m.Name] {
+				targets = append(targets, m.Name)
+			}
+		}
+		for i := 0; i < wantPeersSecondWave; i++ {
+			n := c.nearest(p.asked, targets)
+			if n == "" {
+				break
+			}
+			targets = append(targets, n)
+		}
+	}
+	if len(targets) == 0 {
+		c.resolve(p, WantResult{Serial: p.serial})
+		c.stats.Pulls["not_found"]++
+		return
+	}
+	m := &Message{Type: MsgWantReq, SentAt: crdt.MillisOf(now), WantID: p.id, Serial: p.serial}
+	for _, t := range targets {
+		p.asked[t] = true
+		p.waiting[t] = true
+		c.send(t, m)
+	}
+}
+
+// nearest picks a member not yet asked: same region first, controllers
+// before routers, then by name (deterministic).
+func (c *Core) nearest(asked map[string]bool, also []string) string {
+	best := ""
+	score := func(name string) int {
+		m := c.members[name]
+		s := 0
+		if m.Region != c.cfg.Region {
+			s += 2
+		}
+		if m.Role != RoleController {
+			s++
+		}
+		return s
+	}
+	for _, m := range c.sortedMembers() {
+		if asked[m.Name] || slices.Contains(also, m.Name) {
+			continue
+		}
+		if best == "" || score(m.Name) < score(best) {
+			best = m.Name
+		}
+	}
+	return best
+}
+
+func (c *Core) sortedMembers() []*peer {
+	ps := make([]*peer, 0, len(c.members))
+	for _, p := range c.members {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *peer) int { return compareStrings(a.Name, b.Name) })
+	return ps
+}
+
+func (c *Core) resolve(p *pull, res WantResult) {
+	delete(c.pulls, p.serial)
+	c.wants = append(c.wants, res)
+}
+
+func (c *Core) tickWants(now time.Time) {
+	for s, until := range c.negative {
+		if !now.Before(until) {
+			delete(c.negative, s)
+		}
+	}
+	var due []*pull
+	for _, p := range c.pulls {
+		if !now.Before(p.deadline) {
+			due = append(due, p)
+		}
+	}
+	slices.SortFunc(due, func(a, b *pull) int { return cmp.Compare(a.id, b.id) })
+	for _, p := range due {
+		if p.wave >= 2 {
+			c.stats.Pulls["timeout"]++
+			c.resolve(p, WantResult{Serial: p.serial})
+			continue
+		}
+		c.wave(now, p)
+	}
+}
+
+// answerWant answers a pull with the certificate's records: the cert, its
+// session and the issuer's signer records (so that a node that has not
+// heard of the issuer can verify them), or with "not found", authoritative
+// when this node is the issuing controller.
+func (c *Core) answerWant(now time.Time, to string, req *Message) {
+	resp := &Message{Type: MsgWantResp, SentAt: crdt.MillisOf(now), WantID: req.WantID, Serial: req.Serial}
+	if cert, ok := c.store.Cert(req.Serial); ok {
+		resp.Found = true
+		for _, s := range c.store.Signers(cert.Issuer()) {
+			resp.Records = append(resp.Records, s)
+		}
+		if sess, ok := c.store.Session(cert.Session); ok {
+			resp.Records = append(resp.Records, sess)
+		}
+		resp.Records = append(resp.Records, cert)
+	} else {
+		resp.Authoritative = c.cfg.Role == RoleController
+	}
+	c.send(to, resp)
+}
+
+func (c *Core) onWantResp(now time.Time, from string, m *Message) {
+	if len(m.Records) > 0 {
+		c.ingest(now, from, m.Records, nil)
+	}
+	p, ok := c.pulls[m.Serial]
+	if !ok || p.id != m.WantID || !p.waiting[from] {
+		return // late, duplicate or unsolicited
+	}
+	delete(p.waiting, from)
+	switch {
+	case hasCert(c.store, m.Serial):
+		c.stats.Pulls["found"]++
+		c.resolve(p, WantResult{Serial: m.Serial, Found: true})
+	case m.Authoritative && from == p.issuer && !m.Found:
+		// Only the issuer's word settles it; another controller may
+		// simply not have heard yet.
+		c.stats.Pulls["not_found"]++
+		c.negative[m.Serial] = now.Add(c.cfg.NegativeTTL)
+		c.resolve(p, WantResult{Serial: m.Serial, Authoritative: true})
+	case len(p.waiting) == 0:
+		c.wave(now, p)
+	}
+}
+
+func hasCert(s *crdt.Store, serial crdt.Serial) bool {
+	_, ok := s.Cert(serial)
+	return ok
+}

@@ -1,0 +1,439 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Protocol version: the first byte of every message, major in the high
+// nibble, minor in the low. A node accepts any minor of its major (newer
+// minors only add message types, which older nodes drop and count) and
+// refuses other majors.
+const (
+	ProtocolMajor   = 1
+	ProtocolMinor   = 0
+	protocolVersion = ProtocolMajor<<4 | ProtocolMinor
+)
+
+// MsgType numbers the protocol's messages.
+//
+// WARNING: ONLY APPEND TO THIS LIST! The numeric values are part of the
+// protocol itself.
+type MsgType uint8
+
+const (
+	MsgPush      MsgType = 1 // eager push of a batch along a region tree
+	MsgRepairReq MsgType = 2 // "send me author A's seqs (From, To]"
+	MsgSyncReq   MsgType = 3 // anti-entropy: here is my causal context
+	MsgDelta     MsgType = 4 // records and intervals, answering 2 or 3
+	MsgWantReq   MsgType = 5 // pull on miss: do you have this serial?
+	MsgWantResp  MsgType = 6 // the records for it, or "not found"
+
+	maxMsgType = MsgWantResp
+)
+
+var msgTypeNames = [...]string{
+	MsgPush:      "push",
+	MsgRepairReq: "repair_req",
+	MsgSyncReq:   "sync_req",
+	MsgDelta:     "delta",
+	MsgWantReq:   "want_req",
+	MsgWantResp:  "want_resp",
+}
+
+func (t MsgType) String() string {
+	if t == 0 || t > maxMsgType {
+		return fmt.Sprintf("type(%d)", uint8(t))
+	}
+	return msgTypeNames[t]
+}
+
+// Limits on what a message may hold. A message larger than MaxMessageSize
+// is refused before decoding.
+const (
+	MaxMessageSize      = 4 << 20
+	MaxRecordsPerMsg    = 1 << 14
+	MaxIntervalsPerMsg  = crdt.MaxAuthors
+	maxRegionLen        = 128
+	DefaultPacketBudget = 1300
+)
+
+// Message is one protocol message, decoded. Which fields are set depends on
+// Type. Messages are immutable once built: the simulator shares one
+// Message, and the records in it, among all the nodes it is delivered to.
+type Message struct {
+	Type   MsgType
+	SentAt crdt.Millis // sender's wall clock, for skew detection
+
+	// MsgPush: the batch's origin node and id, which tree the copy travels,
+	// and in which region.
+	Origin string
+	Batch  uint64
+	Tree   uint8
+	Region string
+
+	// MsgPush, MsgDelta, MsgWantResp.
+	Records []crdt.Record
+	// MsgDelta.
+	Intervals []crdt.Interval
+	More      bool // the budget cut the delta short; ask again
+	// MsgSyncReq: the sender's context. MsgDelta: the sender's context when
+	// it wants the receiver to send back what it lacks.
+	Context crdt.Context
+	// MsgRepairReq.
+	Repair crdt.Interval
+	// MsgWantReq, MsgWantResp.
+	WantID        uint64
+	Serial        crdt.Serial
+	Found         bool
+	Authoritative bool
+
+	size int // encoded size, set by Encode and Decode
+}
+
+// Size is the encoded size of m in bytes, once Encode or Decode has seen it.
+func (m *Message) Size() int { return m.size }
+
+// ErrMalformed wraps every decoding error; ErrVersion reports a message of
+// another major protocol version.
+var (
+	ErrMalformed = errors.New("gossip: malformed message")
+	ErrVersion   = errors.New("gossip: unsupported protocol version")
+	ErrTooLarge  = errors.New("gossip: message too large")
+)
+
+// Encode returns m's wire form and records its size in m.
+func Encode(m *Message) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(protocolVersion)
+	enc := msgpack.NewEncoder(&buf)
+	if err := encodeBody(enc, m); err != nil {
+		return nil, fmt.Errorf("gossip: encode %v: %w", m.Type, err)
+	}
+	m.size = buf.Len()
+	return buf.Bytes(), nil
+}
+
+func encodeBody(enc *msgpack.Encoder, m *Message) error {
+	var err error
+	put := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	put(enc.EncodeArrayLen(3))
+	put(enc.EncodeUint(uint64(m.Type)))
+	put(enc.EncodeInt(int64(m.SentAt)))
+	switch m.Type {
+	case MsgPush:
+		put(enc.EncodeArrayLen(5))
+		put(enc.EncodeString(m.Origin))
+		put(enc.EncodeUint(m.Batch))
+		put(enc.EncodeUint(uint64(m.Tree)))
+		put(enc.EncodeString(m.Region))
+		put(crdt.EncodeTo(enc, m.Records))
+	case MsgRepairReq:
+		put(enc.EncodeArrayLen(1))
+		put(encodeIntervals(enc, []crdt.Interval{m.Repair}))
+	case MsgSyncReq:
+		put(enc.EncodeArrayLen(1))
+		put(encodeContext(enc, m.Context))
+	case MsgDelta:
+		put(enc.EncodeArrayLen(4))
+		put(crdt.EncodeTo(enc, m.Records))
+		put(encodeIntervals(enc, m.Intervals))
+		put(encodeContext(enc, m.Context))
+		put(enc.EncodeBool(m.More))
+	case MsgWantReq:
+		put(enc.EncodeArrayLen(2))
+		put(enc.EncodeUint(m.WantID))
+		put(enc.EncodeBytes(m.Serial[:]))
+	case MsgWantResp:
+		put(enc.EncodeArrayLen(5))
+		put(enc.EncodeUint(m.WantID))
+		put(enc.EncodeBytes(m.Serial[:]))
+		put(enc.EncodeBool(m.Found))
+		put(enc.EncodeBool(m.Authoritative))
+		put(crdt.EncodeTo(enc, m.Records))
+	default:
+		return fmt.Errorf("unknown message type %d", m.Type)
+	}
+	return err
+}
+
+func encodeIntervals(enc *msgpack.Encoder, ivs []crdt.Interval) error {
+	if err := enc.EncodeArrayLen(len(ivs)); err != nil {
+		return err
+	}
+	for _, iv := range ivs {
+		for _, err := range []error{
+			enc.EncodeArrayLen(4),
+			enc.EncodeString(iv.Author.Name),
+			enc.EncodeUint(iv.Author.Incarnation),
+			enc.EncodeUint(iv.From),
+			enc.EncodeUint(iv.To),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func encodeContext(enc *msgpack.Encoder, c crdt.Context) error {
+	if err := enc.EncodeArrayLen(len(c)); err != nil {
+		return err
+	}
+	for _, a := range c {
+		if err := enc.EncodeArrayLen(4); err != nil {
+			return err
+		}
+		if err := enc.EncodeString(a.Author.Name); err != nil {
+			return err
+		}
+		if err := enc.EncodeUint(a.Author.Incarnation); err != nil {
+			return err
+		}
+		if err := enc.EncodeUint(a.Max); err != nil {
+			return err
+		}
+		if err := enc.EncodeArrayLen(len(a.Above)); err != nil {
+			return err
+		}
+		for _, s := range a.Above {
+			if err := enc.EncodeUint(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Decode parses a message. It never panics and allocates in proportion to
+// len(b): every length is checked against the bytes that remain and the
+// limits above. Records are validated but not verified.
+func Decode(b []byte) (*Message, error) {
+	if len(b) > MaxMessageSize {
+		return nil, ErrTooLarge
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	if b[0]>>4 != ProtocolMajor {
+		return nil, fmt.Errorf("%w: major %d, this node speaks %d", ErrVersion, b[0]>>4, ProtocolMajor)
+	}
+	r := bytes.NewReader(b[1:])
+	d := &decoder{d: msgpack.NewDecoder(r)}
+	m := &Message{size: len(b)}
+	if n := d.arrayLen(3); d.err == nil && n != 3 {
+		d.fail("envelope of %d fields", n)
+	}
+	m.Type = MsgType(d.uint(255))
+	m.SentAt = crdt.Millis(d.int())
+	if d.err != nil {
+		return nil, d.err
+	}
+	nf := d.arrayLen(8)
+	want := map[MsgType]int{MsgPush: 5, MsgRepairReq: 1, MsgSyncReq: 1, MsgDelta: 4, MsgWantReq: 2, MsgWantResp: 5}[m.Type]
+	if want == 0 {
+		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
+	}
+	if d.err == nil && nf != want {
+		d.fail("%v of %d fields, want %d", m.Type, nf, want)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	switch m.Type {
+	case MsgPush:
+		m.Origin = d.str(crdt.MaxNameLen)
+		m.Batch = d.uint(1<<64 - 1)
+		m.Tree = uint8(d.uint(255))
+		m.Region = d.str(maxRegionLen)
+		m.Records = d.records()
+	case MsgRepairReq:
+		ivs := d.intervals()
+		if d.err == nil && len(ivs) != 1 {
+			d.fail("repair of %d intervals", len(ivs))
+		}
+		if d.err == nil {
+			m.Repair = ivs[0]
+		}
+	case MsgSyncReq:
+		m.Context = d.context()
+	case MsgDelta:
+		m.Records = d.records()
+		m.Intervals = d.intervals()
+		m.Context = d.context()
+		m.More = d.bool()
+	case MsgWantReq:
+		m.WantID = d.uint(1<<64 - 1)
+		d.fixed(m.Serial[:])
+	case MsgWantResp:
+		m.WantID = d.uint(1<<64 - 1)
+		d.fixed(m.Serial[:])
+		m.Found = d.bool()
+		m.Authoritative = d.bool()
+		m.Records = d.records()
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
+	}
+	return m, nil
+}
+
+// decoder wraps msgpack.Decoder with a sticky error.
+type decoder struct {
+	d   *msgpack.Decoder
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+}
+
+func (d *decoder) check(err error) bool {
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return d.err == nil
+}
+
+func (d *decoder) uint(max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.d.DecodeUint64()
+	if d.check(err) && v > max {
+		d.fail("value %d over %d", v, max)
+	}
+	return v
+}
+
+func (d *decoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, err := d.d.DecodeInt64()
+	d.check(err)
+	return v
+}
+
+func (d *decoder) bool() bool {
+	if d.err != nil {
+		return false
+	}
+	v, err := d.d.DecodeBool()
+	d.check(err)
+	return v
+}
+
+func (d *decoder) arrayLen(max int) int {
+	if d.err != nil {
+		return 0
+	}
+	n, err := d.d.DecodeArrayLen()
+	if d.check(err) && (n < 0 || n > max) {
+		d.fail("array of %d over limit %d", n, max)
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) str(max int) string {
+	if d.err != nil {
+		return ""
+	}
+	n, err := d.d.DecodeBytesLen()
+	if !d.check(err) || n <= 0 {
+		return ""
+	}
+	if n > max {
+		d.fail("string of %d bytes over limit %d", n, max)
+		return ""
+	}
+	b := make([]byte, n)
+	d.check(d.d.ReadFull(b))
+	return string(b)
+}
+
+func (d *decoder) fixed(dst []byte) {
+	if d.err != nil {
+		return
+	}
+	n, err := d.d.DecodeBytesLen()
+	if !d.check(err) {
+		return
+	}
+	if n != len(dst) {
+		d.fail("field of %d bytes, want %d", n, len(dst))
+		return
+	}
+	d.check(d.d.ReadFull(dst))
+}
+
+func (d *decoder) records() []crdt.Record {
+	if d.err != nil {
+		return nil
+	}
+	recs, err := crdt.DecodeFrom(d.d, MaxRecordsPerMsg)
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return recs
+}
+
+func (d *decoder) author() crdt.Author {
+	return crdt.Author{Name: d.str(crdt.MaxNameLen), Incarnation: d.uint(1<<64 - 1)}
+}
+
+func (d *decoder) intervals() []crdt.Interval {
+	n := d.arrayLen(MaxIntervalsPerMsg)
+	var ivs []crdt.Interval
+	for i := 0; i < n && d.err == nil; i++ {
+		if k := d.arrayLen(4); d.err == nil && k != 4 {
+			d.fail("interval of %d fields", k)
+		}
+		iv := crdt.Interval{Author: d.author()}
+		iv.From = d.uint(1<<64 - 1)
+		iv.To = d.uint(1<<64 - 1)
+		if d.err == nil && (iv.Author.Name == "" || iv.To < iv.From) {
+			d.fail("interval %v (%d, %d]", iv.Author, iv.From, iv.To)
+		}
+		ivs = append(ivs, iv)
+	}
+	return ivs
+}
+
+func (d *decoder) context() crdt.Context {
+	n := d.arrayLen(crdt.MaxAuthors)
+	var c crdt.Context
+	for i := 0; i < n && d.err == nil; i++ {
+		if k := d.arrayLen(4); d.err == nil && k != 4 {
+			d.fail("context entry of %d fields", k)
+		}
+		a := crdt.AuthorContext{Author: d.author()}
+		a.Max = d.uint(1<<64 - 1)
+		na := d.arrayLen(crdt.MaxSeqAhead)
+		for j := 0; j < na && d.err == nil; j++ {
+			a.Above = append(a.Above, d.uint(1<<64-1))
+		}
+		c = append(c, a)
+	}
+	if d.err == nil {
+		if err := c.Validate(); err != nil {
+			d.fail("context: %v", err)
+		}
+	}
+	return c
+}
