@@ -1,0 +1,213 @@
+// Command meshsim runs certmesh's latency experiments (SPEC.md section 1):
+// a topology and workload file (or the built-in default topology), one run
+// per strategy, a table on stdout, and optionally the JSON report and an SVG
+// chart of the sync delay distributions.
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration;
+// errors are one line on stderr naming the file, field or flag at fault.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/certmesh/certmesh/sim"
+)
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run is main with its streams and exit code, for tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "meshsim: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "meshsim",
+		Usage: "simulate certmesh's dissemination against baselines and report sync delays",
+		Description: "With no flags, runs the built-in default topology (3 regions, 1 controller and 100 routers each,\n" +
+			"50 events/s for 60s) with the strategies mesh and gossip, and prints a table.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (SPEC.md section 5); default: the built-in topology"},
+			&cli.StringFlag{Name: "strategy", Value: "mesh,gossip", Usage: "comma `LIST` of mesh, gossip, raft"},
+			&cli.StringFlag{Name: "mode", Value: "model", Usage: "model (deterministic virtual time) or live (real memberlist, wall clock)"},
+			&cli.Int64Flag{Name: "seed", Usage: "seed `N`; overrides the topology's seed"},
+			&cli.StringFlag{Name: "json", Usage: "write the report to `FILE`; - for stdout (the table then goes to stderr)"},
+			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar (it is only shown when stderr is a terminal)"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit code
+		Action: func(c *cli.Context) error {
+			return action(c, stdout, stderr)
+		},
+	}
+}
+
+func action(c *cli.Context, stdout, stderr io.Writer) error {
+	if c.NArg() > 0 {
+		return usagef("unexpected argument %q (meshsim takes only flags; see --help)", c.Args().First())
+	}
+	mode := c.String("mode")
+	switch mode {
+	case "model":
+	case "live":
+		return errors.New("--mode live: not yet implemented (it needs sim's memberlist transport); use --mode model")
+	default:
+		return usagef("--mode: %q is neither model nor live", mode)
+	}
+	strategies, err := parseStrategies(c.String("strategy"))
+	if err != nil {
+		return err
+	}
+	top := sim.DefaultTopology()
+	if path := c.String("topology"); path != "" {
+		if top, err = sim.LoadTopology(path); err != nil {
+			return usageError{err}
+		}
+	}
+	seed := top.Seed
+	if c.IsSet("seed") {
+		seed = c.Int64("seed")
+	}
+	jsonPath, plotPath := c.String("json"), c.String("plot")
+	if plotPath == "-" {
+		return usagef("--plot: give a file name")
+	}
+	showProgress := !c.Bool("quiet") && isTerminal(os.Stderr)
+
+	var results []*sim.Result
+	for _, name := range strategies {
+		cfg := sim.DefaultConfig(seed)
+		if showProgress {
+			cfg.Progress = newProgress(stderr, name)
+		}
+		res, err := sim.Run(top, name, cfg)
+		if showProgress {
+			fmt.Fprint(stderr, "\r\033[K")
+		}
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	rep := sim.NewReport(top, seed, mode, results)
+
+	table := stdout
+	if jsonPath == "-" {
+		table = stderr
+		if err := rep.WriteJSON(stdout); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	} else if jsonPath != "" {
+		if err := writeFile(jsonPath, rep.WriteJSON); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	}
+	if plotPath != "" {
+		if err := writeFile(plotPath, rep.WritePlot); err != nil {
+			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	return rep.WriteTable(table)
+}
+
+// parseStrategies checks a --strategy list against the registered ones.
+func parseStrategies(list string) ([]string, error) {
+	var names []string
+	available := sim.Strategies()
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			continue
+		case slices.Contains(names, name):
+			return nil, usagef("--strategy: %s is listed twice", name)
+		case slices.Contains(available, name):
+			names = append(names, name)
+		case name == "mesh":
+			return nil, usagef("--strategy: mesh is not available in this build: the gossip package registers it "+
+				"with sim.Register once it exists; use --strategy %s meanwhile", strings.Join(available, ","))
+		default:
+			return nil, usagef("--strategy: unknown strategy %q (available: %s)", name, strings.Join(available, ", "))
+		}
+	}
+	if len(names) == 0 {
+		return nil, usagef("--strategy: empty list")
+	}
+	return names, nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// newProgress returns a Progress callback drawing a bar on w once a run
+// has taken a second, redrawn at most ten times a second.
+func newProgress(w io.Writer, name string) func(now, end time.Duration) {
+	began := time.Now()
+	var last time.Time
+	return func(now, end time.Duration) {
+		t := time.Now()
+		if t.Sub(began) < time.Second || t.Sub(last) < 100*time.Millisecond {
+			return
+		}
+		last = t
+		frac := min(1, float64(now)/float64(end))
+		const width = 30
+		done := int(frac * width)
+		phase := "workload"
+		if now > end {
+			phase = "draining"
+		}
+		fmt.Fprintf(w, "\r\033[K%-8s [%s%s] %s, %.1fs simulated, %.0fs wall",
+			name, strings.Repeat("#", done), strings.Repeat(".", width-done), phase, now.Seconds(), t.Sub(began).Seconds())
+	}
+}

@@ -1,0 +1,146 @@
+package sim
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"strings"
+)
+
+// Plot geometry, in SVG user units (pixels).
+const (
+	plotW, plotH             = 860, 520
+	padL, padR, padT, padB   = 80, 30, 50, 70
+	plotMinMs, plotMaxMsCeil = 0.1, 1e6
+)
+
+// palette holds distinguishable colours for strategies (Okabe-Ito).
+var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"}
+
+// WritePlot writes an SVG chart: the CDF of the fault-free sync delay of
+// each strategy on a logarithmic time axis, with the direct-path latency
+// CDF as the lower bound. Only generic font families are named, so the
+// chart needs no fonts from the network.
+func (rep *Report) WritePlot(w io.Writer) error {
+	lo, hi := math.Inf(1), 0.0
+	extend := func(pts []CDFPoint) {
+		for _, p := range pts {
+			if p.Ms > 0 {
+				lo = math.Min(lo, p.Ms)
+			}
+			hi = math.Max(hi, p.Ms)
+		}
+	}
+	var direct []CDFPoint
+	for _, r := range rep.Results {
+		extend(r.SyncCDF)
+		if direct == nil {
+			direct = r.DirectCDF
+		}
+	}
+	extend(direct)
+	if math.IsInf(lo, 1) {
+		lo, hi = 1, 1000
+	}
+	xmin := math.Max(plotMinMs, math.Pow(10, math.Floor(math.Log10(lo))))
+	xmax := math.Min(plotMaxMsCeil, math.Pow(10, math.Ceil(math.Log10(math.Max(hi, xmin*10)))))
+	if xmax <= xmin {
+		xmax = xmin * 10
+	}
+	iw, ih := float64(plotW-padL-padR), float64(plotH-padT-padB)
+	x := func(ms float64) float64 {
+		if ms < xmin {
+			ms = xmin
+		}
+		return padL + iw*(math.Log10(ms)-math.Log10(xmin))/(math.Log10(xmax)-math.Log10(xmin))
+	}
+	y := func(f float64) float64 { return padT + ih*(1-f) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">`+"\n",
+		plotW, plotH, plotW, plotH)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
+	fmt.Fprintf(&b, `<text x="%d" y="28" font-size="16" font-weight="bold">Sync delay CDF: %s (seed %d, %s mode)</text>`+"\n",
+		padL, html.EscapeString(rep.Topology), rep.Seed, html.EscapeString(rep.Mode))
+
+	// Grid and axes.
+	b.WriteString(`<g stroke="#ddd" stroke-width="1">` + "\n")
+	for dec := xmin; dec <= xmax*1.0001; dec *= 10 {
+		for m := 1; m < 10; m++ {
+			v := dec * float64(m)
+			if v > xmax*1.0001 {
+				break
+			}
+			stroke := ""
+			if m != 1 {
+				stroke = ` stroke="#f0f0f0"`
+			}
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d"%s/>`+"\n", x(v), padT, x(v), plotH-padB, stroke)
+		}
+	}
+	yTicks := []float64{0, 0.25, 0.5, 0.75, 0.9, 0.99, 1}
+	for _, f := range yTicks {
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>`+"\n", padL, y(f), plotW-padR, y(f))
+	}
+	b.WriteString("</g>\n")
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", padL, padT, iw, ih)
+	for dec := xmin; dec <= xmax*1.0001; dec *= 10 {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(dec), plotH-padB+18, msLabel(dec))
+	}
+	for _, f := range yTicks {
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%g</text>`+"\n", padL-8, y(f), f)
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">sync delay per (write, router) pair, ms (log scale; fault-free pairs)</text>`+"\n",
+		padL+iw/2, plotH-22)
+	fmt.Fprintf(&b, `<text transform="translate(22 %.0f) rotate(-90)" text-anchor="middle">fraction of pairs applied</text>`+"\n", padT+ih/2)
+
+	// Curves.
+	line := func(pts []CDFPoint, color, dash string) {
+		if len(pts) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="`, color, dash)
+		prev := 0.0
+		for i, p := range pts {
+			if i == 0 {
+				fmt.Fprintf(&b, "%.1f,%.1f ", x(p.Ms), y(0))
+			} else {
+				fmt.Fprintf(&b, "%.1f,%.1f ", x(p.Ms), y(prev))
+			}
+			fmt.Fprintf(&b, "%.1f,%.1f ", x(p.Ms), y(p.Frac))
+			prev = p.Frac
+		}
+		b.WriteString("\"/>\n")
+	}
+	line(direct, "#222", ` stroke-dasharray="6 4"`)
+	for i, r := range rep.Results {
+		line(r.SyncCDF, palette[i%len(palette)], "")
+	}
+
+	// Legend.
+	entries := len(rep.Results) + 1
+	lx, ly := padL+12, padT+12
+	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="300" height="%d" fill="white" fill-opacity="0.9" stroke="#999"/>`+"\n", lx, ly, 10+20*entries)
+	item := func(i int, color, dash, label string) {
+		yy := ly + 18 + 20*i
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx+10, yy, lx+40, yy, color, dash)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle">%s</text>`+"\n", lx+48, yy, html.EscapeString(label))
+	}
+	for i, r := range rep.Results {
+		item(i, palette[i%len(palette)], "", fmt.Sprintf("%s (p50 %s ms, p99 %s ms)", r.Strategy, ms(r.SyncDelayMs.P50), ms(r.SyncDelayMs.P99)))
+	}
+	item(len(rep.Results), "#222", ` stroke-dasharray="6 4"`, "direct path: lower bound")
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func msLabel(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%gs", v/1000)
+	default:
+		return fmt.Sprintf("%g", v)
+	}
+}

@@ -1,0 +1,433 @@
+package sim
+
+import (
+	"container/heap"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is meshsim's JSON report (SPEC.md section 6). Every key is part of
+// the contract; for a given seed in model mode the JSON is identical byte
+// for byte except wall_seconds and machine.
+type Report struct {
+	Topology string    `json:"topology"`
+	Seed     int64     `json:"seed"`
+	Mode     string    `json:"mode"`
+	Results  []*Result `json:"results"`
+	Machine  Machine   `json:"machine"`
+}
+
+// Machine holds figures of the machine, not of the simulation.
+type Machine struct {
+	PeakMemoryMB        float64 `json:"peak_memory_mb"`
+	DeliveriesPerSecond float64 `json:"deliveries_per_second"`
+}
+
+// Result is one strategy's row of the report. Times are milliseconds.
+type Result struct {
+	Strategy                    string     `json:"strategy"`
+	Controllers                 int        `json:"controllers"`
+	Routers                     int        `json:"routers"`
+	Events                      int        `json:"events"`
+	SyncDelayMs                 Quantiles4 `json:"sync_delay_ms"`
+	DirectMs                    Quantiles4 `json:"direct_ms"`
+	ExcessMs                    Quantiles4 `json:"excess_ms"`
+	StretchCrossRegion          Quantiles2 `json:"stretch_cross_region"`
+	CatchUpMs                   Quantiles3 `json:"catch_up_ms"`
+	IssueLatencyMs              Quantiles2 `json:"issue_latency_ms"`
+	WritesUnavailable           int        `json:"writes_unavailable"`
+	BytesPerEventPerNode        float64    `json:"bytes_per_event_per_node"`
+	CrossRegionBytesPerEvent    float64    `json:"cross_region_bytes_per_event"`
+	MessagesPerEventPerNode     float64    `json:"messages_per_event_per_node"`
+	Undelivered                 int64      `json:"undelivered"`
+	Converged                   bool       `json:"converged"`
+	ConvergenceAfterLastFaultMs float64    `json:"convergence_after_last_fault_ms"`
+	Connects                    int        `json:"connects"`
+	FalseRejects                int        `json:"false_rejects"`
+	RevokedAccepts              int        `json:"revoked_accepts"`
+	WallSeconds                 float64    `json:"wall_seconds"`
+
+	// Stats are details that the JSON leaves out.
+	Stats Stats `json:"-"`
+	// SyncCDF and DirectCDF sample the fault-free sync delay and direct
+	// latency distributions (ms) at evenly spaced ranks, for plots.
+	SyncCDF, DirectCDF []CDFPoint `json:"-"`
+}
+
+// Stats are figures of a run beyond the report's.
+type Stats struct {
+	Deliveries   int64         // messages delivered, state-carrying or not
+	Dropped      dropStats     // messages the network did not deliver
+	Events       int64         // scheduler events processed
+	Pairs        int64         // fault-free pairs (the sync delay sample)
+	CatchUpPairs int64         // pairs affected by a fault
+	SimTime      time.Duration // virtual time at which the run stopped
+	NoController int           // requests that reached no controller
+}
+
+// CDFPoint is one point of an empirical CDF.
+type CDFPoint struct {
+	Ms, Frac float64
+}
+
+// Quantiles4, Quantiles3 and Quantiles2 are the quantile sets of the report.
+type Quantiles4 struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Quantiles3 is p50, p99 and max.
+type Quantiles3 struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Quantiles2 is p50 and p99.
+type Quantiles2 struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+}
+
+// Quantiles use the nearest-rank definition: the p-quantile of n sorted
+// values is the value at rank ceil(p*n) (1-based); of no values, 0.
+func rank(p float64, n int) int {
+	return max(1, int(math.Ceil(p*float64(n)-1e-9)))
+}
+
+// round rounds to 3 decimals (1µs for milliseconds) and never yields -0.
+func round(v float64) float64 {
+	v = math.Round(v*1000) / 1000
+	if v == 0 {
+		return 0
+	}
+	return v
+}
+
+// result computes the report row from the finished run.
+func (r *run) result() *Result {
+	nC, nR := r.top.NumNodes()
+	res := &Result{
+		Strategy: r.name, Controllers: nC, Routers: nR, Events: len(r.writes),
+		Connects: r.stat.connects, FalseRejects: r.stat.falseRejects, RevokedAccepts: r.stat.revokedAccepts,
+	}
+	R := r.net.nR
+	direct := make([]float64, R*R) // ms by class
+	for a := range R {
+		for b := range R {
+			direct[a*R+b] = float64(r.cl.RegionDelay(a, b)) / float64(time.Millisecond)
+		}
+	}
+	var n int64
+	for c := range r.pairDelay {
+		slices.Sort(r.pairDelay[c])
+		n += int64(len(r.pairDelay[c]))
+	}
+	ident := func(int) (float64, float64) { return 0, 1 }
+	q := mergedQuantiles(r.pairDelay, ident, []float64{0.5, 0.9, 0.99, 1})
+	res.SyncDelayMs = Quantiles4{q[0], q[1], q[2], q[3]}
+	q = mergedQuantiles(r.pairDelay, func(c int) (float64, float64) { return -direct[c], 1 }, []float64{0.5, 0.9, 0.99, 1})
+	res.ExcessMs = Quantiles4{q[0], q[1], q[2], q[3]}
+	cross := make([][]int32, len(r.pairDelay))
+	for c := range cross {
+		if c/R != c%R && direct[c] > 0 {
+			cross[c] = r.pairDelay[c]
+		}
+	}
+	q = mergedQuantiles(cross, func(c int) (float64, float64) { return 0, 1 / direct[c] }, []float64{0.5, 0.99})
+	res.StretchCrossRegion = Quantiles2{q[0], q[1]}
+	// Direct latency: each class is a run of equal values.
+	res.DirectMs = directQuantiles(r.pairDelay, direct)
+	res.SyncCDF = mergedCDF(r.pairDelay, ident, cdfPoints)
+	res.DirectCDF = directCDF(r.pairDelay, direct)
+
+	slices.Sort(r.catchUp)
+	q = mergedQuantiles([][]int32{r.catchUp}, ident, []float64{0.5, 0.99, 1})
+	res.CatchUpMs = Quantiles3{q[0], q[1], q[2]}
+	slices.Sort(r.issueLat)
+	q = mergedQuantiles([][]int32{r.issueLat}, ident, []float64{0.5, 0.99})
+	res.IssueLatencyMs = Quantiles2{q[0], q[1]}
+
+	res.WritesUnavailable = r.noCtrl
+	for i := range r.writes {
+		ws := &r.writes[i]
+		if ws.acked < 0 || ws.acked-ws.w.Requested > unavailableAfter {
+			res.WritesUnavailable++
+		}
+		res.Undelivered += int64(nR) - int64(ws.nRouters)
+	}
+	if ev, nodes := float64(len(r.writes)), float64(len(r.nodes)); ev > 0 {
+		var bytes, msgs, crossBytes int64
+		for i := range r.nodes {
+			bytes += r.bytesRecv[i]
+			msgs += r.msgsRecv[i]
+		}
+		for c, b := range r.regionBytes {
+			if c/R != c%R {
+				crossBytes += b
+			}
+		}
+		res.BytesPerEventPerNode = round(float64(bytes) / ev / nodes)
+		res.MessagesPerEventPerNode = round(float64(msgs) / ev / nodes)
+		res.CrossRegionBytesPerEvent = round(float64(crossBytes) / ev)
+	}
+	res.Converged = r.digestsAgree()
+	res.ConvergenceAfterLastFaultMs = r.convergenceAfterLastFault()
+	res.Stats = Stats{
+		Deliveries: r.deliveries, Dropped: r.dropped, Events: r.events, Pairs: n,
+		CatchUpPairs: int64(len(r.catchUp)), SimTime: r.now, NoController: r.noCtrl,
+	}
+	return res
+}
+
+// convergenceAfterLastFault returns the time from the end of the last fault
+// until every write requested before it was applied at every node, in ms;
+// 0 without faults, -1 if that never happened.
+func (r *run) convergenceAfterLastFault() float64 {
+	t := r.top.LastFaultEnd()
+	if t == 0 {
+		return 0
+	}
+	var worst time.Duration
+	for i := range r.writes {
+		ws := &r.writes[i]
+		if ws.w.Requested >= t {
+			break // writes are in request order
+		}
+		if int(ws.nApplied) < len(r.nodes) {
+			return -1
+		}
+		worst = max(worst, ws.lastApply-t)
+	}
+	return round(float64(worst) / float64(time.Millisecond))
+}
+
+// cdfPoints is how many ranks a CDF is sampled at.
+const cdfPoints = 400
+
+// mergeSource walks the union of per-class sorted µs samples in order of
+// value, where class c's value v maps to (v/1000 + shift) * scale in ms;
+// scale must be positive so that each class stays sorted.
+type mergeSource struct {
+	classes [][]int32
+	xf      func(c int) (shift, scale float64)
+	heads   mergeHeap
+}
+
+type mergeHead struct {
+	val   float64
+	class int
+	pos   int
+}
+
+type mergeHeap []mergeHead
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	return h[i].val < h[j].val || (h[i].val == h[j].val && h[i].class < h[j].class)
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeHead)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (m *mergeSource) value(c, pos int) float64 {
+	shift, scale := m.xf(c)
+	return (float64(m.classes[c][pos])/1000 + shift) * scale
+}
+
+func newMerge(classes [][]int32, xf func(int) (float64, float64)) (*mergeSource, int) {
+	m := &mergeSource{classes: classes, xf: xf}
+	n := 0
+	for c, s := range classes {
+		if len(s) > 0 {
+			m.heads = append(m.heads, mergeHead{m.value(c, 0), c, 0})
+			n += len(s)
+		}
+	}
+	heap.Init(&m.heads)
+	return m, n
+}
+
+// walk calls f with the values at ranks 1..last, in order, and stops early
+// when f returns false.
+func (m *mergeSource) walk(last int, f func(rank int, v float64) bool) {
+	for k := 1; k <= last && len(m.heads) > 0; k++ {
+		h := m.heads[0]
+		if !f(k, h.val) {
+			return
+		}
+		if h.pos+1 < len(m.classes[h.class]) {
+			m.heads[0] = mergeHead{m.value(h.class, h.pos+1), h.class, h.pos + 1}
+			heap.Fix(&m.heads, 0)
+		} else {
+			heap.Pop(&m.heads)
+		}
+	}
+}
+
+// mergedQuantiles returns the nearest-rank quantiles ps (ascending) of the
+// merged samples, rounded; zeros when there are none.
+func mergedQuantiles(classes [][]int32, xf func(int) (float64, float64), ps []float64) []float64 {
+	m, n := newMerge(classes, xf)
+	out := make([]float64, len(ps))
+	if n == 0 {
+		return out
+	}
+	i := 0
+	m.walk(n, func(k int, v float64) bool {
+		for i < len(ps) && rank(ps[i], n) == k {
+			out[i] = round(v)
+			i++
+		}
+		return i < len(ps)
+	})
+	return out
+}
+
+// mergedCDF samples the merged distribution at about points evenly spaced
+// ranks, plus the first and the last.
+func mergedCDF(classes [][]int32, xf func(int) (float64, float64), points int) []CDFPoint {
+	m, n := newMerge(classes, xf)
+	if n == 0 {
+		return nil
+	}
+	step := max(1, n/points)
+	var out []CDFPoint
+	m.walk(n, func(k int, v float64) bool {
+		if k == 1 || k%step == 0 || k == n {
+			out = append(out, CDFPoint{Ms: v, Frac: float64(k) / float64(n)})
+		}
+		return true
+	})
+	return out
+}
+
+// directRuns returns the classes with samples as (direct ms, count) runs in
+// ascending order of direct latency.
+func directRuns(classes [][]int32, direct []float64) (runs []CDFPoint, n int) {
+	for c, s := range classes {
+		if len(s) > 0 {
+			runs = append(runs, CDFPoint{Ms: direct[c], Frac: float64(len(s))})
+			n += len(s)
+		}
+	}
+	slices.SortStableFunc(runs, func(a, b CDFPoint) int { return cmpFloat(a.Ms, b.Ms) })
+	return runs, n
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func directQuantiles(classes [][]int32, direct []float64) Quantiles4 {
+	runs, n := directRuns(classes, direct)
+	var out [4]float64
+	if n == 0 {
+		return Quantiles4{}
+	}
+	for i, p := range []float64{0.5, 0.9, 0.99, 1} {
+		k, cum := rank(p, n), 0
+		for _, run := range runs {
+			cum += int(run.Frac)
+			if cum >= k {
+				out[i] = round(run.Ms)
+				break
+			}
+		}
+	}
+	return Quantiles4{out[0], out[1], out[2], out[3]}
+}
+
+// directCDF is the step CDF of the direct latency: one point at each end of
+// every run of equal values.
+func directCDF(classes [][]int32, direct []float64) []CDFPoint {
+	runs, n := directRuns(classes, direct)
+	var out []CDFPoint
+	cum := 0
+	for _, run := range runs {
+		out = append(out, CDFPoint{Ms: run.Ms, Frac: float64(cum+1) / float64(n)})
+		cum += int(run.Frac)
+		out = append(out, CDFPoint{Ms: run.Ms, Frac: float64(cum) / float64(n)})
+	}
+	return out
+}
+
+// NewReport assembles the report of results run on top with seed in mode.
+func NewReport(top *Topology, seed int64, mode string, results []*Result) *Report {
+	rep := &Report{Topology: top.Name, Seed: seed, Mode: mode, Results: results}
+	var deliveries int64
+	var wall float64
+	for _, r := range results {
+		deliveries += r.Stats.Deliveries
+		wall += r.WallSeconds
+	}
+	rep.Machine.PeakMemoryMB = math.Round(peakMemoryMB()*10) / 10
+	if wall > 0 {
+		rep.Machine.DeliveriesPerSecond = math.Round(float64(deliveries) / wall)
+	}
+	return rep
+}
+
+// WriteJSON writes the report as indented JSON.
+func (rep *Report) WriteJSON(w io.Writer) error {
+	if rep.Results == nil {
+		rep.Results = []*Result{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteTable writes one row per strategy, readable in a terminal.
+func (rep *Report) WriteTable(w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "%s (seed %d, %s mode)\n", rep.Topology, rep.Seed, rep.Mode); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := []string{"strategy", "events", "sync p50", "p99", "max", "direct p99", "excess p99", "stretch p99",
+		"catch-up p99", "issue p99", "unavail", "B/ev/node", "msg/ev/node", "undeliv", "conv", "false rej", "rev acc", "wall s"}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, r := range rep.Results {
+		row := []string{
+			r.Strategy, fmt.Sprint(r.Events),
+			ms(r.SyncDelayMs.P50), ms(r.SyncDelayMs.P99), ms(r.SyncDelayMs.Max), ms(r.DirectMs.P99),
+			ms(r.ExcessMs.P99), fmt.Sprintf("%.2f", r.StretchCrossRegion.P99), ms(r.CatchUpMs.P99),
+			ms(r.IssueLatencyMs.P99), fmt.Sprint(r.WritesUnavailable),
+			fmt.Sprintf("%.0f", r.BytesPerEventPerNode), fmt.Sprintf("%.2f", r.MessagesPerEventPerNode),
+			fmt.Sprint(r.Undelivered), fmt.Sprint(r.Converged), fmt.Sprint(r.FalseRejects),
+			fmt.Sprint(r.RevokedAccepts), fmt.Sprintf("%.1f", r.WallSeconds),
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "times in ms; pairs are (write, router); sync, direct, excess and stretch over fault-free pairs")
+	return err
+}
+
+func ms(v float64) string {
+	if math.Abs(v) >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}

@@ -1,0 +1,558 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Config holds the knobs of a run that are not part of the topology. A
+// Config is frozen once passed to Run.
+type Config struct {
+	// Seed seeds every random source of the run (network, workload, nodes).
+	// meshsim sets it from --seed or the topology's seed.
+	Seed int64
+	// RecordBytes is the encoded size of one record for strategies that do
+	// not encode real records (the baselines). Default 250: a signed cert
+	// record (serial, session, identity, fingerprint, times, dot, HLC,
+	// ECDSA signature).
+	RecordBytes int
+	// MaxDrain bounds the quiet time after the workload and the last fault
+	// (default 120s); the run stops earlier once every write is applied at
+	// every node and all digests agree.
+	MaxDrain time.Duration
+	// Progress, if set, is called now and then with the virtual time reached
+	// and the end of the workload and fault schedule (a drain follows). It
+	// must not touch the run.
+	Progress func(now, end time.Duration)
+}
+
+// DefaultConfig returns the defaults with the given seed.
+func DefaultConfig(seed int64) Config {
+	return Config{Seed: seed, RecordBytes: 250, MaxDrain: 120 * time.Second}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.RecordBytes < 1 || c.RecordBytes > MaxDatagram*64 {
+		return fmt.Errorf("sim: config: RecordBytes %d out of range [1, %d]", c.RecordBytes, MaxDatagram*64)
+	}
+	if c.MaxDrain < 0 {
+		return fmt.Errorf("sim: config: MaxDrain %v is negative", c.MaxDrain)
+	}
+	return nil
+}
+
+// Workload constants of SPEC.md sections 5 and 6.
+const (
+	unavailableAfter   = 5 * time.Second        // a write not acked within this is unavailable
+	revokedGrace       = time.Second            // revoked_accepts: accepted more than this after reachability
+	revokedConnectSpan = 2 * time.Second        // revoked certs are tried uniformly within this after the ack
+	handshakeRTTs      = 1.5                    // TLS 1.3 with client auth: the router sees the cert after 1.5 RTT
+	checkEvery         = 100 * time.Millisecond // drain: how often convergence is checked
+	progressEvery      = 1 << 16                // events between Progress calls
+)
+
+// Run simulates top with the named strategy and returns its result.
+func Run(top *Topology, strategy string, cfg Config) (*Result, error) {
+	f, ok := lookupStrategy(strategy)
+	if !ok {
+		return nil, fmt.Errorf("sim: unknown strategy %q (available: %v)", strategy, Strategies())
+	}
+	r, err := newRun(top, strategy, f, cfg)
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	r.start()
+	r.runUntil(r.end)
+	res := r.result()
+	res.WallSeconds = math.Round(time.Since(began).Seconds()*100) / 100
+	return res, nil
+}
+
+// run is the state of one simulation. Everything happens on one goroutine.
+type run struct {
+	cfg   Config
+	top   *Topology
+	cl    *Cluster
+	net   *network
+	name  string
+	nodes []Node
+	ctrls []Controller // by NodeID; nil for routers
+	rtrs  []Router     // by NodeID; nil for controllers
+	envs  []Env
+	alive []bool
+	inc   []uint32 // incarnation, bumped at crash and at restart
+
+	sched   scheduler
+	now     time.Duration
+	end     time.Duration // the run stops at the latest here
+	stopped bool
+	netRand *rand.Rand
+	wlRand  *rand.Rand
+
+	// workload
+	arrivals  int // requests made so far
+	nArrivals int // requests the workload makes
+	writes    []writeState
+	sessions  []sessionState
+	certs     []certState
+	live      []SessionID // sessions acked and not revoked
+	connects  []connectState
+	pending   int // connects asked and not answered
+	noCtrl    int // requests that found no reachable controller
+
+	// metrics
+	totalApplied int64
+	words        int       // bitset words per write
+	pairDelay    [][]int32 // fault-free sync delays in µs, by region pair class
+	catchUp      []int32   // µs
+	issueLat     []int32   // µs
+	bytesRecv    []int64   // by node, state-carrying only
+	msgsRecv     []int64   // by node, state-carrying only
+	regionBytes  []int64   // by region pair (from*R+to), state-carrying only
+	deliveries   int64     // every message delivered
+	dropped      dropStats
+	events       int64 // events popped
+	stat         struct{ connects, falseRejects, revokedAccepts int }
+
+	trace func(format string, args ...any) // tests: one line per delivery and fault
+}
+
+type writeState struct {
+	w         *Write
+	acked     time.Duration // -1 until acknowledged
+	lastApply time.Duration
+	nApplied  int32        // nodes that applied it
+	nRouters  int32        // routers that applied it
+	applied   []uint64     // bitset over nodes
+	early     []earlyApply // router applies before the ack (raft)
+}
+
+type earlyApply struct {
+	router NodeID
+	at     time.Duration
+}
+
+type sessionState struct {
+	region   int           // the client's region
+	cert     CertID        // latest acknowledged certificate
+	livePos  int32         // index in run.live, -1 when not live
+	revokeAt time.Duration // when its revocation was requested, -1 if never
+}
+
+type certState struct {
+	session SessionID
+	write   EventID
+	issuer  NodeID
+}
+
+type connectState struct {
+	router   NodeID
+	cert     CertID
+	region   int     // the client's region
+	revoke   EventID // the revocation of the cert's session for connects of revoked certs, else -1
+	query    time.Duration
+	asked    bool
+	answered bool
+}
+
+// dropStats counts messages the network did not deliver.
+type dropStats struct {
+	Loss, Partition, Down, Oversize int64
+}
+
+func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if top == nil {
+		return nil, errors.New("sim: nil topology")
+	}
+	cl := newCluster(top, cfg.RecordBytes)
+	n := len(cl.Nodes)
+	seed := uint64(cfg.Seed)
+	r := &run{
+		cfg:         cfg,
+		top:         top,
+		cl:          cl,
+		net:         newNetwork(cl),
+		name:        name,
+		nodes:       make([]Node, n),
+		ctrls:       make([]Controller, n),
+		rtrs:        make([]Router, n),
+		envs:        make([]Env, n),
+		alive:       make([]bool, n),
+		inc:         make([]uint32, n),
+		netRand:     rand.New(rand.NewPCG(seed, mix64(1))),
+		wlRand:      rand.New(rand.NewPCG(seed, mix64(2))),
+		words:       (n + 63) / 64,
+		pairDelay:   make([][]int32, cl.NumRegions()*cl.NumRegions()),
+		bytesRecv:   make([]int64, n),
+		msgsRecv:    make([]int64, n),
+		regionBytes: make([]int64, cl.NumRegions()*cl.NumRegions()),
+	}
+	if w := top.Workload; w.Rate > 0 {
+		r.nArrivals = int(math.Round(w.Rate * top.Duration.Seconds()))
+	}
+	r.end = max(top.Duration, top.LastFaultEnd()) + cfg.MaxDrain
+	strat, err := f(cl)
+	if err != nil {
+		return nil, fmt.Errorf("sim: strategy %s: %w", name, err)
+	}
+	for i := range n {
+		id := NodeID(i)
+		r.envs[i] = Env{id: id, r: r, rng: rand.New(rand.NewPCG(seed, mix64(1000+uint64(i))))}
+		node := strat.NewNode(&r.envs[i])
+		r.nodes[i] = node
+		r.alive[i] = true
+		switch cl.Nodes[i].Role {
+		case RoleController:
+			c, ok := node.(Controller)
+			if !ok {
+				return nil, fmt.Errorf("sim: strategy %s: node %s does not implement sim.Controller", name, cl.Nodes[i].Name)
+			}
+			r.ctrls[i] = c
+		case RoleRouter:
+			rt, ok := node.(Router)
+			if !ok {
+				return nil, fmt.Errorf("sim: strategy %s: node %s does not implement sim.Router", name, cl.Nodes[i].Name)
+			}
+			r.rtrs[i] = rt
+		}
+	}
+	return r, nil
+}
+
+// mix64 is splitmix64's finaliser: distinct streams from small integers.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// start schedules the fault schedule, the workload and the drain checks,
+// and starts every node.
+func (r *run) start() {
+	for k := 1; k < len(r.net.bounds); k++ {
+		r.sched.push(event{at: r.net.bounds[k], kind: evFault, arg: int64(k)})
+	}
+	for _, t := range r.net.viewTimes() {
+		r.sched.push(event{at: t, kind: evView})
+	}
+	if r.nArrivals > 0 {
+		r.sched.push(event{at: r.arrivalTime(0), kind: evArrival})
+	}
+	r.sched.push(event{at: max(r.top.Duration, r.top.LastFaultEnd()), kind: evCheck})
+	for _, node := range r.nodes {
+		node.Start(0)
+	}
+}
+
+// arrivalTime spreads the workload's requests evenly, each at a uniform
+// random point of its slot, so that a run has exactly rate*duration of them.
+func (r *run) arrivalTime(i int) time.Duration {
+	slot := float64(r.top.Duration) / float64(r.nArrivals)
+	return time.Duration((float64(i) + r.wlRand.Float64()) * slot)
+}
+
+// runUntil processes events up to and including time t.
+func (r *run) runUntil(t time.Duration) {
+	for r.sched.len() > 0 && !r.stopped && r.sched.peekTime() <= t {
+		ev := r.sched.pop()
+		r.now = ev.at
+		r.events++
+		if r.cfg.Progress != nil && r.events%progressEvery == 0 {
+			r.cfg.Progress(r.now, max(r.top.Duration, r.top.LastFaultEnd()))
+		}
+		r.dispatch(&ev)
+	}
+	if !r.stopped && r.now < t && t != never {
+		r.now = t
+	}
+}
+
+func (r *run) dispatch(ev *event) {
+	switch ev.kind {
+	case evDeliver:
+		r.deliver(ev)
+	case evTimer:
+		if r.alive[ev.to] && r.inc[ev.to] == ev.inc {
+			r.nodes[ev.to].Timer(r.now, Timer{Kind: ev.mk, Arg: ev.arg, Data: ev.data})
+		}
+	case evFault:
+		r.faultTransition(int(ev.arg))
+	case evView:
+		for i, node := range r.nodes {
+			if r.alive[i] {
+				node.MembershipChanged(r.now)
+			}
+		}
+	case evArrival:
+		r.arrival()
+	case evConnect:
+		r.connect(int(ev.arg))
+	case evCheck:
+		if r.converged() {
+			r.stopped = true
+			return
+		}
+		r.sched.push(event{at: r.now + checkEvery, kind: evCheck})
+	}
+}
+
+func (r *run) tracef(format string, args ...any) {
+	if r.trace != nil {
+		r.trace(format, args...)
+	}
+}
+
+// faultTransition enters segment k: crashes and restarts happen here.
+func (r *run) faultTransition(k int) {
+	r.net.cur = k
+	at := r.net.bounds[k]
+	for i := range r.net.faults {
+		f := &r.net.faults[i]
+		if f.crash < 0 {
+			if f.at == at {
+				r.tracef("partition starts: %v", r.top.Faults[i].Partition)
+			}
+			if f.end == at {
+				r.tracef("partition heals: %v", r.top.Faults[i].Partition)
+			}
+			continue
+		}
+		id := f.crash
+		if f.at == at {
+			r.tracef("crash %s", r.cl.Nodes[id].Name)
+			r.alive[id] = false
+			r.inc[id]++
+			for j := range r.connects {
+				if c := &r.connects[j]; c.asked && !c.answered && c.router == id {
+					c.answered = true // the connection died with the router
+					r.pending--
+				}
+			}
+		}
+		if f.end == at {
+			r.tracef("restart %s", r.cl.Nodes[id].Name)
+			r.alive[id] = true
+			r.inc[id]++
+			r.nodes[id].Restart(r.now)
+		}
+	}
+}
+
+// send implements Env.Send.
+func (r *run) send(from, to NodeID, m Message) {
+	if !r.alive[from] || to < 0 || int(to) >= len(r.nodes) {
+		return
+	}
+	var flags msgFlags
+	if m.State {
+		flags |= flagState
+	}
+	ev := event{
+		kind: evDeliver, to: to, from: from, inc: r.inc[to], arg: int64(r.now),
+		data: m.Payload, size: m.Size, mk: m.Kind,
+	}
+	if m.Reliable {
+		ev.flags = flags | flagReliable
+		d := r.oneWay(from, to)
+		if loss := r.top.Loss; loss > 0 {
+			pAttempt := 1 - math.Pow(1-loss, float64(packets(m.Size, true)))
+			for rto := minRTO; r.netRand.Float64() < pAttempt; rto = min(2*rto, maxRTO) {
+				d += rto
+			}
+		}
+		if r.net.cutNow(from, to) {
+			r.retryStream(ev)
+			return
+		}
+		ev.at = r.now + d
+		r.sched.push(ev)
+		return
+	}
+	ev.flags = flags
+	switch {
+	case r.net.cutNow(from, to):
+		r.drop(&r.dropped.Partition, &ev, "partition")
+		return
+	case m.Size > MaxDatagram:
+		r.drop(&r.dropped.Oversize, &ev, "oversize")
+		return
+	case r.top.Loss > 0 && r.netRand.Float64() < r.top.Loss:
+		r.drop(&r.dropped.Loss, &ev, "lost")
+		return
+	}
+	ev.at = r.now + r.oneWay(from, to)
+	r.sched.push(ev)
+}
+
+// oneWay draws a packet's one-way delay: the base delay of the pair times
+// uniform(1, 1+jitter).
+func (r *run) oneWay(from, to NodeID) time.Duration {
+	base := r.cl.BaseDelay(from, to)
+	if j := r.top.Jitter; j > 0 && base > 0 {
+		return time.Duration(float64(base) * (1 + j*r.netRand.Float64()))
+	}
+	return base
+}
+
+// retryStream reschedules a stream transfer that a partition blocks now:
+// TCP retransmits it until the partition heals.
+func (r *run) retryStream(ev event) {
+	at := streamRetry(time.Duration(ev.arg), r.net.healAt(ev.from, ev.to, r.now))
+	if at == never {
+		r.drop(&r.dropped.Partition, &ev, "partition (stream gave up)")
+		return
+	}
+	ev.at = at + r.oneWay(ev.from, ev.to)
+	r.tracef("stream %s -> %s kind=%d blocked by a partition: retransmitted at %v", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, ev.mk, at)
+	r.sched.push(ev)
+}
+
+func (r *run) drop(counter *int64, ev *event, why string) {
+	*counter++
+	r.tracef("drop %s -> %s kind=%d: %s", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, ev.mk, why)
+}
+
+// packets is how many packets a message of size bytes counts as.
+func packets(size int32, reliable bool) int64 {
+	if !reliable || size <= MaxDatagram {
+		return 1
+	}
+	return int64((size + MaxDatagram - 1) / MaxDatagram)
+}
+
+func (r *run) deliver(ev *event) {
+	to, from := ev.to, ev.from
+	reliable := ev.flags&flagReliable != 0
+	switch {
+	case !r.alive[to] || (reliable && r.inc[to] != ev.inc):
+		r.drop(&r.dropped.Down, ev, "receiver down")
+		return
+	case r.net.cutNow(from, to) && reliable:
+		r.retryStream(*ev)
+		return
+	case r.net.cutNow(from, to):
+		r.drop(&r.dropped.Partition, ev, "partition")
+		return
+	}
+	r.deliveries++
+	if ev.flags&flagState != 0 {
+		r.bytesRecv[to] += int64(ev.size)
+		r.msgsRecv[to] += packets(ev.size, reliable)
+		r.regionBytes[int(r.net.region[from])*r.net.nR+int(r.net.region[to])] += int64(ev.size)
+	}
+	r.tracef("deliver %s -> %s kind=%d size=%d", r.cl.Nodes[from].Name, r.cl.Nodes[to].Name, ev.mk, ev.size)
+	r.nodes[to].Receive(r.now, from, Message{
+		Payload: ev.data, Size: ev.size, Kind: ev.mk,
+		State: ev.flags&flagState != 0, Reliable: reliable,
+	})
+}
+
+// after implements Env.After.
+func (r *run) after(id NodeID, d time.Duration, t Timer) {
+	if d < 0 {
+		d = 0
+	}
+	r.sched.push(event{at: r.now + d, kind: evTimer, to: id, inc: r.inc[id], mk: t.Kind, arg: t.Arg, data: t.Data})
+}
+
+// applied implements Env.Applied.
+func (r *run) applied(node NodeID, id EventID) {
+	if id < 0 || int(id) >= len(r.writes) {
+		return
+	}
+	ws := &r.writes[id]
+	bit := uint64(1) << (uint(node) % 64)
+	if ws.applied[node/64]&bit != 0 {
+		return
+	}
+	ws.applied[node/64] |= bit
+	ws.nApplied++
+	r.totalApplied++
+	ws.lastApply = r.now
+	if r.cl.Nodes[node].Role != RoleRouter {
+		return
+	}
+	ws.nRouters++
+	if ws.acked < 0 {
+		ws.early = append(ws.early, earlyApply{node, r.now})
+		return
+	}
+	r.recordPair(ws, node, r.now)
+}
+
+// recordPair files the sync delay of (write, router) applied at at: fault-free
+// pairs by region pair, the others as catch-up from the end of the fault.
+func (r *run) recordPair(ws *writeState, router NodeID, at time.Duration) {
+	ctrl := ws.w.Controller
+	if hit, end := r.net.faultOver(ws.w.Requested, at, ctrl, router); hit {
+		r.catchUp = append(r.catchUp, micros(max(0, at-end)))
+		return
+	}
+	class := int(r.net.region[ctrl])*r.net.nR + int(r.net.region[router])
+	r.pairDelay[class] = append(r.pairDelay[class], micros(at-ws.acked))
+}
+
+func micros(d time.Duration) int32 {
+	us := d / time.Microsecond
+	return int32(min(max(us, math.MinInt32), math.MaxInt32))
+}
+
+// acked implements Env.Acked.
+func (r *run) acked(id EventID) {
+	if id < 0 || int(id) >= len(r.writes) {
+		return
+	}
+	ws := &r.writes[id]
+	if ws.acked >= 0 {
+		return
+	}
+	ws.acked = r.now
+	r.issueLat = append(r.issueLat, micros(r.now-ws.w.Requested))
+	for _, e := range ws.early {
+		r.recordPair(ws, e.router, e.at)
+	}
+	ws.early = nil
+	r.onAck(ws.w)
+}
+
+// answer implements Env.Answer.
+func (r *run) answer(router NodeID, id int32, v Verdict) {
+	if id < 0 || int(id) >= len(r.connects) {
+		return
+	}
+	c := &r.connects[id]
+	if c.answered || !c.asked || c.router != router {
+		return
+	}
+	c.answered = true
+	r.pending--
+	cert := r.certs[c.cert]
+	r.tracef("answer %s connect=%d cert=%d: %v", r.cl.Nodes[router].Name, id, c.cert, v)
+	if c.revoke >= 0 {
+		if v == Accept {
+			rw := &r.writes[c.revoke]
+			reach := r.net.firstReachable(router, rw.w.Controller, rw.acked)
+			if reach != never && r.now > reach+revokedGrace {
+				r.stat.revokedAccepts++
+			}
+		}
+		return
+	}
+	if v == Accept {
+		return
+	}
+	s := &r.sessions[cert.session]
+	unrevoked := s.revokeAt < 0 || s.revokeAt > r.now
+	if unrevoked && r.net.reachableAt(router, cert.issuer, c.query) && r.net.reachableAt(router, cert.issuer, r.now) {
+		r.stat.falseRejects++
+	}
+}
