@@ -1,5 +1,10 @@
 package crdt
 
+import (
+	"bytes"
+	"slices"
+)
+
 // Verdict is the outcome of an admission check. Its String is the reason
 // word that routers log and count.
 type Verdict uint8
@@ -75,7 +80,7 @@ func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
 	if now >= f.NotAfter {
 		return CertExpired
 	}
-	cert := s.certs[f.Serial]
+	cert := s.certs.m[f.Serial]
 	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Issuer() != f.Issuer) {
 		// The replicated record disagrees with the certificate: one of
 		// them is not what the issuer wrote.
@@ -87,10 +92,10 @@ func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
 	if v := s.revoked(f, cert, now); v != Admit {
 		return v
 	}
-	if at, ok := s.superseded[f.Serial]; ok && now >= at.at {
+	if at, ok := s.superseded.get(f.Serial); ok && now >= at {
 		return Superseded
 	}
-	if s.sessions[f.Session] == nil && strict {
+	if s.sessions.m[f.Session] == nil && strict {
 		return UnknownSession
 	}
 	return Admit
@@ -101,26 +106,26 @@ func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
 // grace and even its certificate's expiry do not close it; the session's
 // expiry and any revocation covering it do.
 func (s *Store) Live(f CertFacts, now Millis) Verdict {
-	return s.revoked(f, s.certs[f.Serial], now)
+	return s.revoked(f, s.certs.m[f.Serial], now)
 }
 
 func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
-	if _, ok := s.revokedSerials[f.Serial]; ok {
+	if s.revokedSerials.has(f.Serial) {
 		return SerialRevoked
 	}
-	if _, ok := s.revokedSessions[f.Session]; ok {
+	if s.revokedSessions.has(f.Session) {
 		return SessionRevoked
 	}
-	if _, ok := s.revokedSigners[f.Issuer]; ok {
+	if s.revokedSigners.has(f.Issuer) {
 		// Certificates issued before the revocation are refused too: the
 		// controller's key may have been stolen long before.
 		return IssuerRevoked
 	}
-	sess := s.sessions[f.Session]
+	sess := s.sessions.m[f.Session]
 	if sess != nil && now >= sess.Expires {
 		return SessionExpired
 	}
-	if rb, ok := s.revokedIdentities[f.Identity]; ok {
+	if rb, ok := s.revokedIdentities.get(f.Identity); ok {
 		// The identity revocation covers every session created before it.
 		// Without the session record, the certificate's issue time (its
 		// record's HLC, or its not-before) stands in for the session's.
@@ -131,7 +136,7 @@ func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 		case cert != nil:
 			created = cert.HLC.Millis()
 		}
-		if created < rb.at {
+		if created < rb {
 			return IdentityRevoked
 		}
 	}
@@ -140,41 +145,42 @@ func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 
 // Cert returns the certificate record for serial, if known.
 func (s *Store) Cert(serial Serial) (*CertRecord, bool) {
-	c, ok := s.certs[serial]
+	c, ok := s.certs.m[serial]
 	return c, ok
 }
 
 // Session returns the session record for id, if known.
 func (s *Store) Session(id SessionID) (*SessionRecord, bool) {
-	r, ok := s.sessions[id]
+	r, ok := s.sessions.m[id]
 	return r, ok
 }
 
 // IdentityRevokedBefore returns the latest revoked-before time for identity.
 func (s *Store) IdentityRevokedBefore(identity string) (Millis, bool) {
-	r, ok := s.revokedIdentities[identity]
-	return r.at, ok
+	return s.revokedIdentities.get(identity)
 }
 
 // SignerRevoked reports whether the root revoked controller, and from when.
 func (s *Store) SignerRevoked(controller string) (Millis, bool) {
-	r, ok := s.revokedSigners[controller]
-	return r.at, ok
+	return s.revokedSigners.get(controller)
 }
 
-// Signers returns the active signer records of controller.
+// Signers returns the active signer records of controller, sorted by key
+// id. It visits every active signer record; there are a few per
+// controller.
 func (s *Store) Signers(controller string) []*SignerRecord {
 	var out []*SignerRecord
-	for k, r := range s.signers {
+	for k, r := range s.signers.m {
 		if k.controller == controller {
 			out = append(out, r)
 		}
 	}
+	slices.SortFunc(out, func(a, b *SignerRecord) int { return bytes.Compare(a.KeyID[:], b.KeyID[:]) })
 	return out
 }
 
 // Signer returns the signer record of controller's key keyID, if held.
 func (s *Store) Signer(controller string, keyID [32]byte) (*SignerRecord, bool) {
-	r, ok := s.signers[signerKey{controller, keyID}]
+	r, ok := s.signers.m[signerKey{controller, keyID}]
 	return r, ok
 }

@@ -45,14 +45,23 @@ func (e *encoder) set(err error) {
 		e.err = err
 	}
 }
-func (e *encoder) uint(v uint64)       { e.set(e.e.EncodeUint(v)) }
-func (e *encoder) int(v int64)         { e.set(e.e.EncodeInt(v)) }
-func (e *encoder) str(v string)        { e.set(e.e.EncodeString(v)) }
-func (e *encoder) bytes(v []byte)      { e.set(e.e.EncodeBytes(v)) }
-func (e *encoder) bool(v bool)         { e.set(e.e.EncodeBool(v)) }
-func (e *encoder) arrayLen(n int)      { e.set(e.e.EncodeArrayLen(n)) }
-func (e *encoder) millis(v Millis)     { e.int(int64(v)) }
-func (e *encoder) serial(v Serial)     { e.bytes(v[:]) }
+func (e *encoder) uint(v uint64)   { e.set(e.e.EncodeUint(v)) }
+func (e *encoder) int(v int64)     { e.set(e.e.EncodeInt(v)) }
+func (e *encoder) str(v string)    { e.set(e.e.EncodeString(v)) }
+func (e *encoder) bool(v bool)     { e.set(e.e.EncodeBool(v)) }
+func (e *encoder) arrayLen(n int)  { e.set(e.e.EncodeArrayLen(n)) }
+func (e *encoder) millis(v Millis) { e.int(int64(v)) }
+func (e *encoder) serial(v Serial) { e.bytes(v[:]) }
+
+// bytes encodes v as bin, and an empty v, nil or not, as nil: the decoder
+// returns nil for both, so the signed bytes of a record stay the same
+// across a round trip whichever the signer held.
+func (e *encoder) bytes(v []byte) {
+	if len(v) == 0 {
+		v = nil
+	}
+	e.set(e.e.EncodeBytes(v))
+}
 func (e *encoder) session(v SessionID) { e.bytes(v[:]) }
 
 // decoder wraps msgpack.Decoder with a sticky error and length caps. Every
@@ -310,15 +319,16 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 
 func decodeRecord(d *decoder) Record {
 	n := d.arrayLen(headerFields + 8)
-	k := Kind(d.uint())
+	kind := d.uint()
 	if d.err != nil {
 		return nil
 	}
-	r := newRecord(k)
-	if r == nil {
-		d.fail("record kind %d", k)
+	if kind == 0 || kind > uint64(maxKind) {
+		d.fail("record kind %d", kind)
 		return nil
 	}
+	k := Kind(kind)
+	r := newRecord(k)
 	if n != headerFields+bodyFields[k] {
 		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
 		return nil
@@ -341,10 +351,6 @@ func decodeRecord(d *decoder) Record {
 func newEncoder(buf *bytes.Buffer) *encoder {
 	e := msgpack.NewEncoder(buf)
 	return &encoder{e: e}
-}
-
-func newDecoder(b []byte) *decoder {
-	return &decoder{d: msgpack.NewDecoder(bytes.NewReader(b))}
 }
 
 // SignedBytes returns the canonical bytes of r that its author signs.
@@ -371,12 +377,13 @@ func EncodedSize(r Record) int { return len(AppendRecord(nil, r)) }
 // whole of b. It checks lengths and the record's own invariants, not its
 // signature.
 func DecodeRecord(b []byte) (Record, error) {
-	d := newDecoder(b)
+	br := bytes.NewReader(b)
+	d := &decoder{d: msgpack.NewDecoder(br)} // reads br directly: it is an io.ByteScanner
 	r := decodeRecord(d)
 	if d.err != nil {
 		return nil, d.err
 	}
-	if d.d.Buffered().(*bytes.Reader).Len() != 0 {
+	if br.Len() != 0 {
 		return nil, fmt.Errorf("%w: trailing bytes after record", ErrMalformed)
 	}
 	if err := Validate(r); err != nil {
@@ -400,11 +407,13 @@ func EncodeTo(enc *msgpack.Encoder, recs []Record) error {
 	return e.err
 }
 
-// DecodeFrom reads an array of at most max records written by EncodeTo.
-// Each record is validated; signatures are not checked.
-func DecodeFrom(dec *msgpack.Decoder, max int) ([]Record, error) {
+// DecodeFrom reads an array of at most limit records written by EncodeTo
+// (and never more than MaxRecordsPerMessage). Each record is validated;
+// signatures are not checked. Memory use follows the input's length, not
+// the counts it claims.
+func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 	d := &decoder{d: dec}
-	n := d.arrayLen(max)
+	n := d.arrayLen(min(max(limit, 0), MaxRecordsPerMessage))
 	if d.err != nil {
 		return nil, d.err
 	}

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -59,6 +60,9 @@ func (c Context) Validate() error {
 		if len(e.Above) > MaxSeqAhead {
 			return invalid("context of %v has %d dots above", e.Author, len(e.Above))
 		}
+		if len(e.Above) > 0 && e.Max >= math.MaxUint64-1 {
+			return invalid("context of %v: dots above the largest seq", e.Author)
+		}
 		prev := e.Max + 1
 		for _, s := range e.Above {
 			if s <= prev {
@@ -90,6 +94,9 @@ type Interval struct {
 type Delta struct {
 	Records   []Record
 	Intervals []Interval
+	// Truncated is set when the byte budget cut the delta short: the peer
+	// lacks more, and should ask again at once.
+	Truncated bool
 }
 
 // Empty reports whether d carries nothing.

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -62,9 +63,23 @@ func (e *AheadError) Error() string {
 		e.Remote, e.Ahead(), e.Max)
 }
 
-// Ahead is how far the remote timestamp is ahead of local wall time.
+// Ahead is how far the remote timestamp is ahead of local wall time,
+// saturating at the largest time.Duration.
 func (e *AheadError) Ahead() time.Duration {
-	return time.Duration(e.Remote.Millis()-e.Wall) * time.Millisecond
+	return msDuration(int64(e.Remote.Millis() - e.Wall))
+}
+
+// msDuration converts milliseconds to a Duration, saturating instead of
+// overflowing: a forged timestamp 2^47 ms ahead must not look behind.
+func msDuration(ms int64) time.Duration {
+	const lim = math.MaxInt64 / int64(time.Millisecond)
+	switch {
+	case ms > lim:
+		return math.MaxInt64
+	case ms < -lim:
+		return math.MinInt64
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // Wait is how long local time must advance before the timestamp is
@@ -105,7 +120,7 @@ func (c *Clock) Now(wall time.Time) Timestamp {
 // is not merged; the error is an *AheadError telling how long to hold it.
 func (c *Clock) Observe(remote Timestamp, wall time.Time) (Timestamp, error) {
 	w := MillisOf(wall)
-	if time.Duration(remote.Millis()-w)*time.Millisecond > c.maxOffset {
+	if msDuration(int64(remote.Millis()-w)) > c.maxOffset {
 		return c.last, &AheadError{Remote: remote, Wall: w, Max: c.maxOffset}
 	}
 	if remote > c.last {

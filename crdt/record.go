@@ -202,6 +202,7 @@ type RevocationRecord struct {
 	At      Millis
 	// Until is when the target can no longer be used anywhere whatever
 	// happens (its latest possible expiry); the record is kept until then.
+	// Zero means never: the record is kept forever.
 	Until Millis
 }
 
@@ -212,7 +213,7 @@ type IdentityRevocationRecord struct {
 	Identity      string
 	RevokedBefore Millis
 	Reason        string
-	Until         Millis // as in RevocationRecord
+	Until         Millis // as in RevocationRecord; zero means never
 }
 
 // SignerRecord publishes a controller's record-signing certificate, or,
@@ -225,7 +226,7 @@ type SignerRecord struct {
 	Controller string
 	KeyID      [32]byte // SHA-256 of the key's SubjectPublicKeyInfo; zero when Revoked
 	Cert       []byte   // DER of the controller's intermediate; empty when Revoked
-	NotAfter   Millis
+	NotAfter   Millis   // the key's expiry; when Revoked, how long to keep the revocation (zero: forever)
 	Revoked    bool
 	RevokedAt  Millis
 	RootSig    []byte // the root-signed revocation blob, opaque to crdt
@@ -243,11 +244,29 @@ func (*RevocationRecord) Kind() Kind         { return KindRevocation }
 func (*IdentityRevocationRecord) Kind() Kind { return KindIdentityRevocation }
 func (*SignerRecord) Kind() Kind             { return KindSigner }
 
-func (r *SessionRecord) expiry() Millis            { return r.Expires }
-func (r *CertRecord) expiry() Millis               { return r.NotAfter }
-func (r *RevocationRecord) expiry() Millis         { return r.Until }
-func (r *IdentityRevocationRecord) expiry() Millis { return r.Until }
-func (r *SignerRecord) expiry() Millis             { return r.NotAfter }
+func (r *SessionRecord) expiry() Millis { return r.Expires }
+func (r *CertRecord) expiry() Millis    { return r.NotAfter }
+
+// A revocation whose Until is unset (zero) is kept forever: collecting it
+// would make its target usable again.
+func (r *RevocationRecord) expiry() Millis         { return orNever(r.Until) }
+func (r *IdentityRevocationRecord) expiry() Millis { return orNever(r.Until) }
+
+// A signer revocation is kept until NotAfter, the latest expiry of the
+// controller's keys, or forever when that is unset; revoked absorbs.
+func (r *SignerRecord) expiry() Millis {
+	if r.Revoked {
+		return orNever(r.NotAfter)
+	}
+	return r.NotAfter
+}
+
+func orNever(m Millis) Millis {
+	if m == 0 {
+		return maxMillis
+	}
+	return m
+}
 
 // Limits on what a record may hold, so that untrusted input stays small.
 const (

@@ -1,8 +1,11 @@
 package crdt
 
 import (
+	"bufio"
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -21,9 +24,19 @@ type Snapshot struct {
 	Records []Record
 }
 
-// EncodeSnapshot writes the whole store to w. Records are written in the
-// order Range visits them.
+// EncodeSnapshot writes the whole store to w: its causal context and
+// every record it holds, author by author in seq order, including the
+// records set aside as written by a revoked author (RestoreVerified sets
+// them aside again), so that a restored node can still hand them to peers.
+// The output depends only on the store's state, never on map order.
 func (s *Store) EncodeSnapshot(w io.Writer) error {
+	// msgpack writes byte by byte to a writer that is not an
+	// io.ByteWriter; buffer those.
+	var bw *bufio.Writer
+	if _, ok := w.(io.ByteWriter); !ok {
+		bw = bufio.NewWriterSize(w, 64<<10)
+		w = bw
+	}
 	enc := msgpack.NewEncoder(w)
 	e := &encoder{e: enc}
 	e.arrayLen(3)
@@ -40,11 +53,14 @@ func (s *Store) EncodeSnapshot(w io.Writer) error {
 			e.uint(seq)
 		}
 	}
-	e.arrayLen(s.Len())
-	s.Range(func(r Record) bool {
+	e.arrayLen(s.Len() + s.dropCount())
+	s.rangeAll(func(r Record) bool {
 		encodeRecord(e, r, true)
 		return e.err == nil
 	})
+	if e.err == nil && bw != nil {
+		e.err = bw.Flush()
+	}
 	if e.err != nil {
 		return fmt.Errorf("crdt: encode snapshot: %w", e.err)
 	}
@@ -105,34 +121,83 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 // RestoreVerified merges a snapshot into the store: its records, and the
 // coverage of its context (so that collected dots stay covered). Callers
 // MUST ONLY pass snapshots whose records are verified or that the node wrote
-// itself.
+// itself; the context is trusted as it stands. A record whose dot the store
+// already covers is skipped, so that a record collected here never comes
+// back. On error the store is unchanged.
 func (s *Store) RestoreVerified(snap *Snapshot) error {
+	if err := snap.Context.Validate(); err != nil {
+		return fmt.Errorf("crdt: restore: %w", err)
+	}
+	fresh := make(map[Author]struct{})
 	for _, r := range snap.Records {
-		h := r.Head()
-		l, err := s.log(h.Author, true)
-		if err != nil {
-			return fmt.Errorf("crdt: restore: %w", err)
+		if r == nil || r.Head().Seq == 0 {
+			return fmt.Errorf("crdt: restore: %w", invalid("nil record or seq 0"))
 		}
-		// The snapshot may hold records far above a collected prefix, so
-		// they go in directly rather than through MergeVerified's checks.
-		if h.Seq <= l.base || l.get(h.Seq) != nil || s.droppedByRevocation(r) {
-			l.cover(h.Seq)
-			continue
+		if a := r.Head().Author; s.authors[a] == nil {
+			fresh[a] = struct{}{}
 		}
-		h.Author.Name = l.author.Name
-		l.put(h.Seq, r)
-		l.cover(h.Seq)
-		s.index(l, r)
 	}
 	for _, a := range snap.Context {
-		l, err := s.log(a.Author, true)
-		if err != nil {
-			return fmt.Errorf("crdt: restore: %w", err)
+		if s.authors[a.Author] == nil {
+			fresh[a.Author] = struct{}{}
 		}
+	}
+	if len(s.authors)+len(fresh) > MaxAuthors {
+		return fmt.Errorf("crdt: restore: %w", ErrTooManyAuthors)
+	}
+
+	// The records this store has not covered yet, by author, decided
+	// before the snapshot's context covers them.
+	type batch struct {
+		l    *authorLog
+		recs []Record
+	}
+	var batches []*batch
+	byLog := make(map[*authorLog]*batch)
+	for _, r := range snap.Records {
+		h := r.Head()
+		l, _ := s.log(h.Author, true)
+		if l.covered(h.Seq) {
+			continue
+		}
+		b := byLog[l]
+		if b == nil {
+			b = &batch{l: l}
+			byLog[l] = b
+			batches = append(batches, b)
+		}
+		b.recs = append(b.recs, r)
+	}
+	for _, a := range snap.Context {
+		l, _ := s.log(a.Author, true)
 		l.coverUpTo(a.Max)
 		for _, seq := range a.Above {
 			l.cover(seq)
 		}
+	}
+	for _, b := range batches {
+		l := b.l
+		slices.SortStableFunc(b.recs, func(x, y Record) int { return cmp.Compare(x.Head().Seq, y.Head().Seq) })
+		b.recs = slices.CompactFunc(b.recs, func(x, y Record) bool { return x.Head().Seq == y.Head().Seq })
+		for _, r := range b.recs {
+			l.cover(r.Head().Seq)
+		}
+		// A log with nothing in it starts just below the first record, so
+		// that a snapshot taken after a long collected prefix does not
+		// allocate that prefix.
+		if len(l.records) == 0 && len(l.dropped) == 0 {
+			l.base = min(b.recs[0].Head().Seq-1, l.contiguous)
+		}
+		for _, r := range b.recs {
+			if s.droppedByRevocation(r) {
+				l.drop(r.Head().Seq, r)
+				continue
+			}
+			l.put(r.Head().Seq, r)
+			s.index(l, r)
+		}
+	}
+	for _, l := range s.order {
 		l.trim()
 	}
 	return nil

@@ -1,11 +1,12 @@
 package crdt
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // Limits on what peers can make a store hold.
@@ -26,26 +27,53 @@ const (
 
 var (
 	// ErrTooFarAhead is returned for a record whose seq is more than
-	// MaxSeqAhead above its author's contiguous seq.
+	// MaxSeqAhead above its author's contiguous seq. The store is left
+	// unchanged.
 	ErrTooFarAhead = errors.New("crdt: record too far ahead of its author's version")
 	// ErrAuthorRevoked is returned for a record written by a controller
-	// after the root revoked it. Its dot is covered; the record is dropped.
+	// after the root revoked it. Its dot is covered and the record is kept
+	// aside, out of every index and of the digest, only so that peers can
+	// cover its dot too (see DeltaSince). It is not an error of the sender.
 	ErrAuthorRevoked = errors.New("crdt: author revoked")
 	// ErrTooManyAuthors is returned when a record would add an author past
 	// MaxAuthors.
 	ErrTooManyAuthors = errors.New("crdt: too many authors")
 )
 
+// maxMillis stands for "never" in expiry computations.
+const maxMillis = Millis(math.MaxInt64)
+
+// addMillis adds d to m, saturating instead of wrapping, so that a far
+// future expiry from a peer never turns into the distant past.
+func addMillis(m Millis, d time.Duration) Millis {
+	ms := Millis(d / time.Millisecond)
+	switch {
+	case ms > 0 && m > maxMillis-ms:
+		return maxMillis
+	case ms < 0 && m < math.MinInt64-ms:
+		return math.MinInt64
+	}
+	return m + ms
+}
+
 // authorLog is everything a store has of one author.
 type authorLog struct {
 	author Author
 	// records[i] holds seq base+1+i; nil where the record was never
-	// received or has been collected.
+	// received, has been collected, or was dropped.
+	// Invariant: base <= contiguous, and no record, held or dropped, has a
+	// seq at or below base.
 	base    uint64
 	records []Record
 	// Invariant: every seq in 1..contiguous is covered, contiguous+1 is not.
 	contiguous uint64
 	above      map[uint64]struct{} // covered seqs > contiguous+1
+	// dropped holds the records the author wrote after the root revoked
+	// its controller. They are in no index and not in the digest; they are
+	// kept until they expire so that a peer that lacks them receives them,
+	// drops them too and covers their dots: a dot it could not prove
+	// collected would stay a gap in its context forever.
+	dropped map[uint64]Record
 	// revocations holds the seqs of held records that jump the queue in
 	// DeltaSince (revocations of any kind), sorted.
 	revocations []uint64
@@ -59,18 +87,53 @@ func (l *authorLog) covered(seq uint64) bool {
 	return ok
 }
 
+// get returns the held record at seq, or nil.
 func (l *authorLog) get(seq uint64) Record {
-	if seq <= l.base || seq > l.base+uint64(len(l.records)) {
+	if seq <= l.base || seq-l.base > uint64(len(l.records)) {
 		return nil
 	}
 	return l.records[seq-l.base-1]
 }
 
-func (l *authorLog) put(seq uint64, r Record) {
-	for seq > l.base+uint64(len(l.records)) {
-		l.records = append(l.records, nil)
+// entry returns the record at seq, held or dropped, or nil.
+func (l *authorLog) entry(seq uint64) Record {
+	if r := l.get(seq); r != nil {
+		return r
 	}
-	l.records[seq-l.base-1] = r
+	if l.dropped != nil {
+		return l.dropped[seq]
+	}
+	return nil
+}
+
+// top is the highest seq of a record held or dropped, or base if none:
+// above it there is no record to prove anything with.
+func (l *authorLog) top() uint64 {
+	t := l.base + uint64(len(l.records))
+	for seq := range l.dropped {
+		t = max(t, seq)
+	}
+	return t
+}
+
+// put stores r at seq. Precondition: seq > base.
+func (l *authorLog) put(seq uint64, r Record) {
+	i := seq - l.base - 1
+	if i >= uint64(len(l.records)) {
+		n := int(i) + 1 - len(l.records)
+		old := len(l.records)
+		l.records = slices.Grow(l.records, n)[:old+n]
+		clear(l.records[old:])
+	}
+	l.records[i] = r
+}
+
+// drop sets r aside at seq as written by a revoked author.
+func (l *authorLog) drop(seq uint64, r Record) {
+	if l.dropped == nil {
+		l.dropped = make(map[uint64]Record)
+	}
+	l.dropped[seq] = r
 }
 
 func (l *authorLog) cover(seq uint64) {
@@ -104,7 +167,7 @@ func (l *authorLog) coverUpTo(seq uint64) {
 
 // absorb extends contiguous over the dots above that now follow it.
 func (l *authorLog) absorb() {
-	for {
+	for len(l.above) > 0 {
 		if _, ok := l.above[l.contiguous+1]; !ok {
 			return
 		}
@@ -126,252 +189,27 @@ func (l *authorLog) sortedAbove() []uint64 {
 	return seqs
 }
 
-// trim drops the collected prefix of records.
+// trim drops the prefix of records that are covered and neither held nor
+// dropped, keeping base <= contiguous.
 func (l *authorLog) trim() {
 	n := 0
 	for n < len(l.records) && l.records[n] == nil && l.base+uint64(n) < l.contiguous {
+		if _, ok := l.dropped[l.base+uint64(n)+1]; ok {
+			break
+		}
 		n++
 	}
 	if n == 0 {
 		return
 	}
 	l.base += uint64(n)
-	if n > len(l.records)/2 {
+	switch {
+	case n == len(l.records):
+		l.records = nil
+	case n > len(l.records)/2:
 		l.records = append([]Record(nil), l.records[n:]...)
-	} else {
+	default:
 		l.records = l.records[n:]
-	}
-}
-
-// refMillis is an index entry that several records may assert.
-type refMillis struct {
-	at Millis
-	n  int32
-}
-
-type signerKey struct {
-	controller string
-	keyID      [32]byte
-}
-
-// Store is one replica of the state. See the package doc.
-type Store struct {
-	authors map[Author]*authorLog
-	order   []*authorLog // the same logs sorted by author, for determinism
-
-	sessions map[SessionID]*SessionRecord
-	certs    map[Serial]*CertRecord
-	// superseded[s] is the earliest SupersedeAt over certs rotating s.
-	superseded        map[Serial]refMillis
-	revokedSessions   map[SessionID]refMillis // earliest At
-	revokedSerials    map[Serial]refMillis    // earliest At
-	revokedIdentities map[string]refMillis    // latest RevokedBefore
-	signers           map[signerKey]*SignerRecord
-	revokedSigners    map[string]refMillis // earliest RevokedAt, by controller
-
-	// names interns identities and author names, which repeat across
-	// records.
-	names map[string]string
-
-	digest uint64
-	counts [maxKind + 1]int
-}
-
-// NewStore returns an empty store.
-func NewStore() *Store {
-	return &Store{
-		authors:           make(map[Author]*authorLog),
-		sessions:          make(map[SessionID]*SessionRecord),
-		certs:             make(map[Serial]*CertRecord),
-		superseded:        make(map[Serial]refMillis),
-		revokedSessions:   make(map[SessionID]refMillis),
-		revokedSerials:    make(map[Serial]refMillis),
-		revokedIdentities: make(map[string]refMillis),
-		signers:           make(map[signerKey]*SignerRecord),
-		revokedSigners:    make(map[string]refMillis),
-		names:             make(map[string]string),
-	}
-}
-
-func (s *Store) intern(v string) string {
-	if c, ok := s.names[v]; ok {
-		return c
-	}
-	s.names[v] = v
-	return v
-}
-
-func (s *Store) log(a Author, create bool) (*authorLog, error) {
-	l := s.authors[a]
-	if l != nil || !create {
-		return l, nil
-	}
-	if len(s.authors) >= MaxAuthors {
-		return nil, ErrTooManyAuthors
-	}
-	a.Name = s.intern(a.Name)
-	l = &authorLog{author: a}
-	s.authors[a] = l
-	i, _ := slices.BinarySearchFunc(s.order, a, func(e *authorLog, a Author) int { return compareAuthors(e.author, a) })
-	s.order = slices.Insert(s.order, i, l)
-	return l, nil
-}
-
-// Has reports whether the store covers d: it holds the record, or held and
-// collected it, or dropped it as written by a revoked author.
-func (s *Store) Has(d Dot) bool {
-	l := s.authors[d.Author]
-	return l != nil && l.covered(d.Seq)
-}
-
-// Get returns the record at d, if held.
-func (s *Store) Get(d Dot) Record {
-	if l := s.authors[d.Author]; l != nil {
-		return l.get(d.Seq)
-	}
-	return nil
-}
-
-// MergeVerified merges one record into the store and reports whether it
-// was new. Callers MUST ONLY pass records that passed Verify: the store
-// trusts their contents and signature. The record is shared, not copied,
-// and must not be modified afterwards.
-//
-// A record already covered is ignored (false, nil). ErrTooFarAhead leaves
-// the store unchanged; ErrAuthorRevoked covers the dot and drops the record.
-func (s *Store) MergeVerified(r Record) (bool, error) {
-	h := r.Head()
-	l, err := s.log(h.Author, true)
-	if err != nil {
-		return false, err
-	}
-	if l.covered(h.Seq) {
-		return false, nil
-	}
-	if h.Seq > l.contiguous+MaxSeqAhead {
-		return false, fmt.Errorf("%w: %v, have %d", ErrTooFarAhead, h.Dot(), l.contiguous)
-	}
-	if s.droppedByRevocation(r) {
-		l.cover(h.Seq)
-		return false, fmt.Errorf("%w: %v written at %v", ErrAuthorRevoked, h.Dot(), h.HLC)
-	}
-	h.Author.Name = l.author.Name
-	l.put(h.Seq, r)
-	l.cover(h.Seq)
-	s.index(l, r)
-	return true, nil
-}
-
-// droppedByRevocation reports whether r was written by a controller after
-// the root revoked it. Revoking signer records themselves are never dropped.
-func (s *Store) droppedByRevocation(r Record) bool {
-	if sr, ok := r.(*SignerRecord); ok && sr.Revoked {
-		return false
-	}
-	rev, ok := s.revokedSigners[r.Head().Author.Name]
-	return ok && r.Head().HLC.Millis() > rev.at
-}
-
-// index adds r to the derived indexes, the digest and the counts.
-func (s *Store) index(l *authorLog, r Record) {
-	s.digest ^= recordHash(r)
-	s.counts[r.Kind()]++
-	switch r := r.(type) {
-	case *SessionRecord:
-		r.Identity = s.intern(r.Identity)
-		if old, ok := s.sessions[r.ID]; !ok || before(r, old) {
-			s.sessions[r.ID] = r
-		}
-	case *CertRecord:
-		r.Identity = s.intern(r.Identity)
-		if old, ok := s.certs[r.Serial]; !ok || before(r, old) {
-			s.certs[r.Serial] = r
-		}
-		if !r.Supersedes.IsZero() {
-			s.superseded[r.Supersedes] = joinMin(s.superseded[r.Supersedes], r.SupersedeAt)
-		}
-	case *RevocationRecord:
-		if r.Target == RevokeSession {
-			s.revokedSessions[r.Session] = joinMin(s.revokedSessions[r.Session], r.At)
-		} else {
-			s.revokedSerials[r.Serial] = joinMin(s.revokedSerials[r.Serial], r.At)
-		}
-		l.addRevocation(r.Seq)
-	case *IdentityRevocationRecord:
-		r.Identity = s.intern(r.Identity)
-		s.revokedIdentities[r.Identity] = joinMax(s.revokedIdentities[r.Identity], r.RevokedBefore)
-		l.addRevocation(r.Seq)
-	case *SignerRecord:
-		r.Controller = s.intern(r.Controller)
-		if !r.Revoked {
-			k := signerKey{r.Controller, r.KeyID}
-			if old, ok := s.signers[k]; !ok || before(r, old) {
-				s.signers[k] = r
-			}
-			return
-		}
-		l.addRevocation(r.Seq)
-		prev, had := s.revokedSigners[r.Controller]
-		s.revokedSigners[r.Controller] = joinMin(prev, r.RevokedAt)
-		if !had || r.RevokedAt < prev.at {
-			s.dropRevokedAuthor(r.Controller, r.RevokedAt)
-		}
-	}
-}
-
-// unindex removes r from the derived indexes, the digest and the counts.
-func (s *Store) unindex(l *authorLog, r Record) {
-	s.digest ^= recordHash(r)
-	s.counts[r.Kind()]--
-	switch r := r.(type) {
-	case *SessionRecord:
-		if s.sessions[r.ID] == r {
-			delete(s.sessions, r.ID)
-		}
-	case *CertRecord:
-		if s.certs[r.Serial] == r {
-			delete(s.certs, r.Serial)
-		}
-		if !r.Supersedes.IsZero() {
-			release(s.superseded, r.Supersedes)
-		}
-	case *RevocationRecord:
-		if r.Target == RevokeSession {
-			release(s.revokedSessions, r.Session)
-		} else {
-			release(s.revokedSerials, r.Serial)
-		}
-		l.removeRevocation(r.Seq)
-	case *IdentityRevocationRecord:
-		release(s.revokedIdentities, r.Identity)
-		l.removeRevocation(r.Seq)
-	case *SignerRecord:
-		if !r.Revoked {
-			k := signerKey{r.Controller, r.KeyID}
-			if s.signers[k] == r {
-				delete(s.signers, k)
-			}
-			return
-		}
-		release(s.revokedSigners, r.Controller)
-		l.removeRevocation(r.Seq)
-	}
-}
-
-// dropRevokedAuthor removes every held record that controller wrote after
-// at, except revoking signer records. Replicas that received those records
-// before the revocation and replicas that receive them after end up alike.
-func (s *Store) dropRevokedAuthor(controller string, at Millis) {
-	for a, l := range s.authors {
-		if a.Name != controller {
-			continue
-		}
-		for i, r := range l.records {
-			if r != nil && r.Head().HLC.Millis() > at && s.droppedByRevocation(r) {
-				l.records[i] = nil
-				s.unindex(l, r)
-			}
-		}
 	}
 }
 
@@ -388,6 +226,298 @@ func (l *authorLog) removeRevocation(seq uint64) {
 	}
 }
 
+type signerKey struct {
+	controller string
+	keyID      [32]byte
+}
+
+// Store is one replica of the state. See the package doc.
+//
+// Every index below is a function of the set of records held: adding and
+// removing a record (merge, Collect, a signer revocation) update it
+// exactly, so that two stores holding the same records answer alike
+// whatever their histories.
+type Store struct {
+	authors map[Author]*authorLog
+	order   []*authorLog // the same logs sorted by author, for determinism
+
+	sessions winners[SessionID, *SessionRecord]
+	certs    winners[Serial, *CertRecord]
+	signers  winners[signerKey, *SignerRecord] // active signer records
+	// superseded[s] is the earliest SupersedeAt over certs rotating s.
+	superseded        joins[Serial]
+	revokedSessions   joins[SessionID] // earliest At
+	revokedSerials    joins[Serial]    // earliest At
+	revokedIdentities joins[string]    // latest RevokedBefore
+	revokedSigners    joins[string]    // earliest RevokedAt, by controller
+
+	// names interns identities, methods and controller names, which
+	// repeat across records, counting the record fields that use each.
+	names map[string]*interned
+
+	digest uint64
+	counts [maxKind + 1]int
+}
+
+type interned struct {
+	s string
+	n int
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{
+		authors:           make(map[Author]*authorLog),
+		sessions:          newWinners[SessionID, *SessionRecord](),
+		certs:             newWinners[Serial, *CertRecord](),
+		signers:           newWinners[signerKey, *SignerRecord](),
+		superseded:        newJoins[Serial](false),
+		revokedSessions:   newJoins[SessionID](false),
+		revokedSerials:    newJoins[Serial](false),
+		revokedIdentities: newJoins[string](true),
+		revokedSigners:    newJoins[string](false),
+		names:             make(map[string]*interned),
+	}
+}
+
+// intern replaces *p by the store's copy of the same string, if it has
+// one, and counts the use. The field is written only when it does not
+// already point at that copy, so a record shared by stores that intern it
+// alike is written once.
+func (s *Store) intern(p *string) {
+	v := *p
+	if v == "" {
+		return
+	}
+	if e, ok := s.names[v]; ok {
+		e.n++
+		if unsafe.StringData(v) != unsafe.StringData(e.s) {
+			*p = e.s
+		}
+		return
+	}
+	s.names[v] = &interned{s: v, n: 1}
+}
+
+// unintern releases one use of v.
+func (s *Store) unintern(v string) {
+	if e, ok := s.names[v]; ok {
+		if e.n--; e.n <= 0 {
+			delete(s.names, v)
+		}
+	}
+}
+
+// log returns the log of a, creating it if create is set.
+func (s *Store) log(a Author, create bool) (*authorLog, error) {
+	l := s.authors[a]
+	if l != nil || !create {
+		return l, nil
+	}
+	if len(s.authors) >= MaxAuthors {
+		return nil, ErrTooManyAuthors
+	}
+	l = &authorLog{author: a}
+	s.authors[a] = l
+	i, _ := slices.BinarySearchFunc(s.order, a, func(e *authorLog, a Author) int { return compareAuthors(e.author, a) })
+	s.order = slices.Insert(s.order, i, l)
+	return l, nil
+}
+
+// Has reports whether the store covers d: it holds the record, or held and
+// collected it, or dropped it as written by a revoked author, or a peer
+// proved it collected (CoverInterval).
+func (s *Store) Has(d Dot) bool {
+	l := s.authors[d.Author]
+	return l != nil && l.covered(d.Seq)
+}
+
+// Get returns the record at d, if held.
+func (s *Store) Get(d Dot) Record {
+	if l := s.authors[d.Author]; l != nil {
+		return l.get(d.Seq)
+	}
+	return nil
+}
+
+// MergeVerified merges one record into the store and reports whether it
+// was new. Callers MUST ONLY pass records that passed Verify: the store
+// trusts their contents and signature. The record is shared, not copied,
+// and must not be modified afterwards. The store may replace its string
+// fields by equal strings that it already holds (interning), which changes
+// no value; a record merged into several stores is written by each at most
+// once, so such stores must not merge the same record concurrently.
+//
+// A record already covered is ignored (false, nil). ErrTooFarAhead and
+// ErrTooManyAuthors leave the store unchanged; ErrAuthorRevoked covers the
+// dot and sets the record aside.
+func (s *Store) MergeVerified(r Record) (bool, error) {
+	h := r.Head()
+	if h.Seq == 0 {
+		return false, invalid("seq 0")
+	}
+	l := s.authors[h.Author]
+	var have uint64
+	if l != nil {
+		if l.covered(h.Seq) {
+			return false, nil
+		}
+		have = l.contiguous
+	}
+	if h.Seq-have > MaxSeqAhead {
+		return false, fmt.Errorf("%w: %v, have %d", ErrTooFarAhead, h.Dot(), have)
+	}
+	if l == nil {
+		var err error
+		if l, err = s.log(h.Author, true); err != nil {
+			return false, err
+		}
+	}
+	l.cover(h.Seq)
+	if s.droppedByRevocation(r) {
+		l.drop(h.Seq, r)
+		return false, fmt.Errorf("%w: %v written at %v", ErrAuthorRevoked, h.Dot(), h.HLC)
+	}
+	l.put(h.Seq, r)
+	s.index(l, r)
+	return true, nil
+}
+
+// droppedByRevocation reports whether r was written by a controller after
+// the root revoked it. Revoking signer records themselves are never dropped.
+func (s *Store) droppedByRevocation(r Record) bool {
+	if sr, ok := r.(*SignerRecord); ok && sr.Revoked {
+		return false
+	}
+	at, ok := s.revokedSigners.get(r.Head().Author.Name)
+	return ok && r.Head().HLC.Millis() > at
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
+
+// index adds r to the derived indexes, the digest and the counts.
+func (s *Store) index(l *authorLog, r Record) {
+	h := r.Head()
+	if !sameString(h.Author.Name, l.author.Name) {
+		h.Author.Name = l.author.Name
+	}
+	s.digest ^= recordHash(r)
+	s.counts[r.Kind()]++
+	switch r := r.(type) {
+	case *SessionRecord:
+		s.intern(&r.Identity)
+		s.intern(&r.Method)
+		s.sessions.add(r.ID, r)
+	case *CertRecord:
+		s.intern(&r.Identity)
+		s.certs.add(r.Serial, r)
+		if !r.Supersedes.IsZero() {
+			s.superseded.add(r.Supersedes, r.SupersedeAt)
+		}
+	case *RevocationRecord:
+		if r.Target == RevokeSession {
+			s.revokedSessions.add(r.Session, r.At)
+		} else {
+			s.revokedSerials.add(r.Serial, r.At)
+		}
+		l.addRevocation(r.Seq)
+	case *IdentityRevocationRecord:
+		s.intern(&r.Identity)
+		s.revokedIdentities.add(r.Identity, r.RevokedBefore)
+		l.addRevocation(r.Seq)
+	case *SignerRecord:
+		s.intern(&r.Controller)
+		if !r.Revoked {
+			s.signers.add(signerKey{r.Controller, r.KeyID}, r)
+			return
+		}
+		l.addRevocation(r.Seq)
+		prev, had := s.revokedSigners.get(r.Controller)
+		s.revokedSigners.add(r.Controller, r.RevokedAt)
+		if now, _ := s.revokedSigners.get(r.Controller); !had || now != prev {
+			s.reconcileRevoked(r.Controller)
+		}
+	}
+}
+
+// unindex removes r from the derived indexes, the digest and the counts.
+func (s *Store) unindex(l *authorLog, r Record) {
+	s.digest ^= recordHash(r)
+	s.counts[r.Kind()]--
+	switch r := r.(type) {
+	case *SessionRecord:
+		s.sessions.remove(r.ID, r)
+		s.unintern(r.Identity)
+		s.unintern(r.Method)
+	case *CertRecord:
+		s.certs.remove(r.Serial, r)
+		if !r.Supersedes.IsZero() {
+			s.superseded.remove(r.Supersedes, r.SupersedeAt)
+		}
+		s.unintern(r.Identity)
+	case *RevocationRecord:
+		if r.Target == RevokeSession {
+			s.revokedSessions.remove(r.Session, r.At)
+		} else {
+			s.revokedSerials.remove(r.Serial, r.At)
+		}
+		l.removeRevocation(r.Seq)
+	case *IdentityRevocationRecord:
+		s.revokedIdentities.remove(r.Identity, r.RevokedBefore)
+		s.unintern(r.Identity)
+		l.removeRevocation(r.Seq)
+	case *SignerRecord:
+		defer s.unintern(r.Controller)
+		if !r.Revoked {
+			s.signers.remove(signerKey{r.Controller, r.KeyID}, r)
+			return
+		}
+		l.removeRevocation(r.Seq)
+		prev, _ := s.revokedSigners.get(r.Controller)
+		s.revokedSigners.remove(r.Controller, r.RevokedAt)
+		if now, ok := s.revokedSigners.get(r.Controller); !ok || now != prev {
+			s.reconcileRevoked(r.Controller)
+		}
+	}
+}
+
+// reconcileRevoked moves the records of controller between held and
+// dropped after its revocation time changed: records written after it are
+// dropped, the others held. Replicas that received those records before
+// the revocation and replicas that receive them after end up alike. It
+// visits every record of the controller; revocations are rare.
+func (s *Store) reconcileRevoked(controller string) {
+	for _, l := range s.order {
+		if l.author.Name != controller {
+			continue
+		}
+		for i, r := range l.records {
+			if r != nil && s.droppedByRevocation(r) {
+				l.records[i] = nil
+				s.unindex(l, r)
+				l.drop(r.Head().Seq, r)
+			}
+		}
+		if len(l.dropped) == 0 {
+			continue
+		}
+		seqs := make([]uint64, 0, len(l.dropped))
+		for seq := range l.dropped {
+			seqs = append(seqs, seq)
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			if r := l.dropped[seq]; !s.droppedByRevocation(r) {
+				delete(l.dropped, seq)
+				l.put(seq, r)
+				s.index(l, r)
+			}
+		}
+	}
+}
+
 // before orders records that claim the same key, so that every replica
 // indexes the same one whatever the arrival order.
 func before(a, b Record) bool {
@@ -401,36 +531,131 @@ func before(a, b Record) bool {
 	return ha.Seq < hb.Seq
 }
 
-func joinMin(cur refMillis, v Millis) refMillis {
-	if cur.n == 0 || v < cur.at {
-		cur.at = v
-	}
-	cur.n++
-	return cur
+// winners indexes, for each key, the earliest record (by before) of those
+// held that claim it. Write-once facts: a second record for the same key is
+// kept aside, and takes over if the winner is collected.
+type winners[K comparable, R Record] struct {
+	m    map[K]R
+	dups map[K][]R // losers, only for keys claimed more than once (rare)
 }
 
-func joinMax(cur refMillis, v Millis) refMillis {
-	if cur.n == 0 || v > cur.at {
-		cur.at = v
-	}
-	cur.n++
-	return cur
+func newWinners[K comparable, R Record]() winners[K, R] {
+	return winners[K, R]{m: make(map[K]R)}
 }
 
-// release drops one assertion of an index entry. When others remain, the
-// entry keeps its joined value: the collected record asserted it too, and
-// whatever it bound can no longer be used anyway (see Collect).
-func release[K comparable](m map[K]refMillis, k K) {
-	e, ok := m[k]
+func (w *winners[K, R]) add(k K, r R) {
+	old, ok := w.m[k]
+	if !ok {
+		w.m[k] = r
+		return
+	}
+	if before(r, old) {
+		w.m[k], r = r, old
+	}
+	if w.dups == nil {
+		w.dups = make(map[K][]R)
+	}
+	w.dups[k] = append(w.dups[k], r)
+}
+
+func (w *winners[K, R]) remove(k K, r R) {
+	old, ok := w.m[k]
 	if !ok {
 		return
 	}
-	if e.n <= 1 {
-		delete(m, k)
+	d := w.dups[k]
+	if Record(old) == Record(r) {
+		if len(d) == 0 {
+			delete(w.m, k)
+			return
+		}
+		best := 0
+		for i := range d {
+			if before(d[i], d[best]) {
+				best = i
+			}
+		}
+		w.m[k] = d[best]
+		d = slices.Delete(d, best, best+1)
+	} else {
+		i := slices.IndexFunc(d, func(x R) bool { return Record(x) == Record(r) })
+		if i < 0 {
+			return
+		}
+		d = slices.Delete(d, i, i+1)
+	}
+	if len(d) == 0 {
+		delete(w.dups, k)
+	} else {
+		w.dups[k] = d
+	}
+}
+
+// joins indexes, for each key, the join (min, or max if isMax) of the
+// values that the records held assert for it.
+type joins[K comparable] struct {
+	m     map[K]joined
+	isMax bool
+}
+
+// joined is one key's entry: at is the join of vals, one value per
+// asserting record.
+type joined struct {
+	at   Millis
+	vals []Millis
+}
+
+func newJoins[K comparable](isMax bool) joins[K] {
+	return joins[K]{m: make(map[K]joined), isMax: isMax}
+}
+
+func (j *joins[K]) get(k K) (Millis, bool) {
+	e, ok := j.m[k]
+	return e.at, ok
+}
+
+func (j *joins[K]) has(k K) bool {
+	_, ok := j.m[k]
+	return ok
+}
+
+func (j *joins[K]) add(k K, v Millis) {
+	e := j.m[k]
+	if len(e.vals) == 0 || j.better(v, e.at) {
+		e.at = v
+	}
+	e.vals = append(e.vals, v)
+	j.m[k] = e
+}
+
+func (j *joins[K]) remove(k K, v Millis) {
+	e, ok := j.m[k]
+	if !ok {
 		return
 	}
-	e.n--
-	m[k] = e
+	i := slices.Index(e.vals, v)
+	if i < 0 {
+		return
+	}
+	e.vals = slices.Delete(e.vals, i, i+1)
+	if len(e.vals) == 0 {
+		delete(j.m, k)
+		return
+	}
+	e.at = e.vals[0]
+	for _, x := range e.vals[1:] {
+		if j.better(x, e.at) {
+			e.at = x
+		}
+	}
+	j.m[k] = e
+}
+
+func (j *joins[K]) better(v, than Millis) bool {
+	if j.isMax {
+		return v > than
+	}
+	return v < than
 }
 
 // recordHash is a record's contribution to the digest: FNV-1a over its dot,
@@ -469,7 +694,8 @@ func (s *Store) Counts() map[Kind]int {
 	return m
 }
 
-// Len is the number of records held.
+// Len is the number of records held (not counting those dropped as
+// written by a revoked author).
 func (s *Store) Len() int {
 	n := 0
 	for _, c := range s.counts {
@@ -482,9 +708,7 @@ func (s *Store) Len() int {
 func (s *Store) Context() Context {
 	c := make(Context, 0, len(s.order))
 	for _, l := range s.order {
-		e := AuthorContext{Author: l.author, Max: l.contiguous}
-		e.Above = l.sortedAbove()
-		c = append(c, e)
+		c = append(c, AuthorContext{Author: l.author, Max: l.contiguous, Above: l.sortedAbove()})
 	}
 	return c
 }
@@ -500,9 +724,10 @@ func (s *Store) VersionVector() map[Author]uint64 {
 
 // Missing counts the dots this store covers that peer lacks, a measure of
 // how far behind peer is. It costs one step per author and out-of-order dot.
+// peer should have passed Validate.
 func (s *Store) Missing(peer Context) uint64 {
 	var n uint64
-	for _, l := range s.authors {
+	for _, l := range s.order {
 		var pm uint64
 		var pa []uint64
 		if e := peer.Find(l.author); e != nil {
@@ -511,7 +736,7 @@ func (s *Store) Missing(peer Context) uint64 {
 		if l.contiguous > pm {
 			n += l.contiguous - pm
 			for _, seq := range pa {
-				if seq <= l.contiguous {
+				if seq > pm && seq <= l.contiguous {
 					n--
 				}
 			}
@@ -528,7 +753,8 @@ func (s *Store) Missing(peer Context) uint64 {
 }
 
 // Range calls fn for every held record, author by author in seq order,
-// until fn returns false.
+// until fn returns false. Records dropped as written by a revoked author
+// are not visited.
 func (s *Store) Range(fn func(Record) bool) {
 	for _, l := range s.order {
 		for _, r := range l.records {
@@ -539,60 +765,136 @@ func (s *Store) Range(fn func(Record) bool) {
 	}
 }
 
+// rangeAll is Range including the dropped records, in seq order within
+// each author.
+func (s *Store) rangeAll(fn func(r Record) bool) {
+	for _, l := range s.order {
+		var dropped []uint64
+		for seq := range l.dropped {
+			dropped = append(dropped, seq)
+		}
+		slices.Sort(dropped)
+		for i, r := range l.records {
+			seq := l.base + 1 + uint64(i)
+			for len(dropped) > 0 && dropped[0] < seq {
+				if !fn(l.dropped[dropped[0]]) {
+					return
+				}
+				dropped = dropped[1:]
+			}
+			if r != nil && !fn(r) {
+				return
+			}
+		}
+		for _, seq := range dropped {
+			if !fn(l.dropped[seq]) {
+				return
+			}
+		}
+	}
+}
+
+// dropCount is the number of records set aside as written by a revoked
+// author.
+func (s *Store) dropCount() int {
+	n := 0
+	for _, l := range s.order {
+		n += len(l.dropped)
+	}
+	return n
+}
+
 // CoverInterval records that a peer covered every seq of iv.Author in
 // (iv.From, iv.To] and sent every record it held there. It is called after
-// the records of the same delta were merged. A seq still missing is taken as
-// collected at the peer only when a held record of the same author with a
-// higher seq was written at least MinRetention before now: writes are
-// numbered in HLC order, so the missing one is older still, and no honest
-// peer collects a record younger than that. Otherwise the gap stays, and
-// anti-entropy keeps asking for it; a peer cannot make this store skip a
-// record by withholding it.
+// the records of the same delta were merged; if any record of iv.Author in
+// that delta could not be merged (other than ErrAuthorRevoked, which
+// covers its dot), skip the interval. A seq still missing is taken as
+// collected at the peer only when a record of the same author with a
+// higher seq, held here, was written at least MinRetention before now:
+// writes are numbered in HLC order, so the missing one is older still, and
+// no honest peer collects a record younger than that. Otherwise the gap
+// stays, and anti-entropy keeps asking for it; a peer cannot make this
+// store skip a record younger than MinRetention by withholding it.
+//
+// Its cost follows the length of the interval, capped by MaxSeqAhead: no
+// record is held more than that above the author's contiguous seq.
 func (s *Store) CoverInterval(iv Interval, now Millis) {
 	l := s.authors[iv.Author]
-	if l == nil || iv.To <= l.contiguous || iv.To <= iv.From {
+	if l == nil || iv.To <= iv.From || iv.To <= l.contiguous {
 		return
 	}
+	top := l.top()
+	lo, hi := max(iv.From, l.contiguous), min(iv.To, top)
+	if hi <= lo {
+		return // nothing held above the gap proves anything
+	}
 	// Bound on the HLC of everything at or below the current seq: the HLC
-	// of the nearest held record above it.
+	// of the nearest record above it.
 	var bound Timestamp
-	for seq := iv.To + 1; seq <= l.base+uint64(len(l.records)); seq++ {
-		if r := l.get(seq); r != nil {
-			bound = r.Head().HLC
+	found := false
+	for seq := hi + 1; seq <= top; seq++ {
+		if r := l.entry(seq); r != nil {
+			bound, found = r.Head().HLC, true
 			break
 		}
 	}
-	horizon := now - Millis(MinRetention/time.Millisecond)
-	for seq := iv.To; seq > max(iv.From, l.contiguous); seq-- {
-		if r := l.get(seq); r != nil {
-			bound = r.Head().HLC
+	horizon := addMillis(now, -MinRetention)
+	for seq := hi; seq > lo; seq-- {
+		if r := l.entry(seq); r != nil {
+			bound, found = r.Head().HLC, true
 			continue
 		}
-		if !l.covered(seq) && bound != 0 && bound.Millis() <= horizon {
+		if found && bound.Millis() <= horizon && !l.covered(seq) {
 			l.cover(seq)
 		}
 	}
+}
+
+// collectable reports whether r can no longer matter anywhere at now.
+func collectable(r Record, now Millis, slack time.Duration, horizon Millis) bool {
+	return addMillis(r.expiry(), slack) < now && r.Head().HLC.Millis() <= horizon
 }
 
 // Collect drops every record that can no longer matter anywhere: its
 // expiry (a certificate's or session's not-after, a revocation's until)
 // plus maxOffset plus grace is before now, and it was written at least
 // MinRetention ago. Dots stay covered, so a collected record is never merged
-// again. It returns how many records were dropped. Collect visits every
-// record; call it at intervals of minutes, not per write.
+// again. It returns how many held records were dropped. Collect visits
+// every record; call it at intervals of minutes, not per write.
 func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
-	slack := Millis((maxOffset + grace) / time.Millisecond)
-	horizon := now - Millis(MinRetention/time.Millisecond)
-	n := 0
-	for _, l := range s.authors {
+	slack := maxOffset + grace
+	horizon := addMillis(now, -MinRetention)
+	type victim struct {
+		l   *authorLog
+		seq uint64
+		r   Record
+	}
+	var victims []victim
+	for _, l := range s.order {
 		for i, r := range l.records {
-			if r == nil || r.expiry()+slack >= now || r.Head().HLC.Millis() > horizon {
-				continue
+			if r != nil && collectable(r, now, slack, horizon) {
+				victims = append(victims, victim{l, l.base + 1 + uint64(i), r})
 			}
-			l.records[i] = nil
-			s.unindex(l, r)
-			n++
 		}
+		for seq, r := range l.dropped {
+			if collectable(r, now, slack, horizon) {
+				delete(l.dropped, seq)
+			}
+		}
+	}
+	// Removing a signer revocation may bring dropped records back
+	// (reconcileRevoked), so the victims are chosen first and removed
+	// after.
+	n := 0
+	for _, v := range victims {
+		if v.l.get(v.seq) != v.r {
+			continue
+		}
+		v.l.records[v.seq-v.l.base-1] = nil
+		s.unindex(v.l, v.r)
+		n++
+	}
+	for _, l := range s.order {
 		l.trim()
 	}
 	return n
@@ -601,143 +903,195 @@ func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
 // DeltaSince returns what peer lacks, within about budget bytes of encoded
 // records (at least one record when anything is missing): first the
 // revocations peer lacks, then everything else oldest first by HLC across
-// authors, with the intervals that the records complete. Its cost follows
-// the size of the difference, not of the state.
+// authors, with the intervals that the records complete, then records held
+// above this store's own contiguous seqs. It stops at the first record that
+// does not fit. It sends nothing that peer would refuse as ErrTooFarAhead.
+// Its cost follows the size of the difference, not of the state. peer
+// should have passed Validate.
 func (s *Store) DeltaSince(peer Context, budget int) Delta {
 	var d Delta
 	used := 0
-	full := func(r Record) bool {
-		return used > 0 && used+EncodedSizeHint(r) > budget
-	}
-	add := func(r Record) {
+	try := func(r Record) bool {
+		n := EncodedSizeHint(r)
+		if len(d.Records) > 0 && used+n > budget {
+			d.Truncated = true
+			return false
+		}
 		d.Records = append(d.Records, r)
-		used += EncodedSizeHint(r)
+		used += n
+		return true
 	}
 
-	type cursor struct {
-		l        *authorLog
-		pc       *AuthorContext
-		next, to uint64 // seqs still to walk for the interval: next..to
-		from     uint64 // interval start (exclusive)
-	}
-	var cursors []*cursor
-	sent := make(map[Dot]struct{})
-
+	cursors := make([]deltaCursor, 0, len(s.order))
 	for _, l := range s.order {
 		pc := peer.Find(l.author)
 		if pc == nil {
 			pc = &AuthorContext{Author: l.author}
 		}
+		limit := pc.Max + MaxSeqAhead // the peer refuses anything above
+		if limit < pc.Max {
+			limit = math.MaxUint64
+		}
+		c := deltaCursor{l: l, pc: pc, from: pc.Max, next: max(pc.Max, l.base) + 1, to: min(l.contiguous, limit), limit: limit}
 		// Revocations first: they may jump the queue, the dot cloud
 		// absorbs them.
-		i, _ := slices.BinarySearch(l.revocations, pc.Max+1)
-		for _, seq := range l.revocations[i:] {
-			if pc.Has(seq) {
-				continue
+		if !d.Truncated {
+			i, _ := slices.BinarySearch(l.revocations, pc.Max+1)
+			for _, seq := range l.revocations[i:] {
+				if seq > limit {
+					break
+				}
+				if pc.Has(seq) {
+					continue
+				}
+				if !try(l.get(seq)) {
+					break
+				}
+				c.sent = append(c.sent, seq)
 			}
-			r := l.get(seq)
-			if full(r) {
-				break
-			}
-			add(r)
-			sent[r.Head().Dot()] = struct{}{}
 		}
-		// Out-of-order records of ours above our contiguous seq travel
-		// on their own, after everything in order.
-		if l.contiguous > pc.Max {
-			cursors = append(cursors, &cursor{l: l, pc: pc, from: pc.Max, next: pc.Max + 1, to: l.contiguous})
-		}
+		cursors = append(cursors, c)
 	}
 
 	// Oldest first across authors: a heap of cursors keyed by the HLC of
-	// the next record each would send.
-	h := &cursorHeap{}
-	peek := func(c *cursor) (Timestamp, bool) {
-		for ; c.next <= c.to; c.next++ {
-			if r := c.l.get(c.next); r != nil && !c.pc.Has(c.next) {
-				if _, dup := sent[r.Head().Dot()]; !dup {
-					return r.Head().HLC, true
-				}
-			}
+	// the next record each would send. The interval of an author runs up
+	// to the seq before the first record it could not send.
+	var h cursorHeap
+	for i := range cursors {
+		c := &cursors[i]
+		if c.to <= c.from {
+			continue
 		}
-		return 0, false
-	}
-	finish := func(c *cursor, upTo uint64) {
-		if upTo > c.from {
-			d.Intervals = append(d.Intervals, Interval{Author: c.l.author, From: c.from, To: upTo})
-		}
-	}
-	for _, c := range cursors {
-		if t, ok := peek(c); ok {
-			h.items = append(h.items, heapItem{t, c})
+		if c.peek() {
+			h.push(c)
 		} else {
-			finish(c, c.to) // nothing to send, only collected gaps or dots peer has
+			c.finish(&d, c.to)
 		}
 	}
-	heap.Init(h)
-	stopped := false
-	for h.Len() > 0 {
-		it := heap.Pop(h).(heapItem)
-		c := it.c.(*cursor)
-		if stopped {
-			finish(c, c.next-1)
+	for len(h) > 0 {
+		c := h.pop()
+		if d.Truncated || !try(c.l.entry(c.next)) {
+			c.finish(&d, c.next-1)
 			continue
 		}
-		r := c.l.get(c.next)
-		if full(r) {
-			stopped = true
-			finish(c, c.next-1)
-			continue
-		}
-		add(r)
 		c.next++
-		if t, ok := peek(c); ok {
-			heap.Push(h, heapItem{t, c})
+		if c.peek() {
+			h.push(c)
 		} else {
-			finish(c, c.to)
+			c.finish(&d, c.to)
 		}
 	}
+	slices.SortFunc(d.Intervals, func(a, b Interval) int { return compareAuthors(a.Author, b.Author) })
 
-	// Our own out-of-order dots, if the budget allows.
-	if !stopped {
-		for _, l := range s.order {
-			pc := peer.Find(l.author)
-			for _, seq := range l.sortedAbove() {
-				if pc != nil && pc.Has(seq) {
-					continue
-				}
-				r := l.get(seq)
-				if r == nil {
-					continue
-				}
-				if _, dup := sent[r.Head().Dot()]; dup {
-					continue
-				}
-				if full(r) {
-					return d
-				}
-				add(r)
+	// Records held above our own contiguous seqs: their dots travel with
+	// them, no interval can vouch for the gaps between.
+	for i := range cursors {
+		c := &cursors[i]
+		if d.Truncated {
+			break
+		}
+		for _, seq := range c.l.sortedAbove() {
+			if seq > c.limit {
+				break
+			}
+			if c.pc.Has(seq) || c.wasSent(seq) {
+				continue
+			}
+			r := c.l.entry(seq)
+			if r == nil {
+				continue
+			}
+			if !try(r) {
+				break
 			}
 		}
 	}
 	return d
 }
 
-type heapItem struct {
-	t Timestamp
-	c any
+// deltaCursor walks one author's seqs for DeltaSince.
+type deltaCursor struct {
+	l     *authorLog
+	pc    *AuthorContext
+	from  uint64   // interval start (exclusive): the peer's contiguous seq
+	next  uint64   // next seq to look at
+	to    uint64   // last seq to walk
+	limit uint64   // highest seq the peer accepts
+	sent  []uint64 // revocations already in the delta, sorted
+	t     Timestamp
 }
 
-type cursorHeap struct{ items []heapItem }
+func (c *deltaCursor) wasSent(seq uint64) bool {
+	_, ok := slices.BinarySearch(c.sent, seq)
+	return ok
+}
 
-func (h *cursorHeap) Len() int           { return len(h.items) }
-func (h *cursorHeap) Less(i, j int) bool { return h.items[i].t < h.items[j].t }
-func (h *cursorHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *cursorHeap) Push(x any)         { h.items = append(h.items, x.(heapItem)) }
-func (h *cursorHeap) Pop() any {
-	it := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return it
+// peek advances next to the next record to send and reports whether there
+// is one; c.t is its HLC.
+func (c *deltaCursor) peek() bool {
+	for ; c.next <= c.to; c.next++ {
+		if c.pc.Has(c.next) || c.wasSent(c.next) {
+			continue
+		}
+		if r := c.l.entry(c.next); r != nil {
+			c.t = r.Head().HLC
+			return true
+		}
+	}
+	return false
+}
+
+func (c *deltaCursor) finish(d *Delta, upTo uint64) {
+	if upTo > c.from {
+		d.Intervals = append(d.Intervals, Interval{Author: c.l.author, From: c.from, To: upTo})
+	}
+}
+
+// cursorHeap is a min-heap of cursors by (HLC, author).
+type cursorHeap []*deltaCursor
+
+func (h cursorHeap) less(i, j int) bool {
+	if h[i].t != h[j].t {
+		return h[i].t < h[j].t
+	}
+	return compareAuthors(h[i].l.author, h[j].l.author) < 0
+}
+
+func (h *cursorHeap) push(c *deltaCursor) {
+	*h = append(*h, c)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !a.less(i, p) {
+			break
+		}
+		a[i], a[p] = a[p], a[i]
+		i = p
+	}
+}
+
+func (h *cursorHeap) pop() *deltaCursor {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && a.less(l, m) {
+			m = l
+		}
+		if r < n && a.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return top
 }
 
 // EncodedSizeHint is an upper bound on r's wire encoding, computed without
@@ -747,13 +1101,13 @@ func EncodedSizeHint(r Record) int {
 	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
 	switch r := r.(type) {
 	case *SessionRecord:
-		n += 18 + 3 + len(r.Identity) + 2 + len(r.Method) + 18
+		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18
 	case *CertRecord:
 		n += 18 + 18 + 3 + len(r.Identity) + 34 + 27 + 18
 	case *RevocationRecord:
-		n += 2 + 18 + 18 + 2 + len(r.Reason) + 18
+		n += 2 + 18 + 18 + 3 + len(r.Reason) + 18
 	case *IdentityRevocationRecord:
-		n += 3 + len(r.Identity) + 9 + 2 + len(r.Reason) + 9
+		n += 3 + len(r.Identity) + 9 + 3 + len(r.Reason) + 9
 	case *SignerRecord:
 		n += 2 + len(r.Controller) + 34 + 3 + len(r.Cert) + 9 + 1 + 9 + 3 + len(r.RootSig)
 	}
