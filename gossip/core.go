@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
@@ -84,6 +83,9 @@ type Config struct {
 	HeldTTL time.Duration
 	// MaxOffset is the clock offset beyond which a record is held.
 	MaxOffset time.Duration
+	// View, if set, replaces the core's own membership view (SetMember and
+	// RemoveMember then do nothing). The simulator uses it.
+	View View
 }
 
 // DefaultConfig returns the defaults for a node; the caller sets Name,
@@ -168,8 +170,13 @@ type Core struct {
 	rng      *rand.Rand
 	clock    *crdt.Clock
 
-	members map[string]*peer
-	regions map[string][]string // sorted member names per region, self included
+	view  View
+	own   *memberView // the core's own view, when Config.View is nil
+	peers map[string]*peer
+	// offsets holds the last clock samples from peers, (sent − received).
+	offsets    [32]time.Duration
+	offsetsLen int
+	offsetsPos int
 
 	out     []Output
 	applied []crdt.Record
@@ -190,11 +197,9 @@ type Core struct {
 	stats Stats
 }
 
+// peer is what a core remembers of a member it synced with.
 type peer struct {
-	Member
 	lastSync time.Time
-	offset   time.Duration // sender's clock minus ours, from its last message
-	seen     bool
 }
 
 type repair struct {
@@ -237,8 +242,7 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 		verifier: verifier,
 		rng:      rng,
 		clock:    crdt.NewClock(cfg.MaxOffset),
-		members:  make(map[string]*peer),
-		regions:  map[string][]string{cfg.Region: {cfg.Name}},
+		peers:    make(map[string]*peer),
 		repairs:  make(map[crdt.Author]*repair),
 		held:     make(map[crdt.Dot]*heldRecord),
 		pulls:    make(map[crdt.Serial]*pull),
@@ -251,6 +255,11 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 		},
 	}
 	c.forwarded.init(4096)
+	c.view = cfg.View
+	if c.view == nil {
+		c.own = newMemberView(Member{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region})
+		c.view = c.own
+	}
 	return c, nil
 }
 
@@ -270,27 +279,35 @@ func (c *Core) Stats() *Stats { return &c.stats }
 func (c *Core) Now(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
 
 // ClockOffset estimates how far this node's clock is from its peers': the
-// median over peers of (peer's send time − our receive time). One-way
-// latency biases it slightly negative.
+// median of (our receive time − peer's send time) over the last messages.
+// One-way latency biases it slightly positive.
 func (c *Core) ClockOffset() (time.Duration, bool) {
-	var offs []time.Duration
-	for _, p := range c.members {
-		if p.seen {
-			offs = append(offs, -p.offset)
-		}
-	}
-	if len(offs) == 0 {
+	if c.offsetsLen == 0 {
 		return 0, false
 	}
+	offs := slices.Clone(c.offsets[:c.offsetsLen])
 	slices.Sort(offs)
 	return offs[len(offs)/2], true
 }
 
-// Members returns the known members, sorted by name.
+func (c *Core) sampleOffset(d time.Duration) {
+	c.offsets[c.offsetsPos] = d
+	c.offsetsPos = (c.offsetsPos + 1) % len(c.offsets)
+	c.offsetsLen = min(c.offsetsLen+1, len(c.offsets))
+}
+
+// View returns the membership view the core uses.
+func (c *Core) View() View { return c.view }
+
+// Members returns the known members other than this node, sorted by name.
 func (c *Core) Members() []Member {
-	ms := make([]Member, 0, len(c.members))
-	for _, p := range c.members {
-		ms = append(ms, p.Member)
+	var ms []Member
+	for _, r := range c.view.Regions() {
+		for _, name := range c.view.Region(r) {
+			if m, ok := c.view.Member(name); ok && name != c.cfg.Name && c.view.Alive(name) {
+				ms = append(ms, m)
+			}
+		}
 	}
 	slices.SortFunc(ms, func(a, b Member) int { return compareStrings(a.Name, b.Name) })
 	return ms
@@ -306,52 +323,21 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// SetMember adds or updates a member. A node that joins or comes back is
-// synced with at the next tick.
+// SetMember adds or updates a member of the core's own view.
 func (c *Core) SetMember(m Member) {
-	if m.Name == c.cfg.Name || m.Name == "" {
+	if c.own == nil || m.Name == c.cfg.Name || m.Name == "" {
 		return
 	}
-	if p, ok := c.members[m.Name]; ok {
-		if p.Region != m.Region {
-			c.removeFromRegion(p.Region, p.Name)
-			c.addToRegion(m.Region, m.Name)
-		}
-		p.Member = m
-		return
-	}
-	c.members[m.Name] = &peer{Member: m}
-	c.addToRegion(m.Region, m.Name)
+	c.own.set(m)
 }
 
 // RemoveMember forgets a member that left or failed.
 func (c *Core) RemoveMember(name string) {
-	p, ok := c.members[name]
-	if !ok {
+	if c.own == nil || name == c.cfg.Name {
 		return
 	}
-	delete(c.members, name)
-	c.removeFromRegion(p.Region, name)
-}
-
-func (c *Core) addToRegion(region, name string) {
-	l := c.regions[region]
-	i, found := slices.BinarySearch(l, name)
-	if !found {
-		c.regions[region] = slices.Insert(l, i, name)
-	}
-}
-
-func (c *Core) removeFromRegion(region, name string) {
-	l := c.regions[region]
-	if i, found := slices.BinarySearch(l, name); found {
-		l = slices.Delete(l, i, i+1)
-		if len(l) == 0 {
-			delete(c.regions, region)
-		} else {
-			c.regions[region] = l
-		}
-	}
+	c.own.remove(name)
+	delete(c.peers, name)
 }
 
 // Ready returns and clears what the core has for its driver.
@@ -429,25 +415,20 @@ func (c *Core) pack(recs []crdt.Record, budget int) [][]crdt.Record {
 // push starts a batch down every tree of every region.
 func (c *Core) push(now time.Time, recs []crdt.Record) {
 	batch := c.rng.Uint64()
-	regions := make([]string, 0, len(c.regions))
-	for r := range c.regions {
-		regions = append(regions, r)
-	}
-	sort.Strings(regions)
 	var buf []string
-	for _, region := range regions {
-		members := c.regions[region]
+	for _, region := range c.view.Regions() {
+		members := c.view.Region(region)
 		for t := 0; t < c.cfg.Trees; t++ {
 			m := &Message{Type: MsgPush, SentAt: crdt.MillisOf(now), Origin: c.cfg.Name,
 				Batch: batch, Tree: uint8(t), Region: region, Records: recs}
 			l := newLayout(members, c.cfg.Name, batch, region, t, c.cfg.Fanout)
 			if region == c.cfg.Region {
-				buf = l.children(c.cfg.Name, buf[:0])
-				for _, to := range buf {
-					c.send(to, m)
-				}
+				buf = c.liveChildren(l, c.cfg.Name, buf[:0])
 			} else {
-				c.send(l.root(), m)
+				buf = c.liveRoot(l, buf[:0])
+			}
+			for _, to := range buf {
+				c.send(to, m)
 			}
 		}
 	}
@@ -458,9 +439,8 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 func (c *Core) Step(now time.Time, from string, m *Message) {
 	c.stats.MessagesIn[m.Type]++
 	c.stats.BytesIn += uint64(m.size)
-	if p, ok := c.members[from]; ok {
-		p.seen = true
-		p.offset = time.Duration(m.SentAt-crdt.MillisOf(now)) * time.Millisecond
+	if m.SentAt != 0 {
+		c.sampleOffset(time.Duration(crdt.MillisOf(now)-m.SentAt) * time.Millisecond)
 	}
 	switch m.Type {
 	case MsgPush:
@@ -472,9 +452,7 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 		c.answerSync(now, from, m.Context, true)
 	case MsgDelta:
 		c.ingest(now, from, m.Records, m.Intervals)
-		if p, ok := c.members[from]; ok {
-			p.lastSync = now
-		}
+		c.peer(from).lastSync = now
 		if m.Context != nil {
 			// The peer has things we lack and asks for what it lacks.
 			c.answerSync(now, from, m.Context, false)
@@ -504,8 +482,8 @@ func (c *Core) forward(m *Message) {
 		return
 	}
 	c.forwarded.add(k)
-	l := newLayout(c.regions[m.Region], m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
-	for _, to := range l.children(c.cfg.Name, nil) {
+	l := newLayout(c.view.Region(m.Region), m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
+	for _, to := range c.liveChildren(l, c.cfg.Name, nil) {
 		if to != m.Origin {
 			c.send(to, m)
 		}
@@ -697,9 +675,7 @@ func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
 
 // sendSync starts an anti-entropy exchange with to.
 func (c *Core) sendSync(now time.Time, to string) {
-	if p, ok := c.members[to]; ok {
-		p.lastSync = now
-	}
+	c.peer(to).lastSync = now
 	c.send(to, &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: c.store.Context()})
 }
 
@@ -832,7 +808,7 @@ func (c *Core) askRepair(now time.Time, a crdt.Author, rp *repair, to string) {
 
 // escalateRepair asks the author after the revealer failed, or gives up.
 func (c *Core) escalateRepair(now time.Time, a crdt.Author, rp *repair) {
-	if _, ok := c.members[a.Name]; ok && rp.tries < 2 && rp.askedOf != a.Name {
+	if c.view.Alive(a.Name) && rp.tries < 2 && rp.askedOf != a.Name {
 		c.askRepair(now, a, rp, a.Name)
 		return
 	}
@@ -855,38 +831,89 @@ func (c *Core) repairAnswered(now time.Time, from string) {
 	}
 }
 
-// antiEntropy syncs with one peer: the least recently synced, from another
-// region every third round.
+// aeCandidates is how many random peers an anti-entropy round considers
+// before picking the least recently synced: O(1) per round whatever the
+// size of the mesh, and still biased towards peers not synced for long.
+const aeCandidates = 3
+
+// antiEntropy syncs with one peer: the least recently synced of a few
+// random candidates, from another region every third round.
 func (c *Core) antiEntropy(now time.Time) {
 	c.aeRound++
-	remote := c.aeRound%3 == 0
-	var best *peer
-	for _, p := range c.members {
-		if remote != (p.Region != c.cfg.Region) {
+	regions := c.view.Regions()
+	var pool []string
+	if c.aeRound%3 == 0 && len(regions) > 1 {
+		r := regions[c.rng.IntN(len(regions))]
+		if r == c.cfg.Region {
+			r = regions[(slices.Index(regions, r)+1)%len(regions)]
+		}
+		pool = c.view.Region(r)
+	} else {
+		pool = c.view.Region(c.cfg.Region)
+	}
+	best := ""
+	var bestSync time.Time
+	for i := 0; i < aeCandidates && len(pool) > 0; i++ {
+		name := pool[c.rng.IntN(len(pool))]
+		if name == c.cfg.Name || !c.view.Alive(name) {
 			continue
 		}
-		if best == nil || p.lastSync.Before(best.lastSync) ||
-			(p.lastSync.Equal(best.lastSync) && p.Name < best.Name) {
-			best = p
+		var last time.Time
+		if p, ok := c.peers[name]; ok {
+			last = p.lastSync
+		}
+		if best == "" || last.Before(bestSync) {
+			best, bestSync = name, last
 		}
 	}
-	if best == nil {
-		for _, p := range c.members { // no peer of the preferred kind
-			if best == nil || p.lastSync.Before(best.lastSync) ||
-				(p.lastSync.Equal(best.lastSync) && p.Name < best.Name) {
-				best = p
-			}
+	if best != "" {
+		c.sendSync(now, best)
+	}
+}
+
+func (c *Core) peer(name string) *peer {
+	p, ok := c.peers[name]
+	if !ok {
+		p = &peer{}
+		c.peers[name] = p
+	}
+	return p
+}
+
+// liveChildren appends name's children in l to buf, replacing a child this
+// node believes dead by that child's own children, so that a crashed relay
+// does not cut off its subtree.
+func (c *Core) liveChildren(l *layout, name string, buf []string) []string {
+	start := len(buf)
+	buf = l.children(name, buf)
+	for i := start; i < len(buf); i++ {
+		if !c.view.Alive(buf[i]) {
+			dead := buf[i]
+			buf = append(buf[:i], buf[i+1:]...)
+			i--
+			buf = l.children(dead, buf) // grandchildren, checked in turn
 		}
 	}
-	if best != nil {
-		c.sendSync(now, best.Name)
+	return buf
+}
+
+// liveRoot appends the live root of l, or, if the root is believed dead,
+// its live children.
+func (c *Core) liveRoot(l *layout, buf []string) []string {
+	if len(l.members) == 0 {
+		return buf
 	}
+	root := l.root()
+	if c.view.Alive(root) {
+		return append(buf, root)
+	}
+	return c.liveChildren(l, root, buf)
 }
 
 // SyncWith starts an anti-entropy exchange with a member at once, as when
 // it joins or comes back.
 func (c *Core) SyncWith(now time.Time, name string) {
-	if _, ok := c.members[name]; ok {
+	if c.view.Alive(name) {
 		c.sendSync(now, name)
 	}
 }

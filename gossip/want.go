@@ -64,25 +64,17 @@ func (c *Core) wave(now time.Time, p *pull) {
 	var targets []string
 	switch p.wave {
 	case 1:
-		if m, ok := c.members[p.issuer]; ok && m.Role == RoleController {
+		if m, ok := c.view.Member(p.issuer); ok && m.Role == RoleController && c.view.Alive(p.issuer) {
 			targets = append(targets, p.issuer)
 		}
-		if n := c.nearest(p.asked, targets); n != "" {
-			targets = append(targets, n)
-		}
+		targets = c.nearest(p.asked, targets, 1)
 	case 2:
-		for _, m := range c.sortedMembers() {
-			if m.Role == RoleController && !p.asked[m.Name] {
-				targets = append(targets, m.Name)
+		for _, name := range c.view.Controllers() {
+			if !p.asked[name] && name != c.cfg.Name && c.view.Alive(name) && !slices.Contains(targets, name) {
+				targets = append(targets, name)
 			}
 		}
-		for i := 0; i < wantPeersSecondWave; i++ {
-			n := c.nearest(p.asked, targets)
-			if n == "" {
-				break
-			}
-			targets = append(targets, n)
-		}
+		targets = c.nearest(p.asked, targets, wantPeersSecondWave)
 	}
 	if len(targets) == 0 {
 		c.resolve(p, WantResult{Serial: p.serial})
@@ -97,39 +89,37 @@ func (c *Core) wave(now time.Time, p *pull) {
 	}
 }
 
-// nearest picks a member not yet asked: same region first, controllers
-// before routers, then by name (deterministic).
-func (c *Core) nearest(asked map[string]bool, also []string) string {
-	best := ""
-	score := func(name string) int {
-		m := c.members[name]
-		s := 0
-		if m.Region != c.cfg.Region {
-			s += 2
-		}
-		if m.Role != RoleController {
-			s++
-		}
-		return s
+// nearest appends up to n live members not yet asked nor in targets: this
+// region's controllers, then this region's other members from a random
+// starting point (so that pulls spread over the region), then controllers
+// elsewhere.
+func (c *Core) nearest(asked map[string]bool, targets []string, n int) []string {
+	ok := func(name string) bool {
+		return name != c.cfg.Name && !asked[name] && !slices.Contains(targets, name) && c.view.Alive(name)
 	}
-	for _, m := range c.sortedMembers() {
-		if asked[m.Name] || slices.Contains(also, m.Name) {
-			continue
-		}
-		if best == "" || score(m.Name) < score(best) {
-			best = m.Name
+	added := 0
+	take := func(name string) {
+		if added < n && ok(name) {
+			targets = append(targets, name)
+			added++
 		}
 	}
-	return best
-}
-
-func (c *Core) sortedMembers() []*peer {
-	ps := make([]*peer, 0, len(c.members))
-	for _, p := range c.members {
-		ps = append(ps, p)
+	local := c.view.Region(c.cfg.Region)
+	for _, name := range local {
+		if m, found := c.view.Member(name); found && m.Role == RoleController {
+			take(name)
+		}
 	}
-	slices.SortFunc(ps, func(a, b *peer) int { return compareStrings(a.Name, b.Name) })
-	return ps
+	if len(local) > 0 {
+		start := c.rng.IntN(len(local))
+		for i := 0; i < len(local) && added < n; i++ {
+			take(local[(start+i)%len(local)])
+		}
+	}
+	for _, name := range c.view.Controllers() {
+		take(name)
+	}
+	return targets
 }
 
 func (c *Core) resolve(p *pull, res WantResult) {
