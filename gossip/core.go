@@ -538,7 +538,7 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 	if _, ok := c.held[h.Dot()]; ok {
 		return acceptHeld
 	}
-	if err := crdt.Verify(r, c.verifier); err != nil {
+	if err := c.verify(r); err != nil {
 		if errors.Is(err, ErrUnknownSigner) {
 			return c.hold(now, r, time.Time{})
 		}
@@ -566,6 +566,22 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 	c.applied = append(c.applied, r)
 	c.stats.Applied++
 	return acceptMerged
+}
+
+// SharedVerifier is implemented by verifiers that check a record object
+// once and remember the verdict, as the simulator's does: it shares one
+// immutable record among all simulated nodes (ARCHITECTURE.md,
+// "Simulation"), so encoding its signed bytes at every node would be waste.
+type SharedVerifier interface {
+	crdt.Verifier
+	VerifyShared(r crdt.Record) error
+}
+
+func (c *Core) verify(r crdt.Record) error {
+	if sv, ok := c.verifier.(SharedVerifier); ok {
+		return sv.VerifyShared(r)
+	}
+	return crdt.Verify(r, c.verifier)
 }
 
 func rejectReason(err error) string {

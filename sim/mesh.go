@@ -1,0 +1,342 @@
+package sim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+)
+
+// The "mesh" strategy: certmesh's own protocol. Every simulated node runs
+// the real crdt.Store and the real gossip.Core; routers answer admissions
+// with the store's real admission check and pull on miss through the core.
+// What the simulator shares among nodes, as ARCHITECTURE.md allows: one
+// immutable membership view (each node answers Alive from its own Env),
+// and each record object, verified once.
+
+func init() { Register("mesh", newMeshStrategy) }
+
+// simEpoch is virtual time zero on the wall clock the cores see.
+var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const (
+	meshCertTTL       = time.Hour
+	meshSessionTTL    = 24 * time.Hour
+	meshRotationGrace = 5 * time.Minute
+	meshTimerTick     = 1
+)
+
+type meshStrategy struct {
+	cl   *Cluster
+	view *clusterView
+
+	// genuine is the set of records the simulated controllers wrote: the
+	// simulator's stand-in for a signature check, done once per record.
+	genuine map[crdt.Record]struct{}
+	// eventDots lists the dots of each write's records; dotEvent inverts it.
+	eventDots [][]crdt.Dot
+	dotEvent  map[crdt.Dot]EventID
+	// certs holds what a router reads from each workload certificate.
+	certs       map[CertID]crdt.CertFacts
+	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
+}
+
+func newMeshStrategy(c *Cluster) (Strategy, error) {
+	s := &meshStrategy{
+		cl:          c,
+		view:        newClusterView(c),
+		genuine:     make(map[crdt.Record]struct{}),
+		dotEvent:    make(map[crdt.Dot]EventID),
+		certs:       make(map[CertID]crdt.CertFacts),
+		sessionCert: make(map[SessionID]crdt.Serial),
+	}
+	return s, nil
+}
+
+// Verify implements crdt.Verifier for completeness; cores use VerifyShared.
+func (s *meshStrategy) Verify(r crdt.Record, _ []byte) error { return s.VerifyShared(r) }
+
+// VerifyShared implements gossip.SharedVerifier.
+func (s *meshStrategy) VerifyShared(r crdt.Record) error {
+	if _, ok := s.genuine[r]; !ok {
+		return errors.New("sim: record not written by a simulated controller")
+	}
+	return nil
+}
+
+func (s *meshStrategy) NewNode(env *Env) Node {
+	info := env.Info()
+	n := &meshNode{s: s, env: env, info: info, store: crdt.NewStore(), waiting: make(map[crdt.Serial][]waitingConnect)}
+	if info.Role == RoleController {
+		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
+		return &meshController{n}
+	}
+	return &meshRouter{n}
+}
+
+// clusterView is the membership every simulated core shares; nodeView adds
+// the node's own belief about who is alive.
+type clusterView struct {
+	regions     []string
+	byRegion    map[string][]string
+	members     map[string]gossip.Member
+	ids         map[string]NodeID
+	controllers []string
+}
+
+func newClusterView(c *Cluster) *clusterView {
+	v := &clusterView{byRegion: make(map[string][]string), members: make(map[string]gossip.Member), ids: make(map[string]NodeID)}
+	for _, n := range c.Nodes {
+		region := c.Topology.Regions[n.Region].Name
+		role := gossip.RoleRouter
+		if n.Role == RoleController {
+			role = gossip.RoleController
+			v.controllers = append(v.controllers, n.Name)
+		}
+		v.members[n.Name] = gossip.Member{Name: n.Name, Role: role, Region: region}
+		v.ids[n.Name] = n.ID
+		v.byRegion[region] = append(v.byRegion[region], n.Name)
+	}
+	for r, names := range v.byRegion {
+		sort.Strings(names)
+		v.regions = append(v.regions, r)
+	}
+	sort.Strings(v.regions)
+	sort.Strings(v.controllers)
+	return v
+}
+
+type nodeView struct {
+	*clusterView
+	env *Env
+}
+
+func (v nodeView) Regions() []string                        { return v.regions }
+func (v nodeView) Region(r string) []string                 { return v.byRegion[r] }
+func (v nodeView) Member(name string) (gossip.Member, bool) { m, ok := v.members[name]; return m, ok }
+func (v nodeView) Controllers() []string                    { return v.controllers }
+func (v nodeView) Alive(name string) bool {
+	id, ok := v.ids[name]
+	return ok && v.env.Up(id)
+}
+
+// meshNode is the part common to controllers and routers.
+type meshNode struct {
+	s     *meshStrategy
+	env   *Env
+	info  NodeInfo
+	store *crdt.Store // persisted: survives a crash (bbolt, or the router's snapshot)
+	core  *gossip.Core
+	armed time.Duration // deadline of the latest timer armed, 0 if none
+
+	author crdt.Author // controllers
+	seq    uint64      // controllers: persisted with the records
+
+	waiting map[crdt.Serial][]waitingConnect // routers: connects waiting for a pull
+}
+
+type waitingConnect struct {
+	id    int32
+	facts crdt.CertFacts
+}
+
+type meshController struct{ *meshNode }
+type meshRouter struct{ *meshNode }
+
+func wall(now time.Duration) time.Time { return simEpoch.Add(now) }
+
+func (n *meshNode) newCore() {
+	cfg := gossip.DefaultConfig()
+	m := n.s.view.members[n.info.Name]
+	cfg.Name, cfg.Role, cfg.Region = m.Name, m.Role, m.Region
+	cfg.View = nodeView{n.s.view, n.env}
+	seed := n.env.Rand().Uint64()
+	core, err := gossip.NewCore(cfg, n.store, n.s, rand.New(rand.NewPCG(seed, uint64(n.info.ID))))
+	if err != nil {
+		panic(fmt.Sprintf("sim: mesh core for %s: %v", n.info.Name, err)) // a bug in the defaults
+	}
+	n.core = core
+}
+
+func (n *meshNode) Start(now time.Duration) {
+	n.newCore()
+	n.core.Tick(wall(now))
+	n.flush(now)
+}
+
+func (n *meshNode) Restart(now time.Duration) {
+	// The store was persisted; everything else of the process is gone.
+	n.armed = 0
+	n.waiting = make(map[crdt.Serial][]waitingConnect)
+	n.newCore()
+	n.core.Tick(wall(now))
+	n.flush(now)
+}
+
+func (n *meshNode) Receive(now time.Duration, from NodeID, m Message) {
+	n.core.Step(wall(now), n.s.cl.Nodes[from].Name, m.Payload.(*gossip.Message))
+	n.flush(now)
+}
+
+func (n *meshNode) Timer(now time.Duration, t Timer) {
+	if time.Duration(t.Arg) == n.armed {
+		n.armed = 0
+	}
+	if dl := n.core.NextDeadline(); !dl.IsZero() && !dl.After(wall(now)) {
+		n.core.Tick(wall(now))
+	}
+	n.flush(now)
+}
+
+func (n *meshNode) MembershipChanged(now time.Duration) {}
+
+func (n *meshNode) Digest() uint64 { return n.store.Digest() }
+
+// flush sends what the core has to send, reports applied writes, answers
+// pulls, and arms a timer for the core's next deadline.
+func (n *meshNode) flush(now time.Duration) {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		for _, o := range rd.Messages {
+			to, ok := n.s.view.ids[o.To]
+			if !ok {
+				continue
+			}
+			n.env.Send(to, Message{Payload: o.Msg, Size: int32(o.Msg.Size()), Kind: uint16(o.Msg.Type),
+				State: true, Reliable: o.Reliable})
+		}
+		for _, r := range rd.Applied {
+			n.noteApplied(r)
+		}
+		for _, w := range rd.Wants {
+			n.resolvePull(now, w.Serial)
+		}
+	}
+	dl := n.core.NextDeadline()
+	if dl.IsZero() {
+		return
+	}
+	at := dl.Sub(simEpoch)
+	if at < now {
+		at = now
+	}
+	if n.armed == 0 || at < n.armed {
+		n.armed = at
+		n.env.After(at-now, Timer{Kind: meshTimerTick, Arg: int64(at)})
+	}
+}
+
+// noteApplied reports a write as applied here once all its records are.
+func (n *meshNode) noteApplied(r crdt.Record) {
+	ev, ok := n.s.dotEvent[r.Head().Dot()]
+	if !ok {
+		return
+	}
+	for _, d := range n.s.eventDots[ev] {
+		if !n.store.Has(d) {
+			return
+		}
+	}
+	n.env.Applied(ev)
+}
+
+// Write implements Controller: the write is local, durable and
+// acknowledged at once; dissemination follows.
+func (c *meshController) Write(now time.Duration, w *Write) {
+	t := wall(now)
+	var recs []crdt.Record
+	sid := simSessionID(w.Session)
+	identity := fmt.Sprintf("client-%d", w.Identity)
+	switch w.Kind {
+	case WriteIssue, WriteRotate:
+		if w.Kind == WriteIssue {
+			recs = append(recs, &crdt.SessionRecord{ID: sid, Identity: identity, Method: "sim",
+				Created: crdt.MillisOf(t), Expires: crdt.MillisOf(t.Add(meshSessionTTL))})
+		}
+		serial := simSerial(w.Cert)
+		cert := &crdt.CertRecord{Serial: serial, Session: sid, Identity: identity,
+			NotBefore: crdt.MillisOf(t.Add(-time.Minute)), NotAfter: crdt.MillisOf(t.Add(meshCertTTL))}
+		if old, ok := c.s.sessionCert[w.Session]; ok && w.Kind == WriteRotate {
+			cert.Supersedes, cert.SupersedeAt = old, crdt.MillisOf(t.Add(meshRotationGrace))
+		}
+		c.s.sessionCert[w.Session] = serial
+		c.s.certs[w.Cert] = crdt.CertFacts{Serial: serial, Session: sid, Identity: identity, Issuer: c.info.Name,
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
+		recs = append(recs, cert)
+	case WriteRevoke:
+		recs = append(recs, &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: sid, Reason: "sim",
+			At: crdt.MillisOf(t), Until: crdt.MillisOf(t.Add(meshSessionTTL))})
+	}
+	var dots []crdt.Dot
+	for _, r := range recs {
+		c.seq++
+		h := r.Head()
+		h.Author, h.Seq, h.HLC = c.author, c.seq, c.core.Now(t)
+		c.s.genuine[r] = struct{}{}
+		c.s.dotEvent[h.Dot()] = w.ID
+		dots = append(dots, h.Dot())
+	}
+	for int(w.ID) >= len(c.s.eventDots) {
+		c.s.eventDots = append(c.s.eventDots, nil)
+	}
+	c.s.eventDots[w.ID] = dots
+	if err := c.core.Publish(t, recs); err != nil {
+		panic(fmt.Sprintf("sim: %s publish: %v", c.info.Name, err)) // own records always merge
+	}
+	c.env.Acked(w.ID)
+	c.flush(now)
+}
+
+// Admit implements Router with the store's real admission check in strict
+// mode, pulling from peers on a miss as the production router does.
+func (r *meshRouter) Admit(now time.Duration, q Admission) {
+	facts := r.s.certs[q.Cert]
+	switch v := r.decide(now, facts); {
+	case v == Accept || v == RejectRevoked:
+		r.env.Answer(q.Connect, v)
+	default:
+		r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
+		r.core.Want(wall(now), facts.Serial, facts.Issuer)
+		r.flush(now)
+	}
+}
+
+func (r *meshRouter) decide(now time.Duration, f crdt.CertFacts) Verdict {
+	v := r.store.Admission(f, crdt.MillisOf(wall(now)), true)
+	switch {
+	case v == crdt.Admit:
+		return Accept
+	case v.Revoked():
+		return RejectRevoked
+	}
+	return RejectUnknown
+}
+
+// resolvePull answers the connects that waited for serial.
+func (n *meshNode) resolvePull(now time.Duration, serial crdt.Serial) {
+	ids := n.waiting[serial]
+	delete(n.waiting, serial)
+	r := meshRouter{n}
+	for _, w := range ids {
+		n.env.Answer(w.id, r.decide(now, w.facts))
+	}
+}
+
+func simSessionID(s SessionID) crdt.SessionID {
+	var id crdt.SessionID
+	id[0] = 's'
+	binary.BigEndian.PutUint32(id[12:], uint32(s))
+	return id
+}
+
+func simSerial(c CertID) crdt.Serial {
+	var s crdt.Serial
+	s[0] = 'c'
+	binary.BigEndian.PutUint32(s[12:], uint32(c))
+	return s
+}
