@@ -60,6 +60,14 @@ type Config struct {
 	// Trees is how many independent trees a batch travels in each region;
 	// every node receives one copy per tree. Two survive any single loss.
 	Trees int
+	// EagerTrees is how many of them carry the records inside a region.
+	// The others are lazy (Plumtree's lazy push): across regions their
+	// root gets the records, so a lost cross-region packet costs no
+	// cross-region round trip, but inside the region they carry only the
+	// batch's dots, and a node that lacks them after LazyDelay asks the
+	// neighbour that announced them, one intra-region round trip away.
+	EagerTrees int
+	LazyDelay  time.Duration
 	// PacketBudget is the largest message sent best-effort, in bytes;
 	// larger ones go reliably. memberlist's UDP budget after label and
 	// encryption is about 1,300.
@@ -94,6 +102,8 @@ func DefaultConfig() Config {
 	return Config{
 		Fanout:              16,                     // 16 and 256 nodes within 1 and 2 hops
 		Trees:               2,                      // survives one lost packet per node
+		EagerTrees:          2,                      // lazy saves ~1/3 of the bytes but adds LazyDelay to every lost packet's pair
+		LazyDelay:           15 * time.Millisecond,  // above cross-region jitter between the two roots
 		PacketBudget:        DefaultPacketBudget,    // memberlist UDP budget after label+GCM
 		AntiEntropyInterval: time.Second,            // ~0.04 msgs/event/node at 50 events/s
 		AntiEntropyBudget:   256 << 10,              // ~1,000 records per answer
@@ -118,6 +128,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gossip: config: fanout %d < 1", c.Fanout)
 	case c.Trees < 1 || c.Trees > 4:
 		return fmt.Errorf("gossip: config: trees %d not in [1, 4]", c.Trees)
+	case c.EagerTrees < 1 || c.EagerTrees > c.Trees:
+		return fmt.Errorf("gossip: config: eager trees %d not in [1, trees]", c.EagerTrees)
+	case c.LazyDelay < 0 || c.RepairDelay < 0:
+		return errors.New("gossip: config: negative delay")
 	case c.PacketBudget < 512:
 		return fmt.Errorf("gossip: config: packet budget %d < 512", c.PacketBudget)
 	case c.AntiEntropyInterval <= 0:
@@ -416,6 +430,7 @@ func (c *Core) pack(recs []crdt.Record, budget int) [][]crdt.Record {
 func (c *Core) push(now time.Time, recs []crdt.Record) {
 	batch := c.rng.Uint64()
 	var buf []string
+	var ihave *Message
 	for _, region := range c.view.Regions() {
 		members := c.view.Region(region)
 		for t := 0; t < c.cfg.Trees; t++ {
@@ -424,6 +439,12 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 			l := newLayout(members, c.cfg.Name, batch, region, t, c.cfg.Fanout)
 			if region == c.cfg.Region {
 				buf = c.liveChildren(l, c.cfg.Name, buf[:0])
+				if t >= c.cfg.EagerTrees {
+					if ihave == nil || ihave.Tree != uint8(t) {
+						ihave = lazyOf(m)
+					}
+					m = ihave
+				}
 			} else {
 				buf = c.liveRoot(l, buf[:0])
 			}
@@ -446,6 +467,9 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 	case MsgPush:
 		c.forward(m)
 		c.ingest(now, from, m.Records, nil)
+	case MsgIHave:
+		c.forward(m)
+		c.announced(now, from, m.Intervals)
 	case MsgRepairReq:
 		c.answerRepair(now, from, m.Repair)
 	case MsgSyncReq:
@@ -483,9 +507,51 @@ func (c *Core) forward(m *Message) {
 	}
 	c.forwarded.add(k)
 	l := newLayout(c.view.Region(m.Region), m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
-	for _, to := range c.liveChildren(l, c.cfg.Name, nil) {
+	children := c.liveChildren(l, c.cfg.Name, nil)
+	if m.Type == MsgPush && int(m.Tree) >= c.cfg.EagerTrees && len(children) > 0 {
+		m = lazyOf(m) // the root of a lazy tree announces, it does not carry
+	}
+	for _, to := range children {
 		if to != m.Origin {
 			c.send(to, m)
+		}
+	}
+}
+
+// lazyOf returns the announcement of push m: its dots as intervals.
+func lazyOf(m *Message) *Message {
+	return &Message{Type: MsgIHave, SentAt: m.SentAt, Origin: m.Origin, Batch: m.Batch,
+		Tree: m.Tree, Region: m.Region, Intervals: dotRuns(m.Records)}
+}
+
+// dotRuns compresses records' dots into runs of consecutive seqs.
+func dotRuns(recs []crdt.Record) []crdt.Interval {
+	var ivs []crdt.Interval
+	for _, r := range recs {
+		h := r.Head()
+		if n := len(ivs); n > 0 && ivs[n-1].Author == h.Author && ivs[n-1].To+1 == h.Seq {
+			ivs[n-1].To = h.Seq
+			continue
+		}
+		ivs = append(ivs, crdt.Interval{Author: h.Author, From: h.Seq - 1, To: h.Seq})
+	}
+	return ivs
+}
+
+// announced handles the dots a lazy tree announced: any this node lacks
+// is asked from the announcer after LazyDelay, unless the eager copy comes
+// first.
+func (c *Core) announced(now time.Time, from string, ivs []crdt.Interval) {
+	for _, iv := range ivs {
+		if iv.To-iv.From > MaxRecordsPerMsg {
+			c.stats.Rejected["oversized_ihave"]++
+			return
+		}
+		for seq := iv.From + 1; seq <= iv.To; seq++ {
+			if !c.store.Has(crdt.Dot{Author: iv.Author, Seq: seq}) {
+				c.scheduleRepair(now, from, iv.Author, iv.To, c.cfg.LazyDelay)
+				break
+			}
 		}
 	}
 }
@@ -652,12 +718,16 @@ func (c *Core) noteGap(now time.Time, from string, h *crdt.Header) {
 	if h.Seq <= have+1 {
 		return
 	}
-	rp := c.repairs[h.Author]
+	c.scheduleRepair(now, from, h.Author, h.Seq-1, c.cfg.RepairDelay)
+}
+
+func (c *Core) scheduleRepair(now time.Time, from string, a crdt.Author, upTo uint64, delay time.Duration) {
+	rp := c.repairs[a]
 	if rp == nil {
-		c.repairs[h.Author] = &repair{from: from, upTo: h.Seq - 1, due: now.Add(c.cfg.RepairDelay)}
+		c.repairs[a] = &repair{from: from, upTo: upTo, due: now.Add(delay)}
 		return
 	}
-	rp.upTo = max(rp.upTo, h.Seq-1)
+	rp.upTo = max(rp.upTo, upTo)
 }
 
 // answerRepair sends what this node has of the requested interval.

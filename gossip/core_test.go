@@ -62,7 +62,7 @@ func testConverges(t *testing.T, seed uint64) {
 	net.converged(total)
 }
 
-func TestPushReachesEveryNodeTwiceWithoutLoss(t *testing.T) {
+func TestPushReachesEveryNodeOncePerTreeWithoutLoss(t *testing.T) {
 	v := &testVerifier{}
 	net := newTestNet(t, 2, regions3, 6, v)
 	w := newWriter(v, "ctrl-eu")
@@ -80,9 +80,40 @@ func TestPushReachesEveryNodeTwiceWithoutLoss(t *testing.T) {
 		if got := st.MessagesIn[MsgPush]; got != 2 {
 			t.Errorf("%s received %d pushes, want 2 (one per tree)", name, got)
 		}
+		if st.MessagesOut[MsgRepairReq] != 0 {
+			t.Errorf("%s asked for a repair with no loss", name)
+		}
 		if net.nodes[name].Store().Len() != 2 {
 			t.Errorf("%s holds %d records, want 2", name, net.nodes[name].Store().Len())
 		}
+	}
+}
+
+func TestLazyTreeAnnouncesAndStillConverges(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 9, regions3, 6, v)
+	for _, c := range net.nodes {
+		c.cfg.EagerTrees = 1
+	}
+	net.loss = 0.05
+	w := newWriter(v, "ctrl-us")
+	c := net.nodes["ctrl-us"]
+	for i := 0; i < 50; i++ {
+		s, cert := w.session(t, c, net.now, byte(i))
+		if err := c.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+			t.Fatal(err)
+		}
+		net.run(20 * time.Millisecond)
+	}
+	net.run(5 * time.Second)
+	net.converged(100)
+	var ihaves, pushes uint64
+	for _, n := range net.nodes {
+		ihaves += n.Stats().MessagesIn[MsgIHave]
+		pushes += n.Stats().MessagesIn[MsgPush]
+	}
+	if ihaves == 0 || ihaves < pushes/2 {
+		t.Fatalf("%d announcements for %d pushes: the second tree is not lazy", ihaves, pushes)
 	}
 }
 

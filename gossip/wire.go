@@ -32,8 +32,9 @@ const (
 	MsgDelta     MsgType = 4 // records and intervals, answering 2 or 3
 	MsgWantReq   MsgType = 5 // pull on miss: do you have this serial?
 	MsgWantResp  MsgType = 6 // the records for it, or "not found"
+	MsgIHave     MsgType = 7 // lazy push: the dots of a batch, down a lazy tree
 
-	maxMsgType = MsgWantResp
+	maxMsgType = MsgIHave
 )
 
 var msgTypeNames = [...]string{
@@ -43,6 +44,7 @@ var msgTypeNames = [...]string{
 	MsgDelta:     "delta",
 	MsgWantReq:   "want_req",
 	MsgWantResp:  "want_resp",
+	MsgIHave:     "ihave",
 }
 
 func (t MsgType) String() string {
@@ -69,8 +71,8 @@ type Message struct {
 	Type   MsgType
 	SentAt crdt.Millis // sender's wall clock, for skew detection
 
-	// MsgPush: the batch's origin node and id, which tree the copy travels,
-	// and in which region.
+	// MsgPush, MsgIHave: the batch's origin node and id, which tree the
+	// copy travels, and in which region.
 	Origin string
 	Batch  uint64
 	Tree   uint8
@@ -78,7 +80,7 @@ type Message struct {
 
 	// MsgPush, MsgDelta, MsgWantResp.
 	Records []crdt.Record
-	// MsgDelta.
+	// MsgDelta; MsgIHave (the batch's dots).
 	Intervals []crdt.Interval
 	More      bool // the budget cut the delta short; ask again
 	// MsgSyncReq: the sender's context. MsgDelta: the sender's context when
@@ -136,6 +138,13 @@ func encodeBody(enc *msgpack.Encoder, m *Message) error {
 		put(enc.EncodeUint(uint64(m.Tree)))
 		put(enc.EncodeString(m.Region))
 		put(crdt.EncodeTo(enc, m.Records))
+	case MsgIHave:
+		put(enc.EncodeArrayLen(5))
+		put(enc.EncodeString(m.Origin))
+		put(enc.EncodeUint(m.Batch))
+		put(enc.EncodeUint(uint64(m.Tree)))
+		put(enc.EncodeString(m.Region))
+		put(encodeIntervals(enc, m.Intervals))
 	case MsgRepairReq:
 		put(enc.EncodeArrayLen(1))
 		put(encodeIntervals(enc, []crdt.Interval{m.Repair}))
@@ -239,7 +248,7 @@ func Decode(b []byte) (*Message, error) {
 		return nil, d.err
 	}
 	nf := d.arrayLen(8)
-	want := map[MsgType]int{MsgPush: 5, MsgRepairReq: 1, MsgSyncReq: 1, MsgDelta: 4, MsgWantReq: 2, MsgWantResp: 5}[m.Type]
+	want := map[MsgType]int{MsgPush: 5, MsgRepairReq: 1, MsgSyncReq: 1, MsgDelta: 4, MsgWantReq: 2, MsgWantResp: 5, MsgIHave: 5}[m.Type]
 	if want == 0 {
 		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
 	}
@@ -256,6 +265,12 @@ func Decode(b []byte) (*Message, error) {
 		m.Tree = uint8(d.uint(255))
 		m.Region = d.str(maxRegionLen)
 		m.Records = d.records()
+	case MsgIHave:
+		m.Origin = d.str(crdt.MaxNameLen)
+		m.Batch = d.uint(1<<64 - 1)
+		m.Tree = uint8(d.uint(255))
+		m.Region = d.str(maxRegionLen)
+		m.Intervals = d.intervals()
 	case MsgRepairReq:
 		ivs := d.intervals()
 		if d.err == nil && len(ivs) != 1 {
