@@ -1,0 +1,186 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Config is the `auth` section of a controller's configuration (SPEC.md
+// section 3). Paths in it are used as given: the config loader resolves them
+// relative to the config file before calling New.
+type Config struct {
+	OIDC []OIDCConfig `yaml:"oidc"`
+	JWT  []JWTConfig  `yaml:"jwt"`
+}
+
+// OIDCConfig is one OpenID Connect issuer, `auth.oidc[]`.
+type OIDCConfig struct {
+	// Issuer is the issuer URL; discovery reads
+	// <Issuer>/.well-known/openid-configuration, whose issuer must equal it.
+	Issuer string `yaml:"issuer"`
+	// Audience must be one of the token's aud values (the client id).
+	Audience string `yaml:"audience"`
+	// IdentityClaim names the claim that becomes the certmesh identity;
+	// default "sub".
+	IdentityClaim string `yaml:"identity_claim"`
+}
+
+// JWTConfig is one external JWT signer, `auth.jwt[]`.
+type JWTConfig struct {
+	// Name identifies the signer in logs and in Identity.Method ("jwt:<name>").
+	Name string `yaml:"name"`
+	// Issuer is the iss claim of its tokens.
+	Issuer string `yaml:"issuer"`
+	// Audience must be one of the token's aud values.
+	Audience string `yaml:"audience"`
+	// KeysFile holds PEM public keys ("PUBLIC KEY", "RSA PUBLIC KEY" or
+	// "CERTIFICATE" blocks; a "kid" PEM header names a key). Exactly one of
+	// KeysFile and JWKSURL is set.
+	KeysFile string `yaml:"keys_file"`
+	// JWKSURL is fetched when a token names a key id not yet seen.
+	JWKSURL string `yaml:"jwks_url"`
+	// IdentityClaim names the claim that becomes the certmesh identity;
+	// default "sub".
+	IdentityClaim string `yaml:"identity_claim"`
+}
+
+// DefaultIdentityClaim is the claim used when identity_claim is empty.
+const DefaultIdentityClaim = "sub"
+
+// Validate reports the first configuration error, naming the field at fault
+// as the YAML path (auth.oidc[0].issuer).
+func (c Config) Validate() error {
+	issuers := make(map[string]string)
+	claimIssuer := func(field, iss string) error {
+		if prev, dup := issuers[iss]; dup {
+			return fmt.Errorf("auth: %s: issuer %q is already configured at %s", field, iss, prev)
+		}
+		issuers[iss] = field
+		return nil
+	}
+	for i, o := range c.OIDC {
+		f := fmt.Sprintf("auth.oidc[%d]", i)
+		if err := checkHTTPURL(o.Issuer); err != nil {
+			return fmt.Errorf("auth: %s.issuer: %w", f, err)
+		}
+		if o.Audience == "" {
+			return fmt.Errorf("auth: %s.audience is required", f)
+		}
+		if err := claimIssuer(f+".issuer", o.Issuer); err != nil {
+			return err
+		}
+	}
+	names := make(map[string]bool)
+	for i, j := range c.JWT {
+		f := fmt.Sprintf("auth.jwt[%d]", i)
+		switch {
+		case j.Name == "":
+			return fmt.Errorf("auth: %s.name is required", f)
+		case names[j.Name]:
+			return fmt.Errorf("auth: %s.name: %q is used twice", f, j.Name)
+		case j.Issuer == "":
+			return fmt.Errorf("auth: %s.issuer is required", f)
+		case j.Audience == "":
+			return fmt.Errorf("auth: %s.audience is required", f)
+		case (j.KeysFile == "") == (j.JWKSURL == ""):
+			return fmt.Errorf("auth: %s: exactly one of keys_file and jwks_url is required", f)
+		}
+		names[j.Name] = true
+		if j.JWKSURL != "" {
+			if err := checkHTTPURL(j.JWKSURL); err != nil {
+				return fmt.Errorf("auth: %s.jwks_url: %w", f, err)
+			}
+		}
+		if err := claimIssuer(f+".issuer", j.Issuer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	if s == "" {
+		return errors.New("is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an http(s) URL without query or fragment", s)
+	}
+	return nil
+}
+
+// Options are the verifier's operational settings, not part of the config
+// file. The zero value of each field selects its default.
+type Options struct {
+	// Now is the clock for exp and nbf; default time.Now.
+	Now func() time.Time
+	// Leeway is the clock skew allowed on exp and nbf; default 30s.
+	// Negative means none.
+	Leeway time.Duration
+	// HTTPClient fetches discovery documents and key sets; default a client
+	// with a 10s timeout.
+	HTTPClient *http.Client
+	// Logger receives discovery progress; default discards.
+	Logger *slog.Logger
+	// DiscoveryBackoffMin and DiscoveryBackoffMax bound the wait between
+	// discovery attempts of an unreachable OIDC issuer, doubling from min to
+	// max; defaults 500ms and 30s.
+	DiscoveryBackoffMin, DiscoveryBackoffMax time.Duration
+	// JWKSRefreshInterval is the least time between two fetches of an
+	// issuer's key set (OIDC jwks_uri or a JWT signer's jwks_url) caused by
+	// unknown key ids, so that a flood of tokens with made-up kids does not
+	// become a flood of fetches. A token of a key published within this
+	// interval of the last fetch is refused until it passes. Default 1s;
+	// negative means no limit.
+	JWKSRefreshInterval time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultLeeway              = 30 * time.Second
+	DefaultHTTPTimeout         = 10 * time.Second
+	DefaultDiscoveryBackoffMin = 500 * time.Millisecond
+	DefaultDiscoveryBackoffMax = 30 * time.Second
+	DefaultJWKSRefreshInterval = time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	switch {
+	case o.Leeway == 0:
+		o.Leeway = DefaultLeeway
+	case o.Leeway < 0:
+		o.Leeway = 0
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DiscoveryBackoffMin <= 0 {
+		o.DiscoveryBackoffMin = DefaultDiscoveryBackoffMin
+	}
+	if o.DiscoveryBackoffMax <= 0 {
+		o.DiscoveryBackoffMax = DefaultDiscoveryBackoffMax
+	}
+	if o.DiscoveryBackoffMax < o.DiscoveryBackoffMin {
+		o.DiscoveryBackoffMax = o.DiscoveryBackoffMin
+	}
+	switch {
+	case o.JWKSRefreshInterval == 0:
+		o.JWKSRefreshInterval = DefaultJWKSRefreshInterval
+	case o.JWKSRefreshInterval < 0:
+		o.JWKSRefreshInterval = 0
+	}
+	return o
+}

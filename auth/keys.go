@@ -1,0 +1,394 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Limits on key material read from files and the network.
+const (
+	maxKeysFileBytes = 1 << 20 // a keys_file
+	maxJWKSBytes     = 1 << 20 // a fetched JWKS
+	minRSABits       = 2048    // RFC 7518 section 3.3
+)
+
+// errUnknownKey means no key fits a token's kid and alg.
+var errUnknownKey = errors.New("auth: no key fits the token's kid and alg")
+
+// unavailableError means the key set could not be fetched.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return "auth: key set unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// publicKey is a verification key and the algorithms it may verify.
+type publicKey struct {
+	kid  string // "" when the source names none
+	key  crypto.PublicKey
+	algs []string
+}
+
+// algsForKey returns the JWS algorithms that fit a key's type, which pins
+// the algorithm: a token's alg must be one of these for the key to be tried.
+func algsForKey(key crypto.PublicKey) ([]string, error) {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return []string{"ES256"}, nil
+		case elliptic.P384():
+			return []string{"ES384"}, nil
+		case elliptic.P521():
+			return []string{"ES512"}, nil
+		}
+		return nil, fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits is too small (at least %d)", k.N.BitLen(), minRSABits)
+		}
+		return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}, nil
+	case ed25519.PublicKey:
+		return []string{"EdDSA"}, nil
+	}
+	return nil, fmt.Errorf("key type %T is not supported", key)
+}
+
+func newPublicKey(kid string, key crypto.PublicKey, alg string) (publicKey, error) {
+	algs, err := algsForKey(key)
+	if err != nil {
+		return publicKey{}, err
+	}
+	if alg != "" {
+		if !slices.Contains(algs, alg) {
+			return publicKey{}, fmt.Errorf("alg %q does not fit the key (%v)", alg, algs)
+		}
+		algs = []string{alg}
+	}
+	return publicKey{kid: kid, key: key, algs: algs}, nil
+}
+
+// candidates returns the keys that may verify a token with kid and alg: the
+// alg must fit the key, and the kid must match unless the key has none.
+func candidates(keys []publicKey, kid, alg string) []jwt.VerificationKey {
+	var out []jwt.VerificationKey
+	for _, k := range keys {
+		if slices.Contains(k.algs, alg) && (kid == "" || k.kid == "" || k.kid == kid) {
+			out = append(out, k.key)
+		}
+	}
+	return out
+}
+
+// parsePEMKeys reads PEM public keys: "PUBLIC KEY" (PKIX), "RSA PUBLIC KEY"
+// (PKCS #1) or "CERTIFICATE" (its public key) blocks. An optional "kid" PEM
+// header names a key; an optional "alg" header narrows its algorithms.
+func parsePEMKeys(data []byte) ([]publicKey, error) {
+	var keys []publicKey
+	rest := bytes.TrimSpace(data)
+	for n := 1; len(rest) > 0; n++ {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("data outside PEM blocks after block %d", n-1)
+		}
+		rest = bytes.TrimSpace(rest)
+		var key any
+		var err error
+		switch block.Type {
+		case "PUBLIC KEY":
+			key, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case "RSA PUBLIC KEY":
+			key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		case "CERTIFICATE":
+			var c *x509.Certificate
+			if c, err = x509.ParseCertificate(block.Bytes); err == nil {
+				key = c.PublicKey
+			}
+		default:
+			return nil, fmt.Errorf("PEM block %d is %q, want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE", n, block.Type)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %w", n, err)
+		}
+		k, err := newPublicKey(block.Headers["kid"], key, block.Headers["alg"])
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %w", n, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no public key")
+	}
+	return keys, nil
+}
+
+// jwkJSON is one JSON Web Key (RFC 7517, RFC 7518 section 6, RFC 8037).
+type jwkJSON struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+// parseJWKS reads a JWK Set. Keys that are not for signatures, symmetric
+// ("oct") keys and keys of unsupported types are skipped, as are malformed
+// ones, so that one odd key does not disable an issuer; a set with no usable
+// key is an error.
+func parseJWKS(data []byte) ([]publicKey, error) {
+	var set struct {
+		Keys []jwkJSON `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("malformed JWKS: %w", err)
+	}
+	var keys []publicKey
+	var firstErr error
+	for i, j := range set.Keys {
+		if j.Use != "" && j.Use != "sig" {
+			continue
+		}
+		pub, err := j.publicKey()
+		if err == nil {
+			var k publicKey
+			if k, err = newPublicKey(j.Kid, pub, j.Alg); err == nil {
+				keys = append(keys, k)
+				continue
+			}
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("key %d (kid %q): %w", i, j.Kid, err)
+		}
+	}
+	if len(keys) == 0 {
+		if firstErr != nil {
+			return nil, fmt.Errorf("JWKS has no usable signature key: %w", firstErr)
+		}
+		return nil, errors.New("JWKS has no usable signature key")
+	}
+	return keys, nil
+}
+
+func (j jwkJSON) publicKey() (crypto.PublicKey, error) {
+	b64 := base64.RawURLEncoding.Strict()
+	switch j.Kty {
+	case "EC":
+		var curve elliptic.Curve
+		switch j.Crv {
+		case "P-256":
+			curve = elliptic.P256()
+		case "P-384":
+			curve = elliptic.P384()
+		case "P-521":
+			curve = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("EC curve %q is not supported", j.Crv)
+		}
+		size := (curve.Params().BitSize + 7) / 8
+		x, errX := b64.DecodeString(j.X)
+		y, errY := b64.DecodeString(j.Y)
+		if errX != nil || errY != nil || len(x) != size || len(y) != size {
+			return nil, fmt.Errorf("EC coordinates are not %d bytes of base64url", size)
+		}
+		return ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
+	case "RSA":
+		n, errN := b64.DecodeString(j.N)
+		e, errE := b64.DecodeString(j.E)
+		if errN != nil || errE != nil || len(n) == 0 || len(e) == 0 || len(e) > 4 {
+			return nil, errors.New("RSA n or e is not base64url of a sane size")
+		}
+		exp := new(big.Int).SetBytes(e)
+		if !exp.IsInt64() || exp.Int64() < 3 || exp.Int64() > 1<<31-1 {
+			return nil, errors.New("RSA exponent is out of range")
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp.Int64())}, nil
+	case "OKP":
+		if j.Crv != "Ed25519" {
+			return nil, fmt.Errorf("OKP curve %q is not supported", j.Crv)
+		}
+		x, err := b64.DecodeString(j.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, errors.New("Ed25519 x is not 32 bytes of base64url")
+		}
+		return ed25519.PublicKey(x), nil
+	}
+	return nil, fmt.Errorf("key type %q is not supported", j.Kty)
+}
+
+// keySource finds the keys that may verify a token.
+type keySource interface {
+	lookup(ctx context.Context, kid, alg string) ([]jwt.VerificationKey, error)
+}
+
+// staticKeys are keys from a keys_file.
+type staticKeys []publicKey
+
+func (s staticKeys) lookup(_ context.Context, kid, alg string) ([]jwt.VerificationKey, error) {
+	if c := candidates(s, kid, alg); len(c) > 0 {
+		return c, nil
+	}
+	return nil, errUnknownKey
+}
+
+// remoteKeys is a JWKS URL, fetched on first use (or at OIDC discovery) and
+// again whenever a token names a key that the cached set lacks, at most once
+// per minInterval. A lookup that misses waits for the fetch it caused or
+// joined and then looks at the keys that fetch stored, so a token of a key
+// published just now is never checked against the set fetched just before.
+type remoteKeys struct {
+	url         string
+	client      *http.Client
+	now         func() time.Time
+	minInterval time.Duration
+
+	// fetchMu is held for the whole of a fetch, so that concurrent misses
+	// cause one fetch, while lookups of cached keys go on under mu.
+	fetchMu sync.Mutex
+
+	mu        sync.RWMutex
+	keys      []publicKey // guarded by mu
+	lastFetch time.Time   // guarded by mu: when the last fetch ended
+	lastErr   error       // guarded by mu: the last fetch's error
+	fetched   bool        // guarded by mu: a fetch has succeeded
+}
+
+func (r *remoteKeys) lookup(ctx context.Context, kid, alg string) ([]jwt.VerificationKey, error) {
+	r.mu.RLock()
+	keys := r.keys
+	r.mu.RUnlock()
+	if c := candidates(keys, kid, alg); len(c) > 0 {
+		return c, nil
+	}
+
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	// Another lookup may have fetched while this one waited.
+	r.mu.RLock()
+	keys, last, lastErr, fetched := r.keys, r.lastFetch, r.lastErr, r.fetched
+	r.mu.RUnlock()
+	if c := candidates(keys, kid, alg); len(c) > 0 {
+		return c, nil
+	}
+	if !last.IsZero() && r.now().Sub(last) < r.minInterval {
+		if !fetched {
+			return nil, &unavailableError{lastErr}
+		}
+		return nil, errUnknownKey
+	}
+	keys, err := r.fetchAndStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c := candidates(keys, kid, alg); len(c) > 0 {
+		return c, nil
+	}
+	return nil, errUnknownKey
+}
+
+// refresh fetches the key set now, whatever is cached.
+func (r *remoteKeys) refresh(ctx context.Context) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	_, err := r.fetchAndStore(ctx)
+	return err
+}
+
+// fetchAndStore fetches the key set and records the outcome; a failure is an
+// *unavailableError. The caller holds fetchMu.
+func (r *remoteKeys) fetchAndStore(ctx context.Context) ([]publicKey, error) {
+	keys, err := r.fetch(ctx)
+	r.mu.Lock()
+	r.lastFetch, r.lastErr = r.now(), err
+	if err == nil {
+		r.keys, r.fetched = keys, true
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, &unavailableError{err}
+	}
+	return keys, nil
+}
+
+// fetch GETs the key set. It does not stop when the request that caused it
+// is cancelled, since its result serves every request after it.
+func (r *remoteKeys) fetch(ctx context.Context) ([]publicKey, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	// Fetches happen because a key is missing: ask caches between here and
+	// the issuer for the current set.
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", r.url, resp.Status)
+	}
+	if len(body) > maxJWKSBytes {
+		return nil, fmt.Errorf("GET %s: more than %d bytes", r.url, maxJWKSBytes)
+	}
+	keys, err := parseJWKS(body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", r.url, err)
+	}
+	return keys, nil
+}
+
+// newTokenParser returns a parser that accepts only methods and checks no
+// claim (claimChecker does that).
+func newTokenParser(methods []string) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods(methods),
+		jwt.WithoutClaimsValidation(),
+		jwt.WithStrictDecoding(),
+	)
+}
+
+// verifySignature checks the signature of raw with the keys of src that fit
+// its kid and its alg (which parser has already limited) and decodes its
+// claims into claims. An unreachable key set is an *unavailableError in the
+// returned error's chain.
+func verifySignature(ctx context.Context, parser *jwt.Parser, src keySource, raw string, claims jwt.MapClaims) error {
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := src.lookup(ctx, kid, t.Method.Alg())
+		if err != nil {
+			return nil, err
+		}
+		return jwt.VerificationKeySet{Keys: keys}, nil
+	})
+	return err
+}
