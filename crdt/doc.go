@@ -14,8 +14,10 @@
 //     arrives first (revoke wins, forever);
 //   - an identity revocation is a max register on revoked_before;
 //   - a signer's status is the lattice active < revoked; revoked absorbs,
-//     and the records its author wrote after the revocation are dropped by
-//     every replica alike, so they converge.
+//     and the sessions, certificates and signer keys its author wrote after
+//     the revocation are dropped by every replica alike, so they converge.
+//     Revocations are never dropped: revoking is fail-safe, and nothing
+//     that arrives later makes a revoked session or certificate admissible.
 //
 // Because every index is a join over the set of held records, the state a
 // Store reaches depends only on which records it was given, not on their

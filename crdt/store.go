@@ -384,10 +384,17 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 }
 
 // droppedByRevocation reports whether r was written by a controller after
-// the root revoked it. Revoking signer records themselves are never dropped.
+// the root revoked it. Revocations of any kind are never dropped: revoking
+// is fail-safe, and a revoked session or certificate must never become
+// admissible again, whatever arrives later.
 func (s *Store) droppedByRevocation(r Record) bool {
-	if sr, ok := r.(*SignerRecord); ok && sr.Revoked {
+	switch r := r.(type) {
+	case *RevocationRecord, *IdentityRevocationRecord:
 		return false
+	case *SignerRecord:
+		if r.Revoked {
+			return false
+		}
 	}
 	at, ok := s.revokedSigners.get(r.Head().Author.Name)
 	return ok && r.Head().HLC.Millis() > at
