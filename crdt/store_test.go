@@ -536,7 +536,7 @@ func TestCollect(t *testing.T) {
 	old := newSession(ctrlA, 1, t0, sid(1), "alice", t0+hour)
 	oldCert := newCert(ctrlA, 2, t0, serial(1), sid(1), "alice", t0+hour)
 	young := newSession(ctrlA, 3, now-minute, sid(2), "bob", now-minute) // expired, but too young
-	forever := newSession(ctrlA, 4, t0, sid(3), "carol", math.MaxInt64)   // must not overflow into the past
+	forever := newSession(ctrlA, 4, t0, sid(3), "carol", math.MaxInt64)  // must not overflow into the past
 	keep := newSerialRevocation(ctrlB, 1, t0, serial(2), 0)              // Until unset: kept forever
 	gone := newSerialRevocation(ctrlB, 2, t0, serial(3), t0+hour)
 	signerRev := newRootRevocation(ctrlB, 3, t0, "ctrl-z", t0, 0)
