@@ -128,7 +128,7 @@ func NewRouter(root KeyPair, trustDomain, name string, hosts []string, ttl time.
 	}
 	dns, ips, err := splitHosts(append([]string{name, "localhost", "127.0.0.1", "::1"}, hosts...))
 	if err != nil {
-		return KeyPair{}, err
+		return KeyPair{}, fmt.Errorf("pki: router %s: %w", name, err)
 	}
 	key, err := GenerateKey(rand)
 	if err != nil {
@@ -182,9 +182,9 @@ func NewAdmin(root KeyPair, trustDomain, name string, ttl time.Duration, now tim
 // NotAfter).
 func IssueClient(ca KeyPair, pub crypto.PublicKey, identity, sessionID string, ttl time.Duration, now time.Time, rand io.Reader) (*x509.Certificate, error) {
 	if err := checkP256(pub); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pki: client certificate: %w", err)
 	}
-	caID, err := IDOf(ca.Cert)
+	caID, err := idOf(ca.Cert)
 	if err != nil {
 		return nil, fmt.Errorf("pki: issuing CA: %w", err)
 	}
@@ -217,7 +217,7 @@ func IssueServer(ca KeyPair, hosts []string, ttl time.Duration, now time.Time, r
 	}
 	dns, ips, err := splitHosts(hosts)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, fmt.Errorf("pki: server certificate: %w", err)
 	}
 	key, err := GenerateKey(rand)
 	if err != nil {
@@ -321,7 +321,7 @@ func splitHosts(hosts []string) (dns []string, ips []net.IP, err error) {
 			ips = append(ips, ip)
 			continue
 		}
-		if err := validateDNSName(h); err != nil {
+		if err := checkDNSName(h); err != nil {
 			return nil, nil, err
 		}
 		dns = append(dns, h)
@@ -329,22 +329,22 @@ func splitHosts(hosts []string) (dns []string, ips []net.IP, err error) {
 	return dns, ips, nil
 }
 
-// validateDNSName accepts host names (letters, digits, '-' and '_' in
+// checkDNSName accepts host names (letters, digits, '-' and '_' in
 // dot-separated labels of at most 63 bytes, 253 bytes in all) with an
 // optional leading "*." wildcard label.
-func validateDNSName(h string) error {
+func checkDNSName(h string) error {
 	name := strings.TrimPrefix(h, "*.")
 	if name == "" || len(name) > 253 {
-		return fmt.Errorf("pki: host %.60q is neither an IP address nor a DNS name", h)
+		return fmt.Errorf("host %.60q is neither an IP address nor a DNS name", h)
 	}
 	for _, label := range strings.Split(name, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("pki: host %q is neither an IP address nor a DNS name", h)
+			return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("pki: host %q is neither an IP address nor a DNS name", h)
+				return fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
 			}
 		}
 	}
@@ -362,10 +362,10 @@ func orCryptoRand(r io.Reader) io.Reader {
 func checkP256(pub crypto.PublicKey) error {
 	k, ok := pub.(*ecdsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("pki: public key is %T, want ECDSA P-256", pub)
+		return fmt.Errorf("public key is %T, want ECDSA P-256", pub)
 	}
 	if k.Curve != elliptic.P256() {
-		return fmt.Errorf("pki: public key is ECDSA %s, want P-256", k.Curve.Params().Name)
+		return fmt.Errorf("public key is ECDSA %s, want P-256", k.Curve.Params().Name)
 	}
 	return nil
 }

@@ -46,26 +46,34 @@ func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 // ParseCertsPEM parses every CERTIFICATE block in data, in order. It fails if
 // there is none or if anything but whitespace lies outside the blocks.
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
+	certs, err := parseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return certs, nil
+}
+
+func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest := bytes.TrimSpace(data)
 	for len(rest) > 0 {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			return nil, errors.New("pki: data outside PEM blocks")
+			return nil, errors.New("data outside PEM blocks")
 		}
 		rest = bytes.TrimSpace(rest)
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("pki: PEM block %d is %q, want CERTIFICATE", len(certs)+1, block.Type)
+			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", len(certs)+1, block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("pki: certificate %d: %w", len(certs)+1, err)
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, errors.New("pki: no CERTIFICATE block")
+		return nil, errors.New("no CERTIFICATE block")
 	}
 	return certs, nil
 }
@@ -74,12 +82,20 @@ func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 // ("PRIVATE KEY") or SEC 1 ("EC PRIVATE KEY"). Blocks of other types before
 // it, such as the "EC PARAMETERS" that openssl writes, are skipped.
 func ParseKeyPEM(data []byte) (crypto.Signer, error) {
+	key, err := parseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return key, nil
+}
+
+func parseKeyPEM(data []byte) (crypto.Signer, error) {
 	rest := data
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			return nil, errors.New("pki: no PRIVATE KEY or EC PRIVATE KEY block")
+			return nil, errors.New("no PRIVATE KEY or EC PRIVATE KEY block")
 		}
 		var key any
 		var err error
@@ -89,16 +105,16 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 		case "EC PRIVATE KEY":
 			key, err = x509.ParseECPrivateKey(block.Bytes)
 		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("pki: encrypted private keys are not supported")
+			return nil, errors.New("encrypted private keys are not supported")
 		default:
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pki: %s: %w", block.Type, err)
+			return nil, fmt.Errorf("%s: %w", block.Type, err)
 		}
 		s, ok := key.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("pki: key of type %T cannot sign", key)
+			return nil, fmt.Errorf("key of type %T cannot sign", key)
 		}
 		return s, nil
 	}
@@ -111,9 +127,9 @@ func LoadCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := ParseCertsPEM(data)
+	certs, err := parseCertsPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("pki: %s: %w", path, err)
 	}
 	return certs, nil
 }
@@ -125,9 +141,9 @@ func LoadKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := ParseKeyPEM(data)
+	key, err := parseKeyPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("pki: %s: %w", path, err)
 	}
 	return key, nil
 }
@@ -173,7 +189,7 @@ type ExistsError struct {
 }
 
 func (e *ExistsError) Error() string {
-	return fmt.Sprintf("pki: %s already exists; refusing to overwrite it (force overwrites)", e.Path)
+	return fmt.Sprintf("pki: %s already exists; refusing to overwrite it without --force", e.Path)
 }
 
 // Is makes errors.Is(err, fs.ErrExist) true for an *ExistsError.

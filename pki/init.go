@@ -55,16 +55,16 @@ func (o *InitOptions) normalize() error {
 	if o.Now.IsZero() {
 		return errors.New("pki: init: issue time (Now) is zero")
 	}
-	if err := ValidateTrustDomain(o.TrustDomain); err != nil {
-		return fmt.Errorf("pki: init: trust domain: %w", err)
+	if err := checkTrustDomain(o.TrustDomain); err != nil {
+		return fmt.Errorf("pki: init: %w", err)
 	}
 	if len(o.Controllers) == 0 {
 		return errors.New("pki: init: at least one controller is required")
 	}
 	seen := make(map[string]string)
 	check := func(kind, name string) error {
-		if err := ValidateName(name); err != nil {
-			return fmt.Errorf("pki: init: %s: %w", kind, err)
+		if err := checkName(name); err != nil {
+			return fmt.Errorf("pki: init: %s %w", kind, err)
 		}
 		if prev, dup := seen[name]; dup {
 			return fmt.Errorf("pki: init: name %q is used twice (%s and %s); names must be unique across controllers, routers and admin", name, prev, kind)
@@ -223,7 +223,7 @@ type RotateOptions struct {
 // that does not match the certificate, which LoadKeyPair reports, so reload
 // after this returns. It returns the new key pair.
 func RotateController(dir, name string, opts RotateOptions) (KeyPair, error) {
-	if err := ValidateName(name); err != nil {
+	if err := checkName(name); err != nil {
 		return KeyPair{}, fmt.Errorf("pki: rotate controller: %w", err)
 	}
 	if opts.Now.IsZero() {
@@ -235,16 +235,17 @@ func RotateController(dir, name string, opts RotateOptions) (KeyPair, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	// Load errors name their file.
 	root, err := LoadKeyPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
 	if err != nil {
-		return KeyPair{}, fmt.Errorf("pki: rotate controller: %w", err)
+		return KeyPair{}, err
 	}
 	certPath := filepath.Join(dir, name, CertFile)
 	old, err := LoadCerts(certPath)
 	if err != nil {
-		return KeyPair{}, fmt.Errorf("pki: rotate controller %s: %w", name, err)
+		return KeyPair{}, err
 	}
-	id, err := IDOf(old[0])
+	id, err := idOf(old[0])
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("pki: rotate controller: %s: %w", certPath, err)
 	}

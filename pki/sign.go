@@ -116,7 +116,7 @@ type signedBlob struct {
 // SignControllerRevocation signs, with the root key, a revocation of
 // controller's signer records made at `at`. The blob is msgpack.
 func SignControllerRevocation(rootKey crypto.Signer, trustDomain, controller string, at time.Time) ([]byte, error) {
-	if err := ControllerID(trustDomain, controller).Validate(); err != nil {
+	if err := ControllerID(trustDomain, controller).check(); err != nil {
 		return nil, fmt.Errorf("pki: controller revocation: %w", err)
 	}
 	if at.IsZero() {
@@ -172,7 +172,7 @@ func VerifyControllerRevocation(root *x509.Certificate, blob []byte) (Controller
 	if w.Version != controllerRevocationVersion {
 		return fail("version %d, want %d", w.Version, controllerRevocationVersion)
 	}
-	if err := ControllerID(w.TrustDomain, w.Controller).Validate(); err != nil {
+	if err := ControllerID(w.TrustDomain, w.Controller).check(); err != nil {
 		return fail("%w", err)
 	}
 	if w.AtUnixMilli <= 0 {

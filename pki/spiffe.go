@@ -90,39 +90,46 @@ func (id SPIFFEID) URL() (*url.URL, error) {
 
 // Validate reports whether id can be written into a certificate.
 func (id SPIFFEID) Validate() error {
-	if err := ValidateTrustDomain(id.TrustDomain); err != nil {
-		return err
-	}
-	switch id.Kind {
-	case KindController, KindRouter, KindAdmin:
-		if err := ValidateName(id.Name); err != nil {
-			return err
-		}
-		if id.SessionID != "" {
-			return fmt.Errorf("pki: spiffe id of kind %s has a session id", id.Kind)
-		}
-	case KindIdentity:
-		if err := validateIdentity(id.Name); err != nil {
-			return err
-		}
-		if id.SessionID == "" || len(id.SessionID) > MaxSessionIDLen || !utf8.ValidString(id.SessionID) {
-			return fmt.Errorf("pki: session id must be 1 to %d bytes of UTF-8", MaxSessionIDLen)
-		}
-	default:
-		return fmt.Errorf("pki: unknown spiffe id kind %q", id.Kind)
-	}
-	if n := len(id.String()); n > maxSPIFFELen {
-		return fmt.Errorf("pki: spiffe id is %d bytes once encoded, more than %d", n, maxSPIFFELen)
+	if err := id.check(); err != nil {
+		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
 }
 
-func validateIdentity(identity string) error {
+func (id SPIFFEID) check() error {
+	if err := checkTrustDomain(id.TrustDomain); err != nil {
+		return err
+	}
+	switch id.Kind {
+	case KindController, KindRouter, KindAdmin:
+		if err := checkName(id.Name); err != nil {
+			return err
+		}
+		if id.SessionID != "" {
+			return fmt.Errorf("spiffe id of kind %s has a session id", id.Kind)
+		}
+	case KindIdentity:
+		if err := checkIdentity(id.Name); err != nil {
+			return err
+		}
+		if id.SessionID == "" || len(id.SessionID) > MaxSessionIDLen || !utf8.ValidString(id.SessionID) {
+			return fmt.Errorf("session id must be 1 to %d bytes of UTF-8", MaxSessionIDLen)
+		}
+	default:
+		return fmt.Errorf("unknown spiffe id kind %q", id.Kind)
+	}
+	if n := len(id.String()); n > maxSPIFFELen {
+		return fmt.Errorf("spiffe id is %d bytes once encoded, more than %d", n, maxSPIFFELen)
+	}
+	return nil
+}
+
+func checkIdentity(identity string) error {
 	if identity == "" || len(identity) > MaxIdentityLen {
-		return fmt.Errorf("pki: identity must be 1 to %d bytes, got %d", MaxIdentityLen, len(identity))
+		return fmt.Errorf("identity must be 1 to %d bytes, got %d", MaxIdentityLen, len(identity))
 	}
 	if !utf8.ValidString(identity) {
-		return errors.New("pki: identity is not valid UTF-8")
+		return errors.New("identity is not valid UTF-8")
 	}
 	return nil
 }
@@ -131,8 +138,16 @@ func validateIdentity(identity string) error {
 // writes it). Non-canonical percent-encodings are refused, so every identity
 // has exactly one URI.
 func ParseSPIFFE(uri string) (SPIFFEID, error) {
+	id, err := parseSPIFFE(uri)
+	if err != nil {
+		return SPIFFEID{}, fmt.Errorf("pki: %w", err)
+	}
+	return id, nil
+}
+
+func parseSPIFFE(uri string) (SPIFFEID, error) {
 	fail := func(why string) (SPIFFEID, error) {
-		return SPIFFEID{}, fmt.Errorf("pki: spiffe id %.200q: %s", uri, why)
+		return SPIFFEID{}, fmt.Errorf("spiffe id %.200q: %s", uri, why)
 	}
 	if len(uri) > maxSPIFFELen {
 		return fail("too long")
@@ -145,7 +160,7 @@ func ParseSPIFFE(uri string) (SPIFFEID, error) {
 	if !ok {
 		return fail("no path")
 	}
-	if err := ValidateTrustDomain(td); err != nil {
+	if err := checkTrustDomain(td); err != nil {
 		return fail(err.Error())
 	}
 	// Queries, fragments and spaces are not valid in an escaped path, and
@@ -170,7 +185,7 @@ func ParseSPIFFE(uri string) (SPIFFEID, error) {
 	default:
 		return fail("path is not /controller/<name>, /router/<name>, /admin/<name> or /identity/<identity>/session/<id>")
 	}
-	if err := id.Validate(); err != nil {
+	if err := id.check(); err != nil {
 		return fail(err.Error())
 	}
 	return id, nil
@@ -178,10 +193,18 @@ func ParseSPIFFE(uri string) (SPIFFEID, error) {
 
 // IDOf returns the SPIFFE ID of cert, which must carry exactly one URI SAN.
 func IDOf(cert *x509.Certificate) (SPIFFEID, error) {
-	if len(cert.URIs) != 1 {
-		return SPIFFEID{}, fmt.Errorf("pki: certificate %q has %d URI SANs, want 1", cert.Subject.CommonName, len(cert.URIs))
+	id, err := idOf(cert)
+	if err != nil {
+		return SPIFFEID{}, fmt.Errorf("pki: %w", err)
 	}
-	return ParseSPIFFE(cert.URIs[0].String())
+	return id, nil
+}
+
+func idOf(cert *x509.Certificate) (SPIFFEID, error) {
+	if len(cert.URIs) != 1 {
+		return SPIFFEID{}, fmt.Errorf("certificate %q has %d URI SANs, want 1", cert.Subject.CommonName, len(cert.URIs))
+	}
+	return parseSPIFFE(cert.URIs[0].String())
 }
 
 // ControllerOf returns the name of the controller whose intermediate issued
@@ -198,7 +221,7 @@ func ControllerOf(verifiedChain []*x509.Certificate, trustDomain string) (string
 	if !inter.IsCA {
 		return "", errors.New("pki: chain intermediate is not a CA")
 	}
-	id, err := IDOf(inter)
+	id, err := idOf(inter)
 	if err != nil {
 		return "", fmt.Errorf("pki: chain intermediate: %w", err)
 	}
@@ -226,9 +249,9 @@ func AdminOf(verifiedChain []*x509.Certificate, trustDomain string) (string, err
 	if !hasExtKeyUsage(leaf, x509.ExtKeyUsageClientAuth) {
 		return "", errors.New("pki: admin certificate lacks ClientAuth")
 	}
-	id, err := IDOf(leaf)
+	id, err := idOf(leaf)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("pki: admin certificate: %w", err)
 	}
 	if id.Kind != KindAdmin || id.TrustDomain != trustDomain {
 		return "", fmt.Errorf("pki: %s is not an admin of trust domain %q", id, trustDomain)
@@ -300,11 +323,18 @@ func isUnreserved(c byte) bool {
 // starting or ending with '-'), which is also safe as a path segment and a
 // directory name on case-insensitive file systems.
 func ValidateName(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
+}
+
+func checkName(name string) error {
 	if name == "" {
-		return errors.New("pki: name is empty")
+		return errors.New("name is empty")
 	}
 	if len(name) > 63 {
-		return fmt.Errorf("pki: name %.70q is longer than 63 bytes", name)
+		return fmt.Errorf("name %.70q is longer than 63 bytes", name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -312,7 +342,7 @@ func ValidateName(name string) error {
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
 		case c == '-' && i != 0 && i != len(name)-1:
 		default:
-			return fmt.Errorf("pki: name %q must be a lower-case DNS label (a-z, 0-9, inner '-')", name)
+			return fmt.Errorf("name %q must be a lower-case DNS label (a-z, 0-9, inner '-')", name)
 		}
 	}
 	return nil
@@ -322,17 +352,24 @@ func ValidateName(name string) error {
 // 255 bytes of lower-case letters, digits, '-', '_' and '.', in non-empty
 // dot-separated labels.
 func ValidateTrustDomain(td string) error {
+	if err := checkTrustDomain(td); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
+}
+
+func checkTrustDomain(td string) error {
 	if td == "" || len(td) > 255 {
-		return fmt.Errorf("pki: trust domain %.60q must be 1 to 255 bytes", td)
+		return fmt.Errorf("trust domain %.60q must be 1 to 255 bytes", td)
 	}
 	for _, label := range strings.Split(td, ".") {
 		if label == "" {
-			return fmt.Errorf("pki: trust domain %q has an empty label", td)
+			return fmt.Errorf("trust domain %q has an empty label", td)
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("pki: trust domain %q may only hold a-z, 0-9, '-', '_' and '.'", td)
+				return fmt.Errorf("trust domain %q may only hold a-z, 0-9, '-', '_' and '.'", td)
 			}
 		}
 	}
