@@ -51,13 +51,24 @@ type JWTConfig struct {
 // DefaultIdentityClaim is the claim used when identity_claim is empty.
 const DefaultIdentityClaim = "sub"
 
-// Validate reports the first configuration error, naming the field at fault
-// as the YAML path (auth.oidc[0].issuer).
+// ConfigError is the error Validate returns: the YAML path of the field at
+// fault and what is wrong with it.
+type ConfigError struct {
+	Field string // e.g. "auth.oidc[0].issuer"
+	Msg   string // e.g. "is required"
+}
+
+func (e *ConfigError) Error() string { return "auth: " + e.Field + ": " + e.Msg }
+
+// Validate reports the first configuration error as a *ConfigError.
 func (c Config) Validate() error {
+	fail := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
 	issuers := make(map[string]string)
 	claimIssuer := func(field, iss string) error {
 		if prev, dup := issuers[iss]; dup {
-			return fmt.Errorf("auth: %s: issuer %q is already configured at %s", field, iss, prev)
+			return fail(field, "issuer %q is already configured at %s", iss, prev)
 		}
 		issuers[iss] = field
 		return nil
@@ -65,10 +76,10 @@ func (c Config) Validate() error {
 	for i, o := range c.OIDC {
 		f := fmt.Sprintf("auth.oidc[%d]", i)
 		if err := checkHTTPURL(o.Issuer); err != nil {
-			return fmt.Errorf("auth: %s.issuer: %w", f, err)
+			return fail(f+".issuer", "%v", err)
 		}
 		if o.Audience == "" {
-			return fmt.Errorf("auth: %s.audience is required", f)
+			return fail(f+".audience", "is required")
 		}
 		if err := claimIssuer(f+".issuer", o.Issuer); err != nil {
 			return err
@@ -79,20 +90,20 @@ func (c Config) Validate() error {
 		f := fmt.Sprintf("auth.jwt[%d]", i)
 		switch {
 		case j.Name == "":
-			return fmt.Errorf("auth: %s.name is required", f)
+			return fail(f+".name", "is required")
 		case names[j.Name]:
-			return fmt.Errorf("auth: %s.name: %q is used twice", f, j.Name)
+			return fail(f+".name", "%q is used twice", j.Name)
 		case j.Issuer == "":
-			return fmt.Errorf("auth: %s.issuer is required", f)
+			return fail(f+".issuer", "is required")
 		case j.Audience == "":
-			return fmt.Errorf("auth: %s.audience is required", f)
+			return fail(f+".audience", "is required")
 		case (j.KeysFile == "") == (j.JWKSURL == ""):
-			return fmt.Errorf("auth: %s: exactly one of keys_file and jwks_url is required", f)
+			return fail(f, "exactly one of keys_file and jwks_url is required")
 		}
 		names[j.Name] = true
 		if j.JWKSURL != "" {
 			if err := checkHTTPURL(j.JWKSURL); err != nil {
-				return fmt.Errorf("auth: %s.jwks_url: %w", f, err)
+				return fail(f+".jwks_url", "%v", err)
 			}
 		}
 		if err := claimIssuer(f+".issuer", j.Issuer); err != nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -327,6 +328,12 @@ func TestConfigValidation(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
+			}
+			if verr := tt.cfg.Validate(); verr != nil {
+				var ce *auth.ConfigError
+				if !errors.As(verr, &ce) || !strings.HasPrefix(ce.Field, "auth.") {
+					t.Errorf("Validate error %v is not a *ConfigError with a field path", verr)
+				}
 			}
 		})
 	}
