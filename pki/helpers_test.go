@@ -15,13 +15,12 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // testPKI is a PKI written by Init, loaded back.
 type testPKI struct {
-	dir         string
-	root        pki.KeyPair
-	ctrl        map[string]pki.KeyPair
-	router      pki.KeyPair
-	admin       pki.KeyPair
-	rootsPool   *x509.CertPool
-	trustDomain string
+	dir       string
+	root      pki.KeyPair
+	ctrl      map[string]pki.KeyPair
+	router    pki.KeyPair
+	admin     pki.KeyPair
+	rootsPool *x509.CertPool
 }
 
 func newTestPKI(t *testing.T) *testPKI {
@@ -39,7 +38,7 @@ func newTestPKI(t *testing.T) *testPKI {
 	if _, err := pki.Init(dir, opts); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
-	p := &testPKI{dir: dir, ctrl: map[string]pki.KeyPair{}, trustDomain: opts.TrustDomain}
+	p := &testPKI{dir: dir, ctrl: map[string]pki.KeyPair{}}
 	p.root = mustLoad(t, dir, "")
 	for _, c := range opts.Controllers {
 		p.ctrl[c] = mustLoad(t, dir, c)
