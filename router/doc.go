@@ -1,0 +1,45 @@
+// Package router is certmesh's data-plane edge: it terminates client mTLS
+// (TLS 1.3), admits or refuses each connection from the replicated state,
+// proxies admitted connections to one plain-TCP upstream, and closes live
+// connections the moment a revocation that covers them is applied
+// (SPEC.md sections 2 and 4).
+//
+// The parts, from the inside out:
+//
+//   - Decide is the admission decision, a pure function of (certificate
+//     facts, store, now, mode). FactsFromChain reads the facts from a chain
+//     that crypto/x509 verified against the root: serial, session and
+//     identity from the leaf's SPIFFE URI SAN, issuing controller from the
+//     verified intermediate (pki.ControllerOf), never from the order of the
+//     certificates a client sent. The simulator (sim/) calls Decide on its
+//     simulated routers, so the very same rule runs there.
+//   - Router is the server. Per handshake it verifies the chain (client
+//     intermediates plus those known from controllers' signer records, so a
+//     leaf sent alone is admitted), then decides; in strict mode an unknown
+//     certificate is pulled from peers (Mesh.Want) for up to PullTimeout
+//     before it is refused, so a client that connects right after login is
+//     not refused because gossip was slower than it. A refused client gets
+//     a TLS alert (bad_certificate); the reason goes to the log and to
+//     certmesh_admissions_total{result}.
+//   - The registry indexes live connections by session, serial, identity
+//     and issuer. Applied records arrive from Mesh.Subscribe; a revocation
+//     closes every live connection it covers at once, with the verdict of
+//     crdt.Store.Live as the single rule (event driven, never polled). A
+//     session's expiry closes its connections on time through one timer per
+//     session. Rotation and the end of the old certificate's grace keep
+//     connections up: a live connection belongs to its session.
+//   - A snapshot of the store (crdt.EncodeSnapshot) is written atomically
+//     under the data directory at intervals and on shutdown, and restored
+//     before the mesh starts, so a router restarted during a control-plane
+//     outage admits from what it knew and still enforces every revocation.
+//
+// Invariants:
+//   - A connection is registered before its admission is re-checked against
+//     the store, and the store is updated before subscribers hear of a
+//     record, so a revocation applied at any moment during a handshake
+//     either refuses it or closes it.
+//   - Every goroutine has an owner: the accept loop and the event loop
+//     belong to the Router, each connection's copiers to its handler, and
+//     Shutdown waits for all of them.
+//   - Routers never author records.
+package router

@@ -1,0 +1,67 @@
+package router
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// Reasons for refusals that happen before the replicated state is asked,
+// next to the crdt.Verdict words; all are values of
+// certmesh_admissions_total{result}.
+const (
+	reasonNoCertificate   = "no_certificate"
+	reasonUntrustedChain  = "untrusted_chain"
+	reasonNotClientCert   = "not_client_cert"
+	reasonHandshakeFailed = "handshake_failed"
+)
+
+// Reasons for closing a live connection, values of
+// certmesh_connections_closed_total{reason}, next to the revoking
+// crdt.Verdict words and session_expired.
+const (
+	closeClient   = "client_closed"
+	closeUpstream = "upstream_closed"
+	closeNoDial   = "upstream_unreachable"
+	closeShutdown = "shutdown"
+)
+
+// routerMetrics are the router's series (SPEC.md section 7) in one set.
+type routerMetrics struct {
+	set *metrics.Set
+}
+
+func newRouterMetrics(set *metrics.Set, active func() float64) *routerMetrics {
+	m := &routerMetrics{set: set}
+	set.NewGauge(`certmesh_connections_active`, active)
+	// Create the usual series up front so that dashboards see zeros.
+	for _, r := range []string{crdt.Admit.String(), crdt.UnknownCert.String(), crdt.SessionRevoked.String(),
+		crdt.SerialRevoked.String(), crdt.IdentityRevoked.String(), crdt.CertExpired.String(), reasonUntrustedChain} {
+		m.admission(r)
+	}
+	for _, r := range []string{"found", "not_found", "timeout"} {
+		m.pull(r)
+	}
+	for _, r := range []string{closeClient, crdt.SessionRevoked.String(), crdt.IdentityRevoked.String(),
+		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown} {
+		m.closed(r)
+	}
+	return m
+}
+
+func (m *routerMetrics) admission(result string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_admissions_total{result=%q}`, result))
+}
+
+func (m *routerMetrics) pull(result string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, result))
+}
+
+func (m *routerMetrics) closed(reason string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_connections_closed_total{reason=%q}`, reason))
+}
+
+func millisDuration(m crdt.Millis) time.Duration { return time.Duration(m) * time.Millisecond }

@@ -1,0 +1,572 @@
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// maxPeerCerts caps the certificates a client may send; a real chain is a
+// leaf and its intermediate (a leaf may be repeated).
+const maxPeerCerts = 8
+
+// Credentials are the key material a router serves with; SetCredentials
+// replaces them (SIGHUP).
+type Credentials struct {
+	// Roots are the root CA certificates client chains must end in
+	// (ca.pem).
+	Roots []*x509.Certificate
+	// Cert is the router's TLS server certificate and key.
+	Cert tls.Certificate
+}
+
+type credentials struct {
+	roots *x509.CertPool
+	cert  *tls.Certificate
+}
+
+func (c Credentials) compile() (*credentials, error) {
+	if len(c.Roots) == 0 {
+		return nil, errors.New("router: no root CA certificate")
+	}
+	if len(c.Cert.Certificate) == 0 || c.Cert.PrivateKey == nil {
+		return nil, errors.New("router: no server certificate")
+	}
+	pool := x509.NewCertPool()
+	for _, r := range c.Roots {
+		pool.AddCert(r)
+	}
+	cert := c.Cert
+	return &credentials{roots: pool, cert: &cert}, nil
+}
+
+// Options are the router's collaborators; every field is optional.
+type Options struct {
+	Logger *slog.Logger
+	Clock  Clock
+	// Metrics receives the router's series; nil makes a private set.
+	Metrics *metrics.Set
+	// MetricsWriters write more series on /metrics after the router's
+	// (the mesh's, the process's).
+	MetricsWriters []func(io.Writer)
+	// Members lists the mesh's members for /v1/status.
+	Members func() []MemberStatus
+}
+
+// Router admits client connections from the replicated state and proxies
+// them to the upstream. See the package doc.
+type Router struct {
+	cfg   Config
+	mesh  Mesh
+	log   *slog.Logger
+	clock Clock
+	opts  Options
+	m     *routerMetrics
+
+	creds   atomic.Pointer[credentials]
+	signers atomic.Pointer[signerPool]
+	reg     *registry
+	waits   waiters
+
+	ctx    context.Context // cancelled by Shutdown: stops accepting and pulling
+	cancel context.CancelFunc
+
+	// events carries applied record batches from the mesh to the event
+	// loop; guarded by eventsMu, signalled on eventsWake.
+	eventsMu   sync.Mutex
+	events     [][]crdt.Record
+	eventsWake chan struct{}
+	eventsStop chan struct{}
+
+	mu          sync.Mutex // guards the fields below
+	ln          net.Listener
+	httpLn      net.Listener
+	httpSrv     *http.Server
+	unsubscribe func()
+	started     bool
+	stopping    atomic.Bool
+
+	loops      sync.WaitGroup // event and snapshot loops, HTTP server
+	acceptDone chan struct{}  // closed when the accept loop exits
+	handlers   sync.WaitGroup // one per accepted connection
+
+	snapMu     sync.Mutex // serialises snapshot writes
+	snapDigest uint64     // digest of the last snapshot written; guarded by snapMu
+	snapWrote  bool       // guarded by snapMu
+}
+
+// New returns a router over mesh. The router owns mesh from now on:
+// Shutdown leaves it. Call Start to serve.
+func New(cfg Config, mesh Mesh, creds Credentials, opts Options) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mesh == nil {
+		return nil, errors.New("router: nil mesh")
+	}
+	c, err := creds.compile()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	r := &Router{
+		cfg:        cfg,
+		mesh:       mesh,
+		log:        opts.Logger.With("node", cfg.Name),
+		clock:      opts.Clock,
+		opts:       opts,
+		reg:        newRegistry(),
+		eventsWake: make(chan struct{}, 1),
+		eventsStop: make(chan struct{}),
+		acceptDone: make(chan struct{}),
+	}
+	r.waits.init()
+	r.m = newRouterMetrics(opts.Metrics, func() float64 { return float64(r.reg.active.Load()) })
+	r.creds.Store(c)
+	r.signers.Store(&signerPool{certs: map[[32]byte]*x509.Certificate{}})
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// SetCredentials replaces the root CAs and the server certificate; new
+// handshakes use them, live connections are not touched.
+func (r *Router) SetCredentials(creds Credentials) error {
+	c, err := creds.compile()
+	if err != nil {
+		return err
+	}
+	r.creds.Store(c)
+	return nil
+}
+
+// Start subscribes to the mesh, opens the listeners and serves until
+// Shutdown.
+func (r *Router) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return errors.New("router: already started")
+	}
+	// Subscribe before reading the signers, so none falls between.
+	r.unsubscribe = r.mesh.Subscribe(r.onApplied)
+	r.loadSigners()
+
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		r.unsubscribe()
+		return fmt.Errorf("router: listen %s: %w", r.cfg.Listen, err)
+	}
+	r.ln = ln
+	if r.cfg.MetricsListen != "" {
+		hl, err := net.Listen("tcp", r.cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			r.unsubscribe()
+			return fmt.Errorf("router: metrics listen %s: %w", r.cfg.MetricsListen, err)
+		}
+		r.httpLn = hl
+		r.httpSrv = &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+		r.loops.Add(1)
+		go func() {
+			defer r.loops.Done()
+			if err := r.httpSrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("router: metrics server", "err", err)
+			}
+		}()
+	}
+	r.started = true
+	r.loops.Add(1)
+	go r.eventLoop()
+	go r.acceptLoop()
+	if r.cfg.DataDir != "" {
+		r.loops.Add(1)
+		go r.snapshotLoop()
+	}
+	r.log.Info("router: serving", "listen", ln.Addr().String(), "upstream", r.cfg.Upstream,
+		"mode", r.cfg.Mode.String(), "pull_timeout", r.cfg.PullTimeout)
+	return nil
+}
+
+// Addr is the client listener's address, once started.
+func (r *Router) Addr() net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln == nil {
+		return nil
+	}
+	return r.ln.Addr()
+}
+
+// MetricsAddr is the metrics listener's address, once started.
+func (r *Router) MetricsAddr() net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.httpLn == nil {
+		return nil
+	}
+	return r.httpLn.Addr()
+}
+
+// Active is the number of live connections.
+func (r *Router) Active() int { return int(r.reg.active.Load()) }
+
+// Ready reports whether the router serves and its mesh is ready.
+func (r *Router) Ready() bool {
+	r.mu.Lock()
+	up := r.started
+	r.mu.Unlock()
+	return up && !r.stopping.Load() && r.mesh.Ready()
+}
+
+// Shutdown stops accepting, writes a last snapshot, leaves the mesh, and
+// drains: live connections get DrainTimeout (or until ctx is done) to
+// finish, then are closed. It returns once every goroutine it owns has
+// exited.
+func (r *Router) Shutdown(ctx context.Context) error {
+	if !r.stopping.CompareAndSwap(false, true) {
+		return errors.New("router: already shut down")
+	}
+	r.mu.Lock()
+	started := r.started
+	ln, httpSrv, unsubscribe := r.ln, r.httpSrv, r.unsubscribe
+	r.mu.Unlock()
+	r.cancel() // no new connections, pulls in progress give up
+	var errs []error
+	if ln != nil {
+		ln.Close()
+	}
+	// Wait for the accept loop before draining, so no handler is added
+	// after the wait starts; handshakes in progress end quickly now.
+	if started {
+		<-r.acceptDone
+	}
+	if started && r.cfg.DataDir != "" {
+		if err := r.SaveSnapshot(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if unsubscribe != nil {
+		unsubscribe()
+	}
+	if err := r.mesh.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("router: leave mesh: %w", err))
+	}
+	r.drain(ctx)
+	close(r.eventsStop)
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	r.loops.Wait()
+	r.log.Info("router: stopped")
+	return errors.Join(errs...)
+}
+
+// drain waits for live connections to end, until DrainTimeout or ctx, then
+// closes the rest.
+func (r *Router) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		r.handlers.Wait()
+		close(done)
+	}()
+	n := r.Active()
+	if n > 0 {
+		r.log.Info("router: draining", "connections", n, "timeout", r.cfg.DrainTimeout)
+	}
+	t := time.NewTimer(r.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	for _, c := range r.reg.snapshot() {
+		c.kill(closeShutdown)
+	}
+	<-done
+}
+
+func (r *Router) acceptLoop() {
+	defer close(r.acceptDone)
+	sem := make(chan struct{}, r.cfg.MaxHandshakes)
+	var backoff time.Duration
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		raw, err := r.ln.Accept()
+		if err != nil {
+			<-sem
+			if r.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, as
+			// net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			r.log.Warn("router: accept", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-r.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		r.handlers.Add(1)
+		go r.handle(raw, sem)
+	}
+}
+
+// handshake is the per-connection state that admission fills in.
+type handshake struct {
+	ctx      context.Context
+	remote   string
+	facts    crdt.CertFacts
+	admitted bool
+	refused  string // reason, once refused
+}
+
+// tlsConfig returns the TLS configuration of one handshake: TLS 1.3 only,
+// a client certificate required and verified by admit (against the roots,
+// with the intermediates it sent and those known from signer records).
+// Session resumption is off, so every connection is admitted afresh.
+func (r *Router) tlsConfig(hs *handshake) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequireAnyClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return r.creds.Load().cert, nil
+		},
+		VerifyConnection:       func(cs tls.ConnectionState) error { return r.admit(hs, cs) },
+		SessionTicketsDisabled: true,
+	}
+}
+
+func (r *Router) handle(raw net.Conn, sem chan struct{}) {
+	defer r.handlers.Done()
+	hs := &handshake{remote: raw.RemoteAddr().String()}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.HandshakeTimeout)
+	hs.ctx = ctx
+	raw.SetDeadline(r.clock.Now().Add(r.cfg.HandshakeTimeout))
+	tc := tls.Server(raw, r.tlsConfig(hs))
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	<-sem
+	if err != nil {
+		if hs.refused == "" {
+			// Failed before or after admission: no client certificate,
+			// a bad CertificateVerify, a client that went away.
+			r.m.admission(reasonHandshakeFailed).Inc()
+			r.log.Debug("router: handshake failed", "remote", hs.remote, "err", err)
+		}
+		raw.Close()
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	c := &liveConn{facts: hs.facts, remote: hs.remote, tls: tc, raw: raw}
+	if !r.register(c) {
+		r.reg.remove(c)
+		raw.Close()
+		return
+	}
+	r.m.admission(crdt.Admit.String()).Inc()
+	r.log.Info("router: admitted", "remote", hs.remote, "identity", c.facts.Identity,
+		"session", c.facts.Session.String(), "serial", c.facts.Serial.String(), "issuer", c.facts.Issuer)
+	reason := r.proxy(c)
+	r.reg.remove(c)
+	r.m.closed(reason).Inc()
+	r.log.Info("router: closed", "remote", hs.remote, "identity", c.facts.Identity,
+		"session", c.facts.Session.String(), "reason", reason)
+}
+
+// register adds an admitted connection to the registry and then checks
+// it against the store once more: a revocation applied between the
+// decision and now is either seen here or finds the connection in the
+// registry. It arms the session's expiry timer.
+func (r *Router) register(c *liveConn) bool {
+	r.reg.add(c)
+	var v crdt.Verdict
+	var expires crdt.Millis
+	now := crdt.MillisOf(r.clock.Now())
+	r.mesh.View(func(s *crdt.Store) {
+		v = Stays(s, c.facts, now)
+		if sess, ok := s.Session(c.facts.Session); ok {
+			expires = sess.Expires
+		}
+	})
+	if v != crdt.Admit {
+		r.m.admission(v.String()).Inc()
+		r.log.Info("router: refused after handshake", "remote", c.remote, "identity", c.facts.Identity,
+			"session", c.facts.Session.String(), "reason", v.String())
+		return false
+	}
+	if expires != 0 {
+		r.reg.armExpiry(c.facts.Session, expires, now, r.clock, r.expire)
+	}
+	return true
+}
+
+// refuse records a refusal; the returned error makes crypto/tls send the
+// client a bad_certificate alert.
+func (r *Router) refuse(hs *handshake, reason string, attrs ...any) error {
+	hs.refused = reason
+	r.m.admission(reason).Inc()
+	r.log.Info("router: refused", append([]any{"remote", hs.remote, "reason", reason}, attrs...)...)
+	return fmt.Errorf("router: refused: %s", reason)
+}
+
+// admit is the admission of one handshake: chain, facts, decision, and in
+// strict mode the pull of an unknown certificate. It runs inside the
+// handshake, so a refusal is a TLS alert.
+func (r *Router) admit(hs *handshake, cs tls.ConnectionState) error {
+	now := r.clock.Now()
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
+		return r.refuse(hs, reasonNoCertificate)
+	}
+	if len(certs) > maxPeerCerts {
+		return r.refuse(hs, reasonUntrustedChain, "err", fmt.Sprintf("%d certificates sent", len(certs)))
+	}
+	chains, err := r.verifyChain(certs, now)
+	if err != nil {
+		reason := reasonUntrustedChain
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			reason = crdt.CertExpired.String()
+			if now.Before(inv.Cert.NotBefore) {
+				reason = crdt.NotYetValid.String()
+			}
+		}
+		return r.refuse(hs, reason, "subject", certs[0].Subject.CommonName, "err", err)
+	}
+	var facts crdt.CertFacts
+	for _, chain := range chains {
+		if facts, err = FactsFromChain(chain, r.cfg.TrustDomain); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return r.refuse(hs, reasonNotClientCert, "subject", certs[0].Subject.CommonName, "err", err)
+	}
+	d := r.decide(facts, now)
+	if d.Pull {
+		d = r.pull(hs.ctx, facts)
+	}
+	if !d.Admitted() {
+		return r.refuse(hs, d.Reason(), "identity", facts.Identity, "session", facts.Session.String(),
+			"serial", facts.Serial.String(), "issuer", facts.Issuer)
+	}
+	hs.facts, hs.admitted = facts, true
+	return nil
+}
+
+func (r *Router) decide(f crdt.CertFacts, now time.Time) Decision {
+	var d Decision
+	r.mesh.View(func(s *crdt.Store) { d = Decide(s, f, crdt.MillisOf(now), r.cfg.Mode) })
+	return d
+}
+
+// verifyChain verifies the client's chain against the roots: first with
+// the intermediates it sent, then, if that finds no path, with those known
+// from controllers' signer records too (a leaf sent alone).
+func (r *Router) verifyChain(certs []*x509.Certificate, now time.Time) ([][]*x509.Certificate, error) {
+	opts := x509.VerifyOptions{
+		Roots:       r.creds.Load().roots,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if len(certs) > 1 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		chains, err := certs[0].Verify(opts)
+		var unknown x509.UnknownAuthorityError
+		if err == nil || !errors.As(err, &unknown) {
+			return chains, err
+		}
+	}
+	sp := r.signers.Load()
+	if sp.pool == nil {
+		return certs[0].Verify(opts)
+	}
+	opts.Intermediates = sp.pool
+	if len(certs) > 1 {
+		opts.Intermediates = sp.pool.Clone()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	return certs[0].Verify(opts)
+}
+
+// pull asks the mesh for an unknown certificate and decides again, until
+// admitted, refused for another reason, the issuer's authoritative "not
+// issued", or PullTimeout. Records that gossip brings meanwhile count too.
+func (r *Router) pull(ctx context.Context, f crdt.CertFacts) Decision {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PullTimeout)
+	defer cancel()
+	wake, stop := r.waits.add(f.Serial, f.Session)
+	defer stop()
+	start := r.clock.Now()
+	res, err := r.mesh.Want(ctx, f.Serial, f.Issuer)
+	for {
+		now := r.clock.Now()
+		d := r.decide(f, now)
+		switch {
+		case d.Admitted() || !d.Pull:
+			if d.Admitted() {
+				r.m.pull("found").Inc()
+				r.log.Debug("router: pulled", "serial", f.Serial.String(), "took", now.Sub(start))
+			} else {
+				r.m.pull("refused").Inc()
+			}
+			return d
+		case err == nil && res.Authoritative:
+			r.m.pull("not_found").Inc()
+			return d
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			d = r.decide(f, r.clock.Now())
+			switch {
+			case d.Admitted():
+				r.m.pull("found").Inc()
+			case r.ctx.Err() != nil:
+				r.m.pull("canceled").Inc()
+			default:
+				r.m.pull("timeout").Inc()
+			}
+			return d
+		}
+	}
+}

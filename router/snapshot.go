@@ -1,0 +1,135 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// SnapshotFile is the name of the state snapshot in the data directory.
+const SnapshotFile = "state.snapshot"
+
+// LoadSnapshot returns a store holding the snapshot in dataDir, or an empty
+// store if there is none yet, and how many records it restored. The
+// snapshot is the router's own (written by SaveSnapshot), so its records
+// are trusted as verified. Call it before creating the mesh with the store.
+func LoadSnapshot(dataDir string) (*crdt.Store, int, error) {
+	store := crdt.NewStore()
+	if dataDir == "" {
+		return store, 0, nil
+	}
+	path := filepath.Join(dataDir, SnapshotFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return store, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("router: snapshot: %w", err)
+	}
+	defer f.Close()
+	snap, err := crdt.DecodeSnapshot(bufio.NewReaderSize(f, 64<<10))
+	if err != nil {
+		// Starting empty would forget revocations: the operator decides.
+		return nil, 0, fmt.Errorf("router: snapshot %s: %w (move it away to start from an empty state)", path, err)
+	}
+	if err := store.RestoreVerified(snap); err != nil {
+		return nil, 0, fmt.Errorf("router: snapshot %s: %w", path, err)
+	}
+	return store, len(snap.Records), nil
+}
+
+// SaveSnapshot writes the store to the data directory atomically (temp
+// file, fsync, rename, fsync of the directory) if it changed since the last
+// write. The encoding happens under the mesh's lock, the I/O after.
+func (r *Router) SaveSnapshot() error {
+	if r.cfg.DataDir == "" {
+		return nil
+	}
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	var buf bytes.Buffer
+	var digest uint64
+	var n int
+	var err error
+	unchanged := false
+	r.mesh.View(func(s *crdt.Store) {
+		digest, n = s.Digest(), s.Len()
+		if r.snapWrote && digest == r.snapDigest {
+			unchanged = true
+			return
+		}
+		err = s.EncodeSnapshot(&buf)
+	})
+	if unchanged {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	start := time.Now()
+	if err := writeAtomic(filepath.Join(r.cfg.DataDir, SnapshotFile), buf.Bytes()); err != nil {
+		return err
+	}
+	r.snapDigest, r.snapWrote = digest, true
+	r.log.Debug("router: snapshot written", "records", n, "bytes", buf.Len(), "took", time.Since(start))
+	return nil
+}
+
+func (r *Router) snapshotLoop() {
+	defer r.loops.Done()
+	t := time.NewTicker(r.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := r.SaveSnapshot(); err != nil {
+				r.log.Error("router: snapshot", "err", err)
+			}
+		case <-r.ctx.Done():
+			return // Shutdown writes the last one
+		}
+	}
+}
+
+// writeAtomic replaces path with data so that a crash leaves either the
+// old file or the new one.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".snapshot-*")
+	if err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("router: snapshot: %w", err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
