@@ -208,12 +208,20 @@ type Core struct {
 	aeNext  time.Time
 	aeRound int
 
+	// synced is set once this node has completed an anti-entropy exchange
+	// with a peer (see Synced); until then exchanging holds the peers it is
+	// in an exchange with, and their context once known.
+	synced     bool
+	exchanging map[string]crdt.Context
+
 	stats Stats
 }
 
 // peer is what a core remembers of a member it synced with.
 type peer struct {
 	lastSync time.Time
+	lag      uint64 // records it lacked when it last told us its context
+	lagKnown bool
 }
 
 type repair struct {
@@ -261,6 +269,8 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 		held:     make(map[crdt.Dot]*heldRecord),
 		pulls:    make(map[crdt.Serial]*pull),
 		negative: make(map[crdt.Serial]time.Time),
+
+		exchanging: make(map[string]crdt.Context),
 		stats: Stats{
 			MessagesIn:  make(map[MsgType]uint64),
 			MessagesOut: make(map[MsgType]uint64),
@@ -465,22 +475,28 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 	}
 	switch m.Type {
 	case MsgPush:
-		c.forward(m)
-		c.ingest(now, from, m.Records, nil)
+		// Relay only what verified: a forged push stops at the first
+		// honest node instead of running down a whole region tree.
+		if c.ingest(now, from, m.Records, nil) {
+			c.forward(m)
+		}
 	case MsgIHave:
 		c.forward(m)
 		c.announced(now, from, m.Intervals)
 	case MsgRepairReq:
 		c.answerRepair(now, from, m.Repair)
 	case MsgSyncReq:
+		c.notePeerContext(from, m.Context)
 		c.answerSync(now, from, m.Context, true)
 	case MsgDelta:
 		c.ingest(now, from, m.Records, m.Intervals)
 		c.peer(from).lastSync = now
 		if m.Context != nil {
 			// The peer has things we lack and asks for what it lacks.
+			c.notePeerContext(from, m.Context)
 			c.answerSync(now, from, m.Context, false)
 		}
+		c.deltaReceived(from, m.More)
 		if m.More {
 			c.sendSync(now, from)
 		}
@@ -558,18 +574,25 @@ func (c *Core) announced(now time.Time, from string, ivs []crdt.Interval) {
 
 // ingest verifies and merges received records. Intervals are covered only
 // for authors all of whose records in the message were merged or already
-// covered: a held or refused record leaves its gap open.
-func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals []crdt.Interval) {
+// covered: a held or refused record leaves its gap open. It reports whether
+// every record verified (merged, already covered, or held only until local
+// time reaches its HLC); only such a push is relayed.
+func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals []crdt.Interval) bool {
 	var incomplete map[crdt.Author]bool
 	signers := false
+	genuine := true
 	for _, r := range recs {
-		switch c.accept(now, r) {
+		res := c.accept(now, r)
+		switch res {
 		case acceptMerged:
 			if _, ok := r.(*crdt.SignerRecord); ok {
 				signers = true
 			}
 			c.noteGap(now, from, r.Head())
-		case acceptHeld, acceptRefused:
+		case acceptHeld, acceptHeldSigner, acceptRefused:
+			if res != acceptHeld {
+				genuine = false
+			}
 			if incomplete == nil {
 				incomplete = make(map[crdt.Author]bool)
 			}
@@ -584,14 +607,16 @@ func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals 
 			c.store.CoverInterval(iv, crdt.MillisOf(now))
 		}
 	}
+	return genuine
 }
 
 type acceptResult int
 
 const (
-	acceptDuplicate acceptResult = iota
-	acceptMerged
-	acceptHeld
+	acceptDuplicate  acceptResult = iota
+	acceptMerged                  // verified and merged
+	acceptHeld                    // verified, waits for local time to reach its HLC
+	acceptHeldSigner              // waits for its author's signer record
 	acceptRefused
 )
 
@@ -606,7 +631,10 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 	}
 	if err := c.verify(r); err != nil {
 		if errors.Is(err, ErrUnknownSigner) {
-			return c.hold(now, r, time.Time{})
+			if c.hold(now, r, time.Time{}) == acceptHeld {
+				return acceptHeldSigner
+			}
+			return acceptRefused
 		}
 		c.stats.Rejected[rejectReason(err)]++
 		return acceptRefused
@@ -660,6 +688,12 @@ func rejectReason(err error) string {
 		return "too_many_authors"
 	case errors.Is(err, ErrUnknownSigner):
 		return "unknown_signer"
+	case errors.Is(err, ErrSignerExpired):
+		return "signer_expired"
+	case errors.Is(err, ErrBadSigner):
+		return "bad_signer"
+	case errors.Is(err, ErrBadRevocation):
+		return "bad_revocation"
 	}
 	return "bad_signature"
 }
@@ -706,7 +740,7 @@ func (c *Core) retryHeld(now time.Time, signers bool) {
 			continue
 		}
 		delete(c.held, d)
-		if c.accept(now, h.rec) == acceptHeld {
+		if r := c.accept(now, h.rec); r == acceptHeld || r == acceptHeldSigner {
 			c.held[d].until = h.until // still waiting: the first deadline stands
 		}
 	}
@@ -762,6 +796,11 @@ func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
 // sendSync starts an anti-entropy exchange with to.
 func (c *Core) sendSync(now time.Time, to string) {
 	c.peer(to).lastSync = now
+	if !c.synced {
+		if _, ok := c.exchanging[to]; !ok && len(c.exchanging) < maxExchanging {
+			c.exchanging[to] = nil
+		}
+	}
 	c.send(to, &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: c.store.Context()})
 }
 
@@ -994,6 +1033,80 @@ func (c *Core) liveRoot(l *layout, buf []string) []string {
 		return append(buf, root)
 	}
 	return c.liveChildren(l, root, buf)
+}
+
+// PeerState answers a peer's causal context learned outside the protocol's
+// own messages (memberlist's push-pull carries one in each direction): the
+// peer is sent what it lacks, within AntiEntropyBudget. It does not ask
+// back, since the peer answers this node's context in the same way.
+func (c *Core) PeerState(now time.Time, from string, theirs crdt.Context) {
+	if theirs.Validate() != nil {
+		c.stats.Rejected["invalid_context"]++
+		return
+	}
+	c.notePeerContext(from, theirs)
+	c.answerSync(now, from, theirs, false)
+}
+
+// Synced reports whether this node has completed an anti-entropy exchange
+// with a peer since it started: it learned a peer's causal context and
+// holds everything in it, or received the last chunk of what a peer it was
+// exchanging with sent. A new or restarted node is caught up from then on;
+// readiness (SPEC.md section 3) waits for it.
+func (c *Core) Synced() bool { return c.synced }
+
+// PeerLag returns how many records member name lacked, compared with this
+// node, when it last told this node its causal context.
+func (c *Core) PeerLag(name string) (uint64, bool) {
+	p, ok := c.peers[name]
+	if !ok || !p.lagKnown {
+		return 0, false
+	}
+	return p.lag, true
+}
+
+// notePeerContext records a peer's context: its lag, and progress towards
+// Synced.
+func (c *Core) notePeerContext(from string, theirs crdt.Context) {
+	if c.view.Alive(from) {
+		p := c.peer(from)
+		p.lag, p.lagKnown = c.store.Missing(theirs), true
+	}
+	if c.synced {
+		return
+	}
+	if !lacks(c.store, theirs) {
+		c.setSynced()
+		return
+	}
+	if _, ok := c.exchanging[from]; ok || len(c.exchanging) < maxExchanging {
+		c.exchanging[from] = theirs
+	}
+}
+
+// maxExchanging caps the exchanges tracked until Synced, whatever names
+// peers claim.
+const maxExchanging = 64
+
+// deltaReceived notes a delta from a peer: the last chunk of an exchange,
+// or one after which this node holds the peer's whole context, makes it
+// Synced.
+func (c *Core) deltaReceived(from string, more bool) {
+	if c.synced {
+		return
+	}
+	theirs, ok := c.exchanging[from]
+	if !ok {
+		return
+	}
+	if !more || (theirs != nil && !lacks(c.store, theirs)) {
+		c.setSynced()
+	}
+}
+
+func (c *Core) setSynced() {
+	c.synced = true
+	c.exchanging = nil
 }
 
 // SyncWith starts an anti-entropy exchange with a member at once, as when

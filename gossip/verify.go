@@ -1,0 +1,359 @@
+package gossip
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
+)
+
+// Errors a Verifier returns, besides ErrUnknownSigner. The core counts each
+// under its own reason in certmesh_rejected_records_total.
+var (
+	// ErrBadSignature: no active key of the record's author signed it.
+	ErrBadSignature = errors.New("gossip: bad record signature")
+	// ErrBadSigner: a signer record's certificate is not a controller
+	// intermediate issued by the root for the record's author.
+	ErrBadSigner = errors.New("gossip: signer certificate not acceptable")
+	// ErrSignerExpired: the key that signed the record was not valid at the
+	// record's HLC.
+	ErrSignerExpired = errors.New("gossip: signer not valid at the record's time")
+	// ErrBadRevocation: a revoking signer record does not carry the root's
+	// revocation of that controller at that time.
+	ErrBadRevocation = errors.New("gossip: controller revocation not signed by the root")
+)
+
+// maxSignerCache caps the parsed signer certificates a Verifier keeps. A
+// mesh has a few controllers with a few keys each.
+const maxSignerCache = 1024
+
+// Verifier is the production crdt.Verifier (ARCHITECTURE.md,
+// "Dissemination", requirement 5). Trust comes from the root CA only:
+//
+//   - An active SignerRecord certifies itself: its Cert must be issued
+//     directly by the root, be a CA with the DigitalSignature key usage,
+//     carry the URI SAN spiffe://<trust domain>/controller/<name> with name
+//     equal to the record's Controller and author, have KeyID
+//     pki.KeyID(cert key), be valid at the record's HLC, not end before the
+//     record's NotAfter, and its key must have signed the record.
+//   - Any other record must be signed by an active key of its author held
+//     in the store (a signer record merged before), valid at the record's
+//     HLC. When the store holds no signer record for the author yet the
+//     answer is ErrUnknownSigner, and the core holds the record until one
+//     arrives. Routers have no signer record, so what they write is never
+//     accepted.
+//   - A revoking SignerRecord must, in addition, carry in RootSig the root's
+//     revocation (pki.VerifyControllerRevocation) of the same controller at
+//     the same RevokedAt.
+//
+// Parsed signer certificates are cached by key id. A Verifier is safe for
+// concurrent use, but it reads the store it was given, so it must only be
+// called where that store may be read: the core calls it from its driver's
+// goroutine, the store's owner. Use one Verifier per store.
+type Verifier struct {
+	trustDomain string
+	store       func() *crdt.Store
+
+	mu    sync.Mutex // guards root, roots and certs
+	root  *x509.Certificate
+	roots *x509.CertPool
+	certs map[[32]byte]*signerCert
+}
+
+var _ crdt.Verifier = (*Verifier)(nil)
+
+// signerCert is a parsed, chain-checked controller certificate.
+type signerCert struct {
+	der        []byte
+	controller string
+	pub        *ecdsa.PublicKey
+	// notBefore and notAfter bound the times at which the key may sign:
+	// the certificate's validity within the root's.
+	notBefore, notAfter crdt.Millis
+}
+
+// NewVerifier returns a Verifier that trusts root for trustDomain and looks
+// up signer records in the store that store returns.
+func NewVerifier(root *x509.Certificate, trustDomain string, store func() *crdt.Store) (*Verifier, error) {
+	if err := pki.ValidateTrustDomain(trustDomain); err != nil {
+		return nil, fmt.Errorf("gossip: verifier: %w", err)
+	}
+	if store == nil {
+		return nil, errors.New("gossip: verifier: no store")
+	}
+	v := &Verifier{trustDomain: trustDomain, store: store}
+	if err := v.SetRoot(root); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// SetRoot replaces the trusted root, as on a SIGHUP reload of the CA file,
+// and forgets every cached signer certificate.
+func (v *Verifier) SetRoot(root *x509.Certificate) error {
+	if root == nil {
+		return errors.New("gossip: verifier: no root certificate")
+	}
+	if !root.IsCA {
+		return fmt.Errorf("gossip: verifier: root %q is not a CA", root.Subject.CommonName)
+	}
+	if _, ok := root.PublicKey.(*ecdsa.PublicKey); !ok {
+		return fmt.Errorf("gossip: verifier: root key is %T, want ECDSA", root.PublicKey)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	v.mu.Lock()
+	v.root, v.roots = root, pool
+	v.certs = make(map[[32]byte]*signerCert)
+	v.mu.Unlock()
+	return nil
+}
+
+// Verify implements crdt.Verifier. msg is crdt.SignedBytes(r); r has
+// passed crdt.Validate.
+func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
+	h := r.Head()
+	sr, ok := r.(*crdt.SignerRecord)
+	if !ok {
+		return v.verifyByAuthor(r, msg)
+	}
+	if sr.Revoked {
+		if err := v.checkRevocation(sr); err != nil {
+			return err
+		}
+		return v.verifyByAuthor(r, msg)
+	}
+	if sr.Controller != h.Author.Name {
+		return fmt.Errorf("%w: record by %q publishes a key of %q", ErrBadSigner, h.Author.Name, sr.Controller)
+	}
+	sc, err := v.signer(sr.Cert, sr.KeyID, sr.Controller)
+	if err != nil {
+		return err
+	}
+	if sr.NotAfter > sc.notAfter {
+		return fmt.Errorf("%w: signer record outlives its certificate (%v > %v)", ErrBadSigner,
+			sr.NotAfter.Time().Format(time.RFC3339), sc.notAfter.Time().Format(time.RFC3339))
+	}
+	if !pki.VerifyRecord(sc.pub, msg, [pki.RecordSignatureSize]byte(h.Sig)) {
+		return ErrBadSignature
+	}
+	return checkValidAt(h.HLC, sc.notBefore, sc.notAfter)
+}
+
+// verifyByAuthor checks r's signature against its author's active keys.
+func (v *Verifier) verifyByAuthor(r crdt.Record, msg []byte) error {
+	h := r.Head()
+	signers := v.store().Signers(h.Author.Name)
+	if len(signers) == 0 {
+		return ErrUnknownSigner
+	}
+	sig := [pki.RecordSignatureSize]byte(h.Sig)
+	var certErr error
+	for _, s := range signers {
+		sc, err := v.signer(s.Cert, s.KeyID, h.Author.Name)
+		if err != nil {
+			certErr = err // cannot happen for a verified signer record
+			continue
+		}
+		if !pki.VerifyRecord(sc.pub, msg, sig) {
+			continue
+		}
+		return checkValidAt(h.HLC, sc.notBefore, min(sc.notAfter, s.NotAfter))
+	}
+	if certErr != nil {
+		return certErr
+	}
+	return ErrBadSignature
+}
+
+func checkValidAt(t crdt.Timestamp, notBefore, notAfter crdt.Millis) error {
+	if at := t.Millis(); at < notBefore || at > notAfter {
+		return fmt.Errorf("%w: written at %v, key valid from %v to %v", ErrSignerExpired, t,
+			notBefore.Time().Format(time.RFC3339), notAfter.Time().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// checkRevocation checks a revoking signer record's root signature.
+func (v *Verifier) checkRevocation(sr *crdt.SignerRecord) error {
+	v.mu.Lock()
+	root := v.root
+	v.mu.Unlock()
+	rev, err := pki.VerifyControllerRevocation(root, sr.RootSig)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRevocation, err)
+	}
+	switch {
+	case rev.TrustDomain != v.trustDomain:
+		return fmt.Errorf("%w: trust domain %q, want %q", ErrBadRevocation, rev.TrustDomain, v.trustDomain)
+	case rev.Controller != sr.Controller:
+		return fmt.Errorf("%w: root revoked %q, record says %q", ErrBadRevocation, rev.Controller, sr.Controller)
+	case crdt.MillisOf(rev.At) != sr.RevokedAt:
+		return fmt.Errorf("%w: root revoked at %v, record says %v", ErrBadRevocation, crdt.MillisOf(rev.At), sr.RevokedAt)
+	}
+	return nil
+}
+
+// signer returns the parsed certificate der, after checking that it is
+// controller's intermediate, issued by the root, with key id keyID.
+func (v *Verifier) signer(der []byte, keyID [32]byte, controller string) (*signerCert, error) {
+	v.mu.Lock()
+	sc, ok := v.certs[keyID]
+	root, roots := v.root, v.roots
+	v.mu.Unlock()
+	if !ok || !bytes.Equal(sc.der, der) {
+		var err error
+		if sc, err = v.parseSigner(der, keyID, root, roots); err != nil {
+			return nil, err
+		}
+		v.mu.Lock()
+		if v.root == root { // not reloaded meanwhile
+			if len(v.certs) >= maxSignerCache {
+				for k := range v.certs { // evict one at random
+					delete(v.certs, k)
+					break
+				}
+			}
+			v.certs[keyID] = sc
+		}
+		v.mu.Unlock()
+	}
+	if sc.controller != controller {
+		return nil, fmt.Errorf("%w: certificate of controller %q used by %q", ErrBadSigner, sc.controller, controller)
+	}
+	return sc, nil
+}
+
+func (v *Verifier) parseSigner(der []byte, keyID [32]byte, root *x509.Certificate, roots *x509.CertPool) (*signerCert, error) {
+	fail := func(format string, args ...any) (*signerCert, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrBadSigner}, args...)...)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Check the chain at a time when both certificates are valid; the
+	// record's own time is checked against the window afterwards, so that
+	// one parse serves every record.
+	from, until := cert.NotBefore, cert.NotAfter
+	if root.NotBefore.After(from) {
+		from = root.NotBefore
+	}
+	if root.NotAfter.Before(until) {
+		until = root.NotAfter
+	}
+	if from.After(until) {
+		return fail("certificate %q is never valid under the root", cert.Subject.CommonName)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: from,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	direct := false
+	for _, ch := range chains {
+		if len(ch) == 2 && ch[1].Equal(root) {
+			direct = true
+		}
+	}
+	if !direct {
+		return fail("certificate %q is not issued directly by the root", cert.Subject.CommonName)
+	}
+	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fail("certificate %q is not a controller intermediate allowed to sign", cert.Subject.CommonName)
+	}
+	id, err := pki.IDOf(cert)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if id.Kind != pki.KindController || id.TrustDomain != v.trustDomain {
+		return fail("certificate names %s, not a controller of trust domain %q", id, v.trustDomain)
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return fail("key of %s is not ECDSA P-256", id)
+	}
+	kid, err := pki.KeyID(pub)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if kid != keyID {
+		return fail("key id of %s does not match its certificate", id)
+	}
+	return &signerCert{
+		der:        bytes.Clone(der),
+		controller: id.Name,
+		pub:        pub,
+		notBefore:  crdt.MillisOf(from),
+		notAfter:   crdt.MillisOf(until),
+	}, nil
+}
+
+// RecordSigner signs records with a controller's intermediate key
+// (pki.SignRecord), as the Verifier expects.
+type RecordSigner struct {
+	Key crypto.Signer
+}
+
+var _ crdt.Signer = RecordSigner{}
+
+// Sign implements crdt.Signer.
+func (s RecordSigner) Sign(msg []byte) (crdt.Signature, error) {
+	sig, err := pki.SignRecord(s.Key, msg)
+	return crdt.Signature(sig), err
+}
+
+// NewSignerRecord returns the body of the record that publishes cert, a
+// controller's intermediate, as a signing key: Controller, KeyID, Cert and
+// NotAfter. The caller sets the header (author, seq, HLC) and signs it
+// with cert's key.
+func NewSignerRecord(cert *x509.Certificate, trustDomain string) (*crdt.SignerRecord, error) {
+	id, err := pki.IDOf(cert)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: signer record: %w", err)
+	}
+	if id.Kind != pki.KindController || id.TrustDomain != trustDomain {
+		return nil, fmt.Errorf("gossip: signer record: certificate names %s, not a controller of trust domain %q", id, trustDomain)
+	}
+	kid, err := pki.KeyID(cert.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: signer record: %w", err)
+	}
+	return &crdt.SignerRecord{
+		Controller: id.Name,
+		KeyID:      kid,
+		Cert:       bytes.Clone(cert.Raw),
+		NotAfter:   crdt.MillisOf(cert.NotAfter),
+	}, nil
+}
+
+// NewRevocationRecord returns the body of the record that carries blob, a
+// root-signed controller revocation (`certmesh pki revoke-controller`),
+// after checking it against root: Controller, Revoked, RevokedAt and
+// RootSig. The caller sets the header and signs it with its own key.
+func NewRevocationRecord(root *x509.Certificate, trustDomain string, blob []byte) (*crdt.SignerRecord, error) {
+	rev, err := pki.VerifyControllerRevocation(root, blob)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: revocation record: %w", err)
+	}
+	if rev.TrustDomain != trustDomain {
+		return nil, fmt.Errorf("gossip: revocation record: trust domain %q, want %q", rev.TrustDomain, trustDomain)
+	}
+	return &crdt.SignerRecord{
+		Controller: rev.Controller,
+		Revoked:    true,
+		RevokedAt:  crdt.MillisOf(rev.At),
+		RootSig:    bytes.Clone(blob),
+	}, nil
+}
