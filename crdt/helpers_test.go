@@ -150,8 +150,20 @@ func sync(t testing.TB, src, dst *Store, budget int, now Millis) int {
 	}
 }
 
-func snapshotBytes(t testing.TB, s *Store) []byte {
-	t.Helper()
+// fataler is what a helper needs of a *testing.T or a *rapid.T.
+type fataler interface {
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func helper(t fataler) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
+}
+
+func snapshotBytes(t fataler, s *Store) []byte {
+	helper(t)
 	var buf bytes.Buffer
 	if err := s.EncodeSnapshot(&buf); err != nil {
 		t.Fatal(err)
