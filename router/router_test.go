@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/router/routertest"
 )
 
 func TestMain(m *testing.M) {
@@ -20,15 +22,15 @@ func TestMain(m *testing.M) {
 
 func TestAdmitsKnownCertificateAndProxiesBothWays(t *testing.T) {
 	e := newTestEnv(t, nil)
-	cc, recs := e.ctrlA.login("alice", time.Hour)
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
 	e.publish(recs)
 
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
 	mustRoundTrip(t, c, "again")
 	waitFor(t, time.Second, "one live connection", func() bool { return e.router.Active() == 1 })
-	if e.mesh.wantCount() != 0 {
-		t.Errorf("a known certificate was pulled %d times", e.mesh.wantCount())
+	if e.mesh.Wants() != 0 {
+		t.Errorf("a known certificate was pulled %d times", e.mesh.Wants())
 	}
 	c.Close()
 	waitFor(t, 2*time.Second, "the connection to end", func() bool { return e.router.Active() == 0 })
@@ -36,15 +38,15 @@ func TestAdmitsKnownCertificateAndProxiesBothWays(t *testing.T) {
 
 func TestClientRightAfterLoginIsAdmittedByPullWhenGossipIsSlower(t *testing.T) {
 	e := newTestEnv(t, nil)
-	e.mesh.wantDelay = 50 * time.Millisecond
-	cc, recs := e.ctrlA.login("alice", time.Hour)
-	e.source.Publish(t, recs...) // the controller knows; gossip has not reached the router
+	e.mesh.WantDelay = 50 * time.Millisecond
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
+	must(t, e.source.Publish(recs...)) // the controller knows; gossip has not reached the router
 
 	start := time.Now()
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
-	if e.mesh.wantCount() != 1 {
-		t.Errorf("pulls = %d, want 1", e.mesh.wantCount())
+	if e.mesh.Wants() != 1 {
+		t.Errorf("pulls = %d, want 1", e.mesh.Wants())
 	}
 	t.Logf("admitted after a pull in %v", time.Since(start))
 }
@@ -54,9 +56,10 @@ func TestUnknownCertificateIsRefusedWhenTheIssuerNeverIssuedIt(t *testing.T) {
 	// Issued by ctrl-a's key but never written: a forged or lost login.
 	var id crdt.SessionID
 	id[0] = 7
-	cc := e.ctrlA.issue("mallory", id, time.Now())
+	cc, err := e.ctrlA.Issue("mallory", id, nil, time.Hour, time.Now())
+	must(t, err)
 	start := time.Now()
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	expectRefused(t, c)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("an authoritative not-found took %v to refuse", d)
@@ -65,11 +68,11 @@ func TestUnknownCertificateIsRefusedWhenTheIssuerNeverIssuedIt(t *testing.T) {
 
 func TestUnknownCertificateIsRefusedAfterPullTimeout(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.PullTimeout = 200 * time.Millisecond })
-	e.mesh.source = nil // no peer answers
-	cc, recs := e.ctrlA.login("alice", time.Hour)
-	e.source.Publish(t, recs...)
+	e.mesh.Source = nil // no peer answers
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
+	must(t, e.source.Publish(recs...))
 	start := time.Now()
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	expectRefused(t, c)
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("refused after %v, before the pull timeout", d)
@@ -78,101 +81,101 @@ func TestUnknownCertificateIsRefusedAfterPullTimeout(t *testing.T) {
 
 func TestGossipArrivingDuringThePullAdmits(t *testing.T) {
 	e := newTestEnv(t, nil)
-	e.mesh.source = nil // pulls find nothing; gossip brings it
-	cc, recs := e.ctrlA.login("alice", time.Hour)
+	e.mesh.Source = nil // pulls find nothing; gossip brings it
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		waitFor(t, 2*time.Second, "the pull to start", func() bool { return e.mesh.wantCount() > 0 })
-		e.mesh.Publish(nopTB{}, recs...)
+		waitFor(t, 2*time.Second, "the pull to start", func() bool { return e.mesh.Wants() > 0 })
+		e.mesh.Publish(recs...)
 	}()
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
 	<-done
 }
 
 func TestSessionRevocationClosesLiveConnectionAndRefusesNewOnes(t *testing.T) {
 	e := newTestEnv(t, nil)
-	cc, recs := e.ctrlA.login("alice", time.Hour)
-	other, orecs := e.ctrlA.login("bob", time.Hour)
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
+	other, orecs := e.ctrlA.Login("bob", time.Hour)
 	e.publish(append(recs, orecs...))
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
-	bystander := dial(t, e.router.Addr().String(), e.pki.rootPool(), other.tlsCert(true))
+	bystander := e.dial(other.TLS(true))
 	mustRoundTrip(t, bystander, "hello")
 
-	e.publish(e.ctrlB.revokeSession(cc.session)) // revoked at another controller
+	e.publish(e.ctrlB.RevokeSession(cc.Session)) // revoked at another controller
 	expectClosed(t, c, 2*time.Second)
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true)))
+	expectRefused(t, e.dial(cc.TLS(true)))
 	mustRoundTrip(t, bystander, "still here")
 }
 
 func TestSerialRevocationClosesOnlyThatCertificatesConnections(t *testing.T) {
 	e := newTestEnv(t, nil)
-	old, recs := e.ctrlA.login("alice", time.Hour)
+	old, recs := e.ctrlA.Login("alice", time.Hour)
 	e.publish(recs)
-	c1 := dial(t, e.router.Addr().String(), e.pki.rootPool(), old.tlsCert(true))
+	c1 := e.dial(old.TLS(true))
 	mustRoundTrip(t, c1, "one")
-	cur, rrecs := e.ctrlA.rotate(old)
+	cur, rrecs := e.ctrlA.Rotate(old)
 	e.publish(rrecs)
-	c2 := dial(t, e.router.Addr().String(), e.pki.rootPool(), cur.tlsCert(true))
+	c2 := e.dial(cur.TLS(true))
 	mustRoundTrip(t, c2, "two")
 
-	e.publish(e.ctrlB.revokeSerial(old.serial))
+	e.publish(e.ctrlB.RevokeSerial(old.Serial))
 	expectClosed(t, c1, 2*time.Second)
 	mustRoundTrip(t, c2, "two still up")
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), old.tlsCert(true)))
+	expectRefused(t, e.dial(old.TLS(true)))
 }
 
 func TestIdentityRevocationClosesEverySessionOfTheIdentity(t *testing.T) {
 	e := newTestEnv(t, nil)
-	a1, r1 := e.ctrlA.login("alice", time.Hour)
-	a2, r2 := e.ctrlB.login("alice", time.Hour)
-	b, r3 := e.ctrlA.login("bob", time.Hour)
+	a1, r1 := e.ctrlA.Login("alice", time.Hour)
+	a2, r2 := e.ctrlB.Login("alice", time.Hour)
+	b, r3 := e.ctrlA.Login("bob", time.Hour)
 	e.publish(append(append(r1, r2...), r3...))
-	c1 := dial(t, e.router.Addr().String(), e.pki.rootPool(), a1.tlsCert(true))
-	c2 := dial(t, e.router.Addr().String(), e.pki.rootPool(), a2.tlsCert(true))
-	c3 := dial(t, e.router.Addr().String(), e.pki.rootPool(), b.tlsCert(true))
+	c1 := e.dial(a1.TLS(true))
+	c2 := e.dial(a2.TLS(true))
+	c3 := e.dial(b.TLS(true))
 	for _, c := range []net.Conn{c1, c2, c3} {
 		mustRoundTrip(t, c, "hi")
 	}
-	e.publish(e.ctrlB.revokeIdentity("alice"))
+	e.publish(e.ctrlB.RevokeIdentity("alice"))
 	expectClosed(t, c1, 2*time.Second)
 	expectClosed(t, c2, 2*time.Second)
 	mustRoundTrip(t, c3, "bob stays")
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), a1.tlsCert(true)))
+	expectRefused(t, e.dial(a1.TLS(true)))
 
 	// A session created after the revocation is admitted.
-	a3, r4 := e.ctrlA.login("alice", time.Hour)
+	a3, r4 := e.ctrlA.Login("alice", time.Hour)
 	e.publish(r4)
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), a3.tlsCert(true)), "new alice")
+	mustRoundTrip(t, e.dial(a3.TLS(true)), "new alice")
 }
 
 func TestRotationKeepsTheLiveConnectionAndAdmitsTheNewCertificate(t *testing.T) {
 	e := newTestEnv(t, nil)
-	e.ctrlA.grace = 300 * time.Millisecond
-	old, recs := e.ctrlA.login("alice", time.Hour)
+	e.ctrlA.Grace = 300 * time.Millisecond
+	old, recs := e.ctrlA.Login("alice", time.Hour)
 	e.publish(recs)
-	live := dial(t, e.router.Addr().String(), e.pki.rootPool(), old.tlsCert(true))
+	live := e.dial(old.TLS(true))
 	mustRoundTrip(t, live, "before")
 
-	cur, rrecs := e.ctrlA.rotate(old)
+	cur, rrecs := e.ctrlA.Rotate(old)
 	e.publish(rrecs)
 	mustRoundTrip(t, live, "after rotation")
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), cur.tlsCert(true)), "new cert")
+	mustRoundTrip(t, e.dial(cur.TLS(true)), "new cert")
 	// Within the grace the old certificate still opens connections.
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), old.tlsCert(true)), "old cert in grace")
+	mustRoundTrip(t, e.dial(old.TLS(true)), "old cert in grace")
 
 	waitFor(t, 3*time.Second, "the end of the grace", func() bool {
 		var v crdt.Verdict
 		e.mesh.View(func(s *crdt.Store) {
-			f := crdt.CertFacts{Serial: old.serial, Session: old.session, Identity: "alice", Issuer: "ctrl-a",
-				NotBefore: crdt.MillisOf(old.leaf.NotBefore), NotAfter: crdt.MillisOf(old.leaf.NotAfter)}
+			f := crdt.CertFacts{Serial: old.Serial, Session: old.Session, Identity: "alice", Issuer: "ctrl-a",
+				NotBefore: crdt.MillisOf(old.Leaf.NotBefore), NotAfter: crdt.MillisOf(old.Leaf.NotAfter)}
 			v = Decide(s, f, crdt.MillisOf(time.Now()), ModeStrict).Verdict
 		})
 		return v == crdt.Superseded
 	})
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), old.tlsCert(true)))
+	expectRefused(t, e.dial(old.TLS(true)))
 	mustRoundTrip(t, live, "after the grace")
 }
 
@@ -180,27 +183,21 @@ func TestRefusesOtherCAExpiredAndAdminCertificates(t *testing.T) {
 	e := newTestEnv(t, nil)
 	addr := e.router.Addr().String()
 
-	other := newTestPKI(t, "ctrl-a")
-	oc := other.controller(t, "ctrl-a")
-	foreign, _ := oc.login("alice", time.Hour)
-	expectRefused(t, dial(t, addr, e.pki.rootPool(), foreign.tlsCert(true)))
+	foreign, _ := routertest.NewPKI(t, "ctrl-a").Controller("ctrl-a").Login("alice", time.Hour)
+	expectRefused(t, dial(t, addr, e.pki.RootPool(), foreign.TLS(true)))
 
 	var id crdt.SessionID
 	id[0] = 1
 	key, _ := pki.GenerateKey(nil)
 	past := time.Now().Add(-3 * time.Hour)
-	leaf, err := pki.IssueClient(e.ctrlA.ca, key.Public(), "alice", id.String(), time.Hour, past, nil)
+	leaf, err := pki.IssueClient(e.ctrlA.CA, key.Public(), "alice", id.String(), time.Hour, past, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired := tls.Certificate{Certificate: [][]byte{leaf.Raw, e.ctrlA.ca.Cert.Raw}, PrivateKey: key}
-	expectRefused(t, dial(t, addr, e.pki.rootPool(), expired))
+	expired := tls.Certificate{Certificate: [][]byte{leaf.Raw, e.ctrlA.CA.Cert.Raw}, PrivateKey: key}
+	expectRefused(t, dial(t, addr, e.pki.RootPool(), expired))
 
-	admin, err := pki.NewAdmin(e.pki.root, testTD, "admin", time.Hour, time.Now(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expectRefused(t, dial(t, addr, e.pki.rootPool(), tls.Certificate{Certificate: [][]byte{admin.Cert.Raw}, PrivateKey: admin.Key}))
+	expectRefused(t, dial(t, addr, e.pki.RootPool(), e.pki.AdminCert()))
 
 	m := e.router.opts.Metrics
 	for _, series := range []string{`certmesh_admissions_total{result="untrusted_chain"}`, `certmesh_admissions_total{result="cert_expired"}`,
@@ -213,40 +210,40 @@ func TestRefusesOtherCAExpiredAndAdminCertificates(t *testing.T) {
 
 func TestLeafSentWithoutIntermediateIsAdmittedFromSignerRecords(t *testing.T) {
 	e := newTestEnv(t, nil)
-	cc, recs := e.ctrlB.login("alice", time.Hour)
+	cc, recs := e.ctrlB.Login("alice", time.Hour)
 	e.publish(recs)
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(false)), "leaf alone")
+	mustRoundTrip(t, e.dial(cc.TLS(false)), "leaf alone")
 
 	// A repeated leaf and no intermediate: the issuer still comes from the
 	// verified chain.
-	c := cc.tlsCert(false)
-	c.Certificate = append(c.Certificate, cc.leaf.Raw)
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), c), "leaf twice")
+	c := cc.TLS(false)
+	c.Certificate = append(c.Certificate, cc.Leaf.Raw)
+	mustRoundTrip(t, e.dial(c), "leaf twice")
 }
 
 func TestSessionExpiryClosesItsConnectionsOnTime(t *testing.T) {
 	e := newTestEnv(t, nil)
-	cc, recs := e.ctrlA.login("alice", 400*time.Millisecond)
+	cc, recs := e.ctrlA.Login("alice", 400*time.Millisecond)
 	e.publish(recs)
 	var expires time.Time
 	e.source.View(func(s *crdt.Store) {
-		sess, _ := s.Session(cc.session)
+		sess, _ := s.Session(cc.Session)
 		expires = sess.Expires.Time()
 	})
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
 	expectClosed(t, c, 3*time.Second)
 	if late := time.Since(expires); late > 200*time.Millisecond || late < -5*time.Millisecond {
 		t.Errorf("closed %v after the session expired", late)
 	}
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true)))
+	expectRefused(t, e.dial(cc.TLS(true)))
 }
 
 func TestHalfCloseIsCarriedBothWays(t *testing.T) {
 	e := newTestEnv(t, nil)
-	cc, recs := e.ctrlA.login("alice", time.Hour)
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
 	e.publish(recs)
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "first")
 	if _, err := io.WriteString(c, "last words"); err != nil {
 		t.Fatal(err)
@@ -267,23 +264,23 @@ func TestHalfCloseIsCarriedBothWays(t *testing.T) {
 
 func TestVerifiedModeAdmitsUnknownButRefusesRevoked(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.Mode = ModeVerified })
-	e.mesh.source = nil
-	cc, _ := e.ctrlA.login("alice", time.Hour)
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	e.mesh.Source = nil
+	cc, _ := e.ctrlA.Login("alice", time.Hour)
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "unknown but chain-valid")
-	if e.mesh.wantCount() != 0 {
+	if e.mesh.Wants() != 0 {
 		t.Errorf("verified mode pulled")
 	}
-	e.mesh.Publish(t, e.ctrlA.revokeSession(cc.session)...)
+	must(t, e.mesh.Publish(e.ctrlA.RevokeSession(cc.Session)...))
 	expectClosed(t, c, 2*time.Second)
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true)))
+	expectRefused(t, e.dial(cc.TLS(true)))
 }
 
 func TestShutdownDrainsThenClosesLiveConnections(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.DrainTimeout = 200 * time.Millisecond })
-	cc, recs := e.ctrlA.login("alice", time.Hour)
+	cc, recs := e.ctrlA.Login("alice", time.Hour)
 	e.publish(recs)
-	c := dial(t, e.router.Addr().String(), e.pki.rootPool(), cc.tlsCert(true))
+	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
 	addr := e.router.Addr().String()
 	start := time.Now()
@@ -293,7 +290,7 @@ func TestShutdownDrainsThenClosesLiveConnections(t *testing.T) {
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("shutdown took %v, shorter than the drain", d)
 	}
-	if !e.mesh.closed {
+	if !e.mesh.Closed() {
 		t.Error("the router did not leave the mesh")
 	}
 	expectClosed(t, c, time.Second)
@@ -305,10 +302,10 @@ func TestShutdownDrainsThenClosesLiveConnections(t *testing.T) {
 func TestRestartFromSnapshotWithNoControllerReachable(t *testing.T) {
 	dir := t.TempDir()
 	e := newTestEnv(t, func(c *Config) { c.DataDir = dir })
-	alice, r1 := e.ctrlA.login("alice", time.Hour)
-	bob, r2 := e.ctrlA.login("bob", time.Hour)
+	alice, r1 := e.ctrlA.Login("alice", time.Hour)
+	bob, r2 := e.ctrlA.Login("bob", time.Hour)
 	e.publish(append(r1, r2...))
-	e.publish(e.ctrlB.revokeSession(bob.session))
+	e.publish(e.ctrlB.RevokeSession(bob.Session))
 	if err := e.router.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -321,27 +318,27 @@ func TestRestartFromSnapshotWithNoControllerReachable(t *testing.T) {
 		t.Fatal("empty snapshot")
 	}
 	// The restarted router's mesh reaches no one: pulls find nothing.
-	mesh := newFakeMesh(e.pki.verifier())
-	mesh.store = store
+	mesh := routertest.NewMesh(e.pki.Verifier(), store)
 	cfg := e.router.cfg
 	cfg.PullTimeout = 300 * time.Millisecond
 	e.startRouter(cfg, mesh)
 
 	start := time.Now()
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), alice.tlsCert(true)), "from snapshot")
+	mustRoundTrip(t, e.dial(alice.TLS(true)), "from snapshot")
 	if d := time.Since(start); d > 250*time.Millisecond {
 		t.Errorf("admission from the snapshot took %v: it waited for a pull", d)
 	}
-	expectRefused(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), bob.tlsCert(true)))
+	expectRefused(t, e.dial(bob.TLS(true)))
 	// A leaf alone still works: the signers came back from the snapshot.
-	mustRoundTrip(t, dial(t, e.router.Addr().String(), e.pki.rootPool(), alice.tlsCert(false)), "leaf alone")
+	mustRoundTrip(t, e.dial(alice.TLS(false)), "leaf alone")
 }
 
 func TestFactsComeFromTheVerifiedChain(t *testing.T) {
-	p := newTestPKI(t, "ctrl-a")
-	c := p.controller(t, "ctrl-a")
-	cc, _ := c.login("ali ce/ü", time.Hour)
-	chains, err := cc.leaf.Verify(x509VerifyOpts(p, cc))
+	p := routertest.NewPKI(t, "ctrl-a")
+	cc, _ := p.Controller("ctrl-a").Login("ali ce/ü", time.Hour)
+	inter := x509.NewCertPool()
+	inter.AddCert(cc.Chain[1])
+	chains, err := cc.Leaf.Verify(x509.VerifyOptions{Roots: p.RootPool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,8 +346,8 @@ func TestFactsComeFromTheVerifiedChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := crdt.CertFacts{Serial: cc.serial, Session: cc.session, Identity: "ali ce/ü", Issuer: "ctrl-a",
-		NotBefore: crdt.MillisOf(cc.leaf.NotBefore), NotAfter: crdt.MillisOf(cc.leaf.NotAfter)}
+	want := crdt.CertFacts{Serial: cc.Serial, Session: cc.Session, Identity: "ali ce/ü", Issuer: "ctrl-a",
+		NotBefore: crdt.MillisOf(cc.Leaf.NotBefore), NotAfter: crdt.MillisOf(cc.Leaf.NotAfter)}
 	if f != want {
 		t.Fatalf("facts = %+v, want %+v", f, want)
 	}

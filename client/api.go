@@ -1,0 +1,408 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/certmesh/certmesh/pki"
+)
+
+// maxResponse caps what the SDK reads from a controller.
+const maxResponse = 1 << 20
+
+// APIError is an error answer from a controller: its HTTP status and the
+// body's {"error", "code"}.
+type APIError struct {
+	Method, URL string
+	Status      int
+	Code        string
+	Message     string
+}
+
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("client: %s %s: %d %s: %s", e.Method, e.URL, e.Status, e.Code, msg)
+}
+
+// retryable reports whether another controller might answer better: the
+// controller failed, is overloaded or cannot write right now.
+func retryable(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return true // transport error
+	}
+	return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusRequestTimeout
+}
+
+// SessionOver reports whether err is every controller asked refusing the
+// session itself (401 or 403 on a session call): revoked, expired, or
+// unknown everywhere. One controller's refusal is not enough, since a
+// controller that has not heard of a session yet refuses it too.
+func SessionOver(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !SessionOver(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+}
+
+// certResponse is the 201 answer of login and rotation.
+type certResponse struct {
+	SessionID        string    `json:"session_id"`
+	Identity         string    `json:"identity"`
+	Serial           string    `json:"serial"`
+	Certificate      string    `json:"certificate"`
+	CA               string    `json:"ca"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	SessionExpiresAt time.Time `json:"session_expires_at"`
+}
+
+// httpClient returns a client that trusts roots and, if cert is set,
+// presents it.
+func httpClient(cfg *Config, cert func() (*tls.Certificate, error)) *http.Client {
+	tc := &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert() }
+	}
+	return &http.Client{
+		Timeout:   cfg.HTTPTimeout,
+		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
+	}
+}
+
+// call makes one JSON call; out may be nil. A non-2xx answer is an
+// *APIError.
+func call(ctx context.Context, hc *http.Client, method, base, path string, in, out any) error {
+	u := strings.TrimRight(base, "/") + path
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, u, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		ae := &APIError{Method: method, URL: u, Status: resp.StatusCode}
+		var eb struct {
+			Error string `json:"error"`
+			Code  string `json:"code"`
+		}
+		if json.Unmarshal(raw, &eb) == nil {
+			ae.Code, ae.Message = eb.Code, eb.Error
+		}
+		return ae
+	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("client: %s %s: response: %w", method, u, err)
+	}
+	return nil
+}
+
+// eachController calls fn on each controller, starting at the preferred
+// one, until one succeeds or fails in a way another would not fix (next
+// says which errors move on; default retryable).
+func eachController(cfg *Config, prefer string, next func(error) bool, fn func(base string) error) (string, error) {
+	if next == nil {
+		next = retryable
+	}
+	order := make([]string, 0, len(cfg.Controllers)+1)
+	if prefer != "" {
+		order = append(order, prefer)
+	}
+	for _, c := range cfg.Controllers {
+		if c != prefer {
+			order = append(order, c)
+		}
+	}
+	if len(order) == 0 {
+		return "", errors.New("client: no controller configured")
+	}
+	var errs []error
+	for _, base := range order {
+		err := fn(base)
+		if err == nil {
+			return base, nil
+		}
+		errs = append(errs, err)
+		if !next(err) {
+			return "", err
+		}
+	}
+	if len(errs) == 1 {
+		return "", errs[0]
+	}
+	return "", errors.Join(errs...)
+}
+
+// newKeyAndCSR makes a fresh ECDSA P-256 key and a CSR for it.
+func newKeyAndCSR() (*ecdsa.PrivateKey, string, error) {
+	key, err := pki.GenerateKey(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("client: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(nil, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("client: csr: %w", err)
+	}
+	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
+}
+
+// session builds a Session from a certificate response.
+func (r *certResponse) session(key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
+	chain, err := pki.ParseCertsPEM([]byte(r.Certificate))
+	if err != nil || len(chain) == 0 {
+		return nil, fmt.Errorf("client: %s: certificate: %v", controller, errors.Join(err, errNoChain))
+	}
+	if !key.PublicKey.Equal(chain[0].PublicKey) {
+		return nil, fmt.Errorf("client: %s returned a certificate for another key", controller)
+	}
+	var ca []*x509.Certificate
+	if r.CA != "" {
+		if ca, err = pki.ParseCertsPEM([]byte(r.CA)); err != nil {
+			return nil, fmt.Errorf("client: %s: ca: %w", controller, err)
+		}
+	}
+	s := &Session{
+		ID: r.SessionID, Identity: r.Identity, Serial: strings.ToLower(r.Serial), Key: key, Chain: chain, CA: ca,
+		Issued: received, Expires: r.ExpiresAt, SessionExpires: r.SessionExpiresAt, Controller: controller,
+	}
+	if s.Expires.IsZero() || s.Expires.After(chain[0].NotAfter) {
+		s.Expires = chain[0].NotAfter
+	}
+	if s.Serial == "" {
+		sn, _ := pki.SerialOf(chain[0])
+		s.Serial = sn.String()
+	}
+	if s.SessionExpires.IsZero() {
+		s.SessionExpires = s.Expires
+	}
+	return s, nil
+}
+
+// Login creates a session at a controller with token (an OIDC or JWT
+// bearer token) and a fresh key: POST /v1/sessions. Controllers are tried
+// in order while they fail in ways another could fix (unreachable, 5xx,
+// 429).
+func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key, csr, err := newKeyAndCSR()
+	if err != nil {
+		return nil, err
+	}
+	hc := httpClient(&cfg, nil)
+	defer hc.CloseIdleConnections()
+	var resp certResponse
+	base, err := eachController(&cfg, "", nil, func(base string) error {
+		return call(ctx, hc, http.MethodPost, base, "/v1/sessions", map[string]string{"token": token, "csr": csr}, &resp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.session(key, base, cfg.Clock.Now())
+}
+
+// RotateSession asks a controller for a new certificate for s's session,
+// with a fresh key, authenticating with s's current certificate: POST
+// /v1/sessions/current/certificates. s is not modified.
+func RotateSession(ctx context.Context, cfg Config, s *Session) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return rotate(ctx, &cfg, s)
+}
+
+func rotate(ctx context.Context, cfg *Config, s *Session) (*Session, error) {
+	key, csr, err := newKeyAndCSR()
+	if err != nil {
+		return nil, err
+	}
+	cert := s.TLSCertificate()
+	hc := httpClient(cfg, func() (*tls.Certificate, error) { return &cert, nil })
+	defer hc.CloseIdleConnections()
+	var resp certResponse
+	// A controller that refuses the session may only not have heard of
+	// it yet: ask the others too.
+	anyFailure := func(error) bool { return true }
+	base, err := eachController(cfg, s.Controller, anyFailure, func(base string) error {
+		return call(ctx, hc, http.MethodPost, base, "/v1/sessions/current/certificates", map[string]string{"csr": csr}, &resp)
+	})
+	if err != nil {
+		return nil, err
+	}
+	next, err := resp.session(key, base, cfg.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if next.ID != "" && next.ID != s.ID {
+		return nil, fmt.Errorf("client: %s rotated into session %s, want %s", base, next.ID, s.ID)
+	}
+	next.ID = s.ID
+	if next.Identity == "" {
+		next.Identity = s.Identity
+	}
+	if len(next.CA) == 0 {
+		next.CA = s.CA
+	}
+	return next, nil
+}
+
+// Logout revokes s's session: DELETE /v1/sessions/current.
+func Logout(ctx context.Context, cfg Config, s *Session) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cert := s.TLSCertificate()
+	hc := httpClient(&cfg, func() (*tls.Certificate, error) { return &cert, nil })
+	defer hc.CloseIdleConnections()
+	_, err := eachController(&cfg, s.Controller, nil, func(base string) error {
+		return call(ctx, hc, http.MethodDelete, base, "/v1/sessions/current", nil, nil)
+	})
+	return err
+}
+
+// Admin makes the admin calls with the admin certificate.
+type Admin struct {
+	cfg Config
+	hc  *http.Client
+}
+
+// NewAdmin returns an admin client presenting cert (the admin client
+// certificate issued by the root).
+func NewAdmin(cfg Config, cert tls.Certificate) (*Admin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Admin{cfg: cfg, hc: httpClient(&cfg, func() (*tls.Certificate, error) { return &cert, nil })}, nil
+}
+
+// Close releases idle connections.
+func (a *Admin) Close() { a.hc.CloseIdleConnections() }
+
+// Revocation names what to revoke: exactly one field is set.
+type Revocation struct {
+	SessionID string `json:"session_id,omitempty"`
+	Identity  string `json:"identity,omitempty"`
+	Serial    string `json:"serial,omitempty"`
+}
+
+// RevocationResult is a controller's 202 answer.
+type RevocationResult struct {
+	Kind string `json:"kind"`
+	Key  string `json:"key"`
+	HLC  string `json:"hlc"`
+}
+
+// Revoke revokes a session, an identity or a serial: POST /v1/revocations.
+func (a *Admin) Revoke(ctx context.Context, r Revocation) (*RevocationResult, error) {
+	n := 0
+	for _, f := range []string{r.SessionID, r.Identity, r.Serial} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errors.New("client: a revocation names exactly one of session, identity and serial")
+	}
+	var out RevocationResult
+	if _, err := eachController(&a.cfg, "", nil, func(base string) error {
+		return call(ctx, a.hc, http.MethodPost, base, "/v1/revocations", r, &out)
+	}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Status fetches a node's /v1/status from statusURL: the metrics listener
+// (plain HTTP) or the API (HTTPS with the admin certificate). A URL without
+// a path gets /v1/status.
+func (a *Admin) Status(ctx context.Context, statusURL string) (*Status, error) {
+	return FetchStatus(ctx, a.hc, statusURL)
+}
+
+// FetchStatus fetches /v1/status with hc (http.DefaultClient if nil).
+func FetchStatus(ctx context.Context, hc *http.Client, statusURL string) (*Status, error) {
+	u, err := url.Parse(statusURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("client: status URL %q is not http(s)://host:port[/path]", statusURL)
+	}
+	path := u.Path
+	if path == "" || path == "/" {
+		path = "/v1/status"
+	}
+	u.Path = ""
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	var st Status
+	if err := call(ctx, hc, http.MethodGet, u.String(), path, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Status is a node's /v1/status document (SPEC.md section 3).
+type Status struct {
+	Node          string            `json:"node"`
+	Role          string            `json:"role"`
+	Region        string            `json:"region"`
+	Members       []MemberStatus    `json:"members"`
+	VersionVector map[string]uint64 `json:"version_vector"`
+	Records       map[string]int    `json:"records"`
+	Digest        string            `json:"digest"`
+}
+
+// MemberStatus is one member in a Status.
+type MemberStatus struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	Region string `json:"region"`
+	State  string `json:"state"`
+	Lag    uint64 `json:"lag"`
+}
