@@ -1,0 +1,799 @@
+package issuer
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/certmesh/certmesh/auth"
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
+)
+
+// MaxBodyBytes caps request bodies (SPEC.md section 3).
+const MaxBodyBytes = 64 << 10
+
+// Error codes of the API besides the auth.Code values (SPEC.md section 3).
+const (
+	CodeBadRequest   = "bad_request"
+	CodeBodyTooLarge = "body_too_large"
+	CodeRateLimited  = "rate_limited"
+	CodeClockSkew    = "clock_skew"
+	CodeCSRInvalid   = "csr_invalid"
+	CodeForbidden    = "forbidden"
+	CodeNotFound     = "not_found"
+	CodeMethod       = "method_not_allowed"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+)
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// SessionResponse answers a login or a rotation.
+type SessionResponse struct {
+	SessionID        string `json:"session_id"`
+	Identity         string `json:"identity"`
+	Serial           string `json:"serial"`
+	Certificate      string `json:"certificate"` // PEM leaf, then the issuing intermediate
+	CA               string `json:"ca"`          // PEM root
+	ExpiresAt        string `json:"expires_at"`  // RFC 3339
+	SessionExpiresAt string `json:"session_expires_at"`
+}
+
+// RevocationResponse answers an admin revocation.
+type RevocationResponse struct {
+	Kind string `json:"kind"` // session, serial, identity, controller
+	Key  string `json:"key"`
+	HLC  string `json:"hlc"`
+}
+
+// RevocationRequest is the body of POST /v1/revocations: exactly one of
+// SessionID, Identity, Serial and RootSigned.
+type RevocationRequest struct {
+	SessionID  string `json:"session_id,omitempty"`
+	Identity   string `json:"identity,omitempty"`
+	Serial     string `json:"serial,omitempty"`
+	RootSigned []byte `json:"root_signed,omitempty"` // base64 in JSON
+	Reason     string `json:"reason,omitempty"`
+}
+
+// SessionInfo is one session in GET /v1/sessions.
+type SessionInfo struct {
+	SessionID    string     `json:"session_id"`
+	Identity     string     `json:"identity"`
+	Method       string     `json:"method"`
+	Issuer       string     `json:"issuer"`
+	CreatedAt    string     `json:"created_at"`
+	ExpiresAt    string     `json:"expires_at"`
+	Status       string     `json:"status"` // active, or the reason it is not
+	Certificates []CertInfo `json:"certificates"`
+}
+
+// CertInfo is one certificate of a session.
+type CertInfo struct {
+	Serial       string `json:"serial"`
+	NotBefore    string `json:"not_before"`
+	NotAfter     string `json:"not_after"`
+	Status       string `json:"status"`
+	Supersedes   string `json:"supersedes,omitempty"`
+	SupersededAt string `json:"superseded_at,omitempty"`
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Node          string            `json:"node"`
+	Role          string            `json:"role"`
+	Region        string            `json:"region"`
+	Members       []Member          `json:"members"`
+	VersionVector map[string]uint64 `json:"version_vector"`
+	Records       map[string]int    `json:"records"`
+	Digest        string            `json:"digest"`
+}
+
+// apiError is a handler's failure, answered as an ErrorBody.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func fail(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) *apiError
+
+func (c *Controller) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(path string, methods map[string]handlerFunc) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			st := &statusWriter{ResponseWriter: w}
+			defer func() { c.met.request(path, st.status()) }()
+			if !c.limiter.allow(clientIP(r), c.now()) {
+				writeError(st, fail(http.StatusTooManyRequests, CodeRateLimited, "more than %v requests per second from this address", c.cfg.API.RateLimit))
+				return
+			}
+			h := methods[r.Method]
+			if h == nil {
+				allow := make([]string, 0, len(methods))
+				for m := range methods {
+					allow = append(allow, m)
+				}
+				sort.Strings(allow)
+				st.Header().Set("Allow", strings.Join(allow, ", "))
+				writeError(st, fail(http.StatusMethodNotAllowed, CodeMethod, "method %s is not allowed on %s", r.Method, path))
+				return
+			}
+			if r.ContentLength > MaxBodyBytes {
+				writeError(st, fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes))
+				return
+			}
+			r.Body = http.MaxBytesReader(st, r.Body, MaxBodyBytes)
+			if e := h(st, r); e != nil {
+				writeError(st, e)
+			}
+		})
+	}
+	route("/v1/sessions", map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
+	route("/v1/sessions/current", map[string]handlerFunc{http.MethodDelete: c.logout})
+	route("/v1/sessions/current/certificates", map[string]handlerFunc{http.MethodPost: c.rotate})
+	route("/v1/revocations", map[string]handlerFunc{http.MethodPost: c.revoke})
+	route("/v1/status", map[string]handlerFunc{http.MethodGet: c.adminStatus})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fail(http.StatusNotFound, CodeNotFound, "no such route %s", r.URL.Path))
+	})
+	return mux
+}
+
+func (c *Controller) monitorHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		c.w.mu.Lock()
+		failed := c.w.failed
+		c.w.mu.Unlock()
+		if failed != nil {
+			http.Error(w, "durable store failed: "+failed.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !c.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		c.WriteMetrics(w)
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.Status())
+	})
+	return mux
+}
+
+// WriteMetrics writes the controller's metrics, the mesh's and the
+// process's in Prometheus text format.
+func (c *Controller) WriteMetrics(w io.Writer) {
+	c.met.set.WritePrometheus(w)
+	if p, ok := c.mesh.(interface{ WritePrometheus(io.Writer) }); ok {
+		p.WritePrometheus(w)
+	}
+	for _, f := range c.opts.ExtraMetrics {
+		f(w)
+	}
+	metrics.WriteProcessMetrics(w)
+}
+
+// Status is what GET /v1/status answers.
+func (c *Controller) Status() Status {
+	st := Status{
+		Node:          c.cfg.Node.Name,
+		Role:          "controller",
+		Region:        c.cfg.Node.Region,
+		Members:       []Member{},
+		VersionVector: map[string]uint64{},
+		Records:       map[string]int{},
+	}
+	if c.mesh == nil {
+		return st
+	}
+	if ms := c.mesh.Members(); ms != nil {
+		st.Members = ms
+	}
+	c.mesh.View(func(s *crdt.Store) {
+		for a, seq := range s.VersionVector() {
+			st.VersionVector[a.String()] = seq
+		}
+		for k, n := range s.Counts() {
+			st.Records[k.String()] = n
+		}
+		st.Digest = fmt.Sprintf("%016x", s.Digest())
+	})
+	return st
+}
+
+// statusWriter remembers the status code, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // a write error means the client left
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.status, ErrorBody{Error: e.msg, Code: e.code})
+}
+
+// decodeJSON reads the body into v.
+func decodeJSON(r *http.Request, v any) *apiError {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		case errors.Is(err, io.EOF):
+			return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
+		default:
+			return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
+		}
+	}
+	// Drain to find an oversized tail.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		}
+	}
+	return nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// checkClock refuses writes while this node's clock is off from the mesh
+// by more than half the max offset.
+func (c *Controller) checkClock() *apiError {
+	off, ok := c.mesh.ClockOffset()
+	if !ok {
+		return nil
+	}
+	if off < 0 {
+		off = -off
+	}
+	if off > c.opts.MaxOffset/2 {
+		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock is %v off from the mesh (limit %v); it refuses writes until it is back", off.Round(time.Millisecond), c.opts.MaxOffset/2)
+	}
+	return nil
+}
+
+func writeFailed(err error) *apiError {
+	switch {
+	case errors.Is(err, errClosed):
+		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller is shutting down; retry at another")
+	case errors.Is(err, errStorage):
+		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller's durable store failed; retry at another controller")
+	}
+	return fail(http.StatusInternalServerError, CodeInternal, "the write failed: %v", err)
+}
+
+// POST /v1/sessions: login.
+func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
+	var req struct {
+		Token string `json:"token"`
+		CSR   string `json:"csr"`
+	}
+	if e := decodeJSON(r, &req); e != nil {
+		return e
+	}
+	if req.Token == "" || req.CSR == "" {
+		return fail(http.StatusBadRequest, CodeBadRequest, "token and csr are required")
+	}
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	id, err := c.tokens.Load().v.Verify(r.Context(), req.Token)
+	if err != nil {
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			ae = &auth.Error{Code: auth.CodeTokenInvalid, Msg: "token is invalid", Err: err}
+		}
+		c.met.authFailure(string(ae.Code)).Inc()
+		c.log.Info("login refused", "remote", clientIP(r), "code", ae.Code, "err", err)
+		return fail(ae.Code.HTTPStatus(), string(ae.Code), "%s", ae.Msg)
+	}
+	pub, err := pki.CheckCSR([]byte(req.CSR))
+	if err != nil {
+		return fail(http.StatusBadRequest, CodeCSRInvalid, "%v", err)
+	}
+	now := c.now()
+	k := c.keys.Load()
+	var sid crdt.SessionID
+	if _, err := rand.Read(sid[:]); err != nil {
+		return fail(http.StatusInternalServerError, CodeInternal, "no randomness: %v", err)
+	}
+	expires := now.Add(c.cfg.Session.MaxLifetime)
+	leaf, cr, e := c.issue(k, pub, id.Subject, sid, now, expires)
+	if e != nil {
+		return e
+	}
+	sess := &crdt.SessionRecord{
+		ID:       sid,
+		Identity: id.Subject,
+		Method:   method(id),
+		Created:  crdt.MillisOf(now),
+		Expires:  crdt.MillisOf(expires),
+	}
+	if err := c.w.write([]crdt.Record{sess, cr}, nil); err != nil {
+		return writeFailed(err)
+	}
+	c.met.issued.Inc()
+	c.log.Info("audit", "op", "login", "remote", clientIP(r), "identity", id.Subject, "method", sess.Method,
+		"session", sid.String(), "serial", cr.Serial.String(), "dots", dots(sess, cr), "hlc", cr.HLC.String())
+	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
+	return nil
+}
+
+// issue signs a client certificate for pub, valid until the earlier of
+// certs.ttl from now and the session's end, and its record.
+func (c *Controller) issue(k *keys, pub *ecdsa.PublicKey, identity string, sid crdt.SessionID, now, sessionEnd time.Time) (*x509.Certificate, *crdt.CertRecord, *apiError) {
+	ttl := min(c.cfg.Certs.TTL, sessionEnd.Sub(now))
+	if ttl < time.Second {
+		return nil, nil, fail(http.StatusForbidden, CodeForbidden, "the session ends in %v; log in again", sessionEnd.Sub(now).Round(time.Second))
+	}
+	leaf, err := pki.IssueClient(k.inter, pub, identity, sid.String(), ttl, now, nil)
+	if err != nil {
+		return nil, nil, fail(http.StatusInternalServerError, CodeInternal, "issue certificate: %v", err)
+	}
+	serial, err := pki.SerialOf(leaf)
+	if err != nil {
+		return nil, nil, fail(http.StatusInternalServerError, CodeInternal, "issue certificate: %v", err)
+	}
+	return leaf, &crdt.CertRecord{
+		Serial:      crdt.Serial(serial),
+		Session:     sid,
+		Identity:    identity,
+		Fingerprint: sha256.Sum256(leaf.Raw),
+		NotBefore:   crdt.MillisOf(leaf.NotBefore),
+		NotAfter:    crdt.MillisOf(leaf.NotAfter),
+	}, nil
+}
+
+func (c *Controller) sessionResponse(k *keys, leaf *x509.Certificate, cr *crdt.CertRecord, sessionExpires crdt.Millis) SessionResponse {
+	return SessionResponse{
+		SessionID:        cr.Session.String(),
+		Identity:         cr.Identity,
+		Serial:           cr.Serial.String(),
+		Certificate:      string(pki.EncodeCertsPEM(leaf)) + string(k.interPEM),
+		CA:               string(k.rootPEM),
+		ExpiresAt:        leaf.NotAfter.UTC().Format(time.RFC3339),
+		SessionExpiresAt: sessionExpires.Time().Format(time.RFC3339),
+	}
+}
+
+func method(id auth.Identity) string {
+	m := id.Method
+	if m == "oidc" {
+		m = "oidc:" + id.Issuer
+	}
+	if len(m) > crdt.MaxTextLen {
+		m = m[:crdt.MaxTextLen]
+	}
+	return m
+}
+
+func dots(recs ...crdt.Record) string {
+	if len(recs) == 0 {
+		return ""
+	}
+	first, last := recs[0].Head(), recs[len(recs)-1].Head()
+	if first.Seq == last.Seq {
+		return fmt.Sprintf("%v:%d", first.Author, first.Seq)
+	}
+	return fmt.Sprintf("%v:%d-%d", first.Author, first.Seq, last.Seq)
+}
+
+// sessionCert authenticates the client of an mTLS session route: its leaf
+// must verify against the root through a controller intermediate (sent by
+// the client or known from a signer record) and carry a session SPIFFE ID.
+func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
+	var f crdt.CertFacts
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return f, fail(http.StatusUnauthorized, CodeForbidden, "a session certificate is required (mTLS)")
+	}
+	k := c.keys.Load()
+	peer := r.TLS.PeerCertificates
+	chains, err := peer[0].Verify(x509.VerifyOptions{
+		Roots:         k.roots,
+		Intermediates: c.inters.with(peer[1:]),
+		CurrentTime:   c.now(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return f, fail(http.StatusUnauthorized, CodeForbidden, "client certificate does not verify: %v", err)
+	}
+	td := c.cfg.PKI.TrustDomain
+	for _, chain := range chains {
+		issuer, err := pki.ControllerOf(chain, td)
+		if err != nil {
+			continue
+		}
+		id, err := pki.IDOf(chain[0])
+		if err != nil || id.Kind != pki.KindIdentity || id.TrustDomain != td {
+			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate is not a session certificate of trust domain %s", td)
+		}
+		sid, err := crdt.ParseSessionID(id.SessionID)
+		if err != nil {
+			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate names a malformed session: %v", err)
+		}
+		serial, err := pki.SerialOf(chain[0])
+		if err != nil {
+			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate serial: %v", err)
+		}
+		return crdt.CertFacts{
+			Serial:    crdt.Serial(serial),
+			Session:   sid,
+			Identity:  id.Name,
+			Issuer:    issuer,
+			NotBefore: crdt.MillisOf(chain[0].NotBefore),
+			NotAfter:  crdt.MillisOf(chain[0].NotAfter),
+		}, nil
+	}
+	return f, fail(http.StatusForbidden, CodeForbidden, "client certificate was not issued by a controller")
+}
+
+// admin authenticates an admin: a ClientAuth leaf issued directly by the
+// root with an admin URI SAN (pki.AdminOf). It returns the admin's name.
+func (c *Controller) admin(r *http.Request) (string, *apiError) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "", fail(http.StatusUnauthorized, CodeForbidden, "the admin certificate is required (mTLS)")
+	}
+	k := c.keys.Load()
+	chains, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots:       k.roots,
+		CurrentTime: c.now(),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return "", fail(http.StatusForbidden, CodeForbidden, "client certificate is not an admin certificate: %v", err)
+	}
+	for _, chain := range chains {
+		if name, err := pki.AdminOf(chain, c.cfg.PKI.TrustDomain); err == nil {
+			return name, nil
+		}
+	}
+	return "", fail(http.StatusForbidden, CodeForbidden, "client certificate is not an admin certificate of trust domain %s", c.cfg.PKI.TrustDomain)
+}
+
+// POST /v1/sessions/current/certificates: rotation.
+func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
+	f, e := c.sessionCert(r)
+	if e != nil {
+		return e
+	}
+	var req struct {
+		CSR string `json:"csr"`
+	}
+	if e := decodeJSON(r, &req); e != nil {
+		return e
+	}
+	if req.CSR == "" {
+		return fail(http.StatusBadRequest, CodeBadRequest, "csr is required")
+	}
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	now := c.now()
+	var (
+		verdict crdt.Verdict
+		sess    *crdt.SessionRecord
+	)
+	c.mesh.View(func(s *crdt.Store) {
+		verdict = s.Admission(f, crdt.MillisOf(now), false)
+		sess, _ = s.Session(f.Session)
+	})
+	switch {
+	case verdict != crdt.Admit:
+		return fail(http.StatusForbidden, CodeForbidden, "certificate %v is no longer valid: %v", f.Serial, verdict)
+	case sess == nil:
+		return fail(http.StatusForbidden, CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
+	case sess.Identity != f.Identity:
+		return fail(http.StatusForbidden, CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	}
+	pub, err := pki.CheckCSR([]byte(req.CSR))
+	if err != nil {
+		return fail(http.StatusBadRequest, CodeCSRInvalid, "%v", err)
+	}
+	k := c.keys.Load()
+	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, sess.Expires.Time())
+	if e != nil {
+		return e
+	}
+	cr.Supersedes = f.Serial
+	cr.SupersedeAt = crdt.MillisOf(now.Add(c.cfg.Certs.RotationGrace))
+	if err := c.w.write([]crdt.Record{cr}, nil); err != nil {
+		return writeFailed(err)
+	}
+	c.met.issued.Inc()
+	c.log.Info("audit", "op", "rotate", "remote", clientIP(r), "identity", f.Identity, "session", f.Session.String(),
+		"serial", cr.Serial.String(), "supersedes", f.Serial.String(), "dots", dots(cr), "hlc", cr.HLC.String())
+	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
+	return nil
+}
+
+// DELETE /v1/sessions/current: logout.
+func (c *Controller) logout(w http.ResponseWriter, r *http.Request) *apiError {
+	f, e := c.sessionCert(r)
+	if e != nil {
+		return e
+	}
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	now := c.now()
+	var verdict crdt.Verdict
+	c.mesh.View(func(s *crdt.Store) { verdict = s.Live(f, crdt.MillisOf(now)) })
+	if verdict == crdt.SessionRevoked {
+		w.WriteHeader(http.StatusNoContent) // already logged out
+		return nil
+	}
+	rec := &crdt.RevocationRecord{
+		Target:  crdt.RevokeSession,
+		Session: f.Session,
+		Reason:  "logout",
+		At:      crdt.MillisOf(now),
+		Until:   crdt.MillisOf(now.Add(c.cfg.Session.MaxLifetime)),
+	}
+	if err := c.w.write([]crdt.Record{rec}, nil); err != nil {
+		return writeFailed(err)
+	}
+	c.log.Info("audit", "op", "logout", "remote", clientIP(r), "identity", f.Identity, "session", f.Session.String(),
+		"serial", f.Serial.String(), "dots", dots(rec), "hlc", rec.HLC.String())
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /v1/revocations: admin revocation.
+func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
+	name, e := c.admin(r)
+	if e != nil {
+		return e
+	}
+	var req RevocationRequest
+	if e := decodeJSON(r, &req); e != nil {
+		return e
+	}
+	n := 0
+	for _, set := range []bool{req.SessionID != "", req.Identity != "", req.Serial != "", len(req.RootSigned) > 0} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fail(http.StatusBadRequest, CodeBadRequest, "give exactly one of session_id, identity, serial and root_signed")
+	}
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	reason := "admin " + name
+	if req.Reason != "" {
+		reason += ": " + req.Reason
+	}
+	if len(reason) > crdt.MaxTextLen {
+		reason = reason[:crdt.MaxTextLen]
+	}
+	for !utf8.ValidString(reason) {
+		reason = reason[:len(reason)-1]
+	}
+	now := c.now()
+	at := crdt.MillisOf(now)
+	until := crdt.MillisOf(now.Add(c.cfg.Session.MaxLifetime))
+	var (
+		rec       crdt.Record
+		kind, key string
+	)
+	switch {
+	case req.SessionID != "":
+		id, err := crdt.ParseSessionID(strings.ToLower(req.SessionID))
+		if err != nil || id.IsZero() {
+			return fail(http.StatusBadRequest, CodeBadRequest, "session_id %.80q is not 32 hex digits", req.SessionID)
+		}
+		rec = &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: id, Reason: reason, At: at, Until: until}
+		kind, key = "session", id.String()
+	case req.Serial != "":
+		s, err := crdt.ParseSerial(req.Serial)
+		if err != nil || s.IsZero() {
+			return fail(http.StatusBadRequest, CodeBadRequest, "serial %.80q is not 1 to 32 hex digits", req.Serial)
+		}
+		rec = &crdt.RevocationRecord{Target: crdt.RevokeSerial, Serial: s, Reason: reason, At: at, Until: until}
+		kind, key = "serial", s.String()
+	case req.Identity != "":
+		if len(req.Identity) > crdt.MaxIdentityLen || !utf8.ValidString(req.Identity) {
+			return fail(http.StatusBadRequest, CodeBadRequest, "identity is not UTF-8 of at most %d bytes", crdt.MaxIdentityLen)
+		}
+		rec = &crdt.IdentityRevocationRecord{Identity: req.Identity, RevokedBefore: at, Reason: reason, Until: until}
+		kind, key = "identity", req.Identity
+	default:
+		k := c.keys.Load()
+		rev, err := pki.VerifyControllerRevocation(k.root, req.RootSigned)
+		if err != nil {
+			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed: %v", err)
+		}
+		if rev.TrustDomain != c.cfg.PKI.TrustDomain {
+			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
+		}
+		rec = &crdt.SignerRecord{
+			Controller: rev.Controller,
+			Revoked:    true,
+			RevokedAt:  crdt.MillisOf(rev.At),
+			RootSig:    req.RootSigned,
+			// No intermediate of the revoked controller outlives the root.
+			NotAfter: crdt.MillisOf(k.root.NotAfter),
+		}
+		kind, key = "controller", rev.Controller
+	}
+	if err := c.w.write([]crdt.Record{rec}, nil); err != nil {
+		return writeFailed(err)
+	}
+	c.log.Info("audit", "op", "revoke", "remote", clientIP(r), "admin", name, "kind", kind, "key", key,
+		"reason", reason, "dots", dots(rec), "hlc", rec.Head().HLC.String())
+	writeJSON(w, http.StatusAccepted, RevocationResponse{Kind: kind, Key: key, HLC: rec.Head().HLC.String()})
+	return nil
+}
+
+// GET /v1/sessions?identity=ID (admin).
+func (c *Controller) listSessions(w http.ResponseWriter, r *http.Request) *apiError {
+	if _, e := c.admin(r); e != nil {
+		return e
+	}
+	identity := r.URL.Query().Get("identity")
+	if identity == "" {
+		return fail(http.StatusBadRequest, CodeBadRequest, "the identity query parameter is required")
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Identity string        `json:"identity"`
+		Sessions []SessionInfo `json:"sessions"`
+	}{identity, c.Sessions(identity)})
+	return nil
+}
+
+// Sessions lists the sessions of identity known here, with their
+// certificates and status, oldest first. It scans the store.
+func (c *Controller) Sessions(identity string) []SessionInfo {
+	now := crdt.MillisOf(c.now())
+	out := []SessionInfo{}
+	c.mesh.View(func(s *crdt.Store) {
+		byID := make(map[crdt.SessionID]int)
+		var certs []*crdt.CertRecord
+		s.Range(func(rec crdt.Record) bool {
+			switch rec := rec.(type) {
+			case *crdt.SessionRecord:
+				if rec.Identity != identity {
+					return true
+				}
+				if _, dup := byID[rec.ID]; dup {
+					return true
+				}
+				f := crdt.CertFacts{Session: rec.ID, Identity: rec.Identity, Issuer: rec.Author.Name, NotBefore: rec.Created, NotAfter: rec.Expires}
+				byID[rec.ID] = len(out)
+				out = append(out, SessionInfo{
+					SessionID:    rec.ID.String(),
+					Identity:     rec.Identity,
+					Method:       rec.Method,
+					Issuer:       rec.Author.Name,
+					CreatedAt:    rec.Created.Time().Format(time.RFC3339),
+					ExpiresAt:    rec.Expires.Time().Format(time.RFC3339),
+					Status:       status(s.Live(f, now)),
+					Certificates: []CertInfo{},
+				})
+			case *crdt.CertRecord:
+				if rec.Identity == identity {
+					certs = append(certs, rec)
+				}
+			}
+			return true
+		})
+		for _, cr := range certs {
+			i, ok := byID[cr.Session]
+			if !ok {
+				continue
+			}
+			f := crdt.CertFacts{Serial: cr.Serial, Session: cr.Session, Identity: cr.Identity, Issuer: cr.Issuer(), NotBefore: cr.NotBefore, NotAfter: cr.NotAfter}
+			ci := CertInfo{
+				Serial:    cr.Serial.String(),
+				NotBefore: cr.NotBefore.Time().Format(time.RFC3339),
+				NotAfter:  cr.NotAfter.Time().Format(time.RFC3339),
+				Status:    status(s.Admission(f, now, true)),
+			}
+			if !cr.Supersedes.IsZero() {
+				ci.Supersedes = cr.Supersedes.String()
+			}
+			out[i].Certificates = append(out[i].Certificates, ci)
+		}
+		for _, cr := range certs {
+			if cr.Supersedes.IsZero() {
+				continue
+			}
+			// Mark the rotated-out certificate with its end of grace.
+			if i, ok := byID[cr.Session]; ok {
+				for j := range out[i].Certificates {
+					ci := &out[i].Certificates[j]
+					if ci.Serial == cr.Supersedes.String() {
+						if ci.SupersededAt == "" || cr.SupersedeAt.Time().Format(time.RFC3339) < ci.SupersededAt {
+							ci.SupersededAt = cr.SupersedeAt.Time().Format(time.RFC3339)
+						}
+					}
+				}
+			}
+		}
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
+func status(v crdt.Verdict) string {
+	if v == crdt.Admit {
+		return "active"
+	}
+	return v.String()
+}
+
+// GET /v1/status on the API (admin).
+func (c *Controller) adminStatus(w http.ResponseWriter, r *http.Request) *apiError {
+	if _, e := c.admin(r); e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, c.Status())
+	return nil
+}

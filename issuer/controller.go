@@ -1,0 +1,520 @@
+package issuer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certmesh/certmesh/auth"
+	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
+)
+
+// Mesh is what a controller needs of the gossip mesh; *gossip.Mesh
+// provides it (through a thin adapter for Members). Implementations are
+// safe for concurrent use.
+type Mesh interface {
+	// Publish disseminates records this node wrote, already signed and
+	// durably stored, merging them into the store first.
+	Publish(recs []crdt.Record) error
+	// Now returns an HLC timestamp for a local write.
+	Now() crdt.Timestamp
+	// View runs fn with the store, under the mesh's lock.
+	View(fn func(*crdt.Store))
+	// Subscribe calls fn with the records applied to the store (local
+	// writes included), in order; fn must not block or call the mesh.
+	Subscribe(fn func(applied []crdt.Record)) (cancel func())
+	// Members lists the mesh's members as membership sees them.
+	Members() []Member
+	// Ready reports readiness (SPEC.md section 3).
+	Ready() bool
+	// ClockOffset estimates this node's clock offset from its peers'.
+	ClockOffset() (time.Duration, bool)
+	// SetKeys replaces the gossip keyring; the first key encrypts.
+	SetKeys(keys [][]byte) error
+}
+
+// Member is one mesh member in /v1/status.
+type Member struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	Region string `json:"region"`
+	State  string `json:"state"`
+	Lag    uint64 `json:"lag"` // records it lacked at the last exchange
+}
+
+// TokenVerifier verifies login tokens; *auth.Verifier is one. Errors should
+// be *auth.Error so that the API answers with their code.
+type TokenVerifier interface {
+	Verify(ctx context.Context, rawToken string) (auth.Identity, error)
+}
+
+// Options are a controller's operational settings, outside the config
+// file. The zero value of each field selects its default.
+type Options struct {
+	// Logger receives logs and the audit lines; default discards.
+	Logger *slog.Logger
+	// Now is the wall clock; default time.Now.
+	Now func() time.Time
+	// Tokens verifies login tokens; default an auth.Verifier built from
+	// the config's auth section with Auth, rebuilt on Reload.
+	Tokens TokenVerifier
+	Auth   auth.Options
+	// LoadKeyring reads mesh.key_file on Reload; default LoadKeyring.
+	LoadKeyring func(path string) ([][]byte, error)
+	// MaxOffset is the mesh's max clock offset; writes are refused while
+	// this node's clock is off by more than half of it. Default
+	// crdt.DefaultMaxOffset.
+	MaxOffset time.Duration
+	// ServerCertTTL is the lifetime of the API's TLS certificate, renewed
+	// after two thirds of it; default 7 days.
+	ServerCertTTL time.Duration
+	// GCInterval is how often expired records are deleted from disk;
+	// default 10 minutes.
+	GCInterval time.Duration
+	// ExtraMetrics write more Prometheus text on /metrics (the mesh's
+	// metrics, when the mesh does not implement WritePrometheus itself).
+	ExtraMetrics []func(io.Writer)
+}
+
+// Defaults of Options.
+const (
+	DefaultServerCertTTL = 7 * 24 * time.Hour
+	DefaultGCInterval    = 10 * time.Minute
+	// gcGrace is kept beyond a record's expiry and the max offset before it
+	// leaves the disk.
+	gcGrace = time.Hour
+)
+
+// Controller is one certmesh controller. Its methods are safe for
+// concurrent use.
+type Controller struct {
+	cfg    config.Controller
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	author crdt.Author
+
+	db    *durable
+	store *crdt.Store // the mesh's once started
+	w     *writer
+
+	keys   atomic.Pointer[keys]
+	server *serverCerts
+	inters *intermediates
+
+	tokens       atomic.Pointer[tokenHolder]
+	ownsVerifier bool
+
+	mesh  Mesh
+	unsub func()
+
+	limiter *ipLimiter
+	met     *ctrlMetrics
+
+	api, mon     *http.Server
+	apiLn, monLn net.Listener
+	ready        atomic.Bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	reloadMu  sync.Mutex
+	closeOnce sync.Once
+	closeErr  error
+	started   atomic.Bool
+}
+
+type tokenHolder struct {
+	v      TokenVerifier
+	cancel context.CancelFunc
+}
+
+// Open prepares a controller from a validated configuration: it loads and
+// checks the key material, opens (or creates) the bbolt store under
+// node.data_dir and reloads every record into a crdt.Store. Nothing
+// listens yet. Errors about key files are *ConfigError.
+func Open(cfg config.Controller, opts Options) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LoadKeyring == nil {
+		opts.LoadKeyring = LoadKeyring
+	}
+	if opts.MaxOffset <= 0 {
+		opts.MaxOffset = crdt.DefaultMaxOffset
+	}
+	if opts.ServerCertTTL <= 0 {
+		opts.ServerCertTTL = DefaultServerCertTTL
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = DefaultGCInterval
+	}
+	c := &Controller{
+		cfg:  cfg,
+		opts: opts,
+		log:  opts.Logger.With("node", cfg.Node.Name),
+		now:  opts.Now,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	k, err := loadKeys(&c.cfg, c.now())
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.keys.Store(k)
+	c.server = &serverCerts{
+		hosts: serverHosts(&c.cfg),
+		ttl:   opts.ServerCertTTL,
+		now:   c.now,
+	}
+	if _, err := c.server.get(k); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	if opts.Tokens != nil {
+		c.tokens.Store(&tokenHolder{v: opts.Tokens, cancel: func() {}})
+	} else {
+		h, err := c.newVerifier()
+		if err != nil {
+			c.cancel()
+			return nil, &ConfigError{"auth", err}
+		}
+		c.tokens.Store(h)
+		c.ownsVerifier = true
+	}
+
+	db, recs, err := openDurable(cfg.Node.DataDir)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.db = db
+	c.author = crdt.Author{Name: cfg.Node.Name, Incarnation: db.incarnation}
+	c.store = crdt.NewStore()
+	if err := c.store.RestoreVerified(db.snapshot(c.author, recs)); err != nil {
+		db.close()
+		c.cancel()
+		return nil, fmt.Errorf("issuer: reload %s: %w", cfg.Node.DataDir, err)
+	}
+	c.w = newWriter(c.author, db, c.log, c.now)
+	c.inters = newIntermediates()
+	c.limiter = newIPLimiter(cfg.API.RateLimit)
+	c.met = newMetrics()
+	c.w.onCommit = c.met.commit
+	c.log.Info("store reloaded", "author", c.author.String(), "records", c.store.Len(), "next_seq", db.nextSeq)
+	return c, nil
+}
+
+func (c *Controller) newVerifier() (*tokenHolder, error) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	ao := c.opts.Auth
+	if ao.Logger == nil {
+		ao.Logger = c.log
+	}
+	if ao.Now == nil {
+		ao.Now = c.now
+	}
+	v, err := auth.New(ctx, c.cfg.Auth, ao)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &tokenHolder{v: v, cancel: cancel}, nil
+}
+
+// Store is the store the controller reloaded from disk: build the mesh over
+// it, then Start. After Start it belongs to the mesh (use Mesh.View).
+func (c *Controller) Store() *crdt.Store { return c.store }
+
+// Author is this controller's author id: its name and incarnation.
+func (c *Controller) Author() crdt.Author { return c.author }
+
+// NextSeq is the next seq this controller will write.
+func (c *Controller) NextSeq() uint64 {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.nextSeq
+}
+
+// APIAddr and MetricsAddr are the listening addresses once started.
+func (c *Controller) APIAddr() string { return addrOf(c.apiLn) }
+func (c *Controller) MetricsAddr() string {
+	return addrOf(c.monLn)
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// RootCA is the root certificate clients verify the API against.
+func (c *Controller) RootCA() *x509.Certificate { return c.keys.Load().root }
+
+// Start attaches the controller to its mesh (built over Store()), publishes
+// its signer record if the mesh does not hold it yet, and starts the API
+// and metrics listeners.
+func (c *Controller) Start(m Mesh) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("issuer: already started")
+	}
+	c.mesh = m
+	c.w.start(m, c.keys.Load().signer)
+	c.unsub = m.Subscribe(c.onApplied)
+
+	// Persist what the mesh may have received before the subscription,
+	// and learn every intermediate known from signer records.
+	var recv []crdt.Record
+	m.View(func(s *crdt.Store) {
+		s.Range(func(r crdt.Record) bool {
+			if sr, ok := r.(*crdt.SignerRecord); ok {
+				c.inters.add(sr)
+			}
+			if r.Head().Author != c.author {
+				recv = append(recv, r)
+			}
+			return true
+		})
+	})
+	c.w.receive(recv)
+
+	if err := c.publishSigner(c.keys.Load(), false); err != nil {
+		return err
+	}
+	if err := c.listen(); err != nil {
+		return err
+	}
+	c.bg.Add(1)
+	go c.gcLoop()
+	c.ready.Store(true)
+	c.log.Info("controller started", "api", c.APIAddr(), "metrics", c.MetricsAddr(), "author", c.author.String())
+	return nil
+}
+
+func (c *Controller) onApplied(recs []crdt.Record) {
+	for _, r := range recs {
+		if sr, ok := r.(*crdt.SignerRecord); ok {
+			c.inters.add(sr)
+		}
+	}
+	c.w.receive(recs)
+}
+
+// publishSigner writes k's signer record unless the store holds it; with
+// swap, k's key signs it and every later record.
+func (c *Controller) publishSigner(k *keys, swap bool) error {
+	have := false
+	c.mesh.View(func(s *crdt.Store) { _, have = s.Signer(c.cfg.Node.Name, k.keyID) })
+	var first []crdt.Record
+	if !have {
+		first = []crdt.Record{k.signerRecord(c.cfg.Node.Name)}
+	}
+	var err error
+	if swap {
+		err = c.w.setSigner(k.signer, first)
+	} else if len(first) > 0 {
+		err = c.w.write(first, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("issuer: publish signer record: %w", err)
+	}
+	if len(first) > 0 {
+		c.inters.add(first[0].(*crdt.SignerRecord))
+		c.log.Info("signer record published", "key_id", fmt.Sprintf("%x", k.keyID[:8]), "not_after", k.inter.Cert.NotAfter)
+	}
+	return nil
+}
+
+func (c *Controller) listen() error {
+	var err error
+	if c.apiLn, err = net.Listen("tcp", c.cfg.API.Listen); err != nil {
+		return fmt.Errorf("issuer: api.listen: %w", err)
+	}
+	errLog := slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)
+	c.api = &http.Server{
+		Handler: c.apiHandler(),
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// Client certificates are asked for on every connection and
+			// verified per route: sessions against the root through the
+			// controllers' intermediates, admins against the root alone.
+			ClientAuth: tls.RequestClientCert,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return c.server.get(c.keys.Load())
+			},
+		},
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errLog,
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if err := c.api.ServeTLS(c.apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("api server stopped", "err", err)
+		}
+	}()
+	if c.cfg.Metrics.Listen == "" {
+		return nil
+	}
+	if c.monLn, err = net.Listen("tcp", c.cfg.Metrics.Listen); err != nil {
+		return fmt.Errorf("issuer: metrics.listen: %w", err)
+	}
+	c.mon = &http.Server{
+		Handler:           c.monitorHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errLog,
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if err := c.mon.Serve(c.monLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (c *Controller) gcLoop() {
+	defer c.bg.Done()
+	t := time.NewTicker(c.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := c.db.collect(c.now(), c.opts.MaxOffset+gcGrace)
+		if err != nil {
+			c.log.Error("disk collection failed", "err", err)
+		} else if n > 0 {
+			c.log.Info("expired records deleted from disk", "records", n)
+		}
+	}
+}
+
+// Ready reports whether the controller's listeners are up and its mesh is
+// ready (SPEC.md section 3).
+func (c *Controller) Ready() bool { return c.ready.Load() && c.mesh != nil && c.mesh.Ready() }
+
+// Reload re-reads the key files (SIGHUP): the CA bundle, the controller's
+// intermediate and key (a new key gets a new signer record and signs every
+// record from then on; the old one stays valid until it expires), the
+// gossip keyring, and the JWT signers' key files. On error the old material
+// stays in use.
+func (c *Controller) Reload() error {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	var errs []error
+	old := c.keys.Load()
+	k, err := loadKeys(&c.cfg, c.now())
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		if k.keyID != old.keyID {
+			if err := c.publishSigner(k, true); err != nil {
+				errs = append(errs, err)
+				k = nil
+			} else {
+				c.log.Info("signing key rotated", "old", fmt.Sprintf("%x", old.keyID[:8]), "new", fmt.Sprintf("%x", k.keyID[:8]))
+			}
+		}
+		if k != nil {
+			c.keys.Store(k)
+		}
+	}
+	if c.mesh != nil && c.cfg.Mesh.KeyFile != "" {
+		ring, err := c.opts.LoadKeyring(c.cfg.Mesh.KeyFile)
+		if err == nil {
+			err = c.mesh.SetKeys(ring)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("issuer: mesh.key_file: %w", err))
+		}
+	}
+	if c.ownsVerifier {
+		h, err := c.newVerifier()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("issuer: auth: %w", err))
+		} else {
+			if v, ok := h.v.(*auth.Verifier); ok {
+				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+				_ = v.WaitReady(ctx) // an issuer still down keeps being retried
+				cancel()
+			}
+			if prev := c.tokens.Swap(h); prev != nil {
+				prev.cancel()
+			}
+		}
+	}
+	err = errors.Join(errs...)
+	if err != nil {
+		c.log.Error("reload incomplete", "err", err)
+	} else {
+		c.log.Info("key files reloaded")
+	}
+	return err
+}
+
+// Close shuts the controller down gracefully: it stops accepting requests,
+// lets those in flight finish (until ctx ends), commits what they wrote,
+// and closes the store. Close the mesh after it.
+func (c *Controller) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.ready.Store(false)
+		var errs []error
+		for _, s := range []*http.Server{c.api, c.mon} {
+			if s != nil {
+				if err := s.Shutdown(ctx); err != nil {
+					errs = append(errs, err)
+					s.Close()
+				}
+			}
+		}
+		c.w.close()
+		if c.unsub != nil {
+			c.unsub()
+		}
+		c.cancel()
+		if h := c.tokens.Load(); h != nil {
+			h.cancel()
+		}
+		c.bg.Wait()
+		if err := c.db.close(); err != nil {
+			errs = append(errs, err)
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+func serverHosts(cfg *config.Controller) []string {
+	return pki.ServerHosts(cfg.Node.Name, cfg.API.Listen, cfg.API.Hosts)
+}

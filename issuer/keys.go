@@ -1,0 +1,172 @@
+package issuer
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
+)
+
+// ConfigError reports key material that the configuration points at but
+// that is missing or wrong: fixed by the operator, not by retrying
+// (command-line tools exit with status 2 on it).
+type ConfigError struct {
+	Field string // the setting naming the file: pki.cert
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "issuer: " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// keys is the controller's key material. It is immutable; a reload builds
+// a new one.
+type keys struct {
+	root    *x509.Certificate // the trust anchor (first certificate of pki.ca)
+	roots   *x509.CertPool    // every certificate of pki.ca
+	rootPEM []byte            // pki.ca as served to clients
+
+	inter    pki.KeyPair // the controller's intermediate: issues certificates, signs records
+	interPEM []byte
+	keyID    [32]byte
+	signer   crdt.Signer
+}
+
+// recordSigner signs records with a controller's intermediate key.
+type recordSigner struct{ key crypto.Signer }
+
+func (s recordSigner) Sign(msg []byte) (crdt.Signature, error) {
+	sig, err := pki.SignRecord(s.key, msg)
+	return crdt.Signature(sig), err
+}
+
+// loadKeys reads and checks pki.ca, pki.cert and pki.key.
+func loadKeys(cfg *config.Controller, now time.Time) (*keys, error) {
+	cas, err := pki.LoadCerts(cfg.PKI.CA)
+	if err != nil {
+		return nil, &ConfigError{"pki.ca", err}
+	}
+	k := &keys{root: cas[0], roots: x509.NewCertPool(), rootPEM: pki.EncodeCertsPEM(cas...)}
+	for _, c := range cas {
+		if !c.IsCA {
+			return nil, &ConfigError{"pki.ca", fmt.Errorf("%s: certificate %q is not a CA", cfg.PKI.CA, c.Subject.CommonName)}
+		}
+		k.roots.AddCert(c)
+	}
+	kp, err := pki.LoadKeyPair(cfg.PKI.Cert, cfg.PKI.Key)
+	if err != nil {
+		return nil, &ConfigError{"pki.cert", err}
+	}
+	id, err := pki.IDOf(kp.Cert)
+	if err != nil {
+		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s: %w", cfg.PKI.Cert, err)}
+	}
+	if id.Kind != pki.KindController || id.Name != cfg.Node.Name || id.TrustDomain != cfg.PKI.TrustDomain {
+		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s is the certificate of %s, not of controller %s in trust domain %s",
+			cfg.PKI.Cert, id, cfg.Node.Name, cfg.PKI.TrustDomain)}
+	}
+	chains, err := kp.Cert.Verify(x509.VerifyOptions{Roots: k.roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s does not chain to %s: %w", cfg.PKI.Cert, cfg.PKI.CA, err)}
+	}
+	if len(chains[0]) != 2 {
+		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s is not issued directly by the root", cfg.PKI.Cert)}
+	}
+	k.root = chains[0][1]
+	k.inter = kp
+	k.interPEM = pki.EncodeCertsPEM(kp.Cert)
+	if k.keyID, err = pki.KeyID(kp.Cert.PublicKey); err != nil {
+		return nil, &ConfigError{"pki.cert", err}
+	}
+	k.signer = recordSigner{kp.Key}
+	if _, err := k.signer.Sign([]byte("probe")); err != nil {
+		return nil, &ConfigError{"pki.key", fmt.Errorf("%s cannot sign records: %w", cfg.PKI.Key, err)}
+	}
+	return k, nil
+}
+
+// signerRecord is the record that publishes k's key to the mesh.
+func (k *keys) signerRecord(controller string) *crdt.SignerRecord {
+	return &crdt.SignerRecord{
+		Controller: controller,
+		KeyID:      k.keyID,
+		Cert:       k.inter.Cert.Raw,
+		NotAfter:   crdt.MillisOf(k.inter.Cert.NotAfter),
+	}
+}
+
+// serverCerts issues the API's TLS certificate from the current
+// intermediate, and issues a new one when the intermediate changes or the
+// current one nears its end.
+type serverCerts struct {
+	hosts []string
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	from  *keys            // guarded by mu: the keys cur was issued from
+	cur   *tls.Certificate // guarded by mu
+	renew time.Time        // guarded by mu
+}
+
+func (s *serverCerts) get(k *keys) (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.cur != nil && s.from == k && now.Before(s.renew) {
+		return s.cur, nil
+	}
+	c, err := pki.IssueServer(k.inter, s.hosts, s.ttl, now, nil)
+	if err != nil {
+		if s.cur != nil {
+			return s.cur, nil // keep serving the last one
+		}
+		return nil, fmt.Errorf("issuer: api server certificate: %w", err)
+	}
+	s.cur, s.from = &c, k
+	s.renew = now.Add(c.Leaf.NotAfter.Sub(now) * 2 / 3)
+	return s.cur, nil
+}
+
+// LoadKeyring reads a gossip keyring file: one base64 key a line (blank
+// lines and # comments ignored); the first key encrypts.
+func LoadKeyring(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: not base64: %w", path, line, err)
+		}
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return nil, fmt.Errorf("%s:%d: key of %d bytes, want 16, 24 or 32", path, line, len(k))
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key", path)
+	}
+	return keys, nil
+}
