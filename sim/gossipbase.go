@@ -69,10 +69,10 @@ const (
 
 // Message and timer kinds of the gossip baseline.
 const (
-	gkGossip   uint16 = iota + 1 // a gossip packet of user messages
-	gkPPReq                      // push-pull: initiator's version vector
-	gkPPResp                     // push-pull: responder's version vector and what the initiator lacks
-	gkPPRecords                  // push-pull: what the responder lacks
+	gkGossip    uint16 = iota + 1 // a gossip packet of user messages
+	gkPPReq                       // push-pull: initiator's version vector
+	gkPPResp                      // push-pull: responder's version vector and what the initiator lacks
+	gkPPRecords                   // push-pull: what the responder lacks
 )
 
 const (

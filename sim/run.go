@@ -119,7 +119,8 @@ type run struct {
 	events       int64 // events popped
 	stat         struct{ connects, falseRejects, revokedAccepts int }
 
-	trace func(format string, args ...any) // tests: one line per delivery and fault
+	trace  func(format string, args ...any) // tests: one line per delivery and fault
+	noStop bool                             // tests: no drain checks; the run ends when nothing is scheduled
 }
 
 type writeState struct {
@@ -247,7 +248,9 @@ func (r *run) start() {
 	if r.nArrivals > 0 {
 		r.sched.push(event{at: r.arrivalTime(0), kind: evArrival})
 	}
-	r.sched.push(event{at: max(r.top.Duration, r.top.LastFaultEnd()), kind: evCheck})
+	if !r.noStop {
+		r.sched.push(event{at: max(r.top.Duration, r.top.LastFaultEnd()), kind: evCheck})
+	}
 	for _, node := range r.nodes {
 		node.Start(0)
 	}
@@ -296,6 +299,8 @@ func (r *run) dispatch(ev *event) {
 		r.arrival()
 	case evConnect:
 		r.connect(int(ev.arg))
+	case evCall:
+		ev.data.(func())()
 	case evCheck:
 		if r.converged() {
 			r.stopped = true

@@ -13,6 +13,7 @@ const (
 	evArrival                   // the workload's next request
 	evConnect                   // a client's connect reaches a router; arg = connect index
 	evCheck                     // drain: stop once everything converged
+	evCall                      // data is a func() to call (tests drive runs with it)
 )
 
 // event is one entry of the scheduler. It is a value type so that the heap

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -249,10 +248,11 @@ type Cluster struct {
 	// not encode real records (the baselines).
 	RecordBytes int
 	delay       []time.Duration // one-way base delay by region pair, R*R
+	byName      map[string]NodeID
 }
 
 func newCluster(t *Topology, recordBytes int) *Cluster {
-	c := &Cluster{Topology: t, RecordBytes: recordBytes}
+	c := &Cluster{Topology: t, RecordBytes: recordBytes, byName: map[string]NodeID{}}
 	nR := len(t.Regions)
 	c.RegionControllers = make([][]NodeID, nR)
 	c.RegionRouters = make([][]NodeID, nR)
@@ -269,6 +269,9 @@ func newCluster(t *Topology, recordBytes int) *Cluster {
 			c.Routers = append(c.Routers, id)
 			c.RegionRouters[ri] = append(c.RegionRouters[ri], id)
 		}
+	}
+	for _, n := range c.Nodes {
+		c.byName[n.Name] = n.ID
 	}
 	c.delay = make([]time.Duration, nR*nR)
 	for a := range nR {
@@ -295,8 +298,8 @@ func (c *Cluster) BaseDelay(a, b NodeID) time.Duration {
 
 // NodeByName returns the id of the node with that name.
 func (c *Cluster) NodeByName(name string) (NodeID, bool) {
-	i := slices.IndexFunc(c.Nodes, func(n NodeInfo) bool { return n.Name == name })
-	return NodeID(i), i >= 0
+	id, ok := c.byName[name]
+	return id, ok
 }
 
 // Env is a node's handle on the simulator: its identity, the clock, its
@@ -317,8 +320,16 @@ func (e *Env) Info() NodeInfo { return e.r.cl.Nodes[e.id] }
 // Cluster returns the run's read-only description.
 func (e *Env) Cluster() *Cluster { return e.r.cl }
 
-// Now returns the virtual time.
+// Now returns the virtual time: the time since the run started.
 func (e *Env) Now() time.Duration { return e.r.now }
+
+// Epoch is the wall-clock time at which every run starts, so that code
+// that wants a time.Time (HLC timestamps, certificate validity) gets the
+// same values in every run.
+var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Time returns the virtual time as a wall-clock time: Epoch + Now.
+func (e *Env) Time() time.Time { return Epoch.Add(e.r.now) }
 
 // Rand returns the node's own deterministic random source, seeded from the
 // run's seed and the node id.
