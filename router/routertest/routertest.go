@@ -157,6 +157,16 @@ func (c *Controller) Write(recs ...crdt.Record) []crdt.Record {
 	return recs
 }
 
+// Learn merges records another controller wrote, as gossip would bring
+// them.
+func (c *Controller) Learn(recs ...crdt.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range recs {
+		c.store.MergeVerified(r)
+	}
+}
+
 // Signer returns the controller's signer record.
 func (c *Controller) Signer() []crdt.Record {
 	kid, err := pki.KeyID(c.CA.Cert.PublicKey)
