@@ -104,7 +104,10 @@ func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
 // Live decides whether a live connection made with f may stay up at now. A
 // connection belongs to its session: rotation, the end of its certificate's
 // grace and even its certificate's expiry do not close it; the session's
-// expiry and any revocation covering it do.
+// expiry and any revocation covering it do. Once the session's record is
+// collected (its expiry plus the max offset plus grace), Live no longer
+// knows that the session expired: a router keeps the expiry it read when
+// it admitted the connection.
 func (s *Store) Live(f CertFacts, now Millis) Verdict {
 	return s.revoked(f, s.certs.m[f.Serial], now)
 }
@@ -127,14 +130,19 @@ func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 	}
 	if rb, ok := s.revokedIdentities.get(f.Identity); ok {
 		// The identity revocation covers every session created before it.
-		// Without the session record, the certificate's issue time (its
-		// record's HLC, or its not-before) stands in for the session's.
-		created := f.NotBefore
+		// Without the session record, a session's first certificate (one
+		// that supersedes nothing) is issued with the session, so its
+		// record's HLC stands in for the session's creation. Nothing else
+		// bounds it: a rotated certificate or one without a record may
+		// belong to a session created long before, so revoke wins.
+		var created Millis
 		switch {
 		case sess != nil:
 			created = sess.Created
-		case cert != nil:
+		case cert != nil && cert.Supersedes.IsZero():
 			created = cert.HLC.Millis()
+		default:
+			return IdentityRevoked
 		}
 		if created < rb {
 			return IdentityRevoked

@@ -115,8 +115,8 @@ func sampleRecords() []Record {
 func storeSamples() []Record { return sampleRecords()[:8] }
 
 // mustMerge merges r into s and fails the test on error.
-func mustMerge(t testing.TB, s *Store, recs ...Record) {
-	t.Helper()
+func mustMerge(t fataler, s *Store, recs ...Record) {
+	helper(t)
 	for _, r := range recs {
 		if _, err := s.MergeVerified(r); err != nil && !errors.Is(err, ErrAuthorRevoked) {
 			t.Fatalf("merge %v %v: %v", r.Kind(), r.Head().Dot(), err)

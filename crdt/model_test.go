@@ -216,10 +216,13 @@ func (m *model) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 		return SessionExpired
 	}
 	if before, ok := m.identityRevokedBefore(f.Identity); ok {
-		created := f.NotBefore
+		if sess == nil && (cert == nil || !cert.Supersedes.IsZero()) {
+			return IdentityRevoked
+		}
+		var created Millis
 		if sess != nil {
 			created = sess.Created
-		} else if cert != nil {
+		} else {
 			created = cert.HLC.Millis()
 		}
 		if created < before {

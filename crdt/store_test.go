@@ -159,7 +159,7 @@ func TestAdmission(t *testing.T) {
 		{"identity revoked", facts(cc), now, true, IdentityRevoked, IdentityRevoked},
 		{"identity revoked, later session", facts(ccLater), t0 + 2*hour + minute, true, Admit, Admit},
 		{"identity revoked, no records, not-before", CertFacts{Serial: serial(98), Session: sid(98), Identity: "carol", Issuer: "ctrl-c", NotBefore: t0, NotAfter: t0 + hour}, now, false, IdentityRevoked, IdentityRevoked},
-		{"identity revoked, no records, later", CertFacts{Serial: serial(98), Session: sid(98), Identity: "carol", Issuer: "ctrl-c", NotBefore: t0 + hour, NotAfter: t0 + 2*hour}, t0 + hour, false, Admit, Admit},
+		{"identity revoked, no records, later", CertFacts{Serial: serial(98), Session: sid(98), Identity: "carol", Issuer: "ctrl-c", NotBefore: t0 + hour, NotAfter: t0 + 2*hour}, t0 + hour, false, IdentityRevoked, IdentityRevoked},
 	} {
 		if got := s.Admission(tc.f, tc.now, tc.strict); got != tc.want {
 			t.Errorf("%s: Admission = %v, want %v", tc.name, got, tc.want)
@@ -625,8 +625,8 @@ func TestCollectKeepsIndexesExact(t *testing.T) {
 
 // assertIndexesMatchRebuild checks that s answers like a fresh store given
 // the records s holds.
-func assertIndexesMatchRebuild(t *testing.T, s *Store, now Millis) {
-	t.Helper()
+func assertIndexesMatchRebuild(t fataler, s *Store, now Millis) {
+	helper(t)
 	fresh := NewStore()
 	var recs []Record
 	s.Range(func(r Record) bool { recs = append(recs, r); return true })
