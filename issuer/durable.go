@@ -275,12 +275,11 @@ func (d *durable) commit(self crdt.Author, own []crdt.Record, nextSeq uint64, re
 		c.add(h.Seq)
 		touched[h.Author] = true
 	}
-	var buf []byte
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
 		put := func(r crdt.Record) error {
-			buf = crdt.AppendRecord(buf[:0], r)
-			return rb.Put(recordKey(r.Head()), buf)
+			// bbolt keeps the value until the commit: one buffer each.
+			return rb.Put(recordKey(r.Head()), crdt.AppendRecord(nil, r))
 		}
 		for _, r := range own {
 			if err := put(r); err != nil {
