@@ -79,11 +79,14 @@ func (w *author) signer(kp pki.KeyPair) *crdt.SignerRecord {
 // session returns a signed session and its first certificate.
 func (w *author) session(now time.Time) (*crdt.SessionRecord, *crdt.CertRecord) {
 	w.next++
-	id := crdt.SessionID{w.next, byte(w.seq), 0xaa}
+	var id crdt.SessionID
+	var serial crdt.Serial
+	rand.Read(id[:])
+	rand.Read(serial[:])
 	s := &crdt.SessionRecord{ID: id, Identity: "alice", Method: "oidc",
 		Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(24 * time.Hour))}
 	w.sign(s)
-	c := &crdt.CertRecord{Serial: crdt.Serial{w.next, byte(w.seq), 0xbb}, Session: id, Identity: "alice",
+	c := &crdt.CertRecord{Serial: serial, Session: id, Identity: "alice",
 		NotBefore: crdt.MillisOf(now.Add(-time.Minute)), NotAfter: crdt.MillisOf(now.Add(time.Hour))}
 	w.sign(c)
 	return s, c

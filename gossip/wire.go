@@ -7,6 +7,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Protocol version: the first byte of every message, major in the high
@@ -194,7 +195,13 @@ func encodeIntervals(enc *msgpack.Encoder, ivs []crdt.Interval) error {
 	return nil
 }
 
+// encodeContext writes c; a nil context (a delta that asks nothing back)
+// travels as nil, unlike an empty one (a node that has nothing yet and asks
+// for everything).
 func encodeContext(enc *msgpack.Encoder, c crdt.Context) error {
+	if c == nil {
+		return enc.EncodeNil()
+	}
 	if err := enc.EncodeArrayLen(len(c)); err != nil {
 		return err
 	}
@@ -227,36 +234,77 @@ func encodeContext(enc *msgpack.Encoder, c crdt.Context) error {
 // len(b): every length is checked against the bytes that remain and the
 // limits above. Records are validated but not verified.
 func Decode(b []byte) (*Message, error) {
+	_, m, err := decode(b, false)
+	return m, err
+}
+
+// Frames are what the Mesh sends over memberlist, whose user messages do
+// not say who sent them: the version byte, the sender's name as a msgpack
+// string, then the message as Encode writes it after its version byte. The
+// name is self-asserted by any holder of the gossip key; it tells where to
+// send answers, never whom to trust.
+
+// EncodeFrame returns the frame of m sent by from. It does not change m,
+// so one Message may be framed by its sender while others read it.
+func EncodeFrame(from string, m *Message) ([]byte, error) {
+	if from == "" || len(from) > crdt.MaxNameLen {
+		return nil, fmt.Errorf("gossip: encode frame: sender name of %d bytes", len(from))
+	}
+	var buf bytes.Buffer
+	buf.WriteByte(protocolVersion)
+	enc := msgpack.NewEncoder(&buf)
+	if err := enc.EncodeString(from); err != nil {
+		return nil, fmt.Errorf("gossip: encode frame: %w", err)
+	}
+	if err := encodeBody(enc, m); err != nil {
+		return nil, fmt.Errorf("gossip: encode %v: %w", m.Type, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeFrame parses a frame, with the same guarantees as Decode. The
+// message's Size is the frame's.
+func DecodeFrame(b []byte) (from string, m *Message, err error) {
+	return decode(b, true)
+}
+
+func decode(b []byte, framed bool) (string, *Message, error) {
 	if len(b) > MaxMessageSize {
-		return nil, ErrTooLarge
+		return "", nil, ErrTooLarge
 	}
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+		return "", nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
 	if b[0]>>4 != ProtocolMajor {
-		return nil, fmt.Errorf("%w: major %d, this node speaks %d", ErrVersion, b[0]>>4, ProtocolMajor)
+		return "", nil, fmt.Errorf("%w: major %d, this node speaks %d", ErrVersion, b[0]>>4, ProtocolMajor)
 	}
 	r := bytes.NewReader(b[1:])
 	d := &decoder{d: msgpack.NewDecoder(r)}
 	m := &Message{size: len(b)}
+	var from string
+	if framed {
+		if from = d.str(crdt.MaxNameLen); d.err == nil && from == "" {
+			d.fail("frame without sender")
+		}
+	}
 	if n := d.arrayLen(3); d.err == nil && n != 3 {
 		d.fail("envelope of %d fields", n)
 	}
 	m.Type = MsgType(d.uint(255))
 	m.SentAt = crdt.Millis(d.int())
 	if d.err != nil {
-		return nil, d.err
+		return "", nil, d.err
 	}
 	nf := d.arrayLen(8)
 	want := map[MsgType]int{MsgPush: 5, MsgRepairReq: 1, MsgSyncReq: 1, MsgDelta: 4, MsgWantReq: 2, MsgWantResp: 5, MsgIHave: 5}[m.Type]
 	if want == 0 {
-		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
+		return "", nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
 	}
 	if d.err == nil && nf != want {
 		d.fail("%v of %d fields, want %d", m.Type, nf, want)
 	}
 	if d.err != nil {
-		return nil, d.err
+		return "", nil, d.err
 	}
 	switch m.Type {
 	case MsgPush:
@@ -297,12 +345,12 @@ func Decode(b []byte) (*Message, error) {
 		m.Records = d.records()
 	}
 	if d.err != nil {
-		return nil, d.err
+		return "", nil, d.err
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
+		return "", nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
 	}
-	return m, nil
+	return from, m, nil
 }
 
 // decoder wraps msgpack.Decoder with a sticky error.
@@ -431,8 +479,17 @@ func (d *decoder) intervals() []crdt.Interval {
 }
 
 func (d *decoder) context() crdt.Context {
+	if d.err != nil {
+		return nil
+	}
+	if code, err := d.d.PeekCode(); !d.check(err) {
+		return nil
+	} else if code == msgpcode.Nil {
+		d.check(d.d.DecodeNil())
+		return nil
+	}
 	n := d.arrayLen(crdt.MaxAuthors)
-	var c crdt.Context
+	c := make(crdt.Context, 0, min(n, 64))
 	for i := 0; i < n && d.err == nil; i++ {
 		if k := d.arrayLen(4); d.err == nil && k != 4 {
 			d.fail("context entry of %d fields", k)

@@ -1,0 +1,239 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// nodeMeta is what a node announces in memberlist's NodeMeta (at most
+// memberlist.MetaMaxSize bytes, msgpack). Role and region are self-asserted
+// by any holder of the gossip key: they steer paths, never trust.
+type nodeMeta struct {
+	Role    Role   `msgpack:"r"`
+	Region  string `msgpack:"g"`
+	API     string `msgpack:"a,omitempty"`
+	Major   uint8  `msgpack:"M"`
+	Minor   uint8  `msgpack:"m"`
+	Boot    uint64 `msgpack:"b"`           // random per start: a changed boot is a restart
+	Leaving bool   `msgpack:"l,omitempty"` // set just before a graceful leave
+}
+
+const maxAPIAddrLen = 256
+
+func (nm *nodeMeta) encode() ([]byte, error) {
+	b, err := msgpack.Marshal(nm)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata of %d bytes, more than %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// parseMeta decodes a peer's metadata. A node of another protocol major is
+// refused here, so that it never reaches the core.
+func parseMeta(b []byte) (nodeMeta, error) {
+	var nm nodeMeta
+	if len(b) == 0 {
+		return nm, errors.New("no certmesh metadata")
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nm, fmt.Errorf("metadata of %d bytes", len(b))
+	}
+	if err := msgpack.Unmarshal(b, &nm); err != nil {
+		return nm, fmt.Errorf("malformed metadata: %v", err)
+	}
+	if nm.Major != ProtocolMajor {
+		return nm, fmt.Errorf("it speaks certmesh protocol %d.%d, this node %d.%d", nm.Major, nm.Minor, ProtocolMajor, ProtocolMinor)
+	}
+	if nm.Role != RoleController && nm.Role != RoleRouter {
+		return nm, fmt.Errorf("unknown role %d", nm.Role)
+	}
+	if nm.Region == "" || len(nm.Region) > maxRegionLen {
+		return nm, fmt.Errorf("region of %d bytes", len(nm.Region))
+	}
+	return nm, nil
+}
+
+// delegate implements memberlist's Delegate, EventDelegate and
+// AliveDelegate for a Mesh. memberlist calls them from its own goroutines,
+// sometimes while holding its locks: none of them blocks, and none waits
+// for the mesh's loop.
+type delegate struct{ m *Mesh }
+
+var (
+	_ memberlist.Delegate      = delegate{}
+	_ memberlist.EventDelegate = delegate{}
+	_ memberlist.AliveDelegate = delegate{}
+)
+
+// NodeMeta implements memberlist.Delegate.
+func (d delegate) NodeMeta(limit int) []byte {
+	b := *d.m.meta.Load()
+	if len(b) > limit {
+		return nil // cannot happen: checked at start against MetaMaxSize
+	}
+	return b
+}
+
+// NotifyMsg implements memberlist.Delegate: decode, then hand to the loop
+// through a bounded queue. memberlist may reuse b after the call.
+func (d delegate) NotifyMsg(b []byte) {
+	m := d.m
+	if m.closed.Load() {
+		return
+	}
+	from, msg, err := DecodeFrame(bytes.Clone(b))
+	if err != nil {
+		m.met.bytesIn.Add(len(b))
+		m.refuse(err, len(b))
+		return
+	}
+	m.met.msgIn(msg.Type, len(b))
+	if from == m.cfg.Core.Name {
+		m.met.drop("spoofed_sender")
+		return
+	}
+	m.enqueue(input{kind: inMessage, from: from, msg: msg}, true)
+}
+
+// refuse counts an undecodable message; a node of another major is logged
+// once.
+func (m *Mesh) refuse(err error, size int) {
+	switch {
+	case errors.Is(err, ErrVersion):
+		m.met.drop("version")
+		m.logOnce("version", "gossip: dropping a message of another protocol major", "err", err)
+	case errors.Is(err, ErrTooLarge):
+		m.met.drop("too_large")
+	default:
+		m.met.drop("malformed")
+		m.log.Debug("gossip: dropping a malformed message", "bytes", size, "err", err)
+	}
+}
+
+// GetBroadcasts implements memberlist.Delegate. certmesh does not use
+// memberlist's piggybacked broadcasts: its own protocol carries the state.
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+// LocalState implements memberlist.Delegate: on every memberlist
+// push-pull, and on join, this node's causal context (never its state)
+// travels to the peer, whose MergeRemoteState answers it with what this
+// node lacks.
+func (d delegate) LocalState(join bool) []byte {
+	m := d.m
+	m.mu.Lock()
+	ctx := m.core.Store().Context()
+	m.mu.Unlock()
+	msg := &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(m.clock()), Context: ctx}
+	b, err := EncodeFrame(m.cfg.Core.Name, msg)
+	if err != nil {
+		m.log.Error("gossip: encode local state", "err", err)
+		return nil
+	}
+	m.met.msgOut(MsgSyncReq, len(b))
+	return b
+}
+
+// MergeRemoteState implements memberlist.Delegate: the peer's causal
+// context, answered by the core with what the peer lacks.
+func (d delegate) MergeRemoteState(buf []byte, join bool) {
+	m := d.m
+	if m.closed.Load() || len(buf) == 0 {
+		return
+	}
+	from, msg, err := DecodeFrame(bytes.Clone(buf))
+	if err != nil {
+		m.met.bytesIn.Add(len(buf))
+		m.refuse(err, len(buf))
+		return
+	}
+	m.met.msgIn(msg.Type, len(buf))
+	if msg.Type != MsgSyncReq || from == m.cfg.Core.Name {
+		m.met.drop("malformed")
+		return
+	}
+	m.enqueue(input{kind: inPeerState, from: from, msg: msg}, true)
+}
+
+// NotifyAlive implements memberlist.AliveDelegate: a node without
+// certmesh metadata or of another protocol major never becomes a member.
+func (d delegate) NotifyAlive(peer *memberlist.Node) error {
+	m := d.m
+	if peer.Name == m.cfg.Core.Name {
+		return nil
+	}
+	if _, err := parseMeta(peer.Meta); err != nil {
+		m.logOnce("alive:"+peer.Name, "gossip: refusing node", "node", peer.Name, "addr", peer.Address(), "err", err)
+		return fmt.Errorf("certmesh: %w", err)
+	}
+	return nil
+}
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (d delegate) NotifyJoin(n *memberlist.Node) { d.m.nodeAlive(n) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (d delegate) NotifyUpdate(n *memberlist.Node) { d.m.nodeAlive(n) }
+
+// NotifyLeave implements memberlist.EventDelegate.
+func (d delegate) NotifyLeave(n *memberlist.Node) { d.m.nodeGone(n) }
+
+// logOnce logs msg at most once per key in an hour, so that a peer
+// refused on every gossip round does not flood the log.
+func (m *Mesh) logOnce(key, msg string, args ...any) {
+	now := time.Now()
+	m.logMu.Lock()
+	last, ok := m.logged[key]
+	if ok && now.Sub(last) < time.Hour {
+		m.logMu.Unlock()
+		return
+	}
+	if len(m.logged) > 1024 {
+		clear(m.logged)
+	}
+	m.logged[key] = now
+	m.logMu.Unlock()
+	m.log.Warn(msg, args...)
+}
+
+// slogWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
+// slog records at the matching level.
+type slogWriter struct {
+	log *slog.Logger
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for _, l := range []struct {
+		prefix string
+		level  slog.Level
+	}{
+		{"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo}, {"[WARN]", slog.LevelWarn},
+		{"[ERR]", slog.LevelError}, {"[ERROR]", slog.LevelError},
+	} {
+		if rest, ok := strings.CutPrefix(line, l.prefix); ok {
+			line, level = strings.TrimSpace(rest), l.level
+			break
+		}
+	}
+	if level == slog.LevelError && (strings.Contains(line, "decrypt") || strings.Contains(line, "unacceptable label")) {
+		// Another cluster's or a wrong key's traffic: worth a warning,
+		// not an error of this node.
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}

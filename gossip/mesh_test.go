@@ -1,0 +1,542 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// These tests run real memberlist over real loopback sockets. They poll
+// conditions with a deadline; nothing sleeps to wait for convergence.
+
+// fastMemberlist shortens memberlist's LAN timers so that failures are
+// noticed within a test's patience.
+func fastMemberlist(mc *memberlist.Config) {
+	mc.ProbeInterval = 100 * time.Millisecond
+	mc.ProbeTimeout = 50 * time.Millisecond
+	mc.GossipInterval = 20 * time.Millisecond
+	mc.SuspicionMult = 2
+	mc.TCPTimeout = 2 * time.Second
+}
+
+// testLogger discards logs unless CERTMESH_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("CERTMESH_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// freeAddr returns a loopback host:port free for both TCP and UDP, so
+// that a node can be restarted on the address it had.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for convergence
+	}
+}
+
+func gossipKey(t *testing.T) []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// meshCluster is a handful of Mesh nodes with a real PKI.
+type meshCluster struct {
+	t       *testing.T
+	pki     *testPKI
+	key     []byte
+	label   string
+	addrs   map[string]string
+	roles   map[string]Role
+	regions map[string]string
+	seeds   []string
+	meshes  map[string]*Mesh
+	authors map[string]*author
+}
+
+func newMeshCluster(t *testing.T, controllers map[string]string, routers map[string]string) *meshCluster {
+	var cn, rn []string
+	for n := range controllers {
+		cn = append(cn, n)
+	}
+	for n := range routers {
+		rn = append(rn, n)
+	}
+	slices.Sort(cn)
+	c := &meshCluster{
+		t: t, pki: newTestPKI(t, time.Now(), cn, rn), key: gossipKey(t), label: "certmesh-test",
+		addrs: map[string]string{}, roles: map[string]Role{}, regions: map[string]string{},
+		meshes: map[string]*Mesh{}, authors: map[string]*author{},
+	}
+	for n, r := range controllers {
+		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), RoleController, r
+	}
+	for n, r := range routers {
+		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), RoleRouter, r
+	}
+	for _, n := range cn {
+		c.seeds = append(c.seeds, c.addrs[n]) // controllers list themselves: harmless
+	}
+	t.Cleanup(c.closeAll)
+	return c
+}
+
+func (c *meshCluster) config(name string) MeshConfig {
+	core := DefaultConfig()
+	core.Name, core.Role, core.Region = name, c.roles[name], c.regions[name]
+	core.AntiEntropyInterval = time.Hour // pushes, joins and pulls only: each test sees its own path
+	core.HeldTTL = time.Second
+	return MeshConfig{
+		Core: core, Bind: c.addrs[name], Join: c.seeds, JoinTimeout: 300 * time.Millisecond,
+		Keys: [][]byte{c.key}, Label: c.label, APIAddr: "127.0.0.1:8443",
+		Logger: testLogger(), Memberlist: fastMemberlist,
+	}
+}
+
+func (c *meshCluster) start(name string, edit func(*MeshConfig)) *Mesh {
+	c.t.Helper()
+	cfg := c.config(name)
+	if edit != nil {
+		edit(&cfg)
+	}
+	store := crdt.NewStore()
+	v, err := NewVerifier(c.pki.root.Cert, testTD, func() *crdt.Store { return store })
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m, err := NewMesh(cfg, store, v)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	c.meshes[name] = m
+	if kp, ok := c.pki.ctrl[name]; ok && c.authors[name] == nil {
+		c.authors[name] = newAuthor(c.t, name, kp.Key, m.Now)
+	}
+	return m
+}
+
+func (c *meshCluster) closeAll() {
+	var wg sync.WaitGroup
+	for _, m := range c.meshes {
+		wg.Go(func() { m.Close() })
+	}
+	wg.Wait()
+}
+
+// publish writes n sessions (and first their signer record) at
+// controller name.
+func (c *meshCluster) publish(name string, n int) []crdt.Record {
+	c.t.Helper()
+	m, w := c.meshes[name], c.authors[name]
+	var recs []crdt.Record
+	if w.seq == 0 {
+		recs = append(recs, w.signer(c.pki.ctrl[name]))
+	}
+	for i := 0; i < n; i++ {
+		s, cert := w.session(time.Now())
+		recs = append(recs, s, cert)
+	}
+	if err := m.Publish(recs); err != nil {
+		c.t.Fatalf("publish at %s: %v", name, err)
+	}
+	return recs
+}
+
+type digest struct {
+	len int
+	d   uint64
+}
+
+func (m *Mesh) digest() digest {
+	var d digest
+	m.View(func(s *crdt.Store) { d = digest{s.Len(), s.Digest()} })
+	return d
+}
+
+// converged waits until every named node holds want records and the same
+// digest.
+func (c *meshCluster) converged(want int, names ...string) {
+	c.t.Helper()
+	eventually(c.t, 10*time.Second, fmt.Sprintf("%v converge on %d records", names, want), func() bool {
+		first := c.meshes[names[0]].digest()
+		if first.len != want {
+			return false
+		}
+		for _, n := range names[1:] {
+			if c.meshes[n].digest() != first {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func alive(m *Mesh) []string {
+	var names []string
+	for _, ms := range m.Members() {
+		if ms.State == "alive" {
+			names = append(names, ms.Name)
+		}
+	}
+	return names
+}
+
+func TestMeshOverMemberlist(t *testing.T) {
+	c := newMeshCluster(t,
+		map[string]string{"ctrl-a": "east", "ctrl-b": "west"},
+		map[string]string{"r1": "east", "r2": "east", "r3": "west"})
+	all := []string{"ctrl-a", "ctrl-b", "r1", "r2", "r3"}
+	for _, n := range all {
+		c.start(n, nil)
+	}
+	for _, n := range all {
+		eventually(t, 5*time.Second, n+" sees all five members alive", func() bool {
+			return slices.Equal(alive(c.meshes[n]), all)
+		})
+		eventually(t, 5*time.Second, n+" ready", c.meshes[n].Ready)
+	}
+
+	t.Run("every node converges", func(t *testing.T) {
+		c.publish("ctrl-a", 10)
+		c.publish("ctrl-b", 10)
+		c.converged(2*(1+20), all...)
+		// The routers merged what they received and said so.
+		var applied []crdt.Record
+		var mu sync.Mutex
+		cancel := c.meshes["r2"].Subscribe(func(recs []crdt.Record) {
+			mu.Lock()
+			applied = append(applied, recs...)
+			mu.Unlock()
+		})
+		defer cancel()
+		recs := c.publish("ctrl-b", 1)
+		c.converged(2*(1+20)+2, all...)
+		eventually(t, time.Second, "r2's subscriber sees the new records", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(applied) == 2 && applied[0].Head().Dot() == recs[0].Head().Dot()
+		})
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		var b bytes.Buffer
+		c.meshes["r3"].WritePrometheus(&b)
+		out := b.String()
+		for _, want := range []string{
+			`certmesh_records{kind="cert"} 21`,
+			`certmesh_records{kind="signer"} 2`,
+			`certmesh_members{role="router",region="east"} 2`,
+			`certmesh_members{role="controller",region="west"} 1`,
+			`certmesh_gossip_messages_total{type="push",dir="in"}`,
+			`certmesh_gossip_bytes_total{dir="in"}`,
+			`certmesh_sync_delay_seconds_bucket{le="+Inf"} 44`,
+			`certmesh_pull_total{result="found"} 0`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("metrics lack %q:\n%s", want, out)
+			}
+		}
+		ms := c.meshes["ctrl-a"].Members()
+		if len(ms) != 5 || ms[0].Name != "ctrl-a" || ms[0].Role != "controller" || ms[4].Region != "west" {
+			t.Errorf("members %+v", ms)
+		}
+	})
+
+	t.Run("a crashed router restarted with an empty store catches up", func(t *testing.T) {
+		c.meshes["r3"].shutdown(false) // a crash: no leave
+		c.publish("ctrl-a", 5)
+		c.publish("ctrl-b", 5)
+		n := 2*(1+20) + 2 + 20
+		c.converged(n, "ctrl-a", "ctrl-b", "r1", "r2")
+		r3 := c.start("r3", nil)
+		if r3.digest().len != 0 {
+			t.Fatal("restarted router has records")
+		}
+		c.converged(n, all...)
+		eventually(t, 5*time.Second, "restarted r3 ready", r3.Ready)
+		if !r3.Stats().Synced {
+			t.Error("r3 ready without an exchange")
+		}
+		eventually(t, 5*time.Second, "everyone sees r3 back", func() bool {
+			for _, m := range c.meshes {
+				if !slices.Contains(alive(m), "r3") {
+					return false
+				}
+			}
+			return true
+		})
+	})
+
+	t.Run("want finds a record the push never brought", func(t *testing.T) {
+		w, ctrl := c.authors["ctrl-a"], c.meshes["ctrl-a"]
+		s, cert := w.session(time.Now())
+		ctrl.View(func(st *crdt.Store) { // written but never pushed
+			st.MergeVerified(s)
+			st.MergeVerified(cert)
+		})
+		r2 := c.meshes["r2"]
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		res, err := r2.Want(ctx, cert.Serial, "ctrl-a")
+		if err != nil || !res.Found {
+			t.Fatalf("want: %+v, %v", res, err)
+		}
+		r2.View(func(st *crdt.Store) {
+			if _, ok := st.Cert(cert.Serial); !ok {
+				t.Error("found, but not in the store")
+			}
+		})
+		if got := r2.Stats().Pulls["found"]; got != 1 {
+			t.Errorf("pulls found = %d", got)
+		}
+		res, err = r2.Want(ctx, crdt.Serial{0xde, 0xad}, "ctrl-a")
+		if err != nil || res.Found || !res.Authoritative {
+			t.Fatalf("want of a serial never issued: %+v, %v", res, err)
+		}
+		// The pulled records are part of the state now: let the others
+		// have them too, the way a write would reach them.
+		if err := ctrl.Publish([]crdt.Record{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("forged records are ignored by everyone", func(t *testing.T) {
+		honest := []string{"ctrl-a", "ctrl-b", "r2", "r3"}
+		before := map[string]digest{}
+		for _, n := range honest {
+			before[n] = c.meshes[n].digest()
+		}
+		relayedBefore := c.meshes["r2"].Stats().MessagesOut["push"]
+		rogue := c.meshes["r1"]
+		router := c.pki.routers["r1"]
+		now := time.Now()
+		// A record the router wrote and signed itself.
+		own, _ := newAuthor(t, "r1", router.Key, rogue.Now).session(now)
+		// A controller's certificate altered, under a fresh dot.
+		_, genuine := c.authors["ctrl-b"].session(now)
+		altered := *genuine
+		altered.Identity = "mallory"
+		altered.Seq += 100
+		// The same alteration under the genuine dot, which everyone has.
+		var held crdt.Record
+		c.meshes["ctrl-a"].View(func(st *crdt.Store) {
+			held = st.Get(crdt.Dot{Author: c.authors["ctrl-b"].a, Seq: 3})
+		})
+		sameDot := *held.(*crdt.CertRecord)
+		sameDot.Identity = "mallory"
+		// A signer record for ctrl-b carrying the router's certificate.
+		fakeSigner, err := NewSignerRecord(c.pki.ctrl["ctrl-b"].Cert, testTD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fakeSigner.Cert = router.Cert.Raw
+		newAuthor(t, "ctrl-b", router.Key, rogue.Now).sign(fakeSigner)
+		fakeSigner.Seq = 500
+		if err := crdt.Sign(fakeSigner, RecordSigner{router.Key}); err != nil {
+			t.Fatal(err)
+		}
+		forged := &Message{Type: MsgPush, SentAt: crdt.MillisOf(now), Origin: "r1", Batch: 99, Region: "east",
+			Records: []crdt.Record{own, &altered, &sameDot, fakeSigner}}
+		var outs []Output
+		for _, n := range honest {
+			outs = append(outs, Output{To: n, Msg: forged})
+		}
+		rogue.send(outs)
+		for _, n := range honest {
+			m := c.meshes[n]
+			eventually(t, 5*time.Second, n+" refuses the forgeries", func() bool {
+				r := m.Stats().Rejected
+				return r["bad_signature"] >= 1 && r["bad_signer"] >= 1 && r["held_expired"] >= 1
+			})
+			if got := m.digest(); got != before[n] {
+				t.Errorf("%s's state changed: %+v, was %+v", n, got, before[n])
+			}
+			m.View(func(st *crdt.Store) {
+				if _, ok := st.Cert(altered.Serial); ok {
+					t.Errorf("%s holds the altered certificate", n)
+				}
+			})
+			if m.Stats().Held != 0 {
+				t.Errorf("%s still holds the router's record", n)
+			}
+		}
+		if c.meshes["r2"].Stats().MessagesOut["push"] != relayedBefore {
+			t.Error("r2 relayed a forged push")
+		}
+	})
+
+	t.Run("wrong key, wrong label and another protocol major are kept out", func(t *testing.T) {
+		c.addrs["spy-key"], c.roles["spy-key"], c.regions["spy-key"] = freeAddr(t), RoleRouter, "east"
+		c.addrs["spy-label"], c.roles["spy-label"], c.regions["spy-label"] = freeAddr(t), RoleRouter, "east"
+		badKey := c.start("spy-key", func(cfg *MeshConfig) { cfg.Keys = [][]byte{gossipKey(t)} })
+		badLabel := c.start("spy-label", func(cfg *MeshConfig) { cfg.Label = "other-cluster" })
+
+		// A memberlist node that speaks certmesh 2.x.
+		future := memberlist.DefaultLANConfig()
+		fastMemberlist(future)
+		future.Name, future.BindAddr, future.BindPort = "future", "127.0.0.1", 0
+		future.Label, future.SecretKey = c.label, c.key
+		future.Delegate = futureDelegate{}
+		future.LogOutput = discard{}
+		fml, err := memberlist.Create(future)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fml.Shutdown()
+		if _, err := fml.Join(c.seeds[:1]); err != nil {
+			t.Fatal(err)
+		}
+
+		for _, spy := range []*Mesh{badKey, badLabel} {
+			eventually(t, 10*time.Second, spy.Name()+" retries joining", func() bool {
+				return spy.Stats().JoinAttempts >= 3
+			})
+			if n := spy.Stats().AlivePeers; n != 0 {
+				t.Errorf("%s has %d peers", spy.Name(), n)
+			}
+			eventually(t, 2*time.Second, spy.Name()+" ready alone after the join timeout", spy.Ready)
+		}
+		for _, n := range all {
+			for _, ms := range c.meshes[n].Members() {
+				if ms.Name == "spy-key" || ms.Name == "spy-label" || ms.Name == "future" {
+					t.Errorf("%s lists %s as %s", n, ms.Name, ms.State)
+				}
+			}
+		}
+	})
+}
+
+// futureDelegate announces a protocol major this build does not speak.
+type futureDelegate struct{}
+
+func (futureDelegate) NodeMeta(int) []byte {
+	b, _ := (&nodeMeta{Role: RoleRouter, Region: "east", Major: ProtocolMajor + 1}).encode()
+	return b
+}
+func (futureDelegate) NotifyMsg([]byte)                {}
+func (futureDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (futureDelegate) LocalState(bool) []byte          { return nil }
+func (futureDelegate) MergeRemoteState([]byte, bool)   {}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestMeshLoneNodeIsReadyAfterJoinTimeout(t *testing.T) {
+	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, nil)
+	unreachable := freeAddr(t) // nobody listens there
+	m := c.start("ctrl-a", func(cfg *MeshConfig) { cfg.Join = []string{unreachable} })
+	if m.Ready() {
+		t.Fatal("ready before the join timeout")
+	}
+	eventually(t, 3*time.Second, "lone node ready", m.Ready)
+	if m.Stats().Synced {
+		t.Error("synced with nobody")
+	}
+	// A node that lists only itself is ready at once.
+	c.addrs["ctrl-b"], c.roles["ctrl-b"], c.regions["ctrl-b"] = freeAddr(t), RoleController, "east"
+	self := c.start("ctrl-b", func(cfg *MeshConfig) { cfg.Join = []string{cfg.Bind} })
+	if !self.Ready() {
+		t.Error("a node listing only itself is not ready")
+	}
+}
+
+func TestMeshKeyRotation(t *testing.T) {
+	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r1": "east"})
+	a, r := c.start("ctrl-a", nil), c.start("r1", nil)
+	eventually(t, 5*time.Second, "joined", func() bool { return len(alive(r)) == 2 })
+	next := gossipKey(t)
+	// Rotation: install the new key everywhere, then use it, then drop
+	// the old one.
+	for _, m := range []*Mesh{a, r} {
+		if err := m.SetKeys([][]byte{c.key, next}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []*Mesh{a, r} {
+		if err := m.SetKeys([][]byte{next}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.publish("ctrl-a", 3)
+	c.converged(7, "ctrl-a", "r1")
+	if got := a.keyring.GetKeys(); len(got) != 1 || !bytes.Equal(got[0], next) {
+		t.Errorf("keyring after rotation: %d keys", len(got))
+	}
+	if err := a.SetKeys([][]byte{[]byte("short")}); err == nil {
+		t.Error("SetKeys accepted a 5-byte key")
+	}
+}
+
+func TestLoadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k32 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	k16 := "MDEyMzQ1Njc4OWFiY2RlZg=="                     // 16 bytes
+	keys, err := LoadKeyFile(write("ok", "# rotation in progress\n\n"+k32+"\n  "+k16+"  \n"))
+	if err != nil || len(keys) != 2 || len(keys[0]) != 32 || len(keys[1]) != 16 {
+		t.Fatalf("keys %d, %v", len(keys), err)
+	}
+	for _, tt := range []struct{ name, content, want string }{
+		{"empty", "# nothing\n", "no key"},
+		{"garbage", k32 + "\nnot base64!\n", "line 2: not base64"},
+		{"short", "c2hvcnQ=\n", "line 1: key of 5 bytes"},
+		{"duplicate", k16 + "\n" + k16 + "\n", "line 2: duplicate"},
+	} {
+		p := write(tt.name, tt.content)
+		_, err := LoadKeyFile(p)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v, want one naming %s and saying %q", tt.name, err, p, tt.want)
+		}
+	}
+	if _, err := LoadKeyFile(dir + "/missing"); err == nil {
+		t.Error("missing file accepted")
+	}
+}

@@ -1,0 +1,178 @@
+package gossip
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// Metrics of a Mesh (SPEC.md section 7). Each Mesh has its own
+// *metrics.Set, so that several meshes can live in one process; commands
+// register it with metrics.RegisterSet or call Mesh.WritePrometheus.
+
+// syncDelayBuckets are the upper bounds of certmesh_sync_delay_seconds:
+// from a millisecond inside a region to the max clock offset.
+var syncDelayBuckets = []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2.5, 5, 10}
+
+// maxLabelSets caps the (role, region) pairs certmesh_members tracks:
+// regions are announced by peers, and a peer must not be able to grow the
+// metrics without bound.
+const maxLabelSets = 256
+
+type meshMetrics struct {
+	set       *metrics.Set
+	syncDelay *metrics.PrometheusHistogram
+	bytesIn   *metrics.Counter
+	bytesOut  *metrics.Counter
+	msgsIn    [maxMsgType + 1]*metrics.Counter
+	msgsOut   [maxMsgType + 1]*metrics.Counter
+	records   [crdt.KindSigner + 1]atomic.Int64
+
+	mu       sync.Mutex                  // guards the maps below
+	rejected map[string]*metrics.Counter // by reason
+	dropped  map[string]uint64           // rejections the mesh counted itself, by reason
+	pulls    map[string]*metrics.Counter // by result
+	members  map[[2]string]*metrics.Gauge
+}
+
+func newMeshMetrics() *meshMetrics {
+	mm := &meshMetrics{
+		set:      metrics.NewSet(),
+		rejected: make(map[string]*metrics.Counter),
+		dropped:  make(map[string]uint64),
+		pulls:    make(map[string]*metrics.Counter),
+		members:  make(map[[2]string]*metrics.Gauge),
+	}
+	s := mm.set
+	mm.syncDelay = s.NewPrometheusHistogramExt("certmesh_sync_delay_seconds", syncDelayBuckets)
+	mm.bytesIn = s.NewCounter(`certmesh_gossip_bytes_total{dir="in"}`)
+	mm.bytesOut = s.NewCounter(`certmesh_gossip_bytes_total{dir="out"}`)
+	for t := MsgType(1); t <= maxMsgType; t++ {
+		mm.msgsIn[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="in"}`, t.String()))
+		mm.msgsOut[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="out"}`, t.String()))
+	}
+	for k := crdt.KindSession; k <= crdt.KindSigner; k++ {
+		n := &mm.records[k]
+		s.NewGauge(fmt.Sprintf(`certmesh_records{kind=%q}`, k.String()), func() float64 { return float64(n.Load()) })
+	}
+	for _, r := range []string{"found", "not_found", "timeout", "cached"} {
+		mm.pulls[r] = s.NewCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, r))
+	}
+	for _, r := range []string{"bad_signature", "unknown_signer", "held_expired", "malformed"} {
+		mm.rejected[r] = s.NewCounter(fmt.Sprintf(`certmesh_rejected_records_total{reason=%q}`, r))
+	}
+	return mm
+}
+
+func (mm *meshMetrics) msgIn(t MsgType, n int) {
+	mm.bytesIn.Add(n)
+	if t >= 1 && t <= maxMsgType {
+		mm.msgsIn[t].Inc()
+	}
+}
+
+func (mm *meshMetrics) msgOut(t MsgType, n int) {
+	mm.bytesOut.Add(n)
+	if t >= 1 && t <= maxMsgType {
+		mm.msgsOut[t].Inc()
+	}
+}
+
+// drop counts a message or record the mesh itself refused.
+func (mm *meshMetrics) drop(reason string) {
+	mm.mu.Lock()
+	mm.dropped[reason]++
+	mm.mu.Unlock()
+}
+
+func (mm *meshMetrics) setRecords(counts map[crdt.Kind]int) {
+	for k, n := range counts {
+		if k >= crdt.KindSession && k <= crdt.KindSigner {
+			mm.records[k].Store(int64(n))
+		}
+	}
+}
+
+// syncCore copies the core's cumulative counters into the metrics. The
+// caller holds the mesh's lock (st belongs to the core).
+func (mm *meshMetrics) syncCore(st *Stats) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	for r, n := range st.Pulls {
+		c, ok := mm.pulls[r]
+		if !ok {
+			c = mm.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, r))
+			mm.pulls[r] = c
+		}
+		c.Set(n)
+	}
+	total := make(map[string]uint64, len(st.Rejected)+len(mm.dropped))
+	for r, n := range st.Rejected {
+		total[r] += n
+	}
+	for r, n := range mm.dropped {
+		total[r] += n
+	}
+	for r, n := range total {
+		c, ok := mm.rejected[r]
+		if !ok {
+			c = mm.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_rejected_records_total{reason=%q}`, r))
+			mm.rejected[r] = c
+		}
+		c.Set(n)
+	}
+}
+
+// setMembers sets certmesh_members from counts by (role, region).
+func (mm *meshMetrics) setMembers(counts map[[2]string]int) {
+	mm.mu.Lock()
+	defer mm.mu.Unlock()
+	for k, g := range mm.members {
+		if _, ok := counts[k]; !ok {
+			g.Set(0)
+		}
+	}
+	for k, n := range counts {
+		g, ok := mm.members[k]
+		if !ok {
+			if len(mm.members) >= maxLabelSets {
+				continue
+			}
+			g = mm.set.GetOrCreateGauge(fmt.Sprintf(`certmesh_members{role=%q,region=%q}`, k[0], k[1]), nil)
+			mm.members[k] = g
+		}
+		g.Set(float64(n))
+	}
+}
+
+// labelValue returns s if it is safe and short as a Prometheus label value
+// announced by a peer, and "invalid" otherwise.
+func labelValue(s string) string {
+	if s == "" || len(s) > 64 {
+		return "invalid"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "invalid"
+		}
+	}
+	return s
+}
+
+// Metrics returns the mesh's metric set. Its counters mirror the core's
+// when WritePrometheus or Stats runs, and at least once a second.
+func (m *Mesh) Metrics() *metrics.Set { return m.met.set }
+
+// WritePrometheus writes the mesh's metrics in Prometheus text format.
+func (m *Mesh) WritePrometheus(w io.Writer) {
+	m.mu.Lock()
+	m.met.syncCore(m.core.Stats())
+	m.mu.Unlock()
+	m.met.set.WritePrometheus(w)
+}
