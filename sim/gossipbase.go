@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"time"
 
@@ -81,6 +82,15 @@ const (
 	gtPushPullDial                   // push-pull: connected, send the version vector
 	gtPrune                          // queue depth check
 )
+
+// KindName names the gossip baseline's messages in traces.
+func (s *gossipStrategy) KindName(k uint16) string {
+	names := [...]string{gkGossip: "gossip", gkPPReq: "pushpull-req", gkPPResp: "pushpull-resp", gkPPRecords: "pushpull-records"}
+	if int(k) < len(names) && names[k] != "" {
+		return names[k]
+	}
+	return fmt.Sprintf("kind=%d", k)
+}
 
 type gossipStrategy struct {
 	cl      *Cluster

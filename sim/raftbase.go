@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The "raft" baseline: a leader-based control plane as in Raft-based
 // deployments such as OpenZiti's HA controllers (ARCHITECTURE.md, "Why it
@@ -79,6 +82,16 @@ const (
 	rkSyncReq                     // version vector: send me what I lack
 	rkSyncResp                    // committed entries the receiver lacks
 )
+
+// KindName names the raft baseline's messages in traces.
+func (s *raftStrategy) KindName(k uint16) string {
+	names := [...]string{rkPropose: "propose", rkAppend: "append", rkAppendAck: "append-ack", rkCommit: "commit",
+		rkPush: "push", rkProbe: "probe", rkSyncReq: "sync-req", rkSyncResp: "sync-resp"}
+	if int(k) < len(names) && names[k] != "" {
+		return names[k]
+	}
+	return fmt.Sprintf("kind=%d", k)
+}
 
 type raftStrategy struct {
 	cl        *Cluster

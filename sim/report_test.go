@@ -58,7 +58,6 @@ func TestReportHandChecked(t *testing.T) {
 }
 
 func TestReportFalseRejects(t *testing.T) {
-	Register("test-reject-all", func(*Cluster) (Strategy, error) { return &scriptStrategy{}, nil })
 	res, err := Run(mustTopology(t, tiny), "test-reject-all", DefaultConfig(1))
 	if err != nil {
 		t.Fatal(err)

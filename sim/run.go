@@ -80,6 +80,7 @@ type run struct {
 	cl    *Cluster
 	net   *network
 	name  string
+	strat Strategy
 	nodes []Node
 	ctrls []Controller // by NodeID; nil for routers
 	rtrs  []Router     // by NodeID; nil for controllers
@@ -204,6 +205,7 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: strategy %s: %w", name, err)
 	}
+	r.strat = strat
 	for i := range n {
 		id := NodeID(i)
 		r.envs[i] = Env{id: id, r: r, rng: rand.New(rand.NewPCG(seed, mix64(1000+uint64(i))))}
@@ -310,6 +312,16 @@ func (r *run) dispatch(ev *event) {
 	}
 }
 
+// kindName names a message kind for traces.
+func (r *run) kindName(k uint16) string {
+	if n, ok := r.strat.(KindNamer); ok {
+		return n.KindName(k)
+	}
+	return fmt.Sprintf("kind=%d", k)
+}
+
+// tracef writes a trace line when tracing; hot paths check r.trace first
+// so that building the arguments costs nothing otherwise.
 func (r *run) tracef(format string, args ...any) {
 	if r.trace != nil {
 		r.trace(format, args...)
@@ -417,13 +429,17 @@ func (r *run) retryStream(ev event) {
 		return
 	}
 	ev.at = at + r.oneWay(ev.from, ev.to)
-	r.tracef("stream %s -> %s kind=%d blocked by a partition: retransmitted at %v", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, ev.mk, at)
+	if r.trace != nil {
+		r.tracef("stream %s -> %s %s blocked by a partition: retransmitted at %v", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, r.kindName(ev.mk), at)
+	}
 	r.sched.push(ev)
 }
 
 func (r *run) drop(counter *int64, ev *event, why string) {
 	*counter++
-	r.tracef("drop %s -> %s kind=%d: %s", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, ev.mk, why)
+	if r.trace != nil {
+		r.tracef("drop %s -> %s %s: %s", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, r.kindName(ev.mk), why)
+	}
 }
 
 // packets is how many packets a message of size bytes counts as.
@@ -454,7 +470,9 @@ func (r *run) deliver(ev *event) {
 		r.msgsRecv[to] += packets(ev.size, reliable)
 		r.regionBytes[int(r.net.region[from])*r.net.nR+int(r.net.region[to])] += int64(ev.size)
 	}
-	r.tracef("deliver %s -> %s kind=%d size=%d", r.cl.Nodes[from].Name, r.cl.Nodes[to].Name, ev.mk, ev.size)
+	if r.trace != nil {
+		r.tracef("deliver %s -> %s %s %dB", r.cl.Nodes[from].Name, r.cl.Nodes[to].Name, r.kindName(ev.mk), ev.size)
+	}
 	r.nodes[to].Receive(r.now, from, Message{
 		Payload: ev.data, Size: ev.size, Kind: ev.mk,
 		State: ev.flags&flagState != 0, Reliable: reliable,

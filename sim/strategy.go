@@ -194,6 +194,12 @@ type Router interface {
 	Admit(now time.Duration, q Admission)
 }
 
+// KindNamer is optionally implemented by a Strategy to name its message
+// kinds in traces.
+type KindNamer interface {
+	KindName(kind uint16) string
+}
+
 // Factory creates a strategy for one run over c.
 type Factory func(c *Cluster) (Strategy, error)
 

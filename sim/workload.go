@@ -140,7 +140,8 @@ func (r *run) scheduleConnect(w *Write, cert CertID, revoke EventID, extra time.
 func (r *run) connect(i int) {
 	c := &r.connects[i]
 	if !r.alive[c.router] || r.net.regionCutNow(c.region, r.cl.Nodes[c.router].Region) {
-		return // no TLS handshake reached the router
+		r.tracef("connect %d cert=%d to %s: no handshake (router down or cut off)", i, c.cert, r.cl.Nodes[c.router].Name)
+		return
 	}
 	c.asked = true
 	r.pending++
