@@ -70,7 +70,7 @@ func FlagValues(c *cli.Context, defaults any) map[string]string {
 func formatValue(v reflect.Value) string {
 	switch {
 	case v.Type() == durationType:
-		return time.Duration(v.Int()).String()
+		return FormatDuration(time.Duration(v.Int()))
 	case v.Kind() == reflect.String:
 		if v.String() == "" {
 			return `""`
@@ -100,4 +100,17 @@ func formatValue(v reflect.Value) string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b)), " ")
+}
+
+// FormatDuration writes d as Go does, without zero minutes and seconds:
+// 1h, 5m, 24h, 1h30m, 250ms.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -265,7 +265,7 @@ func TestSettingsListEveryField(t *testing.T) {
 		"pki.ca": `""`, "pki.cert": `""`, "pki.key": `""`, "pki.trust_domain": "certmesh",
 		"api.listen": "127.0.0.1:8443", "api.hosts": "[]", "api.rate_limit": "50",
 		"auth.oidc": "[]", "auth.jwt": "[]",
-		"certs.ttl": "1h0m0s", "certs.rotation_grace": "5m0s", "session.max_lifetime": "24h0m0s",
+		"certs.ttl": "1h", "certs.rotation_grace": "5m", "session.max_lifetime": "24h",
 		"metrics.listen": "127.0.0.1:9100",
 	} {
 		s, ok := got[path]
@@ -285,5 +285,16 @@ func TestSettingsListEveryField(t *testing.T) {
 	}
 	if n := len(Flags(DefaultRouter())); n != 17 {
 		t.Errorf("%d router flags, want 17", n)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 5 * time.Minute: "5m", 24 * time.Hour: "24h", 90 * time.Minute: "1h30m",
+		5 * time.Second: "5s", 250 * time.Millisecond: "250ms", time.Hour + time.Second: "1h0m1s", 0: "0s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
