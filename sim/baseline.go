@@ -6,9 +6,9 @@ import (
 )
 
 // What the two baselines share. Their replicated state is a set of
-// EventIDs, each standing for one record of Cluster.RecordBytes bytes whose
-// content is the Write (Env.Write); version vectors are summarised by
-// vvBytes.
+// EventIDs, each standing for the records of one write, of
+// Cluster.WriteBytes bytes, whose content is the Write (Env.Write); version
+// vectors are summarised by vvBytes.
 
 // eventSet is a growable bitset of EventIDs with an order-independent
 // digest (XOR of a hash of each member).

@@ -184,3 +184,22 @@ faults: [{at: 10s, partition: [[a], [b, c]], for: 10s}]
 		t.Errorf("issue p50 %vms: the majority side should have kept writing", res.IssueLatencyMs.P50)
 	}
 }
+
+// TestWriteBytes checks that the baselines carry certmesh's real record
+// sizes: an issue is a session and a certificate record, a rotation or a
+// revocation one record, each with its 64-byte signature.
+func TestWriteBytes(t *testing.T) {
+	c := newCluster(DefaultTopology(), 0)
+	sizes := map[WriteKind]int{}
+	for i, k := range []WriteKind{WriteIssue, WriteRotate, WriteRevoke} {
+		sizes[k] = c.WriteBytes(&Write{ID: EventID(i), Kind: k, Session: 1234, Cert: 2345, Identity: 1234, Controller: 0})
+	}
+	t.Logf("encoded bytes: issue %d, rotate %d, revoke %d", sizes[WriteIssue], sizes[WriteRotate], sizes[WriteRevoke])
+	if sizes[WriteIssue] < 250 || sizes[WriteIssue] > 450 || sizes[WriteRotate] < 150 || sizes[WriteRevoke] < 130 ||
+		sizes[WriteIssue] <= sizes[WriteRotate] {
+		t.Errorf("implausible sizes %v", sizes)
+	}
+	if c := newCluster(DefaultTopology(), 250); c.WriteBytes(&Write{Kind: WriteIssue}) != 250 {
+		t.Error("a fixed RecordBytes must win")
+	}
+}

@@ -43,8 +43,7 @@ import (
 // event buffer that drops events too far behind, memberlist's own
 // membership broadcasts.
 func newGossipStrategy(c *Cluster) (Strategy, error) {
-	s := &gossipStrategy{cl: c, msgLen: serfEventOverhead + c.RecordBytes}
-	return s, nil
+	return &gossipStrategy{cl: c}, nil
 }
 
 func init() { Register("gossip", newGossipStrategy) }
@@ -94,22 +93,31 @@ func (s *gossipStrategy) KindName(k uint16) string {
 
 type gossipStrategy struct {
 	cl      *Cluster
-	msgLen  int      // bytes of one Serf user event message
 	payload [][]byte // shared encoded message of each event, by EventID
 }
 
-// message returns the shared encoded user event of write id: its id in
-// the first 4 bytes, zero padding to msgLen.
-func (s *gossipStrategy) message(id EventID) []byte {
-	for int(id) >= len(s.payload) {
+// message returns the shared Serf user event of write w: its id in the
+// first 4 bytes, zero padding to the size of the event framing and its
+// records.
+func (s *gossipStrategy) message(w *Write) []byte {
+	for int(w.ID) >= len(s.payload) {
 		s.payload = append(s.payload, nil)
 	}
-	if s.payload[id] == nil {
-		b := make([]byte, s.msgLen)
-		binary.BigEndian.PutUint32(b, uint32(id))
-		s.payload[id] = b
+	if s.payload[w.ID] == nil {
+		b := make([]byte, serfEventOverhead+s.cl.WriteBytes(w))
+		binary.BigEndian.PutUint32(b, uint32(w.ID))
+		s.payload[w.ID] = b
 	}
-	return s.payload[id]
+	return s.payload[w.ID]
+}
+
+// recordBytes is the size of the records of writes ids.
+func (s *gossipStrategy) recordBytes(env *Env, ids []EventID) int32 {
+	n := 0
+	for _, id := range ids {
+		n += s.cl.WriteBytes(env.Write(id))
+	}
+	return int32(min(n, math.MaxInt32))
 }
 
 func (s *gossipStrategy) NewNode(env *Env) Node {
@@ -188,7 +196,7 @@ func (g *gossipNode) apply(id EventID, rebroadcast bool) {
 	}
 	g.env.Applied(id)
 	if rebroadcast {
-		g.q.QueueBroadcast(&serfBroadcast{msg: g.s.message(id)})
+		g.q.QueueBroadcast(&serfBroadcast{msg: g.s.message(g.env.Write(id))})
 	}
 	if g.env.Info().Role == RoleRouter {
 		g.adm.applied(g.env, g.env.Write(id))
@@ -297,7 +305,7 @@ func (g *gossipNode) Receive(now time.Duration, from NodeID, m Message) {
 		lack := g.have.missingFrom(theirs)
 		g.env.Send(from, Message{
 			Payload: &ppState{vv: g.have.clone(), records: lack},
-			Size:    vvBytes(g.s.cl) + int32(len(lack)*g.s.cl.RecordBytes),
+			Size:    vvBytes(g.s.cl) + g.s.recordBytes(g.env, lack),
 			Kind:    gkPPResp, State: true, Reliable: true,
 		})
 	case gkPPResp:
@@ -308,7 +316,7 @@ func (g *gossipNode) Receive(now time.Duration, from NodeID, m Message) {
 		if lack := g.have.missingFrom(p.vv); len(lack) > 0 {
 			g.env.Send(from, Message{
 				Payload: &ppState{records: lack},
-				Size:    int32(min(len(lack)*g.s.cl.RecordBytes, math.MaxInt32)),
+				Size:    g.s.recordBytes(g.env, lack),
 				Kind:    gkPPRecords, State: true, Reliable: true,
 			})
 		}

@@ -258,7 +258,7 @@ func (n *raftNode) forward(w *Write) {
 	case l == n.env.id:
 		n.propose(w)
 	case l >= 0 && n.env.Up(l):
-		n.send(l, rkPropose, raftHeader+n.s.cl.RecordBytes, true, &raftMsg{term: n.s.term, w: w})
+		n.send(l, rkPropose, raftHeader+n.s.cl.WriteBytes(w), true, &raftMsg{term: n.s.term, w: w})
 	}
 }
 
@@ -285,7 +285,7 @@ func (n *raftNode) propose(w *Write) {
 	n.inflight[w.ID] = e
 	for _, c := range s.cl.Controllers {
 		if c != n.env.id {
-			n.send(c, rkAppend, raftHeader+s.cl.RecordBytes, true, &raftMsg{term: s.term, w: w})
+			n.send(c, rkAppend, raftHeader+s.cl.WriteBytes(w), true, &raftMsg{term: s.term, w: w})
 		}
 	}
 	n.maybeCommit(e)
@@ -324,7 +324,7 @@ func (n *raftNode) applyCommitted(w *Write) {
 	n.logged.add(w.ID)
 	n.env.Applied(w.ID)
 	for _, rt := range n.s.routersOf[n.env.id] {
-		n.send(rt, rkPush, pushHeader+n.s.cl.RecordBytes, true, &raftMsg{w: w})
+		n.send(rt, rkPush, pushHeader+n.s.cl.WriteBytes(w), true, &raftMsg{w: w})
 	}
 }
 
@@ -355,7 +355,11 @@ func (n *raftNode) Receive(now time.Duration, from NodeID, m Message) {
 		n.send(from, rkSyncReq, int(vvBytes(s.cl)), true, &raftMsg{vv: n.have.clone()})
 	case rkSyncReq:
 		if lack := n.have.missingFrom(p.vv); len(lack) > 0 {
-			n.send(from, rkSyncResp, raftHeader+len(lack)*s.cl.RecordBytes, true, &raftMsg{ids: lack})
+			size := raftHeader
+			for _, id := range lack {
+				size += s.cl.WriteBytes(n.env.Write(id))
+			}
+			n.send(from, rkSyncResp, size, true, &raftMsg{ids: lack})
 		}
 	case rkSyncResp:
 		for _, id := range p.ids {

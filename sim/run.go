@@ -14,10 +14,11 @@ type Config struct {
 	// Seed seeds every random source of the run (network, workload, nodes).
 	// meshsim sets it from --seed or the topology's seed.
 	Seed int64
-	// RecordBytes is the encoded size of one record for strategies that do
-	// not encode real records (the baselines). Default 250: a signed cert
-	// record (serial, session, identity, fingerprint, times, dot, HLC,
-	// ECDSA signature).
+	// RecordBytes, if positive, is the size of the records of every write
+	// for strategies that do not encode real records (the baselines). Zero,
+	// the default, uses the size of certmesh's real encoding of the records
+	// each write creates (Cluster.WriteBytes): about 300 bytes for an issue
+	// (session and certificate records), 200 for a rotation or revocation.
 	RecordBytes int
 	// MaxDrain bounds the quiet time after the workload and the last fault
 	// (default 120s); the run stops earlier once every write is applied at
@@ -31,13 +32,13 @@ type Config struct {
 
 // DefaultConfig returns the defaults with the given seed.
 func DefaultConfig(seed int64) Config {
-	return Config{Seed: seed, RecordBytes: 250, MaxDrain: 120 * time.Second}
+	return Config{Seed: seed, MaxDrain: 120 * time.Second}
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	if c.RecordBytes < 1 || c.RecordBytes > MaxDatagram*64 {
-		return fmt.Errorf("sim: config: RecordBytes %d out of range [1, %d]", c.RecordBytes, MaxDatagram*64)
+	if c.RecordBytes < 0 || c.RecordBytes > MaxDatagram*64 {
+		return fmt.Errorf("sim: config: RecordBytes %d out of range [0, %d]", c.RecordBytes, MaxDatagram*64)
 	}
 	if c.MaxDrain < 0 {
 		return fmt.Errorf("sim: config: MaxDrain %v is negative", c.MaxDrain)

@@ -250,11 +250,12 @@ type Cluster struct {
 	// RegionControllers and RegionRouters list each region's nodes.
 	RegionControllers [][]NodeID
 	RegionRouters     [][]NodeID
-	// RecordBytes is the encoded size of one record, for strategies that do
-	// not encode real records (the baselines).
+	// RecordBytes, when positive, is the size WriteBytes gives every write;
+	// zero means the real encoding (Config.RecordBytes).
 	RecordBytes int
 	delay       []time.Duration // one-way base delay by region pair, R*R
 	byName      map[string]NodeID
+	writeBytes  []int32 // WriteBytes by EventID, computed on first use
 }
 
 func newCluster(t *Topology, recordBytes int) *Cluster {
