@@ -17,12 +17,12 @@ import (
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
 )
 
 // Mesh is what a controller needs of the gossip mesh; *gossip.Mesh
-// provides it (through a thin adapter for Members). Implementations are
-// safe for concurrent use.
+// provides it. Implementations are safe for concurrent use.
 type Mesh interface {
 	// Publish disseminates records this node wrote, already signed and
 	// durably stored, merging them into the store first.
@@ -44,14 +44,11 @@ type Mesh interface {
 	SetKeys(keys [][]byte) error
 }
 
-// Member is one mesh member in /v1/status.
-type Member struct {
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Region string `json:"region"`
-	State  string `json:"state"`
-	Lag    uint64 `json:"lag"` // records it lacked at the last exchange
-}
+// Member is one mesh member in /v1/status: name, role, region, state and
+// lag (records it lacked at the last exchange).
+type Member = gossip.MemberStatus
+
+var _ Mesh = (*gossip.Mesh)(nil)
 
 // TokenVerifier verifies login tokens; *auth.Verifier is one. Errors should
 // be *auth.Error so that the API answers with their code.
@@ -116,8 +113,9 @@ type Controller struct {
 	tokens       atomic.Pointer[tokenHolder]
 	ownsVerifier bool
 
-	mesh  Mesh
-	unsub func()
+	mesh     Mesh
+	unsub    func()
+	verifier *gossip.Verifier // set by NewMesh; its root follows Reload
 
 	limiter *ipLimiter
 	met     *ctrlMetrics
@@ -269,6 +267,43 @@ func addrOf(l net.Listener) string {
 
 // RootCA is the root certificate clients verify the API against.
 func (c *Controller) RootCA() *x509.Certificate { return c.keys.Load().root }
+
+// MeshConfig returns the gossip mesh configuration of the controller's
+// config (mesh.*, node.name, node.region) with the gossip keyring keys.
+// Adjust it before NewMesh if need be.
+func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
+	core := gossip.DefaultConfig()
+	core.Name, core.Role, core.Region = c.cfg.Node.Name, gossip.RoleController, c.cfg.Node.Region
+	core.MaxOffset = c.opts.MaxOffset
+	return gossip.MeshConfig{
+		Core:        core,
+		Bind:        c.cfg.Mesh.Bind,
+		Advertise:   c.cfg.Mesh.Advertise,
+		Join:        c.cfg.Mesh.Join,
+		JoinTimeout: c.cfg.Mesh.JoinTimeout,
+		Keys:        keys,
+		APIAddr:     c.cfg.API.Listen,
+		Logger:      c.opts.Logger,
+		Clock:       c.now,
+	}
+}
+
+// NewMesh starts the controller's gossip mesh over Store(), verifying
+// records with a gossip.Verifier that trusts the root of pki.ca (and
+// follows it across Reload). Pass the mesh to Start; close it after Close.
+func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
+	store := c.store
+	v, err := gossip.NewVerifier(c.keys.Load().root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
+	if err != nil {
+		return nil, err
+	}
+	m, err := gossip.NewMesh(mc, store, v)
+	if err != nil {
+		return nil, err
+	}
+	c.verifier = v
+	return m, nil
+}
 
 // Start attaches the controller to its mesh (built over Store()), publishes
 // its signer record if the mesh does not hold it yet, and starts the API
@@ -438,6 +473,11 @@ func (c *Controller) Reload() error {
 	if err != nil {
 		errs = append(errs, err)
 	} else {
+		if c.verifier != nil && !k.root.Equal(old.root) {
+			if err := c.verifier.SetRoot(k.root); err != nil {
+				errs = append(errs, fmt.Errorf("issuer: pki.ca: %w", err))
+			}
+		}
 		if k.keyID != old.keyID {
 			if err := c.publishSigner(k, true); err != nil {
 				errs = append(errs, err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// revokeCommand is `certmesh revoke` (SPEC.md section 1).
+func revokeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "revoke",
+		Usage:     "revoke a session, an identity (every session it has now) or one certificate serial",
+		UsageText: "certmesh revoke --controller URL --ca FILE --admin-cert F --admin-key F (--session ID | --identity ID | --serial HEX)",
+		Description: "Calls POST /v1/revocations with the admin certificate. Every router refuses new " +
+			"connections it covers and closes the live ones. A session or serial not yet seen can be revoked.",
+		Flags: []cli.Flag{
+			controllerFlag(),
+			caFlag(),
+			&cli.StringFlag{Name: "admin-cert", Usage: "admin certificate `FILE` (PEM)", Required: true},
+			&cli.StringFlag{Name: "admin-key", Usage: "admin key `FILE` (PEM)", Required: true},
+			&cli.StringFlag{Name: "session", Usage: "session `ID` (32 hex digits)"},
+			&cli.StringFlag{Name: "identity", Usage: "`IDENTITY` whose sessions created until now are revoked"},
+			&cli.StringFlag{Name: "serial", Usage: "certificate serial in `HEX`"},
+		},
+		Action: func(c *cli.Context) error {
+			var r client.Revocation
+			n := 0
+			if v := c.String("session"); v != "" {
+				id, err := crdt.ParseSessionID(v)
+				if err != nil {
+					return usageErr(c, "--session: %v", err)
+				}
+				r.SessionID, n = id.String(), n+1
+			}
+			if v := c.String("identity"); v != "" {
+				r.Identity, n = v, n+1
+			}
+			if v := c.String("serial"); v != "" {
+				s, err := crdt.ParseSerial(v)
+				if err != nil {
+					return usageErr(c, "--serial: %v", err)
+				}
+				r.Serial, n = s.String(), n+1
+			}
+			if n != 1 {
+				return usageErr(c, "give exactly one of --session, --identity and --serial")
+			}
+			cfg, err := clientConfigFrom(c)
+			if err != nil {
+				return err
+			}
+			cert, err := loadAdminCert(c)
+			if err != nil {
+				return err
+			}
+			admin, err := client.NewAdmin(cfg, cert)
+			if err != nil {
+				return usageErr(c, "%v", err)
+			}
+			defer admin.Close()
+			ctx, cancel := context.WithTimeout(c.Context, clientCallTimeout)
+			defer cancel()
+			res, err := admin.Revoke(ctx, r)
+			if err != nil {
+				return cli.Exit("certmesh revoke: "+err.Error(), 1)
+			}
+			fmt.Fprintf(c.App.Writer, "revoked %s %s at %s\n", res.Kind, res.Key, res.HLC)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/certmesh/certmesh/client"
+)
+
+// statusCommand is `certmesh status` (SPEC.md section 1).
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "print a node's members (with their lag), regions, version vector and record counts",
+		UsageText: "certmesh status --url URL [--ca FILE --admin-cert F --admin-key F] [--json]",
+		Description: "URL is a node's metrics listener (http://host:port, no credentials) or a controller's " +
+			"API (https://host:port, with --ca and the admin certificate). /v1/status is appended when " +
+			"the URL has no path.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Usage: "node `URL`", Required: true},
+			&cli.StringFlag{Name: "ca", Usage: "root CA `FILE` (PEM), for an https URL"},
+			&cli.StringFlag{Name: "admin-cert", Usage: "admin certificate `FILE` (PEM), for a controller's API"},
+			&cli.StringFlag{Name: "admin-key", Usage: "admin key `FILE` (PEM)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			u, err := url.Parse(c.String("url"))
+			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				return usageErr(c, "--url %q: want http(s)://host:port", c.String("url"))
+			}
+			tc := &tls.Config{MinVersion: tls.VersionTLS12}
+			if c.String("ca") != "" {
+				pool, err := loadCAPool(c.String("ca"))
+				if err != nil {
+					return usageErr(c, "--ca: %v", err)
+				}
+				tc.RootCAs = pool
+			} else if u.Scheme == "https" {
+				return usageErr(c, "--ca is required for an https URL")
+			}
+			if c.String("admin-cert") != "" || c.String("admin-key") != "" {
+				cert, err := loadAdminCert(c)
+				if err != nil {
+					return err
+				}
+				tc.Certificates = []tls.Certificate{cert}
+			}
+			hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+			defer hc.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(c.Context, clientCallTimeout)
+			defer cancel()
+			st, err := client.FetchStatus(ctx, hc, u.String())
+			if err != nil {
+				return cli.Exit("certmesh status: "+err.Error(), 1)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(c.App.Writer, st)
+			return nil
+		},
+	}
+}
+
+// printStatus writes the status as tables.
+func printStatus(w io.Writer, st *client.Status) {
+	fmt.Fprintf(w, "node %s  role %s  region %s  digest %s\n\n", st.Node, st.Role, st.Region, st.Digest)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tROLE\tREGION\tSTATE\tLAG")
+	regions := map[string]int{}
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", m.Name, m.Role, m.Region, m.State, m.Lag)
+		if m.State == "alive" || m.State == "" {
+			regions[m.Region]++
+		}
+	}
+	tw.Flush()
+
+	names := make([]string, 0, len(regions))
+	for r := range regions {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, r := range names {
+		parts = append(parts, fmt.Sprintf("%s (%d alive)", r, regions[r]))
+	}
+	fmt.Fprintf(w, "\nregions: %s\n\n", strings.Join(parts, ", "))
+
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AUTHOR\tSEQ")
+	authors := make([]string, 0, len(st.VersionVector))
+	for a := range st.VersionVector {
+		authors = append(authors, a)
+	}
+	sort.Strings(authors)
+	for _, a := range authors {
+		fmt.Fprintf(tw, "%s\t%d\n", a, st.VersionVector[a])
+	}
+	tw.Flush()
+
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "RECORDS\tCOUNT")
+	kinds := make([]string, 0, len(st.Records))
+	for k := range st.Records {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%s\t%d\n", k, st.Records[k])
+	}
+	tw.Flush()
+}
