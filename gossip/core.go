@@ -146,6 +146,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// recentBatches is how many batch copies a node remembers having forwarded,
+// to drop duplicates: seconds of traffic at hundreds of writes a second.
+const recentBatches = 1024
+
 // Output is a message to send.
 type Output struct {
 	To       string
@@ -278,7 +282,7 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 			Pulls:       make(map[string]uint64),
 		},
 	}
-	c.forwarded.init(4096)
+	c.forwarded.init(recentBatches)
 	c.view = cfg.View
 	if c.view == nil {
 		c.own = newMemberView(Member{Name: cfg.Name, Role: cfg.Role, Region: cfg.Region})
@@ -463,7 +467,7 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 			}
 		}
 	}
-	c.forwarded.add(forwardKey{c.cfg.Name, batch, 0})
+	c.forwarded.add(keyOf(batch, 0))
 }
 
 // Step processes a message received from the member named from.
@@ -517,7 +521,7 @@ func (c *Core) forward(m *Message) {
 	if m.Region != c.cfg.Region || int(m.Tree) >= c.cfg.Trees {
 		return
 	}
-	k := forwardKey{m.Origin, m.Batch, m.Tree}
+	k := keyOf(m.Batch, m.Tree)
 	if c.forwarded.has(k) {
 		return
 	}
@@ -1120,35 +1124,26 @@ func (c *Core) SyncWith(now time.Time, name string) {
 // HeldCount is the number of records held for a signer or a future HLC.
 func (c *Core) HeldCount() int { return len(c.held) }
 
-// forwardKey identifies one tree's copy of a batch.
-type forwardKey struct {
-	origin string
-	batch  uint64
-	tree   uint8
-}
+// forwardKey identifies one tree's copy of a batch. Batch ids are random
+// 64-bit numbers, so the id and the tree are enough.
+type forwardKey uint64
 
-// recentSet remembers the last n keys added.
+func keyOf(batch uint64, tree uint8) forwardKey { return forwardKey(batch ^ uint64(tree)<<56) }
+
+// recentSet remembers recently added keys in a direct-mapped table: O(1),
+// no allocation, a fixed few KiB per node. A collision forgets the older
+// key, which at worst forwards one duplicate copy again.
 type recentSet struct {
-	set  map[forwardKey]struct{}
-	ring []forwardKey
-	next int
+	slots []forwardKey
 }
 
-func (s *recentSet) init(n int) {
-	s.set = make(map[forwardKey]struct{}, n)
-	s.ring = make([]forwardKey, n)
+func (s *recentSet) init(n int) { s.slots = make([]forwardKey, n) }
+
+func (s *recentSet) slot(k forwardKey) *forwardKey {
+	h := uint64(k) * 0x9e3779b97f4a7c15 // Fibonacci hashing spreads the random ids
+	return &s.slots[h>>32%uint64(len(s.slots))]
 }
 
-func (s *recentSet) has(k forwardKey) bool { _, ok := s.set[k]; return ok }
+func (s *recentSet) has(k forwardKey) bool { return *s.slot(k) == k }
 
-func (s *recentSet) add(k forwardKey) {
-	if s.has(k) {
-		return
-	}
-	if old := s.ring[s.next]; old != (forwardKey{}) {
-		delete(s.set, old)
-	}
-	s.ring[s.next] = k
-	s.next = (s.next + 1) % len(s.ring)
-	s.set[k] = struct{}{}
-}
+func (s *recentSet) add(k forwardKey) { *s.slot(k) = k }

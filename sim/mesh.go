@@ -35,12 +35,13 @@ type meshStrategy struct {
 	cl   *Cluster
 	view *clusterView
 
-	// genuine is the set of records the simulated controllers wrote: the
-	// simulator's stand-in for a signature check, done once per record.
-	genuine map[crdt.Record]struct{}
-	// eventDots lists the dots of each write's records; dotEvent inverts it.
+	// written[a][seq-1] is the record controller a wrote with that seq, and
+	// the write it belongs to: the simulator's stand-in for a signature
+	// check (a record is genuine if it is the very object written), done in
+	// O(1) without hashing.
+	written map[string]*authorWrites
+	// eventDots lists the dots of each write's records.
 	eventDots [][]crdt.Dot
-	dotEvent  map[crdt.Dot]EventID
 	// certs holds what a router reads from each workload certificate.
 	certs       map[CertID]crdt.CertFacts
 	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
@@ -50,8 +51,7 @@ func newMeshStrategy(c *Cluster) (Strategy, error) {
 	s := &meshStrategy{
 		cl:          c,
 		view:        newClusterView(c),
-		genuine:     make(map[crdt.Record]struct{}),
-		dotEvent:    make(map[crdt.Dot]EventID),
+		written:     make(map[string]*authorWrites),
 		certs:       make(map[CertID]crdt.CertFacts),
 		sessionCert: make(map[SessionID]crdt.Serial),
 	}
@@ -61,9 +61,26 @@ func newMeshStrategy(c *Cluster) (Strategy, error) {
 // Verify implements crdt.Verifier for completeness; cores use VerifyShared.
 func (s *meshStrategy) Verify(r crdt.Record, _ []byte) error { return s.VerifyShared(r) }
 
+type authorWrites struct {
+	author crdt.Author
+	recs   []crdt.Record
+	events []EventID
+}
+
+// lookup returns the write of record r's author and seq, if r is the
+// record written there.
+func (s *meshStrategy) lookup(r crdt.Record) (EventID, bool) {
+	h := r.Head()
+	aw := s.written[h.Author.Name]
+	if aw == nil || aw.author != h.Author || h.Seq == 0 || h.Seq > uint64(len(aw.recs)) || aw.recs[h.Seq-1] != r {
+		return 0, false
+	}
+	return aw.events[h.Seq-1], true
+}
+
 // VerifyShared implements gossip.SharedVerifier.
 func (s *meshStrategy) VerifyShared(r crdt.Record) error {
-	if _, ok := s.genuine[r]; !ok {
+	if _, ok := s.lookup(r); !ok {
 		return errors.New("sim: record not written by a simulated controller")
 	}
 	return nil
@@ -233,7 +250,7 @@ func (n *meshNode) flush(now time.Duration) {
 
 // noteApplied reports a write as applied here once all its records are.
 func (n *meshNode) noteApplied(r crdt.Record) {
-	ev, ok := n.s.dotEvent[r.Head().Dot()]
+	ev, ok := n.s.lookup(r)
 	if !ok {
 		return
 	}
@@ -272,13 +289,18 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 		recs = append(recs, &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: sid, Reason: "sim",
 			At: crdt.MillisOf(t), Until: crdt.MillisOf(t.Add(meshSessionTTL))})
 	}
+	aw := c.s.written[c.author.Name]
+	if aw == nil {
+		aw = &authorWrites{author: c.author}
+		c.s.written[c.author.Name] = aw
+	}
 	var dots []crdt.Dot
 	for _, r := range recs {
 		c.seq++
 		h := r.Head()
 		h.Author, h.Seq, h.HLC = c.author, c.seq, c.core.Now(t)
-		c.s.genuine[r] = struct{}{}
-		c.s.dotEvent[h.Dot()] = w.ID
+		aw.recs = append(aw.recs, r)
+		aw.events = append(aw.events, w.ID)
 		dots = append(dots, h.Dot())
 	}
 	for int(w.ID) >= len(c.s.eventDots) {
