@@ -295,6 +295,30 @@ metrics: {listen: %s}
 		t.Fatalf("login: %s", login.Status)
 	}
 
+	// Metrics: the controller's, the mesh's and the process's, each once.
+	resp, err := client.Get("http://" + mon + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(metricsText), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := line[:strings.LastIndexByte(line, ' ')]
+		if seen[name] {
+			t.Errorf("metric %s written twice", name)
+		}
+		seen[name] = true
+	}
+	for _, want := range []string{"certmesh_certs_issued_total", `certmesh_auth_failures_total{code="token_expired"}`, `certmesh_records{kind="session"}`, "go_goroutines"} {
+		if !seen[want] {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// Rotate the signing key, SIGHUP: a second signer record.
 	if r := runCLI("pki", "rotate-controller", "--dir", pkiDir, "c1"); r.code != 0 {
 		t.Fatal(r)
