@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/certmesh/certmesh/auth"
+	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
@@ -637,4 +639,53 @@ func TestServerCertificate(t *testing.T) {
 	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
 		t.Error(err)
 	}
+}
+
+func TestIssuerUnreachableAtStartAndKeyRotation(t *testing.T) {
+	addr := freeAddr(t)
+	e := &env{t: t, pkiDir: newPKI(t)}
+	e.cfg = baseConfig(t, e.pkiDir, "c1")
+	e.cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: "http://" + addr, Audience: "certmesh"}}
+	c, err := Open(e.cfg, Options{Logger: testLogger(t), Auth: auth.Options{DiscoveryBackoffMin: 20 * time.Millisecond, DiscoveryBackoffMax: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("a controller whose issuer is down must still start: %v", err)
+	}
+	e.mesh = newFakeMesh(c.Store())
+	if err := c.Start(e.mesh); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	e.c, e.url, e.roots = c, "https://"+c.APIAddr(), loadRoots(t, e.pkiDir)
+
+	// A token naming the issuer, while it is down.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "http://" + addr, "aud": "certmesh", "sub": "a", "exp": time.Now().Add(time.Hour).Unix()})
+	raw, _ := tok.SignedString(key)
+	_, csr := newCSR(t)
+	r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": raw, "csr": csr})
+	if r.status != http.StatusServiceUnavailable || r.code() != "issuer_unavailable" {
+		t.Fatalf("issuer down: %d %s", r.status, r.body)
+	}
+
+	// The issuer comes up; its tokens are accepted without a restart.
+	oidc, err := devoidc.Start(addr, devoidc.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oidc.Close()
+	e.oidc = oidc
+	eventually(t, 10*time.Second, "the issuer to be discovered", func() bool {
+		_, csr := newCSR(t)
+		return do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("a"), "csr": csr}).status == http.StatusCreated
+	})
+	// A new signing key at the issuer is picked up too (once the verifier's
+	// JWKS refresh interval, 5s by default, allows a fetch).
+	if _, err := oidc.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the issuer's new key to be used", func() bool {
+		_, csr := newCSR(t)
+		r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("b"), "csr": csr})
+		return r.status == http.StatusCreated
+	})
 }

@@ -145,7 +145,11 @@ type tokenHolder struct {
 // listens yet. Errors about key files are *ConfigError.
 func Open(cfg config.Controller, opts Options) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("issuer: %w", err)
+		var fe *config.FieldError
+		if errors.As(err, &fe) {
+			return nil, &ConfigError{Field: fe.Field, Err: fe.Err}
+		}
+		return nil, &ConfigError{Field: "config", Err: err}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
