@@ -127,6 +127,14 @@ func TestLoginRotateLogout(t *testing.T) {
 		t.Errorf("rotation with the leaf alone: %d %s", r.status, r.body)
 	}
 
+	// The issuer is read from the verified chain, not from the order the
+	// client sent its certificates in: a repeated leaf changes nothing.
+	repeated := s2.cert
+	repeated.Certificate = [][]byte{s2.cert.Certificate[0], s2.cert.Certificate[0], s2.cert.Certificate[1]}
+	if _, r := e.rotateWith(repeated); r.status != http.StatusCreated {
+		t.Errorf("rotation with a repeated leaf: %d %s", r.status, r.body)
+	}
+
 	// Logout revokes the session: every certificate of it.
 	r = do(t, e.client(s2.cert), "DELETE", e.url+"/v1/sessions/current", nil)
 	if r.status != http.StatusNoContent {
