@@ -41,8 +41,37 @@
 //  6. Every received record is verified (crdt.Verify with the injected
 //     Verifier) before merge. Records whose signer is not yet known, or
 //     whose HLC is too far ahead, are held (bounded) and retried. Forged,
-//     malformed and oversized input is dropped and counted, never panicked on.
-//     Role and region in membership steer paths, never trust.
+//     malformed and oversized input is dropped and counted, never panicked on;
+//     a push holding a record that does not verify is not relayed, so a
+//     forgery stops at the first honest node. Role and region in membership
+//     steer paths, never trust.
 //  7. Wire format: one protocol version byte, then msgpack; message type
 //     numbers are append-only; every length read from the wire is capped.
+//
+// Verifier is the production crdt.Verifier. Trust comes from the root CA
+// alone: a signer record certifies itself (a controller intermediate issued
+// directly by the root, whose URI SAN names the record's author), every
+// other record must be signed by an active key its author published that
+// way and valid at the record's HLC, and revoking a controller takes the
+// root's own signature. Routers have no signer record, so nothing they
+// write is ever accepted.
+//
+// Mesh invariants:
+//   - One goroutine, the loop, calls into the Core. memberlist's delegates
+//     never block and never wait for it: they decode and queue (messages in
+//     a bounded queue that drops and counts), and membership events are
+//     queued in order with the messages.
+//   - The loop holds the mesh's lock while it runs the core, and sends
+//     nothing and calls no subscriber while holding it, so subscribers may
+//     call View and memberlist's locks never nest inside the mesh's.
+//   - memberlist's user messages do not carry their sender, so each travels
+//     in a frame naming it (EncodeFrame). The name only tells where answers
+//     go; what a message carries is verified on its own.
+//   - memberlist's push-pull (on join, and every PushPullInterval) carries a
+//     node's causal context, never its state; each side answers the other's
+//     context with what it lacks (Core.PeerState), so a joining or restarted
+//     node catches up at once, at a cost that follows the difference.
+//   - Readiness (SPEC.md section 3) latches once the core completed an
+//     exchange with a peer (Core.Synced), or no seed other than the node
+//     itself answered within JoinTimeout.
 package gossip

@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // loss, duplication and reordering (by jitter). It is deliberately not
 // sim/: it only has to exercise the core.
 type testNet struct {
-	t      *testing.T
+	t      testing.TB
 	rng    *rand.Rand
 	now    time.Time
 	nodes  map[string]*Core
@@ -27,6 +28,7 @@ type testNet struct {
 	delay  func(from, to string) time.Duration
 	region map[string]string
 	wants  map[string][]WantResult // resolved pulls, by node
+	order  []string                // node names, sorted; rebuilt when nodes change
 }
 
 type delivery struct {
@@ -59,7 +61,14 @@ var epoch = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // newTestNet builds nodes "ctrl-<region>" (controllers) and
 // "r-<region>-<i>" (routers) over the given regions; cross-region delay is
 // 40ms, intra 1ms, each with up to 50% jitter (which reorders).
-func newTestNet(t *testing.T, seed uint64, regions []string, routersPer int, v *testVerifier) *testNet {
+func newTestNet(t testing.TB, seed uint64, regions []string, routersPer int, v *testVerifier) *testNet {
+	return newTestNetConfig(t, seed, regions, routersPer, v, func(cfg *Config) {
+		cfg.Fanout = 3 // deep trees even in small regions
+	})
+}
+
+// newTestNetConfig is newTestNet with each node's config adjusted by edit.
+func newTestNetConfig(t testing.TB, seed uint64, regions []string, routersPer int, v *testVerifier, edit func(*Config)) *testNet {
 	n := &testNet{
 		t: t, rng: rand.New(rand.NewPCG(seed, 1)), now: epoch,
 		nodes: make(map[string]*Core), down: make(map[string]bool), region: make(map[string]string),
@@ -82,7 +91,9 @@ func newTestNet(t *testing.T, seed uint64, regions []string, routersPer int, v *
 	for i, m := range members {
 		cfg := DefaultConfig()
 		cfg.Name, cfg.Role, cfg.Region = m.Name, m.Role, m.Region
-		cfg.Fanout = 3 // deep trees even in small regions
+		if edit != nil {
+			edit(&cfg)
+		}
 		c, err := NewCore(cfg, crdt.NewStore(), v, rand.New(rand.NewPCG(seed, uint64(i)+2)))
 		if err != nil {
 			t.Fatal(err)
@@ -99,8 +110,12 @@ func newTestNet(t *testing.T, seed uint64, regions []string, routersPer int, v *
 }
 
 // flush moves every node's output into the network.
-func (n *testNet) flush() {
-	for _, name := range n.names() {
+func (n *testNet) flush() { n.flushNodes(n.names()) }
+
+// flushNodes moves the output of the named nodes, in this order, into the
+// network.
+func (n *testNet) flushNodes(names []string) {
+	for _, name := range names {
 		c := n.nodes[name]
 		rd := c.Ready()
 		n.wants[name] = append(n.wants[name], rd.Wants...)
@@ -124,25 +139,53 @@ func (n *testNet) flush() {
 }
 
 func (n *testNet) names() []string {
-	var names []string
-	for name := range n.nodes {
-		names = append(names, name)
+	if len(n.order) == len(n.nodes) {
+		return n.order
 	}
-	sortStrings(names)
-	return names
+	n.order = n.order[:0]
+	for name := range n.nodes {
+		n.order = append(n.order, name)
+	}
+	slices.Sort(n.order)
+	return n.order
 }
 
 // run advances virtual time by d, delivering messages and ticking nodes.
+// Only nodes that were stepped or ticked can have new output or a new
+// deadline, so after a first full pass only those are looked at again
+// (what tests do to nodes between runs is picked up by that first pass).
 func (n *testNet) run(d time.Duration) {
 	end := n.now.Add(d)
+	names := n.names()
+	index := make(map[string]int, len(names))
+	deadlines := make([]time.Time, len(names))
+	touched := make([]bool, len(names))
+	for i, name := range names {
+		index[name] = i
+		touched[i] = true
+	}
+	var dirty []string
+	refresh := func() {
+		dirty = dirty[:0]
+		for i, t := range touched {
+			if t {
+				dirty = append(dirty, names[i])
+				touched[i] = false
+			}
+		}
+		n.flushNodes(dirty)
+		for _, name := range dirty {
+			deadlines[index[name]] = n.nodes[name].NextDeadline()
+		}
+	}
 	for {
-		n.flush()
+		refresh()
 		next := end
 		if len(n.q) > 0 && n.q[0].at.Before(next) {
 			next = n.q[0].at
 		}
-		for _, name := range n.names() {
-			if dl := n.nodes[name].NextDeadline(); !dl.IsZero() && dl.Before(next) {
+		for _, dl := range deadlines {
+			if !dl.IsZero() && dl.Before(next) {
 				next = dl
 			}
 		}
@@ -154,24 +197,18 @@ func (n *testNet) run(d time.Duration) {
 			dv := heap.Pop(&n.q).(delivery)
 			if !n.down[dv.to] {
 				n.nodes[dv.to].Step(n.now, dv.from, dv.msg)
+				touched[index[dv.to]] = true
 			}
 		}
-		for _, name := range n.names() {
-			if c := n.nodes[name]; !n.down[name] && !c.NextDeadline().After(n.now) {
-				c.Tick(n.now)
+		for i, name := range names {
+			if !n.down[name] && !deadlines[i].After(n.now) {
+				n.nodes[name].Tick(n.now)
+				touched[i] = true
 			}
 		}
 		if !n.now.Before(end) {
-			n.flush()
+			refresh()
 			return
-		}
-	}
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
 }
