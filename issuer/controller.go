@@ -67,7 +67,8 @@ type Options struct {
 	// the config's auth section with Auth, rebuilt on Reload.
 	Tokens TokenVerifier
 	Auth   auth.Options
-	// LoadKeyring reads mesh.key_file on Reload; default LoadKeyring.
+	// LoadKeyring reads mesh.key_file on Reload; default
+	// gossip.LoadKeyFile.
 	LoadKeyring func(path string) ([][]byte, error)
 	// MaxOffset is the mesh's max clock offset; writes are refused while
 	// this node's clock is off by more than half of it. Default
@@ -158,7 +159,7 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 		opts.Now = time.Now
 	}
 	if opts.LoadKeyring == nil {
-		opts.LoadKeyring = LoadKeyring
+		opts.LoadKeyring = gossip.LoadKeyFile
 	}
 	if opts.MaxOffset <= 0 {
 		opts.MaxOffset = crdt.DefaultMaxOffset

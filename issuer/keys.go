@@ -1,15 +1,10 @@
 package issuer
 
 import (
-	"bufio"
-	"bytes"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -136,37 +131,4 @@ func (s *serverCerts) get(k *keys) (*tls.Certificate, error) {
 	s.cur, s.from = &c, k
 	s.renew = now.Add(c.Leaf.NotAfter.Sub(now) * 2 / 3)
 	return s.cur, nil
-}
-
-// LoadKeyring reads a gossip keyring file: one base64 key a line (blank
-// lines and # comments ignored); the first key encrypts.
-func LoadKeyring(path string) ([][]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var keys [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
-	for sc.Scan() {
-		line++
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		k, err := base64.StdEncoding.DecodeString(t)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: not base64: %w", path, line, err)
-		}
-		switch len(k) {
-		case 16, 24, 32:
-		default:
-			return nil, fmt.Errorf("%s:%d: key of %d bytes, want 16, 24 or 32", path, line, len(k))
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no key", path)
-	}
-	return keys, nil
 }

@@ -90,7 +90,7 @@ func runController(ctx context.Context, cfg config.Controller, log *slog.Logger,
 	if err != nil {
 		return &issuer.ConfigError{Field: "mesh.key_file", Err: err}
 	}
-	ctrl, err := issuer.Open(cfg, issuer.Options{Logger: log, LoadKeyring: gossip.LoadKeyFile})
+	ctrl, err := issuer.Open(cfg, issuer.Options{Logger: log})
 	if err != nil {
 		return err
 	}
