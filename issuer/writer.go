@@ -31,7 +31,9 @@ var errClosed = errors.New("issuer: controller is shutting down")
 //
 // So a record is on disk before any peer can see it, the next seq on disk
 // is above every seq ever sent, and peers receive each author's records in
-// seq order (no spurious repair requests).
+// seq order (no spurious repair requests). bbolt's own DB.Batch would share
+// commits too, but it may commit (and so publish) seq n+1 before seq n, and
+// a crash between the two would leave a gap that peers wait on.
 type writer struct {
 	author crdt.Author
 	db     *durable
