@@ -133,9 +133,9 @@ func applyDelta(t testing.TB, s *Store, d Delta, now Millis) {
 	}
 }
 
-// sync runs anti-entropy from src to dst until dst lacks nothing src can
+// syncAll runs anti-entropy from src to dst until dst lacks nothing src can
 // give, and returns the number of deltas it took.
-func sync(t testing.TB, src, dst *Store, budget int, now Millis) int {
+func syncAll(t testing.TB, src, dst *Store, budget int, now Millis) int {
 	t.Helper()
 	for i := 0; ; i++ {
 		d := src.DeltaSince(dst.Context(), budget)

@@ -2,10 +2,9 @@ package crdt
 
 import (
 	"bufio"
-	"cmp"
 	"fmt"
 	"io"
-	"slices"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -123,50 +122,60 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 // MUST ONLY pass snapshots whose records are verified or that the node wrote
 // itself; the context is trusted as it stands. A record whose dot the store
 // already covers is skipped, so that a record collected here never comes
-// back. On error the store is unchanged.
+// back. A snapshot that no store could have written (a record or dot more
+// than MaxSeqAhead above its author's contiguous seq, too many authors) is
+// refused, and on error the store is unchanged.
 func (s *Store) RestoreVerified(snap *Snapshot) error {
 	if err := snap.Context.Validate(); err != nil {
 		return fmt.Errorf("crdt: restore: %w", err)
 	}
 	fresh := make(map[Author]struct{})
+	// reach is, per author, the highest seq a record or dot may have.
+	reach := func(a Author) uint64 {
+		var m uint64
+		if l := s.authors[a]; l != nil {
+			m = l.contiguous
+		}
+		if c := snap.Context.Find(a); c != nil {
+			m = max(m, c.Max)
+		}
+		if m > math.MaxUint64-MaxSeqAhead {
+			return math.MaxUint64
+		}
+		return m + MaxSeqAhead
+	}
+	for _, c := range snap.Context {
+		if s.authors[c.Author] == nil {
+			fresh[c.Author] = struct{}{}
+		}
+		if n := len(c.Above); n > 0 && c.Above[n-1] > reach(c.Author) {
+			return fmt.Errorf("crdt: restore: %w: dot %d of %v", ErrTooFarAhead, c.Above[n-1], c.Author)
+		}
+	}
 	for _, r := range snap.Records {
 		if r == nil || r.Head().Seq == 0 {
 			return fmt.Errorf("crdt: restore: %w", invalid("nil record or seq 0"))
 		}
-		if a := r.Head().Author; s.authors[a] == nil {
-			fresh[a] = struct{}{}
+		h := r.Head()
+		if s.authors[h.Author] == nil {
+			fresh[h.Author] = struct{}{}
 		}
-	}
-	for _, a := range snap.Context {
-		if s.authors[a.Author] == nil {
-			fresh[a.Author] = struct{}{}
+		if h.Seq > reach(h.Author) {
+			return fmt.Errorf("crdt: restore: %w: %v", ErrTooFarAhead, h.Dot())
 		}
 	}
 	if len(s.authors)+len(fresh) > MaxAuthors {
 		return fmt.Errorf("crdt: restore: %w", ErrTooManyAuthors)
 	}
 
-	// The records this store has not covered yet, by author, decided
-	// before the snapshot's context covers them.
-	type batch struct {
-		l    *authorLog
-		recs []Record
-	}
-	var batches []*batch
-	byLog := make(map[*authorLog]*batch)
+	// The records this store has not covered yet, decided before the
+	// snapshot's context covers them.
+	var recs []Record
 	for _, r := range snap.Records {
-		h := r.Head()
-		l, _ := s.log(h.Author, true)
-		if l.covered(h.Seq) {
-			continue
+		l, _ := s.log(r.Head().Author, true)
+		if !l.covered(r.Head().Seq) {
+			recs = append(recs, r)
 		}
-		b := byLog[l]
-		if b == nil {
-			b = &batch{l: l}
-			byLog[l] = b
-			batches = append(batches, b)
-		}
-		b.recs = append(b.recs, r)
 	}
 	for _, a := range snap.Context {
 		l, _ := s.log(a.Author, true)
@@ -175,30 +184,19 @@ func (s *Store) RestoreVerified(snap *Snapshot) error {
 			l.cover(seq)
 		}
 	}
-	for _, b := range batches {
-		l := b.l
-		slices.SortStableFunc(b.recs, func(x, y Record) int { return cmp.Compare(x.Head().Seq, y.Head().Seq) })
-		b.recs = slices.CompactFunc(b.recs, func(x, y Record) bool { return x.Head().Seq == y.Head().Seq })
-		for _, r := range b.recs {
-			l.cover(r.Head().Seq)
+	for _, r := range recs {
+		h := r.Head()
+		l := s.authors[h.Author]
+		if l.entry(h.Seq) != nil {
+			continue // twice in the snapshot
 		}
-		// A log with nothing in it starts just below the first record, so
-		// that a snapshot taken after a long collected prefix does not
-		// allocate that prefix.
-		if len(l.records) == 0 && len(l.dropped) == 0 {
-			l.base = min(b.recs[0].Head().Seq-1, l.contiguous)
+		l.cover(h.Seq)
+		if s.droppedByRevocation(r) {
+			l.drop(h.Seq, r)
+			continue
 		}
-		for _, r := range b.recs {
-			if s.droppedByRevocation(r) {
-				l.drop(r.Head().Seq, r)
-				continue
-			}
-			l.put(r.Head().Seq, r)
-			s.index(l, r)
-		}
-	}
-	for _, l := range s.order {
-		l.trim()
+		l.put(h.Seq, r)
+		s.index(l, r)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -56,24 +57,44 @@ func addMillis(m Millis, d time.Duration) Millis {
 	return m + ms
 }
 
+// Records are kept in pages of pageSize consecutive seqs, so that a log
+// costs memory for the records it holds, not for the span of seqs between
+// them: a long-lived record among collected ones pins one page, not every
+// slot since, and a sparse snapshot does not allocate its gaps.
+const (
+	pageBits = 6
+	pageSize = 1 << pageBits
+	pageMask = pageSize - 1
+)
+
+// page holds seqs key<<pageBits .. key<<pageBits|pageMask: 1 KiB, exactly
+// a size class.
+type page [pageSize]Record
+
+// droppedRecord marks, in a page, a record written by its author after the
+// root revoked its controller. It is in no index and not in the digest; it
+// is kept until it expires so that a peer that lacks it receives it, drops
+// it too and covers its dot: a dot the peer could not prove collected would
+// stay a gap in its context forever.
+type droppedRecord struct{ Record }
+
+func unwrap(r Record) (rec Record, dropped bool) {
+	if d, ok := r.(droppedRecord); ok {
+		return d.Record, true
+	}
+	return r, false
+}
+
 // authorLog is everything a store has of one author.
 type authorLog struct {
 	author Author
-	// records[i] holds seq base+1+i; nil where the record was never
-	// received, has been collected, or was dropped.
-	// Invariant: base <= contiguous, and no record, held or dropped, has a
-	// seq at or below base.
-	base    uint64
-	records []Record
+	pages  map[uint64]*page // by seq >> pageBits; no page is all nil
+	keys   []uint64         // the keys of pages, sorted
 	// Invariant: every seq in 1..contiguous is covered, contiguous+1 is not.
+	// Every record held or dropped is at most MaxSeqAhead above it.
 	contiguous uint64
 	above      map[uint64]struct{} // covered seqs > contiguous+1
-	// dropped holds the records the author wrote after the root revoked
-	// its controller. They are in no index and not in the digest; they are
-	// kept until they expire so that a peer that lacks them receives them,
-	// drops them too and covers their dots: a dot it could not prove
-	// collected would stay a gap in its context forever.
-	dropped map[uint64]Record
+	ndropped   int                 // dropped records in pages
 	// revocations holds the seqs of held records that jump the queue in
 	// DeltaSince (revocations of any kind), sorted.
 	revocations []uint64
@@ -87,53 +108,137 @@ func (l *authorLog) covered(seq uint64) bool {
 	return ok
 }
 
-// get returns the held record at seq, or nil.
-func (l *authorLog) get(seq uint64) Record {
-	if seq <= l.base || seq-l.base > uint64(len(l.records)) {
-		return nil
-	}
-	return l.records[seq-l.base-1]
-}
-
-// entry returns the record at seq, held or dropped, or nil.
-func (l *authorLog) entry(seq uint64) Record {
-	if r := l.get(seq); r != nil {
-		return r
-	}
-	if l.dropped != nil {
-		return l.dropped[seq]
+// slot returns what the page holds at seq: nil, a record, or a
+// droppedRecord.
+func (l *authorLog) slot(seq uint64) Record {
+	if p := l.pages[seq>>pageBits]; p != nil {
+		return p[seq&pageMask]
 	}
 	return nil
 }
 
-// top is the highest seq of a record held or dropped, or base if none:
-// above it there is no record to prove anything with.
+// get returns the held record at seq, or nil.
+func (l *authorLog) get(seq uint64) Record {
+	r := l.slot(seq)
+	if _, dropped := r.(droppedRecord); dropped {
+		return nil
+	}
+	return r
+}
+
+// entry returns the record at seq, held or dropped, or nil.
+func (l *authorLog) entry(seq uint64) Record {
+	r, _ := unwrap(l.slot(seq))
+	return r
+}
+
+// set stores r (nil, a record or a droppedRecord) at seq, creating and
+// freeing pages as needed.
+func (l *authorLog) set(seq uint64, r Record) {
+	k := seq >> pageBits
+	p := l.pages[k]
+	if p == nil {
+		if r == nil {
+			return
+		}
+		if l.pages == nil {
+			l.pages = make(map[uint64]*page)
+		}
+		p = new(page)
+		l.pages[k] = p
+		if n := len(l.keys); n == 0 || l.keys[n-1] < k {
+			l.keys = append(l.keys, k)
+		} else {
+			i, _ := slices.BinarySearch(l.keys, k)
+			l.keys = slices.Insert(l.keys, i, k)
+		}
+	}
+	if _, dropped := p[seq&pageMask].(droppedRecord); dropped {
+		l.ndropped--
+	}
+	if _, dropped := r.(droppedRecord); dropped {
+		l.ndropped++
+	}
+	p[seq&pageMask] = r
+	if r == nil && *p == (page{}) {
+		delete(l.pages, k)
+		if i, found := slices.BinarySearch(l.keys, k); found {
+			l.keys = slices.Delete(l.keys, i, i+1)
+		}
+	}
+}
+
+func (l *authorLog) put(seq uint64, r Record)  { l.set(seq, r) }
+func (l *authorLog) drop(seq uint64, r Record) { l.set(seq, droppedRecord{r}) }
+func (l *authorLog) clear(seq uint64)          { l.set(seq, nil) }
+
+// next returns the lowest seq in [from, to] holding a record, held or
+// dropped, and that record; nil if there is none. It skips empty pages in
+// one step each, and missing pages at no cost.
+func (l *authorLog) next(from, to uint64) (uint64, Record) {
+	if from > to {
+		return 0, nil
+	}
+	k := from >> pageBits
+	i, _ := slices.BinarySearch(l.keys, k)
+	for ; i < len(l.keys); i++ {
+		key := l.keys[i]
+		if key > to>>pageBits {
+			return 0, nil
+		}
+		p := l.pages[key]
+		j := 0
+		if key == k {
+			j = int(from & pageMask)
+		}
+		for ; j < pageSize; j++ {
+			if p[j] == nil {
+				continue
+			}
+			seq := key<<pageBits | uint64(j)
+			if seq > to {
+				return 0, nil
+			}
+			r, _ := unwrap(p[j])
+			return seq, r
+		}
+	}
+	return 0, nil
+}
+
+// top is the highest seq of a record held or dropped, or 0 if none: above
+// it there is no record to prove anything with.
 func (l *authorLog) top() uint64 {
-	t := l.base + uint64(len(l.records))
-	for seq := range l.dropped {
-		t = max(t, seq)
+	if len(l.keys) == 0 {
+		return 0
 	}
-	return t
+	k := l.keys[len(l.keys)-1]
+	p := l.pages[k]
+	for j := pageSize - 1; j >= 0; j-- {
+		if p[j] != nil {
+			return k<<pageBits | uint64(j)
+		}
+	}
+	return 0
 }
 
-// put stores r at seq. Precondition: seq > base.
-func (l *authorLog) put(seq uint64, r Record) {
-	i := seq - l.base - 1
-	if i >= uint64(len(l.records)) {
-		n := int(i) + 1 - len(l.records)
-		old := len(l.records)
-		l.records = slices.Grow(l.records, n)[:old+n]
-		clear(l.records[old:])
+// each calls fn for every record held or dropped, in seq order, until fn
+// returns false. fn may replace a record by another at the same seq, not
+// remove one.
+func (l *authorLog) each(fn func(seq uint64, r Record, dropped bool) bool) bool {
+	for _, k := range l.keys {
+		p := l.pages[k]
+		for j, r := range p {
+			if r == nil {
+				continue
+			}
+			r, dropped := unwrap(r)
+			if !fn(k<<pageBits|uint64(j), r, dropped) {
+				return false
+			}
+		}
 	}
-	l.records[i] = r
-}
-
-// drop sets r aside at seq as written by a revoked author.
-func (l *authorLog) drop(seq uint64, r Record) {
-	if l.dropped == nil {
-		l.dropped = make(map[uint64]Record)
-	}
-	l.dropped[seq] = r
+	return true
 }
 
 func (l *authorLog) cover(seq uint64) {
@@ -189,30 +294,6 @@ func (l *authorLog) sortedAbove() []uint64 {
 	return seqs
 }
 
-// trim drops the prefix of records that are covered and neither held nor
-// dropped, keeping base <= contiguous.
-func (l *authorLog) trim() {
-	n := 0
-	for n < len(l.records) && l.records[n] == nil && l.base+uint64(n) < l.contiguous {
-		if _, ok := l.dropped[l.base+uint64(n)+1]; ok {
-			break
-		}
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	l.base += uint64(n)
-	switch {
-	case n == len(l.records):
-		l.records = nil
-	case n > len(l.records)/2:
-		l.records = append([]Record(nil), l.records[n:]...)
-	default:
-		l.records = l.records[n:]
-	}
-}
-
 func (l *authorLog) addRevocation(seq uint64) {
 	i, found := slices.BinarySearch(l.revocations, seq)
 	if !found {
@@ -240,6 +321,7 @@ type signerKey struct {
 type Store struct {
 	authors map[Author]*authorLog
 	order   []*authorLog // the same logs sorted by author, for determinism
+	last    *authorLog   // the log of the latest merge: writes come in runs
 
 	sessions winners[SessionID, *SessionRecord]
 	certs    winners[Serial, *CertRecord]
@@ -252,16 +334,15 @@ type Store struct {
 	revokedSigners    joins[string]    // earliest RevokedAt, by controller
 
 	// names interns identities, methods and controller names, which
-	// repeat across records, counting the record fields that use each.
-	names map[string]*interned
+	// repeat across records. It only grows between collections: Collect
+	// rebuilds it from the records held once it has doubled since the last
+	// rebuild, so that names no record uses any more are let go.
+	names      map[string]string
+	namesBuilt int    // len(names) after the last rebuild
+	lastMethod string // the method interned last
 
 	digest uint64
 	counts [maxKind + 1]int
-}
-
-type interned struct {
-	s string
-	n int
 }
 
 // NewStore returns an empty store.
@@ -276,36 +357,59 @@ func NewStore() *Store {
 		revokedSerials:    newJoins[Serial](false),
 		revokedIdentities: newJoins[string](true),
 		revokedSigners:    newJoins[string](false),
-		names:             make(map[string]*interned),
+		names:             make(map[string]string),
 	}
 }
 
 // intern replaces *p by the store's copy of the same string, if it has
-// one, and counts the use. The field is written only when it does not
-// already point at that copy, so a record shared by stores that intern it
-// alike is written once.
+// one. The field is written only when it does not already point at that
+// copy, so a record shared by stores that intern it alike is written once.
 func (s *Store) intern(p *string) {
 	v := *p
 	if v == "" {
 		return
 	}
-	if e, ok := s.names[v]; ok {
-		e.n++
-		if unsafe.StringData(v) != unsafe.StringData(e.s) {
-			*p = e.s
+	if c, ok := s.names[v]; ok {
+		if !sameString(c, v) {
+			*p = c
 		}
 		return
 	}
-	s.names[v] = &interned{s: v, n: 1}
+	s.names[v] = v
 }
 
-// unintern releases one use of v.
-func (s *Store) unintern(v string) {
-	if e, ok := s.names[v]; ok {
-		if e.n--; e.n <= 0 {
-			delete(s.names, v)
+// internFields interns the strings of r that repeat across records.
+func (s *Store) internFields(r Record) {
+	switch r := r.(type) {
+	case *SessionRecord:
+		s.intern(&r.Identity)
+		// Methods are few and come in runs: the last one saves a lookup.
+		if r.Method == s.lastMethod {
+			if !sameString(r.Method, s.lastMethod) {
+				r.Method = s.lastMethod
+			}
+		} else {
+			s.intern(&r.Method)
+			s.lastMethod = r.Method
 		}
+	case *CertRecord:
+		s.intern(&r.Identity)
+	case *IdentityRevocationRecord:
+		s.intern(&r.Identity)
+	case *SignerRecord:
+		s.intern(&r.Controller)
 	}
+}
+
+// reintern rebuilds the intern table from the records held.
+func (s *Store) reintern() {
+	s.names = make(map[string]string, s.namesBuilt)
+	s.lastMethod = ""
+	s.Range(func(r Record) bool {
+		s.internFields(r)
+		return true
+	})
+	s.namesBuilt = len(s.names)
 }
 
 // log returns the log of a, creating it if create is set.
@@ -356,7 +460,10 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 	if h.Seq == 0 {
 		return false, invalid("seq 0")
 	}
-	l := s.authors[h.Author]
+	l := s.last
+	if l == nil || l.author != h.Author {
+		l = s.authors[h.Author]
+	}
 	var have uint64
 	if l != nil {
 		if l.covered(h.Seq) {
@@ -373,6 +480,7 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 			return false, err
 		}
 	}
+	s.last = l
 	l.cover(h.Seq)
 	if s.droppedByRevocation(r) {
 		l.drop(h.Seq, r)
@@ -412,13 +520,11 @@ func (s *Store) index(l *authorLog, r Record) {
 	}
 	s.digest ^= recordHash(r)
 	s.counts[r.Kind()]++
+	s.internFields(r)
 	switch r := r.(type) {
 	case *SessionRecord:
-		s.intern(&r.Identity)
-		s.intern(&r.Method)
 		s.sessions.add(r.ID, r)
 	case *CertRecord:
-		s.intern(&r.Identity)
 		s.certs.add(r.Serial, r)
 		if !r.Supersedes.IsZero() {
 			s.superseded.add(r.Supersedes, r.SupersedeAt)
@@ -431,11 +537,9 @@ func (s *Store) index(l *authorLog, r Record) {
 		}
 		l.addRevocation(r.Seq)
 	case *IdentityRevocationRecord:
-		s.intern(&r.Identity)
 		s.revokedIdentities.add(r.Identity, r.RevokedBefore)
 		l.addRevocation(r.Seq)
 	case *SignerRecord:
-		s.intern(&r.Controller)
 		if !r.Revoked {
 			s.signers.add(signerKey{r.Controller, r.KeyID}, r)
 			return
@@ -456,14 +560,11 @@ func (s *Store) unindex(l *authorLog, r Record) {
 	switch r := r.(type) {
 	case *SessionRecord:
 		s.sessions.remove(r.ID, r)
-		s.unintern(r.Identity)
-		s.unintern(r.Method)
 	case *CertRecord:
 		s.certs.remove(r.Serial, r)
 		if !r.Supersedes.IsZero() {
 			s.superseded.remove(r.Supersedes, r.SupersedeAt)
 		}
-		s.unintern(r.Identity)
 	case *RevocationRecord:
 		if r.Target == RevokeSession {
 			s.revokedSessions.remove(r.Session, r.At)
@@ -473,10 +574,8 @@ func (s *Store) unindex(l *authorLog, r Record) {
 		l.removeRevocation(r.Seq)
 	case *IdentityRevocationRecord:
 		s.revokedIdentities.remove(r.Identity, r.RevokedBefore)
-		s.unintern(r.Identity)
 		l.removeRevocation(r.Seq)
 	case *SignerRecord:
-		defer s.unintern(r.Controller)
 		if !r.Revoked {
 			s.signers.remove(signerKey{r.Controller, r.KeyID}, r)
 			return
@@ -500,28 +599,17 @@ func (s *Store) reconcileRevoked(controller string) {
 		if l.author.Name != controller {
 			continue
 		}
-		for i, r := range l.records {
-			if r != nil && s.droppedByRevocation(r) {
-				l.records[i] = nil
+		l.each(func(seq uint64, r Record, dropped bool) bool {
+			switch should := s.droppedByRevocation(r); {
+			case should && !dropped:
 				s.unindex(l, r)
-				l.drop(r.Head().Seq, r)
-			}
-		}
-		if len(l.dropped) == 0 {
-			continue
-		}
-		seqs := make([]uint64, 0, len(l.dropped))
-		for seq := range l.dropped {
-			seqs = append(seqs, seq)
-		}
-		slices.Sort(seqs)
-		for _, seq := range seqs {
-			if r := l.dropped[seq]; !s.droppedByRevocation(r) {
-				delete(l.dropped, seq)
+				l.drop(seq, r)
+			case !should && dropped:
 				l.put(seq, r)
 				s.index(l, r)
 			}
-		}
+			return true
+		})
 	}
 }
 
@@ -665,27 +753,43 @@ func (j *joins[K]) better(v, than Millis) bool {
 	return v < than
 }
 
-// recordHash is a record's contribution to the digest: FNV-1a over its dot,
-// HLC and signature, which together pin its contents.
+// recordHash is a record's contribution to the digest: a 64-bit hash of
+// its dot, HLC and signature, which together pin its contents. It works a
+// word at a time, with a fixed seed: every node must compute the same.
 func recordHash(r Record) uint64 {
-	const (
-		offset = 14695981039346656037
-		prime  = 1099511628211
-	)
 	h := r.Head()
-	x := uint64(offset)
-	for i := 0; i < len(h.Author.Name); i++ {
-		x = (x ^ uint64(h.Author.Name[i])) * prime
+	x := uint64(0x9e3779b97f4a7c15)
+	name := h.Author.Name
+	x = mix64(x, uint64(len(name)))
+	for ; len(name) >= 8; name = name[8:] {
+		x = mix64(x, uint64(name[0])|uint64(name[1])<<8|uint64(name[2])<<16|uint64(name[3])<<24|
+			uint64(name[4])<<32|uint64(name[5])<<40|uint64(name[6])<<48|uint64(name[7])<<56)
 	}
-	for _, v := range [...]uint64{h.Author.Incarnation, h.Seq, uint64(h.HLC)} {
-		for i := 0; i < 8; i++ {
-			x = (x ^ (v >> (8 * i) & 0xff)) * prime
-		}
+	var tail uint64
+	for i := 0; i < len(name); i++ {
+		tail |= uint64(name[i]) << (8 * i)
 	}
-	for _, c := range h.Sig {
-		x = (x ^ uint64(c)) * prime
+	x = mix64(x, tail)
+	x = mix64(x, h.Author.Incarnation)
+	x = mix64(x, h.Seq)
+	x = mix64(x, uint64(h.HLC))
+	for i := 0; i < len(h.Sig); i += 8 {
+		x = mix64(x, binary.LittleEndian.Uint64(h.Sig[i:]))
 	}
+	// splitmix64's finalizer, so that every input bit reaches every output
+	// bit before the XOR of the digest.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
 	return x
+}
+
+func mix64(x, w uint64) uint64 {
+	x ^= w
+	x *= 0xff51afd7ed558ccd
+	return x ^ x>>32
 }
 
 // Digest is an order-independent fingerprint of the records held. Two
@@ -764,39 +868,17 @@ func (s *Store) Missing(peer Context) uint64 {
 // are not visited.
 func (s *Store) Range(fn func(Record) bool) {
 	for _, l := range s.order {
-		for _, r := range l.records {
-			if r != nil && !fn(r) {
-				return
-			}
+		if !l.each(func(_ uint64, r Record, dropped bool) bool { return dropped || fn(r) }) {
+			return
 		}
 	}
 }
 
-// rangeAll is Range including the dropped records, in seq order within
-// each author.
+// rangeAll is Range including the dropped records.
 func (s *Store) rangeAll(fn func(r Record) bool) {
 	for _, l := range s.order {
-		var dropped []uint64
-		for seq := range l.dropped {
-			dropped = append(dropped, seq)
-		}
-		slices.Sort(dropped)
-		for i, r := range l.records {
-			seq := l.base + 1 + uint64(i)
-			for len(dropped) > 0 && dropped[0] < seq {
-				if !fn(l.dropped[dropped[0]]) {
-					return
-				}
-				dropped = dropped[1:]
-			}
-			if r != nil && !fn(r) {
-				return
-			}
-		}
-		for _, seq := range dropped {
-			if !fn(l.dropped[seq]) {
-				return
-			}
+		if !l.each(func(_ uint64, r Record, _ bool) bool { return fn(r) }) {
+			return
 		}
 	}
 }
@@ -806,7 +888,7 @@ func (s *Store) rangeAll(fn func(r Record) bool) {
 func (s *Store) dropCount() int {
 	n := 0
 	for _, l := range s.order {
-		n += len(l.dropped)
+		n += l.ndropped
 	}
 	return n
 }
@@ -830,20 +912,20 @@ func (s *Store) CoverInterval(iv Interval, now Millis) {
 	if l == nil || iv.To <= iv.From || iv.To <= l.contiguous {
 		return
 	}
-	top := l.top()
-	lo, hi := max(iv.From, l.contiguous), min(iv.To, top)
+	lo := max(iv.From, l.contiguous)
+	// Nothing is held more than MaxSeqAhead above contiguous, and nothing
+	// above the top record proves anything.
+	hi := min(iv.To, l.top(), l.contiguous+MaxSeqAhead)
 	if hi <= lo {
-		return // nothing held above the gap proves anything
+		return
 	}
 	// Bound on the HLC of everything at or below the current seq: the HLC
 	// of the nearest record above it.
 	var bound Timestamp
-	found := false
-	for seq := hi + 1; seq <= top; seq++ {
-		if r := l.entry(seq); r != nil {
-			bound, found = r.Head().HLC, true
-			break
-		}
+	_, above := l.next(hi+1, math.MaxUint64)
+	found := above != nil
+	if found {
+		bound = above.Head().HLC
 	}
 	horizon := addMillis(now, -MinRetention)
 	for seq := hi; seq > lo; seq-- {
@@ -872,37 +954,37 @@ func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
 	slack := maxOffset + grace
 	horizon := addMillis(now, -MinRetention)
 	type victim struct {
-		l   *authorLog
-		seq uint64
-		r   Record
+		l       *authorLog
+		seq     uint64
+		r       Record
+		dropped bool
 	}
 	var victims []victim
 	for _, l := range s.order {
-		for i, r := range l.records {
-			if r != nil && collectable(r, now, slack, horizon) {
-				victims = append(victims, victim{l, l.base + 1 + uint64(i), r})
-			}
-		}
-		for seq, r := range l.dropped {
+		l.each(func(seq uint64, r Record, dropped bool) bool {
 			if collectable(r, now, slack, horizon) {
-				delete(l.dropped, seq)
+				victims = append(victims, victim{l, seq, r, dropped})
 			}
-		}
+			return true
+		})
 	}
 	// Removing a signer revocation may bring dropped records back
 	// (reconcileRevoked), so the victims are chosen first and removed
-	// after.
+	// after, each only if still where it was.
 	n := 0
 	for _, v := range victims {
-		if v.l.get(v.seq) != v.r {
+		cur, dropped := unwrap(v.l.slot(v.seq))
+		if cur != v.r {
 			continue
 		}
-		v.l.records[v.seq-v.l.base-1] = nil
-		s.unindex(v.l, v.r)
-		n++
+		v.l.clear(v.seq)
+		if !dropped {
+			s.unindex(v.l, v.r)
+			n++
+		}
 	}
-	for _, l := range s.order {
-		l.trim()
+	if len(s.names) > 2*s.namesBuilt+1024 {
+		s.reintern()
 	}
 	return n
 }
@@ -939,7 +1021,7 @@ func (s *Store) DeltaSince(peer Context, budget int) Delta {
 		if limit < pc.Max {
 			limit = math.MaxUint64
 		}
-		c := deltaCursor{l: l, pc: pc, from: pc.Max, next: max(pc.Max, l.base) + 1, to: min(l.contiguous, limit), limit: limit}
+		c := deltaCursor{l: l, pc: pc, from: pc.Max, next: pc.Max + 1, to: min(l.contiguous, limit), limit: limit}
 		// Revocations first: they may jump the queue, the dot cloud
 		// absorbs them.
 		if !d.Truncated {
@@ -979,6 +1061,10 @@ func (s *Store) DeltaSince(peer Context, budget int) Delta {
 		c := h.pop()
 		if d.Truncated || !try(c.l.entry(c.next)) {
 			c.finish(&d, c.next-1)
+			continue
+		}
+		if c.done {
+			c.finish(&d, c.to)
 			continue
 		}
 		c.next++
@@ -1026,6 +1112,7 @@ type deltaCursor struct {
 	limit uint64   // highest seq the peer accepts
 	sent  []uint64 // revocations already in the delta, sorted
 	t     Timestamp
+	done  bool // nothing left to send in next..to
 }
 
 func (c *deltaCursor) wasSent(seq uint64) bool {
@@ -1036,15 +1123,23 @@ func (c *deltaCursor) wasSent(seq uint64) bool {
 // peek advances next to the next record to send and reports whether there
 // is one; c.t is its HLC.
 func (c *deltaCursor) peek() bool {
-	for ; c.next <= c.to; c.next++ {
-		if c.pc.Has(c.next) || c.wasSent(c.next) {
+	for !c.done {
+		seq, r := c.l.next(c.next, c.to)
+		if r == nil {
+			break
+		}
+		c.next = seq
+		if seq == c.to {
+			c.done = true // no seq after it to move next to
+		}
+		if c.pc.Has(seq) || c.wasSent(seq) {
+			c.next++
 			continue
 		}
-		if r := c.l.entry(c.next); r != nil {
-			c.t = r.Head().HLC
-			return true
-		}
+		c.t = r.Head().HLC
+		return true
 	}
+	c.done = true
 	return false
 }
 

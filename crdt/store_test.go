@@ -334,7 +334,7 @@ func TestDroppedRecordsTravelSoContextsConverge(t *testing.T) {
 		newRootRevocation(ctrlB, 1, t0+3*hour, "ctrl-a", t0+hour, 0),
 	)
 	b := NewStore()
-	sync(t, a, b, 1<<20, t0+4*hour)
+	syncAll(t, a, b, 1<<20, t0+4*hour)
 	if diff := cmp.Diff(a.Context(), b.Context(), equateEmpty); diff != "" {
 		t.Fatalf("contexts differ (-a +b):\n%s", diff)
 	}
@@ -351,7 +351,7 @@ func TestDroppedRecordsTravelSoContextsConverge(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := NewStore()
-	sync(t, c, d, 1<<20, t0+4*hour)
+	syncAll(t, c, d, 1<<20, t0+4*hour)
 	if diff := cmp.Diff(a.Context(), d.Context(), equateEmpty); diff != "" {
 		t.Fatalf("contexts differ after a snapshot hop (-a +d):\n%s", diff)
 	}
@@ -477,7 +477,7 @@ func TestDeltaSinceStaysWithinMaxSeqAhead(t *testing.T) {
 	if diff := cmp.Diff([]Interval{{ctrlA, 0, MaxSeqAhead}}, d.Intervals); diff != "" {
 		t.Fatalf("intervals (-want +got):\n%s", diff)
 	}
-	sync(t, src, dst, math.MaxInt, t0)
+	syncAll(t, src, dst, math.MaxInt, t0)
 	if dst.Digest() != src.Digest() || dst.Contiguous(ctrlA) != n {
 		t.Fatal("no convergence")
 	}
@@ -567,11 +567,10 @@ func TestCollect(t *testing.T) {
 		t.Fatal("signer revocation collected")
 	}
 	assertIndexesMatchRebuild(t, s, now)
-	// The log's collected prefix is trimmed: DeltaSince for an empty peer
-	// starts at the first record held.
-	l := s.authors[ctrlA]
-	if l.base != 2 {
-		t.Fatalf("base %d, want 2", l.base)
+	// A fresh peer gets what is left and the interval over the rest.
+	d := s.DeltaSince(nil, 1<<20)
+	if len(d.Records) != 4 || !cmp.Equal(d.Intervals, []Interval{{ctrlA, 0, 4}, {ctrlB, 0, 3}}) {
+		t.Fatalf("delta to a fresh peer: %d records, intervals %v", len(d.Records), d.Intervals)
 	}
 }
 
@@ -612,12 +611,11 @@ func TestCollectKeepsIndexesExact(t *testing.T) {
 		t.Error("record written before the remaining revocation is not held")
 	}
 	assertIndexesMatchRebuild(t, s, now)
-	// The intern table holds only what the records held use.
-	for name, e := range s.names {
-		if e.n <= 0 {
-			t.Errorf("intern %q with %d uses", name, e.n)
-		}
+	// Rebuilt, the intern table holds only what the records held use.
+	if _, ok := s.names["alice"]; !ok {
+		t.Error("alice not interned before the rebuild")
 	}
+	s.reintern()
 	if _, ok := s.names["alice"]; ok {
 		t.Error("an identity no record uses any more is still interned")
 	}
@@ -693,11 +691,6 @@ func indexDump(s *Store) map[string]any {
 		}
 	}
 	d["revocations"] = revs
-	names := map[string]int{}
-	for k, e := range s.names {
-		names[k] = e.n
-	}
-	d["names"] = names
 	d["counts"] = s.counts
 	return d
 }
@@ -813,8 +806,8 @@ func TestRestoreAfterCollectedPrefixIsCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := s.authors[ctrlA]
-	if len(l.records) > 10 || l.contiguous != 1_000_010 {
-		t.Fatalf("%d slots, contiguous %d", len(l.records), l.contiguous)
+	if len(l.pages) > 2 || l.contiguous != 1_000_010 {
+		t.Fatalf("%d pages, contiguous %d", len(l.pages), l.contiguous)
 	}
 	if s.Get(Dot{ctrlA, 1_000_005}) == nil || s.Get(Dot{ctrlA, 1_000_010}) == nil || s.Len() != 2 {
 		t.Fatal("records not restored")
