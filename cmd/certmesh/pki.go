@@ -28,6 +28,7 @@ func pkiCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage: "create and manage the certificate authority of a deployment",
 		Subcommands: []*cli.Command{
 			pkiInitCommand(stdout),
+			pkiAddCommand(stdout),
 			pkiRotateCommand(stdout),
 			pkiRevokeCommand(stdout),
 		},
@@ -79,6 +80,58 @@ func pkiInitCommand(stdout io.Writer) *cli.Command {
 					return fmt.Errorf("%s already exists; pass --force to overwrite", ee.Path)
 				case strings.HasPrefix(err.Error(), "pki: init: hosts: "):
 					return usagef("--hosts: %s", strings.TrimPrefix(err.Error(), "pki: init: hosts: "))
+				}
+				return err
+			}
+			for _, p := range written {
+				fmt.Fprintln(stdout, p)
+			}
+			return nil
+		},
+	}
+}
+
+func pkiAddCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "add",
+		Usage:     "issue certificates for new controllers and routers from an existing root",
+		UsageText: "certmesh pki add --dir DIR [--controllers a,b] [--routers r1,r2] [--hosts h1,h2]",
+		Description: "Adds nodes to the deployment whose root is DIR/ca.pem and DIR/ca.key, as when a region joins:\n" +
+			"DIR/<name>/cert.pem and key.pem for every new controller (an intermediate CA, chain included) and router.\n" +
+			"Existing files are never overwritten.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Usage: "the PKI `DIR`ectory of pki init (required)"},
+			&cli.StringFlag{Name: "controllers", Usage: "comma `LIST` of new controller names"},
+			&cli.StringFlag{Name: "routers", Usage: "comma `LIST` of new router names"},
+			&cli.StringFlag{Name: "hosts", Usage: "comma `LIST` of extra DNS names or IPs on every new router certificate"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			dir := c.String("dir")
+			if dir == "" {
+				return usagef("--dir is required")
+			}
+			opts := pki.AddOptions{
+				Controllers: splitList(c.String("controllers")),
+				Routers:     splitList(c.String("routers")),
+				Hosts:       splitList(c.String("hosts")),
+				Now:         time.Now(),
+			}
+			if len(opts.Controllers)+len(opts.Routers) == 0 {
+				return usagef("give --controllers, --routers or both")
+			}
+			for _, n := range append(append([]string(nil), opts.Controllers...), opts.Routers...) {
+				if err := pki.ValidateName(n); err != nil {
+					return usagef("name %q: %v", n, err)
+				}
+			}
+			written, err := pki.Add(dir, opts)
+			if err != nil {
+				var ee *pki.ExistsError
+				if errors.As(err, &ee) {
+					return fmt.Errorf("%s already exists; pki add only issues new names (see pki rotate-controller)", ee.Path)
 				}
 				return err
 			}
