@@ -22,13 +22,13 @@ import (
 // These tests run real memberlist over real loopback sockets. They poll
 // conditions with a deadline; nothing sleeps to wait for convergence.
 
-// fastMemberlist shortens memberlist's LAN timers so that failures are
-// noticed within a test's patience.
+// fastMemberlist shortens memberlist's LAN timers so that joins and
+// leaves spread within a test's patience, without declaring busy nodes
+// dead.
 func fastMemberlist(mc *memberlist.Config) {
-	mc.ProbeInterval = 100 * time.Millisecond
-	mc.ProbeTimeout = 50 * time.Millisecond
+	mc.ProbeInterval = 200 * time.Millisecond
+	mc.ProbeTimeout = 150 * time.Millisecond // generous: -race on a busy machine is slow
 	mc.GossipInterval = 20 * time.Millisecond
-	mc.SuspicionMult = 2
 	mc.TCPTimeout = 2 * time.Second
 }
 
@@ -125,7 +125,6 @@ func newMeshCluster(t *testing.T, controllers map[string]string, routers map[str
 func (c *meshCluster) config(name string) MeshConfig {
 	core := DefaultConfig()
 	core.Name, core.Role, core.Region = name, c.roles[name], c.regions[name]
-	core.AntiEntropyInterval = time.Hour // pushes, joins and pulls only: each test sees its own path
 	core.HeldTTL = time.Second
 	return MeshConfig{
 		Core: core, Bind: c.addrs[name], Join: c.seeds, JoinTimeout: 300 * time.Millisecond,
@@ -196,9 +195,9 @@ func (m *Mesh) digest() digest {
 
 // converged waits until every named node holds want records and the same
 // digest.
-func (c *meshCluster) converged(want int, names ...string) {
-	c.t.Helper()
-	eventually(c.t, 10*time.Second, fmt.Sprintf("%v converge on %d records", names, want), func() bool {
+func (c *meshCluster) converged(t *testing.T, want int, names ...string) {
+	t.Helper()
+	ok := func() bool {
 		first := c.meshes[names[0]].digest()
 		if first.len != want {
 			return false
@@ -209,7 +208,18 @@ func (c *meshCluster) converged(want int, names ...string) {
 			}
 		}
 		return true
-	})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, n := range names {
+				fmt.Fprintf(&b, "\n%s: %+v %+v", n, c.meshes[n].digest(), c.meshes[n].Stats())
+			}
+			t.Fatalf("%v do not converge on %d records:%s", names, want, b.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
 }
 
 func alive(m *Mesh) []string {
@@ -240,7 +250,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 	t.Run("every node converges", func(t *testing.T) {
 		c.publish("ctrl-a", 10)
 		c.publish("ctrl-b", 10)
-		c.converged(2*(1+20), all...)
+		c.converged(t, 2*(1+20), all...)
 		// The routers merged what they received and said so.
 		var applied []crdt.Record
 		var mu sync.Mutex
@@ -251,7 +261,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 		})
 		defer cancel()
 		recs := c.publish("ctrl-b", 1)
-		c.converged(2*(1+20)+2, all...)
+		c.converged(t, 2*(1+20)+2, all...)
 		eventually(t, time.Second, "r2's subscriber sees the new records", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -260,10 +270,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		var b bytes.Buffer
-		c.meshes["r3"].WritePrometheus(&b)
-		out := b.String()
-		for _, want := range []string{
+		want := []string{
 			`certmesh_records{kind="cert"} 21`,
 			`certmesh_records{kind="signer"} 2`,
 			`certmesh_members{role="router",region="east"} 2`,
@@ -272,11 +279,20 @@ func TestMeshOverMemberlist(t *testing.T) {
 			`certmesh_gossip_bytes_total{dir="in"}`,
 			`certmesh_sync_delay_seconds_bucket{le="+Inf"} 44`,
 			`certmesh_pull_total{result="found"} 0`,
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("metrics lack %q:\n%s", want, out)
-			}
 		}
+		var out string
+		eventually(t, 5*time.Second, "metrics as expected", func() bool {
+			var b bytes.Buffer
+			c.meshes["r3"].WritePrometheus(&b)
+			out = b.String()
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Logf("metrics lack %q", w)
+					return false
+				}
+			}
+			return true
+		})
 		ms := c.meshes["ctrl-a"].Members()
 		if len(ms) != 5 || ms[0].Name != "ctrl-a" || ms[0].Role != "controller" || ms[4].Region != "west" {
 			t.Errorf("members %+v", ms)
@@ -288,12 +304,12 @@ func TestMeshOverMemberlist(t *testing.T) {
 		c.publish("ctrl-a", 5)
 		c.publish("ctrl-b", 5)
 		n := 2*(1+20) + 2 + 20
-		c.converged(n, "ctrl-a", "ctrl-b", "r1", "r2")
+		c.converged(t, n, "ctrl-a", "ctrl-b", "r1", "r2")
 		r3 := c.start("r3", nil)
 		if r3.digest().len != 0 {
 			t.Fatal("restarted router has records")
 		}
-		c.converged(n, all...)
+		c.converged(t, n, all...)
 		eventually(t, 5*time.Second, "restarted r3 ready", r3.Ready)
 		if !r3.Stats().Synced {
 			t.Error("r3 ready without an exchange")
@@ -309,36 +325,46 @@ func TestMeshOverMemberlist(t *testing.T) {
 	})
 
 	t.Run("want finds a record the push never brought", func(t *testing.T) {
-		w, ctrl := c.authors["ctrl-a"], c.meshes["ctrl-a"]
-		s, cert := w.session(time.Now())
-		ctrl.View(func(st *crdt.Store) { // written but never pushed
-			st.MergeVerified(s)
-			st.MergeVerified(cert)
-		})
-		r2 := c.meshes["r2"]
+		w, ctrl, r2 := c.authors["ctrl-a"], c.meshes["ctrl-a"], c.meshes["r2"]
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		res, err := r2.Want(ctx, cert.Serial, "ctrl-a")
-		if err != nil || !res.Found {
-			t.Fatalf("want: %+v, %v", res, err)
-		}
-		r2.View(func(st *crdt.Store) {
-			if _, ok := st.Cert(cert.Serial); !ok {
-				t.Error("found, but not in the store")
+		var cert *crdt.CertRecord
+		added := 0
+		for attempt := 1; cert == nil; attempt++ {
+			s, c0 := w.session(time.Now())
+			ctrl.View(func(st *crdt.Store) { // written but never pushed
+				st.MergeVerified(s)
+				st.MergeVerified(c0)
+			})
+			added += 2
+			pulled := r2.Stats().Pulls["found"]
+			res, err := r2.Want(ctx, c0.Serial, "ctrl-a")
+			if err != nil || !res.Found {
+				t.Fatalf("want: %+v, %v", res, err)
 			}
-		})
-		if got := r2.Stats().Pulls["found"]; got != 1 {
-			t.Errorf("pulls found = %d", got)
+			r2.View(func(st *crdt.Store) {
+				if _, ok := st.Cert(c0.Serial); !ok {
+					t.Error("found, but not in the store")
+				}
+			})
+			switch {
+			case r2.Stats().Pulls["found"] == pulled+1:
+				cert = c0
+			case attempt == 3:
+				t.Fatal("anti-entropy brought the record before the pull three times in a row")
+			}
 		}
-		res, err = r2.Want(ctx, crdt.Serial{0xde, 0xad}, "ctrl-a")
+		res, err := r2.Want(ctx, crdt.Serial{0xde, 0xad}, "ctrl-a")
 		if err != nil || res.Found || !res.Authoritative {
 			t.Fatalf("want of a serial never issued: %+v, %v", res, err)
 		}
-		// The pulled records are part of the state now: let the others
-		// have them too, the way a write would reach them.
-		if err := ctrl.Publish([]crdt.Record{}); err != nil {
-			t.Fatal(err)
+		// Everyone else pulls it too, so that the state is one again.
+		for _, n := range []string{"ctrl-b", "r1", "r3"} {
+			if res, err := c.meshes[n].Want(ctx, cert.Serial, "ctrl-a"); err != nil || !res.Found {
+				t.Fatalf("want at %s: %+v, %v", n, res, err)
+			}
 		}
+		c.converged(t, 2*(1+20)+2+20+added, all...)
 	})
 
 	t.Run("forged records are ignored by everyone", func(t *testing.T) {
@@ -500,7 +526,7 @@ func TestMeshKeyRotation(t *testing.T) {
 		}
 	}
 	c.publish("ctrl-a", 3)
-	c.converged(7, "ctrl-a", "r1")
+	c.converged(t, 7, "ctrl-a", "r1")
 	if got := a.keyring.GetKeys(); len(got) != 1 || !bytes.Equal(got[0], next) {
 		t.Errorf("keyring after rotation: %d keys", len(got))
 	}
