@@ -239,3 +239,22 @@ func BenchmarkScheduler(b *testing.B) {
 		s.push(ev)
 	}
 }
+
+// TestBackToBackCrashes checks that a crash starting when another of the
+// same node ends leaves the node down, whatever the order in the file.
+func TestBackToBackCrashes(t *testing.T) {
+	top := mustTopology(t, twoRegions+`
+faults:
+  - {at: 2s, crash: router/b/0, for: 1s}
+  - {at: 1s, crash: router/b/0, for: 1s}
+`)
+	r, s := newScriptRun(t, top, 1)
+	r.runUntil(2500 * time.Millisecond)
+	if r.alive[2] || s.nodes[2].restarts != 1 {
+		t.Errorf("at 2.5s: alive %v, restarts %d; want down after one restart", r.alive[2], s.nodes[2].restarts)
+	}
+	r.runUntil(never)
+	if !r.alive[2] || s.nodes[2].restarts != 2 {
+		t.Errorf("at the end: alive %v, restarts %d", r.alive[2], s.nodes[2].restarts)
+	}
+}

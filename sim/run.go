@@ -329,23 +329,30 @@ func (r *run) tracef(format string, args ...any) {
 	}
 }
 
-// faultTransition enters segment k: crashes and restarts happen here.
+// faultTransition enters segment k: faults that end here heal first (a
+// crashed node restarts), then faults that start here begin.
 func (r *run) faultTransition(k int) {
 	r.net.cur = k
 	at := r.net.bounds[k]
 	for i := range r.net.faults {
-		f := &r.net.faults[i]
-		if f.crash < 0 {
-			if f.at == at {
-				r.tracef("partition starts: %v", r.top.Faults[i].Partition)
-			}
-			if f.end == at {
+		if f := &r.net.faults[i]; f.end == at {
+			if f.crash < 0 {
 				r.tracef("partition heals: %v", r.top.Faults[i].Partition)
+				continue
 			}
-			continue
+			r.tracef("restart %s", r.cl.Nodes[f.crash].Name)
+			r.alive[f.crash] = true
+			r.inc[f.crash]++
+			r.nodes[f.crash].Restart(r.now)
 		}
-		id := f.crash
-		if f.at == at {
+	}
+	for i := range r.net.faults {
+		if f := &r.net.faults[i]; f.at == at {
+			if f.crash < 0 {
+				r.tracef("partition starts: %v", r.top.Faults[i].Partition)
+				continue
+			}
+			id := f.crash
 			r.tracef("crash %s", r.cl.Nodes[id].Name)
 			r.alive[id] = false
 			r.inc[id]++
@@ -355,12 +362,6 @@ func (r *run) faultTransition(k int) {
 					r.pending--
 				}
 			}
-		}
-		if f.end == at {
-			r.tracef("restart %s", r.cl.Nodes[id].Name)
-			r.alive[id] = true
-			r.inc[id]++
-			r.nodes[id].Restart(r.now)
 		}
 	}
 }

@@ -388,7 +388,7 @@ func (t *Topology) Validate() error {
 	case w.ConnectDelay < 0:
 		return fmt.Errorf("workload.connect_delay: %v is negative", w.ConnectDelay)
 	}
-	crashes := make(map[string]int)
+	crashes := make(map[string][]int) // node -> indexes of its crash faults
 	for i, f := range t.Faults {
 		path := fmt.Sprintf("faults[%d]", i)
 		if f.At < 0 {
@@ -404,12 +404,12 @@ func (t *Topology) Validate() error {
 			if _, _, _, err := t.parseNodeName(f.Crash); err != nil {
 				return fmt.Errorf("%s.crash: %w", path, err)
 			}
-			if j, ok := crashes[f.Crash]; ok {
+			for _, j := range crashes[f.Crash] {
 				if g := t.Faults[j]; f.At < g.End() && g.At < f.End() {
 					return fmt.Errorf("%s.crash: %s is already crashed then by faults[%d]", path, f.Crash, j)
 				}
 			}
-			crashes[f.Crash] = i
+			crashes[f.Crash] = append(crashes[f.Crash], i)
 			continue
 		}
 		if len(f.Partition) < 2 {

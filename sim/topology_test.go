@@ -101,8 +101,8 @@ regions:
 		{"fault without for", regions + "faults: [{at: 1s, crash: router/us-east/1}]", `faults[0].for: required`},
 		{"fault with both", regions + "faults: [{at: 1s, crash: router/us-east/1, partition: [[us-east], [eu-west]], for: 1s}]",
 			`faults[0]: has both partition and crash`},
-		{"overlapping crashes", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 5s}, {at: 2s, crash: router/us-east/1, for: 1s}]",
-			`faults[1].crash: router/us-east/1 is already crashed then by faults[0]`},
+		{"overlapping crashes", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 5s}, {at: 7s, crash: router/us-east/1, for: 1s}, {at: 2s, crash: router/us-east/1, for: 1s}]",
+			`faults[2].crash: router/us-east/1 is already crashed then by faults[0]`},
 		{"missing location and link", `
 regions:
   - {name: a, controllers: 1, routers: 1}
