@@ -914,3 +914,55 @@ func TestInterningKeepsValues(t *testing.T) {
 		t.Fatalf("merge changed the record:\n%s", diff)
 	}
 }
+
+// A long-lived record among collected ones pins one page of its log, not
+// every slot written since.
+func TestCollectFreesPagesAroundLongLivedRecords(t *testing.T) {
+	s := NewStore()
+	mustMerge(t, s, newSerialRevocation(ctrlA, 1, t0, serial(1), 0))
+	for seq := uint64(2); seq <= 10_000; seq++ {
+		mustMerge(t, s, newSession(ctrlA, seq, t0, sid(int(seq)), "alice", t0+hour))
+	}
+	if n := s.Collect(t0+48*hour, DefaultMaxOffset, time.Minute); n != 9_999 {
+		t.Fatalf("collected %d", n)
+	}
+	l := s.authors[ctrlA]
+	if len(l.pages) != 1 || len(l.keys) != 1 || l.top() != 1 {
+		t.Fatalf("%d pages, %d keys, top %d", len(l.pages), len(l.keys), l.top())
+	}
+	d := s.DeltaSince(nil, 1<<20)
+	if len(d.Records) != 1 || !cmp.Equal(d.Intervals, []Interval{{ctrlA, 0, 10_000}}) {
+		t.Fatalf("delta: %d records, %v", len(d.Records), d.Intervals)
+	}
+	mustMerge(t, s, newSession(ctrlA, 10_001, t0+48*hour, sid(1), "bob", t0+50*hour))
+	if s.Len() != 2 || len(l.pages) != 2 {
+		t.Fatalf("Len %d, %d pages", s.Len(), len(l.pages))
+	}
+}
+
+// No store holds a record or a dot more than MaxSeqAhead above its
+// author's contiguous seq, so a snapshot that does is refused whole.
+func TestRestoreRefusesWhatNoStoreCouldHold(t *testing.T) {
+	for name, snap := range map[string]*Snapshot{
+		"record": {
+			Context: Context{{Author: ctrlA, Max: 5}},
+			Records: []Record{newSession(ctrlA, 5+MaxSeqAhead+1, t0, sid(1), "alice", t0+hour)},
+		},
+		"record of an unknown author": {
+			Records: []Record{newSession(ctrlB, 1<<40, t0, sid(1), "alice", t0+hour)},
+		},
+		"dot": {
+			Context: Context{{Author: ctrlA, Max: 5, Above: []uint64{7, 1 << 40}}},
+		},
+	} {
+		s := NewStore()
+		mustMerge(t, s, newSession(ctrlC, 1, t0, sid(9), "carol", t0+hour))
+		before := snapshotBytes(t, s)
+		if err := s.RestoreVerified(snap); !errors.Is(err, ErrTooFarAhead) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if !bytes.Equal(before, snapshotBytes(t, s)) {
+			t.Errorf("%s: the store changed", name)
+		}
+	}
+}
