@@ -10,8 +10,8 @@ import (
 
 // Plot geometry, in SVG user units (pixels).
 const (
-	plotW, plotH             = 860, 520
-	padL, padR, padT, padB   = 80, 30, 50, 70
+	plotW, plotH             = 1000, 520
+	padL, padR, padT, padB   = 80, 290, 50, 80
 	plotMinMs, plotMaxMsCeil = 0.1, 1e6
 )
 
@@ -79,20 +79,24 @@ func (rep *Report) WritePlot(w io.Writer) error {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d"%s/>`+"\n", x(v), padT, x(v), plotH-padB, stroke)
 		}
 	}
-	yTicks := []float64{0, 0.25, 0.5, 0.75, 0.9, 0.99, 1}
+	yTicks := []float64{0, 0.25, 0.5, 0.75, 0.9, 1}
 	for _, f := range yTicks {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>`+"\n", padL, y(f), plotW-padR, y(f))
 	}
 	b.WriteString("</g>\n")
+	fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#999" stroke-dasharray="2 3"/>`+"\n", padL, y(0.99), plotW-padR, y(0.99))
+	fmt.Fprintf(&b, `<text x="%d" y="%.1f" dominant-baseline="middle" fill="#666" font-size="11">p99</text>`+"\n", plotW-padR+4, y(0.99))
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", padL, padT, iw, ih)
 	for dec := xmin; dec <= xmax*1.0001; dec *= 10 {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(dec), plotH-padB+18, msLabel(dec))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(dec), plotH-padB+18, timeLabel(dec))
 	}
 	for _, f := range yTicks {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%g</text>`+"\n", padL-8, y(f), f)
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">sync delay per (write, router) pair, ms (log scale; fault-free pairs)</text>`+"\n",
-		padL+iw/2, plotH-22)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">sync delay of each (write, router) pair: ack at the controller to enforceable at the router (log scale)</text>`+"\n",
+		padL+iw/2, plotH-padB+42)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#666" font-size="11">fault-free pairs; delays below %s (negative ones too: a router may apply a raft write before its origin acks it) are drawn at the left edge</text>`+"\n",
+		padL+iw/2, plotH-padB+62, timeLabel(xmin))
 	fmt.Fprintf(&b, `<text transform="translate(22 %.0f) rotate(-90)" text-anchor="middle">fraction of pairs applied</text>`+"\n", padT+ih/2)
 
 	// Curves.
@@ -118,29 +122,32 @@ func (rep *Report) WritePlot(w io.Writer) error {
 		line(r.SyncCDF, palette[i%len(palette)], "")
 	}
 
-	// Legend.
-	entries := len(rep.Results) + 1
-	lx, ly := padL+12, padT+12
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="300" height="%d" fill="white" fill-opacity="0.9" stroke="#999"/>`+"\n", lx, ly, 10+20*entries)
-	item := func(i int, color, dash, label string) {
-		yy := ly + 18 + 20*i
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx+10, yy, lx+40, yy, color, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle">%s</text>`+"\n", lx+48, yy, html.EscapeString(label))
+	// Legend, right of the plot.
+	lx, ly := plotW-padR+36, padT
+	item := func(i int, color, dash, label, detail string) {
+		yy := ly + 10 + 44*i
+		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, yy, lx+30, yy, color, dash)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-weight="bold">%s</text>`+"\n", lx+38, yy, html.EscapeString(label))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" fill="#444" font-size="12">%s</text>`+"\n", lx+38, yy+17, html.EscapeString(detail))
 	}
 	for i, r := range rep.Results {
-		item(i, palette[i%len(palette)], "", fmt.Sprintf("%s (p50 %s ms, p99 %s ms)", r.Strategy, ms(r.SyncDelayMs.P50), ms(r.SyncDelayMs.P99)))
+		item(i, palette[i%len(palette)], "", r.Strategy,
+			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.SyncDelayMs.P50), ms(r.SyncDelayMs.P99)))
 	}
-	item(len(rep.Results), "#222", ` stroke-dasharray="6 4"`, "direct path: lower bound")
+	if len(rep.Results) > 0 {
+		r := rep.Results[0]
+		item(len(rep.Results), "#222", ` stroke-dasharray="6 4"`, "direct path (lower bound)",
+			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.DirectMs.P50), ms(r.DirectMs.P99)))
+	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func msLabel(v float64) string {
-	switch {
-	case v >= 1000:
-		return fmt.Sprintf("%gs", v/1000)
-	default:
-		return fmt.Sprintf("%g", v)
+// timeLabel labels a tick of the time axis, given in ms.
+func timeLabel(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%g s", v/1000)
 	}
+	return fmt.Sprintf("%g ms", v)
 }

@@ -102,7 +102,7 @@ func TestRunWritesJSONTableAndPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "raft (p50", "gossip (p50", "direct path", "</svg>"} {
+	for _, want := range []string{"<svg", ">raft<", ">gossip<", "direct path (lower bound)", "p99", "</svg>"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("plot lacks %q", want)
 		}
