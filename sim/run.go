@@ -104,7 +104,7 @@ type run struct {
 	certs     []certState
 	live      []SessionID // sessions acked and not revoked
 	connects  []connectState
-	pending   int // connects asked and not answered
+	pending   int // connects scheduled and not yet answered or failed
 	noCtrl    int // requests that found no reachable controller
 
 	// metrics

@@ -141,6 +141,7 @@ func (s *scenario) do(t *testing.T, td *datadriven.TestData) string {
 		router, cert := node("router"), CertID(num("cert", 0))
 		s.r.sched.push(event{at: dur("at"), kind: evCall, data: func() {
 			s.r.connects = append(s.r.connects, connectState{router: router, cert: cert, revoke: -1, query: s.r.now})
+			s.r.pending++
 			s.r.connect(len(s.r.connects) - 1)
 		}})
 		return ""

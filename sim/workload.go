@@ -133,6 +133,7 @@ func (r *run) scheduleConnect(w *Write, cert CertID, revoke EventID, extra time.
 	at := r.now + r.cl.RegionDelay(r.cl.Nodes[w.Controller].Region, client) +
 		r.top.Workload.ConnectDelay + extra + handshake
 	r.connects = append(r.connects, connectState{router: router, cert: cert, region: client, revoke: revoke, query: at})
+	r.pending++
 	r.sched.push(event{at: at, kind: evConnect, arg: int64(len(r.connects) - 1)})
 }
 
@@ -141,10 +142,10 @@ func (r *run) connect(i int) {
 	c := &r.connects[i]
 	if !r.alive[c.router] || r.net.regionCutNow(c.region, r.cl.Nodes[c.router].Region) {
 		r.tracef("connect %d cert=%d to %s: no handshake (router down or cut off)", i, c.cert, r.cl.Nodes[c.router].Name)
+		r.pending--
 		return
 	}
 	c.asked = true
-	r.pending++
 	r.stat.connects++
 	cert := r.certs[c.cert]
 	r.tracef("connect %d cert=%d at %s", i, c.cert, r.cl.Nodes[c.router].Name)
