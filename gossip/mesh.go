@@ -483,6 +483,9 @@ func (m *Mesh) run() {
 			lastHousekeeping = now
 			m.mu.Lock()
 			m.met.syncCore(m.core.Stats())
+			if off, ok := m.core.ClockOffset(); ok {
+				m.met.clockOffset.Store(int64(off))
+			}
 			if m.cfg.CollectInterval > 0 && now.Sub(lastCollect) >= m.cfg.CollectInterval {
 				lastCollect = now
 				if n := m.core.Store().Collect(crdt.MillisOf(now), m.cfg.Core.MaxOffset, m.cfg.CollectGrace); n > 0 {

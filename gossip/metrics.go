@@ -32,6 +32,10 @@ type meshMetrics struct {
 	msgsIn    [maxMsgType + 1]*metrics.Counter
 	msgsOut   [maxMsgType + 1]*metrics.Counter
 	records   [crdt.KindSigner + 1]atomic.Int64
+	// clockOffset is the node's estimated offset from its peers, in ns
+	// (certmesh_clock_offset_seconds): controllers refuse writes beyond
+	// half the max offset, so operators alert well before.
+	clockOffset atomic.Int64
 
 	mu       sync.Mutex                  // guards the maps below
 	rejected map[string]*metrics.Counter // by reason
@@ -60,6 +64,7 @@ func newMeshMetrics() *meshMetrics {
 		n := &mm.records[k]
 		s.NewGauge(fmt.Sprintf(`certmesh_records{kind=%q}`, k.String()), func() float64 { return float64(n.Load()) })
 	}
+	s.NewGauge("certmesh_clock_offset_seconds", func() float64 { return float64(mm.clockOffset.Load()) / 1e9 })
 	for _, r := range []string{"found", "not_found", "timeout", "cached"} {
 		mm.pulls[r] = s.NewCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, r))
 	}
