@@ -1,0 +1,57 @@
+// Package sim is certmesh's network simulator (ARCHITECTURE.md,
+// "Simulation"): the topology file and its validation (SPEC.md section 5),
+// a deterministic discrete-event scheduler over virtual time, the network
+// model, the workload, the strategy plug-in interface, the gossip and raft
+// baselines, and meshsim's report (SPEC.md section 6).
+//
+// # Determinism
+//
+// A run is a pure function of (topology, seed, strategy). Everything happens
+// on one goroutine, in virtual time: events fire in order of (time, sequence
+// number), from one heap of value-typed events; randomness comes from
+// math/rand/v2 PCG sources seeded from the run's seed, one for the network,
+// one for the workload and one per node, so that a node's draws do not
+// depend on other nodes'. Nothing iterates over a map where order matters.
+// Wall time is read only for Result.WallSeconds and progress.
+//
+// # Network model
+//
+// Each packet takes the one-way base delay of its region pair (latency.intra
+// inside a region, the explicit link, or half of RTT = 4ms + great-circle
+// km / 75 between locations, as in fly.io's Corrosion simulator) times
+// uniform(1, 1+jitter), and is lost independently with probability loss.
+// Partitions block traffic between their groups of regions both ways, at
+// sending and at arrival, and heal; a crashed node neither sends nor
+// receives, its timers are cancelled, and it restarts through the
+// strategy's Restart hook. Streams (Message.Reliable) are never lost:
+// losses cost retransmission timeouts and partitions delay them until the
+// heal (see Env.Send). Bytes and packets that carry state are counted per
+// receiving node and per region pair. Membership is an oracle view (Env.Up)
+// that learns of crashes and cuts membership.detection after they happen
+// and of restarts and heals at once.
+//
+// # Strategies
+//
+// A strategy (Strategy, Node, Controller, Router) creates one Node per
+// simulated node and acts only through its Env: Send, After, Up, and the
+// workload's bookkeeping: Acked when a controller acknowledges a write,
+// Applied when any node can enforce it, Answer for a router's admission
+// decision, possibly after a pull. Strategies register by name (Register):
+// "gossip" and "raft" here, "mesh" (sim/mesh.go) runs the real crdt store
+// and gossip core. ARCHITECTURE.md allows the simulator to share immutable
+// records among nodes; the Message payload is such a shared pointer.
+//
+// # Workload and report
+//
+// Clients live in random regions, send each request to the nearest
+// reachable controller and connect to a random router 1.5 round trips after
+// they get their certificate; revoked certificates are tried too. The
+// report's figures follow SPEC.md section 6: a pair is (write, router); its
+// sync delay runs from the write's acknowledgement to the router applying
+// it; fault-free pairs give sync, direct, excess and stretch, the others
+// catch-up from the end of their fault. Quantiles are nearest-rank.
+//
+// Not modelled: client retries (a request lost with a crashed controller is
+// lost), the time a controller takes to sign and persist, CPU limits of
+// nodes, and bandwidth (only latency, jitter and loss).
+package sim
