@@ -10,11 +10,13 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/router"
 )
 
 // The "mesh" strategy: certmesh's own protocol. Every simulated node runs
 // the real crdt.Store and the real gossip.Core; routers answer admissions
-// with the store's real admission check and pull on miss through the core.
+// with the production router's decision (router.Decide) and pull on miss
+// through the core.
 // What the simulator shares among nodes, as ARCHITECTURE.md allows: one
 // immutable membership view (each node answers Alive from its own Env),
 // and each record object, verified once.
@@ -314,26 +316,26 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 	c.flush(now)
 }
 
-// Admit implements Router with the store's real admission check in strict
-// mode, pulling from peers on a miss as the production router does.
+// Admit implements Router with the production router's admission decision
+// in strict mode, pulling from peers on a miss as the production router
+// does.
 func (r *meshRouter) Admit(now time.Duration, q Admission) {
 	facts := r.s.certs[q.Cert]
-	switch v := r.decide(now, facts); {
-	case v == Accept || v == RejectRevoked:
-		r.env.Answer(q.Connect, v)
-	default:
-		r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
-		r.core.Want(wall(now), facts.Serial, facts.Issuer)
-		r.flush(now)
+	d := router.Decide(r.store, facts, crdt.MillisOf(wall(now)), router.ModeStrict)
+	if !d.Pull {
+		r.env.Answer(q.Connect, verdictOf(d))
+		return
 	}
+	r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
+	r.core.Want(wall(now), facts.Serial, facts.Issuer)
+	r.flush(now)
 }
 
-func (r *meshRouter) decide(now time.Duration, f crdt.CertFacts) Verdict {
-	v := r.store.Admission(f, crdt.MillisOf(wall(now)), true)
+func verdictOf(d router.Decision) Verdict {
 	switch {
-	case v == crdt.Admit:
+	case d.Admitted():
 		return Accept
-	case v.Revoked():
+	case d.Verdict.Revoked():
 		return RejectRevoked
 	}
 	return RejectUnknown
@@ -343,9 +345,9 @@ func (r *meshRouter) decide(now time.Duration, f crdt.CertFacts) Verdict {
 func (n *meshNode) resolvePull(now time.Duration, serial crdt.Serial) {
 	ids := n.waiting[serial]
 	delete(n.waiting, serial)
-	r := meshRouter{n}
 	for _, w := range ids {
-		n.env.Answer(w.id, r.decide(now, w.facts))
+		d := router.Decide(n.store, w.facts, crdt.MillisOf(wall(now)), router.ModeStrict)
+		n.env.Answer(w.id, verdictOf(d))
 	}
 }
 
