@@ -17,7 +17,7 @@ regions: [{name: lan, controllers: 1, routers: 49}]
 latency: {intra: 0s}
 workload: {rate: 1/s, mix: {issue: 1, rotate: 0, revoke: 0}}
 `)
-	r, err := newRun(top, "gossip", newGossipStrategy, DefaultConfig(1))
+	r, err := newRun(top, "gossip", newGossipStrategy, DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ workload: {rate: 50/s, mix: {issue: 1, rotate: 0, revoke: 0}}
 		{1300, 1, true},
 		{1400, 0, false}, // 1440 > 1369: never gossiped
 	} {
-		cfg := DefaultConfig(1)
+		cfg := DefaultConfig().withSeed(1)
 		cfg.RecordBytes = tc.record
 		cfg.MaxDrain = 40 * time.Second
 		r, err := newRun(top, "gossip", newGossipStrategy, cfg)
@@ -114,7 +114,7 @@ regions:
 latency: {intra: 1ms, links: [[a, b, 10ms], [a, c, 30ms], [b, c, 35ms]]}
 workload: {rate: 0/s}
 `)
-	r, err := newRun(top, "raft", newRaftStrategy, DefaultConfig(1))
+	r, err := newRun(top, "raft", newRaftStrategy, DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ workload: {rate: 5/s}
 membership: {detection: 1s}
 faults: [{at: 10s, partition: [[a], [b, c]], for: 10s}]
 `)
-	res, err := Run(top, "raft", DefaultConfig(2))
+	res, err := Run(top, "raft", DefaultConfig().withSeed(2))
 	if err != nil {
 		t.Fatal(err)
 	}

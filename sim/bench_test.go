@@ -89,7 +89,7 @@ workload: {rate: 100/s}
 			b.ReportAllocs()
 			var deliveries int64
 			for range b.N {
-				r, err := newRun(top, "tree", func(c *Cluster) (Strategy, error) { return &treeStrategy{c}, nil }, DefaultConfig(1))
+				r, err := newRun(top, "tree", func(c *Cluster) (Strategy, error) { return &treeStrategy{c}, nil }, DefaultConfig().withSeed(1))
 				if err != nil {
 					b.Fatal(err)
 				}

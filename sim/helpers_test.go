@@ -52,7 +52,7 @@ func (n *scriptNode) Admit(now time.Duration, q Admission) { n.env.Answer(q.Conn
 func newScriptRun(t testing.TB, top *Topology, seed int64) (*run, *scriptStrategy) {
 	t.Helper()
 	s := &scriptStrategy{}
-	cfg := DefaultConfig(seed)
+	cfg := DefaultConfig().withSeed(seed)
 	r, err := newRun(top, "script", func(*Cluster) (Strategy, error) { return s, nil }, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -162,3 +162,9 @@ func traceLines(r *run) *[]string {
 func joinLines(lines []string) string { return strings.Join(lines, "\n") }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
+
+// withSeed returns c with Seed set.
+func (c Config) withSeed(seed int64) Config {
+	c.Seed = seed
+	return c
+}

@@ -16,7 +16,7 @@ func TestProfileTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(top, os.Getenv("SIM_PROFILE_STRATEGY"), DefaultConfig(top.Seed))
+	res, err := Run(top, os.Getenv("SIM_PROFILE_STRATEGY"), DefaultConfig().withSeed(top.Seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ type Result struct {
 // Stats are figures of a run beyond the report's.
 type Stats struct {
 	Deliveries   int64         // messages delivered, state-carrying or not
-	Dropped      dropStats     // messages the network did not deliver
+	Dropped      DropStats     // messages the network did not deliver
 	Events       int64         // scheduler events processed
 	Pairs        int64         // fault-free pairs (the sync delay sample)
 	CatchUpPairs int64         // pairs affected by a fault

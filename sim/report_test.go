@@ -28,7 +28,7 @@ workload: {rate: 1/s, mix: {issue: 1, rotate: 0, revoke: 0}}
 // each router, so router/a/0 applies it 1ms after the ack and router/b/0
 // 10ms after.
 func TestReportHandChecked(t *testing.T) {
-	res, err := Run(mustTopology(t, tiny), "test-direct", DefaultConfig(1))
+	res, err := Run(mustTopology(t, tiny), "test-direct", DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestReportHandChecked(t *testing.T) {
 }
 
 func TestReportFalseRejects(t *testing.T) {
-	res, err := Run(mustTopology(t, tiny), "test-reject-all", DefaultConfig(1))
+	res, err := Run(mustTopology(t, tiny), "test-reject-all", DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestReportCatchUp(t *testing.T) {
 	top := mustTopology(t, tiny+"faults: [{at: 1s, partition: [[a], [b]], for: 1s}]\n")
 	r, err := newRun(top, "test-direct-reliable", func(*Cluster) (Strategy, error) {
 		return &directStrategy{size: 300, reliable: true}, nil
-	}, DefaultConfig(1))
+	}, DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ faults:
 	report := func(seed int64) []byte {
 		var results []*Result
 		for _, s := range []string{"gossip", "raft", "test-direct"} {
-			res, err := Run(top, s, DefaultConfig(seed))
+			res, err := Run(top, s, DefaultConfig().withSeed(seed))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +149,7 @@ faults:
 
 // TestReportJSONKeys checks the report's keys against SPEC.md section 6.
 func TestReportJSONKeys(t *testing.T) {
-	res, err := Run(mustTopology(t, tiny), "test-direct", DefaultConfig(1))
+	res, err := Run(mustTopology(t, tiny), "test-direct", DefaultConfig().withSeed(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,9 +30,10 @@ type Config struct {
 	Progress func(now, end time.Duration)
 }
 
-// DefaultConfig returns the defaults with the given seed.
-func DefaultConfig(seed int64) Config {
-	return Config{Seed: seed, MaxDrain: 120 * time.Second}
+// DefaultConfig returns the defaults: seed 0, real record sizes, a drain of
+// at most 120s.
+func DefaultConfig() Config {
+	return Config{MaxDrain: 120 * time.Second}
 }
 
 // Validate checks the config.
@@ -117,7 +118,7 @@ type run struct {
 	msgsRecv     []int64   // by node, state-carrying only
 	regionBytes  []int64   // by region pair (from*R+to), state-carrying only
 	deliveries   int64     // every message delivered
-	dropped      dropStats
+	dropped      DropStats
 	events       int64 // events popped
 	stat         struct{ connects, falseRejects, revokedAccepts int }
 
@@ -163,8 +164,8 @@ type connectState struct {
 	answered bool
 }
 
-// dropStats counts messages the network did not deliver.
-type dropStats struct {
+// DropStats counts messages the network did not deliver.
+type DropStats struct {
 	Loss, Partition, Down, Oversize int64
 }
 

@@ -103,7 +103,7 @@ func (s *scenario) do(t *testing.T, td *datadriven.TestData) string {
 				t.Fatalf("no strategy %q", name)
 			}
 		}
-		cfg := DefaultConfig(int64(num("seed", 1)))
+		cfg := DefaultConfig().withSeed(int64(num("seed", 1)))
 		r, err := newRun(s.top, name, f, cfg)
 		if err != nil {
 			return err.Error()
@@ -190,7 +190,7 @@ func (s *scenario) do(t *testing.T, td *datadriven.TestData) string {
 		return strings.TrimSuffix(b.String(), "\n")
 
 	case "report":
-		res, err := Run(s.top, str("strategy", "test-direct"), DefaultConfig(int64(num("seed", 1))))
+		res, err := Run(s.top, str("strategy", "test-direct"), DefaultConfig().withSeed(int64(num("seed", 1))))
 		if err != nil {
 			return err.Error()
 		}

@@ -112,7 +112,8 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 
 	var results []*sim.Result
 	for _, name := range strategies {
-		cfg := sim.DefaultConfig(seed)
+		cfg := sim.DefaultConfig()
+		cfg.Seed = seed
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}
