@@ -121,13 +121,7 @@ workload: {rate: 0/s}
 	r.noStop = true
 	r.start()
 	// A write reaches controller/b/0 (id 2) at 100ms.
-	r.sched.push(event{at: 100 * time.Millisecond, kind: evCall, data: func() {
-		w := &Write{ID: 0, Kind: WriteIssue, Controller: 2, Requested: r.now}
-		r.writes = append(r.writes, writeState{w: w, acked: -1, applied: make([]uint64, r.words)})
-		r.sessions = append(r.sessions, sessionState{cert: -1, livePos: -1, revokeAt: -1})
-		r.certs = append(r.certs, certState{write: 0, issuer: 2})
-		r.ctrls[2].Write(r.now, w)
-	}})
+	r.sched.push(event{at: 100 * time.Millisecond, kind: evCall, data: func() { r.inject(2, WriteIssue, -1) }})
 	lines := traceLines(r)
 	r.runUntil(time.Second)
 	ws := r.writes[0]
