@@ -2,11 +2,14 @@ package crdt
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Records travel and are signed as msgpack arrays:
@@ -34,34 +37,102 @@ var bodyFields = [...]int{
 // ErrMalformed wraps every decoding error.
 var ErrMalformed = errors.New("crdt: malformed input")
 
-// encoder wraps msgpack.Encoder with a sticky error.
+// encoder appends msgpack to a byte slice. It writes the same bytes as
+// msgpack.Encoder with its default settings (the most compact form of
+// every integer and length), whatever the settings of a caller's encoder,
+// and it does not go through an io.Writer per value: encoding is on the
+// path of every signature, delta and snapshot.
 type encoder struct {
-	e   *msgpack.Encoder
-	err error
+	b []byte
 }
 
-func (e *encoder) set(err error) {
-	if e.err == nil && err != nil {
-		e.err = err
+func (e *encoder) uint(v uint64) {
+	switch {
+	case v <= math.MaxInt8:
+		e.b = append(e.b, byte(v))
+	case v <= math.MaxUint8:
+		e.b = append(e.b, msgpcode.Uint8, byte(v))
+	case v <= math.MaxUint16:
+		e.b = append(e.b, msgpcode.Uint16, byte(v>>8), byte(v))
+	case v <= math.MaxUint32:
+		e.b = append(e.b, msgpcode.Uint32, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	default:
+		e.b = append(e.b, msgpcode.Uint64)
+		e.b = binary.BigEndian.AppendUint64(e.b, v)
 	}
 }
-func (e *encoder) uint(v uint64)   { e.set(e.e.EncodeUint(v)) }
-func (e *encoder) int(v int64)     { e.set(e.e.EncodeInt(v)) }
-func (e *encoder) str(v string)    { e.set(e.e.EncodeString(v)) }
-func (e *encoder) bool(v bool)     { e.set(e.e.EncodeBool(v)) }
-func (e *encoder) arrayLen(n int)  { e.set(e.e.EncodeArrayLen(n)) }
-func (e *encoder) millis(v Millis) { e.int(int64(v)) }
-func (e *encoder) serial(v Serial) { e.bytes(v[:]) }
+
+func (e *encoder) int(v int64) {
+	switch {
+	case v >= 0:
+		e.uint(uint64(v))
+	case v >= -32:
+		e.b = append(e.b, byte(v))
+	case v >= math.MinInt8:
+		e.b = append(e.b, msgpcode.Int8, byte(v))
+	case v >= math.MinInt16:
+		e.b = append(e.b, msgpcode.Int16, byte(v>>8), byte(v))
+	case v >= math.MinInt32:
+		e.b = append(e.b, msgpcode.Int32, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	default:
+		e.b = append(e.b, msgpcode.Int64)
+		e.b = binary.BigEndian.AppendUint64(e.b, uint64(v))
+	}
+}
+
+// length appends a str or bin header; fix is the fixed-size code for
+// short strings, or 0 for bin, which has none.
+func (e *encoder) length(n int, fix, c8, c16, c32 byte) {
+	switch {
+	case fix != 0 && n < 32:
+		e.b = append(e.b, fix|byte(n))
+	case n <= math.MaxUint8:
+		e.b = append(e.b, c8, byte(n))
+	case n <= math.MaxUint16:
+		e.b = append(e.b, c16, byte(n>>8), byte(n))
+	default:
+		e.b = append(e.b, c32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func (e *encoder) str(v string) {
+	e.length(len(v), msgpcode.FixedStrLow, msgpcode.Str8, msgpcode.Str16, msgpcode.Str32)
+	e.b = append(e.b, v...)
+}
 
 // bytes encodes v as bin, and an empty v, nil or not, as nil: the decoder
 // returns nil for both, so the signed bytes of a record stay the same
 // across a round trip whichever the signer held.
 func (e *encoder) bytes(v []byte) {
 	if len(v) == 0 {
-		v = nil
+		e.b = append(e.b, msgpcode.Nil)
+		return
 	}
-	e.set(e.e.EncodeBytes(v))
+	e.length(len(v), 0, msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32)
+	e.b = append(e.b, v...)
 }
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, msgpcode.True)
+	} else {
+		e.b = append(e.b, msgpcode.False)
+	}
+}
+
+func (e *encoder) arrayLen(n int) {
+	switch {
+	case n < 16:
+		e.b = append(e.b, msgpcode.FixedArrayLow|byte(n))
+	case n <= math.MaxUint16:
+		e.b = append(e.b, msgpcode.Array16, byte(n>>8), byte(n))
+	default:
+		e.b = append(e.b, msgpcode.Array32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func (e *encoder) millis(v Millis)     { e.int(int64(v)) }
+func (e *encoder) serial(v Serial)     { e.bytes(v[:]) }
 func (e *encoder) session(v SessionID) { e.bytes(v[:]) }
 
 // decoder wraps msgpack.Decoder with a sticky error and length caps. Every
@@ -348,30 +419,26 @@ func decodeRecord(d *decoder) Record {
 	return r
 }
 
-func newEncoder(buf *bytes.Buffer) *encoder {
-	e := msgpack.NewEncoder(buf)
-	return &encoder{e: e}
-}
-
 // SignedBytes returns the canonical bytes of r that its author signs.
 func SignedBytes(r Record) []byte {
-	var buf bytes.Buffer
-	buf.WriteString(signedPrefix)
-	e := newEncoder(&buf)
-	encodeRecord(e, r, false)
-	return buf.Bytes()
+	e := encoder{b: make([]byte, 0, len(signedPrefix)+EncodedSizeHint(r))}
+	e.b = append(e.b, signedPrefix...)
+	encodeRecord(&e, r, false)
+	return e.b
 }
 
 // AppendRecord appends r's wire encoding to b.
 func AppendRecord(b []byte, r Record) []byte {
-	buf := bytes.NewBuffer(b)
-	e := newEncoder(buf)
-	encodeRecord(e, r, true)
-	return buf.Bytes()
+	e := encoder{b: b}
+	encodeRecord(&e, r, true)
+	return e.b
 }
 
 // EncodedSize is the length of r's wire encoding.
-func EncodedSize(r Record) int { return len(AppendRecord(nil, r)) }
+func EncodedSize(r Record) int {
+	var buf [512]byte
+	return len(AppendRecord(buf[:0], r))
+}
 
 // DecodeRecord decodes one record from its wire encoding, which must be the
 // whole of b. It checks lengths and the record's own invariants, not its
@@ -397,14 +464,24 @@ func DecodeRecord(b []byte) (Record, error) {
 const MaxRecordsPerMessage = 1 << 16
 
 // EncodeTo writes records as a msgpack array to enc, for callers that embed
-// records in their own messages.
+// records in their own messages. The bytes do not depend on enc's
+// settings.
 func EncodeTo(enc *msgpack.Encoder, recs []Record) error {
-	e := &encoder{e: enc}
+	size := 5
+	for _, r := range recs {
+		size += EncodedSizeHint(r)
+	}
+	e := encoder{b: make([]byte, 0, size)}
 	e.arrayLen(len(recs))
 	for _, r := range recs {
-		encodeRecord(e, r, true)
+		encodeRecord(&e, r, true)
 	}
-	return e.err
+	// msgpack.Encoder keeps no buffer of its own: raw bytes written to its
+	// writer land in sequence with what it encodes.
+	if _, err := enc.Writer().Write(e.b); err != nil {
+		return fmt.Errorf("crdt: encode records: %w", err)
+	}
+	return nil
 }
 
 // DecodeFrom reads an array of at most limit records written by EncodeTo

@@ -3,6 +3,8 @@ package crdt
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -383,5 +385,73 @@ func TestEncodeToDecodeFrom(t *testing.T) {
 	}
 	if _, err := DecodeFrom(msgpack.NewDecoder(&buf), 100); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invalid record in a list: %v", err)
+	}
+}
+
+// The encoder writes exactly what msgpack.Encoder writes by default, so
+// that any msgpack decoder reads it and signatures made before stay valid.
+func TestEncoderMatchesMsgpack(t *testing.T) {
+	check := func(name string, ours func(*encoder), theirs func(*msgpack.Encoder) error) {
+		t.Helper()
+		var e encoder
+		ours(&e)
+		var buf bytes.Buffer
+		if err := theirs(msgpack.NewEncoder(&buf)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e.b, buf.Bytes()) {
+			t.Errorf("%s: ours % x, msgpack % x", name, e.b, buf.Bytes())
+		}
+	}
+	for _, v := range []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
+		check(fmt.Sprint("uint ", v), func(e *encoder) { e.uint(v) }, func(m *msgpack.Encoder) error { return m.EncodeUint(v) })
+	}
+	for _, v := range []int64{0, 1, -1, -32, -33, -128, -129, -32768, -32769, -1 << 31, -1<<31 - 1, math.MinInt64, math.MaxInt64, 200} {
+		check(fmt.Sprint("int ", v), func(e *encoder) { e.int(v) }, func(m *msgpack.Encoder) error { return m.EncodeInt(v) })
+	}
+	for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
+		s := strings.Repeat("s", n)
+		check(fmt.Sprint("str ", n), func(e *encoder) { e.str(s) }, func(m *msgpack.Encoder) error { return m.EncodeString(s) })
+		check(fmt.Sprint("array ", n), func(e *encoder) { e.arrayLen(n) }, func(m *msgpack.Encoder) error { return m.EncodeArrayLen(n) })
+		if n > 0 {
+			b := []byte(s)
+			check(fmt.Sprint("bin ", n), func(e *encoder) { e.bytes(b) }, func(m *msgpack.Encoder) error { return m.EncodeBytes(b) })
+		}
+	}
+	check("nil bin", func(e *encoder) { e.bytes(nil) }, func(m *msgpack.Encoder) error { return m.EncodeBytes(nil) })
+	check("true", func(e *encoder) { e.bool(true) }, func(m *msgpack.Encoder) error { return m.EncodeBool(true) })
+	check("false", func(e *encoder) { e.bool(false) }, func(m *msgpack.Encoder) error { return m.EncodeBool(false) })
+	// The whole of a record, against a msgpack.Encoder writing the
+	// documented layout field by field.
+	r := sampleRecords()[1].(*CertRecord)
+	check("cert record", func(e *encoder) { encodeRecord(e, r, true) }, func(m *msgpack.Encoder) error {
+		for _, err := range []error{
+			m.EncodeArrayLen(14), m.EncodeUint(uint64(KindCert)), m.EncodeString(r.Author.Name), m.EncodeUint(r.Author.Incarnation),
+			m.EncodeUint(r.Seq), m.EncodeUint(uint64(r.HLC)), m.EncodeBytes(r.Sig[:]),
+			m.EncodeBytes(r.Serial[:]), m.EncodeBytes(r.Session[:]), m.EncodeString(r.Identity), m.EncodeBytes(r.Fingerprint[:]),
+			m.EncodeInt(int64(r.NotBefore)), m.EncodeInt(int64(r.NotAfter)), m.EncodeBytes(r.Supersedes[:]), m.EncodeInt(int64(r.SupersedeAt)),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EncodeTo writes the same bytes whatever the settings of the caller's
+// encoder.
+func TestEncodeToIgnoresEncoderSettings(t *testing.T) {
+	var plain, interned bytes.Buffer
+	if err := EncodeTo(msgpack.NewEncoder(&plain), sampleRecords()); err != nil {
+		t.Fatal(err)
+	}
+	enc := msgpack.NewEncoder(&interned)
+	enc.UseInternedStrings(true)
+	if err := EncodeTo(enc, sampleRecords()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.Bytes(), interned.Bytes()) {
+		t.Fatal("an encoder interning strings changed the records' bytes")
 	}
 }

@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"math"
@@ -29,15 +28,15 @@ type Snapshot struct {
 // them aside again), so that a restored node can still hand them to peers.
 // The output depends only on the store's state, never on map order.
 func (s *Store) EncodeSnapshot(w io.Writer) error {
-	// msgpack writes byte by byte to a writer that is not an
-	// io.ByteWriter; buffer those.
-	var bw *bufio.Writer
-	if _, ok := w.(io.ByteWriter); !ok {
-		bw = bufio.NewWriterSize(w, 64<<10)
-		w = bw
+	const chunk = 64 << 10
+	e := encoder{b: make([]byte, 0, chunk+4096)}
+	var werr error
+	flush := func() {
+		if werr == nil && len(e.b) > 0 {
+			_, werr = w.Write(e.b)
+		}
+		e.b = e.b[:0]
 	}
-	enc := msgpack.NewEncoder(w)
-	e := &encoder{e: enc}
 	e.arrayLen(3)
 	e.uint(snapshotVersion)
 	ctx := s.Context()
@@ -50,18 +49,22 @@ func (s *Store) EncodeSnapshot(w io.Writer) error {
 		e.arrayLen(len(a.Above))
 		for _, seq := range a.Above {
 			e.uint(seq)
+			if len(e.b) >= chunk {
+				flush()
+			}
 		}
 	}
 	e.arrayLen(s.Len() + s.dropCount())
 	s.rangeAll(func(r Record) bool {
-		encodeRecord(e, r, true)
-		return e.err == nil
+		encodeRecord(&e, r, true)
+		if len(e.b) >= chunk {
+			flush()
+		}
+		return werr == nil
 	})
-	if e.err == nil && bw != nil {
-		e.err = bw.Flush()
-	}
-	if e.err != nil {
-		return fmt.Errorf("crdt: encode snapshot: %w", e.err)
+	flush()
+	if werr != nil {
+		return fmt.Errorf("crdt: encode snapshot: %w", werr)
 	}
 	return nil
 }
