@@ -8,7 +8,8 @@
 // records it holds, a version vector of the highest contiguous seq per author
 // and the out-of-order dots above it, and indexes derived from the records:
 //
-//   - session and cert facts are write-once;
+//   - session and cert facts are write-once: when two records claim the
+//     same key, the earliest by (HLC, author, seq) wins everywhere;
 //   - a cert's superseded time is the minimum over the certs that rotate it;
 //   - a revocation is its own record and binds its target even when it
 //     arrives first (revoke wins, forever);
@@ -19,9 +20,29 @@
 //     Revocations are never dropped: revoking is fail-safe, and nothing
 //     that arrives later makes a revoked session or certificate admissible.
 //
-// Because every index is a join over the set of held records, the state a
-// Store reaches depends only on which records it was given, not on their
-// order or multiplicity: merge is commutative, associative and idempotent.
+// Every index is a function of the set of records held, kept exact as
+// records come and go, so the state a Store reaches depends only on which
+// records it was given, not on their order or multiplicity: merge is
+// commutative, associative and idempotent. Property tests check the Store
+// against a naive reference model of the set.
+//
+// Anti-entropy (DeltaSince, CoverInterval) sends what a peer lacks,
+// revocations first, then oldest first, with intervals (author, from, to]
+// that keep the peer's version vector exact when some records in them were
+// collected. A receiver accepts a gap in an interval only when a later
+// record of the same author, held there, is older than MinRetention, so a
+// peer cannot make it skip a recent record by withholding it. Nothing is
+// held more than MaxSeqAhead above an author's contiguous seq.
+//
+// Garbage collection (Collect) is local: a record goes once it cannot
+// matter anywhere (its expiry plus the clock offset plus a grace, and
+// MinRetention after it was written). Its dot stays covered, so it never
+// comes back. Records dropped for a revoked author are kept aside until
+// they expire too, so that peers that never saw them can cover their dots.
+//
+// The digest is an XOR of record hashes, updated at every change, for
+// convergence checks; snapshots are versioned msgpack for persistence and
+// bootstrap.
 //
 // Timestamps are hybrid logical clocks (Kulkarni et al., "Logical Physical
 // Clocks", 2014). The package is pure: it reads no clock, draws no random
@@ -29,4 +50,8 @@
 // the Signer and Verifier interfaces, and keys live elsewhere.
 //
 // A Store is not safe for concurrent use; its owner serialises access.
+// Merging interns a record's repeated strings (identities, methods, names):
+// it may replace a string field by an equal one, never changing a value, so
+// a record shared by several stores must not be merged by them
+// concurrently.
 package crdt

@@ -33,9 +33,15 @@ const logicalBits = 16
 // millisecond from the future rather than wrap.
 const maxLogical = 1<<logicalBits - 1
 
-// NewTimestamp builds a timestamp from its parts. ms must fit in 48 bits
-// (until the year 10889).
+// maxTimestampMillis is the largest instant a timestamp holds: 48 bits of
+// milliseconds, in the year 10889.
+const maxTimestampMillis = 1<<(64-logicalBits) - 1
+
+// NewTimestamp builds a timestamp from its parts. ms is clamped to what 48
+// bits hold, so that a zero time.Time (before 1970) or a time past the year
+// 10889 cannot wrap around into a timestamp far ahead.
 func NewTimestamp(ms Millis, logical uint16) Timestamp {
+	ms = min(max(ms, 0), maxTimestampMillis)
 	return Timestamp(uint64(ms)<<logicalBits | uint64(logical))
 }
 

@@ -147,3 +147,21 @@ func TestClockObserveFarFutureIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A wall time before 1970, such as a zero time.Time passed by mistake,
+// must not wrap into a timestamp near the end of time.
+func TestNewTimestampClamps(t *testing.T) {
+	if ts := NewTimestamp(-1, 3); ts != NewTimestamp(0, 3) {
+		t.Fatalf("NewTimestamp(-1) = %v", ts)
+	}
+	if ts := NewTimestamp(1<<60, 0); ts.Millis() != maxTimestampMillis {
+		t.Fatalf("NewTimestamp(2^60) = %v", ts)
+	}
+	c := NewClock(0)
+	if ts := c.Now(time.Time{}); ts.Millis() != 0 {
+		t.Fatalf("Now(zero time) = %v", ts)
+	}
+	if ts := c.Now(wall0); ts.Millis() != t0 {
+		t.Fatalf("Now after a zero time = %v", ts)
+	}
+}
