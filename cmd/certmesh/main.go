@@ -27,6 +27,7 @@ import (
 // Add new ones here.
 func commands(stdout, stderr io.Writer) []*cli.Command {
 	return []*cli.Command{
+		devCommand(stdout, stderr),
 		controllerCommand(stdout, stderr),
 		pkiCommand(stdout, stderr),
 	}

@@ -1,0 +1,219 @@
+// Package node starts certmesh's two kinds of process, a controller and a
+// router, from their configuration: key files read, store restored, mesh
+// joined, listeners up. The certmesh binary runs one node per process; the
+// development cluster (certmesh dev) runs several in one process. Stopping
+// is graceful: stop serving, leave the mesh, drain.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/issuer"
+	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/router"
+)
+
+// Controller is a running controller: the issuer and its mesh.
+type Controller struct {
+	*issuer.Controller
+	Mesh *gossip.Mesh
+}
+
+// ConfigError reports a problem fixed by editing the configuration (the
+// binary exits 2 on it); other errors are runtime failures.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// StartController opens the controller's store, joins the mesh and starts
+// its API and metrics listeners.
+func StartController(cfg config.Controller, opts issuer.Options) (*Controller, error) {
+	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	if err != nil {
+		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
+	}
+	ctrl, err := issuer.Open(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	mesh, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
+	if err != nil {
+		ctrl.Close(context.Background())
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	if err := ctrl.Start(mesh); err != nil {
+		ctrl.Close(context.Background())
+		mesh.Close()
+		return nil, err
+	}
+	return &Controller{Controller: ctrl, Mesh: mesh}, nil
+}
+
+// Close stops the controller gracefully, then leaves the mesh.
+func (c *Controller) Close(ctx context.Context) error {
+	err := c.Controller.Close(ctx)
+	if merr := c.Mesh.Close(); merr != nil && !errors.Is(merr, gossip.ErrClosed) {
+		err = errors.Join(err, merr)
+	}
+	return err
+}
+
+// Router is a running router: the admission proxy and its mesh.
+type Router struct {
+	*router.Router
+	Mesh     *gossip.Mesh
+	cfg      config.Router
+	verifier *gossip.Verifier
+	log      *slog.Logger
+	// Restored is how many records the router restored from its snapshot.
+	Restored int
+}
+
+// routerFiles is the key material a router reads at start and on reload.
+type routerFiles struct {
+	roots []*x509.Certificate
+	cert  tls.Certificate
+	keys  [][]byte
+}
+
+func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
+	roots, err := pki.LoadCerts(cfg.PKI.CA)
+	if err != nil {
+		return nil, &ConfigError{Field: "pki.ca", Err: err}
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.PKI.Cert, cfg.PKI.Key)
+	if err != nil {
+		return nil, &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
+	}
+	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	if err != nil {
+		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
+	}
+	return &routerFiles{roots: roots, cert: cert, keys: keys}, nil
+}
+
+// RouterConfig translates the file's settings into the router's.
+func RouterConfig(cfg *config.Router) (router.Config, error) {
+	rc := router.DefaultConfig()
+	rc.Name, rc.Region = cfg.Node.Name, cfg.Node.Region
+	rc.TrustDomain = cfg.PKI.TrustDomain
+	rc.Listen, rc.Upstream = cfg.Listen, cfg.Upstream
+	mode, err := router.ParseMode(cfg.Admission.Mode)
+	if err != nil {
+		return rc, &ConfigError{Field: "admission.mode", Err: err}
+	}
+	rc.Mode = mode
+	rc.PullTimeout = cfg.Admission.PullTimeout
+	if rc.HandshakeTimeout <= rc.PullTimeout {
+		rc.HandshakeTimeout = rc.PullTimeout + rc.HandshakeTimeout
+	}
+	rc.DataDir = cfg.Node.DataDir
+	rc.MetricsListen = cfg.Metrics.Listen
+	if err := rc.Validate(); err != nil {
+		return rc, &ConfigError{Field: "router", Err: err}
+	}
+	return rc, nil
+}
+
+// StartRouter restores the router's snapshot (so it admits at once, even
+// with no controller reachable), joins the mesh and starts its listeners.
+func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
+	rc, err := RouterConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	files, err := loadRouterFiles(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, restored, err := router.LoadSnapshot(rc.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("node", rc.Name)
+	if restored > 0 {
+		log.Info("router: state restored from snapshot", "records", restored, "dir", rc.DataDir)
+	}
+	verifier, err := gossip.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
+	if err != nil {
+		return nil, &ConfigError{Field: "pki.ca", Err: err}
+	}
+	core := gossip.DefaultConfig()
+	core.Name, core.Role, core.Region = rc.Name, gossip.RoleRouter, rc.Region
+	mesh, err := gossip.NewMesh(gossip.MeshConfig{
+		Core:        core,
+		Bind:        cfg.Mesh.Bind,
+		Advertise:   cfg.Mesh.Advertise,
+		Join:        cfg.Mesh.Join,
+		JoinTimeout: cfg.Mesh.JoinTimeout,
+		Keys:        files.keys,
+		Logger:      log,
+	}, store, verifier)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	r, err := router.New(rc, mesh, router.Credentials{Roots: files.roots, Cert: files.cert}, router.Options{
+		Logger:  log,
+		Metrics: metrics.NewSet(),
+		MetricsWriters: []func(w io.Writer){
+			mesh.WritePrometheus,
+			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
+		},
+		Members: members(mesh),
+	})
+	if err != nil {
+		mesh.Close()
+		return nil, err
+	}
+	if err := r.Start(); err != nil {
+		mesh.Close()
+		return nil, err
+	}
+	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, log: log, Restored: restored}, nil
+}
+
+func members(m *gossip.Mesh) func() []router.MemberStatus {
+	return func() []router.MemberStatus {
+		var out []router.MemberStatus
+		for _, ms := range m.Members() {
+			out = append(out, router.MemberStatus(ms))
+		}
+		return out
+	}
+}
+
+// Reload re-reads the CA bundle, the router certificate and the gossip
+// keyring. On error nothing changes: the previous material stays in use.
+func (r *Router) Reload() error {
+	files, err := loadRouterFiles(&r.cfg)
+	if err != nil {
+		return err
+	}
+	if err := r.verifier.SetRoot(files.roots[0]); err != nil {
+		return err
+	}
+	return errors.Join(
+		r.SetCredentials(router.Credentials{Roots: files.roots, Cert: files.cert}),
+		r.Mesh.SetKeys(files.keys),
+	)
+}
+
+// Close stops accepting, leaves the mesh and drains live connections.
+func (r *Router) Close(ctx context.Context) error {
+	return r.Shutdown(ctx)
+}
