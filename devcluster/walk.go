@@ -29,8 +29,9 @@ const syncTimeout = 10 * time.Second
 //
 //	sync <router> <issue|rotate|revoke> <milliseconds>
 //
-// the time from the write at its controller to the router holding it, then
-// whether the live connection was closed. It returns an error naming the
+// the time from the client holding the controller's acknowledgement to the
+// router holding the change (0 when the router had it first), then whether
+// the live connection was closed. It returns an error naming the
 // first step that did not hold.
 func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	if len(c.Controllers) < 3 || len(c.Routers) < 3 {
@@ -58,6 +59,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	sess, err := client.Login(ctx, ctrl(0), token)
+	acked := time.Now()
 	if err != nil {
 		return fmt.Errorf("login at %s: %w", c.Controllers[0].Author().Name, err)
 	}
@@ -72,7 +74,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := c.printSync(ctx, w, "issue", func(r crdt.Record) bool {
+	if err := c.printSync(ctx, w, "issue", acked, func(r crdt.Record) bool {
 		cr, ok := r.(*crdt.CertRecord)
 		return ok && cr.Serial == serial
 	}); err != nil {
@@ -81,6 +83,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 
 	// 2. Rotate at the second controller; the live connection stays up.
 	rotated, err := client.RotateSession(ctx, ctrl(1), sess)
+	acked = time.Now()
 	if err != nil {
 		return fmt.Errorf("rotate at %s: %w", c.Controllers[1].Author().Name, err)
 	}
@@ -89,7 +92,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := c.printSync(ctx, w, "rotate", func(r crdt.Record) bool {
+	if err := c.printSync(ctx, w, "rotate", acked, func(r crdt.Record) bool {
 		cr, ok := r.(*crdt.CertRecord)
 		return ok && cr.Serial == newSerial
 	}); err != nil {
@@ -122,7 +125,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := c.printSync(ctx, w, "revoke", func(r crdt.Record) bool {
+	if err := c.printSync(ctx, w, "revoke", revokedAt, func(r crdt.Record) bool {
 		rr, ok := r.(*crdt.RevocationRecord)
 		return ok && rr.Target == crdt.RevokeSession && rr.Session == sid
 	}); err != nil {
@@ -143,8 +146,8 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 }
 
 // printSync waits until every router holds a record matching match, and
-// writes how long after the write each one got it.
-func (c *Cluster) printSync(ctx context.Context, w io.Writer, change string, match func(crdt.Record) bool) error {
+// writes how long after acked each one got it.
+func (c *Cluster) printSync(ctx context.Context, w io.Writer, change string, acked time.Time, match func(crdt.Record) bool) error {
 	timeout := time.NewTimer(syncTimeout)
 	defer timeout.Stop()
 	for _, r := range c.Routers {
@@ -152,7 +155,7 @@ func (c *Cluster) printSync(ctx context.Context, w io.Writer, change string, mat
 		for {
 			at, rec, changed := c.appliedAt(name, match)
 			if rec != nil {
-				fmt.Fprintf(w, "sync %s %s %.1f\n", name, change, max(0, ms(at.Sub(rec.Head().HLC.Millis().Time()))))
+				fmt.Fprintf(w, "sync %s %s %.1f\n", name, change, max(0, ms(at.Sub(acked))))
 				break
 			}
 			select {
