@@ -2,7 +2,10 @@ package router
 
 import (
 	"crypto/x509"
+	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/certmesh/certmesh/crdt"
 )
@@ -111,12 +114,54 @@ func (r *Router) enforce(candidates []*liveConn) {
 			}
 		}
 	})
-	for _, v := range victims {
-		v.c.kill(v.v.String())
+	if len(victims) == 0 {
+		return
 	}
-	if len(victims) > 0 {
-		r.log.Info("router: closed live connections", "count", len(victims), "reason", victims[0].v.String())
+	// Every client first, then the wake-ups: see liveConn.shut. Each
+	// shutdown is a system call that runs the peer's side of loopback
+	// TCP too, so many are spread over the CPUs.
+	start := time.Now()
+	var killed atomic.Int64
+	parallel(len(victims), func(i int) {
+		if victims[i].c.shut(victims[i].v.String()) {
+			killed.Add(1)
+		}
+	})
+	shut := time.Since(start)
+	if r.testAfterShut != nil {
+		r.testAfterShut(len(victims))
 	}
+	parallel(len(victims), func(i int) { victims[i].c.release() })
+	r.log.Info("router: closed live connections", "count", killed.Load(), "reason", victims[0].v.String(),
+		"shut", shut, "took", time.Since(start))
+}
+
+// parallelMin is the batch below which parallel runs inline: a goroutine
+// costs more than a few system calls.
+const parallelMin = 64
+
+// parallel calls fn(0..n-1) over up to GOMAXPROCS goroutines and returns
+// when all calls have.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // expire is a session's expiry timer.

@@ -24,22 +24,43 @@ type liveConn struct {
 }
 
 // kill closes the connection for reason and reports whether this call did
-// it. It only closes sockets, so it never blocks: the connection's handler
+// it. It only touches sockets, so it never blocks: the connection's handler
 // notices, finishes and unregisters it.
 func (c *liveConn) kill(reason string) bool {
+	if !c.shut(reason) {
+		return false
+	}
+	c.release()
+	return true
+}
+
+// shut marks the connection killed for reason and shuts the client's
+// socket down for writing: the client gets a FIN at once, before any
+// goroutine wakes up. (A close sends its FIN only once the goroutines
+// blocked on the socket have let go of it, which, with thousands of
+// connections closed at once, is after they have all been scheduled.) It
+// reports whether this call killed it; release must follow.
+func (c *liveConn) shut(reason string) bool {
 	c.mu.Lock()
 	if c.killed {
 		c.mu.Unlock()
 		return false
 	}
 	c.killed, c.reason = true, reason
+	c.mu.Unlock()
+	closeWrite(c.raw)
+	return true
+}
+
+// release closes the sockets, which wakes the connection's goroutines.
+func (c *liveConn) release() {
+	c.raw.Close()
+	c.mu.Lock()
 	up := c.up
 	c.mu.Unlock()
-	c.raw.Close()
 	if up != nil {
 		up.Close()
 	}
-	return true
 }
 
 // setUpstream records the upstream connection; false if the connection was

@@ -103,6 +103,10 @@ type Router struct {
 	acceptDone chan struct{}  // closed when the accept loop exits
 	handlers   sync.WaitGroup // one per accepted connection
 
+	// testAfterShut, set by tests before Start, is called by the event
+	// loop once every victim of a revocation has been sent its FIN.
+	testAfterShut func(victims int)
+
 	snapMu     sync.Mutex // serialises snapshot writes
 	snapDigest uint64     // digest of the last snapshot written; guarded by snapMu
 	snapWrote  bool       // guarded by snapMu
