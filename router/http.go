@@ -3,7 +3,6 @@ package router
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/certmesh/certmesh/crdt"
@@ -66,9 +65,6 @@ func (r *Router) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		r.opts.Metrics.WritePrometheus(w)
-		if p, ok := r.mesh.(interface{ WritePrometheus(io.Writer) }); ok {
-			p.WritePrometheus(w)
-		}
 		for _, write := range r.opts.MetricsWriters {
 			write(w)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -15,26 +16,33 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// clientCallTimeout bounds one client command's calls.
+// clientCallTimeout bounds the controller calls of one client command.
 const clientCallTimeout = 30 * time.Second
 
 // loginCommand is `certmesh login` (SPEC.md section 1).
-func loginCommand() *cli.Command {
+func loginCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "login",
-		Usage:     "log in at a controller with a token: new key, CSR, session certificate written to DIR",
+		Usage:     "log in at a controller with a token: new key and CSR, session certificate written to DIR",
 		UsageText: "certmesh login --controller URL --ca FILE (--token TOKEN | --token-file F) --out DIR",
-		Description: "Generates an ECDSA P-256 key and CSR, calls POST /v1/sessions and writes DIR/key.pem (0600), " +
-			"DIR/cert.pem (leaf and intermediate), DIR/ca.pem and DIR/session.json. " +
-			"--controller may be repeated (or comma-separated): the next is tried when one is unreachable.",
+		Description: "Generates an ECDSA P-256 key and a CSR, calls POST /v1/sessions and writes DIR/key.pem (mode 0600),\n" +
+			"DIR/cert.pem (the leaf, then the issuing intermediate: what a TLS client presents), DIR/ca.pem (the root)\n" +
+			"and DIR/session.json. --controller takes a comma list: the next is tried when one is unreachable.",
 		Flags: []cli.Flag{
 			controllerFlag(),
 			caFlag(),
 			&cli.StringFlag{Name: "token", Usage: "the OIDC or JWT bearer `TOKEN`"},
 			&cli.StringFlag{Name: "token-file", Usage: "read the token from `FILE`"},
-			&cli.StringFlag{Name: "out", Usage: "`DIR` to write the key, certificates and session.json to", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "`DIR` to write key.pem, cert.pem, ca.pem and session.json to (required)"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			out := c.String("out")
+			if out == "" {
+				return usagef("--out: required")
+			}
 			cfg, err := clientConfigFrom(c)
 			if err != nil {
 				return err
@@ -47,12 +55,12 @@ func loginCommand() *cli.Command {
 			defer cancel()
 			s, err := client.Login(ctx, cfg, token)
 			if err != nil {
-				return cli.Exit("certmesh login: "+err.Error(), 1)
+				return err
 			}
-			if err := client.SaveDir(c.String("out"), s); err != nil {
-				return cli.Exit("certmesh login: --out: "+err.Error(), 1)
+			if err := client.SaveDir(out, s); err != nil {
+				return fmt.Errorf("--out: %w", err)
 			}
-			fmt.Fprintf(c.App.Writer, "session %s\nidentity %s\nserial %s\nexpires %s\nsession_expires %s\n",
+			fmt.Fprintf(stdout, "session %s\nidentity %s\nserial %s\nexpires %s\nsession_expires %s\n",
 				s.ID, s.Identity, s.Serial, s.Expires.UTC().Format(time.RFC3339), s.SessionExpires.UTC().Format(time.RFC3339))
 			return nil
 		},
@@ -60,16 +68,11 @@ func loginCommand() *cli.Command {
 }
 
 func controllerFlag() cli.Flag {
-	return &cli.StringSliceFlag{Name: "controller", Usage: "controller API `URL` (https://host:port); repeat for failover", Required: true}
+	return &cli.StringFlag{Name: "controller", Usage: "controller API `URL` (https://host:port), or a comma list for failover (required)"}
 }
 
 func caFlag() cli.Flag {
-	return &cli.StringFlag{Name: "ca", Usage: "root CA `FILE` (PEM) that verifies the controller", Required: true}
-}
-
-// usageErr is a bad-usage exit (status 2) naming the command.
-func usageErr(c *cli.Context, format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("certmesh %s: %s", c.Command.Name, fmt.Sprintf(format, args...)), 2)
+	return &cli.StringFlag{Name: "ca", Usage: "root CA `FILE` (PEM) that verifies the controller (required)"}
 }
 
 // loadCAPool reads a PEM bundle into a pool.
@@ -85,26 +88,23 @@ func loadCAPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// clientConfigFrom builds the SDK config from --controller and --ca.
+// clientConfigFrom builds the SDK's config from --controller and --ca.
 func clientConfigFrom(c *cli.Context) (client.Config, error) {
 	cfg := client.DefaultConfig()
-	for _, v := range c.StringSlice("controller") {
-		for _, u := range strings.Split(v, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				cfg.Controllers = append(cfg.Controllers, u)
-			}
-		}
-	}
+	cfg.Controllers = splitList(c.String("controller"))
 	if len(cfg.Controllers) == 0 {
-		return cfg, usageErr(c, "--controller: no URL given")
+		return cfg, usagef("--controller: required")
+	}
+	if c.String("ca") == "" {
+		return cfg, usagef("--ca: required")
 	}
 	pool, err := loadCAPool(c.String("ca"))
 	if err != nil {
-		return cfg, usageErr(c, "--ca: %v", err)
+		return cfg, usagef("--ca: %v", err)
 	}
 	cfg.RootCAs = pool
 	if err := cfg.Validate(); err != nil {
-		return cfg, usageErr(c, "--controller: %v", err)
+		return cfg, usagef("--controller: %v", err)
 	}
 	return cfg, nil
 }
@@ -114,28 +114,31 @@ func tokenFrom(c *cli.Context) (string, error) {
 	tok, file := c.String("token"), c.String("token-file")
 	switch {
 	case tok != "" && file != "":
-		return "", usageErr(c, "give --token or --token-file, not both")
+		return "", usagef("--token, --token-file: give one, not both")
 	case tok != "":
 		return tok, nil
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", usageErr(c, "--token-file: %v", err)
+			return "", usagef("--token-file: %v", err)
 		}
-		tok = strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", usageErr(c, "--token-file: %s is empty", file)
+		if tok = strings.TrimSpace(string(b)); tok == "" {
+			return "", usagef("--token-file: %s is empty", file)
 		}
 		return tok, nil
 	}
-	return "", usageErr(c, "--token or --token-file is required")
+	return "", usagef("--token or --token-file: required")
 }
 
 // loadAdminCert reads --admin-cert and --admin-key.
 func loadAdminCert(c *cli.Context) (tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(c.String("admin-cert"), c.String("admin-key"))
+	certFile, keyFile := c.String("admin-cert"), c.String("admin-key")
+	if certFile == "" || keyFile == "" {
+		return tls.Certificate{}, usagef("--admin-cert and --admin-key: both required")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return tls.Certificate{}, usageErr(c, "--admin-cert %s, --admin-key %s: %v", c.String("admin-cert"), c.String("admin-key"), err)
+		return tls.Certificate{}, usagef("--admin-cert %s, --admin-key %s: %v", certFile, keyFile, err)
 	}
 	return cert, nil
 }

@@ -30,6 +30,11 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		devCommand(stdout, stderr),
 		controllerCommand(stdout, stderr),
 		pkiCommand(stdout, stderr),
+		routerCommand(stdout, stderr),
+		loginCommand(stdout),
+		rotateCommand(stdout),
+		revokeCommand(stdout),
+		statusCommand(stdout),
 	}
 }
 

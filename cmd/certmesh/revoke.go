@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,29 +12,32 @@ import (
 )
 
 // revokeCommand is `certmesh revoke` (SPEC.md section 1).
-func revokeCommand() *cli.Command {
+func revokeCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "revoke",
 		Usage:     "revoke a session, an identity (every session it has now) or one certificate serial",
 		UsageText: "certmesh revoke --controller URL --ca FILE --admin-cert F --admin-key F (--session ID | --identity ID | --serial HEX)",
-		Description: "Calls POST /v1/revocations with the admin certificate. Every router refuses new " +
-			"connections it covers and closes the live ones. A session or serial not yet seen can be revoked.",
+		Description: "Calls POST /v1/revocations with the admin certificate. Every router refuses new connections the\n" +
+			"revocation covers and closes the live ones. A session or serial not seen yet can be revoked.",
 		Flags: []cli.Flag{
 			controllerFlag(),
 			caFlag(),
-			&cli.StringFlag{Name: "admin-cert", Usage: "admin certificate `FILE` (PEM)", Required: true},
-			&cli.StringFlag{Name: "admin-key", Usage: "admin key `FILE` (PEM)", Required: true},
+			&cli.StringFlag{Name: "admin-cert", Usage: "admin certificate `FILE` (PEM) (required)"},
+			&cli.StringFlag{Name: "admin-key", Usage: "admin key `FILE` (PEM) (required)"},
 			&cli.StringFlag{Name: "session", Usage: "session `ID` (32 hex digits)"},
 			&cli.StringFlag{Name: "identity", Usage: "`IDENTITY` whose sessions created until now are revoked"},
 			&cli.StringFlag{Name: "serial", Usage: "certificate serial in `HEX`"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			var r client.Revocation
 			n := 0
 			if v := c.String("session"); v != "" {
 				id, err := crdt.ParseSessionID(v)
 				if err != nil {
-					return usageErr(c, "--session: %v", err)
+					return usagef("--session: %v", err)
 				}
 				r.SessionID, n = id.String(), n+1
 			}
@@ -43,12 +47,12 @@ func revokeCommand() *cli.Command {
 			if v := c.String("serial"); v != "" {
 				s, err := crdt.ParseSerial(v)
 				if err != nil {
-					return usageErr(c, "--serial: %v", err)
+					return usagef("--serial: %v", err)
 				}
 				r.Serial, n = s.String(), n+1
 			}
 			if n != 1 {
-				return usageErr(c, "give exactly one of --session, --identity and --serial")
+				return usagef("--session, --identity, --serial: give exactly one")
 			}
 			cfg, err := clientConfigFrom(c)
 			if err != nil {
@@ -60,16 +64,16 @@ func revokeCommand() *cli.Command {
 			}
 			admin, err := client.NewAdmin(cfg, cert)
 			if err != nil {
-				return usageErr(c, "%v", err)
+				return usagef("%v", err)
 			}
 			defer admin.Close()
 			ctx, cancel := context.WithTimeout(c.Context, clientCallTimeout)
 			defer cancel()
 			res, err := admin.Revoke(ctx, r)
 			if err != nil {
-				return cli.Exit("certmesh revoke: "+err.Error(), 1)
+				return err
 			}
-			fmt.Fprintf(c.App.Writer, "revoked %s %s at %s\n", res.Kind, res.Key, res.HLC)
+			fmt.Fprintf(stdout, "revoked %s %s at %s\n", res.Kind, res.Key, res.HLC)
 			return nil
 		},
 	}

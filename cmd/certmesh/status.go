@@ -19,7 +19,7 @@ import (
 )
 
 // statusCommand is `certmesh status` (SPEC.md section 1).
-func statusCommand() *cli.Command {
+func statusCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "print a node's members (with their lag), regions, version vector and record counts",
@@ -28,26 +28,29 @@ func statusCommand() *cli.Command {
 			"API (https://host:port, with --ca and the admin certificate). /v1/status is appended when " +
 			"the URL has no path.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "url", Usage: "node `URL`", Required: true},
+			&cli.StringFlag{Name: "url", Usage: "node `URL` (required)"},
 			&cli.StringFlag{Name: "ca", Usage: "root CA `FILE` (PEM), for an https URL"},
 			&cli.StringFlag{Name: "admin-cert", Usage: "admin certificate `FILE` (PEM), for a controller's API"},
 			&cli.StringFlag{Name: "admin-key", Usage: "admin key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			u, err := url.Parse(c.String("url"))
 			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-				return usageErr(c, "--url %q: want http(s)://host:port", c.String("url"))
+				return usagef("--url: %q is not http(s)://host:port", c.String("url"))
 			}
 			tc := &tls.Config{MinVersion: tls.VersionTLS12}
 			if c.String("ca") != "" {
 				pool, err := loadCAPool(c.String("ca"))
 				if err != nil {
-					return usageErr(c, "--ca: %v", err)
+					return usagef("--ca: %v", err)
 				}
 				tc.RootCAs = pool
 			} else if u.Scheme == "https" {
-				return usageErr(c, "--ca is required for an https URL")
+				return usagef("--ca: required for an https URL")
 			}
 			if c.String("admin-cert") != "" || c.String("admin-key") != "" {
 				cert, err := loadAdminCert(c)
@@ -62,14 +65,14 @@ func statusCommand() *cli.Command {
 			defer cancel()
 			st, err := client.FetchStatus(ctx, hc, u.String())
 			if err != nil {
-				return cli.Exit("certmesh status: "+err.Error(), 1)
+				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
+				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			printStatus(c.App.Writer, st)
+			printStatus(stdout, st)
 			return nil
 		},
 	}
