@@ -655,6 +655,11 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 		// Anti-entropy brings it in order.
 		c.stats.Rejected["too_far_ahead"]++
 		return acceptRefused
+	case errors.Is(err, crdt.ErrAuthorRevoked):
+		// Written by a controller after the root revoked it: dropped, but
+		// its dot is covered, so it does not hold its interval open.
+		c.stats.Rejected["author_revoked"]++
+		return acceptDuplicate
 	case err != nil:
 		c.stats.Rejected[rejectReason(err)]++
 		return acceptRefused
@@ -774,10 +779,13 @@ func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
 		return
 	}
 	have := c.store.Contiguous(iv.Author)
+	// The interval comes from a peer: walk at most what this node could
+	// hold of it, never the 2^64 seqs a forged one may claim.
+	top := min(iv.To, have+crdt.MaxSeqAhead)
 	var recs []crdt.Record
 	used := 0
 	last := iv.From
-	for seq := iv.From + 1; seq <= iv.To; seq++ {
+	for seq := iv.From + 1; seq <= top; seq++ {
 		r := c.store.Get(crdt.Dot{Author: iv.Author, Seq: seq})
 		if r != nil {
 			n := crdt.EncodedSizeHint(r)
@@ -818,13 +826,7 @@ func (c *Core) answerSync(now time.Time, to string, theirs crdt.Context, askBack
 		m.Context = c.store.Context()
 	}
 	// The budget cut the answer short: the peer should ask again at once.
-	// (A delta that stopped for any other reason is well below the budget:
-	// no record is near 8 KiB.)
-	sent := 0
-	for _, r := range d.Records {
-		sent += crdt.EncodedSizeHint(r)
-	}
-	m.More = sent+8<<10 > c.cfg.AntiEntropyBudget
+	m.More = d.Truncated
 	if len(m.Records) > 0 || len(m.Intervals) > 0 || m.Context != nil {
 		c.send(to, m)
 	}
