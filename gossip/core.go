@@ -567,7 +567,10 @@ func (c *Core) announced(now time.Time, from string, ivs []crdt.Interval) {
 			c.stats.Rejected["oversized_ihave"]++
 			return
 		}
-		for seq := iv.From + 1; seq <= iv.To; seq++ {
+		// Every seq up to the author's contiguous one is covered: look
+		// above it only, so that announcing dots the node already holds
+		// costs O(1), not a walk of the interval.
+		for seq := max(iv.From, c.store.Contiguous(iv.Author)) + 1; seq <= iv.To; seq++ {
 			if !c.store.Has(crdt.Dot{Author: iv.Author, Seq: seq}) {
 				c.scheduleRepair(now, from, iv.Author, iv.To, c.cfg.LazyDelay)
 				break

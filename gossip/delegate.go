@@ -137,7 +137,7 @@ func (d delegate) LocalState(join bool) []byte {
 	ctx := m.core.Store().Context()
 	m.mu.Unlock()
 	msg := &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(m.clock()), Context: ctx}
-	b, err := EncodeFrame(m.cfg.Core.Name, msg)
+	b, err := m.encodeFrame(msg)
 	if err != nil {
 		m.log.Error("gossip: encode local state", "err", err)
 		return nil
@@ -175,7 +175,7 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 		return nil
 	}
 	if _, err := parseMeta(peer.Meta); err != nil {
-		m.logOnce("alive:"+peer.Name, "gossip: refusing node", "node", peer.Name, "addr", peer.Address(), "err", err)
+		m.logOnce("alive:"+peer.Name, "gossip: refusing node", "member", peer.Name, "addr", peer.Address(), "err", err)
 		return fmt.Errorf("certmesh: %w", err)
 	}
 	return nil

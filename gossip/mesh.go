@@ -75,6 +75,12 @@ type MeshConfig struct {
 	CollectGrace    time.Duration
 	// Seed seeds the core's random source; zero draws one at random.
 	Seed uint64
+
+	// protocol, tests only, replaces the protocol version (major<<4 |
+	// minor) this node announces in its metadata and writes at the head
+	// of its frames, to rehearse a rolling upgrade against real peers.
+	// Zero: ProtocolMajor.ProtocolMinor.
+	protocol uint8
 }
 
 // Defaults of MeshConfig.
@@ -133,6 +139,9 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 	}
 	if cfg.CollectGrace == 0 {
 		cfg.CollectGrace = DefaultCollectGrace
+	}
+	if cfg.protocol == 0 {
+		cfg.protocol = protocolVersion
 	}
 	cfg.Join = slices.Clone(cfg.Join)
 	cfg.Keys = slices.Clone(cfg.Keys)
@@ -332,7 +341,7 @@ func randomUint64() uint64 {
 
 func (m *Mesh) setMeta(leaving bool) error {
 	nm := nodeMeta{Role: m.cfg.Core.Role, Region: m.cfg.Core.Region, API: m.cfg.APIAddr,
-		Major: ProtocolMajor, Minor: ProtocolMinor, Boot: m.boot, Leaving: leaving}
+		Major: m.cfg.protocol >> 4, Minor: m.cfg.protocol & 0xf, Boot: m.boot, Leaving: leaving}
 	b, err := nm.encode()
 	if err != nil {
 		return err
@@ -576,7 +585,7 @@ func (m *Mesh) send(outs []Output) {
 		f, ok := frames[o.Msg]
 		if !ok {
 			var err error
-			if f, err = EncodeFrame(m.cfg.Core.Name, o.Msg); err != nil {
+			if f, err = m.encodeFrame(o.Msg); err != nil {
 				m.log.Error("gossip: encode", "type", o.Msg.Type.String(), "err", err)
 				m.met.drop("encode_error")
 				continue
@@ -597,6 +606,16 @@ func (m *Mesh) send(outs []Output) {
 			m.log.Debug("gossip: send", "to", o.To, "err", err)
 		}
 	}
+}
+
+// encodeFrame frames msg as sent by this node, with the protocol version
+// it announces.
+func (m *Mesh) encodeFrame(msg *Message) ([]byte, error) {
+	f, err := EncodeFrame(m.cfg.Core.Name, msg)
+	if err == nil {
+		f[0] = m.cfg.protocol
+	}
+	return f, err
 }
 
 // lookup returns a copy of the alive member name, or nil.
