@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -41,10 +42,10 @@ var regions = []string{"us-east", "eu-west", "ap-southeast"}
 func controllerName(region string) string { return "ctrl-" + region }
 func routerName(region string) string     { return "edge-" + region + "-1" }
 
-// JWT signer settings shared by the generated configs and the static ones
-// in docker/config.
+// JWT signer settings shared by the generated configs, the static ones in
+// docker/config and docker/devtoken.
 const (
-	jwtIssuer   = "certmesh-e2e"
+	jwtIssuer   = "dev-signer"
 	jwtAudience = "certmesh"
 )
 
@@ -75,6 +76,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	removeImages()
 	os.RemoveAll(buildDir)
 	os.Exit(code)
 }
@@ -264,7 +266,9 @@ func metricNames(body []byte) map[string]bool {
 }
 
 // jwtSigner is an external JWT signer (SPEC.md section 3, auth.jwt) whose
-// public key the controllers read from a keys_file.
+// public key the controllers read from a keys_file. Its files are those of
+// docker/devtoken: a PKCS #8 private key, and the public key with a kid
+// header, the first 8 bytes of the SHA-256 of its DER in hex.
 type jwtSigner struct {
 	key *ecdsa.PrivateKey
 	kid string
@@ -278,13 +282,7 @@ func newJWTSigner(t testing.TB, keysFile string) *jwtSigner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var id [8]byte
-	rand.Read(id[:])
-	s := &jwtSigner{key: key, kid: hex.EncodeToString(id[:])}
+	s, der := signerOf(t, key)
 	block := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": s.kid}, Bytes: der})
 	if err := os.MkdirAll(filepath.Dir(keysFile), 0o755); err != nil {
 		t.Fatal(err)
@@ -293,6 +291,39 @@ func newJWTSigner(t testing.TB, keysFile string) *jwtSigner {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// loadJWTSigner reads the private key docker/devtoken wrote.
+func loadJWTSigner(t testing.TB, keyFile string) *jwtSigner {
+	t.Helper()
+	raw, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", keyFile)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", keyFile, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("%s: %T, want an ECDSA key", keyFile, k)
+	}
+	s, _ := signerOf(t, key)
+	return s
+}
+
+func signerOf(t testing.TB, key *ecdsa.PrivateKey) (*jwtSigner, []byte) {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	return &jwtSigner{key: key, kid: hex.EncodeToString(sum[:8])}, der
 }
 
 // mint returns a token for subject, valid for ten minutes.

@@ -1,0 +1,83 @@
+//go:build unix
+
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/client"
+)
+
+// TestDockerCluster runs docker/compose.yml's three-region cluster, each
+// node a container FROM scratch with its own address on a private bridge
+// network, and walks a client through it from the host: login, connect
+// through a router in another container, rotation, revocation closing the
+// live connection.
+func TestDockerCluster(t *testing.T) {
+	began := time.Now()
+	d := startDockerCluster(t)
+	ctrlUS, ctrlEU, ctrlAP := d.ctrls[0], d.ctrls[1], d.ctrls[2]
+	edgeEU := d.routers[1]
+	ca := filepath.Join(d.pkiDir, "ca.pem")
+	dir := filepath.Join(t.TempDir(), "alice")
+
+	// Login at ctrl-us-east with a token from docker/devtoken, and connect
+	// at once through the router of eu-west, another container.
+	mustCLI(t, d.bin, "login", "--controller", "https://"+ctrlUS.api, "--ca", ca, "--token", d.token(t, "alice"), "--out", dir)
+	alice, err := client.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loggedIn := time.Now()
+	conn, err := connect(d.roots, alice, edgeEU.listen, edgeEU.name)
+	if err != nil {
+		t.Fatalf("connect through %s (%s) right after the login at %s: %v", edgeEU.name, edgeEU.listen, ctrlUS.name, err)
+	}
+	defer conn.Close()
+	t.Logf("login at %s, connected through %s %v after the login returned", ctrlUS.name, edgeEU.name, time.Since(loggedIn).Round(time.Millisecond))
+
+	// Rotation at ctrl-eu-west; the connection stays up.
+	mustCLI(t, d.bin, "rotate", "--controller", "https://"+ctrlEU.api, "--ca", ca, "--dir", dir)
+	rotated, err := client.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.echo("still up after the rotation"); err != nil {
+		t.Fatalf("live connection after the rotation: %v", err)
+	}
+
+	// Revocation at ctrl-ap-southeast closes it; every router refuses both
+	// certificates.
+	revoking := time.Now()
+	mustCLI(t, d.bin, "revoke", "--controller", "https://"+ctrlAP.api, "--ca", ca,
+		"--admin-cert", filepath.Join(d.pkiDir, "admin", "cert.pem"), "--admin-key", filepath.Join(d.pkiDir, "admin", "key.pem"),
+		"--session", alice.ID)
+	if _, err := conn.waitClosed(closeWithin); err != nil {
+		t.Fatalf("live connection through %s after the revocation at %s: %v", edgeEU.name, ctrlAP.name, err)
+	}
+	t.Logf("live connection through %s closed %v after `certmesh revoke` at %s started", edgeEU.name, time.Since(revoking).Round(time.Millisecond), ctrlAP.name)
+	for _, r := range d.routers {
+		for _, s := range []*client.Session{alice, rotated} {
+			waitFor(t, 5*time.Second, "revoked certificate refused by "+r.name, func() error {
+				return refused(d.roots, s, r.listen, r.name)
+			})
+		}
+	}
+
+	// Every container holds the same state; certmesh status reads it.
+	want := map[string]int{"session": 1, "cert": 2, "revocation": 1, "signer": 3}
+	waitFor(t, convergeWithin, "every container converged", func() error { return converged(d.all(), want) })
+	table := mustCLI(t, d.bin, "status", "--url", "http://"+edgeEU.metrics).stdout
+	for _, n := range d.all() {
+		if !strings.Contains(table, n.name) {
+			t.Errorf("certmesh status of %s: no member %s in\n%s", edgeEU.name, n.name, table)
+		}
+	}
+	if err := checkDots(d.all()); err != nil {
+		t.Error(err)
+	}
+	t.Logf("whole test, images and teardown aside: %v", time.Since(began).Round(time.Millisecond))
+}
