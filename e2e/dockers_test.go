@@ -358,7 +358,9 @@ func (d *dockerCluster) resume(t testing.TB, n *node) {
 
 // cut disconnects n from the network: it reaches no node, and the test
 // cannot reach it.
-func (d *dockerCluster) cut(t testing.TB, n *node) { d.docker(t, n, "network", "disconnect", d.network) }
+func (d *dockerCluster) cut(t testing.TB, n *node) {
+	d.docker(t, n, "network", "disconnect", d.network)
+}
 
 // heal connects n again, at its address.
 func (d *dockerCluster) heal(t testing.TB, n *node) {
