@@ -340,6 +340,10 @@ type Store struct {
 	names      map[string]string
 	namesBuilt int    // len(names) after the last rebuild
 	lastMethod string // the method interned last
+	noIntern   bool   // SetInterning(false)
+
+	// hot is the log looked up last: records come in runs of one author.
+	hot *authorLog
 
 	digest uint64
 	counts [maxKind + 1]int
@@ -378,8 +382,17 @@ func (s *Store) intern(p *string) {
 	s.names[v] = v
 }
 
+// SetInterning turns interning of repeated strings off or on (the
+// default). A store whose records are objects shared with other stores, as
+// in the simulator, holds no copies to save, and interning would only cost
+// a map lookup per merge and a table per store.
+func (s *Store) SetInterning(on bool) { s.noIntern = !on }
+
 // internFields interns the strings of r that repeat across records.
 func (s *Store) internFields(r Record) {
+	if s.noIntern {
+		return
+	}
 	switch r := r.(type) {
 	case *SessionRecord:
 		s.intern(&r.Identity)
@@ -414,7 +427,7 @@ func (s *Store) reintern() {
 
 // log returns the log of a, creating it if create is set.
 func (s *Store) log(a Author, create bool) (*authorLog, error) {
-	l := s.authors[a]
+	l := s.lookup(a)
 	if l != nil || !create {
 		return l, nil
 	}
@@ -432,13 +445,25 @@ func (s *Store) log(a Author, create bool) (*authorLog, error) {
 // collected it, or dropped it as written by a revoked author, or a peer
 // proved it collected (CoverInterval).
 func (s *Store) Has(d Dot) bool {
-	l := s.authors[d.Author]
+	l := s.lookup(d.Author)
 	return l != nil && l.covered(d.Seq)
+}
+
+// lookup returns a's log, or nil, trying the last one looked up first.
+func (s *Store) lookup(a Author) *authorLog {
+	if h := s.hot; h != nil && h.author.Incarnation == a.Incarnation && h.author.Name == a.Name {
+		return h
+	}
+	l := s.authors[a]
+	if l != nil {
+		s.hot = l
+	}
+	return l
 }
 
 // Get returns the record at d, if held.
 func (s *Store) Get(d Dot) Record {
-	if l := s.authors[d.Author]; l != nil {
+	if l := s.lookup(d.Author); l != nil {
 		return l.get(d.Seq)
 	}
 	return nil

@@ -245,8 +245,8 @@ type heldRecord struct {
 
 // Stats counts what a Core did. Reasons and types are metric labels.
 type Stats struct {
-	MessagesIn  map[MsgType]uint64
-	MessagesOut map[MsgType]uint64
+	MessagesIn  MsgCounts
+	MessagesOut MsgCounts
 	BytesIn     uint64
 	BytesOut    uint64
 	Applied     uint64
@@ -254,6 +254,9 @@ type Stats struct {
 	Pulls       map[string]uint64 // by result: found, not_found, timeout, cached
 	Repairs     uint64
 }
+
+// MsgCounts counts messages by type (index 0 is unused).
+type MsgCounts [maxMsgType + 1]uint64
 
 // NewCore returns a Core that replicates into store, verifies received
 // records with verifier and draws randomness from rng (seeded by the
@@ -276,8 +279,6 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 
 		exchanging: make(map[string]crdt.Context),
 		stats: Stats{
-			MessagesIn:  make(map[MsgType]uint64),
-			MessagesOut: make(map[MsgType]uint64),
 			Rejected:    make(map[string]uint64),
 			Pulls:       make(map[string]uint64),
 		},
@@ -472,7 +473,9 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 
 // Step processes a message received from the member named from.
 func (c *Core) Step(now time.Time, from string, m *Message) {
-	c.stats.MessagesIn[m.Type]++
+	if m.Type <= maxMsgType {
+		c.stats.MessagesIn[m.Type]++
+	}
 	c.stats.BytesIn += uint64(m.size)
 	if m.SentAt != 0 {
 		c.sampleOffset(time.Duration(crdt.MillisOf(now)-m.SentAt) * time.Millisecond)

@@ -1025,11 +1025,13 @@ func (m *Mesh) Stats() StatsSnapshot {
 	m.mu.Lock()
 	st := m.core.Stats()
 	m.met.syncCore(st)
-	for t, n := range st.MessagesIn {
-		s.MessagesIn[t.String()] = n
-	}
-	for t, n := range st.MessagesOut {
-		s.MessagesOut[t.String()] = n
+	for t := MsgType(1); t <= maxMsgType; t++ {
+		if n := st.MessagesIn[t]; n > 0 {
+			s.MessagesIn[t.String()] = n
+		}
+		if n := st.MessagesOut[t]; n > 0 {
+			s.MessagesOut[t.String()] = n
+		}
 	}
 	s.BytesIn, s.BytesOut, s.Applied, s.Repairs = st.BytesIn, st.BytesOut, st.Applied, st.Repairs
 	for r, n := range st.Rejected {

@@ -91,6 +91,7 @@ func (s *meshStrategy) VerifyShared(r crdt.Record) error {
 func (s *meshStrategy) NewNode(env *Env) Node {
 	info := env.Info()
 	n := &meshNode{s: s, env: env, info: info, store: crdt.NewStore(), waiting: make(map[crdt.Serial][]waitingConnect)}
+	n.store.SetInterning(false) // records are shared objects: nothing to save
 	if info.Role == RoleController {
 		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
 		return &meshController{n}
@@ -101,6 +102,9 @@ func (s *meshStrategy) NewNode(env *Env) Node {
 // clusterView is the membership every simulated core shares; nodeView adds
 // the node's own belief about who is alive.
 type clusterView struct {
+	// faultless: the topology schedules no crash or partition, so every
+	// node is up for the whole run and Alive needs no lookup.
+	faultless   bool
 	regions     []string
 	byRegion    map[string][]string
 	members     map[string]gossip.Member
@@ -109,7 +113,8 @@ type clusterView struct {
 }
 
 func newClusterView(c *Cluster) *clusterView {
-	v := &clusterView{byRegion: make(map[string][]string), members: make(map[string]gossip.Member), ids: make(map[string]NodeID)}
+	v := &clusterView{byRegion: make(map[string][]string), members: make(map[string]gossip.Member), ids: make(map[string]NodeID),
+		faultless: len(c.Topology.Faults) == 0}
 	for _, n := range c.Nodes {
 		region := c.Topology.Regions[n.Region].Name
 		role := gossip.RoleRouter
@@ -140,6 +145,9 @@ func (v nodeView) Region(r string) []string                 { return v.byRegion[
 func (v nodeView) Member(name string) (gossip.Member, bool) { m, ok := v.members[name]; return m, ok }
 func (v nodeView) Controllers() []string                    { return v.controllers }
 func (v nodeView) Alive(name string) bool {
+	if v.faultless {
+		return true
+	}
 	id, ok := v.ids[name]
 	return ok && v.env.Up(id)
 }
