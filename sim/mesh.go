@@ -276,28 +276,11 @@ func (n *meshNode) noteApplied(r crdt.Record) {
 // acknowledged at once; dissemination follows.
 func (c *meshController) Write(now time.Duration, w *Write) {
 	t := wall(now)
-	var recs []crdt.Record
-	sid := simSessionID(w.Session)
-	identity := fmt.Sprintf("client-%d", w.Identity)
-	switch w.Kind {
-	case WriteIssue, WriteRotate:
-		if w.Kind == WriteIssue {
-			recs = append(recs, &crdt.SessionRecord{ID: sid, Identity: identity, Method: "sim",
-				Created: crdt.MillisOf(t), Expires: crdt.MillisOf(t.Add(meshSessionTTL))})
-		}
-		serial := simSerial(w.Cert)
-		cert := &crdt.CertRecord{Serial: serial, Session: sid, Identity: identity,
-			NotBefore: crdt.MillisOf(t.Add(-time.Minute)), NotAfter: crdt.MillisOf(t.Add(meshCertTTL))}
-		if old, ok := c.s.sessionCert[w.Session]; ok && w.Kind == WriteRotate {
-			cert.Supersedes, cert.SupersedeAt = old, crdt.MillisOf(t.Add(meshRotationGrace))
-		}
-		c.s.sessionCert[w.Session] = serial
-		c.s.certs[w.Cert] = crdt.CertFacts{Serial: serial, Session: sid, Identity: identity, Issuer: c.info.Name,
-			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
-		recs = append(recs, cert)
-	case WriteRevoke:
-		recs = append(recs, &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: sid, Reason: "sim",
-			At: crdt.MillisOf(t), Until: crdt.MillisOf(t.Add(meshSessionTTL))})
+	prev, hasPrev := c.s.sessionCert[w.Session]
+	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
+	if w.Kind != WriteRevoke {
+		c.s.sessionCert[w.Session] = facts.Serial
+		c.s.certs[w.Cert] = facts
 	}
 	aw := c.s.written[c.author.Name]
 	if aw == nil {
