@@ -30,6 +30,10 @@ const (
 )
 
 // routerMetrics are the router's series (SPEC.md section 7) in one set.
+// certmesh_pull_total{result} belongs to the mesh, which counts the pulls
+// it makes; the router counts how the pulls of its handshakes ended in
+// certmesh_admission_pulls_total{result} (found, not_found, timeout,
+// refused, canceled), gossip arriving during a pull included.
 type routerMetrics struct {
 	set *metrics.Set
 }
@@ -57,7 +61,7 @@ func (m *routerMetrics) admission(result string) *metrics.Counter {
 }
 
 func (m *routerMetrics) pull(result string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, result))
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_admission_pulls_total{result=%q}`, result))
 }
 
 func (m *routerMetrics) closed(reason string) *metrics.Counter {

@@ -303,10 +303,47 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 		t.Fatalf("bob after alice's revocation: %q, %v", got, err)
 	}
 
+	// Metrics: the router's, the mesh's and the process's, each once.
+	resp, err := http.Get("http://" + c.mons["r1"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(text), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := line[:strings.LastIndexByte(line, ' ')]
+		if seen[name] {
+			t.Errorf("metric %s written twice", name)
+		}
+		seen[name] = true
+	}
+	for _, want := range []string{`certmesh_admissions_total{result="admitted"}`, `certmesh_admissions_total{result="session_revoked"}`,
+		"certmesh_connections_active", `certmesh_connections_closed_total{reason="session_revoked"}`, `certmesh_pull_total{result="found"}`, `certmesh_admission_pulls_total{result="found"}`,
+		`certmesh_records{kind="session"}`, "go_goroutines"} {
+		if !seen[want] {
+			t.Errorf("router metrics lack %s", want)
+		}
+	}
+
+	// SIGHUP reloads the key files and the router keeps serving.
+	// (The log line is checked once the process has exited.)
+	r1 := c.procs["r1"]
+	r1.cmd.Process.Signal(syscall.SIGHUP)
+	if got, err := get(bobConn, "/after-sighup"); err != nil || !strings.Contains(got, "200 OK") {
+		t.Fatalf("after SIGHUP: %q, %v", got, err)
+	}
+
 	// Restart the router while no controller is reachable: it admits bob
 	// from its snapshot at once and still refuses alice.
 	bobConn.Close()
 	c.stop("r1")
+	if !strings.Contains(r1.out.String(), "key files reloaded") {
+		t.Errorf("no reload after SIGHUP:\n%s", r1.out)
+	}
 	c.stop("c1")
 	c.stop("c2")
 	c.run("router", "r1")
