@@ -379,7 +379,7 @@ func (r *Router) handle(raw net.Conn, sem chan struct{}) {
 	hs := &handshake{remote: raw.RemoteAddr().String()}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.HandshakeTimeout)
 	hs.ctx = ctx
-	raw.SetDeadline(r.clock.Now().Add(r.cfg.HandshakeTimeout))
+	raw.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout)) // sockets run on the wall clock
 	tc := tls.Server(raw, r.tlsConfig(hs))
 	err := tc.HandshakeContext(ctx)
 	cancel()
