@@ -29,12 +29,14 @@ type pull struct {
 	asked    map[string]bool
 }
 
-// Want asks peers for the records of a certificate this node has not seen.
-// The result comes in Ready.Wants. Concurrent wants for one serial collapse
-// into one pull, and an authoritative "not issued" is cached for
-// NegativeTTL.
+// Want asks peers for the records of a certificate this node has not seen,
+// or whose session it has not seen: admission needs both, and after a long
+// partition a rotated certificate's push can overtake its session record,
+// written long before and still queued in anti-entropy. The result comes in
+// Ready.Wants. Concurrent wants for one serial collapse into one pull, and
+// an authoritative "not issued" is cached for NegativeTTL.
 func (c *Core) Want(now time.Time, serial crdt.Serial, issuer string) {
-	if _, ok := c.store.Cert(serial); ok {
+	if hasCert(c.store, serial) {
 		c.wants = append(c.wants, WantResult{Serial: serial, Found: true})
 		return
 	}
@@ -195,7 +197,13 @@ func (c *Core) onWantResp(now time.Time, from string, m *Message) {
 	}
 }
 
+// hasCert reports whether s holds the certificate record of serial and the
+// record of its session, all that admission needs.
 func hasCert(s *crdt.Store, serial crdt.Serial) bool {
-	_, ok := s.Cert(serial)
+	cert, ok := s.Cert(serial)
+	if !ok {
+		return false
+	}
+	_, ok = s.Session(cert.Session)
 	return ok
 }
