@@ -279,8 +279,8 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 
 		exchanging: make(map[string]crdt.Context),
 		stats: Stats{
-			Rejected:    make(map[string]uint64),
-			Pulls:       make(map[string]uint64),
+			Rejected: make(map[string]uint64),
+			Pulls:    make(map[string]uint64),
 		},
 	}
 	c.forwarded.init(recentBatches)
@@ -743,6 +743,7 @@ func (c *Core) retryHeld(now time.Time, signers bool) {
 		}
 		return cmp.Compare(a.Seq, b.Seq)
 	})
+	mergedSigner := false
 	for _, d := range dots {
 		h := c.held[d]
 		if !now.Before(h.until) {
@@ -755,9 +756,19 @@ func (c *Core) retryHeld(now time.Time, signers bool) {
 			continue
 		}
 		delete(c.held, d)
-		if r := c.accept(now, h.rec); r == acceptHeld || r == acceptHeldSigner {
+		switch c.accept(now, h.rec) {
+		case acceptHeld, acceptHeldSigner:
 			c.held[d].until = h.until // still waiting: the first deadline stands
+		case acceptMerged:
+			if _, ok := h.rec.(*crdt.SignerRecord); ok {
+				mergedSigner = true
+			}
 		}
+	}
+	// A signer record held for the clock has just merged: the records
+	// waiting for a signer may be its author's.
+	if mergedSigner && !signers {
+		c.retryHeld(now, true)
 	}
 }
 

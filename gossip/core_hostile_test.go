@@ -83,3 +83,39 @@ func TestIHaveOfDotsAlreadyHeldIsCheap(t *testing.T) {
 		t.Errorf("an IHave of dots already held took %v", took)
 	}
 }
+
+// A controller whose clock ran ahead: its signer record is held until
+// local time catches up, and the records waiting for that signer must
+// merge with it, not wait out HeldTTL and anti-entropy.
+func TestRecordsWaitingForAClockHeldSignerMergeWithIt(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 13, []string{"us"}, 1, v)
+	r := net.nodes["r-us-0"]
+	w := newWriter(v, "ctrl-us")
+	ahead := crdt.NewClock(0)
+	future := net.now.Add(crdt.DefaultMaxOffset + 5*time.Second)
+	signer := &crdt.SignerRecord{Controller: "ctrl-us", KeyID: [32]byte{1}, Cert: []byte("der"), NotAfter: crdt.MillisOf(future.Add(time.Hour))}
+	signer.Header = crdt.Header{Author: w.author, Seq: 1, HLC: ahead.Now(future)}
+	if err := crdt.Sign(signer, w.signer); err != nil {
+		t.Fatal(err)
+	}
+	w.seq = 1
+	s, cert := w.session(t, net.nodes["ctrl-us"], future, 1)
+	delete(v.keys, "ctrl-us") // nobody knows the author yet: held for a signer
+	r.Step(net.now, "ctrl-us", &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 1, Region: "us", Records: []crdt.Record{s, cert}})
+	v.key("ctrl-us") // the signer record will vouch for it
+	r.Step(net.now, "ctrl-us", &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 2, Region: "us", Records: []crdt.Record{signer}})
+	if r.HeldCount() != 3 || r.Store().Len() != 0 {
+		t.Fatalf("held %d, merged %d, want 3 held", r.HeldCount(), r.Store().Len())
+	}
+	for i := 0; i < 60 && r.HeldCount() > 0; i++ {
+		net.now = net.now.Add(time.Second)
+		r.Tick(net.now)
+	}
+	if r.HeldCount() != 0 || r.Store().Len() != 3 {
+		t.Fatalf("after time caught up: held %d, merged %d, want all 3 merged", r.HeldCount(), r.Store().Len())
+	}
+	if got := net.now.Sub(epoch); got > 6*time.Second {
+		t.Errorf("merged %v later, want as soon as the signer is within the max offset (5s)", got)
+	}
+}
