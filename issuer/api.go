@@ -318,12 +318,27 @@ func (c *Controller) checkClock() *apiError {
 	return nil
 }
 
+// checkRevoked refuses to issue once the root revoked this controller
+// (pki revoke-controller): every node would refuse what it signs.
+func (c *Controller) checkRevoked() *apiError {
+	revoked := false
+	c.mesh.View(func(s *crdt.Store) { _, revoked = s.SignerRevoked(c.cfg.Node.Name) })
+	if revoked {
+		return fail(http.StatusServiceUnavailable, CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
+	}
+	return nil
+}
+
 func writeFailed(err error) *apiError {
 	switch {
 	case errors.Is(err, errClosed):
 		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller is shutting down; retry at another")
 	case errors.Is(err, errStorage):
 		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller's durable store failed; retry at another controller")
+	case errors.Is(err, crdt.ErrAuthorRevoked):
+		// The root revoked this controller (pki revoke-controller): every
+		// node refuses what it signs from now on.
+		return fail(http.StatusServiceUnavailable, CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
 	}
 	return fail(http.StatusInternalServerError, CodeInternal, "the write failed: %v", err)
 }
@@ -341,6 +356,9 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusBadRequest, CodeBadRequest, "token and csr are required")
 	}
 	if e := c.checkClock(); e != nil {
+		return e
+	}
+	if e := c.checkRevoked(); e != nil {
 		return e
 	}
 	id, err := c.tokens.Load().v.Verify(r.Context(), req.Token)
@@ -532,6 +550,9 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusBadRequest, CodeBadRequest, "csr is required")
 	}
 	if e := c.checkClock(); e != nil {
+		return e
+	}
+	if e := c.checkRevoked(); e != nil {
 		return e
 	}
 	now := c.now()

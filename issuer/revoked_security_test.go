@@ -1,0 +1,46 @@
+package issuer
+
+import (
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/pki"
+)
+
+// A controller the root revoked (pki revoke-controller) issues nothing
+// more: logins and rotations get 503 unavailable, so that clients go to
+// another controller, and no certificate is signed for nothing. Revocations
+// still go through: they are never refused, whoever writes them.
+func TestRevokedControllerStopsIssuing(t *testing.T) {
+	e := newEnv(t)
+	s := e.login("alice")
+	root, err := pki.LoadKeyPair(filepath.Join(e.pkiDir, pki.CACertFile), filepath.Join(e.pkiDir, pki.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := pki.SignControllerRevocation(root.Key, "certmesh", "c1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.revoke(RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
+		t.Fatalf("revoke c1 at c1: %d %s", r.status, r.body)
+	}
+	issued := e.c.met.issued.Get()
+	_, csr := newCSR(t)
+	r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("bob"), "csr": csr})
+	if r.status != http.StatusServiceUnavailable || r.code() != CodeUnavailable || !strings.Contains(string(r.body), "revoked by the root") {
+		t.Errorf("login at a revoked controller: %d %s", r.status, r.body)
+	}
+	if _, r := e.rotate(s); r.status != http.StatusServiceUnavailable || r.code() != CodeUnavailable {
+		t.Errorf("rotation at a revoked controller: %d %s", r.status, r.body)
+	}
+	if got := e.c.met.issued.Get(); got != issued {
+		t.Errorf("%d certificates issued after the revocation", got-issued)
+	}
+	if r := e.revoke(RevocationRequest{Identity: "alice"}); r.status != http.StatusAccepted {
+		t.Errorf("an admin revocation at a revoked controller: %d %s", r.status, r.body)
+	}
+}
