@@ -153,15 +153,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 func (c *Cluster) controllerConfig(name, region string, seeds []string) config.Controller {
 	cfg := config.DefaultController()
-	cfg.Node.Name, cfg.Node.Region = name, region
-	cfg.Node.DataDir = filepath.Join(c.Dir, "data", name)
-	cfg.Mesh.Bind = "127.0.0.1:0"
-	cfg.Mesh.Join = seeds
-	cfg.Mesh.KeyFile = filepath.Join(c.PKIDir, pki.GossipKeyFile)
-	cfg.Mesh.JoinTimeout = 2 * time.Second
-	cfg.PKI.CA = filepath.Join(c.PKIDir, pki.CACertFile)
-	cfg.PKI.Cert = filepath.Join(c.PKIDir, name, pki.CertFile)
-	cfg.PKI.Key = filepath.Join(c.PKIDir, name, pki.KeyFile)
+	c.nodeSettings(name, region, seeds, &cfg.Node, &cfg.Mesh, &cfg.PKI)
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.API.RateLimit = 0 // the walk and a person trying things share one IP
 	cfg.Metrics.Listen = "127.0.0.1:0"
@@ -171,19 +163,25 @@ func (c *Cluster) controllerConfig(name, region string, seeds []string) config.C
 
 func (c *Cluster) routerConfig(name, region string, seeds []string) config.Router {
 	cfg := config.DefaultRouter()
-	cfg.Node.Name, cfg.Node.Region = name, region
-	cfg.Node.DataDir = filepath.Join(c.Dir, "data", name)
-	cfg.Mesh.Bind = "127.0.0.1:0"
-	cfg.Mesh.Join = seeds
-	cfg.Mesh.KeyFile = filepath.Join(c.PKIDir, pki.GossipKeyFile)
-	cfg.Mesh.JoinTimeout = 2 * time.Second
-	cfg.PKI.CA = filepath.Join(c.PKIDir, pki.CACertFile)
-	cfg.PKI.Cert = filepath.Join(c.PKIDir, name, pki.CertFile)
-	cfg.PKI.Key = filepath.Join(c.PKIDir, name, pki.KeyFile)
+	c.nodeSettings(name, region, seeds, &cfg.Node, &cfg.Mesh, &cfg.PKI)
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Upstream = c.Upstream
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	return cfg
+}
+
+// nodeSettings fills what every node of the cluster sets alike: its data
+// directory, loopback mesh joined to seeds, and its pki init files.
+func (c *Cluster) nodeSettings(name, region string, seeds []string, n *config.Node, m *config.Mesh, p *config.PKI) {
+	n.Name, n.Region = name, region
+	n.DataDir = filepath.Join(c.Dir, "data", name)
+	m.Bind = "127.0.0.1:0"
+	m.Join = seeds
+	m.KeyFile = filepath.Join(c.PKIDir, pki.GossipKeyFile)
+	m.JoinTimeout = 2 * time.Second
+	p.CA = filepath.Join(c.PKIDir, pki.CACertFile)
+	p.Cert = filepath.Join(c.PKIDir, name, pki.CertFile)
+	p.Key = filepath.Join(c.PKIDir, name, pki.KeyFile)
 }
 
 // startUpstream serves an HTTP echo: what a client admitted through a
