@@ -20,7 +20,9 @@
 //     before it is refused, so a client that connects right after login is
 //     not refused because gossip was slower than it. A refused client gets
 //     a TLS alert (bad_certificate); the reason goes to the log and to
-//     certmesh_admissions_total{result}.
+//     certmesh_admissions_total{result}, and how each pull ended to
+//     certmesh_admission_pulls_total{result} (the mesh counts its own
+//     pulls in certmesh_pull_total{result}).
 //   - The registry indexes live connections by session, serial, identity
 //     and issuer. Applied records arrive from Mesh.Subscribe; a revocation
 //     closes every live connection it covers at once, with the verdict of
