@@ -477,7 +477,12 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 		c.stats.MessagesIn[m.Type]++
 	}
 	c.stats.BytesIn += uint64(m.size)
-	if m.SentAt != 0 {
+	// Sample the clock of the member that sent this message only. A relayed
+	// push or announcement carries its origin's SentAt: sampling it would
+	// weight the estimate by how much each controller writes, and two
+	// controllers 3s either side of the mesh (6s apart, within the max
+	// offset) would each see the other's pushes dominate and refuse writes.
+	if m.SentAt != 0 && (m.Origin == from || (m.Type != MsgPush && m.Type != MsgIHave)) {
 		c.sampleOffset(time.Duration(crdt.MillisOf(now)-m.SentAt) * time.Millisecond)
 	}
 	switch m.Type {

@@ -1,0 +1,37 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// A push relayed down a tree keeps its origin's SentAt. The clock offset
+// estimate must sample only the member that sent the message, or a busy
+// controller 3s behind would make one 3s ahead (6s apart, within the 10s
+// max offset) believe itself more than half the max offset off, and refuse
+// writes.
+func TestClockOffsetSamplesTheSenderNotARelayedOrigin(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 7, regions3, 3, v)
+	ahead := net.nodes["ctrl-us"]
+	now := net.now
+	for i := range 20 {
+		// Relayed by a router whose clock agrees: origin's SentAt 6s back.
+		ahead.Step(now, "r-us-0", &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+			Origin: "ctrl-ap", Batch: uint64(i + 1), Region: "us"})
+		ahead.Step(now, "r-us-1", &Message{Type: MsgIHave, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+			Origin: "ctrl-ap", Batch: uint64(i + 100), Tree: 1, Region: "us"})
+	}
+	if off, ok := ahead.ClockOffset(); ok {
+		t.Fatalf("offset %v estimated from relayed messages only", off)
+	}
+	ahead.Step(now, "r-us-0", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
+	ahead.Step(now, "ctrl-ap", &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+		Origin: "ctrl-ap", Batch: 1000, Region: "us"}) // straight from its origin: a sample
+	ahead.Step(now, "r-us-1", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
+	if off, ok := ahead.ClockOffset(); !ok || off != 3*time.Second {
+		t.Fatalf("offset %v %v, want 3s (the median of its senders' samples)", off, ok)
+	}
+}
