@@ -47,7 +47,14 @@ type meshStrategy struct {
 	// certs holds what a router reads from each workload certificate.
 	certs       map[CertID]crdt.CertFacts
 	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
+	// aheadMerges counts records merged at a node while their HLC was more
+	// than the max offset ahead of its wall clock; the core holds those,
+	// so it stays 0 (tests check it).
+	aheadMerges int
 }
+
+// meshMaxOffset is the cores' max clock offset (gossip.Config.MaxOffset).
+var meshMaxOffset = gossip.DefaultConfig().MaxOffset
 
 func newMeshStrategy(c *Cluster) (Strategy, error) {
 	s := &meshStrategy{
@@ -90,7 +97,8 @@ func (s *meshStrategy) VerifyShared(r crdt.Record) error {
 
 func (s *meshStrategy) NewNode(env *Env) Node {
 	info := env.Info()
-	n := &meshNode{s: s, env: env, info: info, store: crdt.NewStore(), waiting: make(map[crdt.Serial][]waitingConnect)}
+	n := &meshNode{s: s, env: env, info: info, store: crdt.NewStore(), waiting: make(map[crdt.Serial][]waitingConnect),
+		skew: s.cl.Topology.ClockOffset(info.Name)}
 	n.store.SetInterning(false) // records are shared objects: nothing to save
 	if info.Role == RoleController {
 		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
@@ -160,6 +168,7 @@ type meshNode struct {
 	store *crdt.Store // persisted: survives a crash (bbolt, or the router's snapshot)
 	core  *gossip.Core
 	armed time.Duration // deadline of the latest timer armed, 0 if none
+	skew  time.Duration // the node's wall clock reads virtual time + skew (topology clocks)
 
 	author crdt.Author // controllers
 	seq    uint64      // controllers: persisted with the records
@@ -175,7 +184,9 @@ type waitingConnect struct {
 type meshController struct{ *meshNode }
 type meshRouter struct{ *meshNode }
 
-func wall(now time.Duration) time.Time { return simEpoch.Add(now) }
+// wall is the node's wall clock at virtual time now: what its core (HLC,
+// SentAt, hold decisions) and its admission checks see.
+func (n *meshNode) wall(now time.Duration) time.Time { return simEpoch.Add(now + n.skew) }
 
 func (n *meshNode) newCore() {
 	cfg := gossip.DefaultConfig()
@@ -192,7 +203,7 @@ func (n *meshNode) newCore() {
 
 func (n *meshNode) Start(now time.Duration) {
 	n.newCore()
-	n.core.Tick(wall(now))
+	n.core.Tick(n.wall(now))
 	n.flush(now)
 }
 
@@ -201,12 +212,12 @@ func (n *meshNode) Restart(now time.Duration) {
 	n.armed = 0
 	n.waiting = make(map[crdt.Serial][]waitingConnect)
 	n.newCore()
-	n.core.Tick(wall(now))
+	n.core.Tick(n.wall(now))
 	n.flush(now)
 }
 
 func (n *meshNode) Receive(now time.Duration, from NodeID, m Message) {
-	n.core.Step(wall(now), n.s.cl.Nodes[from].Name, m.Payload.(*gossip.Message))
+	n.core.Step(n.wall(now), n.s.cl.Nodes[from].Name, m.Payload.(*gossip.Message))
 	n.flush(now)
 }
 
@@ -214,8 +225,8 @@ func (n *meshNode) Timer(now time.Duration, t Timer) {
 	if time.Duration(t.Arg) == n.armed {
 		n.armed = 0
 	}
-	if dl := n.core.NextDeadline(); !dl.IsZero() && !dl.After(wall(now)) {
-		n.core.Tick(wall(now))
+	if dl := n.core.NextDeadline(); !dl.IsZero() && !dl.After(n.wall(now)) {
+		n.core.Tick(n.wall(now))
 	}
 	n.flush(now)
 }
@@ -238,6 +249,7 @@ func (n *meshNode) flush(now time.Duration) {
 				State: true, Reliable: o.Reliable})
 		}
 		for _, r := range rd.Applied {
+			n.checkNotAhead(now, r)
 			n.noteApplied(r)
 		}
 		for _, w := range rd.Wants {
@@ -248,13 +260,24 @@ func (n *meshNode) flush(now time.Duration) {
 	if dl.IsZero() {
 		return
 	}
-	at := dl.Sub(simEpoch)
+	at := dl.Sub(simEpoch) - n.skew
 	if at < now {
 		at = now
 	}
 	if n.armed == 0 || at < n.armed {
 		n.armed = at
 		n.env.After(at-now, Timer{Kind: meshTimerTick, Arg: int64(at)})
+	}
+}
+
+// checkNotAhead counts a record merged while its HLC was more than the max
+// offset ahead of this node's wall clock: the core must hold such a record
+// until local time catches up (ARCHITECTURE.md, "The replicated state"), so
+// that a controller whose clock runs far ahead cannot make its writes win.
+func (n *meshNode) checkNotAhead(now time.Duration, r crdt.Record) {
+	ahead := time.Duration(r.Head().HLC.Millis()-crdt.MillisOf(n.wall(now))) * time.Millisecond
+	if ahead > meshMaxOffset {
+		n.s.aheadMerges++
 	}
 }
 
@@ -275,7 +298,11 @@ func (n *meshNode) noteApplied(r crdt.Record) {
 // Write implements Controller: the write is local, durable and
 // acknowledged at once; dissemination follows.
 func (c *meshController) Write(now time.Duration, w *Write) {
-	t := wall(now)
+	if c.clockSkewed() {
+		c.env.Refused(w.ID)
+		return
+	}
+	t := c.wall(now)
 	prev, hasPrev := c.s.sessionCert[w.Session]
 	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
 	if w.Kind != WriteRevoke {
@@ -307,18 +334,28 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 	c.flush(now)
 }
 
+// clockSkewed reports whether the controller refuses writes because its
+// clock is off from its peers' by more than half the max offset, as the
+// production controller does (issuer's checkClock, 503 clock_skew): its
+// records' HLCs would be held by its peers. Without an estimate yet (no
+// message received since it started) it writes, as production does.
+func (c *meshController) clockSkewed() bool {
+	off, ok := c.core.ClockOffset()
+	return ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2)
+}
+
 // Admit implements Router with the production router's admission decision
 // in strict mode, pulling from peers on a miss as the production router
 // does.
 func (r *meshRouter) Admit(now time.Duration, q Admission) {
 	facts := r.s.certs[q.Cert]
-	d := router.Decide(r.store, facts, crdt.MillisOf(wall(now)), router.ModeStrict)
+	d := router.Decide(r.store, facts, crdt.MillisOf(r.wall(now)), router.ModeStrict)
 	if !d.Pull {
 		r.env.Answer(q.Connect, verdictOf(d))
 		return
 	}
 	r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
-	r.core.Want(wall(now), facts.Serial, facts.Issuer)
+	r.core.Want(r.wall(now), facts.Serial, facts.Issuer)
 	r.flush(now)
 }
 
@@ -337,7 +374,7 @@ func (n *meshNode) resolvePull(now time.Duration, serial crdt.Serial) {
 	ids := n.waiting[serial]
 	delete(n.waiting, serial)
 	for _, w := range ids {
-		d := router.Decide(n.store, w.facts, crdt.MillisOf(wall(now)), router.ModeStrict)
+		d := router.Decide(n.store, w.facts, crdt.MillisOf(n.wall(now)), router.ModeStrict)
 		n.env.Answer(w.id, verdictOf(d))
 	}
 }

@@ -69,6 +69,13 @@ type Stats struct {
 	CatchUpPairs int64         // pairs affected by a fault
 	SimTime      time.Duration // virtual time at which the run stopped
 	NoController int           // requests that reached no controller
+	// Refused counts requests a controller refused (Env.Refused) and the
+	// client sent on to another; RefusedBy, the same by controller name.
+	// Abandoned counts writes refused everywhere until the client gave up
+	// (they are in writes_unavailable, not in undelivered).
+	Refused   int
+	RefusedBy map[string]int
+	Abandoned int
 }
 
 // CDFPoint is one point of an empirical CDF.
@@ -162,7 +169,9 @@ func (r *run) result() *Result {
 		if ws.acked < 0 || ws.acked-ws.w.Requested > unavailableAfter {
 			res.WritesUnavailable++
 		}
-		res.Undelivered += int64(nR) - int64(ws.nRouters)
+		if !ws.abandoned {
+			res.Undelivered += int64(nR) - int64(ws.nRouters)
+		}
 	}
 	if ev, nodes := float64(len(r.writes)), float64(len(r.nodes)); ev > 0 {
 		var bytes, msgs, crossBytes int64
@@ -184,6 +193,15 @@ func (r *run) result() *Result {
 	res.Stats = Stats{
 		Deliveries: r.deliveries, Dropped: r.dropped, Events: r.events, Pairs: n,
 		CatchUpPairs: int64(len(r.catchUp)), SimTime: r.now, NoController: r.noCtrl,
+		Refused: r.stat.refused, Abandoned: r.abandoned,
+	}
+	for id, n := range r.refusedBy {
+		if n > 0 {
+			if res.Stats.RefusedBy == nil {
+				res.Stats.RefusedBy = make(map[string]int)
+			}
+			res.Stats.RefusedBy[r.cl.Nodes[id].Name] = int(n)
+		}
 	}
 	return res
 }
@@ -201,6 +219,9 @@ func (r *run) convergenceAfterLastFault() float64 {
 		ws := &r.writes[i]
 		if ws.w.Requested >= t {
 			break // writes are in request order
+		}
+		if ws.abandoned {
+			continue
 		}
 		if int(ws.nApplied) < len(r.nodes) {
 			return -1

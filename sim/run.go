@@ -105,8 +105,10 @@ type run struct {
 	certs     []certState
 	live      []SessionID // sessions acked and not revoked
 	connects  []connectState
-	pending   int // connects scheduled and not yet answered or failed
-	noCtrl    int // requests that found no reachable controller
+	pending   int     // connects scheduled and not yet answered or failed
+	noCtrl    int     // requests that found no reachable controller
+	abandoned int     // writes refused by every controller the client tried
+	refusedBy []int32 // by NodeID: requests the controller refused
 
 	// metrics
 	totalApplied int64
@@ -120,7 +122,7 @@ type run struct {
 	deliveries   int64     // every message delivered
 	dropped      DropStats
 	events       int64 // events popped
-	stat         struct{ connects, falseRejects, revokedAccepts int }
+	stat         struct{ connects, falseRejects, revokedAccepts, refused int }
 
 	trace  func(format string, args ...any) // tests: one line per delivery and fault
 	noStop bool                             // tests: no drain checks; the run ends when nothing is scheduled
@@ -134,6 +136,8 @@ type writeState struct {
 	nRouters  int32        // routers that applied it
 	applied   []uint64     // bitset over nodes
 	early     []earlyApply // router applies before the ack (raft)
+	tried     []NodeID     // controllers that refused it in the client's current round
+	abandoned bool         // refused everywhere until the client gave up
 }
 
 type earlyApply struct {
@@ -162,6 +166,10 @@ type connectState struct {
 	query    time.Duration
 	asked    bool
 	answered bool
+	verdict  Verdict // the router's answer; 0 until answered by it
+	// falseReject: a valid, unrevoked certificate refused while the router
+	// was reachable from its issuer (counted in false_rejects).
+	falseReject bool
 }
 
 // DropStats counts messages the network did not deliver.
@@ -198,6 +206,7 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		bytesRecv:   make([]int64, n),
 		msgsRecv:    make([]int64, n),
 		regionBytes: make([]int64, cl.NumRegions()*cl.NumRegions()),
+		refusedBy:   make([]int32, n),
 	}
 	if w := top.Workload; w.Rate > 0 {
 		r.nArrivals = int(math.Round(w.Rate * top.Duration.Seconds()))
@@ -560,6 +569,7 @@ func (r *run) answer(router NodeID, id int32, v Verdict) {
 		return
 	}
 	c.answered = true
+	c.verdict = v
 	r.pending--
 	cert := r.certs[c.cert]
 	r.tracef("answer %s connect=%d cert=%d: %v", r.cl.Nodes[router].Name, id, c.cert, v)
@@ -580,5 +590,6 @@ func (r *run) answer(router NodeID, id int32, v Verdict) {
 	unrevoked := s.revokeAt < 0 || s.revokeAt > r.now
 	if unrevoked && r.net.reachableAt(router, cert.issuer, c.query) && r.net.reachableAt(router, cert.issuer, r.now) {
 		r.stat.falseRejects++
+		c.falseReject = true
 	}
 }

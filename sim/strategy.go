@@ -378,6 +378,15 @@ func (e *Env) Applied(id EventID) { e.r.applied(e.id, id) }
 // the first are ignored.
 func (e *Env) Acked(id EventID) { e.r.acked(id) }
 
+// Refused reports that this controller refuses write id, as a production
+// controller does with 503 (clock_skew, say) instead of acknowledging it:
+// the client tries the next nearest reachable controller (SPEC.md section
+// 5's failover), and after a second round counts the write unavailable
+// once unavailableAfter (5s) has passed since its request. A node must not
+// keep w, nor act on it, once it refused it; calls for an acknowledged
+// write are ignored.
+func (e *Env) Refused(id EventID) { e.r.refused(e.id, id) }
+
 // Answer answers Admission q with connect id q.Connect.
 func (e *Env) Answer(connect int32, v Verdict) { e.r.answer(e.id, connect, v) }
 

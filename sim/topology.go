@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,22 @@ import (
 
 // Topology is a parsed and validated topology file (SPEC.md section 5). It is
 // immutable once returned by ParseTopology, LoadTopology or DefaultTopology.
+//
+// Beyond SPEC.md section 5, a file may give (every SPEC file parses as before):
+//
+//	clocks:                              # wall-clock offsets; every other node's clock is exact
+//	  - {node: controller/eu-west/0, offset: 3s}
+//	  - {node: controller/us-east/0, offset: -3s}
+//	faults:
+//	  - {at: 10s, partition: [[a], [b]], for: 2s, repeat: 5, every: 6s}  # a flapping link
+//	  - {at: 60s, crash: controller/*, for: 10s}                          # every controller at once
+//
+// A fault with repeat: N (default 1) happens N times, starting every
+// `every` (which must be longer than `for`, so that it heals in between).
+// A crash may name a node or a wildcard: controller/*, router/*,
+// controller/<region>/* or router/<region>/*, one crash per matching node.
+// Faults holds the expanded schedule, so that code reading it needs to know
+// neither; errors still name the file's entry (faults[i]).
 type Topology struct {
 	Name     string        // report name; defaults to the file's base name
 	Seed     int64         // default seed of a run; --seed overrides it
@@ -30,7 +47,24 @@ type Topology struct {
 	// crashed or was cut off by a partition (membership.detection, default 2s).
 	Detection time.Duration
 	Workload  Workload
-	Faults    []Fault // in file order
+	// Faults is the fault schedule: the file's entries in order, each
+	// expanded into the faults it stands for (repeat, crash wildcards).
+	Faults []Fault
+	// Clocks lists the nodes whose wall clock is off (clocks); a node not
+	// listed has an exact clock. Strategies that model clocks (mesh) shift
+	// the wall time each node sees by its offset; the baselines ignore it.
+	Clocks []ClockSkew
+
+	// faultEntry[i] is the index, in the file's faults list, of the entry
+	// that Faults[i] comes from; nil for a topology not parsed from a file.
+	faultEntry []int
+}
+
+// ClockSkew is a node whose wall clock is off by Offset: it reads virtual
+// time + Offset (negative: behind).
+type ClockSkew struct {
+	Node   string // such as "controller/eu-west/0"
+	Offset time.Duration
 }
 
 // Region is one region of a topology.
@@ -67,8 +101,8 @@ type Workload struct {
 	ConnectDelay time.Duration // a new cert's client connects this long after it has its cert
 }
 
-// Fault is one entry of the fault schedule: a partition or a crash from At
-// for For.
+// Fault is one fault of the schedule: a partition or a crash from At for
+// For. A file entry with repeat or a crash wildcard stands for several.
 type Fault struct {
 	At, For time.Duration
 	// Partition lists groups of region names; traffic between nodes of
@@ -91,6 +125,7 @@ const (
 	DefaultDuration  = 60 * time.Second     // duration
 	DefaultRate      = 50.0                 // workload.rate, events per second
 	maxJitter        = 10.0                 // 1000%: beyond this a "jitter" is a typo
+	maxFaults        = 100000               // faults after expansion (repeat, wildcards): bounds memory on any input
 	maxDuration      = 24 * time.Hour       // upper bound of any duration in a topology
 	earthRadiusKm    = 6371.0               // mean radius, for great-circle distances
 	rttBase          = 4 * time.Millisecond // RTT = 4ms + km/75 (fly.io's Corrosion simulator)
@@ -156,6 +191,24 @@ type rawTopology struct {
 		ConnectDelay yaml.Node `yaml:"connect_delay"`
 	} `yaml:"workload"`
 	Faults []rawFault `yaml:"faults"`
+	Clocks []rawClock `yaml:"clocks"`
+}
+
+type rawClock struct {
+	Node   yaml.Node `yaml:"node"`
+	Offset yaml.Node `yaml:"offset"`
+	line   int
+}
+
+func (c *rawClock) UnmarshalYAML(n *yaml.Node) error {
+	type plain rawClock
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = rawClock(p)
+	c.line = n.Line
+	return nil
 }
 
 type rawRegion struct {
@@ -178,6 +231,8 @@ type rawFault struct {
 	For       yaml.Node `yaml:"for"`
 	Partition yaml.Node `yaml:"partition"`
 	Crash     yaml.Node `yaml:"crash"`
+	Repeat    yaml.Node `yaml:"repeat"`
+	Every     yaml.Node `yaml:"every"`
 	line      int
 }
 
@@ -276,7 +331,57 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		case f.Partition.Kind == 0 && f.Crash.Kind == 0:
 			p.failLine(path, f.line, "needs partition or crash")
 		}
-		t.Faults = append(t.Faults, fault)
+		repeat := p.integer(path+".repeat", &f.Repeat, 1)
+		every := p.duration(path+".every", &f.Every, 0)
+		switch {
+		case repeat < 1:
+			p.fail(path+".repeat", &f.Repeat, fmt.Sprintf("%d must be at least 1", repeat))
+		case repeat > 1 && f.Every.Kind == 0:
+			p.failLine(path+".every", f.line, "required with repeat (the time from one start to the next)")
+		case repeat == 1 && f.Every.Kind != 0:
+			p.fail(path+".every", &f.Every, "needs repeat of 2 or more")
+		case repeat > 1 && every <= fault.For:
+			p.fail(path+".every", &f.Every, fmt.Sprintf("%v must be longer than for (%v), so that the fault heals between repeats", every, fault.For))
+		case repeat > 1 && (fault.At+fault.For+time.Duration(repeat-1)*every > maxDuration || int64(repeat-1) > int64(maxDuration/max(every, 1))):
+			p.fail(path+".repeat", &f.Repeat, fmt.Sprintf("%d repeats every %v end after %v", repeat, every, maxDuration))
+		}
+		crashes := []string{fault.Crash}
+		if strings.Contains(fault.Crash, "*") {
+			var err error
+			if crashes, err = t.expandCrash(fault.Crash); err != nil {
+				p.fail(path+".crash", &f.Crash, err.Error())
+			}
+		}
+		if p.err != nil {
+			continue
+		}
+		if n := len(t.Faults) + repeat*len(crashes); n > maxFaults || repeat > maxFaults {
+			p.failLine(path, f.line, fmt.Sprintf("expands the schedule to more than %d faults", maxFaults))
+			continue
+		}
+		for k := range repeat {
+			for _, name := range crashes {
+				g := fault
+				g.At += time.Duration(k) * every
+				g.Crash = name
+				t.Faults = append(t.Faults, g)
+				t.faultEntry = append(t.faultEntry, i)
+			}
+		}
+	}
+	for i := range raw.Clocks {
+		c := &raw.Clocks[i]
+		path := fmt.Sprintf("clocks[%d]", i)
+		if c.Node.Kind == 0 {
+			p.failLine(path+".node", c.line, "required, such as controller/eu-west/0")
+		}
+		if c.Offset.Kind == 0 {
+			p.failLine(path+".offset", c.line, "required, such as 3s or -500ms")
+		}
+		t.Clocks = append(t.Clocks, ClockSkew{
+			Node:   p.str(path+".node", &c.Node, ""),
+			Offset: p.signedDuration(path+".offset", &c.Offset),
+		})
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -390,7 +495,7 @@ func (t *Topology) Validate() error {
 	}
 	crashes := make(map[string][]int) // node -> indexes of its crash faults
 	for i, f := range t.Faults {
-		path := fmt.Sprintf("faults[%d]", i)
+		path := t.faultPath(i)
 		if f.At < 0 {
 			return fmt.Errorf("%s.at: %v is negative", path, f.At)
 		}
@@ -406,7 +511,7 @@ func (t *Topology) Validate() error {
 			}
 			for _, j := range crashes[f.Crash] {
 				if g := t.Faults[j]; f.At < g.End() && g.At < f.End() {
-					return fmt.Errorf("%s.crash: %s is already crashed then by faults[%d]", path, f.Crash, j)
+					return fmt.Errorf("%s.crash: %s is already crashed then by %s", path, f.Crash, t.faultPath(j))
 				}
 			}
 			crashes[f.Crash] = append(crashes[f.Crash], i)
@@ -431,7 +536,90 @@ func (t *Topology) Validate() error {
 			}
 		}
 	}
+	skewed := make(map[string]int)
+	for i, c := range t.Clocks {
+		path := fmt.Sprintf("clocks[%d]", i)
+		if _, _, _, err := t.parseNodeName(c.Node); err != nil {
+			return fmt.Errorf("%s.node: %w", path, err)
+		}
+		if j, dup := skewed[c.Node]; dup {
+			return fmt.Errorf("%s.node: %s already has an offset in clocks[%d]", path, c.Node, j)
+		}
+		skewed[c.Node] = i
+		if c.Offset < -maxDuration || c.Offset > maxDuration {
+			return fmt.Errorf("%s.offset: %v is out of range [-%v, %v]", path, c.Offset, maxDuration, maxDuration)
+		}
+	}
 	return nil
+}
+
+// faultPath names Faults[i] in errors: the file's entry it comes from.
+func (t *Topology) faultPath(i int) string {
+	if len(t.faultEntry) == len(t.Faults) {
+		i = t.faultEntry[i]
+	}
+	return fmt.Sprintf("faults[%d]", i)
+}
+
+// expandCrash returns the nodes a crash wildcard names: controller/*,
+// router/*, controller/<region>/* or router/<region>/*.
+func (t *Topology) expandCrash(pattern string) ([]string, error) {
+	parts := strings.Split(pattern, "/")
+	role := parts[0]
+	bad := fmt.Errorf("%q: a wildcard is controller/*, router/*, controller/<region>/* or router/<region>/*", pattern)
+	if (role != "controller" && role != "router") || parts[len(parts)-1] != "*" || len(parts) < 2 || len(parts) > 3 {
+		return nil, bad
+	}
+	region := ""
+	if len(parts) == 3 {
+		region = parts[1]
+		if strings.Contains(region, "*") {
+			return nil, bad
+		}
+		if !slices.ContainsFunc(t.Regions, func(r Region) bool { return r.Name == region }) {
+			return nil, fmt.Errorf("%q: unknown region %q (regions: %s)", pattern, region, t.regionList())
+		}
+	}
+	total := 0
+	for _, r := range t.Regions {
+		if region == "" || r.Name == region {
+			n := r.Controllers
+			if role == "router" {
+				n = r.Routers
+			}
+			if n < 0 || total+n > maxFaults {
+				return nil, fmt.Errorf("%q matches more than %d nodes", pattern, maxFaults)
+			}
+			total += n
+		}
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("%q matches no node", pattern)
+	}
+	names := make([]string, 0, total)
+	for _, r := range t.Regions {
+		if region == "" || r.Name == region {
+			n := r.Controllers
+			if role == "router" {
+				n = r.Routers
+			}
+			for i := range n {
+				names = append(names, fmt.Sprintf("%s/%s/%d", role, r.Name, i))
+			}
+		}
+	}
+	return names, nil
+}
+
+// ClockOffset returns the offset of the named node's wall clock, 0 unless
+// clocks lists it.
+func (t *Topology) ClockOffset(node string) time.Duration {
+	for _, c := range t.Clocks {
+		if c.Node == node {
+			return c.Offset
+		}
+	}
+	return 0
 }
 
 func pct(f float64) float64 { return math.Round(f*1e6) / 1e4 }
@@ -608,6 +796,23 @@ func (p *fieldParser) duration(path string, n *yaml.Node, def time.Duration) tim
 		p.fail(path, n, fmt.Sprintf("negative duration %s", s))
 	} else if d > maxDuration {
 		p.fail(path, n, fmt.Sprintf("%s is longer than %v", s, maxDuration))
+	}
+	return d
+}
+
+// signedDuration parses a duration that may be negative, such as -3s.
+func (p *fieldParser) signedDuration(path string, n *yaml.Node) time.Duration {
+	s, ok := p.scalar(path, n)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(path, n, fmt.Sprintf("want a duration such as 3s or -500ms, got %q", s))
+		return 0
+	}
+	if d < -maxDuration || d > maxDuration {
+		p.fail(path, n, fmt.Sprintf("%s is out of range [-%v, %v]", s, maxDuration, maxDuration))
 	}
 	return d
 }

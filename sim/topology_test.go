@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,35 @@ regions:
 		{"negative routers", "regions: [{name: a, controllers: 1, routers: -3}]", `regions[0].routers: -3 is negative`},
 		{"bad latitude", "regions: [{name: a, controllers: 1, routers: 1, location: {lat: 91, lon: 0}}]",
 			`regions[0].location.lat: 91 is not in [-90, 90]`},
+		{"repeat without every", regions + "faults: [{at: 1s, partition: [[us-east], [eu-west]], for: 1s, repeat: 3}]",
+			`faults[0].every: required with repeat`},
+		{"every not longer than for", regions + "faults: [{at: 1s, partition: [[us-east], [eu-west]], for: 2s, repeat: 3, every: 2s}]",
+			`faults[0].every: 2s must be longer than for (2s)`},
+		{"every without repeat", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 1s, every: 5s}]",
+			`faults[0].every: needs repeat of 2 or more`},
+		{"repeat zero", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 1s, repeat: 0}]",
+			`faults[0].repeat: 0 must be at least 1`},
+		{"repeat past a day", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 1s, repeat: 100000, every: 1h}]",
+			`faults[0].repeat: 100000 repeats every 1h0m0s end after 24h0m0s`},
+		{"repeat too many", regions + "faults: [{at: 1s, crash: router/us-east/1, for: 1ms, repeat: 2000000, every: 2ms}]",
+			`faults[0]: expands the schedule to more than 100000 faults`},
+		{"bad wildcard", regions + "faults: [{at: 1s, crash: controller/*/0, for: 1s}]",
+			`faults[0].crash: "controller/*/0": a wildcard is controller/*, router/*, controller/<region>/* or router/<region>/*`},
+		{"wildcard of unknown region", regions + "faults: [{at: 1s, crash: router/mars/*, for: 1s}]",
+			`faults[0].crash: "router/mars/*": unknown region "mars"`},
+		{"wildcard matching nothing", regions + "  - {name: edge, controllers: 0, routers: 1, location: {lat: 0, lon: 0}}\nfaults: [{at: 1s, crash: controller/edge/*, for: 1s}]",
+			`faults[0].crash: "controller/edge/*" matches no node`},
+		{"wildcard overlapping a crash", regions + "faults: [{at: 1s, crash: controller/us-east/0, for: 5s}, {at: 2s, crash: controller/*, for: 1s}]",
+			`faults[1].crash: controller/us-east/0 is already crashed then by faults[0]`},
+		{"clock of unknown node", regions + "clocks: [{node: controller/us-east/3, offset: 1s}]",
+			`clocks[0].node: "controller/us-east/3" does not exist`},
+		{"clock without offset", regions + "clocks: [{node: controller/us-east/0}]", `clocks[0].offset: required`},
+		{"clock offset not a duration", regions + "clocks: [{node: controller/us-east/0, offset: 3}]",
+			`clocks[0].offset: want a duration such as 3s or -500ms, got "3"`},
+		{"clock listed twice", regions + "clocks: [{node: router/us-east/0, offset: 1s}, {node: router/us-east/0, offset: 2s}]",
+			`clocks[1].node: router/us-east/0 already has an offset in clocks[0]`},
+		{"clock offset too large", regions + "clocks: [{node: router/us-east/0, offset: -25h}]",
+			`clocks[0].offset: -25h is out of range`},
 		{"unknown field", regions + "latencies: {intra: 1ms}", `line 5: field latencies not found`},
 		{"wrong type", regions + "workload: {mix: {issue: many}}", `workload.mix.issue: want a number, got "many"`},
 		{"empty", "", "empty file"},
@@ -132,6 +162,56 @@ regions:
 				t.Fatalf("error\n  %s\nwant one line starting with %q and containing\n  %s", msg, "sim: topology bad.yaml: ", tc.want)
 			}
 		})
+	}
+}
+
+func TestTopologyClocksAndFaultExpansion(t *testing.T) {
+	top := mustTopology(t, `
+regions:
+  - {name: a, controllers: 2, routers: 2}
+  - {name: b, controllers: 1, routers: 1}
+latency: {links: [[a, b, 20ms]]}
+clocks:
+  - {node: controller/a/1, offset: 30s}
+  - {node: router/b/0, offset: -1.5s}
+faults:
+  - {at: 10s, partition: [[a], [b]], for: 2s, repeat: 3, every: 5s}
+  - {at: 40s, crash: controller/*, for: 4s}
+  - {at: 50s, crash: router/a/*, for: 1s}
+`)
+	if got := top.ClockOffset("controller/a/1"); got != 30*time.Second {
+		t.Errorf("controller/a/1 offset %v", got)
+	}
+	if got := top.ClockOffset("router/b/0"); got != -1500*time.Millisecond {
+		t.Errorf("router/b/0 offset %v", got)
+	}
+	if got := top.ClockOffset("controller/a/0"); got != 0 {
+		t.Errorf("unlisted node offset %v", got)
+	}
+	var got []string
+	for _, f := range top.Faults {
+		what := f.Crash
+		if what == "" {
+			what = fmt.Sprint(f.Partition)
+		}
+		got = append(got, fmt.Sprintf("%v+%v %s", f.At, f.For, what))
+	}
+	want := []string{
+		"10s+2s [[a] [b]]", "15s+2s [[a] [b]]", "20s+2s [[a] [b]]",
+		"40s+4s controller/a/0", "40s+4s controller/a/1", "40s+4s controller/b/0",
+		"50s+1s router/a/0", "50s+1s router/a/1",
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("schedule\n  %s\nwant\n  %s", strings.Join(got, "; "), strings.Join(want, "; "))
+	}
+	if top.LastFaultEnd() != 51*time.Second {
+		t.Errorf("last fault ends at %v", top.LastFaultEnd())
+	}
+	// A topology built in code has no file entries: errors name its own index.
+	c := *top
+	c.Faults = append([]Fault{{At: time.Second, For: time.Second, Crash: "router/z/0"}}, top.Faults...)
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "faults[0].crash:") {
+		t.Errorf("validate: %v", err)
 	}
 }
 
@@ -154,6 +234,8 @@ func FuzzParseTopology(f *testing.F) {
 	f.Add(DefaultTopologyYAML())
 	f.Add([]byte("regions: [{name: a, controllers: 1, routers: 1}]\nfaults: [{at: 1s, crash: router/a/0, for: 1s}]"))
 	f.Add([]byte("latency: {links: [[a, b, 1ms]]}"))
+	f.Add([]byte("regions: [{name: a, controllers: 2, routers: 1}]\nclocks: [{node: controller/a/1, offset: -3s}]\n" +
+		"faults: [{at: 1s, crash: controller/*, for: 1s, repeat: 3, every: 2s}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		top, err := ParseTopology("fuzz.yaml", data)
 		if err != nil {

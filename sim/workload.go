@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // The workload of SPEC.md section 5. Clients live in regions chosen
 // uniformly at random; each request goes to the nearest controller that is
@@ -11,6 +14,19 @@ import "time"
 // try the revoked certificate at a router too, at a uniform random time in
 // the following revokedConnectSpan. A router sees the certificate 1.5 round
 // trips (client region to router region) after the connect starts.
+//
+// A controller may refuse a request it reaches (Env.Refused), as one whose
+// clock is off does with 503 clock_skew. The refusal travels back to the
+// client, which sends the request to the nearest reachable controller it
+// has not tried yet; once every reachable controller has refused, it waits
+// refusalBackoff and starts over, and gives up (the write is abandoned and
+// counts in writes_unavailable) when that would take it past
+// unavailableAfter from its request. An abandoned write never happened: it
+// counts in neither undelivered nor convergence.
+
+// refusalBackoff is how long a client whose every reachable controller
+// refused its request waits before it tries them again.
+const refusalBackoff = time.Second
 
 // arrival makes the workload's next request.
 func (r *run) arrival() {
@@ -37,7 +53,7 @@ func (r *run) arrival() {
 		session = r.live[r.wlRand.IntN(len(r.live))]
 		region = r.sessions[session].region
 	}
-	ctrl := r.nearestController(region)
+	ctrl := r.nearestController(region, nil)
 	if ctrl < 0 {
 		r.noCtrl++
 		r.tracef("request %v: no controller reachable from %s", kind, r.top.Regions[region].Name)
@@ -64,11 +80,11 @@ func (r *run) arrival() {
 }
 
 // nearestController returns the controller a client in region sends its
-// request to, or -1 when none is up and reachable.
-func (r *run) nearestController(region int) NodeID {
+// request to, or -1 when none is up and reachable; it skips those in tried.
+func (r *run) nearestController(region int, tried []NodeID) NodeID {
 	var own []NodeID
 	for _, c := range r.cl.RegionControllers[region] {
-		if r.alive[c] {
+		if r.alive[c] && !slices.Contains(tried, c) {
 			own = append(own, c)
 		}
 	}
@@ -78,7 +94,7 @@ func (r *run) nearestController(region int) NodeID {
 	best, bestDelay := NodeID(-1), never
 	for _, c := range r.cl.Controllers {
 		cr := r.cl.Nodes[c].Region
-		if !r.alive[c] || r.net.regionCutNow(region, cr) {
+		if !r.alive[c] || r.net.regionCutNow(region, cr) || slices.Contains(tried, c) {
 			continue
 		}
 		if d := r.cl.RegionDelay(region, cr); d < bestDelay {
@@ -86,6 +102,79 @@ func (r *run) nearestController(region int) NodeID {
 		}
 	}
 	return best
+}
+
+// refused implements Env.Refused: the refusal reaches the client, which
+// fails over.
+func (r *run) refused(ctrl NodeID, id EventID) {
+	if id < 0 || int(id) >= len(r.writes) {
+		return
+	}
+	ws := &r.writes[id]
+	if ws.acked >= 0 || ws.abandoned || ws.w.Controller != ctrl {
+		return
+	}
+	r.stat.refused++
+	r.refusedBy[ctrl]++
+	ws.tried = append(ws.tried, ctrl)
+	client := r.clientRegion(ws.w)
+	r.tracef("refused %v write=%d at %s", ws.w.Kind, id, r.cl.Nodes[ctrl].Name)
+	back := r.cl.RegionDelay(r.cl.Nodes[ctrl].Region, client)
+	r.sched.push(event{at: r.now + back, kind: evCall, data: func() { r.failover(id) }})
+}
+
+// clientRegion returns the region of the client that made w.
+func (r *run) clientRegion(w *Write) int { return r.sessions[w.Session].region }
+
+// failover sends a refused request on to the next controller, from the
+// client, now.
+func (r *run) failover(id EventID) {
+	ws := &r.writes[id]
+	client := r.clientRegion(ws.w)
+	next := r.nearestController(client, ws.tried)
+	if next < 0 {
+		if r.now+refusalBackoff-ws.w.Requested > unavailableAfter {
+			r.abandon(ws)
+			return
+		}
+		ws.tried = ws.tried[:0]
+		r.sched.push(event{at: r.now + refusalBackoff, kind: evCall, data: func() { r.failover(id) }})
+		return
+	}
+	at := r.now + r.cl.RegionDelay(client, r.cl.Nodes[next].Region)
+	r.sched.push(event{at: at, kind: evCall, data: func() {
+		ws := &r.writes[id] // r.writes may have grown since
+		if !r.alive[next] || r.net.regionCutNow(client, r.cl.Nodes[next].Region) {
+			ws.tried = append(ws.tried, next) // no answer: the client tries the next one
+			r.failover(id)
+			return
+		}
+		w := *ws.w // the refusing controller may not keep it, but a copy costs nothing
+		w.Controller = next
+		ws.w = &w
+		if w.Kind != WriteRevoke {
+			r.certs[w.Cert].issuer = next
+		}
+		r.tracef("request %v write=%d retried at %s", w.Kind, id, r.cl.Nodes[next].Name)
+		r.ctrls[next].Write(r.now, &w)
+	}})
+}
+
+// abandon gives up a write that no controller accepted: the client's
+// request failed, and a revocation's session is live again.
+func (r *run) abandon(ws *writeState) {
+	ws.abandoned = true
+	r.abandoned++
+	r.tracef("request %v write=%d abandoned: refused everywhere", ws.w.Kind, ws.w.ID)
+	if ws.w.Kind != WriteRevoke {
+		return
+	}
+	s := &r.sessions[ws.w.Session]
+	s.revokeAt = -1
+	if s.cert >= 0 && s.livePos < 0 {
+		s.livePos = int32(len(r.live))
+		r.live = append(r.live, ws.w.Session)
+	}
 }
 
 func (r *run) removeLive(s SessionID) {
@@ -159,11 +248,11 @@ func (r *run) connect(i int) {
 // every live node's digest equal.
 func (r *run) converged() bool {
 	if r.arrivals < r.nArrivals || r.pending > 0 ||
-		r.totalApplied < int64(len(r.writes))*int64(len(r.nodes)) {
+		r.totalApplied < int64(len(r.writes)-r.abandoned)*int64(len(r.nodes)) {
 		return false
 	}
 	for i := range r.writes {
-		if r.writes[i].acked < 0 {
+		if ws := &r.writes[i]; ws.acked < 0 && !ws.abandoned {
 			return false
 		}
 	}
