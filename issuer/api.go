@@ -303,17 +303,21 @@ func clientIP(r *http.Request) string {
 }
 
 // checkClock refuses writes while this node's clock is off from the mesh
-// by more than half the max offset.
+// by more than half the max offset, or behind its own hybrid clock by more
+// than the max offset.
 func (c *Controller) checkClock() *apiError {
 	off, ok := c.mesh.ClockOffset()
-	if !ok {
-		return nil
-	}
 	if off < 0 {
 		off = -off
 	}
-	if off > c.opts.MaxOffset/2 {
+	if ok && off > c.opts.MaxOffset/2 {
 		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock is %v off from the mesh (limit %v); it refuses writes until it is back", off.Round(time.Millisecond), c.opts.MaxOffset/2)
+	}
+	// A clock stepped back leaves the hybrid clock ahead of wall time (it
+	// never goes back): what it stamps now, peers would hold as written in
+	// the future.
+	if lead := time.Duration(c.mesh.Now().Millis()-crdt.MillisOf(c.now())) * time.Millisecond; lead > c.opts.MaxOffset {
+		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock went back: its hybrid clock is %v ahead of its wall clock (limit %v), so peers would hold what it writes; it refuses writes until wall time catches up", lead.Round(time.Millisecond), c.opts.MaxOffset)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
+	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -111,6 +112,12 @@ type apiFixture struct {
 
 func newAPIFixture(tb testing.TB) *apiFixture {
 	tb.Helper()
+	return newAPIFixtureOn(tb, func(s *crdt.Store) Mesh { return newFakeMesh(s) })
+}
+
+// newAPIFixtureOn is newAPIFixture with the mesh that mesh returns.
+func newAPIFixtureOn(tb testing.TB, mesh func(*crdt.Store) Mesh) *apiFixture {
+	tb.Helper()
 	fx := &apiFixture{pkiDir: newPKI(tb)}
 	oidc, err := devoidc.Start("127.0.0.1:0", devoidc.Config{})
 	if err != nil {
@@ -124,7 +131,7 @@ func newAPIFixture(tb testing.TB) *apiFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := c.Start(newFakeMesh(c.Store())); err != nil {
+	if err := c.Start(mesh(c.Store())); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { c.Close(context.Background()) })
