@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -210,9 +211,23 @@ func (m *Mesh) logOnce(key, msg string, args ...any) {
 
 // slogWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the matching level.
+//
+// Traffic that is not this cluster's (a wrong key or label, or garbage: a
+// flood of it is one line per packet in memberlist) is counted through
+// foreign and logged at most once per foreignLogEvery, with the number of
+// lines left out since the last one.
 type slogWriter struct {
-	log *slog.Logger
+	log     *slog.Logger
+	foreign func() // nil: not counted
+
+	mu          sync.Mutex // guards lastForeign and suppressed
+	lastForeign time.Time
+	suppressed  int
 }
+
+// foreignLogEvery spaces the log lines about traffic that is not this
+// cluster's.
+const foreignLogEvery = 10 * time.Second
 
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -229,10 +244,24 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	if level == slog.LevelError && (strings.Contains(line, "decrypt") || strings.Contains(line, "unacceptable label")) {
-		// Another cluster's or a wrong key's traffic: worth a warning,
-		// not an error of this node.
-		level = slog.LevelWarn
+	if level == slog.LevelError && (strings.Contains(line, "decrypt") || strings.Contains(line, "label")) {
+		// Another cluster's or a wrong key's traffic, or garbage: worth
+		// a warning, not an error of this node, and not one per packet.
+		if w.foreign != nil {
+			w.foreign()
+		}
+		now := time.Now()
+		w.mu.Lock()
+		if !w.lastForeign.IsZero() && now.Sub(w.lastForeign) < foreignLogEvery {
+			w.suppressed++
+			w.mu.Unlock()
+			return len(p), nil
+		}
+		n := w.suppressed
+		w.lastForeign, w.suppressed = now, 0
+		w.mu.Unlock()
+		w.log.Warn(line, "similar_lines_left_out", n)
+		return len(p), nil
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil

@@ -3,8 +3,11 @@ package gossip
 import (
 	"bytes"
 	"crypto/rand"
+	"log/slog"
+	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,4 +286,55 @@ func TestMeshHostilePeers(t *testing.T) {
 		total += 2
 		c.converged(t, total, honest...)
 	})
+}
+
+// TestMeshGarbageFlood floods a node from outside the cluster (no gossip
+// key): garbage datagrams and streams at its gossip port. memberlist drops
+// them before certmesh sees them, one log line each; the node counts them
+// as certmesh_rejected_records_total{reason="foreign"}, logs a line at
+// most every 10 s, and keeps replicating.
+func TestMeshGarbageFlood(t *testing.T) {
+	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r1": "east"})
+	var logs lockedBuffer
+	target := c.start("ctrl-a", func(cfg *MeshConfig) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	c.start("r1", nil)
+	eventually(t, 5*time.Second, "joined", func() bool { return len(alive(target)) == 2 })
+
+	const datagrams, streams = 5000, 50
+	udp, err := net.Dial("udp", target.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	buf := make([]byte, 1200)
+	rand.Read(buf)
+	for i := 0; i < datagrams; i++ {
+		buf[i%len(buf)]++
+		udp.Write(buf[:1+i%len(buf)])
+	}
+	for i := 0; i < streams; i++ {
+		conn, err := net.Dial("tcp", target.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(buf)
+		conn.Close()
+	}
+	// Loopback may drop datagrams when the socket buffer is full: most,
+	// not all, arrive.
+	eventually(t, 10*time.Second, "the garbage is counted", func() bool { return rejectedMetric(t, target, "foreign") >= datagrams/2 })
+	t.Logf("%d of %d garbage datagrams and streams counted", rejectedMetric(t, target, "foreign"), datagrams+streams)
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "label") || strings.Contains(l, "decrypt") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 || len(lines) > 2 {
+		t.Errorf("%d log lines about the garbage, want one (or two across a 10 s boundary):\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	c.publish("ctrl-a", 2)
+	c.converged(t, 5, "ctrl-a", "r1")
 }
