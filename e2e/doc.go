@@ -29,12 +29,13 @@
 //     (version vectors only grow, and the records held equal the seqs
 //     written). It runs on the containers where a Docker daemon answers,
 //     and otherwise on OS processes (SIGKILL, SIGSTOP/SIGCONT, no network
-//     cuts). It logs the measured recovery times, from each heal to every
-//     node holding every write acknowledged before it.
+//     cuts). It logs the measured recovery times: from each heal until
+//     every node holds every write acknowledged before it (data), and
+//     until every node sees every other alive again (members).
 //
 // Run them with
 //
-//	go test ./e2e/                              # all, about 2-3 minutes
+//	go test ./e2e/                              # all, 2 to 3 minutes
 //	go test ./e2e/ -run TestProcessCluster -v   # one, with its timings
 //	CERTMESH_E2E_CHAOS=process go test ./e2e/ -run TestChaos -v
 //
