@@ -104,7 +104,8 @@ func newChaosEnv(t *testing.T, backend string) *chaosEnv {
 // included; then it checks that nothing acknowledged was lost, that no
 // revoked certificate gets in, and that no dot was used twice. It logs the
 // recovery time of each fault: from the heal until every node holds every
-// write acknowledged before it.
+// write acknowledged before it, and until every node sees every other alive
+// again.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no chaos test")
