@@ -298,11 +298,11 @@ func (n *meshNode) noteApplied(r crdt.Record) {
 // Write implements Controller: the write is local, durable and
 // acknowledged at once; dissemination follows.
 func (c *meshController) Write(now time.Duration, w *Write) {
-	if c.clockSkewed() {
+	t := c.wall(now)
+	if c.clockSkewed(t) {
 		c.env.Refused(w.ID)
 		return
 	}
-	t := c.wall(now)
 	prev, hasPrev := c.s.sessionCert[w.Session]
 	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
 	if w.Kind != WriteRevoke {
@@ -334,14 +334,18 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 	c.flush(now)
 }
 
-// clockSkewed reports whether the controller refuses writes because its
-// clock is off from its peers' by more than half the max offset, as the
-// production controller does (issuer's checkClock, 503 clock_skew): its
-// records' HLCs would be held by its peers. Without an estimate yet (no
-// message received since it started) it writes, as production does.
-func (c *meshController) clockSkewed() bool {
-	off, ok := c.core.ClockOffset()
-	return ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2)
+// clockSkewed reports whether the controller refuses writes at wall time t,
+// as the production controller does (issuer's checkClock, 503 clock_skew):
+// its clock is off from its peers' by more than half the max offset, or its
+// hybrid clock is more than the max offset ahead of its wall clock. Either
+// way its records' HLCs would be held by its peers. Without an estimate yet
+// (no message received since it started) it writes, as production does.
+func (c *meshController) clockSkewed(t time.Time) bool {
+	if off, ok := c.core.ClockOffset(); ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) {
+		return true
+	}
+	lead := time.Duration(c.core.Now(t).Millis()-crdt.MillisOf(t)) * time.Millisecond
+	return lead > meshMaxOffset
 }
 
 // Admit implements Router with the production router's admission decision
