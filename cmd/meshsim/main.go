@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -62,7 +63,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (SPEC.md section 5); default: the built-in topology"},
 			&cli.StringFlag{Name: "strategy", Value: "mesh,gossip", Usage: "comma `LIST` of mesh, gossip, raft"},
-			&cli.StringFlag{Name: "mode", Value: "model", Usage: "model (deterministic virtual time) or live (real memberlist, wall clock)"},
+			&cli.StringFlag{Name: "mode", Value: "model", Usage: "model (deterministic virtual time) or live (real memberlist meshes over the simulated network, wall clock; mesh strategy only)"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed `N`; overrides the topology's seed"},
 			&cli.StringFlag{Name: "json", Usage: "write the report to `FILE`; - for stdout (the table then goes to stderr)"},
 			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
@@ -83,20 +84,30 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		return usagef("unexpected argument %q (meshsim takes only flags; see --help)", c.Args().First())
 	}
 	mode := c.String("mode")
-	switch mode {
-	case "model":
-	case "live":
-		return errors.New("--mode live: not yet implemented (it needs sim's memberlist transport); use --mode model")
-	default:
+	if mode != "model" && mode != "live" {
 		return usagef("--mode: %q is neither model nor live", mode)
 	}
 	strategies, err := parseStrategies(c.String("strategy"))
 	if err != nil {
 		return err
 	}
+	if mode == "live" {
+		// Live mode runs certmesh's own protocol over real memberlist
+		// meshes; the baselines exist only in the model.
+		if c.IsSet("strategy") && !slices.Equal(strategies, []string{"mesh"}) {
+			return usagef("--strategy: --mode live runs only the mesh strategy (real memberlist meshes), not %s",
+				strings.Join(strategies, ","))
+		}
+		strategies = []string{"mesh"}
+	}
 	top := sim.DefaultTopology()
 	if path := c.String("topology"); path != "" {
 		if top, err = sim.LoadTopology(path); err != nil {
+			return usageError{err}
+		}
+	}
+	if mode == "live" {
+		if err := sim.LiveSupports(top); err != nil {
 			return usageError{err}
 		}
 	}
@@ -117,7 +128,16 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}
-		res, err := sim.Run(top, name, cfg)
+		var res *sim.Result
+		if mode == "live" {
+			lc := sim.DefaultLiveConfig()
+			lc.Config = cfg
+			// Warnings only: the machine could not keep the latency model.
+			lc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			res, err = sim.RunLive(top, lc)
+		} else {
+			res, err = sim.Run(top, name, cfg)
+		}
 		if showProgress {
 			fmt.Fprint(stderr, "\r\033[K")
 		}

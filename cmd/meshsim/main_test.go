@@ -47,7 +47,7 @@ func TestErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"--strategy", "paxos"}, 2, `--strategy: unknown strategy "paxos" (available: `},
 		{[]string{"--strategy", "raft,raft"}, 2, "--strategy: raft is listed twice"},
 		{[]string{"--mode", "fast", "--strategy", "raft"}, 2, `--mode: "fast" is neither model nor live`},
-		{[]string{"--mode", "live", "--strategy", "raft"}, 1, "--mode live: not yet implemented"},
+		{[]string{"--mode", "live", "--strategy", "raft"}, 2, "--strategy: --mode live runs only the mesh strategy"},
 		{[]string{"--strategy", "raft", "--topology", "/does/not/exist.yaml"}, 2, "no such file or directory"},
 		{[]string{"--strategy", "raft", "--topology", bad}, 2, `bad.yaml: latency.links[0]: unknown region "z"`},
 	} {
@@ -115,5 +115,44 @@ func TestRunWritesJSONTableAndPlot(t *testing.T) {
 	code, stdout, stderr = meshsim("--topology", top, "--strategy", "raft", "--quiet")
 	if code != 0 || !strings.Contains(stdout, "cli-tiny (seed 1, model mode)") || stderr != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+func TestLiveMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a live run takes its duration in wall time (about 6s)")
+	}
+	top := writeTemp(t, "tiny.yaml", tinyTopology)
+	code, stdout, stderr := meshsim("--topology", top, "--mode", "live", "--json", "-", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Mode    string `json:"mode"`
+		Results []struct {
+			Strategy    string  `json:"strategy"`
+			Events      int     `json:"events"`
+			Undelivered int     `json:"undelivered"`
+			Converged   bool    `json:"converged"`
+			WallSeconds float64 `json:"wall_seconds"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s", err, stdout)
+	}
+	// Without --strategy, live mode runs mesh alone (the baselines exist
+	// only in the model), in wall time.
+	if rep.Mode != "live" || len(rep.Results) != 1 || rep.Results[0].Strategy != "mesh" || rep.Results[0].Events != 15 ||
+		rep.Results[0].Undelivered != 0 || !rep.Results[0].Converged || rep.Results[0].WallSeconds < 3 {
+		t.Errorf("report %+v", rep)
+	}
+	if !strings.Contains(stderr, "cli-tiny (seed 1, live mode)") {
+		t.Errorf("with --json -, the table goes to stderr; got %q", stderr)
+	}
+
+	skewed := writeTemp(t, "skew.yaml", tinyTopology+"clocks: [{node: controller/a/0, offset: 3s}]\n")
+	code, _, stderr = meshsim("--topology", skewed, "--mode", "live")
+	if code != 2 || !strings.Contains(stderr, "live mode: clocks:") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("live mode with skewed clocks: exit %d, stderr %q; want exit 2 and one line naming clocks", code, stderr)
 	}
 }

@@ -1,0 +1,775 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/router"
+)
+
+// Live mode (meshsim --mode live): the "mesh" strategy with one real
+// gossip.Mesh per simulated node, each over real memberlist (SWIM
+// membership, failure detection, encryption, streams) on liveNet, an
+// in-memory transport with model mode's latency, jitter, loss and
+// partitions, in wall-clock time. It shows that the memberlist integration
+// behaves as the model says.
+//
+// What is shared with model mode: the topology, the cluster and its delay
+// matrix, the fault timeline, the workload (arrivals, nearest controller,
+// connects 1.5 round trips later, revocations, revoked connects; run and
+// workload.go, driven by the same scheduler, popped in wall time), the
+// records each write creates (writeRecords), the router's admission
+// (router.Decide, pull on miss) and the report (run.result, so every
+// figure has model mode's definition).
+//
+// What differs, by nature: membership is real SWIM (memberlist tuned so
+// that it detects a crash in about membership.detection), time is the
+// wall clock (so a run is not deterministic and costs its duration), each
+// node decodes and verifies its own copy of every record (the verifier
+// compares a record's canonical bytes with those written, a stand-in for
+// the signature check), and cross_region_bytes_per_event counts every byte
+// the transport carried across regions, memberlist's probes and gossip and
+// its encryption included, since the transport cannot tell certmesh's
+// frames inside memberlist's encrypted packets. bytes and messages per
+// event per node are certmesh's frames, as each node's mesh counted them.
+//
+// Faults: partitions and crashes. A crash takes the node off the network
+// at once and closes its mesh (peers never hear it leave); the restart
+// starts a new mesh on the same store, as a process restarted on its disk.
+
+// LiveConfig configures RunLive. It is frozen once passed to RunLive.
+type LiveConfig struct {
+	// Config holds the seed, the drain bound and the progress callback;
+	// RecordBytes does not apply (live records are real).
+	Config
+	// JoinTimeout bounds the setup before time zero: every mesh must see
+	// every other node alive within it. Default 60s.
+	JoinTimeout time.Duration
+	// Logger receives the run's own log: a summary at the end (setup
+	// time, packets, drops, how late the machine delivered them), a
+	// warning when that lateness distorts the delays. Default discards.
+	Logger *slog.Logger
+	// MeshLogger receives the meshes' and memberlist's logs; default
+	// discards.
+	MeshLogger *slog.Logger
+}
+
+// DefaultLiveConfig returns the defaults: DefaultConfig and a join timeout
+// of 60s.
+func DefaultLiveConfig() LiveConfig {
+	return LiveConfig{Config: DefaultConfig(), JoinTimeout: DefaultLiveJoinTimeout}
+}
+
+// Live mode limits and defaults.
+const (
+	// DefaultLiveJoinTimeout is LiveConfig.JoinTimeout's default.
+	DefaultLiveJoinTimeout = 60 * time.Second
+	// MaxLiveNodes caps the nodes of a live run: each runs a memberlist
+	// instance and a mesh in this process, in real time.
+	MaxLiveNodes = 1000
+	// livePullTimeout is the router's admission.pull_timeout default
+	// (SPEC.md section 4).
+	livePullTimeout = 2 * time.Second
+	// liveLabel is the memberlist label of live meshes.
+	liveLabel = "certmesh-sim"
+	// livePushPullInterval is memberlist's PushPullInterval in live mode
+	// (see memberlistHook).
+	livePushPullInterval = 5 * time.Second
+	// liveMembershipPoll is how often the setup checks membership.
+	liveMembershipPoll = 50 * time.Millisecond
+)
+
+// RunLive runs top with the mesh strategy over real memberlist instances
+// (see above) and returns its result, with model mode's definitions.
+func RunLive(top *Topology, cfg LiveConfig) (*Result, error) {
+	res, _, err := runLive(top, cfg)
+	return res, err
+}
+
+// liveStats are figures of a live run as a simulation.
+type liveStats struct {
+	setup, shutdown time.Duration // joining before time zero; stopping after the end
+	packets         int64         // packets delivered
+	// lateP50, lateP99 and lateMax are how much later than their
+	// arrival time packets reached their receiver: the machine's lag
+	// behind the latency model.
+	lateP50, lateP99, lateMax time.Duration
+}
+
+// keptUp reports whether the machine kept the latency model: packets were
+// at most maxLateness late at p99.
+func (s liveStats) keptUp() bool { return s.lateP99 <= maxLateness }
+
+func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
+	var st liveStats
+	if err := cfg.Validate(); err != nil {
+		return nil, st, err
+	}
+	if cfg.JoinTimeout < 0 {
+		return nil, st, fmt.Errorf("sim: live config: JoinTimeout %v is negative", cfg.JoinTimeout)
+	}
+	if cfg.JoinTimeout == 0 {
+		cfg.JoinTimeout = DefaultLiveJoinTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MeshLogger == nil {
+		cfg.MeshLogger = slog.New(slog.DiscardHandler)
+	}
+	if err := LiveSupports(top); err != nil {
+		return nil, st, err
+	}
+	l := &liveRun{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
+		book:  &liveBook{entries: make(map[crdt.Dot]bookEntry)},
+		certs: make(map[CertID]crdt.CertFacts), sessionCert: make(map[SessionID]crdt.Serial)}
+	r, err := newRun(top, "mesh", func(*Cluster) (Strategy, error) { return l, nil }, cfg.Config)
+	if err != nil {
+		return nil, st, err
+	}
+	l.r = r
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.net = newLiveNet(r.cl)
+	l.tuneMemberlist()
+	seedRand := rand.New(rand.NewPCG(uint64(cfg.Seed), mix64(3)))
+	l.key = make([]byte, 32)
+	for i := range l.key {
+		l.key[i] = byte(seedRand.UintN(256))
+	}
+	for _, c := range r.cl.Controllers {
+		l.seeds = append(l.seeds, l.net.addrs[c])
+	}
+	if len(l.seeds) == 0 {
+		l.seeds = []string{l.net.addrs[0]}
+	}
+
+	began := time.Now()
+	if err := l.setup(); err != nil {
+		l.shutdown()
+		return nil, st, err
+	}
+	l.t0 = time.Now()
+	l.net.setStart(l.t0)
+	r.start()
+	l.loop()
+	stopped := time.Now()
+	l.shutdown()
+	l.collect()
+	res := r.result()
+	res.WallSeconds = math.Round(time.Since(began).Seconds()*100) / 100
+	late := &l.net.late
+	st = liveStats{setup: l.t0.Sub(began), shutdown: time.Since(stopped), packets: late.n,
+		lateP50: late.quantile(0.5), lateP99: late.quantile(0.99), lateMax: late.max}
+	l.report(st)
+	return res, st, nil
+}
+
+// maxLateness is the lag behind the latency model beyond which a live run
+// warns that its delays are the machine's as much as the network's.
+const maxLateness = 5 * time.Millisecond
+
+// report logs how the run went as a simulation (a warning when the
+// machine's lag distorts the delays).
+func (l *liveRun) report(st liveStats) {
+	args := []any{"nodes", len(l.nodes), "setup", st.setup.Round(time.Millisecond), "shutdown", st.shutdown.Round(time.Millisecond),
+		"packets", st.packets, "late_p50", st.lateP50, "late_p99", st.lateP99, "late_max", st.lateMax,
+		"dropped_loss", l.net.dropLoss.Load(), "dropped_partition", l.net.dropCut.Load(),
+		"dropped_down", l.net.dropDown.Load(), "dropped_queue_full", l.net.dropFull.Load()}
+	if !st.keptUp() {
+		l.log.Warn(fmt.Sprintf("sim: live mode: the machine delivered packets up to %v late (p99; p50 %v): "+
+			"the sync delays include that lag (CPU contention?)", st.lateP99, st.lateP50), args...)
+		return
+	}
+	l.log.Info("sim: live mode: run done", args...)
+}
+
+// LiveSupports reports why live mode cannot run top, if it cannot: too many
+// nodes (MaxLiveNodes), a fault other than a partition or a crash, or
+// skewed clocks.
+func LiveSupports(top *Topology) error {
+	if top == nil {
+		return errors.New("sim: nil topology")
+	}
+	if c, r := top.NumNodes(); c+r > MaxLiveNodes {
+		return fmt.Errorf("sim: live mode: %d nodes, more than the %d it runs in one process in real time", c+r, MaxLiveNodes)
+	}
+	for i, f := range top.Faults {
+		if (f.Crash == "") == (len(f.Partition) == 0) {
+			return fmt.Errorf("sim: live mode: faults[%d]: live mode supports partition and crash faults only", i)
+		}
+	}
+	if len(top.Clocks) > 0 {
+		return errors.New("sim: live mode: clocks: skewed clocks are simulated in model mode only")
+	}
+	return nil
+}
+
+// liveRun is a live run: the run's bookkeeping, and the meshes. Everything
+// of r, the nodes' mesh fields, certs and sessionCert belong to the
+// driver goroutine (the one in RunLive); meshes report to it through
+// notes.
+type liveRun struct {
+	cfg    LiveConfig
+	log    *slog.Logger
+	r      *run
+	net    *liveNet
+	nodes  []*liveNode // by NodeID
+	book   *liveBook
+	key    []byte   // the gossip key
+	seeds  []string // every controller's address
+	t0     time.Time
+	ctx    context.Context // cancelled at shutdown: pending pulls give up
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // pulls and closing meshes
+
+	// memberlist tuning
+	probeInterval, probeTimeout time.Duration
+	suspicionMult               int
+
+	certs       map[CertID]crdt.CertFacts // what a router reads from each certificate
+	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
+
+	notesMu sync.Mutex // guards notes
+	notes   []liveNote
+	wake    chan struct{} // capacity 1: a note was posted
+}
+
+// liveNote is something that happened at a node, reported to the driver.
+type liveNote struct {
+	at      time.Duration
+	node    NodeID
+	kind    uint8 // noteApplied or noteAnswer
+	verdict Verdict
+	event   EventID
+	connect int32
+}
+
+const (
+	noteApplied = iota + 1
+	noteAnswer
+)
+
+func (l *liveRun) elapsed() time.Duration { return time.Since(l.t0) }
+
+func (l *liveRun) post(n liveNote) {
+	l.notesMu.Lock()
+	l.notes = append(l.notes, n)
+	l.notesMu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// NewNode implements Strategy; the meshes start in setup.
+func (l *liveRun) NewNode(env *Env) Node {
+	info := env.Info()
+	n := &liveNode{l: l, env: env, info: info, store: crdt.NewStore(), closing: closedChan()}
+	l.nodes = append(l.nodes, n)
+	if info.Role == RoleController {
+		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
+		return liveController{n}
+	}
+	return liveRouter{n}
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// tuneMemberlist derives memberlist's failure detection from the
+// topology: probes that wait out the slowest round trip (direct, then
+// indirect through another node), and a suspicion timeout that makes a
+// crash detected in about membership.detection, as model mode assumes.
+func (l *liveRun) tuneMemberlist() {
+	cl, top := l.r.cl, l.r.top
+	var maxOneWay time.Duration
+	for a := range cl.NumRegions() {
+		for b := range cl.NumRegions() {
+			maxOneWay = max(maxOneWay, cl.RegionDelay(a, b))
+		}
+	}
+	maxRTT := time.Duration(2 * float64(maxOneWay) * (1 + top.Jitter))
+	l.probeTimeout = max(100*time.Millisecond, 3*maxRTT)
+	// memberlist: suspicion timeout = SuspicionMult * max(1, log10(N)) *
+	// ProbeInterval; a crash is seen after a probe finds it (within a
+	// probe interval) and the suspicion times out.
+	scale := max(1, math.Log10(float64(len(cl.Nodes))))
+	det := top.Detection
+	l.probeInterval = max(l.probeTimeout+2*maxRTT+100*time.Millisecond,
+		time.Duration(float64(det)/(1+scale)).Round(time.Millisecond))
+	l.suspicionMult = max(1, int(math.Round(float64(det-l.probeInterval)/(scale*float64(l.probeInterval)))))
+}
+
+func (l *liveRun) memberlistHook(mc *memberlist.Config) {
+	mc.ProbeInterval = l.probeInterval
+	mc.ProbeTimeout = l.probeTimeout
+	mc.SuspicionMult = l.suspicionMult
+	// Model mode's membership is an oracle that every node shares. In
+	// memberlist a node that missed an alive message by gossip (a mass
+	// join, a restart) learns of the member at its next push-pull, 30s
+	// by default, doubled beyond 32 nodes: live mode syncs state more
+	// often so that such a gap lasts seconds. Each push-pull also
+	// carries an anti-entropy exchange (gossip.Mesh's LocalState); the
+	// core's own runs every second, so this adds little.
+	mc.PushPullInterval = livePushPullInterval
+	// The network model has no bandwidth, so compression would only
+	// cost CPU, which 60 nodes share on a few cores here and which real
+	// nodes each have their own of.
+	mc.EnableCompression = false
+}
+
+// setup starts every node's mesh and waits until each sees all the others.
+func (l *liveRun) setup() error {
+	for _, n := range l.nodes {
+		if err := n.startMesh(); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(l.cfg.JoinTimeout)
+	tick := time.NewTicker(liveMembershipPoll)
+	defer tick.Stop()
+	for {
+		missing, example := 0, ""
+		for _, n := range l.nodes {
+			seen := make(map[string]string, len(l.nodes))
+			for _, m := range n.mesh.Members() {
+				seen[m.Name] = m.State
+			}
+			for _, o := range l.nodes {
+				if st := seen[o.info.Name]; st != "alive" {
+					missing++
+					if example == "" {
+						example = fmt.Sprintf("%s sees %s as %q", n.info.Name, o.info.Name, st)
+					}
+				}
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sim: live mode: the meshes did not all see one another within %v: %d (viewer, member) pairs missing, such as %s",
+				l.cfg.JoinTimeout, missing, example)
+		}
+		<-tick.C
+	}
+}
+
+// loop drives the run in wall time: the scheduler's events (arrivals,
+// connects, faults, drain checks) when their time comes, and the nodes'
+// notes as they arrive, until the run converges or reaches its end.
+func (l *liveRun) loop() {
+	r := l.r
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var batch []liveNote
+	lastProgress := time.Now()
+	end := max(r.top.Duration, r.top.LastFaultEnd())
+	for !r.stopped {
+		l.notesMu.Lock()
+		batch, l.notes = l.notes, batch[:0]
+		l.notesMu.Unlock()
+		for _, n := range batch {
+			r.now = n.at
+			switch n.kind {
+			case noteApplied:
+				r.applied(n.node, n.event)
+			case noteAnswer:
+				r.answer(n.node, n.connect, n.verdict)
+			}
+		}
+		clear(batch)
+		now := l.elapsed()
+		for r.sched.len() > 0 && !r.stopped && r.sched.peekTime() <= now {
+			ev := r.sched.pop()
+			r.now = ev.at
+			r.events++
+			l.dispatch(&ev)
+		}
+		now = l.elapsed()
+		if r.stopped || now >= r.end {
+			break
+		}
+		if p := r.cfg.Progress; p != nil && time.Since(lastProgress) >= 100*time.Millisecond {
+			lastProgress = time.Now()
+			p(now, end)
+		}
+		wait := min(r.end-now, 100*time.Millisecond)
+		if r.sched.len() > 0 {
+			wait = min(wait, r.sched.peekTime()-now)
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-l.wake:
+		case <-timer.C:
+		}
+	}
+	r.now = l.elapsed()
+}
+
+// dispatch runs a scheduler event as model mode does; a fault transition
+// also crashes the nodes it takes down (restarts go through Node.Restart).
+func (l *liveRun) dispatch(ev *event) {
+	r := l.r
+	if ev.kind != evFault {
+		r.dispatch(ev)
+		return
+	}
+	before := append([]bool(nil), r.alive...)
+	r.dispatch(ev)
+	for i, up := range r.alive {
+		if before[i] && !up {
+			l.nodes[i].crash()
+		}
+	}
+}
+
+// shutdown stops every mesh, waits for pulls and closing meshes, and
+// stops the network. The run is over: the nodes are taken off the network
+// first, so that their leave announcements do not flood one another
+// (memberlist's Leave would wait seconds for them to go out).
+func (l *liveRun) shutdown() {
+	l.cancel()
+	for _, n := range l.nodes {
+		l.net.crash(n.info.ID)
+	}
+	var wg sync.WaitGroup
+	for _, n := range l.nodes {
+		if n.mesh == nil {
+			continue
+		}
+		m, unsub := n.mesh, n.unsub
+		n.mesh = nil
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unsub()
+			if err := m.Close(); err != nil {
+				l.log.Debug("sim: live: close", "node", n.info.Name, "err", err)
+			}
+			n.addStats(m)
+		}()
+	}
+	wg.Wait()
+	l.bg.Wait()
+	l.net.close()
+}
+
+// collect copies the counters of the meshes and the network into the run.
+func (l *liveRun) collect() {
+	r := l.r
+	for i, n := range l.nodes {
+		r.bytesRecv[i] = int64(n.bytesIn)
+		r.msgsRecv[i] = int64(n.msgsIn)
+	}
+	for c := range r.regionBytes {
+		r.regionBytes[c] = l.net.regionBytes[c].Load()
+	}
+	r.deliveries = l.net.deliveries.Load()
+	// A receiver whose packet queue is full counts as down: it could not
+	// take the packet (the summary log tells the two apart).
+	r.dropped = DropStats{Loss: l.net.dropLoss.Load(), Partition: l.net.dropCut.Load(),
+		Down: l.net.dropDown.Load() + l.net.dropFull.Load()}
+}
+
+// liveBook holds the records the simulated controllers wrote. Its Verify is
+// the meshes' crdt.Verifier: a record is genuine if its canonical signed
+// bytes are those written under its dot (a stand-in for the signature
+// check; it does not implement gossip.SharedVerifier, since every node
+// decodes its own copy).
+type liveBook struct {
+	mu      sync.RWMutex // guards entries and dots
+	entries map[crdt.Dot]bookEntry
+	dots    [][]crdt.Dot // by EventID: the dots of the write's records
+}
+
+type bookEntry struct {
+	signed []byte
+	event  EventID
+}
+
+var _ crdt.Verifier = (*liveBook)(nil)
+
+// add files the records of write id, before they are published.
+func (b *liveBook) add(id EventID, recs []crdt.Record) {
+	signed := make([][]byte, len(recs))
+	for i, r := range recs {
+		signed[i] = crdt.SignedBytes(r)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for int(id) >= len(b.dots) {
+		b.dots = append(b.dots, nil)
+	}
+	dots := make([]crdt.Dot, len(recs))
+	for i, r := range recs {
+		dots[i] = r.Head().Dot()
+		b.entries[dots[i]] = bookEntry{signed: signed[i], event: id}
+	}
+	b.dots[id] = dots
+}
+
+// event returns the write that record dot d belongs to and its dots.
+func (b *liveBook) event(d crdt.Dot) (EventID, []crdt.Dot, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	e, ok := b.entries[d]
+	if !ok {
+		return 0, nil, false
+	}
+	return e.event, b.dots[e.event], true
+}
+
+// Verify implements crdt.Verifier.
+func (b *liveBook) Verify(r crdt.Record, msg []byte) error {
+	b.mu.RLock()
+	e, ok := b.entries[r.Head().Dot()]
+	b.mu.RUnlock()
+	switch {
+	case !ok:
+		return errors.New("sim: live: record not written by a simulated controller")
+	case !bytes.Equal(e.signed, msg):
+		return errors.New("sim: live: record differs from the one written")
+	}
+	return nil
+}
+
+// liveNode is one simulated node: its store (persisted: it survives a
+// crash) and its current mesh.
+type liveNode struct {
+	l     *liveRun
+	env   *Env
+	info  NodeInfo
+	store *crdt.Store
+
+	// Driver-owned:
+	mesh    *gossip.Mesh // nil while crashed
+	unsub   func()
+	starts  uint64        // meshes started
+	closing chan struct{} // closed once the last crashed mesh has stopped
+
+	author crdt.Author // controllers
+	seq    uint64      // controllers: persisted with the records
+
+	// Counters of the node's meshes, added as each stops (before closing
+	// is closed, or before shutdown returns).
+	statsMu         sync.Mutex
+	bytesIn, msgsIn uint64
+}
+
+type liveController struct{ *liveNode }
+type liveRouter struct{ *liveNode }
+
+// startMesh starts a mesh on the node's store, on a fresh endpoint.
+func (n *liveNode) startMesh() error {
+	l := n.l
+	ep := l.net.attach(n.info.ID)
+	core := gossip.DefaultConfig()
+	core.Name, core.Region = n.info.Name, l.r.top.Regions[n.info.Region].Name
+	core.Role = gossip.RoleRouter
+	if n.info.Role == RoleController {
+		core.Role = gossip.RoleController
+	}
+	n.starts++
+	m, err := gossip.NewMesh(gossip.MeshConfig{
+		Core: core, Transport: ep, Join: l.seeds, Keys: [][]byte{l.key}, Label: liveLabel,
+		Logger: l.cfg.MeshLogger, Memberlist: l.memberlistHook,
+		Seed: mix64(uint64(l.cfg.Seed)^mix64(uint64(n.info.ID))^n.starts) | 1,
+	}, n.store, l.book)
+	if err != nil {
+		ep.Shutdown()
+		return fmt.Errorf("sim: live mode: start %s: %w", n.info.Name, err)
+	}
+	n.mesh = m
+	n.unsub = m.Subscribe(n.observer(m))
+	return nil
+}
+
+// observer reports the writes whose records have all been applied, with
+// the wall time at which the mesh applied them. It runs on the mesh's
+// goroutine.
+func (n *liveNode) observer(m *gossip.Mesh) func([]crdt.Record) {
+	return func(recs []crdt.Record) {
+		at := n.l.elapsed()
+		for _, r := range recs {
+			ev, dots, ok := n.l.book.event(r.Head().Dot())
+			if !ok {
+				continue
+			}
+			all := true
+			m.View(func(s *crdt.Store) {
+				for _, d := range dots {
+					all = all && s.Has(d)
+				}
+			})
+			if all {
+				n.l.post(liveNote{at: at, node: n.info.ID, kind: noteApplied, event: ev})
+			}
+		}
+	}
+}
+
+// sweep reports every write whose records the store holds: after a
+// restart, those applied between the start of the mesh and its
+// subscription.
+func (n *liveNode) sweep() {
+	l := n.l
+	l.book.mu.RLock()
+	all := append([][]crdt.Dot(nil), l.book.dots...)
+	l.book.mu.RUnlock()
+	at := l.elapsed()
+	n.mesh.View(func(s *crdt.Store) {
+		for ev, dots := range all {
+			have := len(dots) > 0
+			for _, d := range dots {
+				have = have && s.Has(d)
+			}
+			if have {
+				l.post(liveNote{at: at, node: n.info.ID, kind: noteApplied, event: EventID(ev)})
+			}
+		}
+	})
+}
+
+func (n *liveNode) addStats(m *gossip.Mesh) {
+	st := m.Stats()
+	var msgs uint64
+	for _, k := range st.MessagesIn {
+		msgs += k
+	}
+	n.statsMu.Lock()
+	n.bytesIn += st.BytesIn
+	n.msgsIn += msgs
+	n.statsMu.Unlock()
+}
+
+// crash takes the node off the network and closes its mesh in the
+// background; its store stays.
+func (n *liveNode) crash() {
+	m, unsub := n.mesh, n.unsub
+	if m == nil {
+		return
+	}
+	n.mesh, n.unsub = nil, nil
+	n.l.net.crash(n.info.ID)
+	done := make(chan struct{})
+	n.closing = done
+	n.l.bg.Add(1)
+	go func() {
+		defer n.l.bg.Done()
+		defer close(done)
+		unsub()
+		if err := m.Close(); err != nil {
+			n.l.log.Debug("sim: live: close after crash", "node", n.info.Name, "err", err)
+		}
+		n.addStats(m)
+	}()
+}
+
+// Start implements Node; the mesh started in setup.
+func (n *liveNode) Start(time.Duration) {}
+
+// Receive, Timer and MembershipChanged implement Node: a live node's
+// messages, timers and membership are its mesh's own.
+func (n *liveNode) Receive(time.Duration, NodeID, Message) {}
+func (n *liveNode) Timer(time.Duration, Timer)             {}
+func (n *liveNode) MembershipChanged(time.Duration)        {}
+
+// Restart implements Node: a new mesh on the persisted store, joining the
+// seeds as a restarted process does.
+func (n *liveNode) Restart(time.Duration) {
+	<-n.closing
+	if err := n.startMesh(); err != nil {
+		n.l.log.Error("sim: live: restart", "node", n.info.Name, "err", err)
+		return
+	}
+	n.sweep()
+}
+
+// Digest implements Node.
+func (n *liveNode) Digest() uint64 {
+	if n.mesh == nil {
+		return n.store.Digest() // no mesh touches the store
+	}
+	var d uint64
+	n.mesh.View(func(s *crdt.Store) { d = s.Digest() })
+	return d
+}
+
+// Write implements Controller: the records are stamped, filed, and
+// published through the mesh, which stores them and pushes them at once;
+// the write is acknowledged when Publish returns.
+func (c liveController) Write(_ time.Duration, w *Write) {
+	l, m := c.l, c.mesh
+	if m == nil {
+		return // the workload sends requests to live controllers only
+	}
+	prev, hasPrev := l.sessionCert[w.Session]
+	recs, facts := writeRecords(w, time.Now(), c.info.Name, prev, hasPrev)
+	if w.Kind != WriteRevoke {
+		l.sessionCert[w.Session] = facts.Serial
+		l.certs[w.Cert] = facts
+	}
+	for _, r := range recs {
+		c.seq++
+		h := r.Head()
+		h.Author, h.Seq, h.HLC = c.author, c.seq, m.Now()
+	}
+	l.book.add(w.ID, recs)
+	if err := m.Publish(recs); err != nil {
+		l.log.Error("sim: live: publish", "node", c.info.Name, "err", err)
+		return
+	}
+	l.r.now = l.elapsed()
+	c.env.Acked(w.ID)
+}
+
+// Admit implements Router with the production router's decision in strict
+// mode: a miss pulls from peers (Mesh.Want) for up to the router's default
+// pull timeout, then decides again.
+func (rt liveRouter) Admit(_ time.Duration, q Admission) {
+	l, m := rt.l, rt.mesh
+	if m == nil {
+		return // the run asks live routers only
+	}
+	facts := l.certs[q.Cert]
+	d := decideOn(m, facts)
+	if !d.Pull {
+		l.r.now = l.elapsed()
+		rt.env.Answer(q.Connect, verdictOf(d))
+		return
+	}
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, livePullTimeout)
+		defer cancel()
+		if _, err := m.Want(ctx, facts.Serial, facts.Issuer); errors.Is(err, gossip.ErrClosed) || l.ctx.Err() != nil {
+			return // the router crashed, or the run is over
+		}
+		d := decideOn(m, facts)
+		l.post(liveNote{at: l.elapsed(), node: rt.info.ID, kind: noteAnswer, connect: q.Connect, verdict: verdictOf(d)})
+	}()
+}
+
+func decideOn(m *gossip.Mesh, facts crdt.CertFacts) router.Decision {
+	var d router.Decision
+	m.View(func(s *crdt.Store) {
+		d = router.Decide(s, facts, crdt.MillisOf(time.Now()), router.ModeStrict)
+	})
+	return d
+}
