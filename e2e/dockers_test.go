@@ -56,6 +56,7 @@ func detectDocker() string {
 			docker.skip = fmt.Sprintf("no Docker daemon answers (docker info: %v: %s)", err, out)
 			return
 		}
+		sweepStale()
 		if _, err := dockerCmd(20*time.Second, "compose", "version"); err == nil {
 			docker.compose = []string{"docker", "compose"}
 		} else if _, err := exec.LookPath("docker-compose"); err == nil {
@@ -65,6 +66,45 @@ func detectDocker() string {
 		}
 	})
 	return docker.skip
+}
+
+// staleAfter is the age past which what an e2e run left on the daemon is
+// removed by the next run: no run lasts that long (go test's default
+// timeout is 10m), so only a run killed before its cleanup leaves it.
+const staleAfter = 30 * time.Minute
+
+// sweepStale removes the containers, networks and images of e2e runs that
+// were killed before their cleanup ran.
+func sweepStale() {
+	old := func(created string) bool {
+		// docker prints times as 2006-01-02 15:04:05.999999999 -0700 MST.
+		f := strings.Fields(created)
+		if len(f) < 3 {
+			return false
+		}
+		at, err := time.Parse("2006-01-02 15:04:05 -0700", f[0]+" "+strings.SplitN(f[1], ".", 2)[0]+" "+f[2])
+		return err == nil && time.Since(at) > staleAfter
+	}
+	sweep := func(list []string, rm ...string) {
+		out, err := dockerCmd(time.Minute, list...)
+		if err != nil {
+			return
+		}
+		var ids []string
+		for _, line := range strings.Split(out, "\n") {
+			id, rest, _ := strings.Cut(line, "|")
+			project, created, _ := strings.Cut(rest, "|")
+			if strings.HasPrefix(project, "certmesh-e2e") && old(created) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			dockerCmd(dockerTimeout, append(rm, ids...)...)
+		}
+	}
+	sweep([]string{"ps", "-a", "--format", `{{.ID}}|{{.Label "com.docker.compose.project"}}|{{.CreatedAt}}`}, "rm", "-f")
+	sweep([]string{"network", "ls", "--format", `{{.ID}}|{{.Label "com.docker.compose.project"}}|{{.CreatedAt}}`}, "network", "rm")
+	sweep([]string{"images", "--format", `{{.ID}}|{{.Repository}}|{{.CreatedAt}}`}, "rmi", "-f")
 }
 
 // requireDocker skips the test where no Docker daemon answers (or with
