@@ -83,10 +83,12 @@ func live(t *testing.T, top *Topology, seed int64) (*Result, liveStats) {
 
 // checkDelivered checks the outcome every run must have, faults or not:
 // every write reaches every router and every node ends with the same
-// state. Outcomes that hang on timing (a pull answered within the router's
-// 2s, a write acknowledged within 5s, a revocation enforced within 1s) are
-// checked only when the machine kept the latency model: a machine too
-// busy for a real-time run stalls every timer.
+// state, and (when the machine kept the latency model) no client is
+// wrongly refused or admitted and every write is acknowledged in time.
+// Those last outcomes hang on timing (a pull answered within the router's
+// 2s, a revocation enforced within 1s, a write acknowledged within 5s): a
+// machine too busy for a real-time run stalls every timer, so their
+// failures are only logged then.
 func checkDelivered(t *testing.T, res *Result, st liveStats, seed int64) {
 	t.Helper()
 	if res.Events == 0 || res.Connects == 0 {
@@ -95,17 +97,18 @@ func checkDelivered(t *testing.T, res *Result, st liveStats, seed int64) {
 	if res.Undelivered != 0 || !res.Converged {
 		t.Errorf("seed %d: undelivered %d, converged %v; want 0, true", seed, res.Undelivered, res.Converged)
 	}
+	timing := t.Errorf
 	if !st.keptUp() {
-		t.Logf("seed %d: the machine delivered packets %v late at p99 (max %v): not checking false rejects (%d), "+
-			"revoked accepts (%d) and writes unavailable (%d)", seed, st.lateP99, st.lateMax,
-			res.FalseRejects, res.RevokedAccepts, res.WritesUnavailable)
-		return
+		timing = func(format string, args ...any) {
+			t.Logf(format+fmt.Sprintf(" (not a failure: the machine delivered packets %v late at p99, max %v)",
+				st.lateP99, st.lateMax), args...)
+		}
 	}
 	if res.FalseRejects != 0 || res.RevokedAccepts != 0 {
-		t.Errorf("seed %d: false rejects %d, revoked accepts %d; want 0, 0", seed, res.FalseRejects, res.RevokedAccepts)
+		timing("seed %d: false rejects %d, revoked accepts %d; want 0, 0", seed, res.FalseRejects, res.RevokedAccepts)
 	}
 	if res.WritesUnavailable != 0 {
-		t.Errorf("seed %d: %d writes unavailable", seed, res.WritesUnavailable)
+		timing("seed %d: %d writes unavailable", seed, res.WritesUnavailable)
 	}
 }
 
@@ -154,20 +157,27 @@ func TestLiveAgreesWithModel(t *testing.T) {
 	compareModes(t, model, res, st, seed)
 }
 
-// compareModes checks the issue's agreement between model and live mode;
-// a machine too busy to keep the latency model skips the test instead.
+// compareModes checks the issue's agreement between model and live mode.
+// A disagreement on a machine too busy to keep the latency model skips the
+// test instead of failing it.
 func compareModes(t *testing.T, model, live *Result, st liveStats, seed int64) {
 	t.Helper()
 	t.Logf("seed %d: sync p50 model %.1f live %.1f ms, p99 model %.1f live %.1f ms", seed,
 		model.SyncDelayMs.P50, live.SyncDelayMs.P50, model.SyncDelayMs.P99, live.SyncDelayMs.P99)
-	if !st.keptUp() {
-		t.Skipf("seed %d: the machine delivered packets %v late at p99 (max %v): too busy to compare timings", seed, st.lateP99, st.lateMax)
-	}
+	var bad []string
 	if !agree(model.SyncDelayMs.P50, live.SyncDelayMs.P50) {
-		t.Errorf("seed %d: sync p50: model %.1f ms, live %.1f ms: more than 25%% or 5 ms apart", seed, model.SyncDelayMs.P50, live.SyncDelayMs.P50)
+		bad = append(bad, fmt.Sprintf("sync p50: model %.1f ms, live %.1f ms", model.SyncDelayMs.P50, live.SyncDelayMs.P50))
 	}
 	if !agree(model.SyncDelayMs.P99, live.SyncDelayMs.P99) {
-		t.Errorf("seed %d: sync p99: model %.1f ms, live %.1f ms: more than 25%% or 5 ms apart", seed, model.SyncDelayMs.P99, live.SyncDelayMs.P99)
+		bad = append(bad, fmt.Sprintf("sync p99: model %.1f ms, live %.1f ms", model.SyncDelayMs.P99, live.SyncDelayMs.P99))
+	}
+	switch {
+	case len(bad) == 0:
+	case !st.keptUp():
+		t.Skipf("seed %d: %s: more than 25%% or 5 ms apart, on a machine that delivered packets %v late at p99 (max %v): too busy to compare timings",
+			seed, strings.Join(bad, "; "), st.lateP99, st.lateMax)
+	default:
+		t.Errorf("seed %d: %s: more than 25%% or 5 ms apart", seed, strings.Join(bad, "; "))
 	}
 }
 
@@ -196,4 +206,35 @@ faults:
 	if res.ConvergenceAfterLastFaultMs < 0 {
 		t.Errorf("seed %d: convergence after the last fault %v ms: a write never reached every node", seed, res.ConvergenceAfterLastFaultMs)
 	}
+}
+
+// TestLive60AgreesWithModel is issue 4's check on
+// examples/topologies/live-60.yaml (3 regions of 1 controller and 19
+// routers, one-way links of 30, 60 and 80 ms, 1% loss, 20 events/s for
+// 30 s): live and model mode agree on the p50 and p99 sync delay within
+// 25% or 5 ms, whichever is larger. The same comparison from the command
+// line:
+//
+//	go run ./cmd/meshsim --topology examples/topologies/live-60.yaml --strategy mesh
+//	go run ./cmd/meshsim --topology examples/topologies/live-60.yaml --mode live
+//
+// Measured on the 2-core machine (seed 1): model p50 32.7 ms, p99 87.4 ms;
+// live p50 34.4 ms, p99 89.0 to 89.7 ms, in about 34 s of wall time.
+func TestLive60AgreesWithModel(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("about 40 s of wall time; the race detector slows 60 real memberlist meshes beyond the model's timing")
+	}
+	defer verifyNoLeaks(t)()
+	top, err := LoadTopology("../examples/topologies/live-60.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := top.Seed
+	model, err := Run(top, "mesh", DefaultConfig().withSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, st := live(t, top, seed)
+	checkDelivered(t, res, st, seed)
+	compareModes(t, model, res, st, seed)
 }
