@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,7 +88,7 @@ const (
 	// (see memberlistHook).
 	livePushPullInterval = 5 * time.Second
 	// liveMembershipPoll is how often the setup checks membership.
-	liveMembershipPoll = 50 * time.Millisecond
+	liveMembershipPoll = 100 * time.Millisecond
 )
 
 // RunLive runs top with the mesh strategy over real memberlist instances
@@ -332,7 +333,8 @@ func (l *liveRun) memberlistHook(mc *memberlist.Config) {
 	mc.EnableCompression = false
 }
 
-// setup starts every node's mesh and waits until each sees all the others.
+// setup starts every node's mesh and waits until each sees all the others
+// alive.
 func (l *liveRun) setup() error {
 	for _, n := range l.nodes {
 		if err := n.startMesh(); err != nil {
@@ -342,31 +344,43 @@ func (l *liveRun) setup() error {
 	deadline := time.Now().Add(l.cfg.JoinTimeout)
 	tick := time.NewTicker(liveMembershipPoll)
 	defer tick.Stop()
+	waiting := slices.Clone(l.nodes) // nodes that did not see everyone yet
 	for {
-		missing, example := 0, ""
-		for _, n := range l.nodes {
-			seen := make(map[string]string, len(l.nodes))
-			for _, m := range n.mesh.Members() {
-				seen[m.Name] = m.State
-			}
-			for _, o := range l.nodes {
-				if st := seen[o.info.Name]; st != "alive" {
-					missing++
-					if example == "" {
-						example = fmt.Sprintf("%s sees %s as %q", n.info.Name, o.info.Name, st)
-					}
-				}
-			}
-		}
-		if missing == 0 {
+		waiting = slices.DeleteFunc(waiting, func(n *liveNode) bool {
+			return n.mesh.Stats().AlivePeers == len(l.nodes)-1
+		})
+		if len(waiting) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("sim: live mode: the meshes did not all see one another within %v: %d (viewer, member) pairs missing, such as %s",
-				l.cfg.JoinTimeout, missing, example)
+			return fmt.Errorf("sim: live mode: the meshes did not all see one another within %v: %s",
+				l.cfg.JoinTimeout, l.missingMembers(waiting))
 		}
 		<-tick.C
 	}
+}
+
+// missingMembers describes what the nodes of waiting lack in their views.
+func (l *liveRun) missingMembers(waiting []*liveNode) string {
+	missing, example := 0, ""
+	for _, n := range waiting {
+		seen := make(map[string]string, len(l.nodes))
+		for _, m := range n.mesh.Members() {
+			seen[m.Name] = m.State
+		}
+		for _, o := range l.nodes {
+			if st := seen[o.info.Name]; st != "alive" {
+				missing++
+				if example == "" {
+					if st == "" {
+						st = "unknown"
+					}
+					example = fmt.Sprintf("%s sees %s as %s", n.info.Name, o.info.Name, st)
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%d nodes lack %d members in their views, such as: %s", len(waiting), missing, example)
 }
 
 // loop drives the run in wall time: the scheduler's events (arrivals,
