@@ -51,6 +51,15 @@
 // it; fault-free pairs give sync, direct, excess and stretch, the others
 // catch-up from the end of their fault. Quantiles are nearest-rank.
 //
+// # Live mode
+//
+// RunLive (meshsim --mode live) runs the mesh strategy through the
+// production code path instead: one gossip.Mesh over real memberlist per
+// node, on an in-memory memberlist transport with the same network model,
+// driven by the same workload in wall time and reported with the same
+// definitions. It is not deterministic; it shows that the memberlist
+// integration behaves like the model (live.go, docs/meshsim.md).
+//
 // Not modelled: client retries (a request lost with a crashed controller is
 // lost), the time a controller takes to sign and persist, CPU limits of
 // nodes, and bandwidth (only latency, jitter and loss).
