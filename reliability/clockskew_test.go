@@ -99,8 +99,10 @@ func TestControllerClockFarAhead(t *testing.T) {
 			detected = time.Since(stepped)
 			break
 		}
-		if time.Since(stepped) > 30*time.Second {
-			t.Fatalf("ctrl-skewed still accepts writes 30 s after its clock was stepped 40 s ahead (answers %q)", code)
+		if time.Since(stepped) > time.Minute {
+			off, ok := skewed.Mesh.ClockOffset()
+			t.Fatalf("ctrl-skewed still accepts writes a minute after its clock was stepped 40 s ahead (answers %q; offset estimate %v %v; messages in %v)",
+				code, off, ok, skewed.Mesh.Stats().MessagesIn)
 		}
 		for _, h := range honest {
 			if off, ok := h.Mesh.ClockOffset(); ok && (off > 2*time.Second || off < -2*time.Second) {
