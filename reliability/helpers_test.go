@@ -60,10 +60,19 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
 	dc, err := devcluster.Start(ctx, devcluster.Options{Dir: t.TempDir(), Logger: testLogger()})
+	if err != nil {
+		// Seen once in a while with the CPU starved by other test
+		// packages: a node misses the gossip about some joins and learns
+		// of them only at memberlist's next push-pull (30 s), after
+		// devcluster has given up. Not what these tests are about: try
+		// once more.
+		t.Logf("cluster start failed, retrying once: %v", err)
+		dc, err = devcluster.Start(ctx, devcluster.Options{Dir: t.TempDir(), Logger: testLogger()})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
