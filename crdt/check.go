@@ -66,6 +66,9 @@ type CertFacts struct {
 	Issuer    string
 	NotBefore Millis
 	NotAfter  Millis
+	// Fingerprint is the SHA-256 of the certificate's DER. A router always
+	// sets it; zero (the simulator, which has no DER) skips the check.
+	Fingerprint [32]byte
 }
 
 // Admission decides whether a new connection made with the certificate f
@@ -81,7 +84,8 @@ func (s *Store) Admission(f CertFacts, now Millis, strict bool) Verdict {
 		return CertExpired
 	}
 	cert := s.certs.m[f.Serial]
-	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Issuer() != f.Issuer) {
+	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Issuer() != f.Issuer ||
+		f.Fingerprint != [32]byte{} && f.Fingerprint != cert.Fingerprint) {
 		// The replicated record disagrees with the certificate: one of
 		// them is not what the issuer wrote.
 		return MismatchedFacts

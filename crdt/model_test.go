@@ -240,7 +240,8 @@ func (m *model) admission(f CertFacts, now Millis, strict bool) Verdict {
 		return CertExpired
 	}
 	cert := m.cert(f.Serial)
-	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Author.Name != f.Issuer) {
+	if cert != nil && (cert.Session != f.Session || cert.Identity != f.Identity || cert.Author.Name != f.Issuer ||
+		f.Fingerprint != [32]byte{} && f.Fingerprint != cert.Fingerprint) {
 		return MismatchedFacts
 	}
 	if cert == nil && strict {

@@ -91,7 +91,7 @@ func TestMergeRefusesSeqZeroAndTooManyAuthors(t *testing.T) {
 }
 
 func facts(c *CertRecord) CertFacts {
-	return CertFacts{Serial: c.Serial, Session: c.Session, Identity: c.Identity, Issuer: c.Issuer(), NotBefore: c.NotBefore, NotAfter: c.NotAfter}
+	return CertFacts{Serial: c.Serial, Session: c.Session, Identity: c.Identity, Issuer: c.Issuer(), NotBefore: c.NotBefore, NotAfter: c.NotAfter, Fingerprint: c.Fingerprint}
 }
 
 func TestRevocationArrivingFirstStillBinds(t *testing.T) {
@@ -155,6 +155,8 @@ func TestAdmission(t *testing.T) {
 		{"wrong session", func() CertFacts { f := facts(c1); f.Session = sid(2); return f }(), now, true, MismatchedFacts, Admit},
 		{"wrong identity", func() CertFacts { f := facts(c1); f.Identity = "mallory"; return f }(), now, false, MismatchedFacts, Admit},
 		{"wrong issuer", func() CertFacts { f := facts(c1); f.Issuer = "ctrl-b"; return f }(), now, false, MismatchedFacts, Admit},
+		{"wrong certificate bytes", func() CertFacts { f := facts(c1); f.Fingerprint[0] ^= 1; return f }(), now, false, MismatchedFacts, Admit},
+		{"no fingerprint (simulator)", func() CertFacts { f := facts(c1); f.Fingerprint = [32]byte{}; return f }(), now, true, Admit, Admit},
 		{"session expired", facts(c2), alice.Expires, true, CertExpired, SessionExpired},
 		{"identity revoked", facts(cc), now, true, IdentityRevoked, IdentityRevoked},
 		{"identity revoked, later session", facts(ccLater), t0 + 2*hour + minute, true, Admit, Admit},

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -121,11 +122,12 @@ func FactsFromChain(verifiedChain []*x509.Certificate, trustDomain string) (crdt
 		return crdt.CertFacts{}, fmt.Errorf("%w: zero serial", ErrNotClientCert)
 	}
 	return crdt.CertFacts{
-		Serial:    crdt.Serial(serial),
-		Session:   session,
-		Identity:  id.Name,
-		Issuer:    issuer,
-		NotBefore: crdt.MillisOf(leaf.NotBefore),
-		NotAfter:  crdt.MillisOf(leaf.NotAfter),
+		Serial:      crdt.Serial(serial),
+		Session:     session,
+		Identity:    id.Name,
+		Issuer:      issuer,
+		NotBefore:   crdt.MillisOf(leaf.NotBefore),
+		NotAfter:    crdt.MillisOf(leaf.NotAfter),
+		Fingerprint: sha256.Sum256(leaf.Raw),
 	}, nil
 }

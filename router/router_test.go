@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"crypto/tls"
+	"crypto/sha256"
 	"crypto/x509"
 	"io"
 	"net"
@@ -347,7 +348,8 @@ func TestFactsComeFromTheVerifiedChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := crdt.CertFacts{Serial: cc.Serial, Session: cc.Session, Identity: "ali ce/ü", Issuer: "ctrl-a",
-		NotBefore: crdt.MillisOf(cc.Leaf.NotBefore), NotAfter: crdt.MillisOf(cc.Leaf.NotAfter)}
+		NotBefore: crdt.MillisOf(cc.Leaf.NotBefore), NotAfter: crdt.MillisOf(cc.Leaf.NotAfter),
+		Fingerprint: sha256.Sum256(cc.Leaf.Raw)}
 	if f != want {
 		t.Fatalf("facts = %+v, want %+v", f, want)
 	}

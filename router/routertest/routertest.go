@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -261,7 +262,7 @@ func (c *Controller) LoginKey(identity string, pub *ecdsa.PublicKey, sessionTTL 
 func (c *Controller) certRecord(cc *ClientCert, supersedes crdt.Serial, at crdt.Millis) *crdt.CertRecord {
 	return &crdt.CertRecord{
 		Serial: cc.Serial, Session: cc.Session, Identity: cc.Identity,
-		Fingerprint: [32]byte{1}, NotBefore: crdt.MillisOf(cc.Leaf.NotBefore), NotAfter: crdt.MillisOf(cc.Leaf.NotAfter),
+		Fingerprint: sha256.Sum256(cc.Leaf.Raw), NotBefore: crdt.MillisOf(cc.Leaf.NotBefore), NotAfter: crdt.MillisOf(cc.Leaf.NotAfter),
 		Supersedes: supersedes, SupersedeAt: at,
 	}
 }
