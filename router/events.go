@@ -81,6 +81,13 @@ func (r *Router) apply(recs []crdt.Record) {
 	if len(candidates) > 0 {
 		r.enforce(candidates)
 	}
+	// After enforcing, which must not wait for the disk.
+	if err := r.journal.append(recs); err != nil {
+		r.log.Error("router: revocation journal", "err", err)
+	}
+	if r.testAfterApply != nil {
+		r.testAfterApply(recs)
+	}
 	if len(sessions) > 0 {
 		now := crdt.MillisOf(r.clock.Now())
 		for _, id := range sessions {

@@ -106,7 +106,11 @@ type Router struct {
 	// testAfterShut, set by tests before Start, is called by the event
 	// loop once every victim of a revocation has been sent its FIN.
 	testAfterShut func(victims int)
+	// testAfterApply, set by tests before Start, is called by the event
+	// loop once a batch of applied records is enforced and journaled.
+	testAfterApply func(recs []crdt.Record)
 
+	journal    *journal   // revocations since the last snapshot; nil without a data directory
 	snapMu     sync.Mutex // serialises snapshot writes
 	snapDigest uint64     // digest of the last snapshot written; guarded by snapMu
 	snapWrote  bool       // guarded by snapMu
@@ -172,6 +176,13 @@ func (r *Router) Start() error {
 	if r.started {
 		return errors.New("router: already started")
 	}
+	if r.cfg.DataDir != "" {
+		j, err := openJournal(r.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		r.journal = j
+	}
 	// Subscribe before reading the signers, so none falls between.
 	r.unsubscribe = r.mesh.Subscribe(r.onApplied)
 	r.loadSigners()
@@ -179,6 +190,7 @@ func (r *Router) Start() error {
 	ln, err := net.Listen("tcp", r.cfg.Listen)
 	if err != nil {
 		r.unsubscribe()
+		r.journal.close()
 		return fmt.Errorf("router: listen %s: %w", r.cfg.Listen, err)
 	}
 	r.ln = ln
@@ -187,6 +199,7 @@ func (r *Router) Start() error {
 		if err != nil {
 			ln.Close()
 			r.unsubscribe()
+			r.journal.close()
 			return fmt.Errorf("router: metrics listen %s: %w", r.cfg.MetricsListen, err)
 		}
 		r.httpLn = hl
@@ -284,6 +297,9 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	r.loops.Wait()
+	if err := r.journal.close(); err != nil {
+		errs = append(errs, fmt.Errorf("router: journal: %w", err))
+	}
 	r.log.Info("router: stopped")
 	return errors.Join(errs...)
 }

@@ -2,11 +2,13 @@ package router
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -359,4 +361,72 @@ func TestFactsComeFromTheVerifiedChain(t *testing.T) {
 	if _, err := FactsFromChain(chains[0][:1], testTD); err == nil {
 		t.Fatal("facts from a chain without its intermediate")
 	}
+}
+
+// A router that crashes between two snapshots must come back still
+// refusing what was revoked before the crash: the journal holds it.
+func TestRevocationSurvivesACrashBeforeTheNextSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	e := newTestEnv(t, nil)
+	cfg := e.router.cfg
+	must(t, e.router.Shutdown(context.Background()))
+	cfg.DataDir, cfg.SnapshotInterval = dir, time.Hour
+	e.mesh = routertest.NewMesh(e.pki.Verifier(), nil)
+	e.mesh.Source = e.source
+	must(t, e.mesh.Publish(e.ctrlA.Signer()...))
+	must(t, e.mesh.Publish(e.ctrlB.Signer()...))
+	r, err := New(cfg, e.mesh, routerCreds(e.pki), Options{Logger: testLogger(t)})
+	must(t, err)
+	applied := make(chan []crdt.Record, 64)
+	r.testAfterApply = func(recs []crdt.Record) { applied <- recs }
+	must(t, r.Start())
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+
+	alice, r1 := e.ctrlA.Login("alice", time.Hour)
+	bob, r2 := e.ctrlA.Login("bob", time.Hour)
+	e.publish(append(r1, r2...))
+	must(t, r.SaveSnapshot())
+	e.publish(e.ctrlB.RevokeSession(bob.Session))
+	for revoked := false; !revoked; {
+		for _, rec := range <-applied {
+			_, ok := rec.(*crdt.RevocationRecord)
+			revoked = revoked || ok
+		}
+	}
+
+	// What the disk holds now is what a crash leaves, plus a torn write.
+	gens, err := journalGens(dir)
+	must(t, err)
+	f, err := os.OpenFile(filepath.Join(dir, journalName(gens[len(gens)-1])), os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.Write([]byte{40, 0, 0, 0, 1, 2})
+	must(t, err)
+	must(t, f.Close())
+	store, _, err := LoadSnapshot(dir)
+	must(t, err)
+	mesh := routertest.NewMesh(e.pki.Verifier(), store) // reaches no one
+	cfg.DataDir, cfg.Listen = "", "127.0.0.1:0"
+	e.startRouter(cfg, mesh)
+	mustRoundTrip(t, e.dial(alice.TLS(true)), "from snapshot")
+	expectRefused(t, e.dial(bob.TLS(true)))
+
+	// The next snapshot covers the journal, which is then removed.
+	must(t, r.SaveSnapshot())
+	after, err := journalGens(dir)
+	must(t, err)
+	if len(after) != 1 || after[0] <= gens[len(gens)-1] {
+		t.Errorf("journal generations %v after a snapshot (were %v), want only a newer one", after, gens)
+	}
+	store, _, err = LoadSnapshot(dir)
+	must(t, err)
+	if v := store.Admission(mustFacts(t, e.pki, bob), crdt.MillisOf(time.Now()), true); v != crdt.SessionRevoked {
+		t.Errorf("after the journal is folded into the snapshot, bob's certificate: %v, want %v", v, crdt.SessionRevoked)
+	}
+}
+
+func mustFacts(t *testing.T, p *routertest.PKI, cc *routertest.ClientCert) crdt.CertFacts {
+	t.Helper()
+	f, err := FactsFromChain([]*x509.Certificate{cc.Leaf, cc.Chain[1], p.Root.Cert}, testTD)
+	must(t, err)
+	return f
 }

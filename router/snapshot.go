@@ -16,33 +16,45 @@ import (
 // SnapshotFile is the name of the state snapshot in the data directory.
 const SnapshotFile = "state.snapshot"
 
-// LoadSnapshot returns a store holding the snapshot in dataDir, or an empty
-// store if there is none yet, and how many records it restored. The
-// snapshot is the router's own (written by SaveSnapshot), so its records
-// are trusted as verified. Call it before creating the mesh with the store.
+// LoadSnapshot returns a store holding the snapshot in dataDir and the
+// revocation journals written since (an empty store if there are none
+// yet), and how many records it restored. Both are the router's own
+// (written by SaveSnapshot and the event loop), so their records are
+// trusted as verified. Call it before creating the mesh with the store.
 func LoadSnapshot(dataDir string) (*crdt.Store, int, error) {
 	store := crdt.NewStore()
 	if dataDir == "" {
 		return store, 0, nil
 	}
-	path := filepath.Join(dataDir, SnapshotFile)
+	n, err := restoreSnapshot(filepath.Join(dataDir, SnapshotFile), store)
+	if err != nil {
+		return nil, 0, err
+	}
+	m, err := replayJournals(dataDir, store)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w (move the journals away to start from the snapshot alone)", err)
+	}
+	return store, n + m, nil
+}
+
+func restoreSnapshot(path string, store *crdt.Store) (int, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return store, 0, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("router: snapshot: %w", err)
+		return 0, fmt.Errorf("router: snapshot: %w", err)
 	}
 	defer f.Close()
 	snap, err := crdt.DecodeSnapshot(bufio.NewReaderSize(f, 64<<10))
 	if err != nil {
 		// Starting empty would forget revocations: the operator decides.
-		return nil, 0, fmt.Errorf("router: snapshot %s: %w (move it away to start from an empty state)", path, err)
+		return 0, fmt.Errorf("router: snapshot %s: %w (move it away to start from an empty state)", path, err)
 	}
 	if err := store.RestoreVerified(snap); err != nil {
-		return nil, 0, fmt.Errorf("router: snapshot %s: %w", path, err)
+		return 0, fmt.Errorf("router: snapshot %s: %w", path, err)
 	}
-	return store, len(snap.Records), nil
+	return len(snap.Records), nil
 }
 
 // SaveSnapshot writes the store to the data directory atomically (temp
@@ -54,10 +66,15 @@ func (r *Router) SaveSnapshot() error {
 	}
 	r.snapMu.Lock()
 	defer r.snapMu.Unlock()
+	// Journal generations before this one hold only records applied
+	// before the store is read below, so the snapshot covers them.
+	covered, err := r.journal.rotate()
+	if err != nil {
+		return err
+	}
 	var buf bytes.Buffer
 	var digest uint64
 	var n int
-	var err error
 	unchanged := false
 	r.mesh.View(func(s *crdt.Store) {
 		digest, n = s.Digest(), s.Len()
@@ -68,7 +85,7 @@ func (r *Router) SaveSnapshot() error {
 		err = s.EncodeSnapshot(&buf)
 	})
 	if unchanged {
-		return nil
+		return r.journal.removeBefore(covered)
 	}
 	if err != nil {
 		return fmt.Errorf("router: snapshot: %w", err)
@@ -78,6 +95,9 @@ func (r *Router) SaveSnapshot() error {
 		return err
 	}
 	r.snapDigest, r.snapWrote = digest, true
+	if err := r.journal.removeBefore(covered); err != nil {
+		return err
+	}
 	r.log.Debug("router: snapshot written", "records", n, "bytes", buf.Len(), "took", time.Since(start))
 	return nil
 }
