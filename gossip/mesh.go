@@ -41,6 +41,16 @@ type MeshConfig struct {
 	// JoinTimeout: a node none of whose seeds (other than itself) answers
 	// within it is ready on its own. Default 5s.
 	JoinTimeout time.Duration
+	// ReconnectInterval is how often the node tries to rejoin a few
+	// members that failed (not left), and its seeds while it sees no
+	// controller alive: memberlist gives up on a dead member after
+	// GossipToTheDeadTime, so without this a longer partition, or a
+	// restart of every controller, would leave the mesh split for good.
+	// Default 3s.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is retried before it
+	// is given up for removed. Default 72h, as Serf's.
+	ReconnectTimeout time.Duration
 	// Keys is the gossip keyring (AES-GCM): the first key encrypts, all of
 	// them decrypt. Empty: no encryption, for tests only.
 	Keys [][]byte
@@ -85,11 +95,13 @@ type MeshConfig struct {
 
 // Defaults of MeshConfig.
 const (
-	DefaultJoinTimeout     = 5 * time.Second
-	DefaultLabel           = "certmesh"
-	DefaultMaxQueued       = 8192
-	DefaultCollectInterval = time.Minute
-	DefaultCollectGrace    = time.Hour
+	DefaultJoinTimeout       = 5 * time.Second
+	DefaultReconnectInterval = 3 * time.Second
+	DefaultReconnectTimeout  = 72 * time.Hour
+	DefaultLabel             = "certmesh"
+	DefaultMaxQueued         = 8192
+	DefaultCollectInterval   = time.Minute
+	DefaultCollectGrace      = time.Hour
 )
 
 // Join backoff: from the first to the longest wait between rounds of join
@@ -98,6 +110,10 @@ const (
 	minJoinBackoff = 200 * time.Millisecond
 	maxJoinBackoff = 30 * time.Second
 )
+
+// reconnectFanout is how many failed members one reconnect round tries:
+// one that answers brings the membership of its side along.
+const reconnectFanout = 2
 
 // leaveTimeout bounds how long Close waits for memberlist to announce the
 // leave.
@@ -118,6 +134,12 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 	cfg := *c
 	if cfg.JoinTimeout == 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
+	}
+	if cfg.ReconnectInterval <= 0 {
+		cfg.ReconnectInterval = DefaultReconnectInterval
+	}
+	if cfg.ReconnectTimeout <= 0 {
+		cfg.ReconnectTimeout = DefaultReconnectTimeout
 	}
 	if cfg.Label == "" {
 		cfg.Label = DefaultLabel
@@ -235,7 +257,8 @@ type Mesh struct {
 type nodeInfo struct {
 	node  memberlist.Node
 	meta  nodeMeta
-	state string // "alive", "dead" or "left"
+	state string    // "alive", "dead" or "left"
+	down  time.Time // when it went dead or left
 }
 
 type inputKind uint8
@@ -747,6 +770,9 @@ func (m *Mesh) nodeGone(n *memberlist.Node) {
 	m.nodesMu.Lock()
 	ni, known := m.nodes[n.Name]
 	if known {
+		if ni.state == "alive" {
+			ni.down = m.clock()
+		}
 		ni.state = "dead"
 		if ni.meta.Leaving {
 			ni.state = "left"
@@ -811,11 +837,14 @@ func (m *Mesh) updateMemberMetrics() {
 }
 
 // joinLoop joins the seeds in the background: with backoff while none
-// answers, and again at once whenever the node has lost every peer.
+// answers, and again at once whenever the node has lost every peer. Every
+// ReconnectInterval it also reconnects (see reconnect).
 func (m *Mesh) joinLoop() {
 	defer m.wg.Done()
 	backoff := minJoinBackoff
 	warned := false
+	tick := time.NewTicker(m.cfg.ReconnectInterval/2 + rand.N(m.cfg.ReconnectInterval/2+1))
+	defer tick.Stop()
 	for {
 		if len(m.seeds) > 0 && m.alivePeers() == 0 {
 			m.joins.Add(1)
@@ -848,11 +877,57 @@ func (m *Mesh) joinLoop() {
 			m.log.Warn("gossip: lost every peer; joining the seeds again")
 			backoff = minJoinBackoff
 		case <-fire:
+		case <-tick.C:
+			tick.Reset(m.cfg.ReconnectInterval/2 + rand.N(m.cfg.ReconnectInterval+1))
+			m.reconnect()
 		}
 		if retry != nil {
 			retry.Stop()
 		}
 	}
+}
+
+// reconnect tries to rejoin what memberlist itself no longer reaches, as
+// Serf does: reconnectFanout random members that failed (not left) within
+// ReconnectTimeout, and the seeds while no controller is alive. The second
+// heals the split after every controller restarts: the routers still see
+// each other, so they never lose every peer, and the controllers, joining
+// only each other, do not know them. The joins run concurrently, so an
+// unreachable address costs one TCP timeout, not one each.
+func (m *Mesh) reconnect() {
+	now := m.clock()
+	var failed []string
+	controller := m.cfg.Core.Role == RoleController
+	m.nodesMu.RLock()
+	for _, ni := range m.nodes {
+		switch {
+		case ni.state == "alive" && ni.meta.Role == RoleController:
+			controller = true
+		case ni.state == "dead" && now.Sub(ni.down) < m.cfg.ReconnectTimeout:
+			failed = append(failed, ni.node.Address())
+		}
+	}
+	m.nodesMu.RUnlock()
+	rand.Shuffle(len(failed), func(i, j int) { failed[i], failed[j] = failed[j], failed[i] })
+	targets := failed[:min(len(failed), reconnectFanout)]
+	if !controller {
+		targets = append(targets, m.seeds...)
+	}
+	if len(targets) == 0 {
+		return
+	}
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for _, addr := range slices.Compact(slices.Sorted(slices.Values(targets))) {
+		wg.Go(func() {
+			m.joins.Add(1)
+			if n, _ := m.ml.Join([]string{addr}); n > 0 {
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	m.log.Debug("gossip: reconnect", "tried", targets, "answered", answered.Load(), "controller_alive", controller)
 }
 
 // Publish disseminates records this node wrote, already signed and durably

@@ -566,3 +566,77 @@ func TestLoadKeyFile(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+// shortDeadGossip makes memberlist give up on dead members at once, so
+// only the mesh's own reconnects can heal what follows.
+func shortDeadGossip(cfg *MeshConfig) {
+	cfg.ReconnectInterval = 100 * time.Millisecond
+	cfg.Memberlist = func(mc *memberlist.Config) {
+		fastMemberlist(mc)
+		mc.GossipToTheDeadTime = 50 * time.Millisecond
+	}
+}
+
+// crash stops a node as a SIGKILL would: no leave is announced.
+func (c *meshCluster) crash(name string) {
+	c.t.Helper()
+	if err := c.meshes[name].shutdown(false); err != nil {
+		c.t.Fatal(err)
+	}
+	delete(c.meshes, name)
+}
+
+func sees(m *Mesh, names ...string) func() bool {
+	return func() bool {
+		up := alive(m)
+		for _, n := range names {
+			if !slices.Contains(up, n) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// Every controller restarts and comes back knowing no router (its seeds
+// are the controllers): the routers, which still see each other, must
+// rejoin it through their seeds, or the mesh stays split for good.
+func TestMeshRoutersRejoinAfterEveryControllerRestarts(t *testing.T) {
+	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"edge-1": "east", "edge-2": "west"})
+	for _, n := range []string{"ctrl-a", "edge-1", "edge-2"} {
+		c.start(n, shortDeadGossip)
+	}
+	c.publish("ctrl-a", 1)
+	c.converged(t, 3, "ctrl-a", "edge-1", "edge-2")
+
+	c.crash("ctrl-a")
+	for _, n := range []string{"edge-1", "edge-2"} {
+		eventually(t, 10*time.Second, n+" sees ctrl-a dead", func() bool { return !sees(c.meshes[n], "ctrl-a")() })
+	}
+	ctrl := c.start("ctrl-a", func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = nil })
+	eventually(t, 10*time.Second, "the restarted controller sees both routers", sees(ctrl, "edge-1", "edge-2"))
+	for _, n := range []string{"edge-1", "edge-2"} {
+		eventually(t, 10*time.Second, n+" sees the restarted controller", sees(c.meshes[n], "ctrl-a"))
+	}
+	c.publish("ctrl-a", 1)
+	c.converged(t, 5, "ctrl-a", "edge-1", "edge-2")
+}
+
+// A controller restarts with no seed that answers while another
+// controller stays up: the nodes that saw it fail rejoin it at its last
+// address.
+func TestMeshReconnectsAFailedMember(t *testing.T) {
+	c := newMeshCluster(t, map[string]string{"ctrl-a": "east", "ctrl-b": "west"}, map[string]string{"edge-1": "east"})
+	seedB := func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = []string{c.addrs["ctrl-b"]} }
+	for _, n := range []string{"ctrl-b", "ctrl-a", "edge-1"} {
+		c.start(n, seedB)
+	}
+	eventually(t, 10*time.Second, "edge-1 sees both controllers", sees(c.meshes["edge-1"], "ctrl-a", "ctrl-b"))
+
+	c.crash("ctrl-a")
+	eventually(t, 10*time.Second, "edge-1 sees ctrl-a dead", func() bool { return !sees(c.meshes["edge-1"], "ctrl-a")() })
+	ctrl := c.start("ctrl-a", func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = nil })
+	eventually(t, 10*time.Second, "the restarted controller rejoined", sees(ctrl, "ctrl-b", "edge-1"))
+	c.publish("ctrl-a", 1)
+	c.converged(t, 3, "ctrl-a", "ctrl-b", "edge-1")
+}
