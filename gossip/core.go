@@ -657,7 +657,12 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 	if _, err := c.clock.Observe(h.HLC, now); err != nil {
 		var ahead *crdt.AheadError
 		if errors.As(err, &ahead) {
-			return c.hold(now, r, now.Add(ahead.Wait()))
+			// Held until local time reaches the timestamp itself, not
+			// just comes within the max offset of it: merged any
+			// earlier, it would drag this node's clock ahead of its
+			// wall, and the node's own writes would then be held
+			// elsewhere in turn.
+			return c.hold(now, r, now.Add(ahead.Ahead()))
 		}
 	}
 	ok, err := c.store.MergeVerified(r)

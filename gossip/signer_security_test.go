@@ -182,7 +182,7 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 
 // TestMeshClockFarAhead runs a controller whose clock is 40 s ahead of the
 // mesh, 30 s beyond the max offset: its records are held at every peer, not
-// merged, until local time comes within the max offset of theirs; it sees
+// merged, until local time reaches their timestamps; it sees
 // its own offset (and its API refuses writes from then on, which issuer
 // tests check), while the honest nodes' estimates stay near zero.
 func TestMeshClockFarAhead(t *testing.T) {
@@ -242,9 +242,20 @@ func TestMeshClockFarAhead(t *testing.T) {
 	c.publish("ctrl-b", 1)
 	c.converged(t, 5+3, honest...)
 
-	// Time passes (31 s, stepped): the records come within the max offset
-	// and every peer merges them, in order, with nothing lost.
+	// Time passes: within the max offset of the records, they are still
+	// held (merging them would drag the clocks ahead); once local time
+	// reaches them (41 s, stepped), every peer merges them, in order,
+	// with nothing lost.
 	jump.Store(int64(skew - crdt.DefaultMaxOffset + time.Second))
+	for steppedSince := time.Now(); time.Since(steppedSince) < time.Second; {
+		for _, n := range honest {
+			if got := authoredBy(c.meshes[n], "ctrl-skew"); got != 0 {
+				t.Fatalf("%s merged %d records still %v ahead of its clock", n, got, crdt.DefaultMaxOffset-time.Second)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of a check that must keep holding
+	}
+	jump.Store(int64(skew + time.Second))
 	stepped := time.Now()
 	c.converged(t, 5+3+len(recs), append(honest, "ctrl-skew")...)
 	t.Logf("held records merged %v after time caught up", time.Since(stepped).Round(time.Millisecond))
