@@ -160,7 +160,8 @@ type Output struct {
 // WantResult resolves a Want.
 type WantResult struct {
 	Serial crdt.Serial
-	// Found: the certificate record is now in the store.
+	// Found: the certificate record and the record of its session are
+	// now in the store, all that admission needs.
 	Found bool
 	// Authoritative: the issuer itself said it never issued the serial.
 	Authoritative bool
