@@ -115,6 +115,10 @@ const (
 // one that answers brings the membership of its side along.
 const reconnectFanout = 2
 
+// settleTime is how long after it starts a node joins its seeds every
+// reconnect round (see reconnect).
+const settleTime = 30 * time.Second
+
 // leaveTimeout bounds how long Close waits for memberlist to announce the
 // leave.
 const leaveTimeout = 3 * time.Second
@@ -892,8 +896,12 @@ func (m *Mesh) joinLoop() {
 // ReconnectTimeout, and the seeds while no controller is alive. The second
 // heals the split after every controller restarts: the routers still see
 // each other, so they never lose every peer, and the controllers, joining
-// only each other, do not know them. The joins run concurrently, so an
-// unreachable address costs one TCP timeout, not one each.
+// only each other, do not know them. During its first settleTime a node
+// also joins its seeds every round: nodes that start together (a whole
+// cluster) learn each other even where one missed another's announcement,
+// rather than at memberlist's next push-pull (30 s). The joins run
+// concurrently, so an unreachable address costs one TCP timeout, not one
+// each.
 func (m *Mesh) reconnect() {
 	now := m.clock()
 	var failed []string
@@ -910,7 +918,7 @@ func (m *Mesh) reconnect() {
 	m.nodesMu.RUnlock()
 	rand.Shuffle(len(failed), func(i, j int) { failed[i], failed[j] = failed[j], failed[i] })
 	targets := failed[:min(len(failed), reconnectFanout)]
-	if !controller {
+	if !controller || now.Sub(m.started) < settleTime {
 		targets = append(targets, m.seeds...)
 	}
 	if len(targets) == 0 {

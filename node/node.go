@@ -79,8 +79,8 @@ type Router struct {
 	Mesh     *gossip.Mesh
 	cfg      config.Router
 	verifier *gossip.Verifier
-	log      *slog.Logger
-	// Restored is how many records the router restored from its snapshot.
+	// Restored is how many records the router restored from its snapshot
+	// and revocation journal.
 	Restored int
 }
 
@@ -145,9 +145,9 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	log = log.With("node", rc.Name)
 	if restored > 0 {
-		log.Info("router: state restored from snapshot", "records", restored, "dir", rc.DataDir)
+		// The mesh and the router add the node attribute themselves.
+		log.Info("router: state restored from snapshot", "node", rc.Name, "records", restored, "dir", rc.DataDir)
 	}
 	verifier, err := gossip.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
@@ -184,7 +184,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		mesh.Close()
 		return nil, err
 	}
-	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, log: log, Restored: restored}, nil
+	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, Restored: restored}, nil
 }
 
 func members(m *gossip.Mesh) func() []router.MemberStatus {

@@ -19,7 +19,8 @@ func rotateCommand(stdout io.Writer) *cli.Command {
 		UsageText: "certmesh rotate --controller URL --ca FILE --dir DIR",
 		Description: "Authenticates with DIR's current certificate, calls POST /v1/sessions/current/certificates with a CSR\n" +
 			"for a fresh key, and replaces DIR/key.pem, cert.pem and session.json. The old certificate stays valid for\n" +
-			"new connections for the controller's certs.rotation_grace; live connections stay up.",
+			"new connections for the controller's certs.rotation_grace; live connections stay up. The controllers of\n" +
+			"--controller are tried in their order, whichever issued the session.",
 		Flags: []cli.Flag{
 			controllerFlag(),
 			caFlag(),
@@ -41,6 +42,9 @@ func rotateCommand(stdout io.Writer) *cli.Command {
 			if err != nil {
 				return usagef("--dir: %v", err)
 			}
+			// The controllers on the command line, in their order: not
+			// first the one that issued the session (the SDK's choice).
+			s.Controller = cfg.Controllers[0]
 			ctx, cancel := context.WithTimeout(c.Context, clientCallTimeout)
 			defer cancel()
 			next, err := client.RotateSession(ctx, cfg, s)
