@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/certmesh/certmesh/config"
-	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/issuer"
+	"github.com/certmesh/certmesh/node"
 )
 
 // shutdownTimeout bounds a graceful shutdown: requests in flight finish,
@@ -69,55 +68,42 @@ func controllerCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := config.Load(&cfg, config.Loader{File: c.String("config"), Flags: config.FlagValues(c, def)}); err != nil {
 				return err
 			}
-			log, err := newLogger(c, stderr)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			return runController(ctx, cfg, log, hup)
+			return serve(c, stderr, func(ctx context.Context, log *slog.Logger, hup <-chan os.Signal) error {
+				return runController(ctx, cfg, log, hup)
+			})
 		},
 	}
+}
+
+// serve runs a long-running mode: fn runs with the logger of the logging
+// flags until SIGINT or SIGTERM ends ctx; each SIGHUP arrives on hup.
+func serve(c *cli.Context, stderr io.Writer, fn func(ctx context.Context, log *slog.Logger, hup <-chan os.Signal) error) error {
+	log, err := newLogger(c, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return fn(ctx, log, hup)
 }
 
 // runController runs a controller until ctx ends, reloading its key files
 // on each value from hup.
 func runController(ctx context.Context, cfg config.Controller, log *slog.Logger, hup <-chan os.Signal) error {
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	ctrl, err := node.StartController(cfg, issuer.Options{Logger: log})
 	if err != nil {
-		return &issuer.ConfigError{Field: "mesh.key_file", Err: err}
-	}
-	ctrl, err := issuer.Open(cfg, issuer.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	closeCtrl := func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		return ctrl.Close(sctx)
-	}
-	mesh, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
-	if err != nil {
-		closeCtrl()
-		return fmt.Errorf("mesh: %w", err)
-	}
-	if err := ctrl.Start(mesh); err != nil {
-		closeCtrl()
-		mesh.Close()
 		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
-			err := closeCtrl()
-			if merr := mesh.Close(); merr != nil && !errors.Is(merr, gossip.ErrClosed) {
-				err = errors.Join(err, merr)
-			}
-			if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := ctrl.Close(sctx); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
 			return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/issuer"
+	"github.com/certmesh/certmesh/node"
 )
 
 // commands lists the subcommands of certmesh, each built in its own file.
@@ -60,7 +61,8 @@ const (
 )
 
 // usageError marks an action's error as bad usage or bad configuration
-// (exit 2). *config.Error and *issuer.ConfigError count as such too.
+// (exit 2). *config.Error, *issuer.ConfigError and *node.ConfigError
+// count as such too.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -81,7 +83,8 @@ func isUsage(err error) bool {
 	var ue usageError
 	var ce *config.Error
 	var ie *issuer.ConfigError
-	return errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &ie)
+	var ne *node.ConfigError
+	return errors.As(err, &ue) || errors.As(err, &ce) || errors.As(err, &ie) || errors.As(err, &ne)
 }
 
 func exitCode(err error) int {

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -45,42 +43,35 @@ func routerCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := config.Load(&cfg, config.Loader{File: c.String("config"), Flags: config.FlagValues(c, def)}); err != nil {
 				return err
 			}
-			log, err := newLogger(c, stderr)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-
-			r, err := node.StartRouter(cfg, log)
-			if err != nil {
-				var ce *node.ConfigError
-				if errors.As(err, &ce) {
-					return usageError{err}
-				}
-				return err
-			}
-			log.Info("router: started", "node", cfg.Node.Name, "listen", r.Addr().String(), "mesh", r.Mesh.Addr(),
-				"restored_records", r.Restored)
-			for {
-				select {
-				case <-hup:
-					if err := r.Reload(); err != nil {
-						log.Error("router: reload failed; the previous key material stays in use", "err", err)
-					} else {
-						log.Info("router: key files reloaded")
-					}
-					continue
-				case <-ctx.Done():
-				}
-				log.Info("router: shutting down")
-				sctx, cancel := context.WithTimeout(context.Background(), routerShutdownTimeout)
-				defer cancel()
-				return r.Close(sctx)
-			}
+			return serve(c, stderr, func(ctx context.Context, log *slog.Logger, hup <-chan os.Signal) error {
+				return runRouter(ctx, cfg, log, hup)
+			})
 		},
+	}
+}
+
+// runRouter runs a router until ctx ends, reloading its key files on each
+// value from hup.
+func runRouter(ctx context.Context, cfg config.Router, log *slog.Logger, hup <-chan os.Signal) error {
+	r, err := node.StartRouter(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("router: started", "node", cfg.Node.Name, "listen", r.Addr().String(), "mesh", r.Mesh.Addr(),
+		"restored_records", r.Restored)
+	for {
+		select {
+		case <-hup:
+			if err := r.Reload(); err != nil {
+				log.Error("router: reload failed; the previous key material stays in use", "err", err)
+			} else {
+				log.Info("router: key files reloaded")
+			}
+		case <-ctx.Done():
+			log.Info("router: shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), routerShutdownTimeout)
+			defer cancel()
+			return r.Close(sctx)
+		}
 	}
 }
