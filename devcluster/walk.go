@@ -1,15 +1,12 @@
 package devcluster
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
@@ -98,7 +95,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	if err := live.roundTrip(); err != nil {
+	if err := live.RoundTrip(); err != nil {
 		return fmt.Errorf("live connection after rotation: %w", err)
 	}
 	fmt.Fprintln(w, "live connection after rotation: still up")
@@ -131,7 +128,7 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	closedAfter, closed := live.waitClosed(syncTimeout)
+	closedAfter, closed := live.WaitClosed(syncTimeout)
 	if !closed {
 		fmt.Fprintf(w, "live connection closed: no, still up %v after the revocation\n", syncTimeout)
 		return errors.New("the revoked session's live connection was not closed")
@@ -194,63 +191,9 @@ func (c *Cluster) admin(cfg client.Config) (*client.Admin, error) {
 	return client.NewAdmin(cfg, cert)
 }
 
-// liveConn is a keep-alive HTTP connection through a router.
-type liveConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-}
-
 // connect dials router with the session's certificate and makes one
 // request to the upstream through it.
-func (c *Cluster) connect(ctx context.Context, cfg client.Config, s *client.Session, router string) (*liveConn, error) {
+func (c *Cluster) connect(ctx context.Context, cfg client.Config, s *client.Session, router string) (*LiveConn, error) {
 	cfg.Routers = []string{router}
-	cl, err := client.New(cfg, s)
-	if err != nil {
-		return nil, err
-	}
-	conn, _, err := cl.Dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lc := &liveConn{conn: conn, br: bufio.NewReader(conn)}
-	if err := lc.roundTrip(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return lc, nil
+	return Connect(ctx, cfg, s)
 }
-
-func (l *liveConn) roundTrip() error {
-	l.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	defer l.conn.SetDeadline(time.Time{})
-	if _, err := io.WriteString(l.conn, "GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(l.br, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("upstream answered %s", resp.Status)
-	}
-	return nil
-}
-
-// waitClosed reports whether the router closed the connection within d,
-// and when.
-func (l *liveConn) waitClosed(d time.Duration) (time.Time, bool) {
-	l.conn.SetReadDeadline(time.Now().Add(d))
-	_, err := l.br.ReadByte()
-	at := time.Now()
-	var ne net.Error
-	if err == nil || errors.As(err, &ne) && ne.Timeout() {
-		return at, false
-	}
-	return at, true
-}
-
-func (l *liveConn) Close() error { return l.conn.Close() }

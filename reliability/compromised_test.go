@@ -10,6 +10,7 @@ import (
 
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/devcluster"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
@@ -96,7 +97,7 @@ func TestCompromisedController(t *testing.T) {
 	// A client of each, connected through routers of two regions.
 	victim := c.mustLogin(bad, "victim")
 	bystander := c.mustLogin(honest, "bystander")
-	var victimConns, bystanderConns []*liveConn
+	var victimConns, bystanderConns []*devcluster.LiveConn
 	for _, r := range []int{0, 2} {
 		addr := c.Routers[r].Addr().String()
 		vc, err := c.connect(ctx, victim, addr)
@@ -160,7 +161,7 @@ func TestCompromisedController(t *testing.T) {
 			})
 		}
 		for i, bc := range bystanderConns {
-			if err := bc.roundTrip(); err != nil {
+			if err := bc.RoundTrip(); err != nil {
 				t.Errorf("bystander's connection %d after the forged revocation: %v", i, err)
 			}
 		}
@@ -187,7 +188,7 @@ func TestCompromisedController(t *testing.T) {
 		}
 		t.Logf("the revocation reached all %d nodes within %v", len(c.meshes()), slowest.Round(100*time.Microsecond))
 		for i, vc := range victimConns {
-			if !vc.waitClosed(5 * time.Second) {
+			if _, closed := vc.WaitClosed(5 * time.Second); !closed {
 				t.Errorf("victim's live connection %d is still up", i)
 			}
 		}
@@ -201,7 +202,7 @@ func TestCompromisedController(t *testing.T) {
 			}
 		}
 		for i, bc := range bystanderConns {
-			if err := bc.roundTrip(); err != nil {
+			if err := bc.RoundTrip(); err != nil {
 				t.Errorf("bystander's connection %d: %v", i, err)
 			}
 		}

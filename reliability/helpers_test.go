@@ -1,17 +1,14 @@
 package reliability
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,64 +169,14 @@ func (c *cluster) post(ctrl *node.Controller, path string, body any) (int, issue
 	return resp.StatusCode, eb, data
 }
 
-// liveConn is a keep-alive HTTP connection to the echo upstream through a
-// router.
-type liveConn struct {
-	conn *tls.Conn
-	br   *bufio.Reader
-}
-
 // connect dials router addr with s's certificate and makes one request
-// through it: in TLS 1.3 a refusal shows only once the client reads.
-func (c *cluster) connect(ctx context.Context, s *client.Session, addr string) (*liveConn, error) {
+// through it.
+func (c *cluster) connect(ctx context.Context, s *client.Session, addr string) (*devcluster.LiveConn, error) {
 	cfg := client.DefaultConfig()
 	cfg.RootCAs = c.roots
 	cfg.Routers = []string{addr}
-	cl, err := client.New(cfg, s)
-	if err != nil {
-		return nil, err
-	}
-	conn, _, err := cl.Dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lc := &liveConn{conn: conn, br: bufio.NewReader(conn)}
-	if err := lc.roundTrip(); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return lc, nil
+	return devcluster.Connect(ctx, cfg, s)
 }
-
-func (l *liveConn) roundTrip() error {
-	l.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	defer l.conn.SetDeadline(time.Time{})
-	if _, err := io.WriteString(l.conn, "GET / HTTP/1.1\r\nHost: upstream\r\n\r\n"); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(l.br, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("upstream answered %s", resp.Status)
-	}
-	return nil
-}
-
-// waitClosed reports whether the router closed the connection within d.
-func (l *liveConn) waitClosed(d time.Duration) bool {
-	l.conn.SetReadDeadline(time.Now().Add(d))
-	_, err := l.br.ReadByte()
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
-}
-
-func (l *liveConn) Close() error { return l.conn.Close() }
 
 // eventually polls cond until it holds or timeout passes, and returns how
 // long it took.
