@@ -115,6 +115,11 @@ func (j *journal) next() error {
 	if err != nil {
 		return fmt.Errorf("router: journal: %w", err)
 	}
+	// The new file's name must survive a crash as its records will.
+	if d, err := os.Open(j.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	if j.f != nil {
 		j.f.Close()
 	}
