@@ -192,8 +192,8 @@ type Core struct {
 	view  View
 	own   *memberView // the core's own view, when Config.View is nil
 	peers map[string]*peer
-	// offsets holds the last clock samples from peers, (sent − received).
-	offsets    [32]time.Duration
+	// offsets holds the last clock samples from peers, (received − sent).
+	offsets    [32]offsetSample
 	offsetsLen int
 	offsetsPos int
 
@@ -308,20 +308,40 @@ func (c *Core) Stats() *Stats { return &c.stats }
 // every timestamp this node has issued or observed.
 func (c *Core) Now(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
 
+// offsetSample is one clock sample: our receive time − peer's send time.
+type offsetSample struct {
+	peer string
+	d    time.Duration
+}
+
 // ClockOffset estimates how far this node's clock is from its peers': the
-// median of (our receive time − peer's send time) over the last messages.
-// One-way latency biases it slightly positive.
+// median, over the peers among the last messages' senders, of each one's
+// latest (our receive time − its send time). One vote per peer: a burst
+// of messages from one peer whose clock is off (an anti-entropy answer in
+// chunks, say) must not move the estimate, or a controller whose clock is
+// fine would refuse writes. One-way latency biases it slightly positive.
 func (c *Core) ClockOffset() (time.Duration, bool) {
 	if c.offsetsLen == 0 {
 		return 0, false
 	}
-	offs := slices.Clone(c.offsets[:c.offsetsLen])
-	slices.Sort(offs)
-	return offs[len(offs)/2], true
+	var (
+		peers [len(c.offsets)]string
+		offs  [len(c.offsets)]time.Duration
+		n     int
+	)
+	for i := range c.offsetsLen { // newest first
+		s := c.offsets[(c.offsetsPos-1-i+len(c.offsets))%len(c.offsets)]
+		if !slices.Contains(peers[:n], s.peer) {
+			peers[n], offs[n] = s.peer, s.d
+			n++
+		}
+	}
+	slices.Sort(offs[:n])
+	return offs[n/2], true
 }
 
-func (c *Core) sampleOffset(d time.Duration) {
-	c.offsets[c.offsetsPos] = d
+func (c *Core) sampleOffset(peer string, d time.Duration) {
+	c.offsets[c.offsetsPos] = offsetSample{peer, d}
 	c.offsetsPos = (c.offsetsPos + 1) % len(c.offsets)
 	c.offsetsLen = min(c.offsetsLen+1, len(c.offsets))
 }
@@ -484,7 +504,7 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 	// controllers 3s either side of the mesh (6s apart, within the max
 	// offset) would each see the other's pushes dominate and refuse writes.
 	if m.SentAt != 0 && (m.Origin == from || (m.Type != MsgPush && m.Type != MsgIHave)) {
-		c.sampleOffset(time.Duration(crdt.MillisOf(now)-m.SentAt) * time.Millisecond)
+		c.sampleOffset(from, time.Duration(crdt.MillisOf(now)-m.SentAt)*time.Millisecond)
 	}
 	switch m.Type {
 	case MsgPush:

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -268,4 +269,46 @@ func TestNodeCatchesUpAfterBeingDown(t *testing.T) {
 	net.down["r-ap-2"] = false
 	net.run(10 * time.Second)
 	net.converged(600)
+}
+
+// TestClockOffsetGivesEachPeerOneVote: a controller whose clock is fine
+// hears from ten peers with the same clock and then gets a burst of
+// messages from one peer 6s behind (an anti-entropy answer in chunks).
+// Its estimate must stay near zero: were it a median over messages, the
+// burst would push it past half the max offset and the controller would
+// refuse writes (sim clock-skew, seeds 6 and 16, before the change).
+func TestClockOffsetGivesEachPeerOneVote(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Role, cfg.Region = "ctrl-us", RoleController, "us"
+	c, err := NewCore(cfg, crdt.NewStore(), &testVerifier{}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch
+	hear := func(from string, skew time.Duration) {
+		c.Step(now, from, &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now.Add(skew)),
+			Repair: crdt.Interval{Author: crdt.Author{Name: "ctrl-eu", Incarnation: 1}, From: 0, To: 1}})
+		c.Ready()
+	}
+	if _, ok := c.ClockOffset(); ok {
+		t.Fatal("an estimate before any message")
+	}
+	for i := range 10 {
+		hear(fmt.Sprintf("r-us-%d", i), 0)
+	}
+	for range 25 {
+		hear("ctrl-ap", -6*time.Second)
+	}
+	off, ok := c.ClockOffset()
+	if !ok || off != 0 {
+		t.Errorf("offset %v (ok %v) after a burst from one peer 6s behind, want 0", off, ok)
+	}
+	// Once most peers it hears from are behind, it is this node that is
+	// ahead.
+	for i := range 20 {
+		hear(fmt.Sprintf("r-ap-%d", i), -6*time.Second)
+	}
+	if off, _ := c.ClockOffset(); off != 6*time.Second {
+		t.Errorf("offset %v when most peers are 6s behind, want 6s", off)
+	}
 }
