@@ -76,19 +76,19 @@ workload: {rate: 50/s, mix: {issue: 1, rotate: 0, revoke: 0}}
 			t.Fatal(err)
 		}
 		maxMsgs := 0
-		r.trace = func(string, ...any) {}
-		r.start()
-		for r.sched.len() > 0 && !r.stopped {
-			ev := r.sched.pop()
-			r.now = ev.at
-			if ev.kind == evDeliver && ev.mk == gkGossip {
-				maxMsgs = max(maxMsgs, len(ev.data.(*gossipPacket).msgs))
-				if ev.size > MaxDatagram {
-					t.Errorf("record %d: %d-byte gossip packet", tc.record, ev.size)
+		for i, n := range r.nodes {
+			r.nodes[i] = peekNode{n, func(m Message) {
+				if m.Kind != gkGossip {
+					return
 				}
-			}
-			r.dispatch(&ev)
+				maxMsgs = max(maxMsgs, len(m.Payload.(*gossipPacket).msgs))
+				if m.Size > MaxDatagram {
+					t.Errorf("record %d: %d-byte gossip packet", tc.record, m.Size)
+				}
+			}}
 		}
+		r.start()
+		r.runUntil(never) // until the drain check stops it
 		res := r.result()
 		if tc.gossipOnly && maxMsgs != tc.maxPerPkt {
 			t.Errorf("record %d: at most %d messages per packet, want %d", tc.record, maxMsgs, tc.maxPerPkt)
@@ -100,6 +100,17 @@ workload: {rate: 50/s, mix: {issue: 1, rotate: 0, revoke: 0}}
 			t.Errorf("record %d: %d undelivered (anti-entropy must deliver)", tc.record, res.Undelivered)
 		}
 	}
+}
+
+// peekNode shows every message a node receives to peek.
+type peekNode struct {
+	Node
+	peek func(Message)
+}
+
+func (p peekNode) Receive(now time.Duration, from NodeID, m Message) {
+	p.peek(m)
+	p.Node.Receive(now, from, m)
 }
 
 // TestRaftBaseline checks the quorum path by hand: leader in region a,

@@ -6,13 +6,20 @@
 //
 // # Determinism
 //
-// A run is a pure function of (topology, seed, strategy). Everything happens
-// on one goroutine, in virtual time: events fire in order of (time, sequence
-// number), from one heap of value-typed events; randomness comes from
-// math/rand/v2 PCG sources seeded from the run's seed, one for the network,
-// one for the workload and one per node, so that a node's draws do not
+// A run is a pure function of (topology, seed, strategy), in virtual time:
+// events fire in order of (time, key) from heaps of value-typed events;
+// randomness comes from math/rand/v2 PCG sources seeded from the run's
+// seed, one for the workload and, per node, one for the node and one for
+// the network's draws on what it sends, so that a node's draws do not
 // depend on other nodes'. Nothing iterates over a map where order matters.
 // Wall time is read only for Result.WallSeconds and progress.
+//
+// Global events (faults, the workload, drain checks) run on one goroutine.
+// Between them the nodes of a ParallelStrategy (mesh) are stepped by
+// several goroutines, in windows of virtual time no longer than the
+// smallest link delay, inside which no node can affect a node of another
+// shard; the result is the same for any number of workers (parallel.go,
+// Config.Workers).
 //
 // # Network model
 //

@@ -249,7 +249,7 @@ func (g *gossipNode) gossip() {
 func (g *gossipNode) randomPeers(k int, deadFor time.Duration) []NodeID {
 	env := g.env
 	nodes := len(env.r.cl.Nodes)
-	now := env.r.now
+	now := env.Now()
 	ok := func(p NodeID) bool {
 		if p == env.id {
 			return false

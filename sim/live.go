@@ -242,28 +242,14 @@ type liveRun struct {
 	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
 
 	notesMu sync.Mutex // guards notes
-	notes   []liveNote
+	notes   []note
 	wake    chan struct{} // capacity 1: a note was posted
 }
 
-// liveNote is something that happened at a node, reported to the driver.
-type liveNote struct {
-	at      time.Duration
-	node    NodeID
-	kind    uint8 // noteApplied or noteAnswer
-	verdict Verdict
-	event   EventID
-	connect int32
-}
-
-const (
-	noteApplied = iota + 1
-	noteAnswer
-)
-
 func (l *liveRun) elapsed() time.Duration { return time.Since(l.t0) }
 
-func (l *liveRun) post(n liveNote) {
+// post reports something that happened at a node to the driver.
+func (l *liveRun) post(n note) {
 	l.notesMu.Lock()
 	l.notes = append(l.notes, n)
 	l.notesMu.Unlock()
@@ -394,21 +380,16 @@ func (l *liveRun) loop() {
 	r := l.r
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var batch []liveNote
+	var batch []note
 	lastProgress := time.Now()
 	end := max(r.top.Duration, r.top.LastFaultEnd())
 	for !r.stopped {
 		l.notesMu.Lock()
 		batch, l.notes = l.notes, batch[:0]
 		l.notesMu.Unlock()
-		for _, n := range batch {
-			r.now = n.at
-			switch n.kind {
-			case noteApplied:
-				r.applied(n.node, n.event)
-			case noteAnswer:
-				r.answer(n.node, n.connect, n.verdict)
-			}
+		for i := range batch {
+			r.now = batch[i].at
+			r.replay(&batch[i])
 		}
 		clear(batch)
 		now := l.elapsed()
@@ -635,7 +616,7 @@ func (n *liveNode) observer(m *gossip.Mesh) func([]crdt.Record) {
 				}
 			})
 			if all {
-				n.l.post(liveNote{at: at, node: n.info.ID, kind: noteApplied, event: ev})
+				n.l.post(note{at: at, node: n.info.ID, kind: noteApplied, id: int32(ev)})
 			}
 		}
 	}
@@ -657,7 +638,7 @@ func (n *liveNode) sweep() {
 				have = have && s.Has(d)
 			}
 			if have {
-				l.post(liveNote{at: at, node: n.info.ID, kind: noteApplied, event: EventID(ev)})
+				l.post(note{at: at, node: n.info.ID, kind: noteApplied, id: int32(ev)})
 			}
 		}
 	})
@@ -780,7 +761,7 @@ func (rt liveRouter) Admit(_ time.Duration, q Admission) {
 			return // the router crashed, or the run is over
 		}
 		d := decideOn(m, facts)
-		l.post(liveNote{at: l.elapsed(), node: rt.info.ID, kind: noteAnswer, connect: q.Connect, verdict: verdictOf(d)})
+		l.post(note{at: l.elapsed(), node: rt.info.ID, kind: noteAnswer, id: q.Connect, verdict: verdictOf(d)})
 	}()
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
@@ -50,8 +51,13 @@ type meshStrategy struct {
 	// aheadMerges counts records merged at a node while their HLC was more
 	// than the max offset ahead of its wall clock; the core holds those,
 	// so it stays 0 (tests check it).
-	aheadMerges int
+	aheadMerges atomic.Int64
 }
+
+// Parallel implements ParallelStrategy: nodes share only the view, the
+// verifier's index of written records and the certificates' facts, all
+// written by controllers' Write, which runs between windows.
+func (s *meshStrategy) Parallel() bool { return true }
 
 // meshMaxOffset is the cores' max clock offset (gossip.Config.MaxOffset).
 var meshMaxOffset = gossip.DefaultConfig().MaxOffset
@@ -277,7 +283,7 @@ func (n *meshNode) flush(now time.Duration) {
 func (n *meshNode) checkNotAhead(now time.Duration, r crdt.Record) {
 	ahead := time.Duration(r.Head().HLC.Millis()-crdt.MillisOf(n.wall(now))) * time.Millisecond
 	if ahead > meshMaxOffset {
-		n.s.aheadMerges++
+		n.s.aheadMerges.Add(1)
 	}
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	// and the end of the workload and fault schedule (a drain follows). It
 	// must not touch the run.
 	Progress func(now, end time.Duration)
+	// Workers is how many goroutines step the nodes (see parallel.go);
+	// zero means GOMAXPROCS. It changes the wall time, never the result.
+	Workers int
 }
 
 // DefaultConfig returns the defaults: seed 0, real record sizes, a drain of
@@ -43,6 +46,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDrain < 0 {
 		return fmt.Errorf("sim: config: MaxDrain %v is negative", c.MaxDrain)
+	}
+	if c.Workers < 0 {
+		return fmt.Errorf("sim: config: Workers %d is negative", c.Workers)
 	}
 	return nil
 }
@@ -75,7 +81,9 @@ func Run(top *Topology, strategy string, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// run is the state of one simulation. Everything happens on one goroutine.
+// run is the state of one simulation. Global events and the workload's
+// bookkeeping run on one goroutine; the shards step the nodes between them
+// (parallel.go).
 type run struct {
 	cfg   Config
 	top   *Topology
@@ -90,12 +98,17 @@ type run struct {
 	alive []bool
 	inc   []uint32 // incarnation, bumped at crash and at restart
 
-	sched   scheduler
-	now     time.Duration
+	sched   scheduler     // global events; node events are in the shards
+	now     time.Duration // time of the global event or window being run
 	end     time.Duration // the run stops at the latest here
 	stopped bool
-	netRand *rand.Rand
 	wlRand  *rand.Rand
+
+	shards    []*shard
+	lookahead time.Duration // the smallest one-way base delay, at least 1ns
+	windows   int           // windows stepped so far
+	pushed    []uint64      // by node: node events it scheduled, for event keys
+	netRand   []*rand.Rand  // by node: jitter and loss of what it sends
 
 	// workload
 	arrivals  int // requests made so far
@@ -199,8 +212,9 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		envs:        make([]Env, n),
 		alive:       make([]bool, n),
 		inc:         make([]uint32, n),
-		netRand:     rand.New(rand.NewPCG(seed, mix64(1))),
 		wlRand:      rand.New(rand.NewPCG(seed, mix64(2))),
+		pushed:      make([]uint64, n),
+		netRand:     make([]*rand.Rand, n),
 		words:       (n + 63) / 64,
 		pairDelay:   make([][]int32, cl.NumRegions()*cl.NumRegions()),
 		bytesRecv:   make([]int64, n),
@@ -217,8 +231,10 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		return nil, fmt.Errorf("sim: strategy %s: %w", name, err)
 	}
 	r.strat = strat
+	r.initShards(cfg.Workers)
 	for i := range n {
 		id := NodeID(i)
+		r.netRand[i] = rand.New(rand.NewPCG(seed, mix64(1<<32+uint64(i))))
 		r.envs[i] = Env{id: id, r: r, rng: rand.New(rand.NewPCG(seed, mix64(1000+uint64(i))))}
 		node := strat.NewNode(&r.envs[i])
 		r.nodes[i] = node
@@ -252,6 +268,9 @@ func mix64(x uint64) uint64 {
 // start schedules the fault schedule, the workload and the drain checks,
 // and starts every node.
 func (r *run) start() {
+	if r.trace != nil {
+		r.initShards(1) // trace lines in order, from one goroutine
+	}
 	for k := 1; k < len(r.net.bounds); k++ {
 		r.sched.push(event{at: r.net.bounds[k], kind: evFault, arg: int64(k)})
 	}
@@ -276,30 +295,67 @@ func (r *run) arrivalTime(i int) time.Duration {
 	return time.Duration((float64(i) + r.wlRand.Float64()) * slot)
 }
 
-// runUntil processes events up to and including time t.
+// runUntil processes events up to and including time t: a global event
+// alone, before the node events of its instant; node events in windows
+// that end at the next global event or a lookahead later, whichever is
+// first.
 func (r *run) runUntil(t time.Duration) {
-	for r.sched.len() > 0 && !r.stopped && r.sched.peekTime() <= t {
-		ev := r.sched.pop()
-		r.now = ev.at
-		r.events++
-		if r.cfg.Progress != nil && r.events%progressEvery == 0 {
+	progressAt := r.events + progressEvery
+	for !r.stopped {
+		tn, tg := r.nextNodeEvent(), never
+		if r.sched.len() > 0 {
+			tg = r.sched.peekTime()
+		}
+		if min(tn, tg) > t || min(tn, tg) == never {
+			break
+		}
+		if tg <= tn {
+			ev := r.sched.pop()
+			r.now = ev.at
+			r.events++
+			r.dispatch(&ev)
+		} else {
+			end := min(tn+r.lookahead, tg)
+			if t != never {
+				end = min(end, t+1)
+			}
+			r.window(end)
+		}
+		if r.cfg.Progress != nil && r.progressEvents() >= progressAt {
+			progressAt += progressEvery
 			r.cfg.Progress(r.now, max(r.top.Duration, r.top.LastFaultEnd()))
 		}
-		r.dispatch(&ev)
 	}
 	if !r.stopped && r.now < t && t != never {
 		r.now = t
 	}
+	r.foldShards()
 }
 
-func (r *run) dispatch(ev *event) {
+// progressEvents counts the events popped so far, the shards' included.
+func (r *run) progressEvents() int64 {
+	n := r.events
+	for _, sh := range r.shards {
+		n += sh.events
+	}
+	return n
+}
+
+// dispatchNode runs a node event in the context of its shard.
+func (r *run) dispatchNode(sh *shard, ev *event) {
 	switch ev.kind {
 	case evDeliver:
-		r.deliver(ev)
+		r.deliver(sh, ev)
 	case evTimer:
 		if r.alive[ev.to] && r.inc[ev.to] == ev.inc {
-			r.nodes[ev.to].Timer(r.now, Timer{Kind: ev.mk, Arg: ev.arg, Data: ev.data})
+			r.nodes[ev.to].Timer(sh.now, Timer{Kind: ev.mk, Arg: ev.arg, Data: ev.data})
 		}
+	}
+}
+
+// dispatch runs a global event.
+func (r *run) dispatch(ev *event) {
+	switch ev.kind {
 	case evFault:
 		r.faultTransition(int(ev.arg))
 	case evView:
@@ -381,70 +437,75 @@ func (r *run) send(from, to NodeID, m Message) {
 	if !r.alive[from] || to < 0 || int(to) >= len(r.nodes) {
 		return
 	}
+	sh := r.shardOf(from)
+	now := r.nowIn(sh)
 	var flags msgFlags
 	if m.State {
 		flags |= flagState
 	}
 	ev := event{
-		kind: evDeliver, to: to, from: from, inc: r.inc[to], arg: int64(r.now),
+		kind: evDeliver, to: to, from: from, inc: r.inc[to], arg: int64(now),
 		data: m.Payload, size: m.Size, mk: m.Kind,
 	}
+	rng := r.netRand[from]
 	if m.Reliable {
 		ev.flags = flags | flagReliable
-		d := r.oneWay(from, to)
+		d := r.oneWay(rng, from, to)
 		if loss := r.top.Loss; loss > 0 {
 			pAttempt := 1 - math.Pow(1-loss, float64(packets(m.Size, true)))
-			for rto := minRTO; r.netRand.Float64() < pAttempt; rto = min(2*rto, maxRTO) {
+			for rto := minRTO; rng.Float64() < pAttempt; rto = min(2*rto, maxRTO) {
 				d += rto
 			}
 		}
 		if r.net.cutNow(from, to) {
-			r.retryStream(ev)
+			r.retryStream(sh, from, ev)
 			return
 		}
-		ev.at = r.now + d
-		r.sched.push(ev)
+		ev.at = now + d
+		r.schedule(sh, from, ev)
 		return
 	}
 	ev.flags = flags
 	switch {
 	case r.net.cutNow(from, to):
-		r.drop(&r.dropped.Partition, &ev, "partition")
+		r.drop(&sh.dropped.Partition, &ev, "partition")
 		return
 	case m.Size > MaxDatagram:
-		r.drop(&r.dropped.Oversize, &ev, "oversize")
+		r.drop(&sh.dropped.Oversize, &ev, "oversize")
 		return
-	case r.top.Loss > 0 && r.netRand.Float64() < r.top.Loss:
-		r.drop(&r.dropped.Loss, &ev, "lost")
+	case r.top.Loss > 0 && rng.Float64() < r.top.Loss:
+		r.drop(&sh.dropped.Loss, &ev, "lost")
 		return
 	}
-	ev.at = r.now + r.oneWay(from, to)
-	r.sched.push(ev)
+	ev.at = now + r.oneWay(rng, from, to)
+	r.schedule(sh, from, ev)
 }
 
 // oneWay draws a packet's one-way delay: the base delay of the pair times
 // uniform(1, 1+jitter).
-func (r *run) oneWay(from, to NodeID) time.Duration {
+func (r *run) oneWay(rng *rand.Rand, from, to NodeID) time.Duration {
 	base := r.cl.BaseDelay(from, to)
 	if j := r.top.Jitter; j > 0 && base > 0 {
-		return time.Duration(float64(base) * (1 + j*r.netRand.Float64()))
+		return time.Duration(float64(base) * (1 + j*rng.Float64()))
 	}
 	return base
 }
 
 // retryStream reschedules a stream transfer that a partition blocks now:
-// TCP retransmits it until the partition heals.
-func (r *run) retryStream(ev event) {
-	at := streamRetry(time.Duration(ev.arg), r.net.healAt(ev.from, ev.to, r.now))
+// TCP retransmits it until the partition heals. self is the node in whose
+// context this happens (the sender at sending, the receiver at arrival),
+// and sh its shard.
+func (r *run) retryStream(sh *shard, self NodeID, ev event) {
+	at := streamRetry(time.Duration(ev.arg), r.net.healAt(ev.from, ev.to, r.nowIn(sh)))
 	if at == never {
-		r.drop(&r.dropped.Partition, &ev, "partition (stream gave up)")
+		r.drop(&sh.dropped.Partition, &ev, "partition (stream gave up)")
 		return
 	}
-	ev.at = at + r.oneWay(ev.from, ev.to)
+	ev.at = at + r.oneWay(r.netRand[self], ev.from, ev.to)
 	if r.trace != nil {
 		r.tracef("stream %s -> %s %s blocked by a partition: retransmitted at %v", r.cl.Nodes[ev.from].Name, r.cl.Nodes[ev.to].Name, r.kindName(ev.mk), at)
 	}
-	r.sched.push(ev)
+	r.schedule(sh, self, ev)
 }
 
 func (r *run) drop(counter *int64, ev *event, why string) {
@@ -462,30 +523,30 @@ func packets(size int32, reliable bool) int64 {
 	return int64((size + MaxDatagram - 1) / MaxDatagram)
 }
 
-func (r *run) deliver(ev *event) {
+func (r *run) deliver(sh *shard, ev *event) {
 	to, from := ev.to, ev.from
 	reliable := ev.flags&flagReliable != 0
 	switch {
 	case !r.alive[to] || (reliable && r.inc[to] != ev.inc):
-		r.drop(&r.dropped.Down, ev, "receiver down")
+		r.drop(&sh.dropped.Down, ev, "receiver down")
 		return
 	case r.net.cutNow(from, to) && reliable:
-		r.retryStream(*ev)
+		r.retryStream(sh, to, *ev)
 		return
 	case r.net.cutNow(from, to):
-		r.drop(&r.dropped.Partition, ev, "partition")
+		r.drop(&sh.dropped.Partition, ev, "partition")
 		return
 	}
-	r.deliveries++
+	sh.deliveries++
 	if ev.flags&flagState != 0 {
 		r.bytesRecv[to] += int64(ev.size)
 		r.msgsRecv[to] += packets(ev.size, reliable)
-		r.regionBytes[int(r.net.region[from])*r.net.nR+int(r.net.region[to])] += int64(ev.size)
+		sh.regionBytes[int(r.net.region[from])*r.net.nR+int(r.net.region[to])] += int64(ev.size)
 	}
 	if r.trace != nil {
 		r.tracef("deliver %s -> %s %s %dB", r.cl.Nodes[from].Name, r.cl.Nodes[to].Name, r.kindName(ev.mk), ev.size)
 	}
-	r.nodes[to].Receive(r.now, from, Message{
+	r.nodes[to].Receive(sh.now, from, Message{
 		Payload: ev.data, Size: ev.size, Kind: ev.mk,
 		State: ev.flags&flagState != 0, Reliable: reliable,
 	})
@@ -496,7 +557,8 @@ func (r *run) after(id NodeID, d time.Duration, t Timer) {
 	if d < 0 {
 		d = 0
 	}
-	r.sched.push(event{at: r.now + d, kind: evTimer, to: id, inc: r.inc[id], mk: t.Kind, arg: t.Arg, data: t.Data})
+	sh := r.shardOf(id)
+	r.schedule(sh, id, event{at: r.nowIn(sh) + d, kind: evTimer, to: id, inc: r.inc[id], mk: t.Kind, arg: t.Arg, data: t.Data})
 }
 
 // applied implements Env.Applied.

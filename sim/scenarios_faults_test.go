@@ -61,9 +61,9 @@ func TestFaultScenarios(t *testing.T) {
 			case len(top.Faults) == 0 && after != 0:
 				t.Errorf("seed %d: convergence after the last fault %vms without a fault", top.Seed, after)
 			}
-			if sc.strat.aheadMerges != 0 {
+			if sc.strat.aheadMerges.Load() != 0 {
 				t.Errorf("seed %d: %d records merged while more than the max offset ahead of the node's clock",
-					top.Seed, sc.strat.aheadMerges)
+					top.Seed, sc.strat.aheadMerges.Load())
 			}
 			if check := faultScenarioChecks[name]; check != nil {
 				check(t, sc)

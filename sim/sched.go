@@ -21,7 +21,7 @@ const (
 // data carries the shared, immutable payload of a message or timer.
 type event struct {
 	at    time.Duration // virtual time at which it fires
-	seq   uint64        // tie-breaker: events at the same time fire in scheduling order
+	seq   uint64        // tie-breaker at the same time: see scheduler
 	data  any           // message payload or timer data
 	arg   int64         // timer argument, connect index, fault transition
 	size  int32         // message size in bytes
@@ -43,7 +43,9 @@ const (
 
 // scheduler is a 4-ary min-heap of events ordered by (at, seq). Ordering by
 // a sequence number makes runs deterministic: nothing depends on heap
-// internals or on map order.
+// internals or on map order. The run's global heap stamps seq in push
+// order (push); the shards' heaps of node events take the key the run
+// gives (pushKeyed), which does not depend on how nodes are sharded.
 //
 // Invariant: for every i > 0, !less(h[i], h[(i-1)/4]).
 type scheduler struct {
@@ -59,6 +61,11 @@ func less(a, b *event) bool {
 func (s *scheduler) push(ev event) {
 	s.seq++
 	ev.seq = s.seq
+	s.pushKeyed(ev)
+}
+
+// pushKeyed schedules ev with the sequence number it carries.
+func (s *scheduler) pushKeyed(ev event) {
 	s.h = append(s.h, ev)
 	h := s.h
 	i := len(h) - 1

@@ -328,7 +328,7 @@ func (e *Env) Info() NodeInfo { return e.r.cl.Nodes[e.id] }
 func (e *Env) Cluster() *Cluster { return e.r.cl }
 
 // Now returns the virtual time: the time since the run started.
-func (e *Env) Now() time.Duration { return e.r.now }
+func (e *Env) Now() time.Duration { return e.r.nowIn(e.r.shardOf(e.id)) }
 
 // Epoch is the wall-clock time at which every run starts, so that code
 // that wants a time.Time (HLC timestamps, certificate validity) gets the
@@ -336,7 +336,7 @@ func (e *Env) Now() time.Duration { return e.r.now }
 var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Time returns the virtual time as a wall-clock time: Epoch + Now.
-func (e *Env) Time() time.Time { return Epoch.Add(e.r.now) }
+func (e *Env) Time() time.Time { return Epoch.Add(e.Now()) }
 
 // Rand returns the node's own deterministic random source, seeded from the
 // run's seed and the node id.
@@ -368,15 +368,19 @@ func (e *Env) After(d time.Duration, t Timer) { e.r.after(e.id, d, t) }
 // that crashed, or that a partition cut off from this node, is seen down
 // membership.detection after it happened; a restart or a heal is seen at
 // once. A node sees itself as up.
-func (e *Env) Up(peer NodeID) bool { return e.r.net.seenUp(e.id, peer, e.r.now) }
+func (e *Env) Up(peer NodeID) bool { return e.r.net.seenUp(e.id, peer, e.Now()) }
 
 // Applied reports that this node can now enforce write id. Calls after the
 // first for the same node and write are ignored.
-func (e *Env) Applied(id EventID) { e.r.applied(e.id, id) }
+func (e *Env) Applied(id EventID) {
+	e.r.report(e.r.shardOf(e.id), note{kind: noteApplied, node: e.id, id: int32(id)})
+}
 
 // Acked reports that write id is acknowledged to its client. Calls after
 // the first are ignored.
-func (e *Env) Acked(id EventID) { e.r.acked(id) }
+func (e *Env) Acked(id EventID) {
+	e.r.report(e.r.shardOf(e.id), note{kind: noteAcked, node: e.id, id: int32(id)})
+}
 
 // Refused reports that this controller refuses write id, as a production
 // controller does with 503 (clock_skew, say) instead of acknowledging it:
@@ -385,10 +389,14 @@ func (e *Env) Acked(id EventID) { e.r.acked(id) }
 // once unavailableAfter (5s) has passed since its request. A node must not
 // keep w, nor act on it, once it refused it; calls for an acknowledged
 // write are ignored.
-func (e *Env) Refused(id EventID) { e.r.refused(e.id, id) }
+func (e *Env) Refused(id EventID) {
+	e.r.report(e.r.shardOf(e.id), note{kind: noteRefused, node: e.id, id: int32(id)})
+}
 
 // Answer answers Admission q with connect id q.Connect.
-func (e *Env) Answer(connect int32, v Verdict) { e.r.answer(e.id, connect, v) }
+func (e *Env) Answer(connect int32, v Verdict) {
+	e.r.report(e.r.shardOf(e.id), note{kind: noteAnswer, node: e.id, id: connect, verdict: v})
+}
 
 // Write returns the write with that id. The baselines use it as the content
 // of the record that an EventID stands for.
