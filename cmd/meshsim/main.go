@@ -68,6 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "json", Usage: "write the report to `FILE`; - for stdout (the table then goes to stderr)"},
 			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar (it is only shown when stderr is a terminal)"},
+			&cli.IntFlag{Name: "workers", Usage: "goroutines that step the simulated nodes of the mesh strategy in model mode (default: one per CPU); the report does not depend on it"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
@@ -120,11 +121,16 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		return usagef("--plot: give a file name")
 	}
 	showProgress := !c.Bool("quiet") && isTerminal(os.Stderr)
+	workers := c.Int("workers")
+	if workers < 0 {
+		return usagef("--workers: %d is negative", workers)
+	}
 
 	var results []*sim.Result
 	for _, name := range strategies {
 		cfg := sim.DefaultConfig()
 		cfg.Seed = seed
+		cfg.Workers = workers
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}

@@ -47,6 +47,7 @@ func TestErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"--strategy", "paxos"}, 2, `--strategy: unknown strategy "paxos" (available: `},
 		{[]string{"--strategy", "raft,raft"}, 2, "--strategy: raft is listed twice"},
 		{[]string{"--mode", "fast", "--strategy", "raft"}, 2, `--mode: "fast" is neither model nor live`},
+		{[]string{"--workers", "-1", "--strategy", "raft"}, 2, "--workers: -1 is negative"},
 		{[]string{"--mode", "live", "--strategy", "raft"}, 2, "--strategy: --mode live runs only the mesh strategy"},
 		{[]string{"--strategy", "raft", "--topology", "/does/not/exist.yaml"}, 2, "no such file or directory"},
 		{[]string{"--strategy", "raft", "--topology", bad}, 2, `bad.yaml: latency.links[0]: unknown region "z"`},
@@ -65,7 +66,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet"} {
+	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet", "--workers"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("--help lacks %s", flag)
 		}
