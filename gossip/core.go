@@ -202,6 +202,8 @@ type Core struct {
 	wants   []WantResult
 
 	forwarded recentSet // (origin, batch, tree) already forwarded
+	selfPos   int       // this node's last position in its region's list (selfIndex)
+	kids      []string  // forward's scratch buffer for the children it sends to
 
 	repairs map[crdt.Author]*repair
 	held    map[crdt.Dot]*heldRecord
@@ -474,7 +476,7 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 				Batch: batch, Tree: uint8(t), Region: region, Records: recs}
 			l := newLayout(members, c.cfg.Name, batch, region, t, c.cfg.Fanout)
 			if region == c.cfg.Region {
-				buf = c.liveChildren(l, c.cfg.Name, buf[:0])
+				buf = c.liveChildren(&l, c.cfg.Name, buf[:0])
 				if t >= c.cfg.EagerTrees {
 					if ihave == nil || ihave.Tree != uint8(t) {
 						ihave = lazyOf(m)
@@ -482,7 +484,7 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 					m = ihave
 				}
 			} else {
-				buf = c.liveRoot(l, buf[:0])
+				buf = c.liveRoot(&l, buf[:0])
 			}
 			for _, to := range buf {
 				c.send(to, m)
@@ -555,8 +557,14 @@ func (c *Core) forward(m *Message) {
 		return
 	}
 	c.forwarded.add(k)
-	l := newLayout(c.view.Region(m.Region), m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
-	children := c.liveChildren(l, c.cfg.Name, nil)
+	members := c.view.Region(m.Region)
+	self, ok := c.selfIndex(members)
+	if !ok {
+		return
+	}
+	l := newLayout(members, m.Origin, m.Batch, m.Region, int(m.Tree), c.cfg.Fanout)
+	children := c.liveChildrenAt(&l, self, c.kids[:0])
+	c.kids = children[:0] // send does not forward: the buffer is free again
 	if m.Type == MsgPush && int(m.Tree) >= c.cfg.EagerTrees && len(children) > 0 {
 		m = lazyOf(m) // the root of a lazy tree announces, it does not carry
 	}
@@ -1063,8 +1071,18 @@ func (c *Core) peer(name string) *peer {
 // node believes dead by that child's own children, so that a crashed relay
 // does not cut off its subtree.
 func (c *Core) liveChildren(l *layout, name string, buf []string) []string {
+	p, ok := slices.BinarySearch(l.members, name)
+	if !ok {
+		return buf
+	}
+	return c.liveChildrenAt(l, p, buf)
+}
+
+// liveChildrenAt is liveChildren for the member at position p of l's
+// sorted list.
+func (c *Core) liveChildrenAt(l *layout, p int, buf []string) []string {
 	start := len(buf)
-	buf = l.children(name, buf)
+	buf = l.childrenAt(p, buf)
 	for i := start; i < len(buf); i++ {
 		if !c.view.Alive(buf[i]) {
 			dead := buf[i]
@@ -1082,11 +1100,26 @@ func (c *Core) liveRoot(l *layout, buf []string) []string {
 	if len(l.members) == 0 {
 		return buf
 	}
-	root := l.root()
-	if c.view.Alive(root) {
+	p := l.rootPos()
+	if root := l.members[p]; c.view.Alive(root) {
 		return append(buf, root)
 	}
-	return c.liveChildren(l, root, buf)
+	return c.liveChildrenAt(l, p, buf)
+}
+
+// selfIndex returns this node's position in members, its region's sorted
+// member list. The position found last is tried first: the list rarely
+// changes, and checking one name is cheaper than a binary search per
+// forwarded batch. Names are unique, so a match is the position.
+func (c *Core) selfIndex(members []string) (int, bool) {
+	if p := c.selfPos; p < len(members) && members[p] == c.cfg.Name {
+		return p, true
+	}
+	p, ok := slices.BinarySearch(members, c.cfg.Name)
+	if ok {
+		c.selfPos = p
+	}
+	return p, ok
 }
 
 // PeerState answers a peer's causal context learned outside the protocol's

@@ -1,9 +1,6 @@
 package gossip
 
-import (
-	"hash/fnv"
-	"slices"
-)
+import "slices"
 
 // Region trees. The members of a region, sorted by name, are laid out as a
 // Fanout-ary tree: the node at relative index i forwards to relative
@@ -40,16 +37,22 @@ func (l *layout) at(rel int) string {
 	return l.members[l.ord((rel+l.offset)%n)] // ord is its own inverse
 }
 
-// root is the tree's root.
-func (l *layout) root() string { return l.at(0) }
+// rootPos is the position of the tree's root in the sorted list.
+func (l *layout) rootPos() int { return l.ord(l.offset) }
 
-// children returns the children of member name, or nil if name is not in
-// the list.
+// children appends the children of member name to buf, or nothing if name
+// is not in the list.
 func (l *layout) children(name string, buf []string) []string {
 	p, ok := slices.BinarySearch(l.members, name)
 	if !ok {
 		return buf
 	}
+	return l.childrenAt(p, buf)
+}
+
+// childrenAt appends the children of the member at position p of the
+// sorted list to buf.
+func (l *layout) childrenAt(p int, buf []string) []string {
 	n := len(l.members)
 	i := l.rel(p)
 	for c := l.fanout*i + 1; c <= l.fanout*i+l.fanout && c < n; c++ {
@@ -61,9 +64,10 @@ func (l *layout) children(name string, buf []string) []string {
 // newLayout lays out tree t of a region for a batch. When origin is a
 // member of the region, it is the root of every tree; otherwise the roots
 // come from the batch id, and tree 1's root differs from tree 0's whenever
-// the region has two members or more.
-func newLayout(members []string, origin string, batch uint64, region string, tree, fanout int) *layout {
-	l := &layout{members: members, tree: tree, fanout: fanout}
+// the region has two members or more. It returns a value: a layout lives
+// for one forward, and a pointer would cost an allocation per message.
+func newLayout(members []string, origin string, batch uint64, region string, tree, fanout int) layout {
+	l := layout{members: members, tree: tree, fanout: fanout}
 	n := len(members)
 	if n == 0 {
 		return l
@@ -72,11 +76,11 @@ func newLayout(members []string, origin string, batch uint64, region string, tre
 		l.offset = l.ord(p)
 		return l
 	}
-	l.offset = int(batchHash(batch, region, 0) % uint64(n))
+	off0 := int(batchHash(batch, region, 0) % uint64(n))
+	l.offset = off0
 	if tree%2 == 1 && n > 1 {
 		// Tree 1 reads backward: its root is members[n-1-offset]. Keep
 		// it away from tree 0's root, members[offset0].
-		off0 := int(batchHash(batch, region, 0) % uint64(n))
 		l.offset = int(batchHash(batch, region, 1) % uint64(n))
 		if n-1-l.offset == off0 {
 			l.offset = (l.offset + 1) % n
@@ -85,14 +89,25 @@ func newLayout(members []string, origin string, batch uint64, region string, tre
 	return l
 }
 
+// batchHash is 64-bit FNV-1a over the batch id (little-endian), the salt
+// and the region name. It is written out rather than taken from hash/fnv,
+// which costs an allocation per call; every node must compute the same
+// value, so it must stay FNV-1a over these bytes (TestBatchHashIsFNV1a).
 func batchHash(batch uint64, region string, salt byte) uint64 {
-	h := fnv.New64a()
-	var b [9]byte
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
 	for i := 0; i < 8; i++ {
-		b[i] = byte(batch >> (8 * i))
+		h ^= uint64(byte(batch >> (8 * i)))
+		h *= prime64
 	}
-	b[8] = salt
-	h.Write(b[:])
-	h.Write([]byte(region))
-	return h.Sum64()
+	h ^= uint64(salt)
+	h *= prime64
+	for i := 0; i < len(region); i++ {
+		h ^= uint64(region[i])
+		h *= prime64
+	}
+	return h
 }
