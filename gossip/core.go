@@ -197,8 +197,8 @@ type Core struct {
 	offsetsLen int
 	offsetsPos int
 
-	out     []Output
-	applied []crdt.Record
+	out     outbox[Output]
+	applied outbox[crdt.Record]
 	wants   []WantResult
 
 	forwarded recentSet // (origin, batch, tree) already forwarded
@@ -392,16 +392,17 @@ func (c *Core) RemoveMember(name string) {
 	delete(c.peers, name)
 }
 
-// Ready returns and clears what the core has for its driver.
+// Ready returns and clears what the core has for its driver. The slices
+// are the driver's to keep: the core never writes to them again.
 func (c *Core) Ready() Ready {
-	rd := Ready{Messages: c.out, Applied: c.applied, Wants: c.wants}
-	c.out, c.applied, c.wants = nil, nil, nil
+	rd := Ready{Messages: c.out.take(), Applied: c.applied.take(), Wants: c.wants}
+	c.wants = nil
 	return rd
 }
 
 // HasReady reports whether Ready would return anything.
 func (c *Core) HasReady() bool {
-	return len(c.out) > 0 || len(c.applied) > 0 || len(c.wants) > 0
+	return len(c.out.buf) > 0 || len(c.applied.buf) > 0 || len(c.wants) > 0
 }
 
 func (c *Core) send(to string, m *Message) {
@@ -418,7 +419,7 @@ func (c *Core) send(to string, m *Message) {
 	}
 	c.stats.MessagesOut[m.Type]++
 	c.stats.BytesOut += uint64(m.size)
-	c.out = append(c.out, Output{To: to, Msg: m, Reliable: m.size > c.cfg.PacketBudget})
+	c.out.add(Output{To: to, Msg: m, Reliable: m.size > c.cfg.PacketBudget})
 }
 
 // Publish disseminates records this node wrote, already signed and durably
@@ -433,7 +434,7 @@ func (c *Core) Publish(now time.Time, recs []crdt.Record) error {
 		}
 		if ok {
 			mine = append(mine, r)
-			c.applied = append(c.applied, r)
+			c.applied.add(r)
 			c.stats.Applied++
 		}
 	}
@@ -711,7 +712,7 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 	case !ok:
 		return acceptDuplicate
 	}
-	c.applied = append(c.applied, r)
+	c.applied.add(r)
 	c.stats.Applied++
 	return acceptMerged
 }
@@ -1206,6 +1207,35 @@ func (c *Core) SyncWith(now time.Time, name string) {
 
 // HeldCount is the number of records held for a signer or a future HLC.
 func (c *Core) HeldCount() int { return len(c.held) }
+
+// outbox collects what Ready hands the driver. It allocates a chunk at a
+// time and Ready hands out the filled part, clipped: the driver owns it
+// (appending to it reallocates) and the core fills the rest of the chunk
+// next. A core that emits an item or two per Step then allocates once every
+// few steps, not once or more per step. The price: a chunk keeps up to
+// outboxChunk items handed out earlier reachable until it is full.
+type outbox[T any] struct {
+	buf []T
+}
+
+const outboxChunk = 16 // items; 512 bytes of Output
+
+func (o *outbox[T]) add(v T) {
+	if len(o.buf) == cap(o.buf) {
+		o.buf = slices.Grow(o.buf, outboxChunk)
+	}
+	o.buf = append(o.buf, v)
+}
+
+// take returns the items added since the last take, nil if none.
+func (o *outbox[T]) take() []T {
+	if len(o.buf) == 0 {
+		return nil
+	}
+	items := slices.Clip(o.buf)
+	o.buf = o.buf[len(o.buf):]
+	return items
+}
 
 // forwardKey identifies one tree's copy of a batch. Batch ids are random
 // 64-bit numbers, so the id and the tree are enough.

@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -310,5 +311,43 @@ func TestClockOffsetGivesEachPeerOneVote(t *testing.T) {
 	}
 	if off, _ := c.ClockOffset(); off != 6*time.Second {
 		t.Errorf("offset %v when most peers are 6s behind, want 6s", off)
+	}
+}
+
+// TestReadyIsTheDriversToKeep checks the Ready contract that the outbox's
+// chunked buffers must keep: what one Ready returned is not changed by
+// later calls to the core, and appending to it does not reach what the
+// core emits next, nor is overwritten by it.
+func TestReadyIsTheDriversToKeep(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 1, regions3, 6, v)
+	w := newWriter(v, "ctrl-eu")
+	c := net.nodes["ctrl-eu"]
+	c.Ready() // whatever setup left
+	s1, cert1 := w.session(t, c, net.now, 1)
+	if err := c.Publish(net.now, []crdt.Record{s1, cert1}); err != nil {
+		t.Fatal(err)
+	}
+	first := c.Ready()
+	if len(first.Messages) == 0 || len(first.Applied) != 2 {
+		t.Fatalf("first Ready: %d messages, %d applied; want some and 2", len(first.Messages), len(first.Applied))
+	}
+	msgs := append([]Output(nil), first.Messages...)
+	applied := append([]crdt.Record(nil), first.Applied...)
+	grown := append(first.Messages, Output{To: "driver's own"})
+
+	s2, cert2 := w.session(t, c, net.now, 2)
+	if err := c.Publish(net.now, []crdt.Record{s2, cert2}); err != nil {
+		t.Fatal(err)
+	}
+	second := c.Ready()
+	if !slices.Equal(first.Messages, msgs) || !slices.Equal(first.Applied, applied) {
+		t.Fatal("a later Publish changed what the first Ready returned")
+	}
+	if last := grown[len(grown)-1]; last.To != "driver's own" {
+		t.Fatalf("the core overwrote what the driver appended to a Ready with %+v", last)
+	}
+	if len(second.Applied) != 2 || second.Applied[0] != crdt.Record(s2) || second.Applied[1] != crdt.Record(cert2) {
+		t.Fatalf("second Ready applied %v, want the second session and cert", second.Applied)
 	}
 }
