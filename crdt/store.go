@@ -321,7 +321,6 @@ type signerKey struct {
 type Store struct {
 	authors map[Author]*authorLog
 	order   []*authorLog // the same logs sorted by author, for determinism
-	last    *authorLog   // the log of the latest merge: writes come in runs
 
 	sessions winners[SessionID, *SessionRecord]
 	certs    winners[Serial, *CertRecord]
@@ -342,7 +341,9 @@ type Store struct {
 	lastMethod string // the method interned last
 	noIntern   bool   // SetInterning(false)
 
-	// hot is the log looked up last: records come in runs of one author.
+	// hot is the log looked up or merged into last: records come in runs
+	// of one author, and a merge or a gap check follows a Has of the same
+	// dot.
 	hot *authorLog
 
 	digest uint64
@@ -485,10 +486,7 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 	if h.Seq == 0 {
 		return false, invalid("seq 0")
 	}
-	l := s.last
-	if l == nil || l.author != h.Author {
-		l = s.authors[h.Author]
-	}
+	l := s.lookup(h.Author) // usually hot: Has(dot) came first
 	var have uint64
 	if l != nil {
 		if l.covered(h.Seq) {
@@ -505,7 +503,7 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 			return false, err
 		}
 	}
-	s.last = l
+	s.hot = l
 	l.cover(h.Seq)
 	if s.droppedByRevocation(r) {
 		l.drop(h.Seq, r)
