@@ -710,26 +710,24 @@ func (w *winners[K, R]) remove(k K, r R) {
 }
 
 // joins indexes, for each key, the join (min, or max if isMax) of the
-// values that the records held assert for it.
+// values that the records held assert for it. Nearly every key is asserted
+// by one record: its value is its join, and only keys asserted more than
+// once keep their values aside, as winners keeps its losers. A store holds
+// an entry per certificate rotated or revoked, so the common entry is kept
+// to a key and a value, with no slice to allocate.
 type joins[K comparable] struct {
-	m     map[K]joined
+	m     map[K]Millis   // the join, for every key asserted
+	multi map[K][]Millis // every value, only for keys asserted more than once
 	isMax bool
 }
 
-// joined is one key's entry: at is the join of vals, one value per
-// asserting record.
-type joined struct {
-	at   Millis
-	vals []Millis
-}
-
 func newJoins[K comparable](isMax bool) joins[K] {
-	return joins[K]{m: make(map[K]joined), isMax: isMax}
+	return joins[K]{m: make(map[K]Millis), isMax: isMax}
 }
 
 func (j *joins[K]) get(k K) (Millis, bool) {
-	e, ok := j.m[k]
-	return e.at, ok
+	at, ok := j.m[k]
+	return at, ok
 }
 
 func (j *joins[K]) has(k K) bool {
@@ -738,35 +736,53 @@ func (j *joins[K]) has(k K) bool {
 }
 
 func (j *joins[K]) add(k K, v Millis) {
-	e := j.m[k]
-	if len(e.vals) == 0 || j.better(v, e.at) {
-		e.at = v
+	at, ok := j.m[k]
+	if !ok {
+		j.m[k] = v
+		return
 	}
-	e.vals = append(e.vals, v)
-	j.m[k] = e
+	vals, ok := j.multi[k]
+	if !ok {
+		vals = []Millis{at} // the key's one value so far
+	}
+	if j.multi == nil {
+		j.multi = make(map[K][]Millis)
+	}
+	j.multi[k] = append(vals, v)
+	if j.better(v, at) {
+		j.m[k] = v
+	}
 }
 
 func (j *joins[K]) remove(k K, v Millis) {
-	e, ok := j.m[k]
+	at, ok := j.m[k]
 	if !ok {
 		return
 	}
-	i := slices.Index(e.vals, v)
+	vals, ok := j.multi[k]
+	if !ok {
+		if at == v {
+			delete(j.m, k)
+		}
+		return
+	}
+	i := slices.Index(vals, v)
 	if i < 0 {
 		return
 	}
-	e.vals = slices.Delete(e.vals, i, i+1)
-	if len(e.vals) == 0 {
-		delete(j.m, k)
-		return
-	}
-	e.at = e.vals[0]
-	for _, x := range e.vals[1:] {
-		if j.better(x, e.at) {
-			e.at = x
+	vals = slices.Delete(vals, i, i+1)
+	at = vals[0]
+	for _, x := range vals[1:] {
+		if j.better(x, at) {
+			at = x
 		}
 	}
-	j.m[k] = e
+	j.m[k] = at
+	if len(vals) == 1 {
+		delete(j.multi, k)
+	} else {
+		j.multi[k] = vals
+	}
 }
 
 func (j *joins[K]) better(v, than Millis) bool {

@@ -662,28 +662,28 @@ func indexDump(s *Store) map[string]any {
 	}
 	d["sessions"], d["certs"], d["signers"] = sessions, certs, signers
 	d["superseded"] = dumpJoins(func(y func(string, Millis)) {
-		for k, e := range s.superseded.m {
-			y(k.String(), e.at)
+		for k, at := range s.superseded.m {
+			y(k.String(), at)
 		}
 	})
 	d["revokedSessions"] = dumpJoins(func(y func(string, Millis)) {
-		for k, e := range s.revokedSessions.m {
-			y(k.String(), e.at)
+		for k, at := range s.revokedSessions.m {
+			y(k.String(), at)
 		}
 	})
 	d["revokedSerials"] = dumpJoins(func(y func(string, Millis)) {
-		for k, e := range s.revokedSerials.m {
-			y(k.String(), e.at)
+		for k, at := range s.revokedSerials.m {
+			y(k.String(), at)
 		}
 	})
 	d["revokedIdentities"] = dumpJoins(func(y func(string, Millis)) {
-		for k, e := range s.revokedIdentities.m {
-			y(k, e.at)
+		for k, at := range s.revokedIdentities.m {
+			y(k, at)
 		}
 	})
 	d["revokedSigners"] = dumpJoins(func(y func(string, Millis)) {
-		for k, e := range s.revokedSigners.m {
-			y(k, e.at)
+		for k, at := range s.revokedSigners.m {
+			y(k, at)
 		}
 	})
 	revs := map[string][]uint64{}
