@@ -931,21 +931,29 @@ func (c *Core) NextDeadline() time.Time {
 			next = t
 		}
 	}
-	for _, rp := range c.repairs {
-		if rp.asked.IsZero() {
-			consider(rp.due)
-		} else {
-			consider(rp.asked.Add(c.cfg.RepairTimeout))
+	// The maps are nearly always empty, and the driver asks after every
+	// step: the length checks save starting an iteration over each.
+	if len(c.repairs) > 0 {
+		for _, rp := range c.repairs {
+			if rp.asked.IsZero() {
+				consider(rp.due)
+			} else {
+				consider(rp.asked.Add(c.cfg.RepairTimeout))
+			}
 		}
 	}
-	for _, p := range c.pulls {
-		consider(p.deadline)
-	}
-	for _, h := range c.held {
-		if !h.retry.IsZero() {
-			consider(h.retry)
+	if len(c.pulls) > 0 {
+		for _, p := range c.pulls {
+			consider(p.deadline)
 		}
-		consider(h.until)
+	}
+	if len(c.held) > 0 {
+		for _, h := range c.held {
+			if !h.retry.IsZero() {
+				consider(h.retry)
+			}
+			consider(h.until)
+		}
 	}
 	return next
 }
