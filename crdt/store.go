@@ -389,6 +389,18 @@ func (s *Store) intern(p *string) {
 // a map lookup per merge and a table per store.
 func (s *Store) SetInterning(on bool) { s.noIntern = !on }
 
+// Reserve sizes an empty store's indexes for the given numbers of sessions
+// and certificates, so that a store known to grow that large (each of the
+// simulator's thousands) does not rehash its way there. A store that holds
+// records already is left as it is.
+func (s *Store) Reserve(sessions, certs int) {
+	if s.Len() > 0 {
+		return
+	}
+	s.sessions.m = make(map[SessionID]*SessionRecord, max(sessions, 0))
+	s.certs.m = make(map[Serial]*CertRecord, max(certs, 0))
+}
+
 // internFields interns the strings of r that repeat across records.
 func (s *Store) internFields(r Record) {
 	if s.noIntern {

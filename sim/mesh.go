@@ -48,6 +48,9 @@ type meshStrategy struct {
 	// certs holds what a router reads from each workload certificate.
 	certs       map[CertID]crdt.CertFacts
 	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
+	// nSessions and nCerts are how many the workload creates: every store
+	// reserves room for them.
+	nSessions, nCerts int
 	// aheadMerges counts records merged at a node while their HLC was more
 	// than the max offset ahead of its wall clock; the core holds those,
 	// so it stays 0 (tests check it).
@@ -69,6 +72,12 @@ func newMeshStrategy(c *Cluster) (Strategy, error) {
 		written:     make(map[string]*authorWrites),
 		certs:       make(map[CertID]crdt.CertFacts),
 		sessionCert: make(map[SessionID]crdt.Serial),
+	}
+	if w := c.Topology.Workload; w.Rate > 0 {
+		writes := w.Rate * c.Topology.Duration.Seconds()
+		all := w.Issue + w.Rotate + w.Revoke
+		s.nSessions = int(writes * w.Issue / all)
+		s.nCerts = int(writes * (w.Issue + w.Rotate) / all)
 	}
 	return s, nil
 }
@@ -106,6 +115,7 @@ func (s *meshStrategy) NewNode(env *Env) Node {
 	n := &meshNode{s: s, env: env, info: info, store: crdt.NewStore(), waiting: make(map[crdt.Serial][]waitingConnect),
 		skew: s.cl.Topology.ClockOffset(info.Name)}
 	n.store.SetInterning(false) // records are shared objects: nothing to save
+	n.store.Reserve(s.nSessions, s.nCerts)
 	if info.Role == RoleController {
 		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
 		return &meshController{n}
