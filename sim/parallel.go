@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,9 +38,13 @@ type ParallelStrategy interface {
 	Parallel() bool
 }
 
-// maxShards bounds the shards of a run; more than the cores only adds
-// synchronisation.
-const maxShards = 64
+// shardsPerWorker: the workers take shards from a common list in each
+// window, so that one shard with more work (more controllers, say) does
+// not hold the others up.
+const shardsPerWorker = 2
+
+// maxShards bounds the shards of a run.
+const maxShards = 256
 
 // shard is the part of a run that one goroutine steps during a window.
 type shard struct {
@@ -82,9 +87,10 @@ type note struct {
 	id      int32 // EventID, or the connect for noteAnswer
 }
 
-// initShards splits the nodes into shards: workers of them (GOMAXPROCS
-// when zero), or one when the strategy is not a ParallelStrategy, the
-// topology has a zero delay, or the run is traced.
+// initShards splits the nodes into shards for workers goroutines
+// (GOMAXPROCS when zero): shardsPerWorker shards each, or one shard and one
+// worker when the strategy is not a ParallelStrategy, the topology has a
+// zero delay, or the run is traced.
 func (r *run) initShards(workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -96,13 +102,17 @@ func (r *run) initShards(workers int) {
 	if ps, ok := r.strat.(ParallelStrategy); !ok || !ps.Parallel() || r.lookahead <= 0 {
 		workers = 1
 	}
-	workers = max(1, min(workers, maxShards, len(r.nodes)))
 	r.lookahead = max(r.lookahead, 1) // with a zero delay: windows of one instant, one shard
-	r.shards = make([]*shard, workers)
+	r.workers = max(1, min(workers, len(r.nodes)))
+	n := 1
+	if r.workers > 1 {
+		n = min(r.workers*shardsPerWorker, maxShards, len(r.nodes))
+	}
+	r.shards = make([]*shard, n)
 	for i := range r.shards {
 		sh := &shard{id: i, regionBytes: make([]int64, len(r.regionBytes)), outMin: [2]time.Duration{never, never}}
 		for p := range sh.out {
-			sh.out[p] = make([][]event, workers)
+			sh.out[p] = make([][]event, n)
 		}
 		r.shards[i] = sh
 	}
@@ -200,14 +210,24 @@ func (r *run) window(end time.Duration) {
 		sh.active = false
 		slices.SortFunc(sh.notes, compareNotes)
 	}
-	if len(r.shards) == 1 {
-		step(r.shards[0])
-	} else {
-		var wg sync.WaitGroup
-		for _, sh := range r.shards[1:] {
-			wg.Go(func() { step(sh) })
+	if r.workers == 1 {
+		for _, sh := range r.shards {
+			step(sh)
 		}
-		step(r.shards[0])
+	} else {
+		var (
+			next atomic.Int32
+			wg   sync.WaitGroup
+		)
+		work := func() {
+			for i := int(next.Add(1)) - 1; i < len(r.shards); i = int(next.Add(1)) - 1 {
+				step(r.shards[i])
+			}
+		}
+		for range r.workers - 1 {
+			wg.Go(work)
+		}
+		work()
 		wg.Wait()
 	}
 	r.windows++

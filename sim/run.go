@@ -105,6 +105,7 @@ type run struct {
 	wlRand  *rand.Rand
 
 	shards    []*shard
+	workers   int           // goroutines that step the shards
 	lookahead time.Duration // the smallest one-way base delay, at least 1ns
 	windows   int           // windows stepped so far
 	pushed    []uint64      // by node: node events it scheduled, for event keys
