@@ -968,3 +968,30 @@ func TestRestoreRefusesWhatNoStoreCouldHold(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveChangesNothingButCapacity: a store that reserved room holds
+// and answers exactly as one that did not, and Reserve on a store that
+// holds records keeps them.
+func TestReserveChangesNothingButCapacity(t *testing.T) {
+	plain, reserved := NewStore(), NewStore()
+	reserved.Reserve(100, 200)
+	mustMerge(t, plain, storeSamples()...)
+	mustMerge(t, reserved, storeSamples()...)
+	if plain.Digest() != reserved.Digest() || plain.Len() != reserved.Len() {
+		t.Fatalf("reserved store: %d records, digest %x; plain: %d, %x",
+			reserved.Len(), reserved.Digest(), plain.Len(), plain.Digest())
+	}
+	if !bytes.Equal(snapshotBytes(t, plain), snapshotBytes(t, reserved)) {
+		t.Error("snapshots differ")
+	}
+	reserved.Reserve(1000, 1000)
+	if !bytes.Equal(snapshotBytes(t, plain), snapshotBytes(t, reserved)) {
+		t.Error("Reserve on a store that holds records changed it")
+	}
+	if _, ok := reserved.Session(sid(1)); !ok {
+		t.Error("Reserve on a store that holds records lost a session")
+	}
+	if _, ok := reserved.Cert(serial(2)); !ok {
+		t.Error("Reserve on a store that holds records lost a certificate")
+	}
+}
