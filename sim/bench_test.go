@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -100,6 +101,42 @@ workload: {rate: 100/s}
 			}
 			b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
+		})
+	}
+}
+
+// BenchmarkMeshWorkers runs the mesh strategy (real stores and cores) on
+// 2,000 routers in 5 regions at 100 writes/s for 5s, stepped by one worker
+// and by one per CPU: the ratio of their deliveries/s, in one run, is what
+// parallel stepping buys on the machine (the scale target's 10,000 routers
+// are meshsim's job: docs/meshsim.md, "Scale").
+func BenchmarkMeshWorkers(b *testing.B) {
+	top := mustTopology(b, `
+duration: 5s
+regions:
+  - {name: us-east, controllers: 1, routers: 400, location: {lat: 38.9, lon: -77.0}}
+  - {name: us-west, controllers: 1, routers: 400, location: {lat: 37.4, lon: -122.1}}
+  - {name: eu-west, controllers: 1, routers: 400, location: {lat: 53.3, lon: -6.3}}
+  - {name: ap-southeast, controllers: 1, routers: 400, location: {lat: 1.35, lon: 103.8}}
+  - {name: ap-northeast, controllers: 1, routers: 400, location: {lat: 35.7, lon: 139.7}}
+latency: {intra: 1ms}
+jitter: 10%
+loss: 1%
+workload: {rate: 100/s}
+`)
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			var deliveries int64
+			for range b.N {
+				cfg := DefaultConfig().withSeed(1)
+				cfg.Workers = workers
+				res, err := Run(top, "mesh", cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				deliveries += res.Stats.Deliveries
+			}
+			b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
 }
