@@ -89,8 +89,8 @@ type note struct {
 
 // initShards splits the nodes into shards for workers goroutines
 // (GOMAXPROCS when zero): shardsPerWorker shards each, or one shard and one
-// worker when the strategy is not a ParallelStrategy, the topology has a
-// zero delay, or the run is traced.
+// worker when the strategy is not a ParallelStrategy or the topology has a
+// zero delay. start calls it again with one worker for a traced run.
 func (r *run) initShards(workers int) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
