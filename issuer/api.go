@@ -304,9 +304,16 @@ func clientIP(r *http.Request) string {
 
 // checkClock refuses writes while this node's clock is off from the mesh
 // by more than half the max offset, or behind its own hybrid clock by more
-// than the max offset.
+// than the max offset, or cannot be compared yet: it knows live peers but
+// has heard from none of them. A node alone (the first one, or one cut off
+// since it started) writes, as it must to stay available.
 func (c *Controller) checkClock() *apiError {
 	off, ok := c.mesh.ClockOffset()
+	if !ok {
+		if n := c.livePeers(); n > 0 {
+			return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining)", n)
+		}
+	}
 	if off < 0 {
 		off = -off
 	}
@@ -320,6 +327,18 @@ func (c *Controller) checkClock() *apiError {
 		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock went back: its hybrid clock is %v ahead of its wall clock (limit %v), so peers would hold what it writes; it refuses writes until wall time catches up", lead.Round(time.Millisecond), c.opts.MaxOffset)
 	}
 	return nil
+}
+
+// livePeers counts the members other than this node that membership sees
+// alive. Only called before the first clock sample: it lists every member.
+func (c *Controller) livePeers() int {
+	n := 0
+	for _, m := range c.mesh.Members() {
+		if m.Name != c.cfg.Node.Name && m.State == "alive" {
+			n++
+		}
+	}
+	return n
 }
 
 // checkRevoked refuses to issue once the root revoked this controller

@@ -577,6 +577,32 @@ func TestClockSkewRefusesWrites(t *testing.T) {
 	e.login("bob")
 }
 
+// A controller that knows live peers but has heard from none of them
+// cannot tell whether its clock agrees with theirs: what it wrote could be
+// held everywhere for as long as its clock is ahead (a valid client
+// refused by every router meanwhile), so it refuses writes until it has
+// heard one. Alone, or with only dead peers, it writes.
+func TestNoClockSampleYetRefusesWritesWhilePeersAreAlive(t *testing.T) {
+	e := newEnv(t)
+	s := e.login("alice")
+	self := Member{Name: e.cfg.Node.Name, Role: "controller", Region: "default", State: "alive"}
+	e.mesh.unheard(self, Member{Name: "r1", Role: "router", Region: "default", State: "alive"},
+		Member{Name: "c2", Role: "controller", Region: "default", State: "dead"})
+	_, csr := newCSR(t)
+	r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("bob"), "csr": csr})
+	if r.status != 503 || r.code() != "clock_skew" || !strings.Contains(string(r.body), "1 live peers") {
+		t.Errorf("login with a live peer unheard: %d %s, want 503 clock_skew", r.status, r.code())
+	}
+	if _, r := e.rotate(s); r.status != 503 || r.code() != "clock_skew" {
+		t.Errorf("rotate with a live peer unheard: %d %s, want 503 clock_skew", r.status, r.code())
+	}
+	e.mesh.unheard(self, Member{Name: "c2", Role: "controller", Region: "default", State: "dead"})
+	e.login("bob") // no live peer: alone, it writes
+	e.mesh.unheard(self, Member{Name: "r1", Role: "router", Region: "default", State: "alive"})
+	e.mesh.setOffset(time.Second)
+	e.login("carol") // heard from a peer, clock within the limit
+}
+
 func TestStatusMetricsHealth(t *testing.T) {
 	e := newEnv(t)
 	e.login("alice")

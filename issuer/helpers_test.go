@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -41,7 +42,8 @@ type fakeMesh struct {
 	nextSub   int
 	published []crdt.Record
 	offset    time.Duration
-	offsetOK  bool
+	offsetOK  bool  // a peer has been heard: the offset is an estimate
+	members   []Member
 	notReady  bool
 	keys      [][]byte
 	onPublish func([]crdt.Record) // called under mu
@@ -50,7 +52,8 @@ type fakeMesh struct {
 var _ Mesh = (*fakeMesh)(nil)
 
 func newFakeMesh(store *crdt.Store) *fakeMesh {
-	return &fakeMesh{store: store, clock: crdt.NewClock(0), subs: make(map[int]func([]crdt.Record))}
+	return &fakeMesh{store: store, clock: crdt.NewClock(0), subs: make(map[int]func([]crdt.Record)),
+		offsetOK: true, members: []Member{{Name: "peer", Role: "router", Region: "default", State: "alive", Lag: 3}}}
 }
 
 func (m *fakeMesh) Publish(recs []crdt.Record) error {
@@ -118,7 +121,9 @@ func (m *fakeMesh) Subscribe(fn func([]crdt.Record)) func() {
 }
 
 func (m *fakeMesh) Members() []Member {
-	return []Member{{Name: "peer", Role: "router", Region: "default", State: "alive", Lag: 3}}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.members)
 }
 
 func (m *fakeMesh) Ready() bool {
@@ -144,6 +149,14 @@ func (m *fakeMesh) setOffset(d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.offset, m.offsetOK = d, true
+}
+
+// unheard makes the mesh one that has not heard from any peer since it
+// started, with the given members.
+func (m *fakeMesh) unheard(members ...Member) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.offset, m.offsetOK, m.members = 0, false, members
 }
 
 // env is one test deployment: a PKI, a development OIDC issuer and a

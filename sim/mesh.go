@@ -219,6 +219,7 @@ func (n *meshNode) newCore() {
 
 func (n *meshNode) Start(now time.Duration) {
 	n.newCore()
+	n.join(now)
 	n.core.Tick(n.wall(now))
 	n.flush(now)
 }
@@ -228,8 +229,43 @@ func (n *meshNode) Restart(now time.Duration) {
 	n.armed = 0
 	n.waiting = make(map[crdt.Serial][]waitingConnect)
 	n.newCore()
+	n.join(now)
 	n.core.Tick(n.wall(now))
 	n.flush(now)
+}
+
+// join models memberlist's join, which a production node makes as it
+// starts: a push-pull with a seed, here a live member of the node's own
+// region (of another region if it has none), that carries each side's
+// causal context and clock. The node has its first clock sample, and what
+// it lacks, a round trip after it starts.
+func (n *meshNode) join(now time.Duration) {
+	v := n.s.view
+	if n.syncWithOneOf(now, v.byRegion[v.members[n.info.Name].Region]) {
+		return
+	}
+	for _, r := range v.regions {
+		if n.syncWithOneOf(now, v.byRegion[r]) {
+			return
+		}
+	}
+}
+
+// syncWithOneOf starts an exchange with the first live member of names
+// other than this node, from a random position on; false if there is none.
+func (n *meshNode) syncWithOneOf(now time.Duration, names []string) bool {
+	if len(names) == 0 {
+		return false
+	}
+	start := n.env.Rand().IntN(len(names))
+	for i := range names {
+		name := names[(start+i)%len(names)]
+		if name != n.info.Name && n.core.View().Alive(name) {
+			n.core.SyncWith(n.wall(now), name)
+			return true
+		}
+	}
+	return false
 }
 
 func (n *meshNode) Receive(now time.Duration, from NodeID, m Message) {
@@ -355,13 +391,26 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 // its clock is off from its peers' by more than half the max offset, or its
 // hybrid clock is more than the max offset ahead of its wall clock. Either
 // way its records' HLCs would be held by its peers. Without an estimate yet
-// (no message received since it started) it writes, as production does.
+// (no message received since it started) it refuses while it sees a live
+// peer, and writes when alone.
 func (c *meshController) clockSkewed(t time.Time) bool {
-	if off, ok := c.core.ClockOffset(); ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) {
+	off, ok := c.core.ClockOffset()
+	if ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) || !ok && c.seesLivePeer() {
 		return true
 	}
 	lead := time.Duration(c.core.Now(t).Millis()-crdt.MillisOf(t)) * time.Millisecond
 	return lead > meshMaxOffset
+}
+
+// seesLivePeer reports whether the node's view has a live member other
+// than itself.
+func (c *meshController) seesLivePeer() bool {
+	for name := range c.s.view.members {
+		if name != c.info.Name && c.core.View().Alive(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Admit implements Router with the production router's admission decision

@@ -2,11 +2,13 @@ package sim
 
 import (
 	"os"
+	"strconv"
 	"testing"
 )
 
 // TestProfileTopology runs SIM_PROFILE_TOPOLOGY with SIM_PROFILE_STRATEGY, for
-// go test -cpuprofile; skipped otherwise.
+// go test -cpuprofile; skipped otherwise. SIM_PROFILE_WORKERS sets the
+// number of workers (default: one per CPU).
 func TestProfileTopology(t *testing.T) {
 	path := os.Getenv("SIM_PROFILE_TOPOLOGY")
 	if path == "" {
@@ -16,7 +18,13 @@ func TestProfileTopology(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(top, os.Getenv("SIM_PROFILE_STRATEGY"), DefaultConfig().withSeed(top.Seed))
+	cfg := DefaultConfig().withSeed(top.Seed)
+	if w := os.Getenv("SIM_PROFILE_WORKERS"); w != "" {
+		if cfg.Workers, err = strconv.Atoi(w); err != nil || cfg.Workers < 1 {
+			t.Fatalf("SIM_PROFILE_WORKERS=%q: want a positive number", w)
+		}
+	}
+	res, err := Run(top, os.Getenv("SIM_PROFILE_STRATEGY"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
