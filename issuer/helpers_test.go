@@ -19,8 +19,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +42,7 @@ type fakeMesh struct {
 	nextSub   int
 	published []crdt.Record
 	offset    time.Duration
-	offsetOK  bool  // a peer has been heard: the offset is an estimate
+	offsetOK  bool // a peer has been heard: the offset is an estimate
 	members   []Member
 	notReady  bool
 	keys      [][]byte
