@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -66,6 +67,9 @@ type Config struct {
 	// cross-region round trip, but inside the region they carry only the
 	// batch's dots, and a node that lacks them after LazyDelay asks the
 	// neighbour that announced them, one intra-region round trip away.
+	// The roots pass each batch to one another (passToOtherRoots), so
+	// all trees start within a hop of each other and LazyDelay need only
+	// cover the jitter between a node's paths in two trees.
 	EagerTrees int
 	LazyDelay  time.Duration
 	// PacketBudget is the largest message sent best-effort, in bytes;
@@ -102,8 +106,8 @@ func DefaultConfig() Config {
 	return Config{
 		Fanout:              16,                     // 16 and 256 nodes within 1 and 2 hops
 		Trees:               2,                      // survives one lost packet per node
-		EagerTrees:          2,                      // lazy saves ~1/3 of the bytes but adds LazyDelay to every lost packet's pair
-		LazyDelay:           15 * time.Millisecond,  // above cross-region jitter between the two roots
+		EagerTrees:          2,                      // 1 receives ~35% fewer bytes for ~1ms more excess p99 (docs/meshsim.md, "Bytes")
+		LazyDelay:           5 * time.Millisecond,   // above the jitter between two trees' paths to a node
 		PacketBudget:        DefaultPacketBudget,    // memberlist UDP budget after label+GCM
 		AntiEntropyInterval: time.Second,            // ~0.04 msgs/event/node at 50 events/s
 		AntiEntropyBudget:   256 << 10,              // ~1,000 records per answer
@@ -514,6 +518,9 @@ func (c *Core) Step(now time.Time, from string, m *Message) {
 		// Relay only what verified: a forged push stops at the first
 		// honest node instead of running down a whole region tree.
 		if c.ingest(now, from, m.Records, nil) {
+			if from == m.Origin && c.cfg.EagerTrees < c.cfg.Trees {
+				c.passToOtherRoots(m)
+			}
 			c.forward(m)
 		}
 	case MsgIHave:
@@ -572,6 +579,39 @@ func (c *Core) forward(m *Message) {
 	for _, to := range children {
 		if to != m.Origin {
 			c.send(to, m)
+		}
+	}
+}
+
+// passToOtherRoots hands a push that came straight from its origin in
+// another region, to this node as the root of one of this region's trees,
+// to the roots of the region's other trees. With a lazy tree, its root
+// announces what it gets and the eager tree's root carries it: passed on,
+// both trees start within one intra-region hop of each other, so an
+// announcement reaches a node about when the eager copy does, LazyDelay
+// can be short, and a cross-region copy lost to either root costs one
+// intra-region hop instead of a pull by every node of the region.
+func (c *Core) passToOtherRoots(m *Message) {
+	if m.Region != c.cfg.Region {
+		return
+	}
+	members := c.view.Region(m.Region)
+	if _, ok := slices.BinarySearch(members, m.Origin); ok {
+		return // the origin's own region: it is the root of every tree
+	}
+	var buf [4]string
+	for t := range c.cfg.Trees {
+		if t == int(m.Tree) {
+			continue
+		}
+		l := newLayout(members, m.Origin, m.Batch, m.Region, t, c.cfg.Fanout)
+		for _, to := range c.liveRoot(&l, buf[:0]) {
+			if to == c.cfg.Name {
+				continue
+			}
+			pass := *m
+			pass.Tree, pass.size = uint8(t), 0
+			c.send(to, &pass)
 		}
 	}
 }
@@ -1256,13 +1296,24 @@ func keyOf(batch uint64, tree uint8) forwardKey { return forwardKey(batch ^ uint
 // key, which at worst forwards one duplicate copy again.
 type recentSet struct {
 	slots []forwardKey
+	shift uint // 64 - log2(len(slots))
 }
 
-func (s *recentSet) init(n int) { s.slots = make([]forwardKey, n) }
+// init sizes the table to n slots, a power of two.
+func (s *recentSet) init(n int) {
+	if n < 2 || n&(n-1) != 0 {
+		panic("gossip: recentSet size must be a power of two")
+	}
+	s.slots = make([]forwardKey, n)
+	s.shift = uint(64 - bits.TrailingZeros(uint(n)))
+}
 
+// slot is Fibonacci hashing: the top bits of the product, which every bit
+// of the key moves. (The middle bits, taken before, ignored the key's top
+// byte, where keyOf puts the tree: both trees' copies of a batch shared a
+// slot, and a node that forwarded one tree forgot the other.)
 func (s *recentSet) slot(k forwardKey) *forwardKey {
-	h := uint64(k) * 0x9e3779b97f4a7c15 // Fibonacci hashing spreads the random ids
-	return &s.slots[h>>32%uint64(len(s.slots))]
+	return &s.slots[(uint64(k)*0x9e3779b97f4a7c15)>>s.shift]
 }
 
 func (s *recentSet) has(k forwardKey) bool { return *s.slot(k) == k }

@@ -119,6 +119,61 @@ func TestLazyTreeAnnouncesAndStillConverges(t *testing.T) {
 	}
 }
 
+// With a lazy tree, a region's tree roots pass each batch they get from
+// its origin on to one another: a cross-region copy lost to the eager
+// tree's root costs the region one intra-region hop, not a pull by every
+// node after LazyDelay.
+func TestLazyTreeRootsPassEachBatchOn(t *testing.T) {
+	for _, lost := range []uint8{0, 1} { // the copy to the eager root, then to the lazy one
+		t.Run(fmt.Sprint("tree ", lost, " copy lost"), func(t *testing.T) {
+			v := &testVerifier{}
+			net := newTestNetConfig(t, 1, regions3, 30, v, func(cfg *Config) { cfg.EagerTrees = 1 })
+			net.drop = func(from, to string, m *Message) bool {
+				return from == "ctrl-us" && net.region[to] == "eu" && m.Type == MsgPush && m.Tree == lost
+			}
+			w := newWriter(v, "ctrl-us")
+			c := net.nodes["ctrl-us"]
+			s, cert := w.session(t, c, net.now, 1)
+			if err := c.Publish(net.now, []crdt.Record{s, cert}); err != nil {
+				t.Fatal(err)
+			}
+			net.run(70 * time.Millisecond) // 40ms across, up to 50% jitter, then a few hops
+			for name, n := range net.nodes {
+				if net.region[name] != "eu" {
+					continue
+				}
+				if got := n.Store().Len(); got != 2 {
+					t.Errorf("%s holds %d records 70ms after the write, want 2", name, got)
+				}
+				if got := n.Stats().MessagesOut[MsgRepairReq]; got != 0 {
+					t.Errorf("%s asked for %d repairs: the eager copy came too late or not at all", name, got)
+				}
+			}
+		})
+	}
+}
+
+// Both trees' copies of a batch are remembered: the table once hashed on
+// bits that ignore the tree, so forwarding one tree forgot the other and a
+// late duplicate of it was forwarded again.
+func TestRecentSetKeepsBothTreesOfABatch(t *testing.T) {
+	var s recentSet
+	s.init(recentBatches)
+	rng := rand.New(rand.NewPCG(1, 2))
+	forgot := 0
+	for range 1000 {
+		b := rng.Uint64()
+		s.add(keyOf(b, 0))
+		s.add(keyOf(b, 1))
+		if !s.has(keyOf(b, 0)) {
+			forgot++
+		}
+	}
+	if forgot > 5 { // about 1 expected: two random keys share one of 1,024 slots
+		t.Errorf("forwarding tree 1 forgot tree 0 for %d of 1000 batches", forgot)
+	}
+}
+
 func TestGapIsRepairedWithoutAntiEntropy(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { testGapRepair(t, seed) })

@@ -25,6 +25,7 @@ type testNet struct {
 	seq    int
 	loss   float64
 	dup    float64
+	drop   func(from, to string, m *Message) bool // if set, true drops the message
 	delay  func(from, to string) time.Duration
 	region map[string]string
 	wants  map[string][]WantResult // resolved pulls, by node
@@ -120,7 +121,7 @@ func (n *testNet) flushNodes(names []string) {
 		rd := c.Ready()
 		n.wants[name] = append(n.wants[name], rd.Wants...)
 		for _, o := range rd.Messages {
-			if n.down[name] {
+			if n.down[name] || n.drop != nil && n.drop(name, o.To, o.Msg) {
 				continue
 			}
 			copies := 1

@@ -206,6 +206,9 @@ func (n *meshNode) wall(now time.Duration) time.Time { return simEpoch.Add(now +
 
 func (n *meshNode) newCore() {
 	cfg := gossip.DefaultConfig()
+	if e := n.s.cl.MeshEagerTrees; e > 0 {
+		cfg.EagerTrees = e
+	}
 	m := n.s.view.members[n.info.Name]
 	cfg.Name, cfg.Role, cfg.Region = m.Name, m.Role, m.Region
 	cfg.View = nodeView{n.s.view, n.env}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // Config holds the knobs of a run that are not part of the topology. A
@@ -31,6 +33,10 @@ type Config struct {
 	// Workers is how many goroutines step the nodes (see parallel.go);
 	// zero means GOMAXPROCS. It changes the wall time, never the result.
 	Workers int
+	// MeshEagerTrees, if positive, is how many of the mesh strategy's trees
+	// carry the records (gossip.Config.EagerTrees); the others are lazy.
+	// Zero keeps gossip's default.
+	MeshEagerTrees int
 }
 
 // DefaultConfig returns the defaults: seed 0, real record sizes, a drain of
@@ -49,6 +55,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 0 {
 		return fmt.Errorf("sim: config: Workers %d is negative", c.Workers)
+	}
+	if trees := gossip.DefaultConfig().Trees; c.MeshEagerTrees < 0 || c.MeshEagerTrees > trees {
+		return fmt.Errorf("sim: config: MeshEagerTrees %d out of range [0, %d]", c.MeshEagerTrees, trees)
 	}
 	return nil
 }
@@ -199,6 +208,7 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		return nil, errors.New("sim: nil topology")
 	}
 	cl := newCluster(top, cfg.RecordBytes)
+	cl.MeshEagerTrees = cfg.MeshEagerTrees
 	n := len(cl.Nodes)
 	seed := uint64(cfg.Seed)
 	r := &run{

@@ -253,9 +253,11 @@ type Cluster struct {
 	// RecordBytes, when positive, is the size WriteBytes gives every write;
 	// zero means the real encoding (Config.RecordBytes).
 	RecordBytes int
-	delay       []time.Duration // one-way base delay by region pair, R*R
-	byName      map[string]NodeID
-	writeBytes  []int32 // WriteBytes by EventID, computed on first use
+	// MeshEagerTrees is Config.MeshEagerTrees.
+	MeshEagerTrees int
+	delay          []time.Duration // one-way base delay by region pair, R*R
+	byName         map[string]NodeID
+	writeBytes     []int32 // WriteBytes by EventID, computed on first use
 }
 
 func newCluster(t *Topology, recordBytes int) *Cluster {
