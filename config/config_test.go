@@ -79,7 +79,7 @@ func TestLoadSpecExample(t *testing.T) {
 	want := Controller{
 		Node: Node{Name: "ctrl-us", Region: "us-east", DataDir: filepath.Join(dir, "data/ctrl-us")},
 		Mesh: Mesh{Bind: "127.0.0.1:7946", Join: []string{"127.0.0.1:7947"},
-			KeyFile: filepath.Join(dir, "../pki/gossip.key"), JoinTimeout: 5 * time.Second},
+			KeyFile: filepath.Join(dir, "../pki/gossip.key"), JoinTimeout: 5 * time.Second, EagerTrees: 2},
 		PKI: PKI{CA: filepath.Join(dir, "../pki/ca.pem"), Cert: filepath.Join(dir, "../pki/ctrl-us/cert.pem"),
 			Key: filepath.Join(dir, "../pki/ctrl-us/key.pem"), TrustDomain: "certmesh"},
 		API: API{Listen: "127.0.0.1:8443", Hosts: []string{}, RateLimit: 50},
@@ -191,6 +191,8 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 			flags: map[string]string{"api.listen": "nowhere"}, want: []string{"--api.listen", "not host:port"}},
 		{name: "join entry", yaml: "node: {name: c1}\nmesh:\n  key_file: k\n  join: [a:1, b]\n",
 			want: []string{"c.yaml:4", "mesh.join[1]"}},
+		{name: "eager trees", yaml: "node: {name: c1}\nmesh:\n  key_file: k\n  eager_trees: 3\npki: {ca: a, cert: b, key: c}\n",
+			want: []string{"c.yaml:4", "mesh.eager_trees", "want 2", "or 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "c.yaml", tc.yaml)
@@ -262,6 +264,7 @@ func TestSettingsListEveryField(t *testing.T) {
 	for path, def := range map[string]string{
 		"node.name": `""`, "node.region": "default", "node.data_dir": `""`,
 		"mesh.bind": "127.0.0.1:7946", "mesh.advertise": `""`, "mesh.join": "[]", "mesh.key_file": `""`, "mesh.join_timeout": "5s",
+		"mesh.eager_trees": "2",
 		"pki.ca": `""`, "pki.cert": `""`, "pki.key": `""`, "pki.trust_domain": "certmesh",
 		"api.listen": "127.0.0.1:8443", "api.hosts": "[]", "api.rate_limit": "50",
 		"auth.oidc": "[]", "auth.jwt": "[]",
@@ -280,11 +283,11 @@ func TestSettingsListEveryField(t *testing.T) {
 			t.Errorf("%s env %q, want %q", path, s.Env, want)
 		}
 	}
-	if len(got) != 21 {
-		t.Errorf("%d settings, want 21", len(got))
+	if len(got) != 22 {
+		t.Errorf("%d settings, want 22", len(got))
 	}
-	if n := len(Flags(DefaultRouter())); n != 17 {
-		t.Errorf("%d router flags, want 17", n)
+	if n := len(Flags(DefaultRouter())); n != 18 {
+		t.Errorf("%d router flags, want 18", n)
 	}
 }
 

@@ -280,6 +280,9 @@ func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = c.cfg.Node.Name, gossip.RoleController, c.cfg.Node.Region
 	core.MaxOffset = c.opts.MaxOffset
+	if n := c.cfg.Mesh.EagerTrees; n > 0 {
+		core.EagerTrees = n
+	}
 	return gossip.MeshConfig{
 		Core:        core,
 		Bind:        c.cfg.Mesh.Bind,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
+	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
@@ -194,5 +195,17 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	}
 	if v := c.Store().Admission(facts(t, s.leaf, "c1"), crdt.MillisOf(time.Now()), true); v != crdt.SessionRevoked {
 		t.Errorf("c2 after restart: %v", v)
+	}
+}
+
+// mesh.eager_trees reaches the gossip core: 1 makes the second region
+// tree lazy, the default keeps both eager.
+func TestMeshConfigCarriesEagerTrees(t *testing.T) {
+	if got := newEnv(t).c.MeshConfig(nil).Core.EagerTrees; got != 2 {
+		t.Errorf("default: core gets %d eager trees, want 2", got)
+	}
+	lazy := newEnv(t, func(cfg *config.Controller) { cfg.Mesh.EagerTrees = 1 })
+	if got := lazy.c.MeshConfig(nil).Core.EagerTrees; got != 1 {
+		t.Errorf("mesh.eager_trees 1: core gets %d eager trees", got)
 	}
 }

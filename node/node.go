@@ -155,6 +155,9 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	}
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = rc.Name, gossip.RoleRouter, rc.Region
+	if n := cfg.Mesh.EagerTrees; n > 0 {
+		core.EagerTrees = n
+	}
 	mesh, err := gossip.NewMesh(gossip.MeshConfig{
 		Core:        core,
 		Bind:        cfg.Mesh.Bind,
