@@ -265,7 +265,7 @@ func TestSettingsListEveryField(t *testing.T) {
 		"node.name": `""`, "node.region": "default", "node.data_dir": `""`,
 		"mesh.bind": "127.0.0.1:7946", "mesh.advertise": `""`, "mesh.join": "[]", "mesh.key_file": `""`, "mesh.join_timeout": "5s",
 		"mesh.eager_trees": "2",
-		"pki.ca": `""`, "pki.cert": `""`, "pki.key": `""`, "pki.trust_domain": "certmesh",
+		"pki.ca":           `""`, "pki.cert": `""`, "pki.key": `""`, "pki.trust_domain": "certmesh",
 		"api.listen": "127.0.0.1:8443", "api.hosts": "[]", "api.rate_limit": "50",
 		"auth.oidc": "[]", "auth.jwt": "[]",
 		"certs.ttl": "1h", "certs.rotation_grace": "5m", "session.max_lifetime": "24h",
