@@ -69,6 +69,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar (it is only shown when stderr is a terminal)"},
 			&cli.IntFlag{Name: "workers", Usage: "goroutines that step the simulated nodes of the mesh strategy in model mode (default: one per CPU); the report does not depend on it"},
+			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as mesh.eager_trees)"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
@@ -125,12 +126,20 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 	if workers < 0 {
 		return usagef("--workers: %d is negative", workers)
 	}
+	eager := c.Int("eager-trees")
+	if eager != 1 && eager != 2 {
+		return usagef("--eager-trees: %d is neither 1 nor 2", eager)
+	}
+	if eager != 2 && mode == "live" {
+		return usagef("--eager-trees: model mode only")
+	}
 
 	var results []*sim.Result
 	for _, name := range strategies {
 		cfg := sim.DefaultConfig()
 		cfg.Seed = seed
 		cfg.Workers = workers
+		cfg.MeshEagerTrees = eager
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}

@@ -48,6 +48,8 @@ func TestErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"--strategy", "raft,raft"}, 2, "--strategy: raft is listed twice"},
 		{[]string{"--mode", "fast", "--strategy", "raft"}, 2, `--mode: "fast" is neither model nor live`},
 		{[]string{"--workers", "-1", "--strategy", "raft"}, 2, "--workers: -1 is negative"},
+		{[]string{"--eager-trees", "3", "--strategy", "raft"}, 2, "--eager-trees: 3 is neither 1 nor 2"},
+		{[]string{"--eager-trees", "1", "--mode", "live"}, 2, "--eager-trees: model mode only"},
 		{[]string{"--mode", "live", "--strategy", "raft"}, 2, "--strategy: --mode live runs only the mesh strategy"},
 		{[]string{"--strategy", "raft", "--topology", "/does/not/exist.yaml"}, 2, "no such file or directory"},
 		{[]string{"--strategy", "raft", "--topology", bad}, 2, `bad.yaml: latency.links[0]: unknown region "z"`},
@@ -66,7 +68,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet", "--workers"} {
+	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet", "--workers", "--eager-trees"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("--help lacks %s", flag)
 		}
