@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -160,6 +161,22 @@ func traceLines(r *run) *[]string {
 }
 
 func joinLines(lines []string) string { return strings.Join(lines, "\n") }
+
+// reportJSON is the JSON report of results without what may differ between
+// identical runs (wall_seconds and machine), for byte comparisons.
+func reportJSON(t *testing.T, top *Topology, seed int64, results ...*Result) []byte {
+	t.Helper()
+	for _, res := range results {
+		res.WallSeconds = 0
+	}
+	rep := NewReport(top, seed, "model", results)
+	rep.Machine = Machine{}
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
 

@@ -35,14 +35,7 @@ faults:
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.WallSeconds = 0
-		rep := NewReport(top, 3, "model", []*Result{res})
-		rep.Machine = Machine{}
-		var b bytes.Buffer
-		if err := rep.WriteJSON(&b); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes(), res
+		return reportJSON(t, top, 3, res), res
 	}
 	one, res := report(1)
 	if res.Events == 0 || res.Connects == 0 || res.Stats.Deliveries == 0 {

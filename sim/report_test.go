@@ -127,16 +127,9 @@ faults:
 			if err != nil {
 				t.Fatal(err)
 			}
-			res.WallSeconds = 0
 			results = append(results, res)
 		}
-		rep := NewReport(top, seed, "model", results)
-		rep.Machine = Machine{}
-		var b bytes.Buffer
-		if err := rep.WriteJSON(&b); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
+		return reportJSON(t, top, seed, results...)
 	}
 	a, b := report(5), report(5)
 	if !bytes.Equal(a, b) {
