@@ -62,22 +62,12 @@ func loadKeys(cfg *config.Controller, now time.Time) (*keys, error) {
 	if err != nil {
 		return nil, &ConfigError{"pki.cert", err}
 	}
-	id, err := pki.IDOf(kp.Cert)
+	want := pki.ControllerID(cfg.PKI.TrustDomain, cfg.Node.Name)
+	chain, err := pki.CheckNodeCert(cfg.PKI.Cert, kp.Cert, k.roots, want, now)
 	if err != nil {
-		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s: %w", cfg.PKI.Cert, err)}
+		return nil, &ConfigError{"pki.cert", err}
 	}
-	if id.Kind != pki.KindController || id.Name != cfg.Node.Name || id.TrustDomain != cfg.PKI.TrustDomain {
-		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s is the certificate of %s, not of controller %s in trust domain %s",
-			cfg.PKI.Cert, id, cfg.Node.Name, cfg.PKI.TrustDomain)}
-	}
-	chains, err := kp.Cert.Verify(x509.VerifyOptions{Roots: k.roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	if err != nil {
-		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s does not chain to %s: %w", cfg.PKI.Cert, cfg.PKI.CA, err)}
-	}
-	if len(chains[0]) != 2 {
-		return nil, &ConfigError{"pki.cert", fmt.Errorf("%s is not issued directly by the root", cfg.PKI.Cert)}
-	}
-	k.root = chains[0][1]
+	k.root = chain[1]
 	k.inter = kp
 	k.interPEM = pki.EncodeCertsPEM(kp.Cert)
 	if k.keyID, err = pki.KeyID(kp.Cert.PublicKey); err != nil {

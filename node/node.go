@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -99,6 +100,17 @@ func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.PKI.Cert, cfg.PKI.Key)
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
+	}
+	// The router's own certificate must be its leaf (pki.CheckNodeCert,
+	// the controllers' check): router.New checks it too, but a mistake in
+	// the files is the operator's to fix, so it is a ConfigError here.
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	want := pki.SPIFFEID{TrustDomain: cfg.PKI.TrustDomain, Kind: pki.KindRouter, Name: cfg.Node.Name}
+	if _, err := pki.CheckNodeCert(cfg.PKI.Cert, cert.Leaf, pool, want, time.Now()); err != nil {
+		return nil, &ConfigError{Field: "pki.cert", Err: err}
 	}
 	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
 )
 
 // maxPeerCerts caps the certificates a client may send; a real chain is a
@@ -38,7 +39,11 @@ type credentials struct {
 	cert  *tls.Certificate
 }
 
-func (c Credentials) compile() (*credentials, error) {
+// compile checks the credentials of router name in trustDomain: the
+// server certificate must be that router's leaf, issued by the root
+// (pki.CheckNodeCert, as controllers check theirs), so a router never
+// serves under another router's name or a controller's.
+func (c Credentials) compile(name, trustDomain string, now time.Time) (*credentials, error) {
 	if len(c.Roots) == 0 {
 		return nil, errors.New("router: no root CA certificate")
 	}
@@ -49,7 +54,19 @@ func (c Credentials) compile() (*credentials, error) {
 	for _, r := range c.Roots {
 		pool.AddCert(r)
 	}
+	leaf := c.Cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.Cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("router: server certificate: %w", err)
+		}
+	}
+	want := pki.SPIFFEID{TrustDomain: trustDomain, Kind: pki.KindRouter, Name: name}
+	if _, err := pki.CheckNodeCert("the server certificate", leaf, pool, want, now); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	cert := c.Cert
+	cert.Leaf = leaf
 	return &credentials{roots: pool, cert: &cert}, nil
 }
 
@@ -125,15 +142,15 @@ func New(cfg Config, mesh Mesh, creds Credentials, opts Options) (*Router, error
 	if mesh == nil {
 		return nil, errors.New("router: nil mesh")
 	}
-	c, err := creds.compile()
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	c, err := creds.compile(cfg.Name, cfg.TrustDomain, opts.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Clock == nil {
-		opts.Clock = SystemClock{}
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
@@ -160,7 +177,7 @@ func New(cfg Config, mesh Mesh, creds Credentials, opts Options) (*Router, error
 // SetCredentials replaces the root CAs and the server certificate; new
 // handshakes use them, live connections are not touched.
 func (r *Router) SetCredentials(creds Credentials) error {
-	c, err := creds.compile()
+	c, err := creds.compile(r.cfg.Name, r.cfg.TrustDomain, r.clock.Now())
 	if err != nil {
 		return err
 	}

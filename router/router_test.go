@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -429,4 +430,29 @@ func mustFacts(t *testing.T, p *routertest.PKI, cc *routertest.ClientCert) crdt.
 	f, err := FactsFromChain([]*x509.Certificate{cc.Leaf, cc.Chain[1], p.Root.Cert}, testTD)
 	must(t, err)
 	return f
+}
+
+// A router serves only under its own leaf: not another router's, not a
+// controller's intermediate, and not through SetCredentials either.
+func TestRouterRefusesCredentialsThatAreNotItsOwn(t *testing.T) {
+	p := routertest.NewPKI(t, "ctrl-a")
+	cfg := DefaultConfig()
+	cfg.Name, cfg.Listen, cfg.Upstream = "edge-2", "127.0.0.1:0", "127.0.0.1:9"
+	mesh := routertest.NewMesh(p.Verifier(), nil)
+	if _, err := New(cfg, mesh, routerCreds(p), Options{}); err == nil || !strings.Contains(err.Error(), "router/edge-1, not of router edge-2") {
+		t.Errorf("edge-2 with edge-1's certificate: %v", err)
+	}
+	ctrl := p.Controllers["ctrl-a"]
+	inter := Credentials{Roots: []*x509.Certificate{p.Root.Cert}, Cert: tls.Certificate{Certificate: [][]byte{ctrl.Cert.Raw}, PrivateKey: ctrl.Key}}
+	cfg.Name = "edge-1"
+	if _, err := New(cfg, mesh, inter, Options{}); err == nil || !strings.Contains(err.Error(), "controller/ctrl-a") {
+		t.Errorf("a controller's intermediate: %v", err)
+	}
+	r, err := New(cfg, mesh, routerCreds(p), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetCredentials(inter); err == nil {
+		t.Error("SetCredentials took a controller's intermediate")
+	}
 }

@@ -437,3 +437,42 @@ func curlThroughRouter(t *testing.T, c *cluster, dir string, admitted bool) {
 		t.Errorf("curl with a revoked certificate got through:\n%s", out)
 	}
 }
+
+// A router must serve under its own certificate: a controller's
+// intermediate, another router's leaf or a leaf of another root under its
+// name stops it at start, exit 2, with one line naming the file.
+func TestRouterRefusesACertificateThatIsNotItsOwn(t *testing.T) {
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "pki"), filepath.Join(base, "other")
+	if r := runCLI("pki", "init", "--dir", dir, "--controllers", "c1", "--routers", "r1,r2"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := runCLI("pki", "init", "--dir", other, "--controllers", "c1", "--routers", "r1"); r.code != 0 {
+		t.Fatal(r)
+	}
+	for _, tc := range []struct{ name, certDir, want string }{
+		{"a controller's intermediate", filepath.Join(dir, "c1"), "spiffe://certmesh/controller/c1, not of router r1"},
+		{"another router's certificate", filepath.Join(dir, "r2"), "spiffe://certmesh/router/r2, not of router r1"},
+		{"its name from another root", filepath.Join(other, "r1"), "does not chain to the root CA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(base, "r1.yaml")
+			yaml := fmt.Sprintf("node: {name: r1}\nmesh: {bind: %s, key_file: %s}\npki: {ca: %s, cert: %s, key: %s}\nlisten: %s\nupstream: 127.0.0.1:9\nmetrics: {listen: \"\"}\n",
+				freeAddr(t), filepath.Join(dir, "gossip.key"), filepath.Join(dir, "ca.pem"), filepath.Join(tc.certDir, "cert.pem"),
+				filepath.Join(tc.certDir, "key.pem"), freeAddr(t))
+			if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := start(t, "router", "--config", cfg)
+			if code := p.wait(t, 10*time.Second); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			out := p.out.String()
+			for _, want := range []string{"pki.cert", filepath.Join(tc.certDir, "cert.pem"), tc.want} {
+				if strings.Count(out, "\n") != 1 || !strings.Contains(out, want) {
+					t.Errorf("output %q is not one line holding %q", out, want)
+				}
+			}
+		})
+	}
+}
