@@ -61,7 +61,7 @@ state() {
 	if [ ! -f "$CERTMESH_STATE/pki/ca.pem" ]; then
 		"$certmesh" pki init --dir "$CERTMESH_STATE/pki" \
 			--controllers "$(echo $controllers | tr ' ' ,)" --routers "$(echo $routers | tr ' ' ,)" \
-			--hosts "$CERTMESH_NET.20,$CERTMESH_NET.21,$CERTMESH_NET.22"
+			--hosts "edge-us-east-1=$CERTMESH_NET.20,edge-eu-west-1=$CERTMESH_NET.21,edge-ap-southeast-1=$CERTMESH_NET.22"
 	fi
 	if [ ! -f "$CERTMESH_STATE/auth/jwt.key" ]; then
 		"$bin/devtoken" init "$CERTMESH_STATE/auth"

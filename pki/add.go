@@ -15,7 +15,7 @@ import (
 type AddOptions struct {
 	Controllers []string      // new controller names
 	Routers     []string      // new router names
-	Hosts       []string      // extra SANs on every new router certificate
+	Hosts       []string      // extra SANs, per new router (RouterHosts)
 	CertTTL     time.Duration // default DefaultCertTTL
 	Now         time.Time     // issue time; required
 	Rand        io.Reader     // serials; default crypto/rand.Reader
@@ -38,6 +38,10 @@ func Add(dir string, opts AddOptions) ([]string, error) {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
+	}
+	hosts, err := RouterHosts(opts.Routers, opts.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("pki: add: hosts: %w", err)
 	}
 	root, err := LoadKeyPair(filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile))
 	if err != nil {
@@ -100,7 +104,7 @@ func Add(dir string, opts AddOptions) ([]string, error) {
 		}
 	}
 	for _, n := range opts.Routers {
-		kp, err := NewRouter(root, td, n, opts.Hosts, opts.CertTTL, opts.Now, opts.Rand)
+		kp, err := NewRouter(root, td, n, hosts[n], opts.CertTTL, opts.Now, opts.Rand)
 		if err != nil {
 			return written, err
 		}

@@ -27,7 +27,7 @@ type InitOptions struct {
 	Controllers []string // --controllers; at least one
 	Routers     []string // --routers; may be empty
 	Admin       string   // --admin; default DefaultAdmin
-	Hosts       []string // --hosts: extra DNS names or IPs on every router certificate
+	Hosts       []string // --hosts: extra DNS names or IPs, per router (RouterHosts)
 	Force       bool     // --force: overwrite existing files
 
 	RootTTL time.Duration // root lifetime; default DefaultRootTTL
@@ -85,7 +85,7 @@ func (o *InitOptions) normalize() error {
 	if err := check("admin", o.Admin); err != nil {
 		return err
 	}
-	if _, _, err := splitHosts(o.Hosts); err != nil {
+	if _, err := RouterHosts(o.Routers, o.Hosts); err != nil {
 		return fmt.Errorf("pki: init: hosts: %w", err)
 	}
 	return nil
@@ -101,6 +101,7 @@ type fileToWrite struct {
 // init` does: the root CA (ca.pem, ca.key), an intermediate CA per
 // controller, a leaf per router and the admin client certificate (each as
 // <name>/cert.pem and <name>/key.pem), and the gossip key (gossip.key).
+// Each router certificate carries only its own hosts (RouterHosts).
 //
 // A controller's cert.pem holds its intermediate followed by the root, so the
 // file is a complete chain (the signer record's "chain to the root"); nodes
@@ -161,8 +162,12 @@ func Init(dir string, opts InitOptions) ([]string, error) {
 			return nil, err
 		}
 	}
+	hosts, err := RouterHosts(opts.Routers, opts.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("pki: init: hosts: %w", err)
+	}
 	for _, n := range opts.Routers {
-		kp, err := NewRouter(root, opts.TrustDomain, n, opts.Hosts, opts.CertTTL, opts.Now, opts.Rand)
+		kp, err := NewRouter(root, opts.TrustDomain, n, hosts[n], opts.CertTTL, opts.Now, opts.Rand)
 		if err != nil {
 			return nil, err
 		}

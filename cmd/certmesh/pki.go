@@ -39,17 +39,17 @@ func pkiInitCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "init",
 		Usage:     "create a root CA, controller intermediates, router and admin certificates, and the gossip key",
-		UsageText: "certmesh pki init --dir DIR --controllers a,b,c --routers r1,r2 [--trust-domain D] [--admin NAME] [--hosts h1,h2] [--force]",
+		UsageText: "certmesh pki init --dir DIR --controllers a,b,c --routers r1,r2 [--trust-domain D] [--admin NAME] [--hosts [ROUTER=]HOST,...] [--force]",
 		Description: "Writes DIR/ca.pem and DIR/ca.key (the root), DIR/<name>/cert.pem and key.pem for every controller\n" +
 			"(an intermediate CA, chain included), router and the admin, and DIR/gossip.key. Keys are mode 0600.\n" +
-			"Refuses to overwrite existing files unless --force.",
+			"Refuses to overwrite existing files unless --force.\n\n" + hostsHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "output `DIR`ectory (required)"},
 			&cli.StringFlag{Name: "controllers", Usage: "comma `LIST` of controller names (at least one)"},
 			&cli.StringFlag{Name: "routers", Usage: "comma `LIST` of router names"},
 			&cli.StringFlag{Name: "trust-domain", Value: pki.DefaultTrustDomain, Usage: "SPIFFE trust `DOMAIN`"},
 			&cli.StringFlag{Name: "admin", Value: pki.DefaultAdmin, Usage: "`NAME` of the admin client certificate"},
-			&cli.StringFlag{Name: "hosts", Usage: "comma `LIST` of extra DNS names or IPs on every router certificate"},
+			&cli.StringFlag{Name: "hosts", Usage: "comma `LIST` of extra DNS names or IPs, each on its own router's certificate: ROUTER=HOST, *=HOST, or HOST (see above)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite existing files"},
 		},
 		Action: func(c *cli.Context) error {
@@ -95,15 +95,15 @@ func pkiAddCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "add",
 		Usage:     "issue certificates for new controllers and routers from an existing root",
-		UsageText: "certmesh pki add --dir DIR [--controllers a,b] [--routers r1,r2] [--hosts h1,h2]",
+		UsageText: "certmesh pki add --dir DIR [--controllers a,b] [--routers r1,r2] [--hosts [ROUTER=]HOST,...]",
 		Description: "Adds nodes to the deployment whose root is DIR/ca.pem and DIR/ca.key, as when a region joins:\n" +
 			"DIR/<name>/cert.pem and key.pem for every new controller (an intermediate CA, chain included) and router.\n" +
-			"Existing files are never overwritten.",
+			"Existing files are never overwritten.\n\n" + hostsHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "the PKI `DIR`ectory of pki init (required)"},
 			&cli.StringFlag{Name: "controllers", Usage: "comma `LIST` of new controller names"},
 			&cli.StringFlag{Name: "routers", Usage: "comma `LIST` of new router names"},
-			&cli.StringFlag{Name: "hosts", Usage: "comma `LIST` of extra DNS names or IPs on every new router certificate"},
+			&cli.StringFlag{Name: "hosts", Usage: "comma `LIST` of extra DNS names or IPs, each on its own new router's certificate: ROUTER=HOST, *=HOST, or HOST (see above)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -133,6 +133,9 @@ func pkiAddCommand(stdout io.Writer) *cli.Command {
 				if errors.As(err, &ee) {
 					return fmt.Errorf("%s already exists; pki add only issues new names (see pki rotate-controller)", ee.Path)
 				}
+				if rest, ok := strings.CutPrefix(err.Error(), "pki: add: hosts: "); ok {
+					return usagef("--hosts: %s", rest)
+				}
 				return err
 			}
 			for _, p := range written {
@@ -142,6 +145,15 @@ func pkiAddCommand(stdout io.Writer) *cli.Command {
 		},
 	}
 }
+
+// hostsHelp says how --hosts entries go to router certificates
+// (pki.RouterHosts).
+const hostsHelp = "Every router certificate carries its name, localhost, 127.0.0.1 and ::1. --hosts adds names per router,\n" +
+	"so that one router's key cannot pose as another router:\n" +
+	"  ROUTER=HOST  HOST on that router only (--hosts edge-1=10.0.0.5,edge-1=edge-1.example.net,edge-2=10.0.1.5)\n" +
+	"  *=HOST       HOST on every router, for a name they all answer for (a load balancer's); any router's key can then pose as it\n" +
+	"  HOST         where that is unambiguous: on the only router given; on router R when HOST is R or begins with \"R.\"\n" +
+	"               (edge-1.example.net); on every router for a loopback name or address. Otherwise an error says what to write."
 
 // checkInitFlags reports a bad flag value of pki init as a usage error
 // naming the flag.

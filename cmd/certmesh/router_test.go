@@ -476,3 +476,47 @@ func TestRouterRefusesACertificateThatIsNotItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// pki init puts each --hosts entry on its own router only; a host that
+// names no router, given with several, is a usage error that says what to
+// write, and nothing is written.
+func TestPKIInitHostsArePerRouter(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	checkFailure(t, runCLI("pki", "init", "--dir", dir, "--controllers", "c1", "--routers", "r1,r2", "--hosts", "lb.example.net"),
+		2, "--hosts", "r1=lb.example.net", "*=lb.example.net")
+	if _, err := os.Stat(dir); err == nil {
+		t.Error("a refused pki init wrote files")
+	}
+	if r := runCLI("pki", "init", "--dir", dir, "--controllers", "c1", "--routers", "r1,r2", "--hosts", "r1=10.0.0.1,r2.example.net"); r.code != 0 {
+		t.Fatal(r)
+	}
+	for router, want := range map[string]string{"r1": "10.0.0.1", "r2": "r2.example.net"} {
+		certs, err := os.ReadFile(filepath.Join(dir, router, "cert.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		ca, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		pool.AppendCertsFromPEM(ca)
+		cert, err := tls.X509KeyPair(certs, mustRead(t, filepath.Join(dir, router, "key.pem")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, host := range []string{"10.0.0.1", "r2.example.net"} {
+			_, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: pool})
+			if (err == nil) != (host == want) {
+				t.Errorf("%s answers for %s: %v, want %v", router, host, err == nil, host == want)
+			}
+		}
+	}
+	checkFailure(t, runCLI("pki", "add", "--dir", dir, "--routers", "r3", "--hosts", "r9=h.example.net"), 2, "--hosts", `"r9" is not one of the routers given`)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
