@@ -74,9 +74,10 @@ func parseMeta(b []byte) (nodeMeta, error) {
 type delegate struct{ m *Mesh }
 
 var (
-	_ memberlist.Delegate      = delegate{}
-	_ memberlist.EventDelegate = delegate{}
-	_ memberlist.AliveDelegate = delegate{}
+	_ memberlist.Delegate         = delegate{}
+	_ memberlist.EventDelegate    = delegate{}
+	_ memberlist.AliveDelegate    = delegate{}
+	_ memberlist.ConflictDelegate = delegate{}
 )
 
 // NodeMeta implements memberlist.Delegate.
@@ -181,6 +182,11 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 	}
 	return nil
 }
+
+// NotifyConflict implements memberlist.ConflictDelegate: memberlist saw an
+// alive message for a member it knows, from another address (see
+// Mesh.nameConflict).
+func (d delegate) NotifyConflict(existing, other *memberlist.Node) { d.m.nameConflict(existing, other) }
 
 // NotifyJoin implements memberlist.EventDelegate.
 func (d delegate) NotifyJoin(n *memberlist.Node) { d.m.nodeAlive(n) }

@@ -247,6 +247,7 @@ type Mesh struct {
 
 	synced    atomic.Bool
 	sawPeer   atomic.Bool
+	joined    atomic.Bool // a join reached a peer: the node is a member, no longer starting
 	ready     atomic.Bool
 	closed    atomic.Bool
 	joins     atomic.Uint64
@@ -255,6 +256,13 @@ type Mesh struct {
 	stop      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	// Name conflicts (see nameConflict).
+	probeMu  sync.Mutex // guards probing, and orders it with closed
+	probing  bool
+	probeWG  sync.WaitGroup
+	probes   atomic.Uint64 // conflicts probed to the end, for tests
+	conflict chan error    // buffered 1: the conflict that stopped a starting node
 }
 
 // nodeInfo is a member as memberlist last reported it.
@@ -331,6 +339,7 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 		logged:    make(map[string]time.Time),
 		lostPeers: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
+		conflict:  make(chan error, 1),
 	}
 	m.started = m.clock()
 	if err := m.setMeta(false); err != nil {
@@ -412,7 +421,7 @@ func (m *Mesh) memberlistConfig() (*memberlist.Config, error) {
 		mc.Keyring = kr
 	}
 	d := delegate{m}
-	mc.Delegate, mc.Events, mc.Alive = d, d, d
+	mc.Delegate, mc.Events, mc.Alive, mc.Conflict = d, d, d, d
 	mc.Logger = log.New(&slogWriter{log: m.log, foreign: func() { m.met.drop("foreign") }}, "", 0)
 	mc.LogOutput = nil
 	if cfg.Memberlist != nil {
@@ -420,7 +429,7 @@ func (m *Mesh) memberlistConfig() (*memberlist.Config, error) {
 		if mc.Name != cfg.Core.Name {
 			return nil, errors.New("gossip: mesh config: the memberlist hook changed the node name")
 		}
-		mc.Delegate, mc.Events, mc.Alive = d, d, d
+		mc.Delegate, mc.Events, mc.Alive, mc.Conflict = d, d, d, d
 	}
 	return mc, nil
 }
@@ -855,6 +864,7 @@ func (m *Mesh) joinLoop() {
 			n, err := m.ml.Join(m.seeds)
 			switch {
 			case m.alivePeers() > 0:
+				m.joined.Store(true)
 				m.log.Info("gossip: joined the mesh", "seeds_answering", n)
 				backoff, warned = minJoinBackoff, false
 			case !warned && m.clock().Sub(m.started) >= m.cfg.JoinTimeout:
@@ -1144,7 +1154,9 @@ func (m *Mesh) Close() error {
 func (m *Mesh) shutdown(leave bool) error {
 	var err error
 	m.closeOnce.Do(func() {
+		m.probeMu.Lock()
 		m.closed.Store(true)
+		m.probeMu.Unlock()
 		close(m.stop)
 		if leave {
 			if e := m.setMeta(true); e == nil {
@@ -1158,6 +1170,7 @@ func (m *Mesh) shutdown(leave bool) error {
 		}
 		err = m.ml.Shutdown()
 		m.wg.Wait()
+		m.probeWG.Wait()
 		m.log.Info("gossip: mesh stopped", "left", leave)
 	})
 	if err != nil {

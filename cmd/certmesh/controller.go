@@ -107,6 +107,12 @@ func runController(ctx context.Context, cfg config.Controller, log *slog.Logger,
 				return fmt.Errorf("shutdown: %w", err)
 			}
 			return nil
+		case err := <-ctrl.Mesh.NameConflict():
+			log.Error("stopping: another node has this name", "err", err)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			ctrl.Close(sctx)
+			return &node.ConfigError{Field: "node.name", Err: err}
 		case <-hup:
 			log.Info("SIGHUP: reloading key files")
 			ctrl.Reload() // logs what it could not reload; the old material stays in use

@@ -67,6 +67,14 @@ func runRouter(ctx context.Context, cfg config.Router, log *slog.Logger, hup <-c
 			} else {
 				log.Info("router: key files reloaded")
 			}
+		case err := <-r.Mesh.NameConflict():
+			// Another live node holds this name: this one is the
+			// newcomer, and steps down (gossip.Mesh.NameConflict).
+			log.Error("router: stopping: another node has this name", "err", err)
+			sctx, cancel := context.WithTimeout(context.Background(), routerShutdownTimeout)
+			defer cancel()
+			r.Close(sctx)
+			return &node.ConfigError{Field: "node.name", Err: err}
 		case <-ctx.Done():
 			log.Info("router: shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), routerShutdownTimeout)

@@ -520,3 +520,35 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A second router started with a member's name (its files copied to
+// another host) stops with exit 2 and says why; the first keeps serving.
+func TestSecondRouterWithATakenNameStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	c := newCluster(t)
+	c.run("controller", "c1")
+	c.run("router", "r1")
+	c.write("r1-copy", fmt.Sprintf(`
+node: {name: r1, region: eu-west, data_dir: ../data/r1-copy}
+mesh: {bind: %s, join: [%s], key_file: ../pki/gossip.key, join_timeout: 300ms}
+pki: {ca: ../pki/ca.pem, cert: ../pki/r1/cert.pem, key: ../pki/r1/key.pem}
+listen: %s
+upstream: 127.0.0.1:9
+metrics: {listen: %s}
+`, freeAddr(t), c.meshes["c1"], freeAddr(t), freeAddr(t)))
+	p := start(t, "router", "--config", filepath.Join(c.base, "etc", "r1-copy.yaml"))
+	if code := p.wait(t, 20*time.Second); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if out := p.out.String(); !strings.Contains(out, "certmesh: node.name: gossip: another live member of the mesh is named r1 (it answers at "+c.meshes["r1"]+")") {
+		t.Errorf("output lacks the reason:\n%s", out)
+	}
+	resp, err := http.Get("http://" + c.mons["r1"] + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first r1 after the second stopped: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	c.stop("r1")
+}
