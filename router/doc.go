@@ -13,13 +13,17 @@
 //     verified intermediate (pki.ControllerOf), never from the order of the
 //     certificates a client sent. The simulator (sim/) calls Decide on its
 //     simulated routers, so the very same rule runs there.
-//   - Router is the server. Per handshake it verifies the chain (client
-//     intermediates plus those known from controllers' signer records, so a
-//     leaf sent alone is admitted), then decides; in strict mode an unknown
+//   - Router is the server. Inside the handshake it only verifies the
+//     chain (client intermediates plus those known from controllers'
+//     signer records, so a leaf sent alone is admitted): Go's TLS 1.3
+//     server asks before it has checked the client's CertificateVerify, so
+//     a copy of a certificate without its key gets no further. Once the
+//     handshake has proven the key it decides; in strict mode an unknown
 //     certificate is pulled from peers (Mesh.Want) for up to PullTimeout
 //     before it is refused, so a client that connects right after login is
 //     not refused because gossip was slower than it. A refused client gets
-//     a TLS alert (bad_certificate); the reason goes to the log and to
+//     a TLS alert (bad_certificate; after the handshake the router writes
+//     that one record itself, alert.go); the reason goes to the log and to
 //     certmesh_admissions_total{result}, and how each pull ended to
 //     certmesh_admission_pulls_total{result} (the mesh counts its own
 //     pulls in certmesh_pull_total{result}).

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type testEnv struct {
 	source *routertest.Mesh // what the controllers know
 	router *Router
 	echo   *routertest.EchoServer
+	logs   *logBuffer // every line the router logged, at debug level
 }
 
 func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
@@ -44,7 +46,8 @@ func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	p := routertest.NewPKI(t, "ctrl-a", "ctrl-b")
 	v := p.Verifier()
 	e := &testEnv{t: t, pki: p, ctrlA: p.Controller("ctrl-a"), ctrlB: p.Controller("ctrl-b"),
-		mesh: routertest.NewMesh(v, nil), source: routertest.NewMesh(v, nil), echo: routertest.NewEchoServer(t)}
+		mesh: routertest.NewMesh(v, nil), source: routertest.NewMesh(v, nil), echo: routertest.NewEchoServer(t),
+		logs: &logBuffer{}}
 	e.mesh.Source = e.source
 	e.publish(e.ctrlA.Signer())
 	e.publish(e.ctrlB.Signer())
@@ -62,7 +65,11 @@ func newTestEnv(t testing.TB, mutate func(*Config)) *testEnv {
 
 func (e *testEnv) startRouter(cfg Config, mesh Mesh) {
 	e.t.Helper()
-	r, err := New(cfg, mesh, routerCreds(e.pki), Options{Logger: testLogger(e.t)})
+	log := testLogger(e.t)
+	if e.logs != nil {
+		log = slog.New(teeHandler{log.Handler(), slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	}
+	r, err := New(cfg, mesh, routerCreds(e.pki), Options{Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -83,6 +90,49 @@ func (e *testEnv) publish(recs []crdt.Record) {
 func (e *testEnv) dial(cert tls.Certificate) *tls.Conn {
 	e.t.Helper()
 	return dial(e.t, e.router.Addr().String(), e.pki.RootPool(), cert)
+}
+
+// logBuffer collects log lines; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// teeHandler sends each record to two handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.a.Enabled(ctx, l) || h.b.Enabled(ctx, l)
+}
+
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.a.Enabled(ctx, r.Level) {
+		h.a.Handle(ctx, r.Clone())
+	}
+	if h.b.Enabled(ctx, r.Level) {
+		return h.b.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(as), h.b.WithAttrs(as)}
+}
+
+func (h teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{h.a.WithGroup(name), h.b.WithGroup(name)}
 }
 
 func must(t testing.TB, err error) {

@@ -382,19 +382,24 @@ func (r *Router) acceptLoop() {
 	}
 }
 
-// handshake is the per-connection state that admission fills in.
+// handshake is the state of one connection until it is admitted.
 type handshake struct {
-	ctx      context.Context
-	remote   string
-	facts    crdt.CertFacts
-	admitted bool
-	refused  string // reason, once refused
+	remote string
+	// secret is the connection's server traffic secret, kept to send a
+	// refusal's alert after the handshake (see alert.go).
+	secret trafficSecret
+	// Set by checkChain, which runs inside the handshake: the facts of a
+	// verified chain, or why the chain was refused.
+	facts     crdt.CertFacts
+	refused   string
+	refuseErr error
 }
 
 // tlsConfig returns the TLS configuration of one handshake: TLS 1.3 only,
-// a client certificate required and verified by admit (against the roots,
-// with the intermediates it sent and those known from signer records).
-// Session resumption is off, so every connection is admitted afresh.
+// a client certificate required, its chain checked by checkChain (against
+// the roots, with the intermediates it sent and those known from signer
+// records). Session resumption is off, so every connection is admitted
+// afresh.
 func (r *Router) tlsConfig(hs *handshake) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -402,38 +407,67 @@ func (r *Router) tlsConfig(hs *handshake) *tls.Config {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return r.creds.Load().cert, nil
 		},
-		VerifyConnection:       func(cs tls.ConnectionState) error { return r.admit(hs, cs) },
+		VerifyConnection:       func(cs tls.ConnectionState) error { return r.checkChain(hs, cs) },
 		SessionTicketsDisabled: true,
+		KeyLogWriter:           &hs.secret,
 	}
 }
 
+// handle runs one connection: the TLS handshake, then admission, then the
+// proxy.
+//
+// Ordering contract: nothing that costs the control plane or speaks in a
+// certificate owner's name (a pull to controllers, a decision against the
+// replicated state, a log line or metric naming the identity) happens
+// before HandshakeContext has returned, that is before crypto/tls has
+// checked the client's CertificateVerify: Go's TLS 1.3 server calls
+// VerifyConnection before it reads that message, so inside the handshake a
+// client has shown a certificate, which anyone may copy, not that it holds
+// the key. checkChain, which runs there, is stateless and names no one.
 func (r *Router) handle(raw net.Conn, sem chan struct{}) {
 	defer r.handlers.Done()
 	hs := &handshake{remote: raw.RemoteAddr().String()}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.HandshakeTimeout)
-	hs.ctx = ctx
 	raw.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout)) // sockets run on the wall clock
 	tc := tls.Server(raw, r.tlsConfig(hs))
 	err := tc.HandshakeContext(ctx)
-	cancel()
-	<-sem
 	if err != nil {
-		if hs.refused == "" {
-			// Failed before or after admission: no client certificate,
-			// a bad CertificateVerify, a client that went away.
+		cancel()
+		<-sem
+		if hs.refused != "" {
+			// crypto/tls sent the alert. The chain is all that was
+			// checked and no key was proven: the line names no one.
+			r.m.admission(hs.refused).Inc()
+			r.log.Info("router: refused", "remote", hs.remote, "reason", hs.refused, "err", hs.refuseErr)
+		} else {
+			// No client certificate, a bad CertificateVerify, a
+			// client that went away.
 			r.m.admission(reasonHandshakeFailed).Inc()
 			r.log.Debug("router: handshake failed", "remote", hs.remote, "err", err)
 		}
 		raw.Close()
 		return
 	}
-	raw.SetDeadline(time.Time{})
-	c := &liveConn{facts: hs.facts, remote: hs.remote, tls: tc, raw: raw}
-	if !r.register(c) {
-		r.reg.remove(c)
-		raw.Close()
+	// The client holds the key of hs.facts' certificate.
+	d := r.admit(ctx, hs.facts)
+	cancel()
+	<-sem
+	f := hs.facts
+	if !d.Admitted() {
+		r.m.admission(d.Reason()).Inc()
+		r.log.Info("router: refused", "remote", hs.remote, "reason", d.Reason(), "identity", f.Identity,
+			"session", f.Session.String(), "serial", f.Serial.String(), "issuer", f.Issuer)
+		r.refuseAfterHandshake(raw, tc, hs)
 		return
 	}
+	raw.SetDeadline(time.Time{})
+	c := &liveConn{facts: f, remote: hs.remote, tls: tc, raw: raw}
+	if !r.register(c) {
+		r.reg.remove(c)
+		r.refuseAfterHandshake(raw, tc, hs)
+		return
+	}
+	hs.secret.take() // not needed any more
 	r.m.admission(crdt.Admit.String()).Inc()
 	r.log.Info("router: admitted", "remote", hs.remote, "identity", c.facts.Identity,
 		"session", c.facts.Session.String(), "serial", c.facts.Serial.String(), "issuer", c.facts.Issuer)
@@ -442,6 +476,21 @@ func (r *Router) handle(raw net.Conn, sem chan struct{}) {
 	r.m.closed(reason).Inc()
 	r.log.Info("router: closed", "remote", hs.remote, "identity", c.facts.Identity,
 		"session", c.facts.Session.String(), "reason", reason)
+}
+
+// refuseAfterHandshake sends the client the bad_certificate alert that a
+// refusal inside the handshake would have sent (alert.go) and closes the
+// connection. Nothing has been written on tc since the handshake.
+func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake) {
+	rec, err := alertRecord(tc.ConnectionState().CipherSuite, hs.secret.take(), alertBadCertificate)
+	if err == nil {
+		raw.SetWriteDeadline(time.Now().Add(time.Second))
+		_, err = raw.Write(rec)
+	}
+	if err != nil {
+		r.log.Debug("router: refusal alert not sent", "remote", hs.remote, "err", err)
+	}
+	raw.Close()
 }
 
 // register adds an admitted connection to the registry and then checks
@@ -471,26 +520,24 @@ func (r *Router) register(c *liveConn) bool {
 	return true
 }
 
-// refuse records a refusal; the returned error makes crypto/tls send the
+// checkChain is the part of admission that runs inside the TLS handshake,
+// before the client has proven it holds the key: the chain to the roots,
+// validity dates and the facts of the leaf. It is stateless and silent:
+// it asks neither the replicated state nor the mesh, and logs and counts
+// nothing (handle does, naming no one). An error makes crypto/tls send the
 // client a bad_certificate alert.
-func (r *Router) refuse(hs *handshake, reason string, attrs ...any) error {
-	hs.refused = reason
-	r.m.admission(reason).Inc()
-	r.log.Info("router: refused", append([]any{"remote", hs.remote, "reason", reason}, attrs...)...)
-	return fmt.Errorf("router: refused: %s", reason)
-}
-
-// admit is the admission of one handshake: chain, facts, decision, and in
-// strict mode the pull of an unknown certificate. It runs inside the
-// handshake, so a refusal is a TLS alert.
-func (r *Router) admit(hs *handshake, cs tls.ConnectionState) error {
+func (r *Router) checkChain(hs *handshake, cs tls.ConnectionState) error {
+	refuse := func(reason string, err error) error {
+		hs.refused, hs.refuseErr = reason, err
+		return fmt.Errorf("router: refused: %s", reason)
+	}
 	now := r.clock.Now()
 	certs := cs.PeerCertificates
 	if len(certs) == 0 {
-		return r.refuse(hs, reasonNoCertificate)
+		return refuse(reasonNoCertificate, errors.New("no client certificate"))
 	}
 	if len(certs) > maxPeerCerts {
-		return r.refuse(hs, reasonUntrustedChain, "err", fmt.Sprintf("%d certificates sent", len(certs)))
+		return refuse(reasonUntrustedChain, fmt.Errorf("%d certificates sent", len(certs)))
 	}
 	chains, err := r.verifyChain(certs, now)
 	if err != nil {
@@ -502,7 +549,7 @@ func (r *Router) admit(hs *handshake, cs tls.ConnectionState) error {
 				reason = crdt.NotYetValid.String()
 			}
 		}
-		return r.refuse(hs, reason, "subject", certs[0].Subject.CommonName, "err", err)
+		return refuse(reason, err)
 	}
 	var facts crdt.CertFacts
 	for _, chain := range chains {
@@ -511,18 +558,21 @@ func (r *Router) admit(hs *handshake, cs tls.ConnectionState) error {
 		}
 	}
 	if err != nil {
-		return r.refuse(hs, reasonNotClientCert, "subject", certs[0].Subject.CommonName, "err", err)
+		return refuse(reasonNotClientCert, err)
 	}
-	d := r.decide(facts, now)
-	if d.Pull {
-		d = r.pull(hs.ctx, facts)
-	}
-	if !d.Admitted() {
-		return r.refuse(hs, d.Reason(), "identity", facts.Identity, "session", facts.Session.String(),
-			"serial", facts.Serial.String(), "issuer", facts.Issuer)
-	}
-	hs.facts, hs.admitted = facts, true
+	hs.facts = facts
 	return nil
+}
+
+// admit decides on a client that has proven it holds the key of the
+// certificate whose facts are f: the replicated state, and in strict mode
+// the pull of an unknown certificate, within ctx.
+func (r *Router) admit(ctx context.Context, f crdt.CertFacts) Decision {
+	d := r.decide(f, r.clock.Now())
+	if d.Pull {
+		d = r.pull(ctx, f)
+	}
+	return d
 }
 
 func (r *Router) decide(f crdt.CertFacts, now time.Time) Decision {
