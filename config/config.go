@@ -74,6 +74,15 @@ type Admission struct {
 	PullTimeout time.Duration `yaml:"pull_timeout" help:"strict mode: how long to ask peers for an unknown cert before refusing"`
 }
 
+// Handshake is the router's `handshake` section: what clients that have
+// not finished their TLS handshake, and so have proven nothing, may hold
+// (router.Config gives the reasons for the defaults).
+type Handshake struct {
+	FlightTimeout       time.Duration `yaml:"flight_timeout" help:"deadline of each client flight of the TLS handshake (the ClientHello, then certificate to Finished)"`
+	MaxPending          int           `yaml:"max_pending" help:"connections in their TLS handshake at once; beyond it the oldest is closed"`
+	MaxPendingPerSource int           `yaml:"max_pending_per_source" help:"of those, from one source address (IPv6: /64); beyond it that source's oldest is closed; 0 disables (behind a proxy that hides client addresses)"`
+}
+
 // Controller is a controller's configuration (SPEC.md section 3).
 type Controller struct {
 	Node    Node        `yaml:"node"`
@@ -94,6 +103,7 @@ type Router struct {
 	Listen    string    `yaml:"listen" help:"host:port of the client mTLS listener (TLS 1.3)"`
 	Upstream  string    `yaml:"upstream" help:"host:port of the plain TCP service admitted clients are proxied to (required)"`
 	Admission Admission `yaml:"admission"`
+	Handshake Handshake `yaml:"handshake"`
 	Metrics   Metrics   `yaml:"metrics"`
 }
 
@@ -120,8 +130,13 @@ const (
 	DefaultRouterListen  = "127.0.0.1:3022"
 	DefaultRouterMetrics = "127.0.0.1:9101"
 	DefaultPullTimeout   = 2 * time.Second
-	AdmissionStrict      = "strict"
-	AdmissionVerified    = "verified"
+	// The handshake section's defaults, router.DefaultFlightTimeout and
+	// the like (router.Config says why).
+	DefaultFlightTimeout       = 5 * time.Second
+	DefaultMaxPending          = 4096
+	DefaultMaxPendingPerSource = 64
+	AdmissionStrict            = "strict"
+	AdmissionVerified          = "verified"
 )
 
 // DefaultController returns a controller configuration with every default
@@ -147,6 +162,7 @@ func DefaultRouter() Router {
 		PKI:       PKI{TrustDomain: pki.DefaultTrustDomain},
 		Listen:    DefaultRouterListen,
 		Admission: Admission{Mode: AdmissionStrict, PullTimeout: DefaultPullTimeout},
+		Handshake: Handshake{FlightTimeout: DefaultFlightTimeout, MaxPending: DefaultMaxPending, MaxPendingPerSource: DefaultMaxPendingPerSource},
 		Metrics:   Metrics{Listen: DefaultRouterMetrics},
 	}
 }
@@ -230,6 +246,18 @@ func (r *Router) Validate() error {
 	}
 	if r.Admission.PullTimeout < 0 {
 		return fieldErr("admission.pull_timeout", "%v is negative", r.Admission.PullTimeout)
+	}
+	if r.Handshake.FlightTimeout <= 0 {
+		return fieldErr("handshake.flight_timeout", "%v is not positive", r.Handshake.FlightTimeout)
+	}
+	if r.Handshake.FlightTimeout > time.Minute {
+		return fieldErr("handshake.flight_timeout", "%v is longer than 1m: an idle connection would hold its place that long", r.Handshake.FlightTimeout)
+	}
+	if r.Handshake.MaxPending < 1 {
+		return fieldErr("handshake.max_pending", "%d is less than 1", r.Handshake.MaxPending)
+	}
+	if r.Handshake.MaxPendingPerSource < 0 {
+		return fieldErr("handshake.max_pending_per_source", "%d is negative; 0 disables the limit", r.Handshake.MaxPendingPerSource)
 	}
 	return checkHostPort("metrics.listen", r.Metrics.Listen, true)
 }

@@ -251,6 +251,20 @@ metrics: {listen: 127.0.0.1:9101}
 	if err == nil || !strings.Contains(err.Error(), "--admission.mode") {
 		t.Errorf("got %v", err)
 	}
+	if d := DefaultRouter().Handshake; d.FlightTimeout != 5*time.Second || d.MaxPending != 4096 || d.MaxPendingPerSource != 64 {
+		t.Errorf("handshake defaults %+v", d)
+	}
+	for key, bad := range map[string]string{"handshake.flight_timeout": "0s", "handshake.max_pending": "0", "handshake.max_pending_per_source": "-1"} {
+		r = DefaultRouter()
+		err := Load(&r, Loader{File: file, LookupEnv: noEnv, Flags: map[string]string{key: bad}})
+		if err == nil || !strings.Contains(err.Error(), "--"+key) {
+			t.Errorf("%s %s: got %v", key, bad, err)
+		}
+	}
+	r = DefaultRouter()
+	if err := Load(&r, Loader{File: file, LookupEnv: env(map[string]string{"CERTMESH_HANDSHAKE_MAX_PENDING_PER_SOURCE": "0"})}); err != nil || r.Handshake.MaxPendingPerSource != 0 {
+		t.Errorf("max_pending_per_source 0 from the environment: %v, %+v", err, r.Handshake)
+	}
 }
 
 func TestSettingsListEveryField(t *testing.T) {
@@ -286,8 +300,8 @@ func TestSettingsListEveryField(t *testing.T) {
 	if len(got) != 22 {
 		t.Errorf("%d settings, want 22", len(got))
 	}
-	if n := len(Flags(DefaultRouter())); n != 18 {
-		t.Errorf("%d router flags, want 18", n)
+	if n := len(Flags(DefaultRouter())); n != 21 {
+		t.Errorf("%d router flags, want 21", n)
 	}
 }
 

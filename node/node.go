@@ -131,8 +131,11 @@ func RouterConfig(cfg *config.Router) (router.Config, error) {
 	}
 	rc.Mode = mode
 	rc.PullTimeout = cfg.Admission.PullTimeout
-	if rc.HandshakeTimeout <= rc.PullTimeout {
-		rc.HandshakeTimeout = rc.PullTimeout + rc.HandshakeTimeout
+	rc.FlightTimeout = cfg.Handshake.FlightTimeout
+	rc.MaxPending, rc.MaxPendingPerSource = cfg.Handshake.MaxPending, cfg.Handshake.MaxPendingPerSource
+	if rc.HandshakeTimeout <= rc.PullTimeout+rc.FlightTimeout {
+		// The whole handshake covers the client's two flights and the pull.
+		rc.HandshakeTimeout = rc.PullTimeout + 2*rc.FlightTimeout
 	}
 	rc.DataDir = cfg.Node.DataDir
 	rc.MetricsListen = cfg.Metrics.Listen

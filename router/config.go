@@ -28,18 +28,47 @@ type Config struct {
 	// PullTimeout is how long, in strict mode, an unknown certificate is
 	// asked of peers before the connection is refused. Default 2s.
 	PullTimeout time.Duration
-	// HandshakeTimeout bounds a whole TLS handshake, the pull included.
-	// Default 10s; it must exceed PullTimeout.
+	// HandshakeTimeout bounds a connection from accept to its admission:
+	// the TLS handshake, then the decision and the pull. Default 10s; it
+	// must exceed PullTimeout.
 	HandshakeTimeout time.Duration
+	// FlightTimeout bounds each of the client's two flights of the TLS
+	// handshake: its ClientHello, from the moment the connection is
+	// accepted, and its Certificate to Finished, from the moment the
+	// ClientHello arrived (the router's own flight is in that time). It is
+	// a deadline, not an idle timeout, so sending one byte a second buys
+	// nothing. Default 5s: a client sends its ClientHello at once and its
+	// second flight one round trip later; 5s leaves room for two lost
+	// segments (TCP retransmits after 1s, then 2s) and a slow key store.
+	// It must not exceed HandshakeTimeout.
+	FlightTimeout time.Duration
+	// MaxPending caps the connections still in their TLS handshake, whose
+	// client has proven nothing yet. When it is reached the oldest of them
+	// is closed to make room, so connections that never finish cannot
+	// hold the listener: a client that sends its flights on time is done
+	// long before an attacker can open MaxPending newer connections.
+	// Default 4096: a pending connection costs a goroutine and a few KiB,
+	// so about 100 MiB at worst, and a flood must open 4096 connections
+	// within one client's handshake time to shed it.
+	MaxPending int
+	// MaxPendingPerSource caps the pending connections of one source
+	// address (IPv4 address, IPv6 /64); beyond it that source's oldest is
+	// closed, so one address, or a few, cannot take the pool from the
+	// others. Default 64, well above what one host (or a NAT of busy
+	// hosts) has in its handshakes at once, each lasting about a round
+	// trip. 0 disables it: set 0 when clients reach the router through a
+	// proxy or load balancer that hides their addresses.
+	MaxPendingPerSource int
+	// MaxAdmissions caps the admissions in progress after the handshake
+	// (a pull may hold one for PullTimeout); further clients, which have
+	// all proven their keys, wait for a slot within HandshakeTimeout.
+	// Default 1024.
+	MaxAdmissions int
 	// UpstreamDialTimeout bounds the connection to the upstream. Default 5s.
 	UpstreamDialTimeout time.Duration
 	// DrainTimeout is how long Shutdown lets live connections finish on
 	// their own before closing them. Default 10s.
 	DrainTimeout time.Duration
-	// MaxHandshakes caps handshakes in progress (a pull may hold one for
-	// PullTimeout); further connections wait in the listen backlog.
-	// Default 1024.
-	MaxHandshakes int
 	// DataDir holds the state snapshot; empty disables it.
 	DataDir string
 	// SnapshotInterval is how often the snapshot is rewritten when the
@@ -49,6 +78,13 @@ type Config struct {
 	// plain HTTP; empty disables it.
 	MetricsListen string
 }
+
+// Defaults of the handshake limits (see Config for the reasons).
+const (
+	DefaultFlightTimeout       = 5 * time.Second
+	DefaultMaxPending          = 4096
+	DefaultMaxPendingPerSource = 64
+)
 
 // DefaultConfig returns the defaults; the caller sets Name, Region, Listen,
 // Upstream and, usually, DataDir and MetricsListen.
@@ -60,7 +96,10 @@ func DefaultConfig() Config {
 		HandshakeTimeout:    10 * time.Second, // the pull plus a slow client
 		UpstreamDialTimeout: 5 * time.Second,
 		DrainTimeout:        10 * time.Second,
-		MaxHandshakes:       1024,
+		FlightTimeout:       DefaultFlightTimeout,
+		MaxPending:          DefaultMaxPending,
+		MaxPendingPerSource: DefaultMaxPendingPerSource,
+		MaxAdmissions:       1024,
 		SnapshotInterval:    10 * time.Second, // what a restart may have to catch up on
 	}
 }
@@ -95,8 +134,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("router: config: upstream dial timeout %v", c.UpstreamDialTimeout)
 	case c.DrainTimeout < 0:
 		return fmt.Errorf("router: config: negative drain timeout %v", c.DrainTimeout)
-	case c.MaxHandshakes < 1:
-		return fmt.Errorf("router: config: max handshakes %d < 1", c.MaxHandshakes)
+	case c.FlightTimeout <= 0 || c.FlightTimeout > c.HandshakeTimeout:
+		return fmt.Errorf("router: config: flight timeout %v: want more than 0 and at most the handshake timeout %v", c.FlightTimeout, c.HandshakeTimeout)
+	case c.MaxPending < 1:
+		return fmt.Errorf("router: config: max pending %d < 1", c.MaxPending)
+	case c.MaxPendingPerSource < 0:
+		return fmt.Errorf("router: config: max pending per source %d < 0", c.MaxPendingPerSource)
+	case c.MaxAdmissions < 1:
+		return fmt.Errorf("router: config: max admissions %d < 1", c.MaxAdmissions)
 	case c.DataDir != "" && c.SnapshotInterval <= 0:
 		return fmt.Errorf("router: config: snapshot interval %v", c.SnapshotInterval)
 	}

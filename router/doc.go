@@ -27,6 +27,12 @@
 //     certmesh_admissions_total{result}, and how each pull ended to
 //     certmesh_admission_pulls_total{result} (the mesh counts its own
 //     pulls in certmesh_pull_total{result}).
+//   - Connections still in their TLS handshake, whose clients have proven
+//     nothing, sit in a pending pool that never makes a new connection
+//     wait: each client flight has FlightTimeout, a source address has at
+//     most MaxPendingPerSource of them and the router MaxPending, and
+//     beyond either the oldest is closed (pending.go). Idle or trickling
+//     connections cannot hold the listener.
 //   - The registry indexes live connections by session, serial, identity
 //     and issuer. Applied records arrive from Mesh.Subscribe; a revocation
 //     closes every live connection it covers at once, with the verdict of

@@ -38,9 +38,10 @@ type routerMetrics struct {
 	set *metrics.Set
 }
 
-func newRouterMetrics(set *metrics.Set, active func() float64) *routerMetrics {
+func newRouterMetrics(set *metrics.Set, active, pending func() float64) *routerMetrics {
 	m := &routerMetrics{set: set}
 	set.NewGauge(`certmesh_connections_active`, active)
+	set.NewGauge(`certmesh_handshakes_pending`, pending)
 	// Create the usual series up front so that dashboards see zeros.
 	for _, r := range []string{crdt.Admit.String(), crdt.UnknownCert.String(), crdt.SessionRevoked.String(),
 		crdt.SerialRevoked.String(), crdt.IdentityRevoked.String(), crdt.CertExpired.String(), reasonUntrustedChain} {
@@ -48,6 +49,9 @@ func newRouterMetrics(set *metrics.Set, active func() float64) *routerMetrics {
 	}
 	for _, r := range []string{"found", "not_found", "timeout"} {
 		m.pull(r)
+	}
+	for _, r := range []string{shedSource, shedPending} {
+		m.shed(r)
 	}
 	for _, r := range []string{closeClient, crdt.SessionRevoked.String(), crdt.IdentityRevoked.String(),
 		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown} {
@@ -58,6 +62,12 @@ func newRouterMetrics(set *metrics.Set, active func() float64) *routerMetrics {
 
 func (m *routerMetrics) admission(result string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_admissions_total{result=%q}`, result))
+}
+
+// shed counts pending handshakes closed to make room for newer ones
+// (pendingPool), by reason.
+func (m *routerMetrics) shed(reason string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_handshakes_shed_total{reason=%q}`, reason))
 }
 
 func (m *routerMetrics) pull(result string) *metrics.Counter {

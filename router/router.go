@@ -97,6 +97,10 @@ type Router struct {
 	signers atomic.Pointer[signerPool]
 	reg     *registry
 	waits   waiters
+	// pending holds the connections in their TLS handshake; admissions
+	// is a semaphore of MaxAdmissions slots for those past it.
+	pending    *pendingPool
+	admissions chan struct{}
 
 	ctx    context.Context // cancelled by Shutdown: stops accepting and pulling
 	cancel context.CancelFunc
@@ -162,12 +166,15 @@ func New(cfg Config, mesh Mesh, creds Credentials, opts Options) (*Router, error
 		clock:      opts.Clock,
 		opts:       opts,
 		reg:        newRegistry(),
+		pending:    newPendingPool(cfg.MaxPending, cfg.MaxPendingPerSource),
+		admissions: make(chan struct{}, cfg.MaxAdmissions),
 		eventsWake: make(chan struct{}, 1),
 		eventsStop: make(chan struct{}),
 		acceptDone: make(chan struct{}),
 	}
 	r.waits.init()
-	r.m = newRouterMetrics(opts.Metrics, func() float64 { return float64(r.reg.active.Load()) })
+	r.m = newRouterMetrics(opts.Metrics, func() float64 { return float64(r.reg.active.Load()) },
+		func() float64 { return float64(r.pending.len()) })
 	r.creds.Store(c)
 	r.signers.Store(&signerPool{certs: map[[32]byte]*x509.Certificate{}})
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -347,19 +354,16 @@ func (r *Router) drain(ctx context.Context) {
 	<-done
 }
 
+// acceptLoop accepts connections for as long as the router serves. It
+// never waits for a slot: a new connection goes into the pending pool,
+// which sheds the oldest unproven ones when full (pendingPool), so
+// connections that send nothing cannot keep others out.
 func (r *Router) acceptLoop() {
 	defer close(r.acceptDone)
-	sem := make(chan struct{}, r.cfg.MaxHandshakes)
 	var backoff time.Duration
 	for {
-		select {
-		case sem <- struct{}{}:
-		case <-r.ctx.Done():
-			return
-		}
 		raw, err := r.ln.Accept()
 		if err != nil {
-			<-sem
 			if r.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -377,8 +381,14 @@ func (r *Router) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		pc, bySource, byPending := r.pending.add(raw)
+		if bySource+byPending > 0 {
+			r.m.shed(shedSource).Add(bySource)
+			r.m.shed(shedPending).Add(byPending)
+			r.log.Debug("router: pending handshakes shed", "source", pc.src, "by_source", bySource, "by_pending", byPending)
+		}
 		r.handlers.Add(1)
-		go r.handle(raw, sem)
+		go r.handle(raw, pc)
 	}
 }
 
@@ -424,16 +434,25 @@ func (r *Router) tlsConfig(hs *handshake) *tls.Config {
 // VerifyConnection before it reads that message, so inside the handshake a
 // client has shown a certificate, which anyone may copy, not that it holds
 // the key. checkChain, which runs there, is stateless and names no one.
-func (r *Router) handle(raw net.Conn, sem chan struct{}) {
+//
+// Until the handshake is done the connection is in the pending pool, which
+// may close it for newer ones, and each of the client's flights has
+// FlightTimeout (sockets run on the wall clock).
+func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 	defer r.handlers.Done()
 	hs := &handshake{remote: raw.RemoteAddr().String()}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.HandshakeTimeout)
-	raw.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout)) // sockets run on the wall clock
-	tc := tls.Server(raw, r.tlsConfig(hs))
+	defer cancel()
+	raw.SetDeadline(time.Now().Add(r.cfg.FlightTimeout)) // the ClientHello
+	cfg := r.tlsConfig(hs)
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		raw.SetDeadline(time.Now().Add(r.cfg.FlightTimeout)) // the router's flight, then the client's second
+		return nil, nil
+	}
+	tc := tls.Server(raw, cfg)
 	err := tc.HandshakeContext(ctx)
+	r.pending.remove(pc)
 	if err != nil {
-		cancel()
-		<-sem
 		if hs.refused != "" {
 			// crypto/tls sent the alert. The chain is all that was
 			// checked and no key was proven: the line names no one.
@@ -449,9 +468,19 @@ func (r *Router) handle(raw net.Conn, sem chan struct{}) {
 		return
 	}
 	// The client holds the key of hs.facts' certificate.
+	raw.SetDeadline(time.Time{}) // nothing is read or written until the decision
+	select {
+	case r.admissions <- struct{}{}:
+	case <-ctx.Done():
+		r.m.admission(reasonHandshakeFailed).Inc()
+		r.log.Warn("router: no admission slot within the handshake timeout", "remote", hs.remote,
+			"max_admissions", r.cfg.MaxAdmissions)
+		raw.Close()
+		return
+	}
 	d := r.admit(ctx, hs.facts)
+	<-r.admissions
 	cancel()
-	<-sem
 	f := hs.facts
 	if !d.Admitted() {
 		r.m.admission(d.Reason()).Inc()
@@ -460,7 +489,6 @@ func (r *Router) handle(raw net.Conn, sem chan struct{}) {
 		r.refuseAfterHandshake(raw, tc, hs)
 		return
 	}
-	raw.SetDeadline(time.Time{})
 	c := &liveConn{facts: f, remote: hs.remote, tls: tc, raw: raw}
 	if !r.register(c) {
 		r.reg.remove(c)

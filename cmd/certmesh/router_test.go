@@ -20,6 +20,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/config"
 )
 
 func TestClientCommandUsageErrorsExit2(t *testing.T) {
@@ -551,4 +552,22 @@ metrics: {listen: %s}
 	}
 	resp.Body.Close()
 	c.stop("r1")
+}
+
+func TestRouterHelpListsEverySetting(t *testing.T) {
+	r := runCLI("router", "--help")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	for _, s := range config.Settings(config.DefaultRouter()) {
+		if !strings.Contains(r.stdout, "--"+s.Path) || !strings.Contains(r.stdout, "$"+s.Env) {
+			t.Errorf("help lacks %s / %s", s.Path, s.Env)
+		}
+	}
+	for _, want := range []string{"--handshake.flight_timeout", "(default: 5s)", "--handshake.max_pending value", "(default: 4096)",
+		"--handshake.max_pending_per_source", "(default: 64)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
 }
