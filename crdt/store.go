@@ -526,6 +526,33 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 	return true, nil
 }
 
+// Refuse covers r's dot without merging r. It is for a record that its
+// author signed but that may not count (one about another controller's
+// session or certificate): no node waits for its dot, and r is neither
+// held nor sent on. The caller must have verified r's signature, or a
+// forged record could cover a genuine dot.
+func (s *Store) Refuse(r Record) {
+	h := r.Head()
+	l := s.lookup(h.Author)
+	var have uint64
+	if l != nil {
+		if l.covered(h.Seq) {
+			return
+		}
+		have = l.contiguous
+	}
+	if h.Seq == 0 || h.Seq-have > MaxSeqAhead {
+		return
+	}
+	if l == nil {
+		var err error
+		if l, err = s.log(h.Author, true); err != nil {
+			return
+		}
+	}
+	l.cover(h.Seq)
+}
+
 // droppedByRevocation reports whether r was written by a controller after
 // the root revoked it. Revocations of any kind are never dropped: revoking
 // is fail-safe, and a revoked session or certificate must never become

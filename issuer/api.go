@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -400,10 +399,13 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	now := c.now()
 	k := c.keys.Load()
-	var sid crdt.SessionID
-	if _, err := rand.Read(sid[:]); err != nil {
+	// The id names this controller as the session's creator: no other
+	// controller's record for it counts (pki.CreatedBy).
+	raw, err := pki.NewSessionID(c.author.Name, nil)
+	if err != nil {
 		return fail(http.StatusInternalServerError, CodeInternal, "no randomness: %v", err)
 	}
+	sid := crdt.SessionID(raw)
 	expires := now.Add(c.cfg.Session.MaxLifetime)
 	leaf, cr, e := c.issue(k, pub, id.Subject, sid, now, expires)
 	if e != nil {
