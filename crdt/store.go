@@ -331,6 +331,10 @@ type Store struct {
 	revokedSerials    joins[Serial]    // earliest At
 	revokedIdentities joins[string]    // latest RevokedBefore
 	revokedSigners    joins[string]    // earliest RevokedAt, by controller
+	// cuts holds, by revoked controller, the revocations with a cut that
+	// counts: written by another controller (a stolen key must not choose
+	// its own cut). Rare: one or a few per revoked controller.
+	cuts map[string][]*SignerRecord
 
 	// names interns identities, methods and controller names, which
 	// repeat across records. It only grows between collections: Collect
@@ -357,6 +361,7 @@ func NewStore() *Store {
 		sessions:          newWinners[SessionID, *SessionRecord](),
 		certs:             newWinners[Serial, *CertRecord](),
 		signers:           newWinners[signerKey, *SignerRecord](),
+		cuts:              make(map[string][]*SignerRecord),
 		superseded:        newJoins[Serial](false),
 		revokedSessions:   newJoins[SessionID](false),
 		revokedSerials:    newJoins[Serial](false),
@@ -554,20 +559,96 @@ func (s *Store) Refuse(r Record) {
 }
 
 // droppedByRevocation reports whether r was written by a controller after
-// the root revoked it. Revocations of any kind are never dropped: revoking
-// is fail-safe, and a revoked session or certificate must never become
-// admissible again, whatever arrives later.
+// the root revoked it. Two rules, both functions of the records held, so
+// every replica decides alike:
+//
+//   - The cut: once a revocation of the controller written by another
+//     controller carries one, the controller's records count only within
+//     the union of those cuts: what some honest controller held of it when
+//     it applied the revocation. The stolen key cannot move a record into
+//     a cut by backdating it; it could only equivocate on a dot already
+//     written, which no signature scheme prevents.
+//   - The HLC: a record other than a revocation stamped after the root's
+//     revocation time is dropped, as before cuts existed.
+//
+// Within the cut revocations of any kind are kept whatever their HLC:
+// revoking is fail-safe, and one the controller made before it was cut off
+// must not be undone. Revocations of signers (root-signed) always count.
 func (s *Store) droppedByRevocation(r Record) bool {
-	switch r := r.(type) {
+	h := r.Head()
+	if sr, ok := r.(*SignerRecord); ok && sr.Revoked {
+		return false
+	}
+	at, ok := s.revokedSigners.get(h.Author.Name)
+	if !ok {
+		return false
+	}
+	if cuts := s.cuts[h.Author.Name]; len(cuts) > 0 && !inCut(cuts, h.Author, h.Seq) {
+		return true
+	}
+	switch r.(type) {
 	case *RevocationRecord, *IdentityRevocationRecord:
 		return false
-	case *SignerRecord:
-		if r.Revoked {
-			return false
+	}
+	return h.HLC.Millis() > at
+}
+
+// inCut reports whether any of the revocations' cuts covers (a, seq).
+func inCut(revs []*SignerRecord, a Author, seq uint64) bool {
+	for _, r := range revs {
+		for i := range r.Cut {
+			if c := &r.Cut[i]; c.Author.Incarnation == a.Incarnation && c.Has(seq) {
+				return true
+			}
 		}
 	}
-	at, ok := s.revokedSigners.get(r.Head().Author.Name)
-	return ok && r.Head().HLC.Millis() > at
+	return false
+}
+
+// addCut indexes r's cut, if it counts, and reports whether it does.
+func (s *Store) addCut(r *SignerRecord) bool {
+	if r.Cut == nil || r.Author.Name == r.Controller {
+		return false
+	}
+	s.cuts[r.Controller] = append(s.cuts[r.Controller], r)
+	return true
+}
+
+// removeCut undoes addCut.
+func (s *Store) removeCut(r *SignerRecord) bool {
+	revs := s.cuts[r.Controller]
+	i := slices.Index(revs, r)
+	if i < 0 {
+		return false
+	}
+	if revs = slices.Delete(revs, i, i+1); len(revs) == 0 {
+		delete(s.cuts, r.Controller)
+	} else {
+		s.cuts[r.Controller] = revs
+	}
+	return true
+}
+
+// HeldOf returns what this store holds of controller's writes, one entry
+// per incarnation, each with at most MaxCutAbove seqs above its contiguous
+// part (the lowest): the cut a revocation of controller written now
+// carries.
+func (s *Store) HeldOf(controller string) []AuthorContext {
+	cut := []AuthorContext{}
+	for _, l := range s.order {
+		if l.author.Name != controller {
+			continue
+		}
+		if len(cut) == MaxCutAuthors {
+			break
+		}
+		c := AuthorContext{Author: l.author, Max: l.contiguous, Above: l.sortedAbove()}
+		if len(c.Above) > MaxCutAbove {
+			c.Above = c.Above[:MaxCutAbove]
+		}
+		cut = append(cut, c)
+	}
+	return cut
 }
 
 func sameString(a, b string) bool {
@@ -609,7 +690,8 @@ func (s *Store) index(l *authorLog, r Record) {
 		l.addRevocation(r.Seq)
 		prev, had := s.revokedSigners.get(r.Controller)
 		s.revokedSigners.add(r.Controller, r.RevokedAt)
-		if now, _ := s.revokedSigners.get(r.Controller); !had || now != prev {
+		cut := s.addCut(r)
+		if now, _ := s.revokedSigners.get(r.Controller); !had || now != prev || cut {
 			s.reconcileRevoked(r.Controller)
 		}
 	}
@@ -645,7 +727,8 @@ func (s *Store) unindex(l *authorLog, r Record) {
 		l.removeRevocation(r.Seq)
 		prev, _ := s.revokedSigners.get(r.Controller)
 		s.revokedSigners.remove(r.Controller, r.RevokedAt)
-		if now, ok := s.revokedSigners.get(r.Controller); !ok || now != prev {
+		cut := s.removeCut(r)
+		if now, ok := s.revokedSigners.get(r.Controller); !ok || now != prev || cut {
 			s.reconcileRevoked(r.Controller)
 		}
 	}
@@ -1290,6 +1373,12 @@ func EncodedSizeHint(r Record) int {
 		n += 3 + len(r.Identity) + 9 + 3 + len(r.Reason) + 9
 	case *SignerRecord:
 		n += 2 + len(r.Controller) + 34 + 3 + len(r.Cert) + 9 + 1 + 9 + 3 + len(r.RootSig)
+		if r.Cut != nil {
+			n += 3
+			for _, c := range r.Cut {
+				n += 1 + 9 + 9 + 3 + 9*len(c.Above)
+			}
+		}
 	}
 	return n
 }
