@@ -76,7 +76,13 @@ type page [pageSize]Record
 // is kept until it expires so that a peer that lacks it receives it, drops
 // it too and covers its dot: a dot the peer could not prove collected would
 // stay a gap in its context forever.
-type droppedRecord struct{ Record }
+//
+// A refused record (Store.Refuse) is kept the same way, for the same
+// reason, but no change of revocations ever brings it back.
+type droppedRecord struct {
+	Record
+	refused bool
+}
 
 func unwrap(r Record) (rec Record, dropped bool) {
 	if d, ok := r.(droppedRecord); ok {
@@ -169,7 +175,13 @@ func (l *authorLog) set(seq uint64, r Record) {
 }
 
 func (l *authorLog) put(seq uint64, r Record)  { l.set(seq, r) }
-func (l *authorLog) drop(seq uint64, r Record) { l.set(seq, droppedRecord{r}) }
+func (l *authorLog) drop(seq uint64, r Record) { l.set(seq, droppedRecord{Record: r}) }
+
+// refused reports whether the record at seq was refused (Store.Refuse).
+func (l *authorLog) refused(seq uint64) bool {
+	d, ok := l.slot(seq).(droppedRecord)
+	return ok && d.refused
+}
 func (l *authorLog) clear(seq uint64)          { l.set(seq, nil) }
 
 // next returns the lowest seq in [from, to] holding a record, held or
@@ -533,9 +545,11 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 
 // Refuse covers r's dot without merging r. It is for a record that its
 // author signed but that may not count (one about another controller's
-// session or certificate): no node waits for its dot, and r is neither
-// held nor sent on. The caller must have verified r's signature, or a
-// forged record could cover a genuine dot.
+// session or certificate). r is kept aside, as a record of a revoked
+// author is, until it expires, so that peers that lack it receive it,
+// refuse it too and cover its dot instead of waiting for it. The caller
+// must have verified r's signature, or a forged record could cover a
+// genuine dot.
 func (s *Store) Refuse(r Record) {
 	h := r.Head()
 	l := s.lookup(h.Author)
@@ -556,6 +570,7 @@ func (s *Store) Refuse(r Record) {
 		}
 	}
 	l.cover(h.Seq)
+	l.set(h.Seq, droppedRecord{Record: r, refused: true})
 }
 
 // droppedByRevocation reports whether r was written by a controller after
@@ -745,6 +760,9 @@ func (s *Store) reconcileRevoked(controller string) {
 			continue
 		}
 		l.each(func(seq uint64, r Record, dropped bool) bool {
+			if dropped && l.refused(seq) {
+				return true
+			}
 			switch should := s.droppedByRevocation(r); {
 			case should && !dropped:
 				s.unindex(l, r)
@@ -1035,21 +1053,32 @@ func (s *Store) Range(fn func(Record) bool) {
 	}
 }
 
-// rangeAll is Range including the dropped records.
+// rangeAll is Range including the records dropped as written by a
+// revoked author, which a restore drops again. Refused records are left
+// out: a restore merges without verifying, so one would count there.
 func (s *Store) rangeAll(fn func(r Record) bool) {
 	for _, l := range s.order {
-		if !l.each(func(_ uint64, r Record, _ bool) bool { return fn(r) }) {
+		if !l.each(func(seq uint64, r Record, dropped bool) bool {
+			return dropped && l.refused(seq) || fn(r)
+		}) {
 			return
 		}
 	}
 }
 
-// dropCount is the number of records set aside as written by a revoked
-// author.
+// dropCount is the number of records rangeAll visits that Range does not.
 func (s *Store) dropCount() int {
 	n := 0
 	for _, l := range s.order {
-		n += l.ndropped
+		if l.ndropped == 0 {
+			continue
+		}
+		l.each(func(seq uint64, _ Record, dropped bool) bool {
+			if dropped && !l.refused(seq) {
+				n++
+			}
+			return true
+		})
 	}
 	return n
 }

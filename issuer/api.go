@@ -719,6 +719,11 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 		if rev.TrustDomain != c.cfg.PKI.TrustDomain {
 			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
 		}
+		// The cut: what this controller holds of the revoked one now.
+		// Everything its key signs beyond it is refused everywhere, however
+		// it is stamped (crdt.Store.HeldOf).
+		var cut []crdt.AuthorContext
+		c.mesh.View(func(s *crdt.Store) { cut = s.HeldOf(rev.Controller) })
 		rec = &crdt.SignerRecord{
 			Controller: rev.Controller,
 			Revoked:    true,
@@ -726,6 +731,7 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 			RootSig:    req.RootSigned,
 			// No intermediate of the revoked controller outlives the root.
 			NotAfter: crdt.MillisOf(k.root.NotAfter),
+			Cut:      cut,
 		}
 		kind, key = "controller", rev.Controller
 	}
