@@ -182,7 +182,7 @@ func (l *authorLog) refused(seq uint64) bool {
 	d, ok := l.slot(seq).(droppedRecord)
 	return ok && d.refused
 }
-func (l *authorLog) clear(seq uint64)          { l.set(seq, nil) }
+func (l *authorLog) clear(seq uint64) { l.set(seq, nil) }
 
 // next returns the lowest seq in [from, to] holding a record, held or
 // dropped, and that record; nil if there is none. It skips empty pages in
