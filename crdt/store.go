@@ -177,12 +177,13 @@ func (l *authorLog) set(seq uint64, r Record) {
 func (l *authorLog) put(seq uint64, r Record)  { l.set(seq, r) }
 func (l *authorLog) drop(seq uint64, r Record) { l.set(seq, droppedRecord{Record: r}) }
 
+func (l *authorLog) clear(seq uint64)          { l.set(seq, nil) }
+
 // refused reports whether the record at seq was refused (Store.Refuse).
 func (l *authorLog) refused(seq uint64) bool {
 	d, ok := l.slot(seq).(droppedRecord)
 	return ok && d.refused
 }
-func (l *authorLog) clear(seq uint64) { l.set(seq, nil) }
 
 // next returns the lowest seq in [from, to] holding a record, held or
 // dropped, and that record; nil if there is none. It skips empty pages in
