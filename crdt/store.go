@@ -176,7 +176,6 @@ func (l *authorLog) set(seq uint64, r Record) {
 
 func (l *authorLog) put(seq uint64, r Record)  { l.set(seq, r) }
 func (l *authorLog) drop(seq uint64, r Record) { l.set(seq, droppedRecord{Record: r}) }
-
 func (l *authorLog) clear(seq uint64)          { l.set(seq, nil) }
 
 // refused reports whether the record at seq was refused (Store.Refuse).
