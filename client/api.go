@@ -164,6 +164,11 @@ func eachController(cfg *Config, prefer string, next func(error) bool, fn func(b
 	}
 	var errs []error
 	for _, base := range order {
+		// prefer may come from a session.json on disk: the same rule as
+		// Config.Controllers, checked before anything is sent.
+		if err := checkControllerURL(base); err != nil {
+			return "", err
+		}
 		err := fn(base)
 		if err == nil {
 			return base, nil

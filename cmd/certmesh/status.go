@@ -53,6 +53,12 @@ func statusCommand(stdout io.Writer) *cli.Command {
 				return usagef("--ca: required for an https URL")
 			}
 			if c.String("admin-cert") != "" || c.String("admin-key") != "" {
+				if u.Scheme != "https" {
+					// Over plain http the certificate would not even be
+					// asked for: refuse rather than query unauthenticated
+					// what the operator meant to query as an admin.
+					return usagef("--url: %q is not https; the admin certificate is only sent to a controller's API (https://host:port), not to a plain-http metrics listener", c.String("url"))
+				}
 				cert, err := loadAdminCert(c)
 				if err != nil {
 					return err
