@@ -84,7 +84,7 @@ type certResponse struct {
 // httpClient returns a client that trusts roots and, if cert is set,
 // presents it.
 func httpClient(cfg *Config, cert func() (*tls.Certificate, error)) *http.Client {
-	tc := &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	tc := pki.HardenTLS(&tls.Config{RootCAs: cfg.RootCAs})
 	if cert != nil {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert() }
 	}

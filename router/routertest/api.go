@@ -59,11 +59,11 @@ func NewAPI(t testing.TB, p *PKI, ctrl *Controller, publish func([]crdt.Record) 
 		}
 		mux.ServeHTTP(w, r)
 	}))
-	a.srv.TLS = &tls.Config{
+	a.srv.TLS = pki.HardenTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    p.RootPool(),
-	}
+	})
 	a.srv.StartTLS()
 	a.URL = a.srv.URL
 	t.Cleanup(a.srv.Close)
