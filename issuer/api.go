@@ -20,6 +20,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/strictjson"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -270,28 +271,23 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.status, ErrorBody{Error: e.msg, Code: e.code})
 }
 
-// decodeJSON reads the body into v.
+// decodeJSON reads the body into v: exactly one JSON value, nothing but
+// whitespace after it (strictjson.Decode), unknown fields ignored.
 func decodeJSON(r *http.Request, v any) *apiError {
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
-		case errors.Is(err, io.EOF):
-			return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
-		default:
-			return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
-		}
+	err := strictjson.Decode(r.Body, v)
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+	case errors.Is(err, io.EOF):
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body holds more than one JSON value; want one JSON object")
+	default:
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
 	}
-	// Drain to find an oversized tail.
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
-		}
-	}
-	return nil
 }
 
 func clientIP(r *http.Request) string {
