@@ -678,6 +678,9 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	now := c.now()
 	at := crdt.MillisOf(now)
+	// A floor only: every node keeps the revocation until what it covers
+	// can no longer be used, whatever this controller's session lifetime
+	// (crdt.Retention).
 	until := crdt.MillisOf(now.Add(c.cfg.Session.MaxLifetime))
 	var (
 		rec       crdt.Record
