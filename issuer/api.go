@@ -401,13 +401,13 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusInternalServerError, CodeInternal, "no randomness: %v", err)
 	}
 	expires := now.Add(c.cfg.Session.MaxLifetime)
-	leaf, cr, e := c.issue(k, pub, id.Subject, sid, now, expires)
+	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, expires)
 	if e != nil {
 		return e
 	}
 	sess := &crdt.SessionRecord{
 		ID:       sid,
-		Identity: id.Subject,
+		Identity: id.ID,
 		Method:   method(id),
 		Created:  crdt.MillisOf(now),
 		Expires:  crdt.MillisOf(expires),
@@ -416,7 +416,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return writeFailed(err)
 	}
 	c.met.issued.Inc()
-	c.log.Info("audit", "op", "login", "remote", clientIP(r), "identity", id.Subject, "method", sess.Method,
+	c.log.Info("audit", "op", "login", "remote", clientIP(r), "identity", id.ID, "method", sess.Method,
 		"session", sid.String(), "serial", cr.Serial.String(), "dots", dots(sess, cr), "hlc", cr.HLC.String())
 	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
 	return nil

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,7 +350,8 @@ func (c *Controller) Start(m Mesh) error {
 	c.bg.Add(1)
 	go c.gcLoop()
 	c.ready.Store(true)
-	c.log.Info("controller started", "api", c.APIAddr(), "metrics", c.MetricsAddr(), "author", c.author.String())
+	c.log.Info("controller started", "api", c.APIAddr(), "metrics", c.MetricsAddr(), "author", c.author.String(),
+		"identities", strings.Join(c.cfg.Auth.IdentityFormat(), "; "))
 	return nil
 }
 
