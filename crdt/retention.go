@@ -50,8 +50,8 @@ type Retention struct {
 	slack   time.Duration
 	horizon Millis // records with a later HLC are younger than MinRetention
 	// The revocations held per target, and the records held for it.
-	sessions map[SessionID]*retained
-	serials  map[Serial]*retained
+	sessions map[SessionID]retained
+	serials  map[Serial]retained
 }
 
 // retained is what the records held say about one revoked target.
@@ -69,10 +69,13 @@ func NewRetention(now Millis, slack time.Duration) *Retention {
 		now:      now,
 		slack:    slack,
 		horizon:  addMillis(now, -MinRetention),
-		sessions: make(map[SessionID]*retained),
-		serials:  make(map[Serial]*retained),
+		sessions: make(map[SessionID]retained),
+		serials:  make(map[Serial]retained),
 	}
 }
+
+// noted is the entry of a key noted for the first time.
+var noted = retained{until: minMillis, youngest: minMillis}
 
 // NoteRevocation takes note of r if it revokes a session or a serial;
 // other records are ignored.
@@ -81,61 +84,77 @@ func (t *Retention) NoteRevocation(r Record) {
 	if !ok {
 		return
 	}
-	var g *retained
-	if rev.Target == RevokeSession {
-		if g = t.sessions[rev.Session]; g == nil {
-			g = &retained{until: minMillis, youngest: minMillis}
-			t.sessions[rev.Session] = g
+	note := func(g retained, ok bool) retained {
+		if !ok {
+			g = noted
 		}
-	} else {
-		if g = t.serials[rev.Serial]; g == nil {
-			g = &retained{until: minMillis, youngest: minMillis}
-			t.serials[rev.Serial] = g
-		}
+		g.until = max(g.until, orNever(rev.Until))
+		g.youngest = max(g.youngest, rev.HLC.Millis())
+		return g
 	}
-	g.until = max(g.until, orNever(rev.Until))
-	g.youngest = max(g.youngest, rev.HLC.Millis())
+	if rev.Target == RevokeSession {
+		g, ok := t.sessions[rev.Session]
+		t.sessions[rev.Session] = note(g, ok)
+	} else {
+		g, ok := t.serials[rev.Serial]
+		t.serials[rev.Serial] = note(g, ok)
+	}
 }
 
 // NoteTarget takes note of r if it is a session or certificate record that
 // a noted revocation covers; other records are ignored. Call it after every
 // NoteRevocation.
 func (t *Retention) NoteTarget(r Record) {
-	var g *retained
 	switch r := r.(type) {
 	case *SessionRecord:
-		g = t.sessions[r.ID]
+		if g, ok := t.sessions[r.ID]; ok {
+			t.sessions[r.ID] = g.withTarget(r.Expires)
+		}
 	case *CertRecord:
-		g = t.serials[r.Serial]
+		if g, ok := t.serials[r.Serial]; ok {
+			t.serials[r.Serial] = g.withTarget(r.NotAfter)
+		}
 	}
-	if g == nil {
-		return
-	}
-	if !g.held || r.expiry() > g.targetEnd {
-		g.targetEnd = r.expiry()
+}
+
+func (g retained) withTarget(end Millis) retained {
+	if !g.held || end > g.targetEnd {
+		g.targetEnd = end
 	}
 	g.held = true
+	return g
 }
 
 // Collectable reports whether r can go now (see Retention for when to ask).
 func (t *Retention) Collectable(r Record) bool {
-	if r.Head().HLC.Millis() > t.horizon {
+	// Cheapest test first: nearly every record is far from its expiry.
+	switch r := r.(type) {
+	case *SessionRecord:
+		if !t.past(r.Expires) || !t.old(&r.Header) {
+			return false
+		}
+		g, ok := t.sessions[r.ID]
+		return !ok || t.revocationsDone(g)
+	case *CertRecord:
+		if !t.past(r.NotAfter) || !t.old(&r.Header) {
+			return false
+		}
+		g, ok := t.serials[r.Serial]
+		return !ok || t.revocationsDone(g)
+	}
+	if !t.old(r.Head()) {
 		return false
 	}
 	switch r := r.(type) {
-	case *SessionRecord:
-		return t.past(r.Expires) && t.revocationsDone(t.sessions[r.ID])
-	case *CertRecord:
-		return t.past(r.NotAfter) && t.revocationsDone(t.serials[r.Serial])
 	case *RevocationRecord:
-		var g *retained
+		var g retained
 		if r.Target == RevokeSession {
 			g = t.sessions[r.Session]
 		} else {
 			g = t.serials[r.Serial]
 		}
 		end := addMillis(r.At, MaxSessionLifetime)
-		if g != nil && g.held {
+		if g.held {
 			end = g.targetEnd
 		}
 		return t.past(max(end, orNever(r.Until)))
@@ -145,6 +164,9 @@ func (t *Retention) Collectable(r Record) bool {
 	return t.past(r.expiry())
 }
 
+// old reports whether a record was written at least MinRetention ago.
+func (t *Retention) old(h *Header) bool { return h.HLC.Millis() <= t.horizon }
+
 // past reports whether end plus the slack is before now.
 func (t *Retention) past(end Millis) bool { return addMillis(end, t.slack) < t.now }
 
@@ -153,8 +175,8 @@ func (t *Retention) past(end Millis) bool { return addMillis(end, t.slack) < t.n
 // those revocations go in the same collection: Collectable then finds each
 // revocation's target expired too. The revocations' own bound matters only
 // for a target no record of which is held.
-func (t *Retention) revocationsDone(g *retained) bool {
-	return g == nil || (t.past(g.until) && g.youngest <= t.horizon)
+func (t *Retention) revocationsDone(g retained) bool {
+	return t.past(g.until) && g.youngest <= t.horizon
 }
 
 // retention builds the rule for the records s holds, in time proportional
@@ -163,6 +185,11 @@ func (t *Retention) revocationsDone(g *retained) bool {
 // the one that wins it).
 func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 	t := NewRetention(now, slack)
+	n := 0
+	for _, l := range s.order {
+		n += len(l.revocations)
+	}
+	t.sessions = make(map[SessionID]retained, n) // a bound: some are serials or identities
 	for _, l := range s.order {
 		for _, seq := range l.revocations {
 			if r := l.get(seq); r != nil {
@@ -170,20 +197,22 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 			}
 		}
 	}
-	for id := range t.sessions {
+	for id, g := range t.sessions {
 		if r := s.sessions.m[id]; r != nil {
-			t.NoteTarget(r)
-		}
-		for _, r := range s.sessions.dups[id] {
-			t.NoteTarget(r)
+			g = g.withTarget(r.Expires)
+			for _, d := range s.sessions.dups[id] {
+				g = g.withTarget(d.Expires)
+			}
+			t.sessions[id] = g
 		}
 	}
-	for sn := range t.serials {
+	for sn, g := range t.serials {
 		if r := s.certs.m[sn]; r != nil {
-			t.NoteTarget(r)
-		}
-		for _, r := range s.certs.dups[sn] {
-			t.NoteTarget(r)
+			g = g.withTarget(r.NotAfter)
+			for _, d := range s.certs.dups[sn] {
+				g = g.withTarget(d.NotAfter)
+			}
+			t.serials[sn] = g
 		}
 	}
 	return t

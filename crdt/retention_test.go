@@ -125,3 +125,31 @@ func TestRevocationGoesWithItsTarget(t *testing.T) {
 		t.Fatalf("collected %d after both ended, want the session and its revocation", n)
 	}
 }
+
+// BenchmarkCollectNothingDue is the common Collect: a store of sessions,
+// their certificates and a revocation for one session in ten, none of them
+// due. The retention rule costs one map entry per revocation held.
+//
+//	go test ./crdt/ -run '^$' -bench CollectNothingDue
+func BenchmarkCollectNothingDue(b *testing.B) {
+	const sessions = 100_000
+	s := NewStore()
+	var seqA, seqB uint64
+	for i := 0; i < sessions; i++ {
+		seqA++
+		s.MergeVerified(newSession(ctrlA, seqA, t0, sid(i), "alice", t0+24*hour))
+		seqA++
+		s.MergeVerified(newCert(ctrlA, seqA, t0, serial(i), sid(i), "alice", t0+hour))
+		if i%10 == 0 {
+			seqB++
+			s.MergeVerified(newSessionRevocation(ctrlB, seqB, t0+minute, sid(i), t0+24*hour))
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if n := s.Collect(t0+2*hour, DefaultMaxOffset, time.Hour); n != 0 {
+			b.Fatalf("collected %d", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(s.Len()), "ns/record")
+}
