@@ -200,9 +200,10 @@ type RevocationRecord struct {
 	Serial  Serial    // when Target is RevokeSerial
 	Reason  string
 	At      Millis
-	// Until is when the target can no longer be used anywhere whatever
-	// happens (its latest possible expiry); the record is kept until then.
-	// Zero means never: the record is kept forever.
+	// Until is the least time the writer asks the record to be kept
+	// (zero: forever). It is a floor, not the rule: a writer knows only its
+	// own session lifetime, so the record is kept until what it covers can
+	// no longer be used, whatever its writer's config (see Retention).
 	Until Millis
 }
 
@@ -213,7 +214,7 @@ type IdentityRevocationRecord struct {
 	Identity      string
 	RevokedBefore Millis
 	Reason        string
-	Until         Millis // as in RevocationRecord; zero means never
+	Until         Millis // as in RevocationRecord: a floor; zero means never
 }
 
 // SignerRecord publishes a controller's record-signing certificate, or,

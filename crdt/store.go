@@ -1129,20 +1129,16 @@ func (s *Store) CoverInterval(iv Interval, now Millis) {
 	}
 }
 
-// collectable reports whether r can no longer matter anywhere at now.
-func collectable(r Record, now Millis, slack time.Duration, horizon Millis) bool {
-	return addMillis(r.expiry(), slack) < now && r.Head().HLC.Millis() <= horizon
-}
-
-// Collect drops every record that can no longer matter anywhere: its
-// expiry (a certificate's or session's not-after, a revocation's until)
-// plus maxOffset plus grace is before now, and it was written at least
-// MinRetention ago. Dots stay covered, so a collected record is never merged
-// again. It returns how many held records were dropped. Collect visits
-// every record; call it at intervals of minutes, not per write.
+// Collect drops every record that can no longer matter anywhere, by the
+// rule of Retention with a slack of maxOffset plus grace: roughly, its
+// expiry (a certificate's or session's not-after; for a revocation, the
+// expiry of what it covers, whatever its writer's config) plus the slack is
+// before now, and it was written at least MinRetention ago. Dots stay
+// covered, so a collected record is never merged again. It returns how many
+// held records were dropped. Collect visits every record; call it at
+// intervals of minutes, not per write.
 func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
-	slack := maxOffset + grace
-	horizon := addMillis(now, -MinRetention)
+	rule := s.retention(now, maxOffset+grace)
 	type victim struct {
 		l       *authorLog
 		seq     uint64
@@ -1152,7 +1148,7 @@ func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
 	var victims []victim
 	for _, l := range s.order {
 		l.each(func(seq uint64, r Record, dropped bool) bool {
-			if collectable(r, now, slack, horizon) {
+			if rule.Collectable(r) {
 				victims = append(victims, victim{l, seq, r, dropped})
 			}
 			return true

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
 )
 
 // maxPeerCerts caps the certificates a client may send; a real chain is a
@@ -379,15 +380,14 @@ type handshake struct {
 // with the intermediates it sent and those known from signer records).
 // Session resumption is off, so every connection is admitted afresh.
 func (r *Router) tlsConfig(hs *handshake) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
+	return pki.HardenTLS(&tls.Config{
 		ClientAuth: tls.RequireAnyClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return r.creds.Load().cert, nil
 		},
 		VerifyConnection:       func(cs tls.ConnectionState) error { return r.admit(hs, cs) },
 		SessionTicketsDisabled: true,
-	}
+	})
 }
 
 func (r *Router) handle(raw net.Conn, sem chan struct{}) {
