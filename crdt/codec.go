@@ -554,3 +554,29 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 	}
 	return recs, nil
 }
+
+// EncodedSizeHint is an upper bound on r's wire encoding, computed without
+// encoding it.
+func EncodedSizeHint(r Record) int {
+	h := r.Head()
+	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
+	switch r := r.(type) {
+	case *SessionRecord:
+		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18
+	case *CertRecord:
+		n += 18 + 18 + 3 + len(r.Identity) + 34 + 27 + 18
+	case *RevocationRecord:
+		n += 2 + 18 + 18 + 3 + len(r.Reason) + 18
+	case *IdentityRevocationRecord:
+		n += 3 + len(r.Identity) + 9 + 3 + len(r.Reason) + 9
+	case *SignerRecord:
+		n += 2 + len(r.Controller) + 34 + 3 + len(r.Cert) + 9 + 1 + 9 + 3 + len(r.RootSig)
+		if r.Cut != nil {
+			n += 3
+			for _, c := range r.Cut {
+				n += 1 + 9 + 9 + 3 + 9*len(c.Above)
+			}
+		}
+	}
+	return n
+}

@@ -217,3 +217,49 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 	}
 	return t
 }
+
+// Collect drops every record that can no longer matter anywhere, by the
+// rule of Retention with a slack of maxOffset plus grace: roughly, its
+// expiry (a certificate's or session's not-after; for a revocation, the
+// expiry of what it covers, whatever its writer's config) plus the slack is
+// before now, and it was written at least MinRetention ago. Dots stay
+// covered, so a collected record is never merged again. It returns how many
+// held records were dropped. Collect visits every record; call it at
+// intervals of minutes, not per write.
+func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
+	rule := s.retention(now, maxOffset+grace)
+	type victim struct {
+		l       *authorLog
+		seq     uint64
+		r       Record
+		dropped bool
+	}
+	var victims []victim
+	for _, l := range s.order {
+		l.each(func(seq uint64, r Record, dropped bool) bool {
+			if rule.Collectable(r) {
+				victims = append(victims, victim{l, seq, r, dropped})
+			}
+			return true
+		})
+	}
+	// Removing a signer revocation may bring dropped records back
+	// (reconcileRevoked), so the victims are chosen first and removed
+	// after, each only if still where it was.
+	n := 0
+	for _, v := range victims {
+		cur, dropped := unwrap(v.l.slot(v.seq))
+		if cur != v.r {
+			continue
+		}
+		v.l.clear(v.seq)
+		if !dropped {
+			s.unindex(v.l, v.r)
+			n++
+		}
+	}
+	if len(s.names) > 2*s.namesBuilt+1024 {
+		s.reintern()
+	}
+	return n
+}
