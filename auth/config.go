@@ -19,6 +19,10 @@ type Config struct {
 
 // OIDCConfig is one OpenID Connect issuer, `auth.oidc[]`.
 type OIDCConfig struct {
+	// Name names the entry; with more than one auth entry it is the
+	// namespace of its identities ("<name>:<sub>") unless IdentityNamespace
+	// is set. Default: the host name of Issuer.
+	Name string `yaml:"name"`
 	// Issuer is the issuer URL; discovery reads
 	// <Issuer>/.well-known/openid-configuration, whose issuer must equal it.
 	Issuer string `yaml:"issuer"`
@@ -27,11 +31,21 @@ type OIDCConfig struct {
 	// IdentityClaim names the claim that becomes the certmesh identity;
 	// default "sub".
 	IdentityClaim string `yaml:"identity_claim"`
+	// IdentityNamespace, when set, prefixes this entry's identities
+	// ("<namespace>:<claim>"), even when it is the only entry. Entries that
+	// set the same value share identities: an operator's explicit mapping
+	// of two sources onto one set of people. Default: Name when the
+	// controller has more than one auth entry, else none (the claim value
+	// is the identity). 1 to 63 letters, digits, '.', '-', '_'.
+	IdentityNamespace string `yaml:"identity_namespace"`
 }
 
 // JWTConfig is one external JWT signer, `auth.jwt[]`.
 type JWTConfig struct {
-	// Name identifies the signer in logs and in Identity.Method ("jwt:<name>").
+	// Name identifies the signer in logs and in Identity.Method
+	// ("jwt:<name>"); with more than one auth entry it is also the
+	// namespace of its identities ("<name>:<sub>") unless IdentityNamespace
+	// is set.
 	Name string `yaml:"name"`
 	// Issuer is the iss claim of its tokens.
 	Issuer string `yaml:"issuer"`
@@ -46,6 +60,8 @@ type JWTConfig struct {
 	// IdentityClaim names the claim that becomes the certmesh identity;
 	// default "sub".
 	IdentityClaim string `yaml:"identity_claim"`
+	// IdentityNamespace is as in OIDCConfig.
+	IdentityNamespace string `yaml:"identity_namespace"`
 }
 
 // DefaultIdentityClaim is the claim used when identity_claim is empty.
@@ -110,7 +126,8 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
-	return nil
+	_, _, err := c.namespaces()
+	return err
 }
 
 func checkHTTPURL(s string) error {

@@ -19,7 +19,7 @@ type jwtProvider struct {
 	claims claimChecker
 }
 
-func newJWTProvider(cfg JWTConfig, opts Options) (*jwtProvider, error) {
+func newJWTProvider(cfg JWTConfig, namespace string, opts Options) (*jwtProvider, error) {
 	var (
 		keys    keySource
 		methods []string
@@ -55,7 +55,7 @@ func newJWTProvider(cfg JWTConfig, opts Options) (*jwtProvider, error) {
 		// a key is looked up; candidates then pins each key to the
 		// algorithms of its own type.
 		parser: newTokenParser(methods),
-		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "jwt:"+cfg.Name, opts),
+		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "jwt:"+cfg.Name, namespace, opts),
 	}, nil
 }
 

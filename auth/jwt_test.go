@@ -314,6 +314,25 @@ func TestConfigValidation(t *testing.T) {
 		{"jwt no key source", auth.Config{JWT: []auth.JWTConfig{{Name: "n", Issuer: "i", Audience: "a"}}}, "exactly one of keys_file and jwks_url"},
 		{"jwt keys file missing", auth.Config{JWT: []auth.JWTConfig{{Name: "n", Issuer: "i", Audience: "a", KeysFile: keysFile + ".nope"}}}, "k.pem.nope"},
 		{"jwt RSA key too small", auth.Config{JWT: []auth.JWTConfig{{Name: "n", Issuer: "i", Audience: "a", KeysFile: smallFile}}}, "too small"},
+		// Identity namespaces: no two entries share one by accident.
+		{"two oidc issuers on one host", auth.Config{OIDC: []auth.OIDCConfig{
+			{Issuer: "https://kc.example.com/realms/a", Audience: "a"}, {Issuer: "https://kc.example.com/realms/b", Audience: "a"}}},
+			"auth.oidc[1]: its identities would be those of auth.oidc[0]"},
+		{"two oidc issuers on one host, named", auth.Config{OIDC: []auth.OIDCConfig{
+			{Name: "realm-a", Issuer: "https://kc.example.com/realms/a", Audience: "a"}, {Name: "realm-b", Issuer: "https://kc.example.com/realms/b", Audience: "a"}}}, ""},
+		{"oidc named like a jwt signer", auth.Config{OIDC: []auth.OIDCConfig{{Name: "corp", Issuer: "https://idp.example.com", Audience: "a"}}, JWT: []auth.JWTConfig{jwtOK}},
+			"auth.jwt[0]: its identities would be those of auth.oidc[0]"},
+		{"mapped together on purpose", auth.Config{OIDC: []auth.OIDCConfig{{Issuer: "https://idp.example.com", Audience: "a", IdentityNamespace: "staff"}},
+			JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", KeysFile: keysFile, IdentityNamespace: "staff"}}}, ""},
+		{"mapped on one side only", auth.Config{OIDC: []auth.OIDCConfig{{Issuer: "https://idp.example.com", Audience: "a", IdentityNamespace: "corp"}}, JWT: []auth.JWTConfig{jwtOK}},
+			"auth.jwt[0]: its identities would be those of auth.oidc[0]"},
+		{"namespace with a colon", auth.Config{OIDC: []auth.OIDCConfig{{Issuer: "https://idp.example.com", Audience: "a", IdentityNamespace: "a:b"}}},
+			"auth.oidc[0].identity_namespace"},
+		{"jwt name that cannot be a namespace", auth.Config{OIDC: []auth.OIDCConfig{oidcOK}, JWT: []auth.JWTConfig{{Name: "corp signer", Issuer: "j", Audience: "a", KeysFile: keysFile}}},
+			"auth.jwt[0].name"},
+		{"jwt name that cannot be a namespace, alone", auth.Config{JWT: []auth.JWTConfig{{Name: "corp signer", Issuer: "j", Audience: "a", KeysFile: keysFile}}}, ""},
+		{"oidc on an IPv6 host with another entry", auth.Config{OIDC: []auth.OIDCConfig{{Issuer: "https://[::1]:5556", Audience: "a"}}, JWT: []auth.JWTConfig{jwtOK}},
+			"auth.oidc[0].issuer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,11 +35,11 @@ type oidcProvider struct {
 	lastErr atomic.Pointer[error]
 }
 
-func newOIDCProvider(ctx context.Context, cfg OIDCConfig, opts Options) *oidcProvider {
+func newOIDCProvider(ctx context.Context, cfg OIDCConfig, namespace string, opts Options) *oidcProvider {
 	p := &oidcProvider{
 		cfg:    cfg,
 		opts:   opts,
-		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", opts),
+		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts),
 		ready:  make(chan struct{}),
 	}
 	go p.discoverLoop(oidc.ClientContext(ctx, opts.HTTPClient))

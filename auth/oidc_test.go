@@ -266,7 +266,7 @@ func TestOIDCIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.Identity{Subject: "a/b c%@example.com", Issuer: iss.URL(), Method: "oidc", Expiry: c.Now().Add(time.Hour)}
+	want := auth.Identity{ID: "a/b c%@example.com", Subject: "a/b c%@example.com", Issuer: iss.URL(), Method: "oidc", Expiry: c.Now().Add(time.Hour)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)
 	}

@@ -20,10 +20,17 @@ const MaxTokenBytes = 16 << 10
 
 // Identity is who a verified token says its bearer is.
 type Identity struct {
-	// Subject is the value of the identity claim: the certmesh identity (the
-	// CN of the client's certificates). Valid UTF-8, at most
-	// pki.MaxIdentityLen bytes.
+	// ID is the certmesh identity (the CN of the client's certificates, the
+	// identity of its session, what an identity revocation names): Subject,
+	// prefixed with Namespace and a colon when Namespace is set. Valid UTF-8,
+	// at most pki.MaxIdentityLen bytes.
+	ID string
+	// Subject is the value of the identity claim.
 	Subject string
+	// Namespace is the identity namespace of the entry that verified the
+	// token (see Config): empty when the controller has a single entry
+	// that sets none.
+	Namespace string
 	// Issuer is the token's iss.
 	Issuer string
 	// Method is "oidc" or "jwt:<signer name>".
@@ -55,17 +62,21 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	oidcNS, jwtNS, err := cfg.namespaces()
+	if err != nil {
+		return nil, err
+	}
 	v := &Verifier{providers: make(map[string]provider)}
 	// JWT signers first: they can fail, and nothing has started yet.
 	for i, c := range cfg.JWT {
-		p, err := newJWTProvider(c, opts)
+		p, err := newJWTProvider(c, jwtNS[i], opts)
 		if err != nil {
 			return nil, fmt.Errorf("auth: auth.jwt[%d]: %w", i, err)
 		}
 		v.providers[c.Issuer] = p
 	}
-	for _, c := range cfg.OIDC {
-		p := newOIDCProvider(ctx, c, opts)
+	for i, c := range cfg.OIDC {
+		p := newOIDCProvider(ctx, c, oidcNS[i], opts)
 		v.providers[c.Issuer] = p
 		v.oidc = append(v.oidc, p)
 	}
@@ -128,10 +139,11 @@ func unverifiedIssuer(raw string) (string, error) {
 // tokens with the same codes.
 type claimChecker struct {
 	issuer, audience, identityClaim, method string
+	namespace                               string         // prefixes identities; empty: none
 	validator                               *jwt.Validator // exp (required) and nbf, with leeway
 }
 
-func newClaimChecker(issuer, audience, identityClaim, method string, opts Options) claimChecker {
+func newClaimChecker(issuer, audience, identityClaim, method, namespace string, opts Options) claimChecker {
 	if identityClaim == "" {
 		identityClaim = DefaultIdentityClaim
 	}
@@ -140,6 +152,7 @@ func newClaimChecker(issuer, audience, identityClaim, method string, opts Option
 		audience:      audience,
 		identityClaim: identityClaim,
 		method:        method,
+		namespace:     namespace,
 		validator: jwt.NewValidator(
 			jwt.WithExpirationRequired(),
 			jwt.WithLeeway(opts.Leeway),
@@ -178,6 +191,13 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 	if len(sub) > pki.MaxIdentityLen || !utf8.ValidString(sub) {
 		return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("token claim %q is not UTF-8 of at most %d bytes", c.identityClaim, pki.MaxIdentityLen))
 	}
+	id := sub
+	if c.namespace != "" {
+		id = c.namespace + ":" + sub
+		if len(id) > pki.MaxIdentityLen {
+			return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("identity %s:<%s> is longer than %d bytes", c.namespace, c.identityClaim, pki.MaxIdentityLen))
+		}
+	}
 	exp, _ := claims.GetExpirationTime() // present: the validator requires it
-	return Identity{Subject: sub, Issuer: c.issuer, Method: c.method, Expiry: exp.Time}, nil
+	return Identity{ID: id, Subject: sub, Namespace: c.namespace, Issuer: c.issuer, Method: c.method, Expiry: exp.Time}, nil
 }

@@ -84,7 +84,7 @@ type certResponse struct {
 // httpClient returns a client that trusts roots and, if cert is set,
 // presents it.
 func httpClient(cfg *Config, cert func() (*tls.Certificate, error)) *http.Client {
-	tc := &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	tc := pki.HardenTLS(&tls.Config{RootCAs: cfg.RootCAs})
 	if cert != nil {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert() }
 	}
@@ -164,6 +164,11 @@ func eachController(cfg *Config, prefer string, next func(error) bool, fn func(b
 	}
 	var errs []error
 	for _, base := range order {
+		// prefer may come from a session.json on disk: the same rule as
+		// Config.Controllers, checked before anything is sent.
+		if err := checkControllerURL(base); err != nil {
+			return "", err
+		}
 		err := fn(base)
 		if err == nil {
 			return base, nil

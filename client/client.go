@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/certmesh/certmesh/pki"
 )
 
 // EventKind says what happened.
@@ -276,14 +278,13 @@ func (c *Client) Rotate(ctx context.Context) error {
 // session's current certificate (read at each handshake, so rotations
 // apply to the next connection) and trusts RootCAs.
 func (c *Client) TLSConfig() *tls.Config {
-	return &tls.Config{
-		RootCAs:    c.cfg.RootCAs,
-		MinVersion: tls.VersionTLS13,
+	return pki.HardenTLS(&tls.Config{
+		RootCAs: c.cfg.RootCAs,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			cert := c.Session().TLSCertificate()
 			return &cert, nil
 		},
-	}
+	})
 }
 
 // Dial connects to a router, trying each configured router once, starting

@@ -16,7 +16,8 @@ import (
 type Config struct {
 	// Controllers are the controllers' API base URLs
 	// (https://host:port), in order of preference; a failed call moves on
-	// to the next.
+	// to the next. Validate refuses any other scheme (ErrInsecureController
+	// for http://): every controller call carries a credential.
 	Controllers []string
 	// Routers are the routers' client addresses (host:port), in order of
 	// preference; Connect fails over among them.
@@ -67,9 +68,8 @@ func DefaultConfig() Config {
 // Validate checks the config and fills the injected defaults.
 func (c *Config) Validate() error {
 	for _, u := range c.Controllers {
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
-			return fmt.Errorf("client: controller URL %q is not http(s)://host:port", u)
+		if err := checkControllerURL(u); err != nil {
+			return err
 		}
 	}
 	switch {
@@ -96,6 +96,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// ErrInsecureController is returned for a controller URL that is not
+// https: every call the SDK makes to a controller carries a credential (a
+// bearer token, a session or admin certificate), which must never travel
+// in clear.
+var ErrInsecureController = errors.New("client: controller URL is not https")
+
+// checkControllerURL accepts https://host[:port][/path] only.
+func checkControllerURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" || (p.Scheme != "https" && p.Scheme != "http") {
+		return fmt.Errorf("client: controller URL %q is not https://host:port", u)
+	}
+	if p.Scheme != "https" {
+		return fmt.Errorf("%w: %q: tokens and certificates are only sent over TLS", ErrInsecureController, u)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/auth"
+	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -60,7 +61,7 @@ type Certs struct {
 
 // Session is the controller's `session` section.
 type Session struct {
-	MaxLifetime time.Duration `yaml:"max_lifetime" help:"lifetime of a session, across its certificate rotations"`
+	MaxLifetime time.Duration `yaml:"max_lifetime" help:"lifetime of a session, across its certificate rotations; at most 720h (30 days), the bound every node keeps revocations for"`
 }
 
 // Metrics is the `metrics` section.
@@ -218,6 +219,11 @@ func (c *Controller) Validate() error {
 	}
 	if c.Session.MaxLifetime < time.Minute {
 		return fieldErr("session.max_lifetime", "%v is shorter than 1m", c.Session.MaxLifetime)
+	}
+	if c.Session.MaxLifetime > crdt.MaxSessionLifetime {
+		// The mesh-wide bound that garbage collection relies on: a
+		// revocation whose session a node has not seen is kept that long.
+		return fieldErr("session.max_lifetime", "%v is longer than %v, the longest session a mesh allows", c.Session.MaxLifetime, crdt.MaxSessionLifetime)
 	}
 	return checkHostPort("metrics.listen", c.Metrics.Listen, true)
 }

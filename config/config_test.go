@@ -191,6 +191,8 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 			flags: map[string]string{"api.listen": "nowhere"}, want: []string{"--api.listen", "not host:port"}},
 		{name: "join entry", yaml: "node: {name: c1}\nmesh:\n  key_file: k\n  join: [a:1, b]\n",
 			want: []string{"c.yaml:4", "mesh.join[1]"}},
+		{name: "session longer than the mesh allows", yaml: "node: {name: c1}\nmesh: {key_file: k}\npki: {ca: a, cert: b, key: c}\nauth:\n  oidc: [{issuer: http://x, audience: a}]\nsession:\n  max_lifetime: 721h\n",
+			want: []string{"c.yaml:7", "session.max_lifetime", "longer than 720h"}},
 		{name: "eager trees", yaml: "node: {name: c1}\nmesh:\n  key_file: k\n  eager_trees: 3\npki: {ca: a, cert: b, key: c}\n",
 			want: []string{"c.yaml:4", "mesh.eager_trees", "want 2", "or 1"}},
 	} {

@@ -341,6 +341,43 @@ func (r *SignerRecord) encodeBody(e *encoder) {
 	e.bool(r.Revoked)
 	e.millis(r.RevokedAt)
 	e.bytes(r.RootSig)
+	if r.Cut != nil {
+		// An eighth field, only on a revocation with a cut: every other
+		// signer record, and every record signed before cuts existed,
+		// keeps its bytes and its signature.
+		e.arrayLen(len(r.Cut))
+		for _, c := range r.Cut {
+			e.arrayLen(3)
+			e.uint(c.Author.Incarnation)
+			e.uint(c.Max)
+			e.arrayLen(len(c.Above))
+			for _, s := range c.Above {
+				e.uint(s)
+			}
+		}
+	}
+}
+
+// decodeCut reads a revocation's cut of controller.
+func (r *SignerRecord) decodeCut(d *decoder) {
+	n := d.arrayLen(MaxCutAuthors)
+	r.Cut = make([]AuthorContext, 0, n)
+	for range n {
+		if d.arrayLen(3) != 3 && d.err == nil {
+			d.fail("cut entry of the wrong length")
+		}
+		c := AuthorContext{Author: Author{Name: r.Controller, Incarnation: d.uint()}, Max: d.uint()}
+		if m := d.arrayLen(MaxCutAbove); m > 0 {
+			c.Above = make([]uint64, m)
+			for i := range c.Above {
+				c.Above[i] = d.uint()
+			}
+		}
+		if d.err != nil {
+			return
+		}
+		r.Cut = append(r.Cut, c)
+	}
 }
 
 func (r *SignerRecord) decodeBody(d *decoder) error {
@@ -373,6 +410,9 @@ func newRecord(k Kind) Record {
 func encodeRecord(e *encoder, r Record, withSig bool) {
 	h := r.Head()
 	n := headerFields + bodyFields[r.Kind()]
+	if sr, ok := r.(*SignerRecord); ok && sr.Cut != nil {
+		n++
+	}
 	if !withSig {
 		n--
 	}
@@ -400,7 +440,8 @@ func decodeRecord(d *decoder) Record {
 	}
 	k := Kind(kind)
 	r := newRecord(k)
-	if n != headerFields+bodyFields[k] {
+	cut := k == KindSigner && n == headerFields+bodyFields[k]+1
+	if n != headerFields+bodyFields[k] && !cut {
 		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
 		return nil
 	}
@@ -415,6 +456,12 @@ func decodeRecord(d *decoder) Record {
 	}
 	if err := r.decodeBody(d); err != nil {
 		return nil
+	}
+	if cut {
+		r.(*SignerRecord).decodeCut(d)
+		if d.err != nil {
+			return nil
+		}
 	}
 	return r
 }
@@ -506,4 +553,30 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 		recs = append(recs, r)
 	}
 	return recs, nil
+}
+
+// EncodedSizeHint is an upper bound on r's wire encoding, computed without
+// encoding it.
+func EncodedSizeHint(r Record) int {
+	h := r.Head()
+	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
+	switch r := r.(type) {
+	case *SessionRecord:
+		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18
+	case *CertRecord:
+		n += 18 + 18 + 3 + len(r.Identity) + 34 + 27 + 18
+	case *RevocationRecord:
+		n += 2 + 18 + 18 + 3 + len(r.Reason) + 18
+	case *IdentityRevocationRecord:
+		n += 3 + len(r.Identity) + 9 + 3 + len(r.Reason) + 9
+	case *SignerRecord:
+		n += 2 + len(r.Controller) + 34 + 3 + len(r.Cert) + 9 + 1 + 9 + 3 + len(r.RootSig)
+		if r.Cut != nil {
+			n += 3
+			for _, c := range r.Cut {
+				n += 1 + 9 + 9 + 3 + 9*len(c.Above)
+			}
+		}
+	}
+	return n
 }

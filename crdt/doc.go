@@ -37,8 +37,14 @@
 // Garbage collection (Collect) is local: a record goes once it cannot
 // matter anywhere (its expiry plus the clock offset plus a grace, and
 // MinRetention after it was written). Its dot stays covered, so it never
-// comes back. Records dropped for a revoked author are kept aside until
-// they expire too, so that peers that never saw them can cover their dots.
+// comes back. A revocation's expiry is that of what it covers, read from
+// the records held, or, when none is held, its time plus
+// MaxSessionLifetime, the mesh-wide bound on sessions: never the
+// revoking controller's own config, so it outlives a session created at a
+// controller configured for longer ones (Retention has the whole rule, which
+// controllers also apply to their disks). Records dropped for a revoked
+// author are kept aside until they expire too, so that peers that never saw
+// them can cover their dots.
 //
 // The digest is an XOR of record hashes, updated at every change, for
 // convergence checks; snapshots are versioned msgpack for persistence and

@@ -108,7 +108,16 @@ func sampleRecords() []Record {
 		newSigner(ctrlC, 2, t0+6, "ctrl-c", 3, t0+365*24*hour),
 		newRootRevocation(ctrlB, 3, t0+7, "ctrl-z", t0-hour, 0),
 		&SessionRecord{Header: head(ctrlA2, 1<<40, NewTimestamp(1<<47, 65535).Millis()), ID: sid(1 << 40), Identity: "é#\x00", Created: -5, Expires: 1 << 62},
+		withCut(newRootRevocation(ctrlC, 3, t0+8, "ctrl-a", t0, 0),
+			AuthorContext{Author: ctrlA, Max: 12, Above: []uint64{14, 1 << 40}}, AuthorContext{Author: ctrlA2}),
 	}
+}
+
+// withCut sets a root revocation's cut.
+func withCut(r *SignerRecord, cut ...AuthorContext) *SignerRecord {
+	r.Cut = append([]AuthorContext{}, cut...)
+	r.Header = head(r.Author, r.Seq, r.HLC.Millis())
+	return r
 }
 
 // storeSamples are the sample records that a store accepts together.

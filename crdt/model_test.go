@@ -43,19 +43,39 @@ func (m *model) revokedAt(name string) (Millis, bool) {
 	return at, found
 }
 
-// live is whether r counts: not written by a root-revoked controller after
-// its revocation, unless r is itself a revocation of some kind.
+// live is whether r counts. A root revocation always does. Of a
+// root-revoked controller's other records, when another controller's
+// revocation of it carries a cut, only those some such cut covers count;
+// of those (or of all, with no such cut), revocations of any kind count
+// and the rest only when stamped no later than the revocation.
 func (m *model) live(r Record) bool {
-	switch r := r.(type) {
-	case *RevocationRecord, *IdentityRevocationRecord:
+	if s, ok := r.(*SignerRecord); ok && s.Revoked {
 		return true
-	case *SignerRecord:
-		if r.Revoked {
-			return true
+	}
+	h := r.Head()
+	at, ok := m.revokedAt(h.Author.Name)
+	if !ok {
+		return true
+	}
+	cut, covered := false, false
+	for _, o := range m.recs {
+		s, ok := o.(*SignerRecord)
+		if !ok || !s.Revoked || s.Controller != h.Author.Name || s.Cut == nil || s.Author.Name == s.Controller {
+			continue
+		}
+		cut = true
+		for _, c := range s.Cut {
+			covered = covered || c.Author == h.Author && c.Has(h.Seq)
 		}
 	}
-	at, ok := m.revokedAt(r.Head().Author.Name)
-	return !ok || r.Head().HLC.Millis() <= at
+	if cut && !covered {
+		return false
+	}
+	switch r.(type) {
+	case *RevocationRecord, *IdentityRevocationRecord:
+		return true
+	}
+	return h.HLC.Millis() <= at
 }
 
 func (m *model) liveRecords() []Record {
@@ -361,8 +381,23 @@ func genRecord(t *rapid.T, a Author, seq uint64, at Millis) Record {
 			Cert: []byte{1}, NotAfter: at + 48*hour}
 	default:
 		ctrl := rapid.SampledFrom(worldControllers).Draw(t, "revoked controller")
-		return &SignerRecord{Header: h, Controller: ctrl, Revoked: true,
+		rev := &SignerRecord{Header: h, Controller: ctrl, Revoked: true,
 			RevokedAt: at + Millis(rapid.IntRange(-180, 60).Draw(t, "revoked at"))*minute, RootSig: []byte("root")}
+		if rapid.Bool().Draw(t, "with a cut") {
+			// What the author held of ctrl: per incarnation, a contiguous
+			// part and maybe a dot above it.
+			rev.Cut = []AuthorContext{}
+			for _, inc := range []uint64{1, 2} {
+				if rapid.Bool().Draw(t, "incarnation in the cut") {
+					c := AuthorContext{Author: Author{Name: ctrl, Incarnation: inc}, Max: uint64(rapid.IntRange(0, 6).Draw(t, "cut max"))}
+					if above := uint64(rapid.IntRange(0, 3).Draw(t, "cut above")); above > 0 {
+						c.Above = []uint64{c.Max + 1 + above}
+					}
+					rev.Cut = append(rev.Cut, c)
+				}
+			}
+		}
+		return rev
 	}
 }
 

@@ -200,9 +200,10 @@ type RevocationRecord struct {
 	Serial  Serial    // when Target is RevokeSerial
 	Reason  string
 	At      Millis
-	// Until is when the target can no longer be used anywhere whatever
-	// happens (its latest possible expiry); the record is kept until then.
-	// Zero means never: the record is kept forever.
+	// Until is the least time the writer asks the record to be kept
+	// (zero: forever). It is a floor, not the rule: a writer knows only its
+	// own session lifetime, so the record is kept until what it covers can
+	// no longer be used, whatever its writer's config (see Retention).
 	Until Millis
 }
 
@@ -213,7 +214,7 @@ type IdentityRevocationRecord struct {
 	Identity      string
 	RevokedBefore Millis
 	Reason        string
-	Until         Millis // as in RevocationRecord; zero means never
+	Until         Millis // as in RevocationRecord: a floor; zero means never
 }
 
 // SignerRecord publishes a controller's record-signing certificate, or,
@@ -230,6 +231,14 @@ type SignerRecord struct {
 	Revoked    bool
 	RevokedAt  Millis
 	RootSig    []byte // the root-signed revocation blob, opaque to crdt
+	// Cut, on a revocation, is what its author held of Controller's writes
+	// when it wrote it: one entry per incarnation, Author.Name being
+	// Controller. Once revoked, a controller's records count only within
+	// the union of the cuts that other controllers wrote (see
+	// Store.MergeVerified); its HLC, which the stolen key chooses, cannot
+	// move them. Nil on a revocation written without one (then only the
+	// HLC rule applies) and on an active signer record.
+	Cut []AuthorContext
 }
 
 func (r *SessionRecord) Head() *Header            { return &r.Header }
@@ -275,6 +284,13 @@ const (
 	MaxTextLen     = 256  // reasons and methods
 	MaxCertLen     = 4096 // a signer's intermediate DER
 	MaxRootSigLen  = 1024 // a root-signed revocation blob
+	// MaxCutAuthors caps the incarnations in a revocation's cut, and
+	// MaxCutAbove the seqs above each one's contiguous part: a cut is
+	// what one controller held, normally one incarnation and a few
+	// out-of-order dots. A writer with more keeps the lowest, which cuts
+	// more of the revoked controller's writes, never fewer.
+	MaxCutAuthors = 16
+	MaxCutAbove   = 64
 )
 
 // ErrInvalid wraps every error about a record's own contents.
@@ -364,13 +380,42 @@ func (r *SignerRecord) validate() error {
 		if len(r.Cert) != 0 || r.KeyID != [32]byte{} {
 			return invalid("signer revocation carries a key")
 		}
-		return nil
+		return validateCut(r.Controller, r.Cut)
+	}
+	if r.Cut != nil {
+		return invalid("active signer carries a cut")
 	}
 	if len(r.Cert) == 0 || len(r.Cert) > MaxCertLen {
 		return invalid("signer cert length %d", len(r.Cert))
 	}
 	if len(r.RootSig) != 0 {
 		return invalid("active signer carries a root signature")
+	}
+	return nil
+}
+
+func validateCut(controller string, cut []AuthorContext) error {
+	if len(cut) > MaxCutAuthors {
+		return invalid("cut of %d incarnations", len(cut))
+	}
+	for i := range cut {
+		e := &cut[i]
+		if e.Author.Name != controller {
+			return invalid("cut names %q, revocation of %q", e.Author.Name, controller)
+		}
+		if i > 0 && cut[i-1].Author.Incarnation >= e.Author.Incarnation {
+			return invalid("cut incarnations not increasing")
+		}
+		if len(e.Above) > MaxCutAbove {
+			return invalid("cut of %v has %d dots above", e.Author, len(e.Above))
+		}
+		prev := e.Max + 1
+		for _, s := range e.Above {
+			if s <= prev {
+				return invalid("cut of %v: dots above not increasing", e.Author)
+			}
+			prev = s
+		}
 	}
 	return nil
 }

@@ -130,6 +130,8 @@ func TestEncodedSizeHintIsAnUpperBound(t *testing.T) {
 		&IdentityRevocationRecord{Header: h, Identity: ident, RevokedBefore: -1 << 63, Reason: text, Until: -1 << 63},
 		&SignerRecord{Header: h, Controller: name, KeyID: [32]byte{1}, Cert: bytes.Repeat([]byte{1}, MaxCertLen), NotAfter: -1 << 63, RevokedAt: -1 << 63},
 		&SignerRecord{Header: h, Controller: name, Revoked: true, RootSig: bytes.Repeat([]byte{1}, MaxRootSigLen), NotAfter: -1 << 63, RevokedAt: -1 << 63},
+		&SignerRecord{Header: h, Controller: name, Revoked: true, RootSig: bytes.Repeat([]byte{1}, MaxRootSigLen), NotAfter: -1 << 63, RevokedAt: -1 << 63,
+			Cut: maxCut(name)},
 	}
 	for _, r := range recs {
 		if err := Validate(r); err != nil {
@@ -454,4 +456,18 @@ func TestEncodeToIgnoresEncoderSettings(t *testing.T) {
 	if !bytes.Equal(plain.Bytes(), interned.Bytes()) {
 		t.Fatal("an encoder interning strings changed the records' bytes")
 	}
+}
+
+// maxCut is the largest cut a revocation of controller may carry.
+func maxCut(controller string) []AuthorContext {
+	cut := make([]AuthorContext, MaxCutAuthors)
+	for i := range cut {
+		c := &cut[i]
+		c.Author = Author{controller, 1<<64 - MaxCutAuthors + uint64(i)}
+		c.Max = 1<<64 - 2*MaxCutAbove - 2
+		for j := range MaxCutAbove {
+			c.Above = append(c.Above, c.Max+2+2*uint64(j))
+		}
+	}
+	return cut
 }

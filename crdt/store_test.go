@@ -541,12 +541,14 @@ func TestCollect(t *testing.T) {
 	forever := newSession(ctrlA, 4, t0, sid(3), "carol", math.MaxInt64)  // must not overflow into the past
 	keep := newSerialRevocation(ctrlB, 1, t0, serial(2), 0)              // Until unset: kept forever
 	gone := newSerialRevocation(ctrlB, 2, t0, serial(3), t0+hour)
+	goneCert := newCert(ctrlA, 5, t0, serial(3), sid(4), "dave", t0+hour) // what gone covers, expired
 	signerRev := newRootRevocation(ctrlB, 3, t0, "ctrl-z", t0, 0)
-	mustMerge(t, s, old, oldCert, young, forever, keep, gone, signerRev)
-	if n := s.Collect(now, 10*time.Second, time.Minute); n != 3 {
-		t.Fatalf("collected %d, want 3", n)
+	orphan := newSerialRevocation(ctrlB, 4, t0, serial(4), t0+hour) // its certificate never seen here: kept
+	mustMerge(t, s, old, oldCert, young, forever, keep, gone, goneCert, signerRev, orphan)
+	if n := s.Collect(now, 10*time.Second, time.Minute); n != 4 {
+		t.Fatalf("collected %d, want 4", n)
 	}
-	for _, r := range []Record{old, oldCert, gone} {
+	for _, r := range []Record{old, oldCert, gone, goneCert} {
 		if s.Get(r.Head().Dot()) != nil || !s.Has(r.Head().Dot()) {
 			t.Fatalf("%v: held or not covered after Collect", r.Head().Dot())
 		}
@@ -554,12 +556,12 @@ func TestCollect(t *testing.T) {
 			t.Fatalf("%v came back: %v, %v", r.Head().Dot(), ok, err)
 		}
 	}
-	for _, r := range []Record{young, forever, keep, signerRev} {
+	for _, r := range []Record{young, forever, keep, signerRev, orphan} {
 		if s.Get(r.Head().Dot()) == nil {
 			t.Fatalf("%v collected", r.Head().Dot())
 		}
 	}
-	if s.Len() != 4 {
+	if s.Len() != 5 {
 		t.Fatalf("Len %d", s.Len())
 	}
 	if v := s.Admission(CertFacts{Serial: serial(2), Session: sid(9), Identity: "x", Issuer: "ctrl-a", NotBefore: t0, NotAfter: math.MaxInt64}, math.MaxInt64-1, false); v != SerialRevoked {
@@ -571,7 +573,7 @@ func TestCollect(t *testing.T) {
 	assertIndexesMatchRebuild(t, s, now)
 	// A fresh peer gets what is left and the interval over the rest.
 	d := s.DeltaSince(nil, 1<<20)
-	if len(d.Records) != 4 || !cmp.Equal(d.Intervals, []Interval{{ctrlA, 0, 4}, {ctrlB, 0, 3}}) {
+	if len(d.Records) != 5 || !cmp.Equal(d.Intervals, []Interval{{ctrlA, 0, 5}, {ctrlB, 0, 4}}) {
 		t.Fatalf("delta to a fresh peer: %d records, intervals %v", len(d.Records), d.Intervals)
 	}
 }
@@ -580,19 +582,22 @@ func TestCollect(t *testing.T) {
 // left, as if the collected ones had never been there.
 func TestCollectKeepsIndexesExact(t *testing.T) {
 	s := NewStore()
-	now := t0 + 48*hour
+	// Revocations whose targets are not held, and identity revocations,
+	// are kept MaxSessionLifetime after they were made.
+	life := Millis(MaxSessionLifetime / time.Millisecond)
+	now := t0 + 48*hour + life
 	mustMerge(t, s,
 		newIdentityRevocation(ctrlA, 1, t0, "carol", t0+5*hour, t0+hour), // the max, collected
 		newIdentityRevocation(ctrlB, 1, t0, "carol", t0+2*hour, 0),       // stays
 		newSession(ctrlA, 2, t0, sid(1), "alice", t0+hour),               // wins sid(1), collected
-		newSession(ctrlB, 2, t0+1, sid(1), "alice2", t0+72*hour),         // takes over
+		newSession(ctrlB, 2, t0+1, sid(1), "alice2", t0+72*hour+life),    // takes over
 		newSerialRevocation(ctrlA, 3, t0, serial(1), t0+hour),            // earliest At, collected
 		newSerialRevocation(ctrlB, 3, t0+hour, serial(1), 0),
 		newRotation(ctrlA, 4, t0, serial(2), sid(1), "alice", t0+hour, serial(1), 0), // earliest rotation, collected
-		newRotation(ctrlB, 4, t0+hour, serial(3), sid(1), "alice2", t0+72*hour, serial(1), 0),
+		newRotation(ctrlB, 4, t0+hour, serial(3), sid(1), "alice2", t0+72*hour+life, serial(1), 0),
 		newRootRevocation(ctrlA, 5, t0, "ctrl-z", t0, t0+hour), // collected: un-revokes ctrl-z
 		newRootRevocation(ctrlB, 5, t0+hour, "ctrl-z", t0+hour, 0),
-		newSession(Author{"ctrl-z", 1}, 1, t0+30*minute, sid(5), "zed", t0+72*hour), // dropped, then back
+		newSession(Author{"ctrl-z", 1}, 1, t0+30*minute, sid(5), "zed", t0+72*hour+life), // dropped, then back
 	)
 	if s.Get(Dot{Author{"ctrl-z", 1}, 1}) != nil {
 		t.Fatal("record of a revoked author held")

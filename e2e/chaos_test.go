@@ -479,7 +479,9 @@ func (w *worker) login() {
 		}
 		l.mu.Lock()
 		l.acked["login"]++
-		l.sessions = append(l.sessions, &chaosSession{identity: identity, id: sess.ID, certs: []*client.Session{sess}})
+		// The identity the controller recorded: with more than one auth
+		// entry it is namespaced by the entry (e2e:user-1).
+		l.sessions = append(l.sessions, &chaosSession{identity: sess.Identity, id: sess.ID, certs: []*client.Session{sess}})
 		l.mu.Unlock()
 		return
 	}
@@ -522,7 +524,7 @@ func (w *worker) revoke(s *chaosSession) {
 	var rv client.Revocation
 	op := "revoke-session"
 	switch r := w.intn(100); {
-	case strings.HasPrefix(s.identity, "doomed-") && r < 60:
+	case strings.Contains(s.identity, "doomed-") && r < 60:
 		rv.Identity, op = s.identity, "revoke-identity"
 	case r < 30:
 		rv.Serial, op = latest.Serial, "revoke-serial"

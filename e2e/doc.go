@@ -45,6 +45,11 @@
 // tests and the chaos test. Under -race the subprocesses are built without
 // the race detector; only the test driver is instrumented.
 //
+// Files: harness_test.go holds what both backends share (the binary, the
+// PKI, node configs, HTTP probes); process_harness_test.go runs nodes as OS
+// processes and docker_harness_test.go as containers; the tests are in
+// process_cluster_test.go, docker_cluster_test.go and chaos_test.go.
+//
 // Each node's stderr goes to a file in the test's temporary directory; a
 // failing test prints the tail of each. Every process and container is
 // stopped and removed in t.Cleanup, whatever happens.

@@ -721,6 +721,11 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 			}
 			return acceptRefused
 		}
+		if errors.Is(err, ErrNotCreator) {
+			// Genuinely signed by its author, so its dot is covered: no
+			// node waits for it, and the record never counts.
+			c.store.Refuse(r)
+		}
 		c.stats.Rejected[rejectReason(err)]++
 		return acceptRefused
 	}
@@ -789,6 +794,8 @@ func rejectReason(err error) string {
 		return "bad_signer"
 	case errors.Is(err, ErrBadRevocation):
 		return "bad_revocation"
+	case errors.Is(err, ErrNotCreator):
+		return "not_creator"
 	}
 	return "bad_signature"
 }

@@ -79,10 +79,15 @@ func (w *author) signer(kp pki.KeyPair) *crdt.SignerRecord {
 // session returns a signed session and its first certificate.
 func (w *author) session(now time.Time) (*crdt.SessionRecord, *crdt.CertRecord) {
 	w.next++
-	var id crdt.SessionID
-	var serial crdt.Serial
-	rand.Read(id[:])
-	rand.Read(serial[:])
+	sid, err := pki.NewSessionID(w.a.Name, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	sn, err := pki.NewSerialFor(w.a.Name, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	id, serial := crdt.SessionID(sid), crdt.Serial(sn)
 	s := &crdt.SessionRecord{ID: id, Identity: "alice", Method: "oidc",
 		Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(24 * time.Hour))}
 	w.sign(s)

@@ -29,6 +29,11 @@ var (
 	// ErrBadRevocation: a revoking signer record does not carry the root's
 	// revocation of that controller at that time.
 	ErrBadRevocation = errors.New("gossip: controller revocation not signed by the root")
+	// ErrNotCreator: a session or certificate record signed by its author,
+	// for a session another controller created or a certificate another
+	// controller issued (pki.CreatedBy, pki.IssuedBy). Its dot is covered,
+	// the record never counts.
+	ErrNotCreator = errors.New("gossip: record about another controller's session or certificate")
 )
 
 // maxSignerCache caps the parsed signer certificates a Verifier keeps. A
@@ -123,7 +128,10 @@ func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 	h := r.Head()
 	sr, ok := r.(*crdt.SignerRecord)
 	if !ok {
-		return v.verifyByAuthor(r, msg)
+		if err := v.verifyByAuthor(r, msg); err != nil {
+			return err
+		}
+		return checkCreator(r)
 	}
 	if sr.Revoked {
 		if err := v.checkRevocation(sr); err != nil {
@@ -172,6 +180,27 @@ func (v *Verifier) verifyByAuthor(r crdt.Record, msg []byte) error {
 		return certErr
 	}
 	return ErrBadSignature
+}
+
+// checkCreator checks that a session or certificate record is written by
+// the controller whose name the session id or the serial carries: these
+// records are write-once, the earliest wins, so one that any controller
+// key could write would let a stolen key (even one the root revoked,
+// backdating its HLC) rewrite another controller's sessions and
+// certificates.
+func checkCreator(r crdt.Record) error {
+	name := r.Head().Author.Name
+	switch r := r.(type) {
+	case *crdt.SessionRecord:
+		if !pki.CreatedBy(r.ID, name) {
+			return fmt.Errorf("%w: session %v was not created by %q", ErrNotCreator, r.ID, name)
+		}
+	case *crdt.CertRecord:
+		if !pki.IssuedBy(r.Serial, name) {
+			return fmt.Errorf("%w: serial %v was not issued by %q", ErrNotCreator, r.Serial, name)
+		}
+	}
+	return nil
 }
 
 func checkValidAt(t crdt.Timestamp, notBefore, notAfter crdt.Millis) error {

@@ -101,6 +101,23 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 		{"signer record signed by another key", func() crdt.Record {
 			return newAuthor(t, "ctrl-b", p.ctrl["ctrl-a"].Key, hlc).signer(p.ctrl["ctrl-b"])
 		}, ErrBadSignature},
+		{"controller writes another controller's session", func() crdt.Record {
+			theirs, _ := a.session(now)
+			mine, _ := b.session(now)
+			mine.ID = theirs.ID
+			return b.sign(mine)
+		}, ErrNotCreator},
+		{"controller writes another controller's certificate", func() crdt.Record {
+			_, theirs := a.session(now)
+			_, mine := b.session(now)
+			mine.Serial = theirs.Serial
+			return b.sign(mine)
+		}, ErrNotCreator},
+		{"controller writes a session with an untagged id", func() crdt.Record {
+			mine, _ := b.session(now)
+			mine.ID = crdt.SessionID{1, 2, 3}
+			return b.sign(mine)
+		}, ErrNotCreator},
 		{"record written after its key expired", func() crdt.Record {
 			late := newAuthor(t, "ctrl-b", p.ctrl["ctrl-b"].Key, fixedHLC(now.Add(13*time.Hour)))
 			s, _ := late.session(now)

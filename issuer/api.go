@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/strictjson"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -270,28 +270,23 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.status, ErrorBody{Error: e.msg, Code: e.code})
 }
 
-// decodeJSON reads the body into v.
+// decodeJSON reads the body into v: exactly one JSON value, nothing but
+// whitespace after it (strictjson.Decode), unknown fields ignored.
 func decodeJSON(r *http.Request, v any) *apiError {
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
-		case errors.Is(err, io.EOF):
-			return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
-		default:
-			return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
-		}
+	err := strictjson.Decode(r.Body, v)
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+	case errors.Is(err, io.EOF):
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body holds more than one JSON value; want one JSON object")
+	default:
+		return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
 	}
-	// Drain to find an oversized tail.
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
-		}
-	}
-	return nil
 }
 
 func clientIP(r *http.Request) string {
@@ -400,18 +395,21 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	now := c.now()
 	k := c.keys.Load()
-	var sid crdt.SessionID
-	if _, err := rand.Read(sid[:]); err != nil {
+	// The id names this controller as the session's creator: no other
+	// controller's record for it counts (pki.CreatedBy).
+	raw, err := pki.NewSessionID(c.author.Name, nil)
+	if err != nil {
 		return fail(http.StatusInternalServerError, CodeInternal, "no randomness: %v", err)
 	}
+	sid := crdt.SessionID(raw)
 	expires := now.Add(c.cfg.Session.MaxLifetime)
-	leaf, cr, e := c.issue(k, pub, id.Subject, sid, now, expires)
+	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, expires)
 	if e != nil {
 		return e
 	}
 	sess := &crdt.SessionRecord{
 		ID:       sid,
-		Identity: id.Subject,
+		Identity: id.ID,
 		Method:   method(id),
 		Created:  crdt.MillisOf(now),
 		Expires:  crdt.MillisOf(expires),
@@ -420,7 +418,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return writeFailed(err)
 	}
 	c.met.issued.Inc()
-	c.log.Info("audit", "op", "login", "remote", clientIP(r), "identity", id.Subject, "method", sess.Method,
+	c.log.Info("audit", "op", "login", "remote", clientIP(r), "identity", id.ID, "method", sess.Method,
 		"session", sid.String(), "serial", cr.Serial.String(), "dots", dots(sess, cr), "hlc", cr.HLC.String())
 	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
 	return nil
@@ -682,6 +680,9 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	now := c.now()
 	at := crdt.MillisOf(now)
+	// A floor only: every node keeps the revocation until what it covers
+	// can no longer be used, whatever this controller's session lifetime
+	// (crdt.Retention).
 	until := crdt.MillisOf(now.Add(c.cfg.Session.MaxLifetime))
 	var (
 		rec       crdt.Record
@@ -717,6 +718,11 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 		if rev.TrustDomain != c.cfg.PKI.TrustDomain {
 			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
 		}
+		// The cut: what this controller holds of the revoked one now.
+		// Everything its key signs beyond it is refused everywhere, however
+		// it is stamped (crdt.Store.HeldOf).
+		var cut []crdt.AuthorContext
+		c.mesh.View(func(s *crdt.Store) { cut = s.HeldOf(rev.Controller) })
 		rec = &crdt.SignerRecord{
 			Controller: rev.Controller,
 			Revoked:    true,
@@ -724,6 +730,7 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 			RootSig:    req.RootSigned,
 			// No intermediate of the revoked controller outlives the root.
 			NotAfter: crdt.MillisOf(k.root.NotAfter),
+			Cut:      cut,
 		}
 		kind, key = "controller", rev.Controller
 	}

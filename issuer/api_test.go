@@ -464,7 +464,9 @@ func TestJWTSigner(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	s := e.session(r, k)
-	if s.Identity != "dana@corp.example" {
+	// The controller also trusts an OIDC issuer: the signer's identities
+	// are namespaced by its name.
+	if s.Identity != "corp:dana@corp.example" {
 		t.Errorf("identity %q", s.Identity)
 	}
 	e.mesh.View(func(st *crdt.Store) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,7 +350,8 @@ func (c *Controller) Start(m Mesh) error {
 	c.bg.Add(1)
 	go c.gcLoop()
 	c.ready.Store(true)
-	c.log.Info("controller started", "api", c.APIAddr(), "metrics", c.MetricsAddr(), "author", c.author.String())
+	c.log.Info("controller started", "api", c.APIAddr(), "metrics", c.MetricsAddr(), "author", c.author.String(),
+		"identities", strings.Join(c.cfg.Auth.IdentityFormat(), "; "))
 	return nil
 }
 
@@ -395,8 +397,8 @@ func (c *Controller) listen() error {
 	errLog := slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)
 	c.api = &http.Server{
 		Handler: c.apiHandler(),
-		TLSConfig: &tls.Config{
-			MinVersion: tls.VersionTLS12,
+		// TLS 1.3 only (pki.HardenTLS says why).
+		TLSConfig: pki.HardenTLS(&tls.Config{
 			// Client certificates are asked for on every connection and
 			// verified per route: sessions against the root through the
 			// controllers' intermediates, admins against the root alone.
@@ -404,7 +406,7 @@ func (c *Controller) listen() error {
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return c.server.get(c.keys.Load())
 			},
-		},
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

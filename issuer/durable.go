@@ -316,31 +316,61 @@ func (d *durable) commit(self crdt.Author, own []crdt.Record, nextSeq uint64, re
 	return len(fresh), nil
 }
 
-// collect deletes the records that can no longer matter anywhere: expired
-// for longer than slack, and written at least crdt.MinRetention ago (the
-// rule of crdt.Store.Collect). Their dots stay covered: this controller's
-// by next_seq, others' by the coverage bucket. It returns how many it
+// collect deletes the records that can no longer matter anywhere, by the
+// rule crdt.Store.Collect applies in memory (crdt.Retention): the disk and
+// the store keep the same records, so a restart never loses a revocation
+// the store still holds. Their dots stay covered: this controller's by
+// next_seq, others' by the coverage bucket. It returns how many it
 // deleted.
+//
+// The rule needs every revocation before it can judge a session or a
+// certificate, and every session and certificate covered by a revocation
+// before it can judge that revocation: the records are read twice, and the
+// revocations old enough to go are kept in memory between the two reads.
 func (d *durable) collect(now time.Time, slack time.Duration) (int, error) {
-	nowMs := crdt.MillisOf(now)
+	rule := crdt.NewRetention(crdt.MillisOf(now), slack)
 	horizon := crdt.MillisOf(now.Add(-crdt.MinRetention))
-	slackMs := crdt.Millis(slack / time.Millisecond)
+	type candidate struct {
+		key []byte
+		r   crdt.Record
+	}
 	n := 0
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
-		var victims [][]byte
+		var revocations []candidate
 		err := b.ForEach(func(k, v []byte) error {
 			r, err := crdt.DecodeRecord(v)
 			if err != nil {
 				return nil // reported at open; left for an operator
 			}
-			if expiry(r)+slackMs < nowMs && r.Head().HLC.Millis() <= horizon {
+			rule.NoteRevocation(r)
+			if _, ok := r.(*crdt.RevocationRecord); ok && r.Head().HLC.Millis() <= horizon {
+				revocations = append(revocations, candidate{slices.Clone(k), r})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		var victims [][]byte
+		err = b.ForEach(func(k, v []byte) error {
+			r, err := crdt.DecodeRecord(v)
+			if err != nil {
+				return nil
+			}
+			rule.NoteTarget(r)
+			if _, ok := r.(*crdt.RevocationRecord); !ok && rule.Collectable(r) {
 				victims = append(victims, slices.Clone(k))
 			}
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for _, c := range revocations {
+			if rule.Collectable(c.r) {
+				victims = append(victims, c.key)
+			}
 		}
 		for _, k := range victims {
 			if err := b.Delete(k); err != nil {
@@ -354,23 +384,6 @@ func (d *durable) collect(now time.Time, slack time.Duration) (int, error) {
 		return 0, fmt.Errorf("issuer: collect: %w", err)
 	}
 	return n, nil
-}
-
-// expiry is when a record stops mattering, as crdt defines it.
-func expiry(r crdt.Record) crdt.Millis {
-	switch r := r.(type) {
-	case *crdt.SessionRecord:
-		return r.Expires
-	case *crdt.CertRecord:
-		return r.NotAfter
-	case *crdt.RevocationRecord:
-		return r.Until
-	case *crdt.IdentityRevocationRecord:
-		return r.Until
-	case *crdt.SignerRecord:
-		return r.NotAfter
-	}
-	return 0
 }
 
 func (d *durable) close() error { return d.db.Close() }

@@ -207,14 +207,21 @@ type envOption func(*config.Controller)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, pkiDir: newPKI(t)}
 	oidc, err := devoidc.Start("127.0.0.1:0", devoidc.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { oidc.Close() })
-	e.oidc = oidc
-	e.cfg = baseConfig(t, e.pkiDir, "c1")
+	return newEnvOf(t, newPKI(t), "c1", oidc, opts...)
+}
+
+// newEnvOf starts controller name of pkiDir (c1 or c2 of newPKI), trusting
+// oidc, on its own fake mesh: several of them make a mesh whose records a
+// test carries from one to the other (deliver).
+func newEnvOf(t *testing.T, pkiDir, name string, oidc *devoidc.Server, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, pkiDir: pkiDir, oidc: oidc}
+	e.cfg = baseConfig(t, e.pkiDir, name)
 	e.cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: oidc.URL(), Audience: "certmesh"}}
 	for _, o := range opts {
 		o(&e.cfg)

@@ -177,7 +177,8 @@ func NewAdmin(root KeyPair, trustDomain, name string, ttl time.Duration, now tim
 // intermediate: the public key from the client's CSR (see CheckCSR; it must
 // be ECDSA P-256), CN = identity, ClientAuth, one URI SAN
 // spiffe://<td>/identity/<identity>/session/<sessionID> where <td> is the
-// trust domain of ca's own SPIFFE ID, a random 128-bit serial, NotBefore =
+// trust domain of ca's own SPIFFE ID, a random 128-bit serial tagged with
+// the name of ca's controller (NewSerialFor), NotBefore =
 // now - ClockSkewAllowance and NotAfter = now + ttl (never past ca's own
 // NotAfter).
 func IssueClient(ca KeyPair, pub crypto.PublicKey, identity, sessionID string, ttl time.Duration, now time.Time, rand io.Reader) (*x509.Certificate, error) {
@@ -195,11 +196,16 @@ func IssueClient(ca KeyPair, pub crypto.PublicKey, identity, sessionID string, t
 	if err != nil {
 		return nil, err
 	}
+	serial, err := NewSerialFor(caID.Name, rand)
+	if err != nil {
+		return nil, fmt.Errorf("pki: client certificate: %w", err)
+	}
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: identity},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:        []*url.URL{uri},
+		SerialNumber: serial.Big(),
+		Subject:      pkix.Name{CommonName: identity},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{uri},
 	}
 	cert, err := issue(ca, tmpl, pub, ttl, now, rand)
 	if err != nil {
@@ -264,8 +270,8 @@ func ServerHosts(nodeName, listenAddr string, extra []string) []string {
 }
 
 // issue signs tmpl for pub with parent, or self-signs it when parent.Cert is
-// nil (parent.Key then being pub's private key). It sets the serial and the
-// validity window, clamped to the parent's.
+// nil (parent.Key then being pub's private key). It sets the serial, unless
+// tmpl has one, and the validity window, clamped to the parent's.
 func issue(parent KeyPair, tmpl *x509.Certificate, pub crypto.PublicKey, ttl time.Duration, now time.Time, rand io.Reader) (*x509.Certificate, error) {
 	if ttl <= 0 {
 		return nil, fmt.Errorf("ttl %v is not positive", ttl)
@@ -277,11 +283,13 @@ func issue(parent KeyPair, tmpl *x509.Certificate, pub crypto.PublicKey, ttl tim
 		return nil, errors.New("issuer has no key")
 	}
 	rand = orCryptoRand(rand)
-	serial, err := NewSerial(rand)
-	if err != nil {
-		return nil, err
+	if tmpl.SerialNumber == nil {
+		serial, err := NewSerial(rand)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.SerialNumber = serial.Big()
 	}
-	tmpl.SerialNumber = serial.Big()
 	// x509 encodes whole seconds; truncate here so the parsed certificate
 	// says exactly what was asked for.
 	tmpl.NotBefore = now.Add(-ClockSkewAllowance).Truncate(time.Second)

@@ -56,6 +56,12 @@ func (c *cluster) rogueNode(t *testing.T) *gossip.Mesh {
 // seq on, at HLC now.
 func (c *cluster) signAs(t *testing.T, ctrl *node.Controller, seq uint64, recs ...crdt.Record) []crdt.Record {
 	t.Helper()
+	return c.signAsAt(t, ctrl, seq, time.Now(), recs...)
+}
+
+// signAsAt is signAs with the HLC at, as a thief backdating records would.
+func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at time.Time, recs ...crdt.Record) []crdt.Record {
+	t.Helper()
 	name := ctrl.Author().Name
 	kp, err := pki.LoadKeyPair(filepath.Join(c.PKIDir, name, pki.CertFile), filepath.Join(c.PKIDir, name, pki.KeyFile))
 	if err != nil {
@@ -63,7 +69,7 @@ func (c *cluster) signAs(t *testing.T, ctrl *node.Controller, seq uint64, recs .
 	}
 	clock := crdt.NewClock(0)
 	for i, r := range recs {
-		*r.Head() = crdt.Header{Author: ctrl.Author(), Seq: seq + uint64(i), HLC: clock.Now(time.Now())}
+		*r.Head() = crdt.Header{Author: ctrl.Author(), Seq: seq + uint64(i), HLC: clock.Now(at)}
 		if err := crdt.Sign(r, gossip.RecordSigner{Key: kp.Key}); err != nil {
 			t.Fatal(err)
 		}
@@ -114,6 +120,17 @@ func TestCompromisedController(t *testing.T) {
 		bystanderConns = append(bystanderConns, bc)
 	}
 	rogue := c.rogueNode(t)
+	// stolen hands out the seqs the thief signs with: the ones the
+	// controller would write next, each used once.
+	var stolenSeq uint64
+	stolen := func(n int) uint64 {
+		if stolenSeq == 0 {
+			stolenSeq = bad.NextSeq()
+		}
+		seq := stolenSeq
+		stolenSeq += uint64(n)
+		return seq
+	}
 	others := []*gossip.Mesh{c.Controllers[0].Mesh, c.Controllers[1].Mesh}
 	others = append(others, c.routerMeshes()...)
 
@@ -163,6 +180,92 @@ func TestCompromisedController(t *testing.T) {
 		for i, bc := range bystanderConns {
 			if err := bc.RoundTrip(); err != nil {
 				t.Errorf("bystander's connection %d after the forged revocation: %v", i, err)
+			}
+		}
+	})
+
+	// Session and certificate records are write-once, the earliest HLC
+	// wins: a backdated one from another controller's key would take over
+	// the bystander's session (a 30-day expiry, a creation after an
+	// identity revocation) or its certificate (refused as mismatched).
+	// Only the controller whose name the session id or serial carries
+	// writes them.
+	t.Run("its key cannot rewrite another controller's session or certificate", func(t *testing.T) {
+		offboarded := c.mustLogin(honest, "offboarded")
+		status, eb, body := c.post(honest, "/v1/revocations", issuer.RevocationRequest{Identity: offboarded.Identity})
+		if status != 202 {
+			t.Fatalf("identity revocation: %d %s %s", status, eb.Code, body)
+		}
+		for _, r := range c.Routers {
+			eventually(t, 10*time.Second, r.Mesh.Name()+" refuses the offboarded identity", func() bool {
+				conn, err := c.connect(ctx, offboarded, r.Addr().String())
+				if err == nil {
+					conn.Close()
+				}
+				return client.IsRefused(err)
+			})
+		}
+		bsid, _ := crdt.ParseSessionID(bystander.ID)
+		bserial, _ := crdt.ParseSerial(bystander.Serial)
+		osid, _ := crdt.ParseSessionID(offboarded.ID)
+		expiries := map[string]crdt.Millis{}
+		for _, m := range others {
+			m.View(func(st *crdt.Store) {
+				if s, ok := st.Session(bsid); ok {
+					expiries[m.Name()] = s.Expires
+				}
+			})
+		}
+		before := rejected(others, "not_creator")
+		now := time.Now()
+		// Before every genuine record of both sessions, within the
+		// stolen key's validity.
+		long := bystander.Leaf().NotBefore
+		recs := c.signAsAt(t, bad, stolen(3), long,
+			&crdt.SessionRecord{ID: bsid, Identity: bystander.Identity, Method: "oidc", Created: crdt.MillisOf(long), Expires: crdt.MillisOf(now.Add(30 * 24 * time.Hour))},
+			&crdt.SessionRecord{ID: osid, Identity: offboarded.Identity, Method: "oidc", Created: crdt.MillisOf(now.Add(time.Minute)), Expires: crdt.MillisOf(now.Add(time.Hour))},
+			&crdt.CertRecord{Serial: bserial, Session: bsid, Identity: "mallory", NotBefore: crdt.MillisOf(long), NotAfter: crdt.MillisOf(now.Add(time.Hour))})
+		if err := rogue.Publish(recs); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the records are refused", func() bool {
+			n := 0
+			for _, m := range others {
+				if m.Stats().Rejected["not_creator"] >= before[m.Name()]+3 {
+					n++
+				}
+			}
+			return n >= 3
+		})
+		for _, m := range others {
+			eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+				covered := true
+				m.View(func(st *crdt.Store) {
+					for _, r := range recs {
+						covered = covered && st.Has(r.Head().Dot())
+					}
+				})
+				return covered
+			})
+			m.View(func(st *crdt.Store) {
+				if s, ok := st.Session(bsid); !ok || s.Expires != expiries[m.Name()] || s.Author.Name != honest.Author().Name {
+					t.Errorf("%s: the bystander's session is now %+v", m.Name(), s)
+				}
+				if cr, ok := st.Cert(bserial); !ok || cr.Author.Name != honest.Author().Name {
+					t.Errorf("%s: the bystander's certificate record is now %+v", m.Name(), cr)
+				}
+			})
+		}
+		for _, r := range c.Routers {
+			conn, err := c.connect(ctx, bystander, r.Addr().String())
+			if err != nil {
+				t.Errorf("bystander refused at %s: %v", r.Mesh.Name(), err)
+			} else {
+				conn.Close()
+			}
+			if conn, err := c.connect(ctx, offboarded, r.Addr().String()); err == nil {
+				conn.Close()
+				t.Errorf("%s admits the offboarded identity again", r.Mesh.Name())
 			}
 		}
 	})
@@ -224,19 +327,72 @@ func TestCompromisedController(t *testing.T) {
 		t.Logf("login at the revoked controller: %v", err)
 	})
 
+	// The cut: what the honest controller held of the revoked one when it
+	// applied the revocation. Backdating does not move a record into it.
+	t.Run("what its key signs later is refused however it is stamped", func(t *testing.T) {
+		bsid, _ := crdt.ParseSessionID(bystander.ID)
+		before := rejected(others, "author_revoked")
+		long := bystander.Leaf().NotBefore // long before the revocation
+		recs := c.signAsAt(t, bad, stolen(2), long,
+			&crdt.RevocationRecord{Target: crdt.RevokeSession, Session: bsid, Reason: "denial", At: crdt.MillisOf(long)},
+			&crdt.IdentityRevocationRecord{Identity: bystander.Identity, RevokedBefore: crdt.MillisOf(time.Now().Add(time.Hour)), Reason: "denial"})
+		if err := rogue.Publish(recs); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "the backdated revocations are refused", func() bool {
+			n := 0
+			for _, m := range others {
+				if m.Stats().Rejected["author_revoked"] >= before[m.Name()]+2 {
+					n++
+				}
+			}
+			return n >= 3
+		})
+		for _, m := range others {
+			eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+				covered := true
+				m.View(func(st *crdt.Store) {
+					for _, r := range recs {
+						covered = covered && st.Has(r.Head().Dot())
+					}
+				})
+				return covered
+			})
+		}
+		for i, bc := range bystanderConns {
+			if err := bc.RoundTrip(); err != nil {
+				t.Errorf("bystander's connection %d after the backdated revocations: %v", i, err)
+			}
+		}
+		for _, r := range c.Routers {
+			conn, err := c.connect(ctx, bystander, r.Addr().String())
+			if err != nil {
+				t.Errorf("bystander refused at %s after the backdated revocations: %v", r.Mesh.Name(), err)
+				continue
+			}
+			conn.Close()
+		}
+	})
+
 	t.Run("what its key signs later is refused everywhere", func(t *testing.T) {
 		before := rejected(others, "author_revoked")
 		digests := map[string]uint64{}
 		for _, m := range others {
 			m.View(func(st *crdt.Store) { digests[m.Name()] = st.Digest() })
 		}
-		var sid crdt.SessionID
-		var serial crdt.Serial
-		copy(sid[:], "stolen-key-sess!")
-		copy(serial[:], "stolen-key-cert!")
+		// A session and a certificate of its own, as it would write them.
+		rawSID, err := pki.NewSessionID(badName, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rawSerial, err := pki.NewSerialFor(badName, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid, serial := crdt.SessionID(rawSID), crdt.Serial(rawSerial)
 		now := time.Now()
 		// The next seqs it would have written.
-		recs := c.signAs(t, bad, bad.NextSeq(),
+		recs := c.signAs(t, bad, stolen(2),
 			&crdt.SessionRecord{ID: sid, Identity: "mallory", Method: "oidc", Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(time.Hour))},
 			&crdt.CertRecord{Serial: serial, Session: sid, Identity: "mallory", NotBefore: crdt.MillisOf(now), NotAfter: crdt.MillisOf(now.Add(time.Hour))})
 		if err := rogue.Publish(recs); err != nil {

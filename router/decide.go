@@ -121,6 +121,11 @@ func FactsFromChain(verifiedChain []*x509.Certificate, trustDomain string) (crdt
 	if serial == (pki.Serial{}) {
 		return crdt.CertFacts{}, fmt.Errorf("%w: zero serial", ErrNotClientCert)
 	}
+	if !pki.IssuedBy(serial, issuer) {
+		// Every certmesh serial names its issuer: one that does not
+		// cannot have a record that counts (pki.IssuedBy).
+		return crdt.CertFacts{}, fmt.Errorf("%w: serial %v does not name %q as its issuer", ErrNotClientCert, serial, issuer)
+	}
 	return crdt.CertFacts{
 		Serial:      crdt.Serial(serial),
 		Session:     session,

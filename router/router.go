@@ -411,8 +411,7 @@ type handshake struct {
 // records). Session resumption is off, so every connection is admitted
 // afresh.
 func (r *Router) tlsConfig(hs *handshake) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
+	return pki.HardenTLS(&tls.Config{
 		ClientAuth: tls.RequireAnyClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return r.creds.Load().cert, nil
@@ -420,7 +419,7 @@ func (r *Router) tlsConfig(hs *handshake) *tls.Config {
 		VerifyConnection:       func(cs tls.ConnectionState) error { return r.checkChain(hs, cs) },
 		SessionTicketsDisabled: true,
 		KeyLogWriter:           &hs.secret,
-	}
+	})
 }
 
 // handle runs one connection: the TLS handshake, then admission, then the

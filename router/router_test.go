@@ -2,9 +2,11 @@ package router
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -361,6 +363,27 @@ func TestFactsComeFromTheVerifiedChain(t *testing.T) {
 	}
 	if _, err := FactsFromChain(chains[0][:1], testTD); err == nil {
 		t.Fatal("facts from a chain without its intermediate")
+	}
+
+	// A certificate ctrl-a's key signed with a serial of ctrl-b's: its
+	// record could only come from ctrl-b, so it is not a certmesh
+	// certificate (pki.IssuedBy).
+	foreign, err := pki.NewSerialFor("ctrl-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := *cc.Leaf
+	tmpl.SerialNumber = foreign.Big()
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, cc.Chain[1], cc.Leaf.PublicKey, p.Controller("ctrl-a").CA.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FactsFromChain([]*x509.Certificate{leaf, chains[0][1], chains[0][2]}, testTD); !errors.Is(err, ErrNotClientCert) {
+		t.Fatalf("facts of a certificate whose serial names another issuer: %v", err)
 	}
 }
 

@@ -68,7 +68,7 @@ func loginCommand(stdout io.Writer) *cli.Command {
 }
 
 func controllerFlag() cli.Flag {
-	return &cli.StringFlag{Name: "controller", Usage: "controller API `URL` (https://host:port), or a comma list for failover (required)"}
+	return &cli.StringFlag{Name: "controller", Usage: "controller API `URL` (https://host:port; http:// is refused: credentials never travel in clear), or a comma list for failover (required)"}
 }
 
 func caFlag() cli.Flag {
@@ -95,6 +95,11 @@ func clientConfigFrom(c *cli.Context) (client.Config, error) {
 	if len(cfg.Controllers) == 0 {
 		return cfg, usagef("--controller: required")
 	}
+	// The URLs first: an http:// controller is refused (exit 2) before
+	// any file is read or anything is sent.
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("--controller: %v", err)
+	}
 	if c.String("ca") == "" {
 		return cfg, usagef("--ca: required")
 	}
@@ -103,9 +108,6 @@ func clientConfigFrom(c *cli.Context) (client.Config, error) {
 		return cfg, usagef("--ca: %v", err)
 	}
 	cfg.RootCAs = pool
-	if err := cfg.Validate(); err != nil {
-		return cfg, usagef("--controller: %v", err)
-	}
 	return cfg, nil
 }
 

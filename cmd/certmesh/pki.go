@@ -284,7 +284,7 @@ func pkiRevokeCommand(stdout io.Writer) *cli.Command {
 			roots.AddCert(root.Cert)
 			client := &http.Client{
 				Timeout:   c.Duration("timeout"),
-				Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{admin}}},
+				Transport: &http.Transport{TLSClientConfig: pki.HardenTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{admin}})},
 			}
 			body, _ := json.Marshal(issuer.RevocationRequest{RootSigned: blob, Reason: c.String("reason")})
 			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/revocations", bytes.NewReader(body))

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/pki"
 )
 
 // statusCommand is `certmesh status` (SPEC.md section 1).
@@ -42,7 +43,7 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 				return usagef("--url: %q is not http(s)://host:port", c.String("url"))
 			}
-			tc := &tls.Config{MinVersion: tls.VersionTLS12}
+			tc := pki.HardenTLS(&tls.Config{})
 			if c.String("ca") != "" {
 				pool, err := loadCAPool(c.String("ca"))
 				if err != nil {
@@ -53,6 +54,12 @@ func statusCommand(stdout io.Writer) *cli.Command {
 				return usagef("--ca: required for an https URL")
 			}
 			if c.String("admin-cert") != "" || c.String("admin-key") != "" {
+				if u.Scheme != "https" {
+					// Over plain http the certificate would not even be
+					// asked for: refuse rather than query unauthenticated
+					// what the operator meant to query as an admin.
+					return usagef("--url: %q is not https; the admin certificate is only sent to a controller's API (https://host:port), not to a plain-http metrics listener", c.String("url"))
+				}
 				cert, err := loadAdminCert(c)
 				if err != nil {
 					return err

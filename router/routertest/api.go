@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/strictjson"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -59,11 +60,11 @@ func NewAPI(t testing.TB, p *PKI, ctrl *Controller, publish func([]crdt.Record) 
 		}
 		mux.ServeHTTP(w, r)
 	}))
-	a.srv.TLS = &tls.Config{
+	a.srv.TLS = pki.HardenTLS(&tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    p.RootPool(),
-	}
+	})
 	a.srv.StartTLS()
 	a.URL = a.srv.URL
 	t.Cleanup(a.srv.Close)
@@ -106,7 +107,7 @@ func (a *API) respond(w http.ResponseWriter, cc *ClientCert, sessionEnd crdt.Mil
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	var req struct{ Token, CSR string }
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Token == "" || req.CSR == "" {
+	if err := strictjson.Decode(r.Body, &req); err != nil || req.Token == "" || req.CSR == "" {
 		apiError(w, http.StatusBadRequest, "bad_request", "token and csr are required")
 		return
 	}
@@ -172,7 +173,7 @@ func (a *API) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct{ CSR string }
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.CSR == "" {
+	if err := strictjson.Decode(r.Body, &req); err != nil || req.CSR == "" {
 		apiError(w, http.StatusBadRequest, "bad_request", "csr is required")
 		return
 	}
@@ -228,7 +229,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 		Identity  string `json:"identity"`
 		Serial    string `json:"serial"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	if err := strictjson.Decode(r.Body, &req); err != nil {
 		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}

@@ -9,7 +9,6 @@ package routertest
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -225,10 +224,13 @@ func (c *Controller) Issue(identity string, session crdt.SessionID, pub *ecdsa.P
 	return &ClientCert{Key: key, Leaf: leaf, Chain: []*x509.Certificate{leaf, c.CA.Cert}, Session: session, Serial: crdt.Serial(s), Identity: identity}, nil
 }
 
-// NewSessionID returns a random session id.
-func NewSessionID() crdt.SessionID {
-	var id crdt.SessionID
-	rand.Read(id[:])
+// NewSessionID returns a random session id created by this controller
+// (pki.NewSessionID).
+func (c *Controller) NewSessionID() crdt.SessionID {
+	id, err := pki.NewSessionID(c.Name, nil)
+	if err != nil {
+		panic(err)
+	}
 	return id
 }
 
@@ -246,7 +248,7 @@ func (c *Controller) Login(identity string, sessionTTL time.Duration) (*ClientCe
 // certificate lives TTL even past the session (x509 times have a
 // resolution of a second, too coarse for short test sessions).
 func (c *Controller) LoginKey(identity string, pub *ecdsa.PublicKey, sessionTTL time.Duration) (*ClientCert, []crdt.Record, error) {
-	id := NewSessionID()
+	id := c.NewSessionID()
 	now := time.Now()
 	cc, err := c.Issue(identity, id, pub, c.TTL, now)
 	if err != nil {
