@@ -19,18 +19,18 @@ func TestClockOffsetSamplesTheSenderNotARelayedOrigin(t *testing.T) {
 	now := net.now
 	for i := range 20 {
 		// Relayed by a router whose clock agrees: origin's SentAt 6s back.
-		ahead.Step(now, "r-us-0", &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+		ahead.Step(now, proven("r-us-0"), &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
 			Origin: "ctrl-ap", Batch: uint64(i + 1), Region: "us"})
-		ahead.Step(now, "r-us-1", &Message{Type: MsgIHave, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+		ahead.Step(now, proven("r-us-1"), &Message{Type: MsgIHave, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
 			Origin: "ctrl-ap", Batch: uint64(i + 100), Tree: 1, Region: "us"})
 	}
 	if off, ok := ahead.ClockOffset(); ok {
 		t.Fatalf("offset %v estimated from relayed messages only", off)
 	}
-	ahead.Step(now, "r-us-0", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
-	ahead.Step(now, "ctrl-ap", &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
+	ahead.Step(now, proven("r-us-0"), &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
+	ahead.Step(now, proven("ctrl-ap"), &Message{Type: MsgPush, SentAt: crdt.MillisOf(now.Add(-6 * time.Second)),
 		Origin: "ctrl-ap", Batch: 1000, Region: "us"}) // straight from its origin: a sample
-	ahead.Step(now, "r-us-1", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
+	ahead.Step(now, proven("r-us-1"), &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now.Add(-3 * time.Second))})
 	if off, ok := ahead.ClockOffset(); !ok || off != 3*time.Second {
 		t.Fatalf("offset %v %v, want 3s (the median of its senders' samples)", off, ok)
 	}

@@ -55,7 +55,7 @@ func FuzzCoreStep(f *testing.F) {
 		c.Want(now, crdt.Serial{2}, "ctrl-us") // a pull in progress, for answers to find
 		c.Ready()
 
-		c.Step(now, from, m)
+		c.Step(now, Sender{Name: from}, m)
 		for _, d := range []time.Duration{time.Millisecond, time.Second, 2 * time.Minute} {
 			c.Tick(now.Add(d))
 		}
