@@ -561,6 +561,7 @@ func (m *Mesh) run() {
 				}
 			}
 			m.mu.Unlock()
+			m.pruneProven()
 			m.Ready() // latch readiness even if nobody asks
 		}
 

@@ -74,19 +74,14 @@ func (m *Mesh) verifyFrame(f *Frame, recipient string) Sender {
 // sentAt: it is taken only if not older than the last frame taken from
 // name. A frame made for any recipient (a push-pull) could be replayed to
 // any node, so it must also be within the max offset of this node's clock.
-// Only members count: a proof from a name membership does not know yet is
-// taken as unproven (it proves nothing wrong, and is not counted).
+// A proven name membership does not list yet (a node that just joined and
+// heard of this one first) counts: only the root can make such names, and
+// housekeeping forgets those that do not become members (pruneProven).
 func (m *Mesh) acceptProven(now time.Time, name string, sentAt crdt.Millis, anyRecipient bool) (bool, error) {
 	if anyRecipient {
 		if d := time.Duration(crdt.MillisOf(now)-sentAt) * time.Millisecond; d > m.cfg.Core.MaxOffset || d < -m.cfg.Core.MaxOffset {
 			return false, ErrStaleProof
 		}
-	}
-	m.nodesMu.RLock()
-	_, known := m.nodes[name]
-	m.nodesMu.RUnlock()
-	if !known {
-		return false, nil
 	}
 	m.proofMu.Lock()
 	defer m.proofMu.Unlock()
@@ -95,16 +90,24 @@ func (m *Mesh) acceptProven(now time.Time, name string, sentAt crdt.Millis, anyR
 	case ok && sentAt < last:
 		return false, ErrStaleProof
 	case !ok && len(m.lastProven) >= maxProvenSenders:
-		return false, nil // cannot happen: pruneProven keeps members only
+		return false, nil // taken as unproven until housekeeping prunes
 	}
 	m.lastProven[name] = sentAt
 	return true, nil
 }
 
 // pruneProven forgets the last proven frame times of nodes membership
-// forgot. It must not be called with nodesMu held.
+// does not know (any more), when there are more of them than members. It
+// must not be called with nodesMu or proofMu held.
 func (m *Mesh) pruneProven() {
+	m.proofMu.Lock()
+	n := len(m.lastProven)
+	m.proofMu.Unlock()
 	m.nodesMu.RLock()
+	if n <= len(m.nodes) {
+		m.nodesMu.RUnlock()
+		return
+	}
 	known := make(map[string]bool, len(m.nodes))
 	for name := range m.nodes {
 		known[name] = true
