@@ -122,16 +122,24 @@ func (m *Mesh) pruneProven() {
 	m.proofMu.Unlock()
 }
 
-// allRead reports whether every live member reads frame trailers
-// (protocol 1.1 on): a push-pull, whose peer its delegate is not told,
-// carries a proof only then.
+// allRead reports whether this node knows live members and every one of
+// them reads frame trailers (protocol 1.1 on): a push-pull, whose peer its
+// delegate is not told, carries a proof only then. A node joining knows
+// nobody yet, and its seed may be of 1.0. (A 1.0 node joining through a
+// seed whose other members all read proofs gets a push-pull it refuses;
+// the exchanges each side starts when it sees the other catch it up.)
 func (m *Mesh) allRead() bool {
 	m.nodesMu.RLock()
 	defer m.nodesMu.RUnlock()
+	known := false
 	for _, ni := range m.nodes {
-		if ni.state == "alive" && ni.meta.Minor < minorTrailer {
+		if ni.state != "alive" {
+			continue
+		}
+		if ni.meta.Minor < minorTrailer {
 			return false
 		}
+		known = true
 	}
-	return true
+	return known
 }
