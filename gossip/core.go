@@ -564,11 +564,12 @@ func (c *Core) Step(now time.Time, from Sender, m *Message) {
 		c.notePeerContext(from, m.Context)
 		if member {
 			c.answerSync(now, from.Name, m.Context, true)
+			c.syncedWith(now, from)
 		}
 	case MsgDelta:
 		c.ingest(now, from.Name, m.Records, m.Intervals)
-		if from.Proven && member {
-			c.peer(from.Name).lastSync = now
+		if member {
+			c.syncedWith(now, from)
 		}
 		if m.Context != nil {
 			// The peer has things we lack and asks for what it lacks.
@@ -1258,6 +1259,19 @@ func (c *Core) PeerState(now time.Time, from Sender, theirs crdt.Context) {
 	c.notePeerContext(from, theirs)
 	if c.isMember(from.Name) {
 		c.answerSync(now, from.Name, theirs, false)
+		c.syncedWith(now, from)
+	}
+}
+
+// syncedWith notes an exchange with from, a live member, which anti-entropy
+// then leaves for others a while: it started one with this node (a proven
+// sync request or push-pull), or answered (a delta, proven).
+func (c *Core) syncedWith(now time.Time, from Sender) {
+	if !from.Proven {
+		return // a made-up claim would steer anti-entropy away from a member
+	}
+	if p := c.peer(from.Name); p != nil {
+		p.lastSync = now
 	}
 }
 

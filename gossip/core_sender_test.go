@@ -274,3 +274,27 @@ func TestProvenPeersStillCount(t *testing.T) {
 		t.Errorf("the issuer's answer was not cached: %+v", rd.Wants)
 	}
 }
+
+// Anti-entropy turns to the peer synced least recently. A made-up "we
+// just synced" under a member's name must not steer it: only exchanges
+// this node started, or a proven peer started, count.
+func TestForgedDeltasDoNotSteerAntiEntropy(t *testing.T) {
+	v := &testVerifier{}
+	net := newTestNet(t, 26, regions3, 3, v)
+	c := net.nodes["ctrl-us"]
+	now := net.now
+	for _, n := range []string{"r-us-0", "r-us-1", "r-us-2"} {
+		step(c, now, unproven(n), &Message{Type: MsgDelta, SentAt: crdt.MillisOf(now)})
+		step(c, now, unproven(n), &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: crdt.Context{}})
+		peerState(c, now, unproven(n), crdt.Context{})
+	}
+	for n, p := range c.peers {
+		if !p.lastSync.IsZero() {
+			t.Errorf("a forged frame in %s's name marks it synced", n)
+		}
+	}
+	step(c, now, proven("r-us-1"), &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: crdt.Context{}})
+	if p := c.peers["r-us-1"]; p == nil || !p.lastSync.Equal(now) {
+		t.Error("a proven peer's sync request does not count as an exchange")
+	}
+}
