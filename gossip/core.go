@@ -241,7 +241,8 @@ type exchange struct {
 // maxPeers.
 type peer struct {
 	lastSync time.Time
-	lag      uint64 // records it lacked when it last told us its context
+	asked    time.Time // when this node last asked it for records (see syncedWith)
+	lag      uint64    // records it lacked when it last told us its context
 	lagKnown bool
 }
 
@@ -564,12 +565,12 @@ func (c *Core) Step(now time.Time, from Sender, m *Message) {
 		c.notePeerContext(from, m.Context)
 		if member {
 			c.answerSync(now, from.Name, m.Context, true)
-			c.syncedWith(now, from)
+			c.syncedWith(now, from, false)
 		}
 	case MsgDelta:
 		c.ingest(now, from.Name, m.Records, m.Intervals)
 		if member {
-			c.syncedWith(now, from)
+			c.syncedWith(now, from, true)
 		}
 		if m.Context != nil {
 			// The peer has things we lack and asks for what it lacks.
@@ -966,7 +967,7 @@ func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
 // sendSync starts an anti-entropy exchange with to, a live member.
 func (c *Core) sendSync(now time.Time, to string) {
 	if p := c.peer(to); p != nil {
-		p.lastSync = now
+		p.lastSync, p.asked = now, now
 	}
 	if !c.synced {
 		if _, ok := c.exchanging[to]; !ok && len(c.exchanging) < maxExchanging {
@@ -989,6 +990,18 @@ func (c *Core) answerSync(now time.Time, to string, theirs crdt.Context, askBack
 	m.More = d.Truncated
 	if len(m.Records) > 0 || len(m.Intervals) > 0 || m.Context != nil {
 		c.send(to, m)
+	}
+	if m.Context != nil {
+		c.noteAsked(now, to)
+	}
+}
+
+// noteAsked notes that this node asked member to for records.
+func (c *Core) noteAsked(now time.Time, to string) {
+	if c.isMember(to) {
+		if p := c.peer(to); p != nil {
+			p.asked = now
+		}
 	}
 }
 
@@ -1099,6 +1112,7 @@ func (c *Core) repairAuthors() []crdt.Author {
 
 func (c *Core) askRepair(now time.Time, a crdt.Author, rp *repair, to string) {
 	rp.asked, rp.askedOf = now, to
+	c.noteAsked(now, to)
 	rp.tries++
 	c.stats.Repairs++
 	c.send(to, &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now),
@@ -1259,20 +1273,28 @@ func (c *Core) PeerState(now time.Time, from Sender, theirs crdt.Context) {
 	c.notePeerContext(from, theirs)
 	if c.isMember(from.Name) {
 		c.answerSync(now, from.Name, theirs, false)
-		c.syncedWith(now, from)
+		c.syncedWith(now, from, false)
 	}
 }
 
 // syncedWith notes an exchange with from, a live member, which anti-entropy
 // then leaves for others a while: it started one with this node (a proven
-// sync request or push-pull), or answered (a delta, proven).
-func (c *Core) syncedWith(now time.Time, from Sender) {
-	if !from.Proven {
-		return // a made-up claim would steer anti-entropy away from a member
+// sync request or push-pull), or sent records (a delta). Made-up claims
+// must not steer anti-entropy away from members, so an unproven delta
+// counts only as an answer to something this node asked that member
+// within RepairTimeout (a sync or repair request, a delta that asks back):
+// a key holder would have to see that request to make one up.
+func (c *Core) syncedWith(now time.Time, from Sender, answer bool) {
+	p, ok := c.peers[from.Name]
+	if !from.Proven && (!answer || !ok || p.asked.IsZero() || now.Sub(p.asked) > c.cfg.RepairTimeout) {
+		return
 	}
-	if p := c.peer(from.Name); p != nil {
-		p.lastSync = now
+	if !ok {
+		if p = c.peer(from.Name); p == nil {
+			return
+		}
 	}
+	p.lastSync = now
 }
 
 // Synced reports whether this node has completed an anti-entropy exchange
