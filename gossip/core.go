@@ -214,24 +214,35 @@ type Core struct {
 
 	pulls    map[crdt.Serial]*pull
 	negative map[crdt.Serial]time.Time
-	wantSeq  uint64
 
 	aeNext  time.Time
 	aeRound int
 
 	// synced is set once this node has completed an anti-entropy exchange
-	// with a peer (see Synced); until then exchanging holds the peers it is
-	// in an exchange with, and their context once known.
-	synced     bool
-	exchanging map[string]crdt.Context
+	// with a proven peer (see Synced), syncedUnproven once it completed one
+	// with a live member that proved nothing (see SyncedUnproven); until
+	// synced, exchanging holds the peers it is in an exchange with, and
+	// their context once known.
+	synced         bool
+	syncedUnproven bool
+	exchanging     map[string]exchange
 
 	stats Stats
 }
 
-// peer is what a core remembers of a member it synced with.
+// exchange is an anti-entropy exchange in progress before Synced.
+type exchange struct {
+	ctx    crdt.Context // the peer's context, once known
+	proven bool         // ctx came in a proven frame
+}
+
+// peer is what a core remembers of a member it synced with. Entries exist
+// only for live members of the view (RemoveMember drops them), at most
+// maxPeers.
 type peer struct {
 	lastSync time.Time
-	lag      uint64 // records it lacked when it last told us its context
+	asked    time.Time // when this node last asked it for records (see syncedWith)
+	lag      uint64    // records it lacked when it last told us its context
 	lagKnown bool
 }
 
@@ -284,7 +295,7 @@ func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Ra
 		pulls:    make(map[crdt.Serial]*pull),
 		negative: make(map[crdt.Serial]time.Time),
 
-		exchanging: make(map[string]crdt.Context),
+		exchanging: make(map[string]exchange),
 		stats: Stats{
 			Rejected: make(map[string]uint64),
 			Pulls:    make(map[string]uint64),
@@ -320,22 +331,32 @@ type offsetSample struct {
 	d    time.Duration
 }
 
+// offsetVoters is how many peers the clock offset estimate rests on: the
+// most recently heard. Samples come only from proven frames, about one a
+// second at a node (anti-entropy requests), so the last 32 span half a
+// minute: a median over every peer among them would follow a clock step
+// only once most of them had spoken again. Over the last five, three
+// fresh samples move it, and a peer whose clock is off, even one that
+// speaks often, is one vote of five.
+const offsetVoters = 5
+
 // ClockOffset estimates how far this node's clock is from its peers': the
-// median, over the peers among the last messages' senders, of each one's
-// latest (our receive time − its send time). One vote per peer: a burst
-// of messages from one peer whose clock is off (an anti-entropy answer in
-// chunks, say) must not move the estimate, or a controller whose clock is
-// fine would refuse writes. One-way latency biases it slightly positive.
+// median, over the offsetVoters peers heard most recently among the last
+// proven messages' senders, of each one's latest (our receive time − its
+// send time). One vote per peer: a burst of messages from one peer whose
+// clock is off (an anti-entropy answer in chunks, say) must not move the
+// estimate, or a controller whose clock is fine would refuse writes.
+// One-way latency biases it slightly positive.
 func (c *Core) ClockOffset() (time.Duration, bool) {
 	if c.offsetsLen == 0 {
 		return 0, false
 	}
 	var (
-		peers [len(c.offsets)]string
-		offs  [len(c.offsets)]time.Duration
+		peers [offsetVoters]string
+		offs  [offsetVoters]time.Duration
 		n     int
 	)
-	for i := range c.offsetsLen { // newest first
+	for i := 0; i < c.offsetsLen && n < offsetVoters; i++ { // newest first
 		s := c.offsets[(c.offsetsPos-1-i+len(c.offsets))%len(c.offsets)]
 		if !slices.Contains(peers[:n], s.peer) {
 			peers[n], offs[n] = s.peer, s.d
@@ -389,11 +410,14 @@ func (c *Core) SetMember(m Member) {
 
 // RemoveMember forgets a member that left or failed.
 func (c *Core) RemoveMember(name string) {
-	if c.own == nil || name == c.cfg.Name {
+	if name == c.cfg.Name {
 		return
 	}
-	c.own.remove(name)
+	if c.own != nil {
+		c.own.remove(name)
+	}
 	delete(c.peers, name)
+	delete(c.exchanging, name)
 }
 
 // Ready returns and clears what the core has for its driver. The slices
@@ -499,60 +523,95 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 	c.forwarded.add(keyOf(batch, 0))
 }
 
-// Step processes a message received from the member named from.
-func (c *Core) Step(now time.Time, from string, m *Message) {
+// Step processes a message received from sender from. Only a proven
+// sender's word counts where the sender is trusted (see Sender); answers go
+// to from.Name only if it is a live member of the view, so that a made-up
+// name costs no work and creates no state.
+func (c *Core) Step(now time.Time, from Sender, m *Message) {
 	if m.Type <= maxMsgType {
 		c.stats.MessagesIn[m.Type]++
 	}
 	c.stats.BytesIn += uint64(m.size)
-	// Sample the clock of the member that sent this message only. A relayed
-	// push or announcement carries its origin's SentAt: sampling it would
-	// weight the estimate by how much each controller writes, and two
-	// controllers 3s either side of the mesh (6s apart, within the max
-	// offset) would each see the other's pushes dominate and refuse writes.
-	if m.SentAt != 0 && (m.Origin == from || (m.Type != MsgPush && m.Type != MsgIHave)) {
-		c.sampleOffset(from, time.Duration(crdt.MillisOf(now)-m.SentAt)*time.Millisecond)
+	from = c.checkSender(from)
+	member := c.isMember(from.Name)
+	// Sample the clock of the member that sent this message only, and only
+	// once it proved who it is: any holder of the gossip key can send
+	// frames under made-up names with any SentAt. A relayed push or
+	// announcement carries its origin's SentAt: sampling it would weight
+	// the estimate by how much each controller writes, and two controllers
+	// 3s either side of the mesh (6s apart, within the max offset) would
+	// each see the other's pushes dominate and refuse writes.
+	if from.Proven && m.SentAt != 0 && (m.Origin == from.Name || (m.Type != MsgPush && m.Type != MsgIHave)) {
+		c.sampleOffset(from.Name, time.Duration(crdt.MillisOf(now)-m.SentAt)*time.Millisecond)
 	}
 	switch m.Type {
 	case MsgPush:
 		// Relay only what verified: a forged push stops at the first
 		// honest node instead of running down a whole region tree.
-		if c.ingest(now, from, m.Records, nil) {
-			if from == m.Origin && c.cfg.EagerTrees < c.cfg.Trees {
+		if c.ingest(now, from.Name, m.Records, nil) {
+			if from.Name == m.Origin && c.cfg.EagerTrees < c.cfg.Trees {
 				c.passToOtherRoots(m)
 			}
 			c.forward(m)
 		}
 	case MsgIHave:
 		c.forward(m)
-		c.announced(now, from, m.Intervals)
+		c.announced(now, from.Name, m.Intervals)
 	case MsgRepairReq:
-		c.answerRepair(now, from, m.Repair)
+		if member {
+			c.answerRepair(now, from.Name, m.Repair)
+		}
 	case MsgSyncReq:
 		c.notePeerContext(from, m.Context)
-		c.answerSync(now, from, m.Context, true)
+		if member {
+			c.answerSync(now, from.Name, m.Context, true)
+			c.syncedWith(now, from, false)
+		}
 	case MsgDelta:
-		c.ingest(now, from, m.Records, m.Intervals)
-		c.peer(from).lastSync = now
+		c.ingest(now, from.Name, m.Records, m.Intervals)
+		if member {
+			c.syncedWith(now, from, true)
+		}
 		if m.Context != nil {
 			// The peer has things we lack and asks for what it lacks.
 			c.notePeerContext(from, m.Context)
-			c.answerSync(now, from, m.Context, false)
+			if member {
+				c.answerSync(now, from.Name, m.Context, false)
+			}
 		}
 		c.deltaReceived(from, m.More)
-		if m.More {
-			c.sendSync(now, from)
+		if m.More && member {
+			c.sendSync(now, from.Name)
 		}
 		if len(c.repairs) > 0 {
-			c.repairAnswered(now, from)
+			c.repairAnswered(now, from.Name)
 		}
 	case MsgWantReq:
-		c.answerWant(now, from, m)
+		if member {
+			c.answerWant(now, from.Name, m)
+		}
 	case MsgWantResp:
 		c.onWantResp(now, from, m)
 	default:
 		c.stats.Rejected["unknown_type"]++
 	}
+}
+
+// checkSender takes back the proof of a controller the root revoked: its
+// key may be in a thief's hands, and its name must stop counting.
+func (c *Core) checkSender(from Sender) Sender {
+	if from.Proven && from.Role == RoleController {
+		if _, revoked := c.store.SignerRevoked(from.Name); revoked {
+			return Sender{Name: from.Name}
+		}
+	}
+	return from
+}
+
+// isMember reports whether name is a live member of the view other than
+// this node.
+func (c *Core) isMember(name string) bool {
+	return name != c.cfg.Name && name != "" && c.view.Alive(name)
 }
 
 // forward relays a push to this node's children in the tree it came by.
@@ -869,6 +928,9 @@ func (c *Core) noteGap(now time.Time, from string, h *crdt.Header) {
 }
 
 func (c *Core) scheduleRepair(now time.Time, from string, a crdt.Author, upTo uint64, delay time.Duration) {
+	if !c.isMember(from) {
+		from = a.Name // a made-up name would only cost RepairTimeout
+	}
 	rp := c.repairs[a]
 	if rp == nil {
 		c.repairs[a] = &repair{from: from, upTo: upTo, due: now.Add(delay)}
@@ -909,12 +971,14 @@ func (c *Core) answerRepair(now time.Time, to string, iv crdt.Interval) {
 	c.send(to, m)
 }
 
-// sendSync starts an anti-entropy exchange with to.
+// sendSync starts an anti-entropy exchange with to, a live member.
 func (c *Core) sendSync(now time.Time, to string) {
-	c.peer(to).lastSync = now
+	if p := c.peer(to); p != nil {
+		p.lastSync, p.asked = now, now
+	}
 	if !c.synced {
 		if _, ok := c.exchanging[to]; !ok && len(c.exchanging) < maxExchanging {
-			c.exchanging[to] = nil
+			c.exchanging[to] = exchange{}
 		}
 	}
 	c.send(to, &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(now), Context: c.store.Context()})
@@ -933,6 +997,18 @@ func (c *Core) answerSync(now time.Time, to string, theirs crdt.Context, askBack
 	m.More = d.Truncated
 	if len(m.Records) > 0 || len(m.Intervals) > 0 || m.Context != nil {
 		c.send(to, m)
+	}
+	if m.Context != nil {
+		c.noteAsked(now, to)
+	}
+}
+
+// noteAsked notes that this node asked member to for records.
+func (c *Core) noteAsked(now time.Time, to string) {
+	if c.isMember(to) {
+		if p := c.peer(to); p != nil {
+			p.asked = now
+		}
 	}
 }
 
@@ -1043,6 +1119,7 @@ func (c *Core) repairAuthors() []crdt.Author {
 
 func (c *Core) askRepair(now time.Time, a crdt.Author, rp *repair, to string) {
 	rp.asked, rp.askedOf = now, to
+	c.noteAsked(now, to)
 	rp.tries++
 	c.stats.Repairs++
 	c.send(to, &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now),
@@ -1114,9 +1191,18 @@ func (c *Core) antiEntropy(now time.Time) {
 	}
 }
 
+// maxPeers caps the per-peer entries, whatever membership claims: a mesh
+// of 10,000 routers has a tenth of it.
+const maxPeers = 1 << 17
+
+// peer returns the entry of name, a live member, creating it; nil when
+// maxPeers are held.
 func (c *Core) peer(name string) *peer {
 	p, ok := c.peers[name]
 	if !ok {
+		if len(c.peers) >= maxPeers {
+			return nil
+		}
 		p = &peer{}
 		c.peers[name] = p
 	}
@@ -1181,22 +1267,57 @@ func (c *Core) selfIndex(members []string) (int, bool) {
 // PeerState answers a peer's causal context learned outside the protocol's
 // own messages (memberlist's push-pull carries one in each direction): the
 // peer is sent what it lacks, within AntiEntropyBudget. It does not ask
-// back, since the peer answers this node's context in the same way.
-func (c *Core) PeerState(now time.Time, from string, theirs crdt.Context) {
+// back, since the peer answers this node's context in the same way. It
+// takes no clock sample: a push-pull's proof is made for any recipient
+// (memberlist does not tell the sender who its peer is), so a replay of it
+// could carry an old clock.
+func (c *Core) PeerState(now time.Time, from Sender, theirs crdt.Context) {
 	if theirs.Validate() != nil {
 		c.stats.Rejected["invalid_context"]++
 		return
 	}
+	from = c.checkSender(from)
 	c.notePeerContext(from, theirs)
-	c.answerSync(now, from, theirs, false)
+	if c.isMember(from.Name) {
+		c.answerSync(now, from.Name, theirs, false)
+		c.syncedWith(now, from, false)
+	}
+}
+
+// syncedWith notes an exchange with from, a live member, which anti-entropy
+// then leaves for others a while: it started one with this node (a proven
+// sync request or push-pull), or sent records (a delta). Made-up claims
+// must not steer anti-entropy away from members, so an unproven delta
+// counts only as an answer to something this node asked that member
+// within RepairTimeout (a sync or repair request, a delta that asks back):
+// a key holder would have to see that request to make one up.
+func (c *Core) syncedWith(now time.Time, from Sender, answer bool) {
+	p, ok := c.peers[from.Name]
+	if !from.Proven && (!answer || !ok || p.asked.IsZero() || now.Sub(p.asked) > c.cfg.RepairTimeout) {
+		return
+	}
+	if !ok {
+		if p = c.peer(from.Name); p == nil {
+			return
+		}
+	}
+	p.lastSync = now
 }
 
 // Synced reports whether this node has completed an anti-entropy exchange
-// with a peer since it started: it learned a peer's causal context and
-// holds everything in it, or received the last chunk of what a peer it was
-// exchanging with sent. A new or restarted node is caught up from then on;
-// readiness (SPEC.md section 3) waits for it.
+// with a proven peer since it started: it learned a proven peer's causal
+// context and holds everything in it, or received from a proven peer it
+// was exchanging with the last chunk of what it sent. A new or restarted
+// node is caught up from then on; readiness (SPEC.md section 3) waits for
+// it.
 func (c *Core) Synced() bool { return c.synced }
+
+// SyncedUnproven reports whether this node has completed an exchange, as
+// Synced says, with a live member that proved nothing (a node of protocol
+// 1.0, or one without an identity). Any holder of the gossip key could have
+// claimed that name: the mesh counts it for readiness only where no peer
+// has proven itself (Mesh.Ready).
+func (c *Core) SyncedUnproven() bool { return c.synced || c.syncedUnproven }
 
 // PeerLag returns how many records member name lacked, compared with this
 // node, when it last told this node its causal context.
@@ -1209,45 +1330,60 @@ func (c *Core) PeerLag(name string) (uint64, bool) {
 }
 
 // notePeerContext records a peer's context: its lag, and progress towards
-// Synced.
-func (c *Core) notePeerContext(from string, theirs crdt.Context) {
-	if c.view.Alive(from) {
-		p := c.peer(from)
-		p.lag, p.lagKnown = c.store.Missing(theirs), true
+// Synced. Only a proven sender's context counts for either; a live
+// member's unproven one counts towards SyncedUnproven.
+func (c *Core) notePeerContext(from Sender, theirs crdt.Context) {
+	member := c.isMember(from.Name)
+	if !from.Proven && !member {
+		return
+	}
+	if from.Proven && member {
+		if p := c.peer(from.Name); p != nil {
+			p.lag, p.lagKnown = c.store.Missing(theirs), true
+		}
 	}
 	if c.synced {
 		return
 	}
 	if !lacks(c.store, theirs) {
-		c.setSynced()
+		c.setSyncedBy(from)
 		return
 	}
-	if _, ok := c.exchanging[from]; ok || len(c.exchanging) < maxExchanging {
-		c.exchanging[from] = theirs
+	e, ok := c.exchanging[from.Name]
+	if !ok && len(c.exchanging) >= maxExchanging || e.proven && !from.Proven {
+		return
 	}
+	c.exchanging[from.Name] = exchange{ctx: theirs, proven: from.Proven}
 }
 
 // maxExchanging caps the exchanges tracked until Synced, whatever names
 // peers claim.
 const maxExchanging = 64
 
-// deltaReceived notes a delta from a peer: the last chunk of an exchange,
-// or one after which this node holds the peer's whole context, makes it
-// Synced.
-func (c *Core) deltaReceived(from string, more bool) {
+// deltaReceived notes a delta from a peer: one after which this node
+// holds the peer's whole context (as it was proven, or not), or the last
+// chunk of an exchange (as its sender was proven, or not), makes it Synced
+// or SyncedUnproven.
+func (c *Core) deltaReceived(from Sender, more bool) {
 	if c.synced {
 		return
 	}
-	theirs, ok := c.exchanging[from]
-	if !ok {
-		return
-	}
-	if !more || (theirs != nil && !lacks(c.store, theirs)) {
-		c.setSynced()
+	e, ok := c.exchanging[from.Name]
+	switch {
+	case !ok:
+	case e.ctx != nil && !lacks(c.store, e.ctx):
+		c.setSyncedBy(Sender{Name: from.Name, Proven: e.proven})
+	case !more && (from.Proven || c.isMember(from.Name)):
+		c.setSyncedBy(from)
 	}
 }
 
-func (c *Core) setSynced() {
+// setSyncedBy notes an exchange completed with from.
+func (c *Core) setSyncedBy(from Sender) {
+	if !from.Proven {
+		c.syncedUnproven = true
+		return
+	}
 	c.synced = true
 	c.exchanging = nil
 }

@@ -32,7 +32,7 @@ func TestRepairRequestForAHugeIntervalIsBounded(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c.Step(net.now, "r-us-0", &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(net.now), Repair: iv})
+			c.Step(net.now, proven("r-us-0"), &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(net.now), Repair: iv})
 		}()
 		select {
 		case <-done:
@@ -76,7 +76,7 @@ func TestIHaveOfDotsAlreadyHeldIsCheap(t *testing.T) {
 	}
 	m := &Message{Type: MsgIHave, SentAt: crdt.MillisOf(net.now), Origin: "ctrl-us", Batch: 1, Region: "us", Intervals: ivs}
 	start := time.Now()
-	c.Step(net.now, "ctrl-us", m)
+	c.Step(net.now, proven("ctrl-us"), m)
 	took := time.Since(start)
 	t.Logf("an IHave of %d intervals of %d held dots took %v", len(ivs), held, took)
 	if took > 200*time.Millisecond {
@@ -102,9 +102,9 @@ func TestRecordsWaitingForAClockHeldSignerMergeWithIt(t *testing.T) {
 	w.seq = 1
 	s, cert := w.session(t, net.nodes["ctrl-us"], future, 1)
 	delete(v.keys, "ctrl-us") // nobody knows the author yet: held for a signer
-	r.Step(net.now, "ctrl-us", &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 1, Region: "us", Records: []crdt.Record{s, cert}})
+	r.Step(net.now, proven("ctrl-us"), &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 1, Region: "us", Records: []crdt.Record{s, cert}})
 	v.key("ctrl-us") // the signer record will vouch for it
-	r.Step(net.now, "ctrl-us", &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 2, Region: "us", Records: []crdt.Record{signer}})
+	r.Step(net.now, proven("ctrl-us"), &Message{Type: MsgPush, Origin: "ctrl-us", Batch: 2, Region: "us", Records: []crdt.Record{signer}})
 	if r.HeldCount() != 3 || r.Store().Len() != 0 {
 		t.Fatalf("held %d, merged %d, want 3 held", r.HeldCount(), r.Store().Len())
 	}

@@ -285,7 +285,7 @@ func TestForgedRecordsAreIgnoredByEveryone(t *testing.T) {
 		}
 		m := &Message{Type: MsgPush, Origin: "r-us-0", Batch: 1, Region: "elsewhere",
 			Records: []crdt.Record{s, cert, s2, cert2}}
-		net.nodes[to].Step(net.now, "r-us-0", m)
+		net.nodes[to].Step(net.now, proven("r-us-0"), m)
 	}
 	net.run(2 * time.Minute) // past HeldTTL
 	for _, name := range net.names() {
@@ -342,7 +342,7 @@ func TestClockOffsetGivesEachPeerOneVote(t *testing.T) {
 	}
 	now := epoch
 	hear := func(from string, skew time.Duration) {
-		c.Step(now, from, &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now.Add(skew)),
+		c.Step(now, proven(from), &Message{Type: MsgRepairReq, SentAt: crdt.MillisOf(now.Add(skew)),
 			Repair: crdt.Interval{Author: crdt.Author{Name: "ctrl-eu", Incarnation: 1}, From: 0, To: 1}})
 		c.Ready()
 	}

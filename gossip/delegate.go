@@ -90,24 +90,29 @@ func (d delegate) NodeMeta(limit int) []byte {
 }
 
 // NotifyMsg implements memberlist.Delegate: decode, then hand to the loop
-// through a bounded queue. memberlist may reuse b after the call.
+// through a bounded queue, by way of the verifier goroutine when the frame
+// carries a proof. memberlist may reuse b after the call.
 func (d delegate) NotifyMsg(b []byte) {
 	m := d.m
 	if m.closed.Load() {
 		return
 	}
-	from, msg, err := DecodeFrame(bytes.Clone(b))
+	f, err := ParseFrame(bytes.Clone(b))
 	if err != nil {
 		m.met.bytesIn.Add(len(b))
 		m.refuse(err, len(b))
 		return
 	}
-	m.met.msgIn(msg.Type, len(b))
-	if from == m.cfg.Core.Name {
+	m.met.msgIn(f.Msg.Type, len(b))
+	if f.From == m.cfg.Core.Name {
 		m.met.drop("spoofed_sender")
 		return
 	}
-	m.enqueue(input{kind: inMessage, from: from, msg: msg}, true)
+	if f.Proof != nil && m.cfg.Auth != nil {
+		m.queueVerify(f)
+		return
+	}
+	m.enqueue(input{kind: inMessage, sender: Sender{Name: f.From}, msg: f.Msg}, true)
 }
 
 // refuse counts an undecodable message; a node of another major is logged
@@ -132,7 +137,9 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 // LocalState implements memberlist.Delegate: on every memberlist
 // push-pull, and on join, this node's causal context (never its state)
 // travels to the peer, whose MergeRemoteState answers it with what this
-// node lacks.
+// node lacks. memberlist does not say who the peer is, so the proof is
+// made for any recipient, and carried only when every live member reads
+// proofs.
 func (d delegate) LocalState(join bool) []byte {
 	m := d.m
 	m.mu.Lock()
@@ -143,6 +150,12 @@ func (d delegate) LocalState(join bool) []byte {
 	if err != nil {
 		m.log.Error("gossip: encode local state", "err", err)
 		return nil
+	}
+	if m.cfg.protocol&0xf >= minorTrailer && m.cfg.Auth.Proves() && m.allRead() {
+		if b, err = m.cfg.Auth.Prove(b, ""); err != nil {
+			m.log.Error("gossip: prove local state", "err", err)
+			return nil
+		}
 	}
 	m.met.msgOut(MsgSyncReq, len(b))
 	return b
@@ -155,18 +168,20 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 	if m.closed.Load() || len(buf) == 0 {
 		return
 	}
-	from, msg, err := DecodeFrame(bytes.Clone(buf))
+	f, err := ParseFrame(bytes.Clone(buf))
 	if err != nil {
 		m.met.bytesIn.Add(len(buf))
 		m.refuse(err, len(buf))
 		return
 	}
-	m.met.msgIn(msg.Type, len(buf))
-	if msg.Type != MsgSyncReq || from == m.cfg.Core.Name {
+	m.met.msgIn(f.Msg.Type, len(buf))
+	if f.Msg.Type != MsgSyncReq || f.From == m.cfg.Core.Name {
 		m.met.drop("malformed")
 		return
 	}
-	m.enqueue(input{kind: inPeerState, from: from, msg: msg}, true)
+	// memberlist runs each push-pull on its own goroutine: the proof is
+	// checked here, off memberlist's packet handler and the loop.
+	m.enqueue(input{kind: inPeerState, sender: m.verifyFrame(f, ""), msg: f.Msg}, true)
 }
 
 // NotifyAlive implements memberlist.AliveDelegate: a node without

@@ -40,8 +40,10 @@
 //     the peer asks back when the node has what it lacks (push-pull).
 //  5. Pull on miss: Want asks the controller that issued a certificate, and
 //     at the same time one nearby node, then everybody else, and resolves
-//     with the record or the issuer's authoritative "not issued". Concurrent
-//     wants collapse; a short negative cache absorbs floods of unknown certs.
+//     with the record or the issuer's authoritative "not issued", which
+//     counts only as a proven answer to the random want id it was asked.
+//     Concurrent wants collapse; a short negative cache absorbs floods of
+//     unknown certs.
 //  6. Every received record is verified (crdt.Verify with the injected
 //     Verifier) before merge. Records whose signer is not yet known, or
 //     whose HLC is too far ahead, are held (bounded) and retried. Forged,
@@ -50,7 +52,25 @@
 //     forgery stops at the first honest node. Role and region in membership
 //     steer paths, never trust.
 //  7. Wire format: one protocol version byte, then msgpack; message type
-//     numbers are append-only; every length read from the wire is capped.
+//     numbers are append-only, and so are the fields of a frame's trailer
+//     (since 1.1, sent only to peers that announce 1.1 or later); every
+//     length read from the wire is capped.
+//  8. Who is speaking: the gossip key keeps strangers out, but any holder
+//     of it can write any sender name into a frame. A node proves the
+//     frames whose sender matters (NeedsProof: sync requests, memberlist
+//     push-pulls, "not found" answers) with the key of the certificate
+//     `pki init` gave it (a router leaf or a controller intermediate,
+//     issued by the root), in the frame's trailer, bound to the
+//     recipient's name; NodeAuth checks it. A proven Sender is one whose
+//     frame carried such a proof, made for this node, no older than the
+//     last taken from it (a push-pull's proof, made for any node, must
+//     also be within the max offset of this node's clock). Only proven
+//     senders' word counts: clock samples, an issuer's "not issued", pull
+//     waves, readiness, lag. Per-peer state exists only for live members
+//     and goes with them. Unproven frames still carry signed records, so
+//     pushes, deltas and repairs work from anyone: a key holder can slow
+//     dissemination within what loss already costs, not stop writes, deny
+//     valid clients or grow memory.
 //
 // Verifier is the production crdt.Verifier. Trust comes from the root CA
 // alone: a signer record certifies itself (a controller intermediate issued
@@ -69,13 +89,20 @@
 //     nothing and calls no subscriber while holding it, so subscribers may
 //     call View and memberlist's locks never nest inside the mesh's.
 //   - memberlist's user messages do not carry their sender, so each travels
-//     in a frame naming it (EncodeFrame). The name only tells where answers
-//     go; what a message carries is verified on its own.
+//     in a frame naming it (EncodeFrame). Alone, the name only tells where
+//     answers go; what a message carries is verified on its own, and the
+//     sender's word counts only with a proof (item 8). Proofs are checked
+//     off the loop and never under the mesh's lock: by a verifier
+//     goroutine behind a bounded queue, and by memberlist's push-pull
+//     goroutines; a frame whose proof fails is counted (bad_proof,
+//     stale_proof) and handled as unproven.
 //   - memberlist's push-pull (on join, and every PushPullInterval) carries a
 //     node's causal context, never its state; each side answers the other's
 //     context with what it lacks (Core.PeerState), so a joining or restarted
 //     node catches up at once, at a cost that follows the difference.
 //   - Readiness (SPEC.md section 3) latches once the core completed an
-//     exchange with a peer (Core.Synced), or no seed other than the node
-//     itself answered within JoinTimeout.
+//     exchange with a proven peer (Core.Synced), or no seed other than the
+//     node itself answered within JoinTimeout; an exchange with an unproven
+//     member counts only where no peer has proven itself by JoinTimeout (a
+//     1.1 node among 1.0 nodes, or a mesh without identities).
 package gossip

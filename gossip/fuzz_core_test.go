@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,24 +11,44 @@ import (
 
 // FuzzCoreStep goes one step past FuzzDecode: whatever frame decodes is
 // handed to a protocol core that holds some state, as the Mesh's loop
-// does with what any holder of the gossip key sends. Nothing panics, the
+// does with what any holder of the gossip key sends. A frame with a proof
+// is handed over as from a proven sender (a stolen node key proves its
+// name): proven senders' input must be as safe. Nothing panics, the
 // core answers within bounded work (a hang fails the fuzzer), and the
 // store only ever holds records that verify. The seed corpus (every
-// message type, framed) runs in plain go test:
+// message type, framed, unproven and proven) runs in plain go test:
 //
 //	go test ./gossip/ -run '^$' -fuzz FuzzCoreStep -fuzztime 60s
 func FuzzCoreStep(f *testing.F) {
+	auth := newAuthFixture(f)
 	for _, m := range sampleMessages(f) {
 		fr, err := EncodeFrame("ctrl-eu", m)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(fr)
+		fr, err = EncodeFrame("ctrl-a", m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		proven, err := auth.auth["ctrl-a"].Prove(fr, "r-us-0")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(proven)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		from, m, err := DecodeFrame(b)
+		fr, err := ParseFrame(b)
 		if err != nil {
 			return
+		}
+		from, m := fr.From, fr.Msg
+		sender := Sender{Name: from}
+		if fr.Proof != nil {
+			sender.Proven, sender.Role = true, RoleRouter
+			if len(fr.Proof.Cert)%2 == 0 {
+				sender.Role = RoleController
+			}
 		}
 		v := &testVerifier{}
 		w := newWriter(v, "ctrl-us") // the author of sampleMessages' records
@@ -41,7 +62,7 @@ func FuzzCoreStep(f *testing.F) {
 			{Name: "ctrl-us", Role: RoleController, Region: "us"},
 			{Name: "ctrl-eu", Role: RoleController, Region: "eu"},
 			{Name: "r-us-1", Role: RoleRouter, Region: "us"},
-			{Name: from, Role: RoleRouter, Region: "us"},
+			{Name: from, Role: cmp.Or(sender.Role, RoleRouter), Region: "us"},
 		} {
 			c.SetMember(mb)
 		}
@@ -55,7 +76,7 @@ func FuzzCoreStep(f *testing.F) {
 		c.Want(now, crdt.Serial{2}, "ctrl-us") // a pull in progress, for answers to find
 		c.Ready()
 
-		c.Step(now, from, m)
+		c.Step(now, sender, m)
 		for _, d := range []time.Duration{time.Millisecond, time.Second, 2 * time.Minute} {
 			c.Tick(now.Add(d))
 		}

@@ -85,6 +85,14 @@ type MeshConfig struct {
 	CollectGrace    time.Duration
 	// Seed seeds the core's random source; zero draws one at random.
 	Seed uint64
+	// Auth proves this node's frames to its peers and checks theirs: a
+	// NodeAuth for this node's name and role, trusting the root of the
+	// trust domain, with the node's certificate and key (SetIdentity) as
+	// `pki init` wrote them. Without an identity the node sends unproven
+	// frames; without Auth it proves nothing and no sender is proven to
+	// it, so clock samples, an issuer's "not issued" and the rest of what
+	// trusts a sender's word never count (tests only).
+	Auth *NodeAuth
 
 	// protocol, tests only, replaces the protocol version (major<<4 |
 	// minor) this node announces in its metadata and writes at the head
@@ -130,6 +138,15 @@ const maxReliableQueue = 32 << 20
 // maxHousekeeping is the longest the loop sleeps: readiness, metrics and
 // garbage collection are checked at least this often.
 const maxHousekeeping = time.Second
+
+// maxVerifyQueue caps the received frames whose proof waits to be checked;
+// beyond it they are dropped and counted (reason "queue_full").
+const maxVerifyQueue = 1024
+
+// maxProvenSenders caps the senders whose last proven frame time a node
+// keeps (replay protection): members only, and only those a root-issued
+// certificate names.
+const maxProvenSenders = 1 << 16
 
 // ErrClosed is returned by a Mesh's methods after Close.
 var ErrClosed = errors.New("gossip: mesh closed")
@@ -191,6 +208,8 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 		return cfg, fmt.Errorf("gossip: mesh config: API address longer than %d bytes", maxAPIAddrLen)
 	case cfg.MaxQueued < 1:
 		return cfg, fmt.Errorf("gossip: mesh config: max queued %d", cfg.MaxQueued)
+	case cfg.Auth != nil && (cfg.Auth.name != cfg.Core.Name || cfg.Auth.role != cfg.Core.Role):
+		return cfg, fmt.Errorf("gossip: mesh config: node auth of %v %q for %v %q", cfg.Auth.role, cfg.Auth.name, cfg.Core.Role, cfg.Core.Name)
 	}
 	for i, k := range cfg.Keys {
 		if err := memberlist.ValidateKey(k); err != nil {
@@ -245,17 +264,24 @@ type Mesh struct {
 	logMu  sync.Mutex // guards logged
 	logged map[string]time.Time
 
-	synced    atomic.Bool
-	sawPeer   atomic.Bool
-	joined    atomic.Bool // a join reached a peer: the node is a member, no longer starting
-	ready     atomic.Bool
-	closed    atomic.Bool
-	joins     atomic.Uint64
-	dropped   atomic.Uint64
-	lostPeers chan struct{} // wakes the joiner when the last peer is gone
-	stop      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	verifyQ chan *Frame // frames whose proof the verifier goroutine checks
+
+	proofMu    sync.Mutex             // guards lastProven
+	lastProven map[string]crdt.Millis // SentAt of the last proven frame taken, by sender; members only
+
+	synced         atomic.Bool
+	syncedUnproven atomic.Bool // an exchange completed with a member that proved nothing
+	provenSeen     atomic.Bool // a peer proved itself since the node started
+	sawPeer        atomic.Bool
+	joined         atomic.Bool // a join reached a peer: the node is a member, no longer starting
+	ready          atomic.Bool
+	closed         atomic.Bool
+	joins          atomic.Uint64
+	dropped        atomic.Uint64
+	lostPeers      chan struct{} // wakes the joiner when the last peer is gone
+	stop           chan struct{}
+	closeOnce      sync.Once
+	wg             sync.WaitGroup
 
 	// Name conflicts (see nameConflict).
 	probeMu  sync.Mutex // guards probing, and orders it with closed
@@ -286,7 +312,8 @@ const (
 
 type input struct {
 	kind   inputKind
-	from   string
+	from   string // inGone: the member
+	sender Sender // inMessage, inPeerState
 	msg    *Message
 	member Member
 	sync   bool // inMember: start an anti-entropy exchange with it
@@ -340,6 +367,9 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 		lostPeers: make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		conflict:  make(chan error, 1),
+
+		verifyQ:    make(chan *Frame, maxVerifyQueue),
+		lastProven: make(map[string]crdt.Millis),
 	}
 	m.started = m.clock()
 	if err := m.setMeta(false); err != nil {
@@ -360,10 +390,11 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 	m.met.setRecords(store.Counts())
 	m.updateMemberMetrics()
 	m.log.Info("gossip: mesh started", "addr", m.Addr(), "role", cfg.Core.Role.String(), "region", cfg.Core.Region,
-		"seeds", m.seeds, "encrypted", m.keyring != nil, "label", cfg.Label)
-	m.wg.Add(2)
+		"seeds", m.seeds, "encrypted", m.keyring != nil, "label", cfg.Label, "proves", cfg.Auth.Proves())
+	m.wg.Add(3)
 	go m.run()
 	go m.joinLoop()
+	go m.verifyLoop()
 	return m, nil
 }
 
@@ -539,6 +570,7 @@ func (m *Mesh) run() {
 				}
 			}
 			m.mu.Unlock()
+			m.pruneProven()
 			m.Ready() // latch readiness even if nobody asks
 		}
 
@@ -565,9 +597,9 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 		in := &batch[i]
 		switch in.kind {
 		case inMessage:
-			c.Step(now, in.from, in.msg)
+			c.Step(now, in.sender, in.msg)
 		case inPeerState:
-			c.PeerState(now, in.from, in.msg.Context)
+			c.PeerState(now, in.sender, in.msg.Context)
 		case inMember:
 			c.SetMember(in.member)
 			if in.sync {
@@ -599,6 +631,9 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 		m.synced.Store(true)
 		m.log.Info("gossip: caught up with a peer", "records", c.Store().Len())
 	}
+	if !m.syncedUnproven.Load() && c.SyncedUnproven() {
+		m.syncedUnproven.Store(true)
+	}
 	next := c.NextDeadline()
 	m.mu.Unlock()
 
@@ -611,12 +646,15 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 }
 
 // send frames each message once and sends it to every recipient: one
-// packet when it fits, over a stream otherwise.
+// packet when it fits, over a stream otherwise. A message whose sender
+// matters (NeedsProof) carries this node's proof, made for its recipient,
+// to peers that read proofs (protocol 1.1 on).
 func (m *Mesh) send(outs []Output) {
 	if len(outs) == 0 {
 		return
 	}
 	frames := make(map[*Message][]byte)
+	prove := m.cfg.protocol&0xf >= minorTrailer && m.cfg.Auth.Proves()
 	for _, o := range outs {
 		f, ok := frames[o.Msg]
 		if !ok {
@@ -628,10 +666,19 @@ func (m *Mesh) send(outs []Output) {
 			}
 			frames[o.Msg] = f
 		}
-		node := m.lookup(o.To)
+		node, minor := m.lookupMinor(o.To)
 		if node == nil {
 			m.met.drop("no_route")
 			continue
+		}
+		if prove && minor >= minorTrailer && NeedsProof(o.Msg) {
+			pf, err := m.cfg.Auth.Prove(f, o.To)
+			if err != nil {
+				m.log.Error("gossip: prove", "type", o.Msg.Type.String(), "err", err)
+				m.met.drop("encode_error")
+				continue
+			}
+			f = pf
 		}
 		m.met.msgOut(o.Msg.Type, len(f))
 		if o.Reliable || len(f) > m.packetLimit {
@@ -656,13 +703,20 @@ func (m *Mesh) encodeFrame(msg *Message) ([]byte, error) {
 
 // lookup returns a copy of the alive member name, or nil.
 func (m *Mesh) lookup(name string) *memberlist.Node {
+	n, _ := m.lookupMinor(name)
+	return n
+}
+
+// lookupMinor returns a copy of the alive member name and the protocol
+// minor it announces, or nil.
+func (m *Mesh) lookupMinor(name string) (*memberlist.Node, uint8) {
 	m.nodesMu.RLock()
 	defer m.nodesMu.RUnlock()
 	if ni, ok := m.nodes[name]; ok && ni.state == "alive" {
 		n := ni.node
-		return &n
+		return &n, ni.meta.Minor
 	}
-	return nil
+	return nil, 0
 }
 
 // sendReliable queues f for node's stream sender, which sends one frame
@@ -798,10 +852,14 @@ func (m *Mesh) nodeGone(n *memberlist.Node) {
 			alive++
 		}
 	}
-	if len(m.nodes) > 4096 {
+	forget := len(m.nodes) > 4096
+	if forget {
 		m.forgetGoneLocked()
 	}
 	m.nodesMu.Unlock()
+	if forget {
+		m.pruneProven()
+	}
 	m.updateMemberMetrics()
 	if !known {
 		return
@@ -1072,12 +1130,19 @@ func (m *Mesh) Members() []MemberStatus {
 // are up (memberlist started in NewMesh) and this node has either
 // completed an anti-entropy exchange with a peer, or found no seed other
 // than itself answering within JoinTimeout. Once ready, a mesh stays ready.
+//
+// The exchange must be with a proven peer (Core.Synced): a holder of the
+// gossip key must not make a restarted router ready before it caught up.
+// Only while no peer has proven itself, JoinTimeout after the start (a
+// node of 1.1 among 1.0 nodes during a rolling upgrade, or a mesh without
+// identities), does an exchange with an unproven member count.
 func (m *Mesh) Ready() bool {
 	if m.ready.Load() {
 		return true
 	}
-	ok := m.synced.Load() || len(m.seeds) == 0 ||
-		!m.sawPeer.Load() && m.clock().Sub(m.started) >= m.cfg.JoinTimeout
+	joined := m.clock().Sub(m.started) >= m.cfg.JoinTimeout
+	ok := m.synced.Load() || len(m.seeds) == 0 || !m.sawPeer.Load() && joined ||
+		m.syncedUnproven.Load() && !m.provenSeen.Load() && joined
 	if ok && m.ready.CompareAndSwap(false, true) {
 		m.log.Info("gossip: ready", "synced", m.synced.Load(), "after", m.clock().Sub(m.started).String())
 	}

@@ -3,9 +3,11 @@ package gossip
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -337,4 +339,271 @@ func TestMeshGarbageFlood(t *testing.T) {
 	}
 	c.publish("ctrl-a", 2)
 	c.converged(t, 5, "ctrl-a", "r1")
+}
+
+// TestMeshHostileSenders: a key holder lies about who it is (issue 13,
+// items 2 to 4), over real memberlist. r1 holds the gossip key and its own
+// router certificate; it writes frames under made-up names and under the
+// names of real members, with clocks an hour behind, answers pulls it was
+// not asked as the issuer would, replays a genuine controller's answer
+// made for itself to another router, and proves frames with its own key
+// under other names. Honest nodes count nothing it claims: their clock
+// estimates do not move, their pulls are settled by the genuine issuer,
+// and their per-peer state stays bounded by the members. Genuine proven
+// peers still count.
+//
+//	go test ./gossip/ -run 'TestMeshHostileSenders' -v
+func TestMeshHostileSenders(t *testing.T) {
+	c := newMeshCluster(t,
+		map[string]string{"ctrl-a": "east", "ctrl-b": "west"},
+		map[string]string{"r1": "east", "r2": "east", "r3": "west"})
+	all := []string{"ctrl-a", "ctrl-b", "r1", "r2", "r3"}
+	for _, n := range all {
+		cfg := func(cfg *MeshConfig) {
+			if n == "r2" {
+				// A pull waits for the issuer as long as the test holds it.
+				cfg.Core.WantTimeout = time.Minute
+			}
+		}
+		c.start(n, cfg)
+	}
+	for _, n := range all {
+		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+	}
+	c.publish("ctrl-a", 2)
+	c.publish("ctrl-b", 2)
+	total := 2 * 5
+	c.converged(t, total, all...)
+	rogue := c.meshes["r1"]
+	ctrls := []string{"ctrl-a", "ctrl-b"}
+	for _, n := range ctrls {
+		eventually(t, 10*time.Second, n+" has a clock estimate from proven peers", func() bool {
+			_, ok := c.meshes[n].ClockOffset()
+			return ok
+		})
+	}
+	// sendTo sends frames to node reliably (so that none is lost) and
+	// waits until node's core handled as many messages of each type.
+	sendTo := func(t *testing.T, to string, frames [][]byte) {
+		t.Helper()
+		m := c.meshes[to]
+		want := m.Stats().MessagesIn
+		for _, f := range frames {
+			_, msg, err := DecodeFrame(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[msg.Type.String()]++
+		}
+		node := rogue.lookup(to)
+		for _, f := range frames {
+			if err := rogue.ml.SendReliable(node, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, 30*time.Second, to+" handles the frames", func() bool {
+			got := m.Stats().MessagesIn
+			for typ, n := range want {
+				if got[typ] < n {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	frame := func(t *testing.T, from string, m *Message) []byte {
+		t.Helper()
+		b, err := EncodeFrame(from, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	checkClocks := func(t *testing.T) {
+		t.Helper()
+		for _, n := range ctrls {
+			off, ok := c.meshes[n].ClockOffset()
+			if !ok || off > 2*time.Second || off < -2*time.Second {
+				t.Errorf("%s estimates its clock %v off (%v); a controller refuses writes beyond 5s", n, off, ok)
+			} else {
+				t.Logf("%s estimates its clock %v off", n, off)
+			}
+		}
+	}
+
+	t.Run("forty made-up names an hour behind do not move the clock", func(t *testing.T) {
+		hourAgo := crdt.MillisOf(time.Now().Add(-time.Hour))
+		for _, to := range ctrls {
+			var frames [][]byte
+			for i := range 40 {
+				name := fmt.Sprintf("made-up-%d", i)
+				for _, m := range []*Message{
+					{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}},
+					{Type: MsgRepairReq, SentAt: hourAgo, Repair: crdt.Interval{Author: c.authors["ctrl-a"].a, From: 0, To: 1}},
+					{Type: MsgWantReq, SentAt: hourAgo, WantID: uint64(i), Serial: crdt.Serial{byte(i)}},
+					{Type: MsgDelta, SentAt: hourAgo, More: true, Context: crdt.Context{}},
+				} {
+					frames = append(frames, frame(t, name, m))
+				}
+			}
+			// And under the names of every real member.
+			for _, name := range all {
+				if name != to {
+					frames = append(frames, frame(t, name, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}))
+				}
+			}
+			sendTo(t, to, frames)
+		}
+		checkClocks(t)
+	})
+
+	t.Run("a proof under another name or for another node proves nothing", func(t *testing.T) {
+		hourAgo := crdt.MillisOf(time.Now().Add(-time.Hour))
+		r1Key := c.pki.routers["r1"]
+		rej := c.rejections(ctrls...)
+		for _, to := range ctrls {
+			other := "ctrl-a"
+			if to == "ctrl-a" {
+				other = "ctrl-b"
+			}
+			var frames [][]byte
+			for _, name := range []string{other, "r2", "r3", "made-up"} {
+				// r1's router key and certificate, claiming another
+				// node: the other controller, a router, a made-up name.
+				frames = append(frames, proveWith(t, r1Key, frame(t, name, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), to))
+			}
+			// The other controller's genuine proof, made for r1 (which
+			// received it), replayed to this controller.
+			frames = append(frames, proveAs(t, c.meshes[other], frame(t, other, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), "r1"))
+			sendTo(t, to, frames)
+		}
+		c.waitRejected(t, rej, map[string]uint64{"bad_proof": 5}, ctrls...)
+		checkClocks(t)
+	})
+
+	t.Run("a forged or replayed not-found does not settle a pull", func(t *testing.T) {
+		ctrl, r2 := c.meshes["ctrl-a"], c.meshes["r2"]
+		gs, genuine := c.authors["ctrl-a"].session(time.Now())
+		ctrl.View(func(st *crdt.Store) { // written, never pushed
+			st.MergeVerified(gs)
+			st.MergeVerified(genuine)
+		})
+		total += 2
+		// The issuer is slow to answer: it holds its loop until the
+		// forgeries were handled.
+		ctrl.mu.Lock()
+		locked := true
+		defer func() {
+			if locked {
+				ctrl.mu.Unlock()
+			}
+		}()
+		type result struct {
+			res WantResult
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := r2.Want(t.Context(), genuine.Serial, "ctrl-a")
+			done <- result{res, err}
+		}()
+		var id uint64
+		eventually(t, 5*time.Second, "r2 pulls, and waits for the issuer alone", func() bool {
+			var waiting []string
+			id, waiting = pullState(r2, genuine.Serial)
+			return slices.Equal(waiting, []string{"ctrl-a"})
+		})
+		rej := c.rejections("r2")
+		notFound := &Message{Type: MsgWantResp, SentAt: crdt.MillisOf(time.Now()), WantID: id, Serial: genuine.Serial, Authoritative: true}
+		sendTo(t, "r2", [][]byte{
+			// In the issuer's name, with the id in flight (the worst
+			// case: the rogue cannot see it, and ids are random).
+			frame(t, "ctrl-a", notFound),
+			// The issuer's own answer, proven for r1, replayed to r2.
+			proveAs(t, ctrl, frame(t, "ctrl-a", notFound), "r1"),
+			// r1's router key under the issuer's name.
+			proveWith(t, c.pki.routers["r1"], frame(t, "ctrl-a", notFound), "r2"),
+		})
+		if _, waiting := pullState(r2, genuine.Serial); !slices.Equal(waiting, []string{"ctrl-a"}) {
+			r := <-done
+			t.Fatalf("after the forged answers r2 waits for %v, want the issuer; the pull: %+v, %v", waiting, r.res, r.err)
+		}
+		c.waitRejected(t, rej, map[string]uint64{"bad_proof": 2}, "r2")
+		ctrl.mu.Unlock()
+		locked = false
+		select {
+		case r := <-done:
+			if r.err != nil || !r.res.Found {
+				t.Fatalf("pull of a genuine certificate: %+v, %v", r.res, r.err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the issuer's answer did not settle the pull")
+		}
+		r2.mu.Lock()
+		cached := len(r2.core.negative)
+		r2.mu.Unlock()
+		if cached != 0 {
+			t.Errorf("r2 caches %d forged not-found answers", cached)
+		}
+		// The genuine issuer's "never issued" still settles a pull.
+		res, err := r2.Want(t.Context(), crdt.Serial{0xde, 0xad, 0xbe, 0xef}, "ctrl-a")
+		if err != nil || res.Found || !res.Authoritative {
+			t.Fatalf("pull of a serial never issued: %+v, %v", res, err)
+		}
+	})
+
+	t.Run("made-up names grow no per-peer state", func(t *testing.T) {
+		const names = 3000
+		to := "ctrl-a"
+		m := c.meshes[to]
+		node := rogue.lookup(to)
+		ctx := crdt.Context{{Author: crdt.Author{Name: "ctrl-nobody", Incarnation: 1}, Max: 9}}
+		before := m.Stats().MessagesIn
+		for i := range names {
+			name := fmt.Sprintf("made-up-%d", i)
+			msg := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), More: true, Context: ctx}
+			if i%2 == 1 {
+				msg = &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: ctx}
+			}
+			f := frame(t, name, msg)
+			if i%3 == 0 {
+				f = proveWith(t, c.pki.routers["r1"], f, to)
+			}
+			if err := rogue.ml.SendBestEffort(node, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Loopback may drop datagrams under a flood: most arrive.
+		eventually(t, 30*time.Second, to+" handles the flood", func() bool {
+			now := m.Stats().MessagesIn
+			return now["delta"]+now["sync_req"] >= before["delta"]+before["sync_req"]+names/2
+		})
+		peers, exchanging, proven := senderState(m)
+		t.Logf("%s after %d made-up names: %d peer entries, %d exchanges, %d proven senders", to, names, peers, exchanging, proven)
+		if members := len(all) - 1; peers > members || proven > members || exchanging > maxExchanging {
+			t.Errorf("%s keeps %d peer entries, %d exchanges, %d proven senders; want at most %d, %d, %d",
+				to, peers, exchanging, proven, members, maxExchanging, members)
+		}
+		m.sendMu.Lock()
+		senders := len(m.senders)
+		m.sendMu.Unlock()
+		if senders > len(all) {
+			t.Errorf("%s keeps %d stream senders", to, senders)
+		}
+	})
+
+	t.Run("genuine peers still count", func(t *testing.T) {
+		checkClocks(t)
+		for _, n := range all {
+			if n == "r1" {
+				continue
+			}
+			if _, _, proven := senderState(c.meshes[n]); proven == 0 {
+				t.Errorf("%s took no proven frame", n)
+			}
+		}
+		c.publish("ctrl-b", 1)
+		total += 2
+		c.converged(t, total, "ctrl-a", "ctrl-b", "r2", "r3")
+	})
 }

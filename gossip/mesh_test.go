@@ -129,8 +129,29 @@ func (c *meshCluster) config(name string) MeshConfig {
 	return MeshConfig{
 		Core: core, Bind: c.addrs[name], Join: c.seeds, JoinTimeout: 300 * time.Millisecond,
 		Keys: [][]byte{c.key}, Label: c.label, APIAddr: "127.0.0.1:8443",
-		Logger: testLogger(), Memberlist: fastMemberlist,
+		Logger: testLogger(), Memberlist: fastMemberlist, Auth: c.nodeAuth(name),
 	}
+}
+
+// nodeAuth returns the NodeAuth of node name: with the identity the
+// cluster's PKI issued it, if any (a node it did not is a key holder
+// without one).
+func (c *meshCluster) nodeAuth(name string) *NodeAuth {
+	c.t.Helper()
+	a, err := NewNodeAuth(c.pki.root.Cert, testTD, name, c.roles[name])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	kp, ok := c.pki.ctrl[name]
+	if !ok {
+		kp, ok = c.pki.routers[name]
+	}
+	if ok {
+		if err := a.SetIdentity(kp.Cert, kp.Key); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return a
 }
 
 func (c *meshCluster) start(name string, edit func(*MeshConfig)) *Mesh {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,7 +198,7 @@ func (n *testNet) run(d time.Duration) {
 		for len(n.q) > 0 && !n.q[0].at.After(n.now) {
 			dv := heap.Pop(&n.q).(delivery)
 			if !n.down[dv.to] {
-				n.nodes[dv.to].Step(n.now, dv.from, dv.msg)
+				n.nodes[dv.to].Step(n.now, proven(dv.from), dv.msg)
 				touched[index[dv.to]] = true
 			}
 		}
@@ -212,6 +213,16 @@ func (n *testNet) run(d time.Duration) {
 			return
 		}
 	}
+}
+
+// proven is the sender name as NodeAuth would have proven it: the test
+// network has no impostors unless a test sends as one.
+func proven(name string) Sender {
+	role := RoleRouter
+	if strings.HasPrefix(name, "ctrl") {
+		role = RoleController
+	}
+	return Sender{Name: name, Proven: true, Role: role}
 }
 
 // testVerifier signs with a per-author secret: a stand-in for the signer

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -167,7 +168,7 @@ func TestRollingUpgrade(t *testing.T) {
 		if len(refusals) != 1 {
 			t.Fatalf("%d refusal lines for the 2.0 node, want exactly one:\n%s", len(refusals), out)
 		}
-		if !strings.Contains(refusals[0], "protocol 2.0, this node 1.0") {
+		if !strings.Contains(refusals[0], fmt.Sprintf("protocol 2.0, this node %d.%d", ProtocolMajor, ProtocolMinor)) {
 			t.Errorf("refusal line does not say which versions: %s", refusals[0])
 		}
 		t.Logf("refusal: %s", refusals[0])

@@ -14,13 +14,20 @@ import (
 // millisecond away and has the record if gossip merely overtook the client.
 // If neither answers with the record within WantTimeout, the second wave
 // asks every other controller and a few more peers. Answers are signed
-// records, so any node may answer; only the issuer's "not found" settles it.
+// records, so any node may answer, and records that complete the pull
+// settle it whoever brought them. Only the issuer's "not found" settles it
+// otherwise, and only as a proven answer (Sender) to the want id it was
+// asked: ids are drawn from the core's random source, so a key holder that
+// was not asked cannot guess one, and a proof binds its recipient, so an
+// answer sent to one node settles nothing at another. An unproven answer
+// does not count towards a wave either: made-up "not found" answers cannot
+// hurry a pull to give up.
 
 // wantPeersSecondWave caps the routers asked in the second wave.
 const wantPeersSecondWave = 3
 
 type pull struct {
-	id       uint64
+	id       uint64 // random: answers must name it
 	serial   crdt.Serial
 	issuer   string
 	wave     int
@@ -51,8 +58,7 @@ func (c *Core) Want(now time.Time, serial crdt.Serial, issuer string) {
 	if _, ok := c.pulls[serial]; ok {
 		return
 	}
-	c.wantSeq++
-	p := &pull{id: c.wantSeq, serial: serial, issuer: issuer, asked: make(map[string]bool)}
+	p := &pull{id: c.rng.Uint64(), serial: serial, issuer: issuer, asked: make(map[string]bool)}
 	c.pulls[serial] = p
 	c.wave(now, p)
 }
@@ -173,20 +179,29 @@ func (c *Core) answerWant(now time.Time, to string, req *Message) {
 	c.send(to, resp)
 }
 
-func (c *Core) onWantResp(now time.Time, from string, m *Message) {
+func (c *Core) onWantResp(now time.Time, from Sender, m *Message) {
 	if len(m.Records) > 0 {
-		c.ingest(now, from, m.Records, nil)
+		c.ingest(now, from.Name, m.Records, nil)
 	}
 	p, ok := c.pulls[m.Serial]
-	if !ok || p.id != m.WantID || !p.waiting[from] {
+	if !ok {
 		return // late, duplicate or unsolicited
 	}
-	delete(p.waiting, from)
-	switch {
-	case hasCert(c.store, m.Serial):
+	if hasCert(c.store, m.Serial) {
+		// The records verified: whoever brought them, the pull is done.
 		c.stats.Pulls["found"]++
 		c.resolve(p, WantResult{Serial: m.Serial, Found: true})
-	case m.Authoritative && from == p.issuer && !m.Found:
+		return
+	}
+	if p.id != m.WantID || !from.Proven || !p.waiting[from.Name] {
+		return // not an answer from a node asked, as far as this node can tell
+	}
+	if mb, ok := c.view.Member(from.Name); !ok || mb.Role != from.Role {
+		return // a certificate of another role under the name asked: not that node
+	}
+	delete(p.waiting, from.Name)
+	switch {
+	case m.Authoritative && !m.Found && from.Name == p.issuer && from.Role == RoleController:
 		// Only the issuer's word settles it; another controller may
 		// simply not have heard yet.
 		c.stats.Pulls["not_found"]++

@@ -2,23 +2,33 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Protocol version: the first byte of every message, major in the high
 // nibble, minor in the low. A node accepts any minor of its major (newer
-// minors only add message types, which older nodes drop and count) and
-// refuses other majors.
+// minors only add message types, which older nodes drop and count, and
+// fields at the end of a frame's trailer, which they skip) and refuses
+// other majors.
+//
+// Minor 1 added the frame trailer and the sender proof in it (see
+// EncodeFrame). A 1.0 node refuses a frame with trailing bytes, so a node
+// writes a trailer only to peers that announce 1.1 or later in NodeMeta.
 const (
 	ProtocolMajor   = 1
-	ProtocolMinor   = 0
+	ProtocolMinor   = 1
 	protocolVersion = ProtocolMajor<<4 | ProtocolMinor
 )
+
+// minorTrailer is the first minor whose frames may carry a trailer.
+const minorTrailer = 1
 
 // MsgType numbers the protocol's messages.
 //
@@ -240,9 +250,25 @@ func Decode(b []byte) (*Message, error) {
 
 // Frames are what the Mesh sends over memberlist, whose user messages do
 // not say who sent them: the version byte, the sender's name as a msgpack
-// string, then the message as Encode writes it after its version byte. The
-// name is self-asserted by any holder of the gossip key; it tells where to
-// send answers, never whom to trust.
+// string, then the message as Encode writes it after its version byte,
+// then, since minor 1, an optional trailer. The name is self-asserted by
+// any holder of the gossip key: alone it tells where to send answers,
+// never whom to trust.
+//
+// The trailer is a msgpack array of fields appended to the frame.
+// WARNING: ONLY APPEND TO THIS LIST! A node reads the fields it knows and
+// ignores the rest, which end the frame. Field 0 is the sender's proof,
+// or nil:
+//
+//	[recipient string, certificate bin (DER), signature bin (64 bytes)]
+//
+// The signature is pki.SignNodeProof by the key of the certificate, over
+// the recipient's name and every byte of the frame before the trailer. A
+// receiver takes the sender as proven (NodeAuth) only if the certificate
+// is issued directly by the root for the sender's name in the trust
+// domain, the recipient is itself, and the frame is not older than the
+// last one it took from that sender: a frame captured by one node proves
+// nothing to another, nor a second time.
 
 // EncodeFrame returns the frame of m sent by from. It does not change m,
 // so one Message may be framed by its sender while others read it.
@@ -263,20 +289,109 @@ func EncodeFrame(from string, m *Message) ([]byte, error) {
 }
 
 // DecodeFrame parses a frame, with the same guarantees as Decode. The
-// message's Size is the frame's.
+// message's Size is the frame's. It ignores the frame's proof, if any:
+// see ParseFrame.
 func DecodeFrame(b []byte) (from string, m *Message, err error) {
-	return decode(b, true)
+	f, err := decodeFrame(b, true)
+	if err != nil {
+		return "", nil, err
+	}
+	return f.From, f.Msg, nil
+}
+
+// Limits on a frame's trailer and proof.
+const (
+	maxTrailerFields = 16
+	maxProofCertLen  = 4 << 10 // a certmesh node certificate takes about 600 bytes
+)
+
+// Proof is a frame's sender proof (see EncodeFrame).
+type Proof struct {
+	// Recipient is the node the frame was sent to; empty for any node (a
+	// memberlist push-pull, whose delegate is not told the peer).
+	Recipient string
+	Cert      []byte // the sender's certificate, DER
+	Sig       [pki.NodeProofSize]byte
+}
+
+// Frame is a decoded frame.
+type Frame struct {
+	From  string // the sender's name as the frame claims it
+	Msg   *Message
+	Proof *Proof // nil if the frame carries none
+	// Signed is the part of the frame a proof covers: every byte before
+	// the trailer. It aliases the decoded bytes.
+	Signed []byte
+}
+
+// ParseFrame parses a frame and its trailer, with the same guarantees as
+// Decode. It does not check the proof: NodeAuth does.
+func ParseFrame(b []byte) (*Frame, error) { return decodeFrame(b, true) }
+
+// AppendProof returns frame followed by a trailer carrying p. frame must
+// have no trailer yet; it is not modified.
+func AppendProof(frame []byte, p *Proof) ([]byte, error) {
+	if len(p.Recipient) > crdt.MaxNameLen || len(p.Cert) == 0 || len(p.Cert) > maxProofCertLen {
+		return nil, fmt.Errorf("gossip: proof for a recipient of %d bytes with a certificate of %d", len(p.Recipient), len(p.Cert))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, len(frame)+ProofOverhead(len(p.Recipient), len(p.Cert))))
+	buf.Write(frame)
+	enc := msgpack.NewEncoder(buf)
+	var err error
+	for _, e := range []error{
+		enc.EncodeArrayLen(1),
+		enc.EncodeArrayLen(3),
+		enc.EncodeString(p.Recipient),
+		enc.EncodeBytes(p.Cert),
+		enc.EncodeBytes(p.Sig[:]),
+	} {
+		err = cmp.Or(err, e)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gossip: encode proof: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// ProofOverhead is the size of a trailer carrying a proof for a recipient
+// name and a certificate of the given lengths: what a proof adds to a
+// frame.
+func ProofOverhead(recipient, cert int) int {
+	return 1 + 1 + msgpackLenSize(recipient, true) + recipient +
+		msgpackLenSize(cert, false) + cert + 2 + pki.NodeProofSize
+}
+
+// msgpackLenSize is the size of the header of a msgpack string or binary
+// of n bytes.
+func msgpackLenSize(n int, str bool) int {
+	switch {
+	case str && n < 32:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	}
+	return 5
 }
 
 func decode(b []byte, framed bool) (string, *Message, error) {
+	f, err := decodeFrame(b, framed)
+	if err != nil {
+		return "", nil, err
+	}
+	return f.From, f.Msg, nil
+}
+
+func decodeFrame(b []byte, framed bool) (*Frame, error) {
 	if len(b) > MaxMessageSize {
-		return "", nil, ErrTooLarge
+		return nil, ErrTooLarge
 	}
 	if len(b) == 0 {
-		return "", nil, fmt.Errorf("%w: empty", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
 	if b[0]>>4 != ProtocolMajor {
-		return "", nil, fmt.Errorf("%w: major %d, this node speaks %d", ErrVersion, b[0]>>4, ProtocolMajor)
+		return nil, fmt.Errorf("%w: major %d, this node speaks %d", ErrVersion, b[0]>>4, ProtocolMajor)
 	}
 	r := bytes.NewReader(b[1:])
 	d := &decoder{d: msgpack.NewDecoder(r)}
@@ -293,18 +408,18 @@ func decode(b []byte, framed bool) (string, *Message, error) {
 	m.Type = MsgType(d.uint(255))
 	m.SentAt = crdt.Millis(d.int())
 	if d.err != nil {
-		return "", nil, d.err
+		return nil, d.err
 	}
 	nf := d.arrayLen(8)
 	want := map[MsgType]int{MsgPush: 5, MsgRepairReq: 1, MsgSyncReq: 1, MsgDelta: 4, MsgWantReq: 2, MsgWantResp: 5, MsgIHave: 5}[m.Type]
 	if want == 0 {
-		return "", nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
+		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, m.Type)
 	}
 	if d.err == nil && nf != want {
 		d.fail("%v of %d fields, want %d", m.Type, nf, want)
 	}
 	if d.err != nil {
-		return "", nil, d.err
+		return nil, d.err
 	}
 	switch m.Type {
 	case MsgPush:
@@ -345,12 +460,54 @@ func decode(b []byte, framed bool) (string, *Message, error) {
 		m.Records = d.records()
 	}
 	if d.err != nil {
-		return "", nil, d.err
+		return nil, d.err
+	}
+	f := &Frame{From: from, Msg: m, Signed: b[:len(b)-r.Len()]}
+	if r.Len() != 0 && framed && b[0]&0xf >= minorTrailer {
+		f.Proof = d.trailer(r)
+		if d.err != nil {
+			return nil, d.err
+		}
 	}
 	if r.Len() != 0 {
-		return "", nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.Len())
 	}
-	return from, m, nil
+	return f, nil
+}
+
+// trailer reads a frame's trailer: its proof, if any. Fields after those
+// this node knows end the frame and are left unread (r is drained).
+func (d *decoder) trailer(r *bytes.Reader) *Proof {
+	n := d.arrayLen(maxTrailerFields)
+	if d.err == nil && n == 0 {
+		d.fail("empty trailer")
+	}
+	if d.err != nil {
+		return nil
+	}
+	var p *Proof
+	if code, err := d.d.PeekCode(); !d.check(err) {
+		return nil
+	} else if code == msgpcode.Nil {
+		d.check(d.d.DecodeNil())
+	} else {
+		if k := d.arrayLen(3); d.err == nil && k != 3 {
+			d.fail("proof of %d fields", k)
+		}
+		p = &Proof{Recipient: d.str(crdt.MaxNameLen)}
+		p.Cert = d.bin(maxProofCertLen)
+		d.fixed(p.Sig[:])
+		if d.err == nil && len(p.Cert) == 0 {
+			d.fail("proof without a certificate")
+		}
+	}
+	if d.err != nil {
+		return nil
+	}
+	if n > 1 {
+		r.Reset(nil) // fields appended by a newer minor
+	}
+	return p
 }
 
 // decoder wraps msgpack.Decoder with a sticky error.
@@ -428,6 +585,23 @@ func (d *decoder) str(max int) string {
 	b := make([]byte, n)
 	d.check(d.d.ReadFull(b))
 	return string(b)
+}
+
+func (d *decoder) bin(max int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, err := d.d.DecodeBytesLen()
+	if !d.check(err) || n <= 0 {
+		return nil
+	}
+	if n > max {
+		d.fail("binary of %d bytes over limit %d", n, max)
+		return nil
+	}
+	b := make([]byte, n)
+	d.check(d.d.ReadFull(b))
+	return b
 }
 
 func (d *decoder) fixed(dst []byte) {

@@ -123,11 +123,13 @@ func TestDecodeRefusesOtherMajorsAndOversizedInput(t *testing.T) {
 	}
 }
 
-// FuzzDecode feeds arbitrary bytes to the decoders. Whatever decodes must
-// re-encode to bytes that decode to the same message, and nothing panics.
-// The seed corpus (every message type, framed and not) runs in plain go
-// test.
+// FuzzDecode feeds arbitrary bytes to the decoders, and the proofs of
+// whatever frames decode to a NodeAuth. Whatever decodes must re-encode to
+// bytes that decode to the same message and proof, and nothing panics. The
+// seed corpus (every message type, framed and not, and proven) runs in
+// plain go test.
 func FuzzDecode(f *testing.F) {
+	auth := newAuthFixture(f)
 	for _, m := range sampleMessages(f) {
 		b, err := Encode(m)
 		if err != nil {
@@ -139,6 +141,11 @@ func FuzzDecode(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(fr)
+		proven, err := auth.auth["r1"].Prove(bytes.Clone(fr), "ctrl-a")
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(proven)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if m, err := Decode(b); err == nil {
@@ -172,6 +179,25 @@ func FuzzDecode(f *testing.F) {
 			}
 			if diff := cmp.Diff(m, m2, messageCmp); diff != "" {
 				t.Fatalf("frame %v unstable (-first +second):\n%s", m.Type, diff)
+			}
+		}
+		if fr, err := ParseFrame(b); err == nil && fr.Proof != nil {
+			// Whatever the proof holds, checking it never panics.
+			auth.auth["ctrl-a"].Verify(auth.now, fr, "ctrl-a")
+			plain, err := EncodeFrame(fr.From, fr.Msg)
+			if err != nil {
+				t.Fatalf("decoded proven frame %v does not encode: %v", fr.Msg.Type, err)
+			}
+			again, err := AppendProof(plain, fr.Proof)
+			if err != nil {
+				t.Fatalf("the proof of a decoded frame does not encode: %v", err)
+			}
+			fr2, err := ParseFrame(again)
+			if err != nil || fr2.Proof == nil || !bytes.Equal(fr2.Signed, plain) {
+				t.Fatalf("re-encoded proven frame: %+v, %v", fr2, err)
+			}
+			if diff := cmp.Diff(fr.Proof, fr2.Proof); diff != "" {
+				t.Fatalf("proof unstable (-first +second):\n%s", diff)
 			}
 		}
 	})

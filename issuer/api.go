@@ -300,13 +300,16 @@ func clientIP(r *http.Request) string {
 // checkClock refuses writes while this node's clock is off from the mesh
 // by more than half the max offset, or behind its own hybrid clock by more
 // than the max offset, or cannot be compared yet: it knows live peers but
-// has heard from none of them. A node alone (the first one, or one cut off
-// since it started) writes, as it must to stay available.
+// has heard from none of them that proved who it is, and started less than
+// FirstClockSampleWait ago. A node alone (the first one, or one cut off
+// since it started) writes, as it must to stay available, and so does one
+// whose live peers stay silent past FirstClockSampleWait: a key holder
+// posing as a member must not stop writes.
 func (c *Controller) checkClock() *apiError {
 	off, ok := c.mesh.ClockOffset()
-	if !ok {
+	if !ok && c.now().Sub(c.startedAt) < FirstClockSampleWait {
 		if n := c.livePeers(); n > 0 {
-			return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining)", n)
+			return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining), for at most %v after it starts", n, FirstClockSampleWait)
 		}
 	}
 	if off < 0 {

@@ -118,6 +118,7 @@ type Controller struct {
 	mesh     Mesh
 	unsub    func()
 	verifier *gossip.Verifier // set by NewMesh; its root follows Reload
+	nodeAuth *gossip.NodeAuth // set by NewMesh; its root and identity follow Reload
 
 	limiter *ipLimiter
 	met     *ctrlMetrics
@@ -134,7 +135,18 @@ type Controller struct {
 	closeOnce sync.Once
 	closeErr  error
 	started   atomic.Bool
+	startedAt time.Time // set by Start, before the API listens
 }
+
+// FirstClockSampleWait bounds how long after it starts a controller that
+// sees live peers but has no clock sample from any of them refuses writes
+// (503 clock_skew). A sample counts only from a peer that proved who it is
+// (gossip.Sender), and one normally arrives within a round trip of joining:
+// every member that sees a node come up starts an exchange with it. The
+// bound keeps a holder of the gossip key, joining as a member that never
+// proves anything, from stopping writes for longer; past it, a controller
+// that has heard no proven peer writes, as one alone does.
+const FirstClockSampleWait = 10 * time.Second
 
 type tokenHolder struct {
 	v      TokenVerifier
@@ -298,19 +310,32 @@ func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
 }
 
 // NewMesh starts the controller's gossip mesh over Store(), verifying
-// records with a gossip.Verifier that trusts the root of pki.ca (and
-// follows it across Reload). Pass the mesh to Start; close it after Close.
+// records with a gossip.Verifier that trusts the root of pki.ca, and, unless
+// mc.Auth is set, proving its frames with its intermediate
+// (gossip.NodeAuth); both follow Reload. Pass the mesh to Start; close it
+// after Close.
 func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
 	store := c.store
-	v, err := gossip.NewVerifier(c.keys.Load().root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
+	k := c.keys.Load()
+	v, err := gossip.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		return nil, err
+	}
+	if mc.Auth == nil {
+		a, err := gossip.NewNodeAuth(k.root, c.cfg.PKI.TrustDomain, c.cfg.Node.Name, gossip.RoleController)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.SetIdentity(k.inter.Cert, k.inter.Key); err != nil {
+			return nil, &ConfigError{"pki.cert", err}
+		}
+		mc.Auth = a
 	}
 	m, err := gossip.NewMesh(mc, store, v)
 	if err != nil {
 		return nil, err
 	}
-	c.verifier = v
+	c.verifier, c.nodeAuth = v, mc.Auth
 	return m, nil
 }
 
@@ -322,6 +347,7 @@ func (c *Controller) Start(m Mesh) error {
 		return errors.New("issuer: already started")
 	}
 	c.mesh = m
+	c.startedAt = c.now()
 	c.w.start(m, c.keys.Load().signer)
 	c.unsub = m.Subscribe(c.onApplied)
 
@@ -486,6 +512,16 @@ func (c *Controller) Reload() error {
 		if c.verifier != nil && !k.root.Equal(old.root) {
 			if err := c.verifier.SetRoot(k.root); err != nil {
 				errs = append(errs, fmt.Errorf("issuer: pki.ca: %w", err))
+			}
+			if c.nodeAuth != nil {
+				if err := c.nodeAuth.SetRoot(k.root); err != nil {
+					errs = append(errs, fmt.Errorf("issuer: pki.ca: %w", err))
+				}
+			}
+		}
+		if c.nodeAuth != nil && (k.keyID != old.keyID || !k.root.Equal(old.root)) {
+			if err := c.nodeAuth.SetIdentity(k.inter.Cert, k.inter.Key); err != nil {
+				errs = append(errs, fmt.Errorf("issuer: pki.cert: %w", err))
 			}
 		}
 		if k.keyID != old.keyID {

@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -80,6 +81,7 @@ type Router struct {
 	Mesh     *gossip.Mesh
 	cfg      config.Router
 	verifier *gossip.Verifier
+	auth     *gossip.NodeAuth // proves the router's frames with its certificate
 	// Restored is how many records the router restored from its snapshot
 	// and revocation journal.
 	Restored int
@@ -168,6 +170,13 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.ca", Err: err}
 	}
+	auth, err := gossip.NewNodeAuth(files.roots[0], rc.TrustDomain, rc.Name, gossip.RoleRouter)
+	if err != nil {
+		return nil, &ConfigError{Field: "pki.ca", Err: err}
+	}
+	if err := setRouterIdentity(auth, &cfg, files); err != nil {
+		return nil, err
+	}
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = rc.Name, gossip.RoleRouter, rc.Region
 	if n := cfg.Mesh.EagerTrees; n > 0 {
@@ -181,6 +190,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		JoinTimeout: cfg.Mesh.JoinTimeout,
 		Keys:        files.keys,
 		Logger:      log,
+		Auth:        auth,
 	}, store, verifier)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
@@ -202,7 +212,28 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		mesh.Close()
 		return nil, err
 	}
-	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, Restored: restored}, nil
+	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
+}
+
+// setRouterIdentity gives auth the router's certificate and key: the mesh
+// proves the router's frames with them (gossip.NodeAuth). The certificate
+// must be this router's, issued by the root.
+func setRouterIdentity(auth *gossip.NodeAuth, cfg *config.Router, files *routerFiles) error {
+	leaf := files.cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(files.cert.Certificate[0]); err != nil {
+			return &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s: %w", cfg.PKI.Cert, err)}
+		}
+	}
+	key, ok := files.cert.PrivateKey.(crypto.Signer)
+	if !ok {
+		return &ConfigError{Field: "pki.key", Err: fmt.Errorf("%s: a %T cannot sign", cfg.PKI.Key, files.cert.PrivateKey)}
+	}
+	if err := auth.SetIdentity(leaf, key); err != nil {
+		return &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s: %w", cfg.PKI.Cert, err)}
+	}
+	return nil
 }
 
 func members(m *gossip.Mesh) func() []router.MemberStatus {
@@ -223,6 +254,12 @@ func (r *Router) Reload() error {
 		return err
 	}
 	if err := r.verifier.SetRoot(files.roots[0]); err != nil {
+		return err
+	}
+	if err := r.auth.SetRoot(files.roots[0]); err != nil {
+		return err
+	}
+	if err := setRouterIdentity(r.auth, &r.cfg, files); err != nil {
 		return err
 	}
 	return errors.Join(

@@ -18,6 +18,7 @@ import (
 // Signature contexts. Each starts with a printable byte, never 0x30 (the
 // first byte of a DER SEQUENCE such as a TBSCertificate), and ends in NUL, so
 // a message signed in one context is never valid in another or as X.509.
+// nodeproof.go adds the context of a node's proof of a gossip frame.
 const (
 	recordContext     = "certmesh record v1\x00"
 	revocationContext = "certmesh controller revocation v1\x00"

@@ -46,7 +46,12 @@
 // decision, possibly after a pull. Strategies register by name (Register):
 // "gossip" and "raft" here, "mesh" (sim/mesh.go) runs the real crdt store
 // and gossip core. ARCHITECTURE.md allows the simulator to share immutable
-// records among nodes; the Message payload is such a shared pointer.
+// records among nodes; the Message payload is such a shared pointer. The
+// mesh strategy has no impostors: a message's sender counts as proven
+// where production proves it (gossip.NeedsProof), and the proof's bytes
+// (a certificate and a signature, sim/meshproof.go) are counted and can
+// send a message over a stream, as they do in production; no signature is
+// made or checked.
 //
 // # Workload and report
 //
@@ -65,7 +70,10 @@
 // node, on an in-memory memberlist transport with the same network model,
 // driven by the same workload in wall time and reported with the same
 // definitions. It is not deterministic; it shows that the memberlist
-// integration behaves like the model (live.go, docs/meshsim.md).
+// integration behaves like the model (live.go, docs/meshsim.md). Its nodes
+// have no node identities (their names are not PKI names), so they prove
+// nothing and no sender is proven to them: no clock estimate, no issuer's
+// "not issued", readiness by the fallback for meshes without proofs.
 //
 // Not modelled: client retries (a request lost with a crashed controller is
 // lost), the time a controller takes to sign and persist, CPU limits of

@@ -65,6 +65,11 @@ func (s *meshStrategy) Parallel() bool { return true }
 // meshMaxOffset is the cores' max clock offset (gossip.Config.MaxOffset).
 var meshMaxOffset = gossip.DefaultConfig().MaxOffset
 
+// meshFirstSampleWait is how long after it starts a controller that sees
+// live peers but has no clock sample yet refuses writes: the issuer's
+// FirstClockSampleWait (TestMeshMirrorsTheIssuersClockRule checks it).
+const meshFirstSampleWait = 10 * time.Second
+
 func newMeshStrategy(c *Cluster) (Strategy, error) {
 	s := &meshStrategy{
 		cl:          c,
@@ -186,8 +191,9 @@ type meshNode struct {
 	armed time.Duration // deadline of the latest timer armed, 0 if none
 	skew  time.Duration // the node's wall clock reads virtual time + skew (topology clocks)
 
-	author crdt.Author // controllers
-	seq    uint64      // controllers: persisted with the records
+	author    crdt.Author // controllers
+	seq       uint64      // controllers: persisted with the records
+	startedAt time.Time   // controllers: the wall clock when the process started
 
 	waiting map[crdt.Serial][]waitingConnect // routers: connects waiting for a pull
 }
@@ -221,6 +227,7 @@ func (n *meshNode) newCore() {
 }
 
 func (n *meshNode) Start(now time.Duration) {
+	n.startedAt = n.wall(now)
 	n.newCore()
 	n.join(now)
 	n.core.Tick(n.wall(now))
@@ -231,6 +238,7 @@ func (n *meshNode) Restart(now time.Duration) {
 	// The store was persisted; everything else of the process is gone.
 	n.armed = 0
 	n.waiting = make(map[crdt.Serial][]waitingConnect)
+	n.startedAt = n.wall(now)
 	n.newCore()
 	n.join(now)
 	n.core.Tick(n.wall(now))
@@ -239,9 +247,11 @@ func (n *meshNode) Restart(now time.Duration) {
 
 // join models memberlist's join, which a production node makes as it
 // starts: a push-pull with a seed, here a live member of the node's own
-// region (of another region if it has none), that carries each side's
-// causal context and clock. The node has its first clock sample, and what
-// it lacks, a round trip after it starts.
+// region (of another region if it has none), that carries the node's
+// causal context, and tells the seed that the node is up, so that the seed
+// starts an exchange with it (Mesh.nodeAlive). That exchange's request is
+// proven, and carries the node's first clock sample: the node has it, and
+// what it lacks, a round trip after it starts.
 func (n *meshNode) join(now time.Duration) {
 	v := n.s.view
 	if n.syncWithOneOf(now, v.byRegion[v.members[n.info.Name].Region]) {
@@ -255,7 +265,8 @@ func (n *meshNode) join(now time.Duration) {
 }
 
 // syncWithOneOf starts an exchange with the first live member of names
-// other than this node, from a random position on; false if there is none.
+// other than this node, from a random position on, and tells it the node
+// joined; false if there is none.
 func (n *meshNode) syncWithOneOf(now time.Duration, names []string) bool {
 	if len(names) == 0 {
 		return false
@@ -265,14 +276,34 @@ func (n *meshNode) syncWithOneOf(now time.Duration, names []string) bool {
 		name := names[(start+i)%len(names)]
 		if name != n.info.Name && n.core.View().Alive(name) {
 			n.core.SyncWith(n.wall(now), name)
+			// Membership, not state: memberlist's push-pull, never lost.
+			n.env.Send(n.s.view.ids[name], Message{Payload: joined{}, Reliable: true})
 			return true
 		}
 	}
 	return false
 }
 
+// joined is what a seed learns from a node's join push-pull: that the node
+// is up. A production node starts an exchange with every member it sees
+// come up (Mesh.nodeAlive); the model's seed does.
+type joined struct{}
+
+// Receive hands a message to the core. The simulator has no impostors:
+// a message's sender is proven wherever production proves it
+// (gossip.NeedsProof), with the role its certificate would prove.
 func (n *meshNode) Receive(now time.Duration, from NodeID, m Message) {
-	n.core.Step(n.wall(now), n.s.cl.Nodes[from].Name, m.Payload.(*gossip.Message))
+	name := n.s.cl.Nodes[from].Name
+	switch p := m.Payload.(type) {
+	case joined:
+		n.core.SyncWith(n.wall(now), name)
+	case *gossip.Message:
+		s := gossip.Sender{Name: name}
+		if gossip.NeedsProof(p) {
+			s.Proven, s.Role = true, n.s.view.members[name].Role
+		}
+		n.core.Step(n.wall(now), s, p)
+	}
 	n.flush(now)
 }
 
@@ -300,8 +331,13 @@ func (n *meshNode) flush(now time.Duration) {
 			if !ok {
 				continue
 			}
-			n.env.Send(to, Message{Payload: o.Msg, Size: int32(o.Msg.Size()), Kind: uint16(o.Msg.Type),
-				State: true, Reliable: o.Reliable})
+			size, reliable := o.Msg.Size(), o.Reliable
+			if gossip.NeedsProof(o.Msg) {
+				size += proofBytes(n.info, o.To)
+				reliable = reliable || size > n.core.Config().PacketBudget
+			}
+			n.env.Send(to, Message{Payload: o.Msg, Size: int32(size), Kind: uint16(o.Msg.Type),
+				State: true, Reliable: reliable})
 		}
 		for _, r := range rd.Applied {
 			n.checkNotAhead(now, r)
@@ -394,11 +430,13 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 // its clock is off from its peers' by more than half the max offset, or its
 // hybrid clock is more than the max offset ahead of its wall clock. Either
 // way its records' HLCs would be held by its peers. Without an estimate yet
-// (no message received since it started) it refuses while it sees a live
-// peer, and writes when alone.
+// (no proven clock sample since it started) it refuses while it sees a
+// live peer, for at most meshFirstSampleWait after it started, and writes
+// when alone.
 func (c *meshController) clockSkewed(t time.Time) bool {
 	off, ok := c.core.ClockOffset()
-	if ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) || !ok && c.seesLivePeer() {
+	if ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) ||
+		!ok && t.Sub(c.startedAt) < meshFirstSampleWait && c.seesLivePeer() {
 		return true
 	}
 	lead := time.Duration(c.core.Now(t).Millis()-crdt.MillisOf(t)) * time.Millisecond

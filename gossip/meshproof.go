@@ -1,0 +1,145 @@
+package gossip
+
+import (
+	"errors"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+)
+
+// How a Mesh checks who sent a frame (NodeAuth): off the loop and never
+// under the mesh's lock, since admission lookups take that lock and must
+// not wait on crypto. Frames that carry a proof go to the verifier
+// goroutine (verifyLoop) through a bounded queue, so that memberlist's
+// packet handler, which also handles its probes, never waits on ECDSA
+// either; memberlist's push-pull, one goroutine per stream already,
+// checks its own. A frame whose proof fails is counted and handed to the
+// core unproven: what it carries is still verified record by record.
+
+// verifyLoop checks the proofs of received frames and hands them to the
+// loop.
+func (m *Mesh) verifyLoop() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case f := <-m.verifyQ:
+			s := m.verifyFrame(f, m.cfg.Core.Name)
+			m.enqueue(input{kind: inMessage, sender: s, msg: f.Msg}, true)
+		}
+	}
+}
+
+// queueVerify hands a frame with a proof to the verifier goroutine, or
+// drops and counts it when maxVerifyQueue wait already.
+func (m *Mesh) queueVerify(f *Frame) {
+	select {
+	case m.verifyQ <- f:
+	default:
+		m.dropped.Add(1)
+		m.met.drop("queue_full")
+	}
+}
+
+// verifyFrame returns the sender of f: proven if its proof, made for
+// recipient ("" for any node: a push-pull), holds and it is no replay.
+func (m *Mesh) verifyFrame(f *Frame, recipient string) Sender {
+	unproven := Sender{Name: f.From}
+	if f.Proof == nil {
+		return unproven
+	}
+	now := m.clock()
+	s, err := m.cfg.Auth.Verify(now, f, recipient)
+	if err == nil && s.Proven {
+		s.Proven, err = m.acceptProven(now, s.Name, f.Msg.SentAt, recipient == "")
+	}
+	if err != nil {
+		reason := "bad_proof"
+		if errors.Is(err, ErrStaleProof) {
+			reason = "stale_proof"
+		}
+		m.met.drop(reason)
+		m.log.Debug("gossip: sender not proven", "from", f.From, "type", f.Msg.Type.String(), "err", err)
+		return unproven
+	}
+	if !s.Proven {
+		return unproven
+	}
+	m.provenSeen.Store(true)
+	return s
+}
+
+// acceptProven applies the replay rule to a frame proven by name, sent at
+// sentAt: it is taken only if not older than the last frame taken from
+// name. A frame made for any recipient (a push-pull) could be replayed to
+// any node, so it must also be within the max offset of this node's clock.
+// A proven name membership does not list yet (a node that just joined and
+// heard of this one first) counts: only the root can make such names, and
+// housekeeping forgets those that do not become members (pruneProven).
+func (m *Mesh) acceptProven(now time.Time, name string, sentAt crdt.Millis, anyRecipient bool) (bool, error) {
+	if anyRecipient {
+		if d := time.Duration(crdt.MillisOf(now)-sentAt) * time.Millisecond; d > m.cfg.Core.MaxOffset || d < -m.cfg.Core.MaxOffset {
+			return false, ErrStaleProof
+		}
+	}
+	m.proofMu.Lock()
+	defer m.proofMu.Unlock()
+	last, ok := m.lastProven[name]
+	switch {
+	case ok && sentAt < last:
+		return false, ErrStaleProof
+	case !ok && len(m.lastProven) >= maxProvenSenders:
+		return false, nil // taken as unproven until housekeeping prunes
+	}
+	m.lastProven[name] = sentAt
+	return true, nil
+}
+
+// pruneProven forgets the last proven frame times of nodes membership
+// does not know (any more), when there are more of them than members. It
+// must not be called with nodesMu or proofMu held.
+func (m *Mesh) pruneProven() {
+	m.proofMu.Lock()
+	n := len(m.lastProven)
+	m.proofMu.Unlock()
+	m.nodesMu.RLock()
+	if n <= len(m.nodes) {
+		m.nodesMu.RUnlock()
+		return
+	}
+	known := make(map[string]bool, len(m.nodes))
+	for name := range m.nodes {
+		known[name] = true
+	}
+	m.nodesMu.RUnlock()
+	m.proofMu.Lock()
+	for name := range m.lastProven {
+		if !known[name] {
+			delete(m.lastProven, name)
+		}
+	}
+	m.proofMu.Unlock()
+}
+
+// allRead reports whether this node knows live members and every one of
+// them reads frame trailers (protocol 1.1 on): a push-pull, whose peer its
+// delegate is not told, carries a proof only then. A node joining knows
+// nobody yet, and its seed may be of 1.0. (A 1.0 node joining through a
+// seed whose other members all read proofs gets a push-pull it refuses;
+// the exchanges each side starts when it sees the other catch it up.)
+func (m *Mesh) allRead() bool {
+	m.nodesMu.RLock()
+	defer m.nodesMu.RUnlock()
+	known := false
+	for _, ni := range m.nodes {
+		if ni.state != "alive" {
+			continue
+		}
+		if ni.meta.Minor < minorTrailer {
+			return false
+		}
+		known = true
+	}
+	return known
+}
