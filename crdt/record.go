@@ -444,6 +444,20 @@ type Verifier interface {
 	Verify(r Record, msg []byte) error
 }
 
+// Stamp sets the headers of records a controller writes, in order: its
+// author, consecutive seqs from next, and each an HLC from hlc, so that a
+// controller's writes are numbered in HLC order (CoverInterval relies on
+// it). It returns the seq after the last. The controller and the simulator
+// both stamp with it.
+func Stamp(recs []Record, author Author, next uint64, hlc func() Timestamp) uint64 {
+	for _, r := range recs {
+		h := r.Head()
+		h.Author, h.Seq, h.HLC = author, next, hlc()
+		next++
+	}
+	return next
+}
+
 // Sign sets r's signature. r's header fields other than Sig must be final.
 func Sign(r Record, s Signer) error {
 	sig, err := s.Sign(SignedBytes(r))

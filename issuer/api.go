@@ -20,6 +20,7 @@ import (
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/internal/strictjson"
+	"github.com/certmesh/certmesh/issuer/clockgate"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -297,31 +298,26 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// checkClock refuses writes while this node's clock is off from the mesh
-// by more than half the max offset, or behind its own hybrid clock by more
-// than the max offset, or cannot be compared yet: it knows live peers but
-// has heard from none of them that proved who it is, and started less than
-// FirstClockSampleWait ago. A node alone (the first one, or one cut off
-// since it started) writes, as it must to stay available, and so does one
-// whose live peers stay silent past FirstClockSampleWait: a key holder
-// posing as a member must not stop writes.
+// checkClock refuses writes while this node's clock cannot be trusted to
+// stamp them (clockgate.Check, which the simulator applies too).
 func (c *Controller) checkClock() *apiError {
 	off, ok := c.mesh.ClockOffset()
-	if !ok && c.now().Sub(c.startedAt) < FirstClockSampleWait {
-		if n := c.livePeers(); n > 0 {
-			return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining), for at most %v after it starts", n, FirstClockSampleWait)
+	lead := time.Duration(c.mesh.Now().Millis()-crdt.MillisOf(c.now())) * time.Millisecond
+	switch clockgate.Check(clockgate.State{
+		Offset: off, HaveOffset: ok, SinceStart: c.now().Sub(c.startedAt),
+		LivePeers: func() bool { return c.livePeers() > 0 },
+		Lead:      lead, MaxOffset: c.opts.MaxOffset,
+	}) {
+	case clockgate.NoSample:
+		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining), for at most %v after it starts", c.livePeers(), clockgate.FirstSampleWait)
+	case clockgate.Skewed:
+		if off < 0 {
+			off = -off
 		}
-	}
-	if off < 0 {
-		off = -off
-	}
-	if ok && off > c.opts.MaxOffset/2 {
 		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock is %v off from the mesh (limit %v); it refuses writes until it is back", off.Round(time.Millisecond), c.opts.MaxOffset/2)
-	}
-	// A clock stepped back leaves the hybrid clock ahead of wall time (it
-	// never goes back): what it stamps now, peers would hold as written in
-	// the future.
-	if lead := time.Duration(c.mesh.Now().Millis()-crdt.MillisOf(c.now())) * time.Millisecond; lead > c.opts.MaxOffset {
+	case clockgate.WentBack:
+		// A clock stepped back leaves the hybrid clock ahead of wall
+		// time (it never goes back).
 		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock went back: its hybrid clock is %v ahead of its wall clock (limit %v), so peers would hold what it writes; it refuses writes until wall time catches up", lead.Round(time.Millisecond), c.opts.MaxOffset)
 	}
 	return nil

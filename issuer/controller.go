@@ -138,16 +138,6 @@ type Controller struct {
 	startedAt time.Time // set by Start, before the API listens
 }
 
-// FirstClockSampleWait bounds how long after it starts a controller that
-// sees live peers but has no clock sample from any of them refuses writes
-// (503 clock_skew). A sample counts only from a peer that proved who it is
-// (gossip.Sender), and one normally arrives within a round trip of joining:
-// every member that sees a node come up starts an exchange with it. The
-// bound keeps a holder of the gossip key, joining as a member that never
-// proves anything, from stopping writes for longer; past it, a controller
-// that has heard no proven peer writes, as one alone does.
-const FirstClockSampleWait = 10 * time.Second
-
 type tokenHolder struct {
 	v      TokenVerifier
 	cancel context.CancelFunc

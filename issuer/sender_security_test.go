@@ -13,13 +13,14 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
+	"github.com/certmesh/certmesh/issuer/clockgate"
 )
 
 // A holder of the gossip key joins the mesh as a member that never proves
 // who it is (issue 13, item 2). Clock samples count only from proven peers,
 // so a controller that sees it alive and has heard no proven peer cannot
 // compare its clock; it used to refuse every write (503 clock_skew) for as
-// long as that lasted. Now it refuses for at most FirstClockSampleWait
+// long as that lasted. Now it refuses for at most clockgate.FirstSampleWait
 // after it starts, and then writes, as one alone does.
 //
 //	go test ./issuer/ -run TestSilentMemberStopsWritesOnlyBriefly -v
@@ -61,9 +62,9 @@ func TestSilentMemberStopsWritesOnlyBriefly(t *testing.T) {
 	if status, eb := probe(); status != http.StatusServiceUnavailable || eb.Code != CodeClockSkew {
 		t.Errorf("just started, a live peer unheard: %d %s, want 503 clock_skew", status, eb.Code)
 	}
-	ahead.Store(int64(FirstClockSampleWait + time.Second))
+	ahead.Store(int64(clockgate.FirstSampleWait + time.Second))
 	if status, eb := probe(); eb.Code == CodeClockSkew {
-		t.Errorf("%v after it started, the silent member still stops writes: %d %s %q", FirstClockSampleWait, status, eb.Code, eb.Error)
+		t.Errorf("%v after it started, the silent member still stops writes: %d %s %q", clockgate.FirstSampleWait, status, eb.Code, eb.Error)
 	}
 	// A clock sample that shows this controller off still refuses writes.
 	mesh.setOffset(time.Hour)

@@ -115,13 +115,7 @@ func (w *writer) write(recs []crdt.Record, swap crdt.Signer) error {
 		w.signer = swap
 	}
 	signer := w.signer
-	for _, r := range recs {
-		h := r.Head()
-		h.Author = w.author
-		h.Seq = w.nextSeq
-		w.nextSeq++
-		h.HLC = w.mesh.Now()
-	}
+	w.nextSeq = crdt.Stamp(recs, w.author, w.nextSeq, w.mesh.Now)
 	w.queue = append(w.queue, sl)
 	w.mu.Unlock()
 

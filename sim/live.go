@@ -723,11 +723,7 @@ func (c liveController) Write(_ time.Duration, w *Write) {
 		l.sessionCert[w.Session] = facts.Serial
 		l.certs[w.Cert] = facts
 	}
-	for _, r := range recs {
-		c.seq++
-		h := r.Head()
-		h.Author, h.Seq, h.HLC = c.author, c.seq, m.Now()
-	}
+	c.seq = crdt.Stamp(recs, c.author, c.seq+1, m.Now) - 1
 	l.book.add(w.ID, recs)
 	if err := m.Publish(recs); err != nil {
 		l.log.Error("sim: live: publish", "node", c.info.Name, "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/issuer/clockgate"
 	"github.com/certmesh/certmesh/router"
 )
 
@@ -64,11 +65,6 @@ func (s *meshStrategy) Parallel() bool { return true }
 
 // meshMaxOffset is the cores' max clock offset (gossip.Config.MaxOffset).
 var meshMaxOffset = gossip.DefaultConfig().MaxOffset
-
-// meshFirstSampleWait is how long after it starts a controller that sees
-// live peers but has no clock sample yet refuses writes: the issuer's
-// FirstClockSampleWait (TestMeshMirrorsTheIssuersClockRule checks it).
-const meshFirstSampleWait = 10 * time.Second
 
 func newMeshStrategy(c *Cluster) (Strategy, error) {
 	s := &meshStrategy{
@@ -406,13 +402,11 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 		c.s.written[c.author.Name] = aw
 	}
 	var dots []crdt.Dot
+	c.seq = crdt.Stamp(recs, c.author, c.seq+1, func() crdt.Timestamp { return c.core.Now(t) }) - 1
 	for _, r := range recs {
-		c.seq++
-		h := r.Head()
-		h.Author, h.Seq, h.HLC = c.author, c.seq, c.core.Now(t)
 		aw.recs = append(aw.recs, r)
 		aw.events = append(aw.events, w.ID)
-		dots = append(dots, h.Dot())
+		dots = append(dots, r.Head().Dot())
 	}
 	for int(w.ID) >= len(c.s.eventDots) {
 		c.s.eventDots = append(c.s.eventDots, nil)
@@ -426,21 +420,16 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 }
 
 // clockSkewed reports whether the controller refuses writes at wall time t,
-// as the production controller does (issuer's checkClock, 503 clock_skew):
-// its clock is off from its peers' by more than half the max offset, or its
-// hybrid clock is more than the max offset ahead of its wall clock. Either
-// way its records' HLCs would be held by its peers. Without an estimate yet
-// (no proven clock sample since it started) it refuses while it sees a
-// live peer, for at most meshFirstSampleWait after it started, and writes
-// when alone.
+// by the production controller's rule (clockgate.Check, behind the API's
+// 503 clock_skew).
 func (c *meshController) clockSkewed(t time.Time) bool {
 	off, ok := c.core.ClockOffset()
-	if ok && (off > meshMaxOffset/2 || off < -meshMaxOffset/2) ||
-		!ok && t.Sub(c.startedAt) < meshFirstSampleWait && c.seesLivePeer() {
-		return true
-	}
-	lead := time.Duration(c.core.Now(t).Millis()-crdt.MillisOf(t)) * time.Millisecond
-	return lead > meshMaxOffset
+	return clockgate.Check(clockgate.State{
+		Offset: off, HaveOffset: ok, SinceStart: t.Sub(c.startedAt),
+		LivePeers: c.seesLivePeer,
+		Lead:      time.Duration(c.core.Now(t).Millis()-crdt.MillisOf(t)) * time.Millisecond,
+		MaxOffset: meshMaxOffset,
+	}) != clockgate.OK
 }
 
 // seesLivePeer reports whether the node's view has a live member other

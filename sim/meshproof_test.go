@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -37,13 +36,5 @@ func TestProofBytesMatchRealCertificates(t *testing.T) {
 				t.Errorf("%v named %d bytes: certificate of %d bytes, the simulator counts %d", tc.role, n, tc.real, est)
 			}
 		}
-	}
-}
-
-// The simulated controller refuses writes for want of a clock sample as
-// long as the production one does.
-func TestMeshMirrorsTheIssuersClockRule(t *testing.T) {
-	if meshFirstSampleWait != issuer.FirstClockSampleWait {
-		t.Errorf("the simulator waits %v for a first clock sample, the issuer %v", meshFirstSampleWait, issuer.FirstClockSampleWait)
 	}
 }

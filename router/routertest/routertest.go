@@ -143,10 +143,8 @@ func (c *Controller) View(fn func(*crdt.Store)) {
 func (c *Controller) Write(recs ...crdt.Record) []crdt.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq = crdt.Stamp(recs, c.author, c.seq+1, func() crdt.Timestamp { return c.clock.Now(time.Now()) }) - 1
 	for _, r := range recs {
-		c.seq++
-		h := r.Head()
-		h.Author, h.Seq, h.HLC = c.author, c.seq, c.clock.Now(time.Now())
 		if err := crdt.Sign(r, c); err != nil {
 			panic(fmt.Sprintf("routertest: sign: %v", err))
 		}
