@@ -184,16 +184,38 @@ func newKeyAndCSR() (*ecdsa.PrivateKey, string, error) {
 	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
 }
 
-// newSession builds a Session from a login's or a rotation's answer.
-func newSession(r *api.SessionResponse, key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
-	expires, err := parseTime(r.ExpiresAt)
-	if err != nil {
-		return nil, fmt.Errorf("client: %s: expires_at: %w", controller, err)
+// sessionAnswer is a login's or a rotation's answer, its times parsed as
+// it is decoded: a malformed answer fails the call, and the next controller
+// is asked.
+type sessionAnswer struct {
+	api.SessionResponse
+	expires, sessionExpires time.Time
+}
+
+func (r *sessionAnswer) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &r.SessionResponse); err != nil {
+		return err
 	}
-	sessionExpires, err := parseTime(r.SessionExpiresAt)
-	if err != nil {
-		return nil, fmt.Errorf("client: %s: session_expires_at: %w", controller, err)
+	var err error
+	if r.expires, err = parseTime(r.ExpiresAt); err != nil {
+		return fmt.Errorf("expires_at: %w", err)
 	}
+	if r.sessionExpires, err = parseTime(r.SessionExpiresAt); err != nil {
+		return fmt.Errorf("session_expires_at: %w", err)
+	}
+	return nil
+}
+
+// parseTime parses an RFC 3339 time; empty is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// session builds a Session from the answer.
+func (r *sessionAnswer) session(key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
 	chain, err := pki.ParseCertsPEM([]byte(r.Certificate))
 	if err != nil || len(chain) == 0 {
 		return nil, fmt.Errorf("client: %s: certificate: %v", controller, errors.Join(err, errNoChain))
@@ -209,7 +231,7 @@ func newSession(r *api.SessionResponse, key *ecdsa.PrivateKey, controller string
 	}
 	s := &Session{
 		ID: r.SessionID, Identity: r.Identity, Serial: strings.ToLower(r.Serial), Key: key, Chain: chain, CA: ca,
-		Issued: received, Expires: expires, SessionExpires: sessionExpires, Controller: controller,
+		Issued: received, Expires: r.expires, SessionExpires: r.sessionExpires, Controller: controller,
 	}
 	if s.Expires.IsZero() || s.Expires.After(chain[0].NotAfter) {
 		s.Expires = chain[0].NotAfter
@@ -238,14 +260,14 @@ func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 	}
 	hc := httpClient(&cfg, nil)
 	defer hc.CloseIdleConnections()
-	var resp api.SessionResponse
+	var resp sessionAnswer
 	base, err := eachController(&cfg, "", nil, func(base string) error {
 		return call(ctx, hc, http.MethodPost, base, api.PathSessions, api.LoginRequest{Token: token, CSR: csr}, &resp)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return newSession(&resp, key, base, cfg.Clock.Now())
+	return resp.session(key, base, cfg.Clock.Now())
 }
 
 // RotateSession asks a controller for a new certificate for s's session,
@@ -266,7 +288,7 @@ func rotate(ctx context.Context, cfg *Config, s *Session) (*Session, error) {
 	cert := s.TLSCertificate()
 	hc := httpClient(cfg, func() (*tls.Certificate, error) { return &cert, nil })
 	defer hc.CloseIdleConnections()
-	var resp api.SessionResponse
+	var resp sessionAnswer
 	// A controller that refuses the session may only not have heard of
 	// it yet: ask the others too.
 	anyFailure := func(error) bool { return true }
@@ -276,7 +298,7 @@ func rotate(ctx context.Context, cfg *Config, s *Session) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := newSession(&resp, key, base, cfg.Clock.Now())
+	next, err := resp.session(key, base, cfg.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -388,11 +410,3 @@ type Status = api.Status
 
 // MemberStatus is one member in a Status.
 type MemberStatus = api.MemberStatus
-
-// parseTime parses an RFC 3339 time of an answer; empty is the zero time.
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	return time.Parse(time.RFC3339, s)
-}
