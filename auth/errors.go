@@ -1,29 +1,23 @@
 package auth
 
-import "net/http"
+import "github.com/certmesh/certmesh/api"
 
-// Code is the machine-readable reason a token was refused. The values are the
-// `code` field of the API's error bodies (SPEC.md section 3).
-type Code string
+// Code is the machine-readable reason a token was refused: the `code` of
+// the API's error body. The API has one code space, defined in package api;
+// these are the codes a Verify error can carry, and api.Code.HTTPStatus is
+// the status they are answered with (503 for issuer_unavailable, which the
+// client may retry; 401 otherwise).
+type Code = api.Code
 
 // The codes a Verify error can carry.
 const (
-	CodeTokenExpired      Code = "token_expired"       // exp is in the past, beyond the leeway
-	CodeTokenNotYetValid  Code = "token_not_yet_valid" // nbf is in the future, beyond the leeway
-	CodeTokenInvalid      Code = "token_invalid"       // garbage, bad signature, unknown key, alg none or not allowed, missing claims
-	CodeAudienceMismatch  Code = "audience_mismatch"   // aud does not hold the configured audience
-	CodeIssuerUnknown     Code = "issuer_unknown"      // iss is not a configured issuer
-	CodeIssuerUnavailable Code = "issuer_unavailable"  // the issuer's discovery or keys cannot be fetched
+	CodeTokenExpired      = api.CodeTokenExpired      // exp is in the past, beyond the leeway
+	CodeTokenNotYetValid  = api.CodeTokenNotYetValid  // nbf is in the future, beyond the leeway
+	CodeTokenInvalid      = api.CodeTokenInvalid      // garbage, bad signature, unknown key, alg none or not allowed, missing claims
+	CodeAudienceMismatch  = api.CodeAudienceMismatch  // aud does not hold the configured audience
+	CodeIssuerUnknown     = api.CodeIssuerUnknown     // iss is not a configured issuer
+	CodeIssuerUnavailable = api.CodeIssuerUnavailable // the issuer's discovery or keys cannot be fetched
 )
-
-// HTTPStatus returns the status the API answers with for c: 503 for
-// issuer_unavailable (the client may retry), 401 otherwise.
-func (c Code) HTTPStatus() int {
-	if c == CodeIssuerUnavailable {
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusUnauthorized
-}
 
 // Error is the error Verify returns.
 type Error struct {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -23,11 +24,11 @@ import (
 const maxResponse = 1 << 20
 
 // APIError is an error answer from a controller: its HTTP status and the
-// body's {"error", "code"}.
+// body's {"error", "code"} (api.ErrorBody; the codes are api.Code*).
 type APIError struct {
 	Method, URL string
 	Status      int
-	Code        string
+	Code        api.Code
 	Message     string
 }
 
@@ -68,17 +69,6 @@ func SessionOver(err error) bool {
 	}
 	var ae *APIError
 	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
-}
-
-// certResponse is the 201 answer of login and rotation.
-type certResponse struct {
-	SessionID        string    `json:"session_id"`
-	Identity         string    `json:"identity"`
-	Serial           string    `json:"serial"`
-	Certificate      string    `json:"certificate"`
-	CA               string    `json:"ca"`
-	ExpiresAt        time.Time `json:"expires_at"`
-	SessionExpiresAt time.Time `json:"session_expires_at"`
 }
 
 // httpClient returns a client that trusts roots and, if cert is set,
@@ -125,10 +115,7 @@ func call(ctx context.Context, hc *http.Client, method, base, path string, in, o
 	}
 	if resp.StatusCode/100 != 2 {
 		ae := &APIError{Method: method, URL: u, Status: resp.StatusCode}
-		var eb struct {
-			Error string `json:"error"`
-			Code  string `json:"code"`
-		}
+		var eb api.ErrorBody
 		if json.Unmarshal(raw, &eb) == nil {
 			ae.Code, ae.Message = eb.Code, eb.Error
 		}
@@ -197,8 +184,38 @@ func newKeyAndCSR() (*ecdsa.PrivateKey, string, error) {
 	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), nil
 }
 
-// session builds a Session from a certificate response.
-func (r *certResponse) session(key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
+// sessionAnswer is a login's or a rotation's answer, its times parsed as
+// it is decoded: a malformed answer fails the call, and the next controller
+// is asked.
+type sessionAnswer struct {
+	api.SessionResponse
+	expires, sessionExpires time.Time
+}
+
+func (r *sessionAnswer) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &r.SessionResponse); err != nil {
+		return err
+	}
+	var err error
+	if r.expires, err = parseTime(r.ExpiresAt); err != nil {
+		return fmt.Errorf("expires_at: %w", err)
+	}
+	if r.sessionExpires, err = parseTime(r.SessionExpiresAt); err != nil {
+		return fmt.Errorf("session_expires_at: %w", err)
+	}
+	return nil
+}
+
+// parseTime parses an RFC 3339 time; empty is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// session builds a Session from the answer.
+func (r *sessionAnswer) session(key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
 	chain, err := pki.ParseCertsPEM([]byte(r.Certificate))
 	if err != nil || len(chain) == 0 {
 		return nil, fmt.Errorf("client: %s: certificate: %v", controller, errors.Join(err, errNoChain))
@@ -214,7 +231,7 @@ func (r *certResponse) session(key *ecdsa.PrivateKey, controller string, receive
 	}
 	s := &Session{
 		ID: r.SessionID, Identity: r.Identity, Serial: strings.ToLower(r.Serial), Key: key, Chain: chain, CA: ca,
-		Issued: received, Expires: r.ExpiresAt, SessionExpires: r.SessionExpiresAt, Controller: controller,
+		Issued: received, Expires: r.expires, SessionExpires: r.sessionExpires, Controller: controller,
 	}
 	if s.Expires.IsZero() || s.Expires.After(chain[0].NotAfter) {
 		s.Expires = chain[0].NotAfter
@@ -243,9 +260,9 @@ func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 	}
 	hc := httpClient(&cfg, nil)
 	defer hc.CloseIdleConnections()
-	var resp certResponse
+	var resp sessionAnswer
 	base, err := eachController(&cfg, "", nil, func(base string) error {
-		return call(ctx, hc, http.MethodPost, base, "/v1/sessions", map[string]string{"token": token, "csr": csr}, &resp)
+		return call(ctx, hc, http.MethodPost, base, api.PathSessions, api.LoginRequest{Token: token, CSR: csr}, &resp)
 	})
 	if err != nil {
 		return nil, err
@@ -271,12 +288,12 @@ func rotate(ctx context.Context, cfg *Config, s *Session) (*Session, error) {
 	cert := s.TLSCertificate()
 	hc := httpClient(cfg, func() (*tls.Certificate, error) { return &cert, nil })
 	defer hc.CloseIdleConnections()
-	var resp certResponse
+	var resp sessionAnswer
 	// A controller that refuses the session may only not have heard of
 	// it yet: ask the others too.
 	anyFailure := func(error) bool { return true }
 	base, err := eachController(cfg, s.Controller, anyFailure, func(base string) error {
-		return call(ctx, hc, http.MethodPost, base, "/v1/sessions/current/certificates", map[string]string{"csr": csr}, &resp)
+		return call(ctx, hc, http.MethodPost, base, api.PathCertificates, api.RotationRequest{CSR: csr}, &resp)
 	})
 	if err != nil {
 		return nil, err
@@ -307,7 +324,7 @@ func Logout(ctx context.Context, cfg Config, s *Session) error {
 	hc := httpClient(&cfg, func() (*tls.Certificate, error) { return &cert, nil })
 	defer hc.CloseIdleConnections()
 	_, err := eachController(&cfg, s.Controller, nil, func(base string) error {
-		return call(ctx, hc, http.MethodDelete, base, "/v1/sessions/current", nil, nil)
+		return call(ctx, hc, http.MethodDelete, base, api.PathCurrentSession, nil, nil)
 	})
 	return err
 }
@@ -330,19 +347,13 @@ func NewAdmin(cfg Config, cert tls.Certificate) (*Admin, error) {
 // Close releases idle connections.
 func (a *Admin) Close() { a.hc.CloseIdleConnections() }
 
-// Revocation names what to revoke: exactly one field is set.
-type Revocation struct {
-	SessionID string `json:"session_id,omitempty"`
-	Identity  string `json:"identity,omitempty"`
-	Serial    string `json:"serial,omitempty"`
-}
+// Revocation names what to revoke: exactly one of SessionID, Identity and
+// Serial is set; Reason is optional. (RootSigned, a controller's
+// revocation, is sent by `certmesh pki revoke-controller`, not by Revoke.)
+type Revocation = api.RevocationRequest
 
 // RevocationResult is a controller's 202 answer.
-type RevocationResult struct {
-	Kind string `json:"kind"`
-	Key  string `json:"key"`
-	HLC  string `json:"hlc"`
-}
+type RevocationResult = api.RevocationResponse
 
 // Revoke revokes a session, an identity or a serial: POST /v1/revocations.
 func (a *Admin) Revoke(ctx context.Context, r Revocation) (*RevocationResult, error) {
@@ -357,7 +368,7 @@ func (a *Admin) Revoke(ctx context.Context, r Revocation) (*RevocationResult, er
 	}
 	var out RevocationResult
 	if _, err := eachController(&a.cfg, "", nil, func(base string) error {
-		return call(ctx, a.hc, http.MethodPost, base, "/v1/revocations", r, &out)
+		return call(ctx, a.hc, http.MethodPost, base, api.PathRevocations, r, &out)
 	}); err != nil {
 		return nil, err
 	}
@@ -379,7 +390,7 @@ func FetchStatus(ctx context.Context, hc *http.Client, statusURL string) (*Statu
 	}
 	path := u.Path
 	if path == "" || path == "/" {
-		path = "/v1/status"
+		path = api.PathStatus
 	}
 	u.Path = ""
 	if hc == nil {
@@ -392,22 +403,10 @@ func FetchStatus(ctx context.Context, hc *http.Client, statusURL string) (*Statu
 	return &st, nil
 }
 
-// Status is a node's /v1/status document (SPEC.md section 3).
-type Status struct {
-	Node          string            `json:"node"`
-	Role          string            `json:"role"`
-	Region        string            `json:"region"`
-	Members       []MemberStatus    `json:"members"`
-	VersionVector map[string]uint64 `json:"version_vector"`
-	Records       map[string]int    `json:"records"`
-	Digest        string            `json:"digest"`
-}
+// Status is a node's /v1/status document (SPEC.md section 3). A router's
+// also holds its connection count and readiness (api.RouterStatus), which
+// Status leaves out.
+type Status = api.Status
 
 // MemberStatus is one member in a Status.
-type MemberStatus struct {
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Region string `json:"region"`
-	State  string `json:"state"`
-	Lag    uint64 `json:"lag"`
-}
+type MemberStatus = api.MemberStatus

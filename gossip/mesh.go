@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 )
 
@@ -1094,19 +1095,9 @@ func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (Wan
 	}
 }
 
-// MemberStatus is one member as this node sees it, for /v1/status.
-type MemberStatus struct {
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Region string `json:"region"`
-	// State is "alive", "dead" (failed) or "left" (left gracefully).
-	// memberlist does not report suspicion to its delegates, so a suspect
-	// member shows as alive until it is declared dead.
-	State string `json:"state"`
-	// Lag is how many records the member lacked, compared with this node,
-	// at their last exchange of causal contexts.
-	Lag uint64 `json:"lag"`
-}
+// MemberStatus is one member as this node sees it: the members of the
+// /v1/status document, defined with the rest of the HTTP API in package api.
+type MemberStatus = api.MemberStatus
 
 // Members returns every member this node knows of, itself included, sorted
 // by name.

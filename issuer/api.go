@@ -17,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/internal/strictjson"
@@ -24,98 +25,14 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// MaxBodyBytes caps request bodies (SPEC.md section 3).
-const MaxBodyBytes = 64 << 10
-
-// Error codes of the API besides the auth.Code values (SPEC.md section 3).
-const (
-	CodeBadRequest   = "bad_request"
-	CodeBodyTooLarge = "body_too_large"
-	CodeRateLimited  = "rate_limited"
-	CodeClockSkew    = "clock_skew"
-	CodeCSRInvalid   = "csr_invalid"
-	CodeForbidden    = "forbidden"
-	CodeNotFound     = "not_found"
-	CodeMethod       = "method_not_allowed"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
-)
-
-// ErrorBody is the body of every error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// SessionResponse answers a login or a rotation.
-type SessionResponse struct {
-	SessionID        string `json:"session_id"`
-	Identity         string `json:"identity"`
-	Serial           string `json:"serial"`
-	Certificate      string `json:"certificate"` // PEM leaf, then the issuing intermediate
-	CA               string `json:"ca"`          // PEM root
-	ExpiresAt        string `json:"expires_at"`  // RFC 3339
-	SessionExpiresAt string `json:"session_expires_at"`
-}
-
-// RevocationResponse answers an admin revocation.
-type RevocationResponse struct {
-	Kind string `json:"kind"` // session, serial, identity, controller
-	Key  string `json:"key"`
-	HLC  string `json:"hlc"`
-}
-
-// RevocationRequest is the body of POST /v1/revocations: exactly one of
-// SessionID, Identity, Serial and RootSigned.
-type RevocationRequest struct {
-	SessionID  string `json:"session_id,omitempty"`
-	Identity   string `json:"identity,omitempty"`
-	Serial     string `json:"serial,omitempty"`
-	RootSigned []byte `json:"root_signed,omitempty"` // base64 in JSON
-	Reason     string `json:"reason,omitempty"`
-}
-
-// SessionInfo is one session in GET /v1/sessions.
-type SessionInfo struct {
-	SessionID    string     `json:"session_id"`
-	Identity     string     `json:"identity"`
-	Method       string     `json:"method"`
-	Issuer       string     `json:"issuer"`
-	CreatedAt    string     `json:"created_at"`
-	ExpiresAt    string     `json:"expires_at"`
-	Status       string     `json:"status"` // active, or the reason it is not
-	Certificates []CertInfo `json:"certificates"`
-}
-
-// CertInfo is one certificate of a session.
-type CertInfo struct {
-	Serial       string `json:"serial"`
-	NotBefore    string `json:"not_before"`
-	NotAfter     string `json:"not_after"`
-	Status       string `json:"status"`
-	Supersedes   string `json:"supersedes,omitempty"`
-	SupersededAt string `json:"superseded_at,omitempty"`
-}
-
-// Status is the body of GET /v1/status.
-type Status struct {
-	Node          string            `json:"node"`
-	Role          string            `json:"role"`
-	Region        string            `json:"region"`
-	Members       []Member          `json:"members"`
-	VersionVector map[string]uint64 `json:"version_vector"`
-	Records       map[string]int    `json:"records"`
-	Digest        string            `json:"digest"`
-}
-
-// apiError is a handler's failure, answered as an ErrorBody.
+// apiError is a handler's failure, answered as an api.ErrorBody.
 type apiError struct {
 	status int
-	code   string
+	code   api.Code
 	msg    string
 }
 
-func fail(status int, code, format string, args ...any) *apiError {
+func fail(status int, code api.Code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
@@ -128,7 +45,7 @@ func (c *Controller) apiHandler() http.Handler {
 			st := &statusWriter{ResponseWriter: w}
 			defer func() { c.met.request(path, st.status()) }()
 			if !c.limiter.allow(clientIP(r), c.now()) {
-				writeError(st, fail(http.StatusTooManyRequests, CodeRateLimited, "more than %v requests per second from this address", c.cfg.API.RateLimit))
+				writeError(st, fail(http.StatusTooManyRequests, api.CodeRateLimited, "more than %v requests per second from this address", c.cfg.API.RateLimit))
 				return
 			}
 			h := methods[r.Method]
@@ -139,33 +56,33 @@ func (c *Controller) apiHandler() http.Handler {
 				}
 				sort.Strings(allow)
 				st.Header().Set("Allow", strings.Join(allow, ", "))
-				writeError(st, fail(http.StatusMethodNotAllowed, CodeMethod, "method %s is not allowed on %s", r.Method, path))
+				writeError(st, fail(http.StatusMethodNotAllowed, api.CodeMethod, "method %s is not allowed on %s", r.Method, path))
 				return
 			}
-			if r.ContentLength > MaxBodyBytes {
-				writeError(st, fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes))
+			if r.ContentLength > api.MaxBodyBytes {
+				writeError(st, fail(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "request body is larger than %d bytes", api.MaxBodyBytes))
 				return
 			}
-			r.Body = http.MaxBytesReader(st, r.Body, MaxBodyBytes)
+			r.Body = http.MaxBytesReader(st, r.Body, api.MaxBodyBytes)
 			if e := h(st, r); e != nil {
 				writeError(st, e)
 			}
 		})
 	}
-	route("/v1/sessions", map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
-	route("/v1/sessions/current", map[string]handlerFunc{http.MethodDelete: c.logout})
-	route("/v1/sessions/current/certificates", map[string]handlerFunc{http.MethodPost: c.rotate})
-	route("/v1/revocations", map[string]handlerFunc{http.MethodPost: c.revoke})
-	route("/v1/status", map[string]handlerFunc{http.MethodGet: c.adminStatus})
+	route(api.PathSessions, map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
+	route(api.PathCurrentSession, map[string]handlerFunc{http.MethodDelete: c.logout})
+	route(api.PathCertificates, map[string]handlerFunc{http.MethodPost: c.rotate})
+	route(api.PathRevocations, map[string]handlerFunc{http.MethodPost: c.revoke})
+	route(api.PathStatus, map[string]handlerFunc{http.MethodGet: c.adminStatus})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fail(http.StatusNotFound, CodeNotFound, "no such route %s", r.URL.Path))
+		writeError(w, fail(http.StatusNotFound, api.CodeNotFound, "no such route %s", r.URL.Path))
 	})
 	return mux
 }
 
 func (c *Controller) monitorHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, r *http.Request) {
 		c.w.mu.Lock()
 		failed := c.w.failed
 		c.w.mu.Unlock()
@@ -175,18 +92,18 @@ func (c *Controller) monitorHandler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathReadyz, func(w http.ResponseWriter, r *http.Request) {
 		if !c.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathMetrics, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		c.WriteMetrics(w)
 	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PathStatus, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Status())
 	})
 	return mux
@@ -206,12 +123,12 @@ func (c *Controller) WriteMetrics(w io.Writer) {
 }
 
 // Status is what GET /v1/status answers.
-func (c *Controller) Status() Status {
-	st := Status{
+func (c *Controller) Status() api.Status {
+	st := api.Status{
 		Node:          c.cfg.Node.Name,
 		Role:          "controller",
 		Region:        c.cfg.Node.Region,
-		Members:       []Member{},
+		Members:       []api.MemberStatus{},
 		VersionVector: map[string]uint64{},
 		Records:       map[string]int{},
 	}
@@ -268,7 +185,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, ErrorBody{Error: e.msg, Code: e.code})
+	writeJSON(w, e.status, api.ErrorBody{Error: e.msg, Code: e.code})
 }
 
 // decodeJSON reads the body into v: exactly one JSON value, nothing but
@@ -280,13 +197,13 @@ func decodeJSON(r *http.Request, v any) *apiError {
 	case err == nil:
 		return nil
 	case errors.As(err, &mbe):
-		return fail(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		return fail(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "request body is larger than %d bytes", api.MaxBodyBytes)
 	case errors.Is(err, io.EOF):
-		return fail(http.StatusBadRequest, CodeBadRequest, "request body is empty; want a JSON object")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "request body is empty; want a JSON object")
 	case errors.Is(err, strictjson.ErrTrailingData):
-		return fail(http.StatusBadRequest, CodeBadRequest, "request body holds more than one JSON value; want one JSON object")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "request body holds more than one JSON value; want one JSON object")
 	default:
-		return fail(http.StatusBadRequest, CodeBadRequest, "request body is not the expected JSON: %v", err)
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "request body is not the expected JSON: %v", err)
 	}
 }
 
@@ -309,16 +226,16 @@ func (c *Controller) checkClock() *apiError {
 		Lead:      lead, MaxOffset: c.opts.MaxOffset,
 	}) {
 	case clockgate.NoSample:
-		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining), for at most %v after it starts", c.livePeers(), clockgate.FirstSampleWait)
+		return fail(http.StatusServiceUnavailable, api.CodeClockSkew, "this controller has not heard from any of its %d live peers yet, so it cannot tell whether its clock agrees with theirs; it refuses writes until it has (normally within a round trip of joining), for at most %v after it starts", c.livePeers(), clockgate.FirstSampleWait)
 	case clockgate.Skewed:
 		if off < 0 {
 			off = -off
 		}
-		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock is %v off from the mesh (limit %v); it refuses writes until it is back", off.Round(time.Millisecond), c.opts.MaxOffset/2)
+		return fail(http.StatusServiceUnavailable, api.CodeClockSkew, "this controller's clock is %v off from the mesh (limit %v); it refuses writes until it is back", off.Round(time.Millisecond), c.opts.MaxOffset/2)
 	case clockgate.WentBack:
 		// A clock stepped back leaves the hybrid clock ahead of wall
 		// time (it never goes back).
-		return fail(http.StatusServiceUnavailable, CodeClockSkew, "this controller's clock went back: its hybrid clock is %v ahead of its wall clock (limit %v), so peers would hold what it writes; it refuses writes until wall time catches up", lead.Round(time.Millisecond), c.opts.MaxOffset)
+		return fail(http.StatusServiceUnavailable, api.CodeClockSkew, "this controller's clock went back: its hybrid clock is %v ahead of its wall clock (limit %v), so peers would hold what it writes; it refuses writes until wall time catches up", lead.Round(time.Millisecond), c.opts.MaxOffset)
 	}
 	return nil
 }
@@ -341,7 +258,7 @@ func (c *Controller) checkRevoked() *apiError {
 	revoked := false
 	c.mesh.View(func(s *crdt.Store) { _, revoked = s.SignerRevoked(c.cfg.Node.Name) })
 	if revoked {
-		return fail(http.StatusServiceUnavailable, CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
+		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
 	}
 	return nil
 }
@@ -349,28 +266,25 @@ func (c *Controller) checkRevoked() *apiError {
 func writeFailed(err error) *apiError {
 	switch {
 	case errors.Is(err, errClosed):
-		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller is shutting down; retry at another")
+		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "the controller is shutting down; retry at another")
 	case errors.Is(err, errStorage):
-		return fail(http.StatusServiceUnavailable, CodeUnavailable, "the controller's durable store failed; retry at another controller")
+		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "the controller's durable store failed; retry at another controller")
 	case errors.Is(err, crdt.ErrAuthorRevoked):
 		// The root revoked this controller (pki revoke-controller): every
 		// node refuses what it signs from now on.
-		return fail(http.StatusServiceUnavailable, CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
+		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "this controller's signing authority was revoked by the root; retry at another controller")
 	}
-	return fail(http.StatusInternalServerError, CodeInternal, "the write failed: %v", err)
+	return fail(http.StatusInternalServerError, api.CodeInternal, "the write failed: %v", err)
 }
 
 // POST /v1/sessions: login.
 func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
-	var req struct {
-		Token string `json:"token"`
-		CSR   string `json:"csr"`
-	}
+	var req api.LoginRequest
 	if e := decodeJSON(r, &req); e != nil {
 		return e
 	}
 	if req.Token == "" || req.CSR == "" {
-		return fail(http.StatusBadRequest, CodeBadRequest, "token and csr are required")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "token and csr are required")
 	}
 	if e := c.checkClock(); e != nil {
 		return e
@@ -386,11 +300,11 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		}
 		c.met.authFailure(string(ae.Code)).Inc()
 		c.log.Info("login refused", "remote", clientIP(r), "code", ae.Code, "err", err)
-		return fail(ae.Code.HTTPStatus(), string(ae.Code), "%s", ae.Msg)
+		return fail(ae.Code.HTTPStatus(), ae.Code, "%s", ae.Msg)
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {
-		return fail(http.StatusBadRequest, CodeCSRInvalid, "%v", err)
+		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	now := c.now()
 	k := c.keys.Load()
@@ -398,7 +312,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	// controller's record for it counts (pki.CreatedBy).
 	raw, err := pki.NewSessionID(c.author.Name, nil)
 	if err != nil {
-		return fail(http.StatusInternalServerError, CodeInternal, "no randomness: %v", err)
+		return fail(http.StatusInternalServerError, api.CodeInternal, "no randomness: %v", err)
 	}
 	sid := crdt.SessionID(raw)
 	expires := now.Add(c.cfg.Session.MaxLifetime)
@@ -428,15 +342,15 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 func (c *Controller) issue(k *keys, pub *ecdsa.PublicKey, identity string, sid crdt.SessionID, now, sessionEnd time.Time) (*x509.Certificate, *crdt.CertRecord, *apiError) {
 	ttl := min(c.cfg.Certs.TTL, sessionEnd.Sub(now))
 	if ttl < time.Second {
-		return nil, nil, fail(http.StatusForbidden, CodeForbidden, "the session ends in %v; log in again", sessionEnd.Sub(now).Round(time.Second))
+		return nil, nil, fail(http.StatusForbidden, api.CodeForbidden, "the session ends in %v; log in again", sessionEnd.Sub(now).Round(time.Second))
 	}
 	leaf, err := pki.IssueClient(k.inter, pub, identity, sid.String(), ttl, now, nil)
 	if err != nil {
-		return nil, nil, fail(http.StatusInternalServerError, CodeInternal, "issue certificate: %v", err)
+		return nil, nil, fail(http.StatusInternalServerError, api.CodeInternal, "issue certificate: %v", err)
 	}
 	serial, err := pki.SerialOf(leaf)
 	if err != nil {
-		return nil, nil, fail(http.StatusInternalServerError, CodeInternal, "issue certificate: %v", err)
+		return nil, nil, fail(http.StatusInternalServerError, api.CodeInternal, "issue certificate: %v", err)
 	}
 	return leaf, &crdt.CertRecord{
 		Serial:      crdt.Serial(serial),
@@ -448,8 +362,8 @@ func (c *Controller) issue(k *keys, pub *ecdsa.PublicKey, identity string, sid c
 	}, nil
 }
 
-func (c *Controller) sessionResponse(k *keys, leaf *x509.Certificate, cr *crdt.CertRecord, sessionExpires crdt.Millis) SessionResponse {
-	return SessionResponse{
+func (c *Controller) sessionResponse(k *keys, leaf *x509.Certificate, cr *crdt.CertRecord, sessionExpires crdt.Millis) api.SessionResponse {
+	return api.SessionResponse{
 		SessionID:        cr.Session.String(),
 		Identity:         cr.Identity,
 		Serial:           cr.Serial.String(),
@@ -488,7 +402,7 @@ func dots(recs ...crdt.Record) string {
 func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 	var f crdt.CertFacts
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return f, fail(http.StatusUnauthorized, CodeForbidden, "a session certificate is required (mTLS)")
+		return f, fail(http.StatusUnauthorized, api.CodeForbidden, "a session certificate is required (mTLS)")
 	}
 	k := c.keys.Load()
 	peer := r.TLS.PeerCertificates
@@ -499,7 +413,7 @@ func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		return f, fail(http.StatusUnauthorized, CodeForbidden, "client certificate does not verify: %v", err)
+		return f, fail(http.StatusUnauthorized, api.CodeForbidden, "client certificate does not verify: %v", err)
 	}
 	td := c.cfg.PKI.TrustDomain
 	for _, chain := range chains {
@@ -509,15 +423,15 @@ func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 		}
 		id, err := pki.IDOf(chain[0])
 		if err != nil || id.Kind != pki.KindIdentity || id.TrustDomain != td {
-			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate is not a session certificate of trust domain %s", td)
+			return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate is not a session certificate of trust domain %s", td)
 		}
 		sid, err := crdt.ParseSessionID(id.SessionID)
 		if err != nil {
-			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate names a malformed session: %v", err)
+			return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate names a malformed session: %v", err)
 		}
 		serial, err := pki.SerialOf(chain[0])
 		if err != nil {
-			return f, fail(http.StatusForbidden, CodeForbidden, "client certificate serial: %v", err)
+			return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate serial: %v", err)
 		}
 		return crdt.CertFacts{
 			Serial:    crdt.Serial(serial),
@@ -528,14 +442,14 @@ func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 			NotAfter:  crdt.MillisOf(chain[0].NotAfter),
 		}, nil
 	}
-	return f, fail(http.StatusForbidden, CodeForbidden, "client certificate was not issued by a controller")
+	return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate was not issued by a controller")
 }
 
 // admin authenticates an admin: a ClientAuth leaf issued directly by the
 // root with an admin URI SAN (pki.AdminOf). It returns the admin's name.
 func (c *Controller) admin(r *http.Request) (string, *apiError) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", fail(http.StatusUnauthorized, CodeForbidden, "the admin certificate is required (mTLS)")
+		return "", fail(http.StatusUnauthorized, api.CodeForbidden, "the admin certificate is required (mTLS)")
 	}
 	k := c.keys.Load()
 	chains, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
@@ -544,14 +458,14 @@ func (c *Controller) admin(r *http.Request) (string, *apiError) {
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		return "", fail(http.StatusForbidden, CodeForbidden, "client certificate is not an admin certificate: %v", err)
+		return "", fail(http.StatusForbidden, api.CodeForbidden, "client certificate is not an admin certificate: %v", err)
 	}
 	for _, chain := range chains {
 		if name, err := pki.AdminOf(chain, c.cfg.PKI.TrustDomain); err == nil {
 			return name, nil
 		}
 	}
-	return "", fail(http.StatusForbidden, CodeForbidden, "client certificate is not an admin certificate of trust domain %s", c.cfg.PKI.TrustDomain)
+	return "", fail(http.StatusForbidden, api.CodeForbidden, "client certificate is not an admin certificate of trust domain %s", c.cfg.PKI.TrustDomain)
 }
 
 // POST /v1/sessions/current/certificates: rotation.
@@ -560,14 +474,12 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	var req struct {
-		CSR string `json:"csr"`
-	}
+	var req api.RotationRequest
 	if e := decodeJSON(r, &req); e != nil {
 		return e
 	}
 	if req.CSR == "" {
-		return fail(http.StatusBadRequest, CodeBadRequest, "csr is required")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "csr is required")
 	}
 	if e := c.checkClock(); e != nil {
 		return e
@@ -586,15 +498,15 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 	})
 	switch {
 	case verdict != crdt.Admit:
-		return fail(http.StatusForbidden, CodeForbidden, "certificate %v is no longer valid: %v", f.Serial, verdict)
+		return fail(http.StatusForbidden, api.CodeForbidden, "certificate %v is no longer valid: %v", f.Serial, verdict)
 	case sess == nil:
-		return fail(http.StatusForbidden, CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
+		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
 	case sess.Identity != f.Identity:
-		return fail(http.StatusForbidden, CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {
-		return fail(http.StatusBadRequest, CodeCSRInvalid, "%v", err)
+		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	k := c.keys.Load()
 	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, sess.Expires.Time())
@@ -651,7 +563,7 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	var req RevocationRequest
+	var req api.RevocationRequest
 	if e := decodeJSON(r, &req); e != nil {
 		return e
 	}
@@ -662,7 +574,7 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 		}
 	}
 	if n != 1 {
-		return fail(http.StatusBadRequest, CodeBadRequest, "give exactly one of session_id, identity, serial and root_signed")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "give exactly one of session_id, identity, serial and root_signed")
 	}
 	if e := c.checkClock(); e != nil {
 		return e
@@ -691,20 +603,20 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	case req.SessionID != "":
 		id, err := crdt.ParseSessionID(strings.ToLower(req.SessionID))
 		if err != nil || id.IsZero() {
-			return fail(http.StatusBadRequest, CodeBadRequest, "session_id %.80q is not 32 hex digits", req.SessionID)
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "session_id %.80q is not 32 hex digits", req.SessionID)
 		}
 		rec = &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: id, Reason: reason, At: at, Until: until}
 		kind, key = "session", id.String()
 	case req.Serial != "":
 		s, err := crdt.ParseSerial(req.Serial)
 		if err != nil || s.IsZero() {
-			return fail(http.StatusBadRequest, CodeBadRequest, "serial %.80q is not 1 to 32 hex digits", req.Serial)
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "serial %.80q is not 1 to 32 hex digits", req.Serial)
 		}
 		rec = &crdt.RevocationRecord{Target: crdt.RevokeSerial, Serial: s, Reason: reason, At: at, Until: until}
 		kind, key = "serial", s.String()
 	case req.Identity != "":
 		if len(req.Identity) > crdt.MaxIdentityLen || !utf8.ValidString(req.Identity) {
-			return fail(http.StatusBadRequest, CodeBadRequest, "identity is not UTF-8 of at most %d bytes", crdt.MaxIdentityLen)
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "identity is not UTF-8 of at most %d bytes", crdt.MaxIdentityLen)
 		}
 		rec = &crdt.IdentityRevocationRecord{Identity: req.Identity, RevokedBefore: at, Reason: reason, Until: until}
 		kind, key = "identity", req.Identity
@@ -712,10 +624,10 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 		k := c.keys.Load()
 		rev, err := pki.VerifyControllerRevocation(k.root, req.RootSigned)
 		if err != nil {
-			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed: %v", err)
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "root_signed: %v", err)
 		}
 		if rev.TrustDomain != c.cfg.PKI.TrustDomain {
-			return fail(http.StatusBadRequest, CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
 		}
 		// The cut: what this controller holds of the revoked one now.
 		// Everything its key signs beyond it is refused everywhere, however
@@ -738,7 +650,7 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	c.log.Info("audit", "op", "revoke", "remote", clientIP(r), "admin", name, "kind", kind, "key", key,
 		"reason", reason, "dots", dots(rec), "hlc", rec.Head().HLC.String())
-	writeJSON(w, http.StatusAccepted, RevocationResponse{Kind: kind, Key: key, HLC: rec.Head().HLC.String()})
+	writeJSON(w, http.StatusAccepted, api.RevocationResponse{Kind: kind, Key: key, HLC: rec.Head().HLC.String()})
 	return nil
 }
 
@@ -749,20 +661,17 @@ func (c *Controller) listSessions(w http.ResponseWriter, r *http.Request) *apiEr
 	}
 	identity := r.URL.Query().Get("identity")
 	if identity == "" {
-		return fail(http.StatusBadRequest, CodeBadRequest, "the identity query parameter is required")
+		return fail(http.StatusBadRequest, api.CodeBadRequest, "the identity query parameter is required")
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Identity string        `json:"identity"`
-		Sessions []SessionInfo `json:"sessions"`
-	}{identity, c.Sessions(identity)})
+	writeJSON(w, http.StatusOK, api.SessionList{Identity: identity, Sessions: c.Sessions(identity)})
 	return nil
 }
 
 // Sessions lists the sessions of identity known here, with their
 // certificates and status, oldest first. It scans the store.
-func (c *Controller) Sessions(identity string) []SessionInfo {
+func (c *Controller) Sessions(identity string) []api.SessionInfo {
 	now := crdt.MillisOf(c.now())
-	out := []SessionInfo{}
+	out := []api.SessionInfo{}
 	c.mesh.View(func(s *crdt.Store) {
 		byID := make(map[crdt.SessionID]int)
 		var certs []*crdt.CertRecord
@@ -777,7 +686,7 @@ func (c *Controller) Sessions(identity string) []SessionInfo {
 				}
 				f := crdt.CertFacts{Session: rec.ID, Identity: rec.Identity, Issuer: rec.Author.Name, NotBefore: rec.Created, NotAfter: rec.Expires}
 				byID[rec.ID] = len(out)
-				out = append(out, SessionInfo{
+				out = append(out, api.SessionInfo{
 					SessionID:    rec.ID.String(),
 					Identity:     rec.Identity,
 					Method:       rec.Method,
@@ -785,7 +694,7 @@ func (c *Controller) Sessions(identity string) []SessionInfo {
 					CreatedAt:    rec.Created.Time().Format(time.RFC3339),
 					ExpiresAt:    rec.Expires.Time().Format(time.RFC3339),
 					Status:       status(s.Live(f, now)),
-					Certificates: []CertInfo{},
+					Certificates: []api.CertInfo{},
 				})
 			case *crdt.CertRecord:
 				if rec.Identity == identity {
@@ -800,7 +709,7 @@ func (c *Controller) Sessions(identity string) []SessionInfo {
 				continue
 			}
 			f := crdt.CertFacts{Serial: cr.Serial, Session: cr.Session, Identity: cr.Identity, Issuer: cr.Issuer(), NotBefore: cr.NotBefore, NotAfter: cr.NotAfter}
-			ci := CertInfo{
+			ci := api.CertInfo{
 				Serial:    cr.Serial.String(),
 				NotBefore: cr.NotBefore.Time().Format(time.RFC3339),
 				NotAfter:  cr.NotAfter.Time().Format(time.RFC3339),

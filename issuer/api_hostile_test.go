@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/certmesh/certmesh/api"
 )
 
 // Slow and oversized HTTP requests at the API: while hundreds of
@@ -165,7 +167,7 @@ func TestSlowAndOversizedRequests(t *testing.T) {
 		errs := make(chan error, 32)
 		for i := 0; i < 32; i++ {
 			wg.Go(func() {
-				body := `{"token":"` + strings.Repeat("t", MaxBodyBytes-30) + `","csr":"x"}`
+				body := `{"token":"` + strings.Repeat("t", api.MaxBodyBytes-30) + `","csr":"x"}`
 				req, _ := http.NewRequest("POST", e.url+"/v1/sessions", strings.NewReader(body))
 				resp, err := client.Do(req)
 				if err != nil {

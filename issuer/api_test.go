@@ -21,6 +21,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
@@ -190,24 +191,24 @@ func TestAdminRevocations(t *testing.T) {
 		if r.status != http.StatusAccepted {
 			t.Fatalf("revoke %s %s: %d %s", kind, key, r.status, r.body)
 		}
-		var rr RevocationResponse
+		var rr api.RevocationResponse
 		mustJSON(t, r.body, &rr)
 		if rr.Kind != kind || rr.Key != key || rr.HLC == "" {
 			t.Errorf("answer %+v, want kind %s key %s", rr, kind, key)
 		}
 	}
-	check(e.revoke(RevocationRequest{Serial: b1.Serial, Reason: "lost laptop"}), "serial", b1.Serial)
+	check(e.revoke(api.RevocationRequest{Serial: b1.Serial, Reason: "lost laptop"}), "serial", b1.Serial)
 	if v := e.verdict(b1); v != crdt.SerialRevoked {
 		t.Errorf("revoked serial: %v", v)
 	}
 	if v := e.verdict(b2); v != crdt.Admit {
 		t.Errorf("other session of the identity: %v", v)
 	}
-	check(e.revoke(RevocationRequest{SessionID: strings.ToUpper(b2.SessionID)}), "session", b2.SessionID)
+	check(e.revoke(api.RevocationRequest{SessionID: strings.ToUpper(b2.SessionID)}), "session", b2.SessionID)
 	if v := e.verdict(b2); v != crdt.SessionRevoked {
 		t.Errorf("revoked session: %v", v)
 	}
-	check(e.revoke(RevocationRequest{Identity: "alice"}), "identity", "alice")
+	check(e.revoke(api.RevocationRequest{Identity: "alice"}), "identity", "alice")
 	for _, s := range []*session{a1, a2} {
 		if v := e.verdict(s); v != crdt.IdentityRevoked {
 			t.Errorf("revoked identity: %v", v)
@@ -226,10 +227,10 @@ func TestAdminRevocations(t *testing.T) {
 	// revoked; the revocation binds them when they show up.
 	var unseen crdt.Serial
 	rand.Read(unseen[:])
-	check(e.revoke(RevocationRequest{Serial: unseen.String()}), "serial", unseen.String())
+	check(e.revoke(api.RevocationRequest{Serial: unseen.String()}), "serial", unseen.String())
 	var unseenSession crdt.SessionID
 	rand.Read(unseenSession[:])
-	check(e.revoke(RevocationRequest{SessionID: unseenSession.String()}), "session", unseenSession.String())
+	check(e.revoke(api.RevocationRequest{SessionID: unseenSession.String()}), "session", unseenSession.String())
 	e.mesh.View(func(st *crdt.Store) {
 		f := crdt.CertFacts{Serial: unseen, Session: unseenSession, Identity: "x", Issuer: "c2",
 			NotBefore: crdt.MillisOf(time.Now().Add(-time.Minute)), NotAfter: crdt.MillisOf(time.Now().Add(time.Hour))}
@@ -249,7 +250,7 @@ func TestAdminRevocations(t *testing.T) {
 	}
 	var list struct {
 		Identity string
-		Sessions []SessionInfo
+		Sessions []api.SessionInfo
 	}
 	mustJSON(t, r.body, &list)
 	if len(list.Sessions) != 3 {
@@ -272,16 +273,16 @@ func TestAdminRevocations(t *testing.T) {
 		client *http.Client
 		body   any
 		status int
-		code   string
+		code   api.Code
 	}{
-		{"no certificate", e.client(), RevocationRequest{Identity: "bob"}, 401, "forbidden"},
-		{"a session certificate", e.client(c1.cert), RevocationRequest{Identity: "bob"}, 403, "forbidden"},
-		{"a CN of admin from a controller", e.client(e.fakeAdmin()), RevocationRequest{Identity: "bob"}, 403, "forbidden"},
-		{"two targets", e.client(e.admin), RevocationRequest{Identity: "bob", Serial: "01"}, 400, "bad_request"},
-		{"no target", e.client(e.admin), RevocationRequest{}, 400, "bad_request"},
-		{"bad serial", e.client(e.admin), RevocationRequest{Serial: "xyz"}, 400, "bad_request"},
-		{"bad session", e.client(e.admin), RevocationRequest{SessionID: "abc"}, 400, "bad_request"},
-		{"garbage root_signed", e.client(e.admin), RevocationRequest{RootSigned: []byte("nope")}, 400, "bad_request"},
+		{"no certificate", e.client(), api.RevocationRequest{Identity: "bob"}, 401, "forbidden"},
+		{"a session certificate", e.client(c1.cert), api.RevocationRequest{Identity: "bob"}, 403, "forbidden"},
+		{"a CN of admin from a controller", e.client(e.fakeAdmin()), api.RevocationRequest{Identity: "bob"}, 403, "forbidden"},
+		{"two targets", e.client(e.admin), api.RevocationRequest{Identity: "bob", Serial: "01"}, 400, "bad_request"},
+		{"no target", e.client(e.admin), api.RevocationRequest{}, 400, "bad_request"},
+		{"bad serial", e.client(e.admin), api.RevocationRequest{Serial: "xyz"}, 400, "bad_request"},
+		{"bad session", e.client(e.admin), api.RevocationRequest{SessionID: "abc"}, 400, "bad_request"},
+		{"garbage root_signed", e.client(e.admin), api.RevocationRequest{RootSigned: []byte("nope")}, 400, "bad_request"},
 		{"not JSON", e.client(e.admin), "{", 400, "bad_request"},
 	} {
 		r := do(t, tc.client, "POST", e.url+"/v1/revocations", tc.body)
@@ -331,11 +332,11 @@ func TestRootSignedControllerRevocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.revoke(RevocationRequest{RootSigned: blob})
+	r := e.revoke(api.RevocationRequest{RootSigned: blob})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	var rr RevocationResponse
+	var rr api.RevocationResponse
 	mustJSON(t, r.body, &rr)
 	if rr.Kind != "controller" || rr.Key != "c2" {
 		t.Errorf("answer %+v", rr)
@@ -348,11 +349,11 @@ func TestRootSignedControllerRevocation(t *testing.T) {
 	// A revocation signed by anyone but the root is refused.
 	c1, _ := pki.LoadKeyPair(filepath.Join(e.pkiDir, "c1", pki.CertFile), filepath.Join(e.pkiDir, "c1", pki.KeyFile))
 	forged, _ := pki.SignControllerRevocation(c1.Key, "certmesh", "c2", at)
-	if r := e.revoke(RevocationRequest{RootSigned: forged}); r.status != http.StatusBadRequest {
+	if r := e.revoke(api.RevocationRequest{RootSigned: forged}); r.status != http.StatusBadRequest {
 		t.Errorf("forged: %d %s", r.status, r.body)
 	}
 	other, _ := pki.SignControllerRevocation(root.Key, "elsewhere", "c2", at)
-	if r := e.revoke(RevocationRequest{RootSigned: other}); r.status != http.StatusBadRequest {
+	if r := e.revoke(api.RevocationRequest{RootSigned: other}); r.status != http.StatusBadRequest {
 		t.Errorf("other trust domain: %d %s", r.status, r.body)
 	}
 }
@@ -423,7 +424,7 @@ func TestTokenAttacks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, csr := newCSR(t)
 			r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": tc.token, "csr": csr})
-			if r.status != tc.status || r.code() != string(tc.code) {
+			if r.status != tc.status || r.code() != tc.code {
 				t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.code)
 			}
 		})
@@ -493,7 +494,7 @@ func TestBadRequests(t *testing.T) {
 		name   string
 		body   any
 		status int
-		code   string
+		code   api.Code
 	}{
 		{"garbage CSR", map[string]string{"token": tok, "csr": "not a csr"}, 400, "csr_invalid"},
 		{"RSA CSR", map[string]string{"token": tok, "csr": rsaCSR}, 400, "csr_invalid"},
@@ -504,7 +505,7 @@ func TestBadRequests(t *testing.T) {
 		{"missing csr", map[string]string{"token": tok}, 400, "bad_request"},
 		{"missing token", map[string]string{"csr": good}, 400, "bad_request"},
 		{"empty body", "", 400, "bad_request"},
-		{"body too large", `{"token": "` + strings.Repeat("a", MaxBodyBytes) + `", "csr": ""}`, 413, "body_too_large"},
+		{"body too large", `{"token": "` + strings.Repeat("a", api.MaxBodyBytes) + `", "csr": ""}`, 413, "body_too_large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := do(t, e.client(), "POST", e.url+"/v1/sessions", tc.body)
@@ -514,7 +515,7 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 	t.Run("body too large, chunked", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", e.url+"/v1/sessions", io.MultiReader(strings.NewReader(`{"token":"`), strings.NewReader(strings.Repeat("a", 2*MaxBodyBytes))))
+		req, _ := http.NewRequest("POST", e.url+"/v1/sessions", io.MultiReader(strings.NewReader(`{"token":"`), strings.NewReader(strings.Repeat("a", 2*api.MaxBodyBytes))))
 		req.ContentLength = -1
 		resp, err := e.client().Do(req)
 		if err != nil {
@@ -569,7 +570,7 @@ func TestClockSkewRefusesWrites(t *testing.T) {
 	if _, r := e.rotate(s); r.status != 503 || r.code() != "clock_skew" {
 		t.Errorf("rotate: %d %s", r.status, r.body)
 	}
-	if r := e.revoke(RevocationRequest{Identity: "x"}); r.status != 503 || r.code() != "clock_skew" {
+	if r := e.revoke(api.RevocationRequest{Identity: "x"}); r.status != 503 || r.code() != "clock_skew" {
 		t.Errorf("revoke: %d %s", r.status, r.body)
 	}
 	if r := do(t, e.client(e.admin), "GET", e.url+"/v1/status", nil); r.status != 200 {
@@ -636,7 +637,7 @@ func TestStatusMetricsHealth(t *testing.T) {
 				t.Errorf("status lacks %q: %s", k, r.body)
 			}
 		}
-		var st Status
+		var st api.Status
 		mustJSON(t, r.body, &st)
 		if st.Node != "c1" || st.Role != "controller" || st.Records["session"] != 1 || st.Records["cert"] != 1 || st.Records["signer"] != 1 {
 			t.Errorf("status %+v", st)

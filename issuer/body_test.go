@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 )
 
@@ -35,7 +36,7 @@ func TestTrailingDataAfterJSONIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := do(t, tc.client, "POST", e.url+tc.path, tc.body)
-			if r.status != http.StatusBadRequest || r.code() != CodeBadRequest {
+			if r.status != http.StatusBadRequest || r.code() != api.CodeBadRequest {
 				t.Fatalf("%d %s, want 400 bad_request", r.status, r.body)
 			}
 		})

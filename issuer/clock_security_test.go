@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 )
 
@@ -35,14 +36,14 @@ func TestClockSteppedBackRefusesWrites(t *testing.T) {
 		sm = &steppedMesh{fakeMesh: newFakeMesh(s)}
 		return sm
 	})
-	probe := func() ErrorBody {
+	probe := func() api.ErrorBody {
 		t.Helper()
 		rec := fx.serve(routeLogin, []byte(`{"token":"x","csr":"y"}`))
-		var eb ErrorBody
+		var eb api.ErrorBody
 		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
-		if eb.Code == CodeClockSkew && rec.Code != http.StatusServiceUnavailable {
+		if eb.Code == api.CodeClockSkew && rec.Code != http.StatusServiceUnavailable {
 			t.Errorf("clock_skew with status %d", rec.Code)
 		}
 		return eb
@@ -59,7 +60,7 @@ func TestClockSteppedBackRefusesWrites(t *testing.T) {
 	} {
 		sm.lead.Store(int64(tc.lead))
 		eb := probe()
-		if got := eb.Code == CodeClockSkew; got != tc.skew {
+		if got := eb.Code == api.CodeClockSkew; got != tc.skew {
 			t.Errorf("hybrid clock %v ahead: %s %q, want clock_skew %v", tc.lead, eb.Code, eb.Error, tc.skew)
 		}
 		if tc.skew && !strings.Contains(eb.Error, "went back") {

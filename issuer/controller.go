@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
@@ -47,7 +48,7 @@ type Mesh interface {
 
 // Member is one mesh member in /v1/status: name, role, region, state and
 // lag (records it lacked at the last exchange).
-type Member = gossip.MemberStatus
+type Member = api.MemberStatus
 
 var _ Mesh = (*gossip.Mesh)(nil)
 

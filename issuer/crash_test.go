@@ -24,6 +24,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
@@ -199,7 +200,7 @@ func TestCrashDuringLoginBurst(t *testing.T) {
 				if err != nil {
 					return // the process is gone
 				}
-				var sr SessionResponse
+				var sr api.SessionResponse
 				err = json.NewDecoder(resp.Body).Decode(&sr)
 				resp.Body.Close()
 				if err != nil || resp.StatusCode != http.StatusCreated {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -22,7 +23,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		sessions = append(sessions, e.login(who))
 	}
 	s2, _ := e.rotate(sessions[0])
-	e.revoke(RevocationRequest{Identity: "bob"})
+	e.revoke(api.RevocationRequest{Identity: "bob"})
 	author, next := e.c.Author(), e.c.NextSeq()
 	var digest uint64
 	e.mesh.View(func(st *crdt.Store) { digest = st.Digest() })

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/crdt"
@@ -67,14 +68,14 @@ func FuzzAPIBodies(f *testing.F) {
 		{routeRotate, js(map[string]string{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}}))})},
 		{routeRotate, []byte(`{"csr":"\u0000"}`)},
 		// Not the fixture's own session, which rotations keep using.
-		{routeRevoke, js(RevocationRequest{SessionID: "0123456789abcdef0123456789abcdef", Reason: "lost laptop"})},
-		{routeRevoke, js(RevocationRequest{Serial: "7f"})},
-		{routeRevoke, js(RevocationRequest{Identity: "bob@example.com", Reason: "\xff\xfe"})},
-		{routeRevoke, js(RevocationRequest{RootSigned: rootBlob})},
-		{routeRevoke, js(RevocationRequest{RootSigned: ctrlBlob})},
-		{routeRevoke, js(RevocationRequest{SessionID: "zz", Serial: "00"})},
+		{routeRevoke, js(api.RevocationRequest{SessionID: "0123456789abcdef0123456789abcdef", Reason: "lost laptop"})},
+		{routeRevoke, js(api.RevocationRequest{Serial: "7f"})},
+		{routeRevoke, js(api.RevocationRequest{Identity: "bob@example.com", Reason: "\xff\xfe"})},
+		{routeRevoke, js(api.RevocationRequest{RootSigned: rootBlob})},
+		{routeRevoke, js(api.RevocationRequest{RootSigned: ctrlBlob})},
+		{routeRevoke, js(api.RevocationRequest{SessionID: "zz", Serial: "00"})},
 		{routeRevoke, []byte(`{"root_signed":"!!notbase64"}`)},
-		{routeRevokeNotAdmin, js(RevocationRequest{Identity: "mallory"})},
+		{routeRevokeNotAdmin, js(api.RevocationRequest{Identity: "mallory"})},
 	} {
 		f.Add(s.route, s.body)
 	}
@@ -92,11 +93,11 @@ const (
 )
 
 // apiCodes are the error codes SPEC.md section 3 gives the API.
-var apiCodes = map[string]bool{
-	CodeBadRequest: true, CodeBodyTooLarge: true, CodeRateLimited: true, CodeClockSkew: true,
-	CodeCSRInvalid: true, CodeForbidden: true, CodeUnavailable: true,
-	string(auth.CodeTokenExpired): true, string(auth.CodeTokenNotYetValid): true, string(auth.CodeTokenInvalid): true,
-	string(auth.CodeAudienceMismatch): true, string(auth.CodeIssuerUnknown): true, string(auth.CodeIssuerUnavailable): true,
+var apiCodes = map[api.Code]bool{
+	api.CodeBadRequest: true, api.CodeBodyTooLarge: true, api.CodeRateLimited: true, api.CodeClockSkew: true,
+	api.CodeCSRInvalid: true, api.CodeForbidden: true, api.CodeUnavailable: true,
+	auth.CodeTokenExpired: true, auth.CodeTokenNotYetValid: true, auth.CodeTokenInvalid: true,
+	auth.CodeAudienceMismatch: true, auth.CodeIssuerUnknown: true, auth.CodeIssuerUnavailable: true,
 }
 
 // apiFixture is a controller on a fake mesh whose API handler is called
@@ -161,7 +162,7 @@ func newAPIFixtureOn(tb testing.TB, mesh func(*crdt.Store) Mesh) *apiFixture {
 	if rec.Code != http.StatusCreated {
 		tb.Fatalf("login: %d %s", rec.Code, rec.Body)
 	}
-	var sr SessionResponse
+	var sr api.SessionResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &sr); err != nil {
 		tb.Fatal(err)
 	}
@@ -212,11 +213,11 @@ func (fx *apiFixture) check(t *testing.T, route uint8, body []byte) {
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("route %d: error %d with content type %q", route%numRoutes, rec.Code, ct)
 	}
-	var eb ErrorBody
+	var eb api.ErrorBody
 	dec := json.NewDecoder(rec.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&eb); err != nil {
-		t.Fatalf("route %d: error %d whose body is not an ErrorBody: %v", route%numRoutes, rec.Code, err)
+		t.Fatalf("route %d: error %d whose body is not an api.ErrorBody: %v", route%numRoutes, rec.Code, err)
 	}
 	if !apiCodes[eb.Code] || eb.Error == "" {
 		t.Fatalf("route %d: error %d with code %q (%q), not one of SPEC.md's", route%numRoutes, rec.Code, eb.Code, eb.Error)

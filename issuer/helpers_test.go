@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
@@ -300,8 +301,8 @@ type response struct {
 	body   []byte
 }
 
-func (r response) code() string {
-	var eb ErrorBody
+func (r response) code() api.Code {
+	var eb api.ErrorBody
 	json.Unmarshal(r.body, &eb)
 	return eb.Code
 }
@@ -346,7 +347,7 @@ func do(t testing.TB, c *http.Client, method, url string, body any) response {
 
 // session is a logged-in client.
 type session struct {
-	SessionResponse
+	api.SessionResponse
 	key  *ecdsa.PrivateKey
 	cert tls.Certificate
 	leaf *x509.Certificate
@@ -402,7 +403,7 @@ func (e *env) rotate(s *session) (*session, response) {
 	return e.session(r, key), r
 }
 
-func (e *env) revoke(req RevocationRequest) response {
+func (e *env) revoke(req api.RevocationRequest) response {
 	e.t.Helper()
 	return do(e.t, e.client(e.admin), "POST", e.url+"/v1/revocations", req)
 }

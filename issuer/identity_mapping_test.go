@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
@@ -28,13 +29,13 @@ func TestAuthSourcesMappedTogetherShareIdentities(t *testing.T) {
 	// The admin can list them under the one name.
 	r := do(t, e.client(e.admin), "GET", e.url+"/v1/sessions?identity=staff:alice", nil)
 	var list struct {
-		Sessions []SessionInfo `json:"sessions"`
+		Sessions []api.SessionInfo `json:"sessions"`
 	}
 	mustJSON(t, r.body, &list)
 	if r.status != http.StatusOK || len(list.Sessions) != 2 {
 		t.Fatalf("sessions of staff:alice: %d %s", r.status, r.body)
 	}
-	if r := e.revoke(RevocationRequest{Identity: "staff:alice"}); r.status != http.StatusAccepted {
+	if r := e.revoke(api.RevocationRequest{Identity: "staff:alice"}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
 	for _, s := range []*session{oidcAlice, corpAlice} {

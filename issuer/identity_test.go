@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
@@ -35,7 +36,7 @@ func TestIdentitiesOfDifferentAuthSourcesDoNotCollide(t *testing.T) {
 	if corpAlice.Identity != "corp:alice" {
 		t.Errorf("the JWT signer's alice is %q, want corp:alice", corpAlice.Identity)
 	}
-	if r := e.revoke(RevocationRequest{Identity: oidcAlice.Identity}); r.status != http.StatusAccepted {
+	if r := e.revoke(api.RevocationRequest{Identity: oidcAlice.Identity}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke %s: %d %s", oidcAlice.Identity, r.status, r.body)
 	}
 	if v := e.verdict(oidcAlice); v != crdt.IdentityRevoked {

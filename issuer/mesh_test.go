@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
@@ -151,7 +152,7 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	eventually(t, 10*time.Second, "c1 to learn the rotation", func() bool { return n1.verdictAt(s2, "c2") == crdt.Admit })
 
 	// Revoked at c2, refused at both.
-	if r := n2.revoke(RevocationRequest{SessionID: s.SessionID}); r.status != http.StatusAccepted {
+	if r := n2.revoke(api.RevocationRequest{SessionID: s.SessionID}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke at c2: %d %s", r.status, r.body)
 	}
 	eventually(t, 10*time.Second, "c1 to apply c2's revocation", func() bool {
@@ -171,7 +172,7 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 		t.Fatalf("logout at c1: %d %s", r.status, r.body)
 	}
 	carol := n2.login("carol")
-	n1.revoke(RevocationRequest{Identity: "carol"})
+	n1.revoke(api.RevocationRequest{Identity: "carol"})
 	eventually(t, 10*time.Second, "both to agree", func() bool {
 		return n2.verdictAt(b, "c2") == crdt.SessionRevoked && n2.verdictAt(carol, "c2") == crdt.IdentityRevoked &&
 			n1.digest() == n2.digest()

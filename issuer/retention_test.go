@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
@@ -57,7 +58,7 @@ func TestRevocationOutlivesTheRevokingControllersSessionLifetime(t *testing.T) {
 
 	alice := long.login("alice")
 	carry()
-	if r := short.revoke(RevocationRequest{SessionID: alice.SessionID}); r.status != http.StatusAccepted {
+	if r := short.revoke(api.RevocationRequest{SessionID: alice.SessionID}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke at c2: %d %s", r.status, r.body)
 	}
 	carry()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -25,22 +26,22 @@ func TestRevokedControllerStopsIssuing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := e.revoke(RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
+	if r := e.revoke(api.RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke c1 at c1: %d %s", r.status, r.body)
 	}
 	issued := e.c.met.issued.Get()
 	_, csr := newCSR(t)
 	r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("bob"), "csr": csr})
-	if r.status != http.StatusServiceUnavailable || r.code() != CodeUnavailable || !strings.Contains(string(r.body), "revoked by the root") {
+	if r.status != http.StatusServiceUnavailable || r.code() != api.CodeUnavailable || !strings.Contains(string(r.body), "revoked by the root") {
 		t.Errorf("login at a revoked controller: %d %s", r.status, r.body)
 	}
-	if _, r := e.rotate(s); r.status != http.StatusServiceUnavailable || r.code() != CodeUnavailable {
+	if _, r := e.rotate(s); r.status != http.StatusServiceUnavailable || r.code() != api.CodeUnavailable {
 		t.Errorf("rotation at a revoked controller: %d %s", r.status, r.body)
 	}
 	if got := e.c.met.issued.Get(); got != issued {
 		t.Errorf("%d certificates issued after the revocation", got-issued)
 	}
-	if r := e.revoke(RevocationRequest{Identity: "alice"}); r.status != http.StatusAccepted {
+	if r := e.revoke(api.RevocationRequest{Identity: "alice"}); r.status != http.StatusAccepted {
 		t.Errorf("an admin revocation at a revoked controller: %d %s", r.status, r.body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/issuer/clockgate"
@@ -46,29 +47,29 @@ func TestSilentMemberStopsWritesOnlyBriefly(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
 	h := c.apiHandler()
-	probe := func() (int, ErrorBody) {
+	probe := func() (int, api.ErrorBody) {
 		t.Helper()
 		req := httptest.NewRequest(http.MethodPost, "https://controller/v1/sessions", bytes.NewReader([]byte(`{"token":"x","csr":"y"}`)))
 		req.Header.Set("Content-Type", "application/json")
 		req.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, HandshakeComplete: true}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		var eb ErrorBody
+		var eb api.ErrorBody
 		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
 		return rec.Code, eb
 	}
-	if status, eb := probe(); status != http.StatusServiceUnavailable || eb.Code != CodeClockSkew {
+	if status, eb := probe(); status != http.StatusServiceUnavailable || eb.Code != api.CodeClockSkew {
 		t.Errorf("just started, a live peer unheard: %d %s, want 503 clock_skew", status, eb.Code)
 	}
 	ahead.Store(int64(clockgate.FirstSampleWait + time.Second))
-	if status, eb := probe(); eb.Code == CodeClockSkew {
+	if status, eb := probe(); eb.Code == api.CodeClockSkew {
 		t.Errorf("%v after it started, the silent member still stops writes: %d %s %q", clockgate.FirstSampleWait, status, eb.Code, eb.Error)
 	}
 	// A clock sample that shows this controller off still refuses writes.
 	mesh.setOffset(time.Hour)
-	if status, eb := probe(); status != http.StatusServiceUnavailable || eb.Code != CodeClockSkew {
+	if status, eb := probe(); status != http.StatusServiceUnavailable || eb.Code != api.CodeClockSkew {
 		t.Errorf("an hour off: %d %s, want 503 clock_skew", status, eb.Code)
 	}
 }

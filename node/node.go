@@ -202,7 +202,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 			mesh.WritePrometheus,
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
 		},
-		Members: members(mesh),
+		Members: mesh.Members,
 	})
 	if err != nil {
 		mesh.Close()
@@ -234,16 +234,6 @@ func setRouterIdentity(auth *gossip.NodeAuth, cfg *config.Router, files *routerF
 		return &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s: %w", cfg.PKI.Cert, err)}
 	}
 	return nil
-}
-
-func members(m *gossip.Mesh) func() []router.MemberStatus {
-	return func() []router.MemberStatus {
-		var out []router.MemberStatus
-		for _, ms := range m.Members() {
-			out = append(out, router.MemberStatus(ms))
-		}
-		return out
-	}
 }
 
 // Reload re-reads the CA bundle, the router certificate and the gossip

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
@@ -16,7 +17,7 @@ import (
 // whose token is garbage is refused with clock_skew before the token is
 // looked at when the controller's clock is off, and with token_invalid
 // otherwise.
-func (c *cluster) probeClock(ctrl *node.Controller) string {
+func (c *cluster) probeClock(ctrl *node.Controller) api.Code {
 	c.t.Helper()
 	_, eb, _ := c.post(ctrl, "/v1/sessions", map[string]string{"token": "x", "csr": "y"})
 	return eb.Code
@@ -66,7 +67,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 	// The step, and a write at once, before the controller can know.
 	offset.Store(int64(skew))
 	stepped := time.Now()
-	status, eb, body := c.post(skewed, "/v1/revocations", issuer.RevocationRequest{Identity: "carol"})
+	status, eb, body := c.post(skewed, api.PathRevocations, api.RevocationRequest{Identity: "carol"})
 	if status != 202 {
 		t.Fatalf("identity revocation right after the step: %d %s %s", status, eb.Code, body)
 	}
@@ -95,7 +96,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 	var detected time.Duration
 	for {
 		code := c.probeClock(skewed)
-		if code == issuer.CodeClockSkew {
+		if code == api.CodeClockSkew {
 			detected = time.Since(stepped)
 			break
 		}
@@ -130,14 +131,14 @@ func TestControllerClockFarAhead(t *testing.T) {
 	// refuse.
 	offset.Store(0)
 	back := time.Now()
-	if code := c.probeClock(skewed); code != issuer.CodeClockSkew {
+	if code := c.probeClock(skewed); code != api.CodeClockSkew {
 		t.Fatalf("right after the step back, ctrl-skewed answers %q, want clock_skew", code)
 	}
 	if os.Getenv("CERTMESH_LONG") == "" {
 		t.Log("set CERTMESH_LONG=1 to wait the ~30 s until ctrl-skewed writes again")
 		return
 	}
-	for c.probeClock(skewed) == issuer.CodeClockSkew {
+	for c.probeClock(skewed) == api.CodeClockSkew {
 		if time.Since(back) > time.Minute {
 			t.Fatal("ctrl-skewed still refuses writes a minute after its clock was stepped back")
 		}

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/devcluster"
 	"github.com/certmesh/certmesh/gossip"
-	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -145,8 +145,8 @@ func TestCompromisedController(t *testing.T) {
 		}
 		// Through the API, at every controller (its own included).
 		for _, n := range c.Controllers {
-			status, eb, body := c.post(n, "/v1/revocations", issuer.RevocationRequest{RootSigned: blob})
-			if status != 400 || eb.Code != issuer.CodeBadRequest || !strings.Contains(eb.Error, "not the root's") {
+			status, eb, body := c.post(n, api.PathRevocations, api.RevocationRequest{RootSigned: blob})
+			if status != 400 || eb.Code != api.CodeBadRequest || !strings.Contains(eb.Error, "not the root's") {
 				t.Errorf("%s accepted a revocation signed by %s's key: %d %s", n.Author().Name, badName, status, body)
 			}
 			if n == bad {
@@ -192,7 +192,7 @@ func TestCompromisedController(t *testing.T) {
 	// writes them.
 	t.Run("its key cannot rewrite another controller's session or certificate", func(t *testing.T) {
 		offboarded := c.mustLogin(honest, "offboarded")
-		status, eb, body := c.post(honest, "/v1/revocations", issuer.RevocationRequest{Identity: offboarded.Identity})
+		status, eb, body := c.post(honest, api.PathRevocations, api.RevocationRequest{Identity: offboarded.Identity})
 		if status != 202 {
 			t.Fatalf("identity revocation: %d %s %s", status, eb.Code, body)
 		}
@@ -275,7 +275,7 @@ func TestCompromisedController(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		status, eb, body := c.post(honest, "/v1/revocations", issuer.RevocationRequest{RootSigned: blob, Reason: "key stolen"})
+		status, eb, body := c.post(honest, api.PathRevocations, api.RevocationRequest{RootSigned: blob, Reason: "key stolen"})
 		acked := time.Now()
 		if status != 202 {
 			t.Fatalf("revoke-controller at %s: %d %s %s", honest.Author().Name, status, eb.Code, body)
@@ -321,7 +321,7 @@ func TestCompromisedController(t *testing.T) {
 		// with a code that sends clients to another controller.
 		_, err = c.login(ctx, bad, "after-revocation")
 		var ae *client.APIError
-		if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != issuer.CodeUnavailable {
+		if !errors.As(err, &ae) || ae.Status != 503 || ae.Code != api.CodeUnavailable {
 			t.Errorf("login at the revoked controller: %v", err)
 		}
 		t.Logf("login at the revoked controller: %v", err)

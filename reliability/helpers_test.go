@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/config"
@@ -149,7 +150,7 @@ func (c *cluster) mustLogin(ctrl *node.Controller, sub string) *client.Session {
 }
 
 // post sends a JSON body to a controller's API with the admin certificate.
-func (c *cluster) post(ctrl *node.Controller, path string, body any) (int, issuer.ErrorBody, []byte) {
+func (c *cluster) post(ctrl *node.Controller, path string, body any) (int, api.ErrorBody, []byte) {
 	c.t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -164,7 +165,7 @@ func (c *cluster) post(ctrl *node.Controller, path string, body any) (int, issue
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	var eb issuer.ErrorBody
+	var eb api.ErrorBody
 	json.Unmarshal(data, &eb)
 	return resp.StatusCode, eb, data
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -80,7 +81,7 @@ type Options struct {
 	// (the mesh's, the process's).
 	MetricsWriters []func(io.Writer)
 	// Members lists the mesh's members for /v1/status.
-	Members func() []MemberStatus
+	Members func() []api.MemberStatus
 }
 
 // Router admits client connections from the replicated state and proxies

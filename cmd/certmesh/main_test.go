@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/issuer"
@@ -230,7 +231,7 @@ func TestControllerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer oidc.Close()
-	api, mon := freeAddr(t), freeAddr(t)
+	apiAddr, mon := freeAddr(t), freeAddr(t)
 	cfgDir := filepath.Join(base, "etc")
 	os.MkdirAll(cfgDir, 0o755)
 	cfgFile := filepath.Join(cfgDir, "c1.yaml")
@@ -248,7 +249,7 @@ metrics: {listen: %s}
 `, freeAddr(t), "127.0.0.1:1", oidc.URL(), mon)), 0o600)
 
 	// A flag beats the file; the data dir defaults to data/c1 beside it.
-	p := start(t, "controller", "--config", cfgFile, "--api.listen", api)
+	p := start(t, "controller", "--config", cfgFile, "--api.listen", apiAddr)
 	client := &http.Client{Timeout: 5 * time.Second}
 	poll(t, 20*time.Second, "the controller to be ready", func() bool {
 		resp, err := client.Get("http://" + mon + "/readyz")
@@ -261,13 +262,13 @@ metrics: {listen: %s}
 	if _, err := os.Stat(filepath.Join(cfgDir, "data", "c1", issuer.DBFile)); err != nil {
 		t.Errorf("data dir: %v", err)
 	}
-	status := func() issuer.Status {
+	status := func() api.Status {
 		resp, err := client.Get("http://" + mon + "/v1/status")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var st issuer.Status
+		var st api.Status
 		json.NewDecoder(resp.Body).Decode(&st)
 		return st
 	}
@@ -283,7 +284,7 @@ metrics: {listen: %s}
 	body, _ := json.Marshal(map[string]string{"token": tok, "csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))})
 	var login *http.Response
 	poll(t, 10*time.Second, "the OIDC issuer to be discovered", func() bool {
-		login, err = tlsClient.Post("https://"+api+"/v1/sessions", "application/json", bytes.NewReader(body))
+		login, err = tlsClient.Post("https://"+apiAddr+"/v1/sessions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +328,7 @@ metrics: {listen: %s}
 	poll(t, 10*time.Second, "the new signer record", func() bool { return status().Records["signer"] == 2 })
 
 	// The root revokes c2 through c1.
-	r := runCLI("pki", "revoke-controller", "--dir", pkiDir, "--controller", api, "c2")
+	r := runCLI("pki", "revoke-controller", "--dir", pkiDir, "--controller", apiAddr, "c2")
 	if r.code != 0 || !strings.Contains(r.stdout, "revoked controller c2") {
 		t.Fatal(r)
 	}

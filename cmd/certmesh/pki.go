@@ -18,7 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/certmesh/certmesh/issuer"
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -286,8 +286,8 @@ func pkiRevokeCommand(stdout io.Writer) *cli.Command {
 				Timeout:   c.Duration("timeout"),
 				Transport: &http.Transport{TLSClientConfig: pki.HardenTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{admin}})},
 			}
-			body, _ := json.Marshal(issuer.RevocationRequest{RootSigned: blob, Reason: c.String("reason")})
-			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/v1/revocations", bytes.NewReader(body))
+			body, _ := json.Marshal(api.RevocationRequest{RootSigned: blob, Reason: c.String("reason")})
+			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+api.PathRevocations, bytes.NewReader(body))
 			if err != nil {
 				return usagef("--controller: %v", err)
 			}
@@ -299,13 +299,13 @@ func pkiRevokeCommand(stdout io.Writer) *cli.Command {
 			defer resp.Body.Close()
 			data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			if resp.StatusCode != http.StatusAccepted {
-				var eb issuer.ErrorBody
+				var eb api.ErrorBody
 				if json.Unmarshal(data, &eb) == nil && eb.Code != "" {
 					return fmt.Errorf("controller %s refused the revocation: %d %s: %s", base, resp.StatusCode, eb.Code, eb.Error)
 				}
 				return fmt.Errorf("controller %s refused the revocation: %s", base, resp.Status)
 			}
-			var rr issuer.RevocationResponse
+			var rr api.RevocationResponse
 			if err := json.Unmarshal(data, &rr); err != nil {
 				return fmt.Errorf("controller %s: malformed answer: %w", base, err)
 			}

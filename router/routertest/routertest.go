@@ -1,9 +1,11 @@
 // Package routertest provides what tests of routers and clients need
 // without a real controller: a test PKI, a Controller that writes signed
 // records as the issuer does, a fake Mesh (a store with subscribers and
-// pulls answered from another store), a fake controller HTTP API for the
-// client SDK, and an echo upstream. Like net/http/httptest it is for
-// tests only.
+// pulls answered from another store) and an echo upstream. Like
+// net/http/httptest it is for tests only. It never depends on issuer
+// (router/deps_test.go): a test that needs a controller's HTTP API starts a
+// real issuer.Controller from a package that may import it (the client
+// SDK's tests do, in client/controllers_test.go).
 package routertest
 
 import (
@@ -232,31 +234,21 @@ func (c *Controller) NewSessionID() crdt.SessionID {
 	return id
 }
 
-// Login creates a session and its first certificate and returns the
-// records to publish.
+// Login creates a session and its first certificate, with a new key, and
+// returns the records to publish. The certificate lives TTL even past the
+// session (x509 times have a resolution of a second, too coarse for short
+// test sessions).
 func (c *Controller) Login(identity string, sessionTTL time.Duration) (*ClientCert, []crdt.Record) {
-	cc, recs, err := c.LoginKey(identity, nil, sessionTTL)
+	id := c.NewSessionID()
+	now := time.Now()
+	cc, err := c.Issue(identity, id, nil, c.TTL, now)
 	if err != nil {
 		panic(err)
 	}
-	return cc, recs
-}
-
-// LoginKey is Login for a given public key (nil: a new key). The
-// certificate lives TTL even past the session (x509 times have a
-// resolution of a second, too coarse for short test sessions).
-func (c *Controller) LoginKey(identity string, pub *ecdsa.PublicKey, sessionTTL time.Duration) (*ClientCert, []crdt.Record, error) {
-	id := c.NewSessionID()
-	now := time.Now()
-	cc, err := c.Issue(identity, id, pub, c.TTL, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	recs := c.Write(
+	return cc, c.Write(
 		&crdt.SessionRecord{ID: id, Identity: identity, Method: "test", Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(sessionTTL))},
 		c.certRecord(cc, crdt.Serial{}, 0),
 	)
-	return cc, recs, nil
 }
 
 func (c *Controller) certRecord(cc *ClientCert, supersedes crdt.Serial, at crdt.Millis) *crdt.CertRecord {
@@ -267,28 +259,14 @@ func (c *Controller) certRecord(cc *ClientCert, supersedes crdt.Serial, at crdt.
 	}
 }
 
-// Rotate issues a new certificate for old's session.
+// Rotate issues a new certificate, with a new key, for old's session.
 func (c *Controller) Rotate(old *ClientCert) (*ClientCert, []crdt.Record) {
-	cc, recs, err := c.RotateKey(old, nil, 0)
+	now := time.Now()
+	cc, err := c.Issue(old.Identity, old.Session, nil, c.TTL, now)
 	if err != nil {
 		panic(err)
 	}
-	return cc, recs
-}
-
-// RotateKey is Rotate for a given public key (nil: a new key), with a
-// lifetime capped by the session's expiry sessionEnd (if not zero).
-func (c *Controller) RotateKey(old *ClientCert, pub *ecdsa.PublicKey, sessionEnd crdt.Millis) (*ClientCert, []crdt.Record, error) {
-	now := time.Now()
-	ttl := c.TTL
-	if sessionEnd != 0 {
-		ttl = min(ttl, sessionEnd.Time().Sub(now))
-	}
-	cc, err := c.Issue(old.Identity, old.Session, pub, ttl, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cc, c.Write(c.certRecord(cc, old.Serial, crdt.MillisOf(now.Add(c.Grace)))), nil
+	return cc, c.Write(c.certRecord(cc, old.Serial, crdt.MillisOf(now.Add(c.Grace))))
 }
 
 func until() crdt.Millis { return crdt.MillisOf(time.Now().Add(48 * time.Hour)) }
