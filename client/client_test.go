@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router"
 	"github.com/certmesh/certmesh/router/routertest"
 )
@@ -116,19 +117,6 @@ func (ev *events) count(k client.EventKind) int {
 	return n
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
-}
-
 func echo(c net.Conn, r *bufio.Reader, msg string) error {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.SetDeadline(time.Time{})
@@ -215,7 +203,7 @@ func TestConnectRotatesAndKeepsTheConnection(t *testing.T) {
 				return err
 			}
 			// Hold the connection across the rotation, then stop.
-			waitFor(t, 10*time.Second, "a rotation", func() bool { return ev.count(client.Rotated) > 0 })
+			testutil.Eventually(t, 10*time.Second, "a rotation", func() bool { return ev.count(client.Rotated) > 0 })
 			if err := echo(conn, r, "after rotation"); err != nil {
 				return err
 			}

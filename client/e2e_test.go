@@ -17,6 +17,7 @@ import (
 
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/devcluster"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // TestWithRealControllersAndRouters runs the SDK against a development
@@ -53,7 +54,7 @@ func TestWithRealControllersAndRouters(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s *client.Session
-	waitFor(t, 20*time.Second, "a login (the OIDC issuer is discovered in the background)", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a login (the OIDC issuer is discovered in the background)", func() bool {
 		s, err = client.Login(ctx, cfg, tok)
 		var ae *client.APIError
 		if err != nil && !(errors.As(err, &ae) && ae.Code == "issuer_unavailable") {

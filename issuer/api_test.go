@@ -26,6 +26,7 @@ import (
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -679,7 +680,7 @@ func TestServerCertificate(t *testing.T) {
 }
 
 func TestIssuerUnreachableAtStartAndKeyRotation(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	e := &env{t: t, pkiDir: newPKI(t)}
 	e.cfg = baseConfig(t, e.pkiDir, "c1")
 	e.cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: "http://" + addr, Audience: "certmesh"}}
@@ -711,7 +712,7 @@ func TestIssuerUnreachableAtStartAndKeyRotation(t *testing.T) {
 	}
 	defer oidc.Close()
 	e.oidc = oidc
-	eventually(t, 10*time.Second, "the issuer to be discovered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the issuer to be discovered", func() bool {
 		_, csr := newCSR(t)
 		return do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("a"), "csr": csr}).status == http.StatusCreated
 	})
@@ -720,7 +721,7 @@ func TestIssuerUnreachableAtStartAndKeyRotation(t *testing.T) {
 	if _, err := oidc.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the issuer's new key to be used", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the issuer's new key to be used", func() bool {
 		_, csr := newCSR(t)
 		r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("b"), "csr": csr})
 		return r.status == http.StatusCreated

@@ -28,6 +28,7 @@ import (
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // crashChildEnv names the directory through which TestCrashChild, run as
@@ -152,7 +153,7 @@ func TestCrashDuringLoginBurst(t *testing.T) {
 		<-exited
 	}()
 	var info []string
-	eventually(t, 30*time.Second, "the controller process to listen", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the controller process to listen", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("controller process exited: %v\n%s", err, childOut.String())

@@ -433,18 +433,6 @@ func facts(t testing.TB, leaf *x509.Certificate, issuer string) crdt.CertFacts {
 		NotBefore: crdt.MillisOf(leaf.NotBefore), NotAfter: crdt.MillisOf(leaf.NotAfter)}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func mustJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {

@@ -3,7 +3,6 @@ package issuer
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -17,28 +16,9 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
-
-// freeAddr returns a loopback host:port free for both TCP and UDP.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
 
 func fastMemberlist(mc *memberlist.Config) {
 	mc.ProbeInterval = 100 * time.Millisecond
@@ -125,12 +105,12 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, a2 := freeAddr(t), freeAddr(t)
+	a1, a2 := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	seeds := []string{a1, a2}
 	n1 := startMeshNode(t, pkiDir, "c1", "us-east", a1, seeds, oidc, shared)
 	n2 := startMeshNode(t, pkiDir, "c2", "eu-west", a2, seeds, oidc, shared)
 
-	eventually(t, 20*time.Second, "both controllers to know each other's signer", func() bool {
+	testutil.Eventually(t, 20*time.Second, "both controllers to know each other's signer", func() bool {
 		ok := true
 		n1.mesh.View(func(st *crdt.Store) { ok = ok && len(st.Signers("c2")) == 1 })
 		n2.mesh.View(func(st *crdt.Store) { ok = ok && len(st.Signers("c1")) == 1 })
@@ -139,7 +119,7 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 
 	// A session issued at c1 reaches c2.
 	s := n1.login("alice")
-	eventually(t, 10*time.Second, "c2 to learn alice's session", func() bool { return n2.verdictAt(s, "c1") == crdt.Admit })
+	testutil.Eventually(t, 10*time.Second, "c2 to learn alice's session", func() bool { return n2.verdictAt(s, "c1") == crdt.Admit })
 
 	// c2 rotates it: it verifies c1's certificate and knows the session.
 	s2, r := n2.rotate(s)
@@ -149,13 +129,13 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	if err := s2.leaf.CheckSignatureFrom(mustParse(t, s2.cert.Certificate[1])); err != nil || s2.SessionID != s.SessionID {
 		t.Fatalf("rotated certificate: %v", err)
 	}
-	eventually(t, 10*time.Second, "c1 to learn the rotation", func() bool { return n1.verdictAt(s2, "c2") == crdt.Admit })
+	testutil.Eventually(t, 10*time.Second, "c1 to learn the rotation", func() bool { return n1.verdictAt(s2, "c2") == crdt.Admit })
 
 	// Revoked at c2, refused at both.
 	if r := n2.revoke(api.RevocationRequest{SessionID: s.SessionID}); r.status != http.StatusAccepted {
 		t.Fatalf("revoke at c2: %d %s", r.status, r.body)
 	}
-	eventually(t, 10*time.Second, "c1 to apply c2's revocation", func() bool {
+	testutil.Eventually(t, 10*time.Second, "c1 to apply c2's revocation", func() bool {
 		return n1.verdictAt(s, "c1") == crdt.SessionRevoked && n1.verdictAt(s2, "c2") == crdt.SessionRevoked
 	})
 	if v := n2.verdictAt(s, "c1"); v != crdt.SessionRevoked {
@@ -167,13 +147,13 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 
 	// A session issued at c2 logged out at c1; an identity revoked at c1.
 	b := n2.login("bob")
-	eventually(t, 10*time.Second, "c1 to learn bob's session", func() bool { return n1.verdictAt(b, "c2") == crdt.Admit })
+	testutil.Eventually(t, 10*time.Second, "c1 to learn bob's session", func() bool { return n1.verdictAt(b, "c2") == crdt.Admit })
 	if r := do(t, n1.client(b.cert), "DELETE", n1.url+"/v1/sessions/current", nil); r.status != http.StatusNoContent {
 		t.Fatalf("logout at c1: %d %s", r.status, r.body)
 	}
 	carol := n2.login("carol")
 	n1.revoke(api.RevocationRequest{Identity: "carol"})
-	eventually(t, 10*time.Second, "both to agree", func() bool {
+	testutil.Eventually(t, 10*time.Second, "both to agree", func() bool {
 		return n2.verdictAt(b, "c2") == crdt.SessionRevoked && n2.verdictAt(carol, "c2") == crdt.IdentityRevoked &&
 			n1.digest() == n2.digest()
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 )
@@ -44,7 +45,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 	})
 	total := len(c.meshes())
 	for _, m := range c.meshes() {
-		eventually(t, 10*time.Second, m.Name()+" sees every member", func() bool {
+		testutil.Eventually(t, 10*time.Second, m.Name()+" sees every member", func() bool {
 			n := 0
 			for _, ms := range m.Members() {
 				if ms.State == "alive" {
@@ -54,7 +55,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 			return n == total
 		})
 	}
-	eventually(t, 10*time.Second, "ctrl-skewed ready", skewed.Ready)
+	testutil.Eventually(t, 10*time.Second, "ctrl-skewed ready", skewed.Ready)
 	if code := c.probeClock(skewed); code != "token_invalid" {
 		t.Fatalf("before the step, ctrl-skewed answers %q", code)
 	}
@@ -72,7 +73,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 		t.Fatalf("identity revocation right after the step: %d %s %s", status, eb.Code, body)
 	}
 	for _, m := range others {
-		eventually(t, 10*time.Second, m.Name()+" holds the revocation from the future", func() bool { return m.Stats().Held > 0 })
+		testutil.Eventually(t, 10*time.Second, m.Name()+" holds the revocation from the future", func() bool { return m.Stats().Held > 0 })
 		m.View(func(st *crdt.Store) {
 			if _, ok := st.IdentityRevokedBefore("carol"); ok {
 				t.Errorf("%s merged a revocation from 40 s in the future", m.Name())
@@ -120,7 +121,7 @@ func TestControllerClockFarAhead(t *testing.T) {
 		}
 		s := c.mustLogin(h, "while-skewed-"+h.Author().Name)
 		for _, m := range c.routerMeshes() {
-			eventually(t, 10*time.Second, "a login at an honest controller reaches "+m.Name(), func() bool { return hasCert(m, s.Serial) })
+			testutil.Eventually(t, 10*time.Second, "a login at an honest controller reaches "+m.Name(), func() bool { return hasCert(m, s.Serial) })
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/devcluster"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -40,7 +41,7 @@ func (c *cluster) rogueNode(t *testing.T) *gossip.Mesh {
 	}
 	t.Cleanup(func() { m.Close() })
 	for _, o := range c.meshes() {
-		eventually(t, 10*time.Second, o.Name()+" hears the rogue", func() bool {
+		testutil.Eventually(t, 10*time.Second, o.Name()+" hears the rogue", func() bool {
 			for _, ms := range o.Members() {
 				if ms.Name == "rogue" && ms.State == "alive" {
 					return true
@@ -161,7 +162,7 @@ func TestCompromisedController(t *testing.T) {
 		}
 		// It stops at the first honest node (forged pushes are not
 		// relayed): wait until those it was sent to refused it.
-		eventually(t, 10*time.Second, "the forged revocation is refused", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the forged revocation is refused", func() bool {
 			n := 0
 			for _, m := range others {
 				if m.Stats().Rejected["bad_revocation"] > before[m.Name()] {
@@ -197,7 +198,7 @@ func TestCompromisedController(t *testing.T) {
 			t.Fatalf("identity revocation: %d %s %s", status, eb.Code, body)
 		}
 		for _, r := range c.Routers {
-			eventually(t, 10*time.Second, r.Mesh.Name()+" refuses the offboarded identity", func() bool {
+			testutil.Eventually(t, 10*time.Second, r.Mesh.Name()+" refuses the offboarded identity", func() bool {
 				conn, err := c.connect(ctx, offboarded, r.Addr().String())
 				if err == nil {
 					conn.Close()
@@ -228,7 +229,7 @@ func TestCompromisedController(t *testing.T) {
 		if err := rogue.Publish(recs); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "the records are refused", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the records are refused", func() bool {
 			n := 0
 			for _, m := range others {
 				if m.Stats().Rejected["not_creator"] >= before[m.Name()]+3 {
@@ -238,7 +239,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
 				covered := true
 				m.View(func(st *crdt.Store) {
 					for _, r := range recs {
@@ -282,7 +283,7 @@ func TestCompromisedController(t *testing.T) {
 		}
 		var slowest time.Duration
 		for _, m := range c.meshes() {
-			eventually(t, 10*time.Second, m.Name()+" learns of the revocation", func() bool {
+			testutil.Eventually(t, 10*time.Second, m.Name()+" learns of the revocation", func() bool {
 				ok := false
 				m.View(func(st *crdt.Store) { _, ok = st.SignerRevoked(badName) })
 				return ok
@@ -339,7 +340,7 @@ func TestCompromisedController(t *testing.T) {
 		if err := rogue.Publish(recs); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "the backdated revocations are refused", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the backdated revocations are refused", func() bool {
 			n := 0
 			for _, m := range others {
 				if m.Stats().Rejected["author_revoked"] >= before[m.Name()]+2 {
@@ -349,7 +350,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
 				covered := true
 				m.View(func(st *crdt.Store) {
 					for _, r := range recs {
@@ -401,7 +402,7 @@ func TestCompromisedController(t *testing.T) {
 		// The nodes it reaches refuse the records (not relayed, as
 		// forgeries are not); their dots are covered, so the others learn
 		// by anti-entropy that there is nothing there to wait for.
-		eventually(t, 10*time.Second, "the revoked controller's later records are refused", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the revoked controller's later records are refused", func() bool {
 			n := 0
 			for _, m := range others {
 				if m.Stats().Rejected["author_revoked"] >= before[m.Name()]+2 {
@@ -411,7 +412,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
 				covered := true
 				m.View(func(st *crdt.Store) {
 					for _, r := range recs {

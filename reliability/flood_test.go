@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // TestFloodAtAController floods one controller from loopback, without the
@@ -151,7 +153,7 @@ func TestFloodAtAController(t *testing.T) {
 	replicated := time.Now()
 	for _, m := range c.routerMeshes() {
 		for _, s := range serials {
-			eventually(t, 10*time.Second, fmt.Sprintf("login %s reaches %s", s, m.Name()), func() bool { return hasCert(m, s) })
+			testutil.Eventually(t, 10*time.Second, fmt.Sprintf("login %s reaches %s", s, m.Name()), func() bool { return hasCert(m, s) })
 		}
 	}
 	p50, worst := durations(latencies)

@@ -179,21 +179,6 @@ func (c *cluster) connect(ctx context.Context, s *client.Session, addr string) (
 	return devcluster.Connect(ctx, cfg, s)
 }
 
-// eventually polls cond until it holds or timeout passes, and returns how
-// long it took.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for convergence
-	}
-	return time.Since(start)
-}
-
 // hasCert reports whether m's store holds the certificate record serial.
 func hasCert(m *gossip.Mesh, serial string) bool {
 	s, err := crdt.ParseSerial(serial)

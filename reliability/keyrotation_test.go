@@ -14,6 +14,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -96,7 +97,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		acked := time.Now()
 		var slowest time.Duration
 		for _, m := range c.routerMeshes() {
-			eventually(t, 10*time.Second, step.name+": the login reaches "+m.Name(), func() bool { return hasCert(m, s.Serial) })
+			testutil.Eventually(t, 10*time.Second, step.name+": the login reaches "+m.Name(), func() bool { return hasCert(m, s.Serial) })
 			slowest = max(slowest, time.Since(acked))
 		}
 		t.Logf("%s: %d nodes reloaded in %v; a login then reached all %d routers in %v",
@@ -116,7 +117,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	start := time.Now()
 	for _, m := range c.routerMeshes() {
 		for _, s := range serials {
-			eventually(t, 10*time.Second, fmt.Sprintf("login %s reaches %s", s, m.Name()), func() bool { return hasCert(m, s) })
+			testutil.Eventually(t, 10*time.Second, fmt.Sprintf("login %s reaches %s", s, m.Name()), func() bool { return hasCert(m, s) })
 		}
 	}
 	t.Logf("%d logins during the rotation, %d failed; all on every router %v after the last", len(serials), len(failures), time.Since(start).Round(time.Millisecond))
@@ -144,7 +145,7 @@ func TestGossipKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		eventually(t, 10*time.Second, "the stale node tries to join three times", func() bool { return m.Stats().JoinAttempts >= 3 })
+		testutil.Eventually(t, 10*time.Second, "the stale node tries to join three times", func() bool { return m.Stats().JoinAttempts >= 3 })
 		if n := m.Stats().AlivePeers; n != 0 {
 			t.Errorf("a node with the removed key has %d peers", n)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -117,7 +118,7 @@ func TestForgedSenderNames(t *testing.T) {
 		// Every controller keeps its estimate and keeps issuing, during
 		// the attack.
 		for _, ctrl := range c.Controllers {
-			eventually(t, 30*time.Second, ctrl.Mesh.Name()+" handles the frames", func() bool {
+			testutil.Eventually(t, 30*time.Second, ctrl.Mesh.Name()+" handles the frames", func() bool {
 				return ctrl.Mesh.Stats().MessagesIn["sync_req"] >= syncsBefore[ctrl.Mesh.Name()]+uint64(len(names)-1)
 			})
 			off, ok := ctrl.Mesh.ClockOffset()

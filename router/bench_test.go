@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router/routertest"
 )
 
@@ -402,7 +403,7 @@ func BenchmarkRevocationClose(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
-		waitFor(b, 30*time.Second, "the router to forget them", func() bool { return e.router.Active() == 0 })
+		testutil.Eventually(b, 30*time.Second, "the router to forget them", func() bool { return e.router.Active() == 0 })
 	}
 	b.ReportMetric(float64(sessionShut.Microseconds())/float64(b.N), "session_close_µs")
 	b.ReportMetric(float64(sessionTotal.Microseconds())/float64(b.N), "session_client_seen_µs")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // attacker opens TCP connections to the router that never finish a TLS
@@ -167,7 +168,7 @@ func TestAFullPoolShedsTheOldestUnprovenConnections(t *testing.T) {
 		a.open(2+h, 100)
 	}
 	m := e.router.opts.Metrics
-	waitFor(t, 5*time.Second, "200 shed", func() bool {
+	testutil.Eventually(t, 5*time.Second, "200 shed", func() bool {
 		return gauge(m, `certmesh_handshakes_shed_total{reason="pending_limit"}`) == 200
 	})
 	mustRoundTrip(t, e.dial(cc.TLS(true)), "through a full pool")

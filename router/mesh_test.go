@@ -17,32 +17,13 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router/routertest"
 )
 
 // Tests over real gossip meshes (hashicorp/memberlist on loopback).
 
 var _ Mesh = (*gossip.Mesh)(nil)
-
-// freeAddr returns a loopback host:port free for TCP and UDP.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
 
 // startMesh starts a real mesh node. Anti-entropy is slowed to an hour, so
 // that records reach a node only by push or by pull: a node that was not
@@ -57,7 +38,7 @@ func startMesh(t *testing.T, p *routertest.PKI, name string, role gossip.Role, r
 	if err != nil {
 		t.Fatal(err)
 	}
-	bind := freeAddr(t)
+	bind := testutil.FreeAddr(t)
 	var tr *slowGossip
 	var transport memberlist.NodeAwareTransport
 	if slow > 0 {
@@ -182,8 +163,8 @@ func TestRealMeshClientRightAfterLoginIsAdmittedByPullAndRevocationAtAnotherCont
 	// not delayed: it goes first, and the router learns it when it joins.
 	must(t, meshA.Publish(ctrlA.Signer()))
 	meshR, slow := startMesh(t, p, "edge-1", gossip.RoleRouter, "eu-west", []string{meshA.Addr()}, gossipDelay)
-	waitFor(t, 10*time.Second, "the router to see controller A", func() bool { return alive(meshR, "ctrl-a") && alive(meshA, "edge-1") })
-	waitFor(t, 10*time.Second, "the router to learn controller A's signer", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the router to see controller A", func() bool { return alive(meshR, "ctrl-a") && alive(meshA, "edge-1") })
+	testutil.Eventually(t, 10*time.Second, "the router to learn controller A's signer", func() bool {
 		var n int
 		meshR.View(func(s *crdt.Store) { n = len(s.Signers("ctrl-a")) })
 		return n == 1
@@ -226,7 +207,7 @@ func TestRealMeshClientRightAfterLoginIsAdmittedByPullAndRevocationAtAnotherCont
 	// connection, and new connections are refused.
 	meshB, _ := startMesh(t, p, "ctrl-b", gossip.RoleController, "ap-southeast", []string{meshA.Addr(), meshR.Addr()}, 0)
 	t.Cleanup(func() { meshB.Close() })
-	waitFor(t, 10*time.Second, "controller B to see the router", func() bool { return alive(meshB, "edge-1") })
+	testutil.Eventually(t, 10*time.Second, "controller B to see the router", func() bool { return alive(meshB, "edge-1") })
 	must(t, meshB.Publish(append(ctrlB.Signer(), ctrlB.RevokeSession(alice.Session)...)))
 	expectClosed(t, live, gossipDelay+5*time.Second)
 	expectRefused(t, dial(t, r.Addr().String(), p.RootPool(), alice.TLS(true)))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/router/routertest"
 )
@@ -38,7 +39,7 @@ func TestACertificateWithoutItsKeyCostsNothing(t *testing.T) {
 		}
 	}
 	m := e.router.opts.Metrics
-	waitFor(t, 5*time.Second, "the router to be done with both", func() bool { return admissions(m) == 2 })
+	testutil.Eventually(t, 5*time.Second, "the router to be done with both", func() bool { return admissions(m) == 2 })
 	if n := m.GetOrCreateCounter(`certmesh_admissions_total{result="handshake_failed"}`).Get(); n != 2 {
 		t.Errorf("handshake_failed = %d, want 2", n)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/router/routertest"
 )
@@ -34,12 +35,12 @@ func TestAdmitsKnownCertificateAndProxiesBothWays(t *testing.T) {
 	c := e.dial(cc.TLS(true))
 	mustRoundTrip(t, c, "hello")
 	mustRoundTrip(t, c, "again")
-	waitFor(t, time.Second, "one live connection", func() bool { return e.router.Active() == 1 })
+	testutil.Eventually(t, time.Second, "one live connection", func() bool { return e.router.Active() == 1 })
 	if e.mesh.Wants() != 0 {
 		t.Errorf("a known certificate was pulled %d times", e.mesh.Wants())
 	}
 	c.Close()
-	waitFor(t, 2*time.Second, "the connection to end", func() bool { return e.router.Active() == 0 })
+	testutil.Eventually(t, 2*time.Second, "the connection to end", func() bool { return e.router.Active() == 0 })
 }
 
 func TestClientRightAfterLoginIsAdmittedByPullWhenGossipIsSlower(t *testing.T) {
@@ -92,7 +93,7 @@ func TestGossipArrivingDuringThePullAdmits(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		waitFor(t, 2*time.Second, "the pull to start", func() bool { return e.mesh.Wants() > 0 })
+		testutil.Eventually(t, 2*time.Second, "the pull to start", func() bool { return e.mesh.Wants() > 0 })
 		e.mesh.Publish(recs...)
 	}()
 	c := e.dial(cc.TLS(true))
@@ -172,7 +173,7 @@ func TestRotationKeepsTheLiveConnectionAndAdmitsTheNewCertificate(t *testing.T) 
 	// Within the grace the old certificate still opens connections.
 	mustRoundTrip(t, e.dial(old.TLS(true)), "old cert in grace")
 
-	waitFor(t, 3*time.Second, "the end of the grace", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the end of the grace", func() bool {
 		var v crdt.Verdict
 		e.mesh.View(func(s *crdt.Store) {
 			f := crdt.CertFacts{Serial: old.Serial, Session: old.Session, Identity: "alice", Issuer: "ctrl-a",
@@ -210,7 +211,7 @@ func TestRefusesOtherCAExpiredAndAdminCertificates(t *testing.T) {
 	m := e.router.opts.Metrics
 	for _, series := range []string{`certmesh_admissions_total{result="untrusted_chain"}`, `certmesh_admissions_total{result="cert_expired"}`,
 		`certmesh_admissions_total{result="not_client_cert"}`} {
-		waitFor(t, 5*time.Second, series+" = 1", func() bool { return m.GetOrCreateCounter(series).Get() == 1 })
+		testutil.Eventually(t, 5*time.Second, series+" = 1", func() bool { return m.GetOrCreateCounter(series).Get() == 1 })
 	}
 }
 
@@ -265,7 +266,7 @@ func TestHalfCloseIsCarriedBothWays(t *testing.T) {
 	if string(got) != "last words" {
 		t.Fatalf("got %q after half-close", got)
 	}
-	waitFor(t, 2*time.Second, "the connection to end", func() bool { return e.router.Active() == 0 })
+	testutil.Eventually(t, 2*time.Second, "the connection to end", func() bool { return e.router.Active() == 0 })
 }
 
 func TestVerifiedModeAdmitsUnknownButRefusesRevoked(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/issuer"
 )
 
@@ -149,26 +149,6 @@ func TestControllerHelpListsEverySetting(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback host:port free for both TCP and UDP.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
 // process is certmesh run as a child process.
 type process struct {
 	cmd    *exec.Cmd
@@ -206,17 +186,6 @@ func (p *process) wait(t *testing.T, d time.Duration) int {
 	}
 }
 
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestControllerProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -231,7 +200,7 @@ func TestControllerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer oidc.Close()
-	apiAddr, mon := freeAddr(t), freeAddr(t)
+	apiAddr, mon := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfgDir := filepath.Join(base, "etc")
 	os.MkdirAll(cfgDir, 0o755)
 	cfgFile := filepath.Join(cfgDir, "c1.yaml")
@@ -246,12 +215,12 @@ api: {listen: %s}
 auth:
   oidc: [{issuer: %q, audience: certmesh}]
 metrics: {listen: %s}
-`, freeAddr(t), "127.0.0.1:1", oidc.URL(), mon)), 0o600)
+`, testutil.FreeAddr(t), "127.0.0.1:1", oidc.URL(), mon)), 0o600)
 
 	// A flag beats the file; the data dir defaults to data/c1 beside it.
 	p := start(t, "controller", "--config", cfgFile, "--api.listen", apiAddr)
 	client := &http.Client{Timeout: 5 * time.Second}
-	poll(t, 20*time.Second, "the controller to be ready", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the controller to be ready", func() bool {
 		resp, err := client.Get("http://" + mon + "/readyz")
 		if err != nil {
 			return false
@@ -283,7 +252,7 @@ metrics: {listen: %s}
 	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, key)
 	body, _ := json.Marshal(map[string]string{"token": tok, "csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))})
 	var login *http.Response
-	poll(t, 10*time.Second, "the OIDC issuer to be discovered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the OIDC issuer to be discovered", func() bool {
 		login, err = tlsClient.Post("https://"+apiAddr+"/v1/sessions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -325,7 +294,7 @@ metrics: {listen: %s}
 		t.Fatal(r)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	poll(t, 10*time.Second, "the new signer record", func() bool { return status().Records["signer"] == 2 })
+	testutil.Eventually(t, 10*time.Second, "the new signer record", func() bool { return status().Records["signer"] == 2 })
 
 	// The root revokes c2 through c1.
 	r := runCLI("pki", "revoke-controller", "--dir", pkiDir, "--controller", apiAddr, "c2")

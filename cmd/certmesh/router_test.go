@@ -21,6 +21,7 @@ import (
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 func TestClientCommandUsageErrorsExit2(t *testing.T) {
@@ -80,12 +81,12 @@ func newCluster(t *testing.T) *cluster {
 	}))
 	t.Cleanup(c.upstream.Close)
 	for _, n := range []string{"c1", "c2", "r1"} {
-		c.meshes[n], c.mons[n] = freeAddr(t), freeAddr(t)
+		c.meshes[n], c.mons[n] = testutil.FreeAddr(t), testutil.FreeAddr(t)
 	}
-	c.router = freeAddr(t)
+	c.router = testutil.FreeAddr(t)
 	os.MkdirAll(filepath.Join(base, "etc"), 0o755)
 	for _, n := range []string{"c1", "c2"} {
-		api := freeAddr(t)
+		api := testutil.FreeAddr(t)
 		c.apis[n] = "https://" + api
 		c.write(n, fmt.Sprintf(`
 node: {name: %s, region: %s}
@@ -122,7 +123,7 @@ func (c *cluster) run(mode, name string) *process {
 	p := start(c.t, mode, "--config", filepath.Join(c.base, "etc", name+".yaml"))
 	c.procs[name] = p
 	hc := &http.Client{Timeout: 2 * time.Second}
-	poll(c.t, 30*time.Second, name+" to be ready", func() bool {
+	testutil.Eventually(c.t, 30*time.Second, name+" to be ready", func() bool {
 		select {
 		case <-p.exited:
 			c.t.Fatalf("%s exited: %s", name, p.out)
@@ -160,7 +161,7 @@ func (c *cluster) login(ctrl, identity, dir string) {
 		c.t.Fatal(err)
 	}
 	var r result
-	poll(c.t, 15*time.Second, "a login", func() bool {
+	testutil.Eventually(c.t, 15*time.Second, "a login", func() bool {
 		r = runCLI("login", "--controller", c.apis[ctrl], "--ca", c.file("ca.pem"), "--token", tok, "--out", dir)
 		return r.code == 0 || !strings.Contains(r.stderr, "issuer_unavailable")
 	})
@@ -459,8 +460,8 @@ func TestRouterRefusesACertificateThatIsNotItsOwn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := filepath.Join(base, "r1.yaml")
 			yaml := fmt.Sprintf("node: {name: r1}\nmesh: {bind: %s, key_file: %s}\npki: {ca: %s, cert: %s, key: %s}\nlisten: %s\nupstream: 127.0.0.1:9\nmetrics: {listen: \"\"}\n",
-				freeAddr(t), filepath.Join(dir, "gossip.key"), filepath.Join(dir, "ca.pem"), filepath.Join(tc.certDir, "cert.pem"),
-				filepath.Join(tc.certDir, "key.pem"), freeAddr(t))
+				testutil.FreeAddr(t), filepath.Join(dir, "gossip.key"), filepath.Join(dir, "ca.pem"), filepath.Join(tc.certDir, "cert.pem"),
+				filepath.Join(tc.certDir, "key.pem"), testutil.FreeAddr(t))
 			if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -538,7 +539,7 @@ pki: {ca: ../pki/ca.pem, cert: ../pki/r1/cert.pem, key: ../pki/r1/key.pem}
 listen: %s
 upstream: 127.0.0.1:9
 metrics: {listen: %s}
-`, freeAddr(t), c.meshes["c1"], freeAddr(t), freeAddr(t)))
+`, testutil.FreeAddr(t), c.meshes["c1"], testutil.FreeAddr(t), testutil.FreeAddr(t)))
 	p := start(t, "router", "--config", filepath.Join(c.base, "etc", "r1-copy.yaml"))
 	if code := p.wait(t, 20*time.Second); code != 2 {
 		t.Errorf("exit %d, want 2", code)
