@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Role is a node's role in the mesh, as announced in its metadata. It
@@ -179,10 +180,6 @@ type Ready struct {
 	Applied  []crdt.Record
 	Wants    []WantResult
 }
-
-// ErrUnknownSigner is what a Verifier returns when it does not know the
-// record's author yet. The record is held until a signer record arrives.
-var ErrUnknownSigner = errors.New("gossip: unknown signer")
 
 // Core is the protocol state machine of one node. It is not safe for
 // concurrent use; its driver serialises every call.
@@ -774,13 +771,13 @@ func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
 		return acceptHeld
 	}
 	if err := c.verify(r); err != nil {
-		if errors.Is(err, ErrUnknownSigner) {
+		if errors.Is(err, trust.ErrUnknownSigner) {
 			if c.hold(now, r, time.Time{}) == acceptHeld {
 				return acceptHeldSigner
 			}
 			return acceptRefused
 		}
-		if errors.Is(err, ErrNotCreator) {
+		if errors.Is(err, trust.ErrNotCreator) {
 			// Genuinely signed by its author, so its dot is covered: no
 			// node waits for it, and the record never counts.
 			c.store.Refuse(r)
@@ -845,15 +842,15 @@ func rejectReason(err error) string {
 		return "author_revoked"
 	case errors.Is(err, crdt.ErrTooManyAuthors):
 		return "too_many_authors"
-	case errors.Is(err, ErrUnknownSigner):
+	case errors.Is(err, trust.ErrUnknownSigner):
 		return "unknown_signer"
-	case errors.Is(err, ErrSignerExpired):
+	case errors.Is(err, trust.ErrSignerExpired):
 		return "signer_expired"
-	case errors.Is(err, ErrBadSigner):
+	case errors.Is(err, trust.ErrBadSigner):
 		return "bad_signer"
-	case errors.Is(err, ErrBadRevocation):
+	case errors.Is(err, trust.ErrBadRevocation):
 		return "bad_revocation"
-	case errors.Is(err, ErrNotCreator):
+	case errors.Is(err, trust.ErrNotCreator):
 		return "not_creator"
 	}
 	return "bad_signature"

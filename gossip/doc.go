@@ -72,13 +72,10 @@
 //     dissemination within what loss already costs, not stop writes, deny
 //     valid clients or grow memory.
 //
-// Verifier is the production crdt.Verifier. Trust comes from the root CA
-// alone: a signer record certifies itself (a controller intermediate issued
-// directly by the root, whose URI SAN names the record's author), every
-// other record must be signed by an active key its author published that
-// way and valid at the record's HLC, and revoking a controller takes the
-// root's own signature. Routers have no signer record, so nothing they
-// write is ever accepted.
+// What a record is worth is not decided here: the production verifier is
+// trust.Verifier (trust comes from the root CA alone), and the core holds
+// a record refused with trust.ErrUnknownSigner until its author's signer
+// record arrives.
 //
 // Mesh invariants:
 //   - One goroutine, the loop, calls into the Core. memberlist's delegates

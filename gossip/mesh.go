@@ -334,7 +334,7 @@ type reliableSender struct {
 // NewMesh starts memberlist and the loop, and begins joining cfg.Join in
 // the background. store is the replicated state: from now on only the mesh
 // touches it, and others read it through View. v verifies received records
-// (NewVerifier in production).
+// (trust.NewVerifier in production).
 func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // Hostile peers over real memberlist on loopback: a node that holds the
@@ -123,8 +125,8 @@ func TestMeshHostilePeers(t *testing.T) {
 		relayed := c.meshes["r2"].Stats().MessagesOut["push"]
 		b := c.authors["ctrl-b"]
 		var genuine *crdt.CertRecord
-		c.meshes["ctrl-a"].View(func(st *crdt.Store) { genuine = st.Get(crdt.Dot{Author: b.a, Seq: 3}).(*crdt.CertRecord) })
-		next := b.seq + 1 // the next dot ctrl-b will write
+		c.meshes["ctrl-a"].View(func(st *crdt.Store) { genuine = st.Get(crdt.Dot{Author: b.Author, Seq: 3}).(*crdt.CertRecord) })
+		next := b.Seq + 1 // the next dot ctrl-b will write
 
 		// An old genuine record, sent again as it is: a duplicate.
 		replayed := genuine
@@ -139,25 +141,25 @@ func TestMeshHostilePeers(t *testing.T) {
 		// signs only its own name's records.
 		byRouter := *genuine
 		byRouter.Seq = next + 2
-		if err := crdt.Sign(&byRouter, RecordSigner{c.pki.routers["r1"].Key}); err != nil {
+		if err := crdt.Sign(&byRouter, trust.RecordSigner{Key: c.pki.Routers["r1"].Key}); err != nil {
 			t.Fatal(err)
 		}
 		byOtherCtrl := *genuine
 		byOtherCtrl.Seq = next + 3
-		if err := crdt.Sign(&byOtherCtrl, RecordSigner{c.pki.ctrl["ctrl-a"].Key}); err != nil {
+		if err := crdt.Sign(&byOtherCtrl, trust.RecordSigner{Key: c.pki.Ctrl["ctrl-a"].Key}); err != nil {
 			t.Fatal(err)
 		}
 		// The record re-authored as the rogue's own: no signer record
 		// for r1 will ever come, so it is held, then dropped.
 		own := *genuine
 		own.Header = crdt.Header{}
-		newAuthor(t, "r1", c.pki.routers["r1"].Key, rogue.Now).sign(&own)
+		trusttest.NewAuthor(t, "r1", c.pki.Routers["r1"].Key, rogue.Now).Sign(&own)
 
 		push := &Message{Type: MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 7001, Region: "east",
 			Records: []crdt.Record{replayed, &reseq, &altered, &byRouter, &byOtherCtrl, &own}}
 		// The same forgeries as an anti-entropy answer and a pull answer.
 		delta := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: push.Records,
-			Intervals: []crdt.Interval{{Author: b.a, From: 0, To: next + 3}}}
+			Intervals: []crdt.Interval{{Author: b.Author, From: 0, To: next + 3}}}
 		var outs []Output
 		for _, n := range honest {
 			outs = append(outs, Output{To: n, Msg: push}, Output{To: n, Msg: delta, Reliable: true})
@@ -167,8 +169,8 @@ func TestMeshHostilePeers(t *testing.T) {
 		unchanged(t, before)
 		for _, n := range honest {
 			c.meshes[n].View(func(st *crdt.Store) {
-				if got := st.Contiguous(b.a); got != b.seq {
-					t.Errorf("%s covers ctrl-b up to %d, want %d: a refused record's interval was covered", n, got, b.seq)
+				if got := st.Contiguous(b.Author); got != b.Seq {
+					t.Errorf("%s covers ctrl-b up to %d, want %d: a refused record's interval was covered", n, got, b.Seq)
 				}
 			})
 		}
@@ -197,31 +199,31 @@ func TestMeshHostilePeers(t *testing.T) {
 		}
 		// Its own CA, with an intermediate that names it as a controller.
 		now := time.Now()
-		fakeRoot, err := pki.NewRoot(testTD, 24*time.Hour, now, rand.Reader)
+		fakeRoot, err := pki.NewRoot(trusttest.TrustDomain, 24*time.Hour, now, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fakeInter, err := pki.NewController(fakeRoot, testTD, "fake-ctrl", 12*time.Hour, now, rand.Reader)
+		fakeInter, err := pki.NewController(fakeRoot, trusttest.TrustDomain, "fake-ctrl", 12*time.Hour, now, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := newAuthor(t, "fake-ctrl", fakeInter.Key, fake.Now)
-		ownSigner := w.signer(fakeInter)
-		sess, cert := w.session(now)
+		w := trusttest.NewAuthor(t, "fake-ctrl", fakeInter.Key, fake.Now)
+		ownSigner := w.Signer(fakeInter)
+		sess, cert := w.Session(now)
 		// A signer record naming ctrl-a, carrying ctrl-a's genuine
 		// intermediate, published under its own name.
-		stolen, err := NewSignerRecord(c.pki.ctrl["ctrl-a"].Cert, testTD)
+		stolen, err := trust.NewSignerRecord(c.pki.Ctrl["ctrl-a"].Cert, trusttest.TrustDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.sign(stolen)
+		w.Sign(stolen)
 		// A revocation of ctrl-a signed by its own root.
-		blob, err := pki.SignControllerRevocation(fakeRoot.Key, testTD, "ctrl-a", now)
+		blob, err := pki.SignControllerRevocation(fakeRoot.Key, trusttest.TrustDomain, "ctrl-a", now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		revoke := &crdt.SignerRecord{Controller: "ctrl-a", Revoked: true, RevokedAt: crdt.MillisOf(now), RootSig: blob}
-		w.sign(revoke)
+		w.Sign(revoke)
 		if err := fake.Publish([]crdt.Record{ownSigner, sess, cert, stolen, revoke}); err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +232,7 @@ func TestMeshHostilePeers(t *testing.T) {
 		// Asked for a certificate, it answers "not issued" like an issuer
 		// would; only the issuer's answer settles a pull, and the genuine
 		// certificate is found.
-		gs, genuine := c.authors["ctrl-a"].session(time.Now())
+		gs, genuine := c.authors["ctrl-a"].Session(time.Now())
 		c.meshes["ctrl-a"].View(func(st *crdt.Store) { // written, never pushed
 			st.MergeVerified(gs)
 			st.MergeVerified(genuine)
@@ -439,7 +441,7 @@ func TestMeshHostileSenders(t *testing.T) {
 				name := fmt.Sprintf("made-up-%d", i)
 				for _, m := range []*Message{
 					{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}},
-					{Type: MsgRepairReq, SentAt: hourAgo, Repair: crdt.Interval{Author: c.authors["ctrl-a"].a, From: 0, To: 1}},
+					{Type: MsgRepairReq, SentAt: hourAgo, Repair: crdt.Interval{Author: c.authors["ctrl-a"].Author, From: 0, To: 1}},
 					{Type: MsgWantReq, SentAt: hourAgo, WantID: uint64(i), Serial: crdt.Serial{byte(i)}},
 					{Type: MsgDelta, SentAt: hourAgo, More: true, Context: crdt.Context{}},
 				} {
@@ -459,7 +461,7 @@ func TestMeshHostileSenders(t *testing.T) {
 
 	t.Run("a proof under another name or for another node proves nothing", func(t *testing.T) {
 		hourAgo := crdt.MillisOf(time.Now().Add(-time.Hour))
-		r1Key := c.pki.routers["r1"]
+		r1Key := c.pki.Routers["r1"]
 		rej := c.rejections(ctrls...)
 		for _, to := range ctrls {
 			other := "ctrl-a"
@@ -483,7 +485,7 @@ func TestMeshHostileSenders(t *testing.T) {
 
 	t.Run("a forged or replayed not-found does not settle a pull", func(t *testing.T) {
 		ctrl, r2 := c.meshes["ctrl-a"], c.meshes["r2"]
-		gs, genuine := c.authors["ctrl-a"].session(time.Now())
+		gs, genuine := c.authors["ctrl-a"].Session(time.Now())
 		ctrl.View(func(st *crdt.Store) { // written, never pushed
 			st.MergeVerified(gs)
 			st.MergeVerified(genuine)
@@ -522,7 +524,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			// The issuer's own answer, proven for r1, replayed to r2.
 			proveAs(t, ctrl, frame(t, "ctrl-a", notFound), "r1"),
 			// r1's router key under the issuer's name.
-			proveWith(t, c.pki.routers["r1"], frame(t, "ctrl-a", notFound), "r2"),
+			proveWith(t, c.pki.Routers["r1"], frame(t, "ctrl-a", notFound), "r2"),
 		})
 		if _, waiting := pullState(r2, genuine.Serial); !slices.Equal(waiting, []string{"ctrl-a"}) {
 			r := <-done
@@ -567,7 +569,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			}
 			f := frame(t, name, msg)
 			if i%3 == 0 {
-				f = proveWith(t, c.pki.routers["r1"], f, to)
+				f = proveWith(t, c.pki.Routers["r1"], f, to)
 			}
 			if err := rogue.ml.SendBestEffort(node, f); err != nil {
 				t.Fatal(err)

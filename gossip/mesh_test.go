@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // These tests run real memberlist over real loopback sockets. They poll
@@ -84,7 +86,7 @@ func gossipKey(t *testing.T) []byte {
 // meshCluster is a handful of Mesh nodes with a real PKI.
 type meshCluster struct {
 	t       *testing.T
-	pki     *testPKI
+	pki     *trusttest.PKI
 	key     []byte
 	label   string
 	addrs   map[string]string
@@ -92,7 +94,7 @@ type meshCluster struct {
 	regions map[string]string
 	seeds   []string
 	meshes  map[string]*Mesh
-	authors map[string]*author
+	authors map[string]*trusttest.Author
 }
 
 func newMeshCluster(t *testing.T, controllers map[string]string, routers map[string]string) *meshCluster {
@@ -105,9 +107,9 @@ func newMeshCluster(t *testing.T, controllers map[string]string, routers map[str
 	}
 	slices.Sort(cn)
 	c := &meshCluster{
-		t: t, pki: newTestPKI(t, time.Now(), cn, rn), key: gossipKey(t), label: "certmesh-test",
+		t: t, pki: trusttest.NewPKI(t, time.Now(), cn, rn), key: gossipKey(t), label: "certmesh-test",
 		addrs: map[string]string{}, roles: map[string]Role{}, regions: map[string]string{},
-		meshes: map[string]*Mesh{}, authors: map[string]*author{},
+		meshes: map[string]*Mesh{}, authors: map[string]*trusttest.Author{},
 	}
 	for n, r := range controllers {
 		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), RoleController, r
@@ -138,13 +140,13 @@ func (c *meshCluster) config(name string) MeshConfig {
 // without one).
 func (c *meshCluster) nodeAuth(name string) *NodeAuth {
 	c.t.Helper()
-	a, err := NewNodeAuth(c.pki.root.Cert, testTD, name, c.roles[name])
+	a, err := NewNodeAuth(c.pki.Root.Cert, trusttest.TrustDomain, name, c.roles[name])
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	kp, ok := c.pki.ctrl[name]
+	kp, ok := c.pki.Ctrl[name]
 	if !ok {
-		kp, ok = c.pki.routers[name]
+		kp, ok = c.pki.Routers[name]
 	}
 	if ok {
 		if err := a.SetIdentity(kp.Cert, kp.Key); err != nil {
@@ -161,7 +163,7 @@ func (c *meshCluster) start(name string, edit func(*MeshConfig)) *Mesh {
 		edit(&cfg)
 	}
 	store := crdt.NewStore()
-	v, err := NewVerifier(c.pki.root.Cert, testTD, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(c.pki.Root.Cert, trusttest.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -170,8 +172,8 @@ func (c *meshCluster) start(name string, edit func(*MeshConfig)) *Mesh {
 		c.t.Fatalf("start %s: %v", name, err)
 	}
 	c.meshes[name] = m
-	if kp, ok := c.pki.ctrl[name]; ok && c.authors[name] == nil {
-		c.authors[name] = newAuthor(c.t, name, kp.Key, m.Now)
+	if kp, ok := c.pki.Ctrl[name]; ok && c.authors[name] == nil {
+		c.authors[name] = trusttest.NewAuthor(c.t, name, kp.Key, m.Now)
 	}
 	return m
 }
@@ -190,11 +192,11 @@ func (c *meshCluster) publish(name string, n int) []crdt.Record {
 	c.t.Helper()
 	m, w := c.meshes[name], c.authors[name]
 	var recs []crdt.Record
-	if w.seq == 0 {
-		recs = append(recs, w.signer(c.pki.ctrl[name]))
+	if w.Seq == 0 {
+		recs = append(recs, w.Signer(c.pki.Ctrl[name]))
 	}
 	for i := 0; i < n; i++ {
-		s, cert := w.session(time.Now())
+		s, cert := w.Session(time.Now())
 		recs = append(recs, s, cert)
 	}
 	if err := m.Publish(recs); err != nil {
@@ -354,7 +356,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 		var cert *crdt.CertRecord
 		added := 0
 		for attempt := 1; cert == nil; attempt++ {
-			s, c0 := w.session(time.Now())
+			s, c0 := w.Session(time.Now())
 			ctrl.View(func(st *crdt.Store) { // written but never pushed
 				st.MergeVerified(s)
 				st.MergeVerified(c0)
@@ -398,31 +400,31 @@ func TestMeshOverMemberlist(t *testing.T) {
 		}
 		relayedBefore := c.meshes["r2"].Stats().MessagesOut["push"]
 		rogue := c.meshes["r1"]
-		router := c.pki.routers["r1"]
+		router := c.pki.Routers["r1"]
 		now := time.Now()
 		// A record the router wrote and signed itself.
-		own, _ := newAuthor(t, "r1", router.Key, rogue.Now).session(now)
+		own, _ := trusttest.NewAuthor(t, "r1", router.Key, rogue.Now).Session(now)
 		// A controller's certificate altered, under a fresh dot.
-		_, genuine := c.authors["ctrl-b"].session(now)
+		_, genuine := c.authors["ctrl-b"].Session(now)
 		altered := *genuine
 		altered.Identity = "mallory"
 		altered.Seq += 100
 		// The same alteration under the genuine dot, which everyone has.
 		var held crdt.Record
 		c.meshes["ctrl-a"].View(func(st *crdt.Store) {
-			held = st.Get(crdt.Dot{Author: c.authors["ctrl-b"].a, Seq: 3})
+			held = st.Get(crdt.Dot{Author: c.authors["ctrl-b"].Author, Seq: 3})
 		})
 		sameDot := *held.(*crdt.CertRecord)
 		sameDot.Identity = "mallory"
 		// A signer record for ctrl-b carrying the router's certificate.
-		fakeSigner, err := NewSignerRecord(c.pki.ctrl["ctrl-b"].Cert, testTD)
+		fakeSigner, err := trust.NewSignerRecord(c.pki.Ctrl["ctrl-b"].Cert, trusttest.TrustDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fakeSigner.Cert = router.Cert.Raw
-		newAuthor(t, "ctrl-b", router.Key, rogue.Now).sign(fakeSigner)
+		trusttest.NewAuthor(t, "ctrl-b", router.Key, rogue.Now).Sign(fakeSigner)
 		fakeSigner.Seq = 500
-		if err := crdt.Sign(fakeSigner, RecordSigner{router.Key}); err != nil {
+		if err := crdt.Sign(fakeSigner, trust.RecordSigner{Key: router.Key}); err != nil {
 			t.Fatal(err)
 		}
 		forged := &Message{Type: MsgPush, SentAt: crdt.MillisOf(now), Origin: "r1", Batch: 99, Region: "east",

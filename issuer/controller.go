@@ -20,6 +20,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Mesh is what a controller needs of the gossip mesh; *gossip.Mesh
@@ -117,7 +118,7 @@ type Controller struct {
 
 	mesh     Mesh
 	unsub    func()
-	verifier *gossip.Verifier // set by NewMesh; its root follows Reload
+	verifier *trust.Verifier  // set by NewMesh; its root follows Reload
 	nodeAuth *gossip.NodeAuth // set by NewMesh; its root and identity follow Reload
 
 	limiter *ipLimiter
@@ -310,14 +311,14 @@ func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
 }
 
 // NewMesh starts the controller's gossip mesh over Store(), verifying
-// records with a gossip.Verifier that trusts the root of pki.ca, and, unless
+// records with a trust.Verifier that trusts the root of pki.ca, and, unless
 // mc.Auth is set, proving its frames with its intermediate
 // (gossip.NodeAuth); both follow Reload. Pass the mesh to Start; close it
 // after Close.
 func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
 	store := c.store
 	k := c.keys.Load()
-	v, err := gossip.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +398,11 @@ func (c *Controller) publishSigner(k *keys, swap bool) error {
 	c.mesh.View(func(s *crdt.Store) { _, have = s.Signer(c.cfg.Node.Name, k.keyID) })
 	var first []crdt.Record
 	if !have {
-		first = []crdt.Record{k.signerRecord(c.cfg.Node.Name)}
+		rec, err := trust.NewSignerRecord(k.inter.Cert, c.cfg.PKI.TrustDomain)
+		if err != nil {
+			return fmt.Errorf("issuer: publish signer record: %w", err)
+		}
+		first = []crdt.Record{rec}
 	}
 	var err error
 	if swap {

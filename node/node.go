@@ -24,6 +24,7 @@ import (
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/router"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Controller is a running controller: the issuer and its mesh.
@@ -80,7 +81,7 @@ type Router struct {
 	*router.Router
 	Mesh     *gossip.Mesh
 	cfg      config.Router
-	verifier *gossip.Verifier
+	verifier *trust.Verifier
 	auth     *gossip.NodeAuth // proves the router's frames with its certificate
 	// Restored is how many records the router restored from its snapshot
 	// and revocation journal.
@@ -166,7 +167,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		// The mesh and the router add the node attribute themselves.
 		log.Info("router: state restored from snapshot", "node", rc.Name, "records", restored, "dir", rc.DataDir)
 	}
-	verifier, err := gossip.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
+	verifier, err := trust.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.ca", Err: err}
 	}

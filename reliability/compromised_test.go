@@ -15,6 +15,7 @@ import (
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // refuseAll is the verifier of the rogue node below: it merges nothing it
@@ -70,7 +71,7 @@ func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at t
 	clock := crdt.NewClock(0)
 	for i, r := range recs {
 		*r.Head() = crdt.Header{Author: ctrl.Author(), Seq: seq + uint64(i), HLC: clock.Now(at)}
-		if err := crdt.Sign(r, gossip.RecordSigner{Key: kp.Key}); err != nil {
+		if err := crdt.Sign(r, trust.RecordSigner{Key: kp.Key}); err != nil {
 			t.Fatal(err)
 		}
 	}

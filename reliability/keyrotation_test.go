@@ -15,6 +15,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // TestGossipKeyRotation rotates the gossip key of a running cluster the way
@@ -132,7 +133,7 @@ func TestGossipKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := crdt.NewStore()
-		v, err := gossip.NewVerifier(c.root.Cert, "certmesh", func() *crdt.Store { return store })
+		v, err := trust.NewVerifier(c.root.Cert, "certmesh", func() *crdt.Store { return store })
 		if err != nil {
 			t.Fatal(err)
 		}

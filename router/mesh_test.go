@@ -18,6 +18,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/router/routertest"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Tests over real gossip meshes (hashicorp/memberlist on loopback).
@@ -53,7 +54,7 @@ func startMesh(t *testing.T, p *routertest.PKI, name string, role gossip.Role, r
 	core.Name, core.Role, core.Region = name, role, region
 	core.AntiEntropyInterval = time.Hour
 	store := crdt.NewStore()
-	v, err := gossip.NewVerifier(p.Root.Cert, routertest.TrustDomain, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(p.Root.Cert, routertest.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		t.Fatal(err)
 	}
