@@ -271,7 +271,7 @@ type Stats struct {
 }
 
 // MsgCounts counts messages by type (index 0 is unused).
-type MsgCounts [maxMsgType + 1]uint64
+type MsgCounts [MaxMsgType + 1]uint64
 
 // NewCore returns a Core that replicates into store, verifies received
 // records with verifier and draws randomness from rng (seeded by the
@@ -525,7 +525,7 @@ func (c *Core) push(now time.Time, recs []crdt.Record) {
 // to from.Name only if it is a live member of the view, so that a made-up
 // name costs no work and creates no state.
 func (c *Core) Step(now time.Time, from Sender, m *Message) {
-	if m.Type <= maxMsgType {
+	if m.Type <= MaxMsgType {
 		c.stats.MessagesIn[m.Type]++
 	}
 	c.stats.BytesIn += uint64(m.size)
@@ -974,7 +974,7 @@ func (c *Core) sendSync(now time.Time, to string) {
 		p.lastSync, p.asked = now, now
 	}
 	if !c.synced {
-		if _, ok := c.exchanging[to]; !ok && len(c.exchanging) < maxExchanging {
+		if _, ok := c.exchanging[to]; !ok && len(c.exchanging) < MaxExchanging {
 			c.exchanging[to] = exchange{}
 		}
 	}
@@ -1347,15 +1347,15 @@ func (c *Core) notePeerContext(from Sender, theirs crdt.Context) {
 		return
 	}
 	e, ok := c.exchanging[from.Name]
-	if !ok && len(c.exchanging) >= maxExchanging || e.proven && !from.Proven {
+	if !ok && len(c.exchanging) >= MaxExchanging || e.proven && !from.Proven {
 		return
 	}
 	c.exchanging[from.Name] = exchange{ctx: theirs, proven: from.Proven}
 }
 
-// maxExchanging caps the exchanges tracked until Synced, whatever names
-// peers claim.
-const maxExchanging = 64
+// MaxExchanging caps the exchanges tracked until Synced, whatever names
+// peers claim (see Footprint).
+const MaxExchanging = 64
 
 // deltaReceived notes a delta from a peer: one after which this node
 // holds the peer's whole context (as it was proven, or not), or the last
@@ -1395,6 +1395,35 @@ func (c *Core) SyncWith(now time.Time, name string) {
 
 // HeldCount is the number of records held for a signer or a future HLC.
 func (c *Core) HeldCount() int { return len(c.held) }
+
+// Footprint counts the state a core keeps per peer and per request, which
+// stays bounded whatever names and requests peers send: tests of hostile
+// input check it, and a driver may report it.
+type Footprint struct {
+	Peers      int // members it synced with: live members only, at most maxPeers
+	Exchanging int // exchanges tracked until Synced, at most MaxExchanging
+	Pulls      int // wants in flight
+	Negative   int // serials cached as not issued, for NegativeTTL
+}
+
+// Footprint returns the core's Footprint.
+func (c *Core) Footprint() Footprint {
+	return Footprint{Peers: len(c.peers), Exchanging: len(c.exchanging), Pulls: len(c.pulls), Negative: len(c.negative)}
+}
+
+// Pull returns the want id of the pull of serial in flight and the nodes it
+// waits for in its current wave, sorted; ok is false if none is in flight.
+func (c *Core) Pull(serial crdt.Serial) (id uint64, waiting []string, ok bool) {
+	p, ok := c.pulls[serial]
+	if !ok {
+		return 0, nil, false
+	}
+	for n := range p.waiting {
+		waiting = append(waiting, n)
+	}
+	slices.Sort(waiting)
+	return p.id, waiting, true
+}
 
 // outbox collects what Ready hands the driver. It allocates a chunk at a
 // time and Ready hands out the filled part, clipped: the driver owns it

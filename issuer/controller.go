@@ -19,11 +19,12 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/trust"
 )
 
-// Mesh is what a controller needs of the gossip mesh; *gossip.Mesh
+// Mesh is what a controller needs of the gossip mesh; *mesh.Mesh
 // provides it. Implementations are safe for concurrent use.
 type Mesh interface {
 	// Publish disseminates records this node wrote, already signed and
@@ -48,9 +49,9 @@ type Mesh interface {
 
 // Member is one mesh member in /v1/status: name, role, region, state and
 // lag (records it lacked at the last exchange).
-type Member = gossip.MemberStatus
+type Member = mesh.MemberStatus
 
-var _ Mesh = (*gossip.Mesh)(nil)
+var _ Mesh = (*mesh.Mesh)(nil)
 
 // TokenVerifier verifies login tokens; *auth.Verifier is one. Errors should
 // be *auth.Error so that the API answers with their code.
@@ -70,7 +71,7 @@ type Options struct {
 	Tokens TokenVerifier
 	Auth   auth.Options
 	// LoadKeyring reads mesh.key_file on Reload; default
-	// gossip.LoadKeyFile.
+	// mesh.LoadKeyFile.
 	LoadKeyring func(path string) ([][]byte, error)
 	// MaxOffset is the mesh's max clock offset; writes are refused while
 	// this node's clock is off by more than half of it. Default
@@ -173,7 +174,7 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 		opts.Now = time.Now
 	}
 	if opts.LoadKeyring == nil {
-		opts.LoadKeyring = gossip.LoadKeyFile
+		opts.LoadKeyring = mesh.LoadKeyFile
 	}
 	if opts.MaxOffset <= 0 {
 		opts.MaxOffset = crdt.DefaultMaxOffset
@@ -290,14 +291,14 @@ func (c *Controller) RootCA() *x509.Certificate { return c.keys.Load().root }
 // MeshConfig returns the gossip mesh configuration of the controller's
 // config (mesh.*, node.name, node.region) with the gossip keyring keys.
 // Adjust it before NewMesh if need be.
-func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
+func (c *Controller) MeshConfig(keys [][]byte) mesh.Config {
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = c.cfg.Node.Name, gossip.RoleController, c.cfg.Node.Region
 	core.MaxOffset = c.opts.MaxOffset
 	if n := c.cfg.Mesh.EagerTrees; n > 0 {
 		core.EagerTrees = n
 	}
-	return gossip.MeshConfig{
+	return mesh.Config{
 		Core:        core,
 		Bind:        c.cfg.Mesh.Bind,
 		Advertise:   c.cfg.Mesh.Advertise,
@@ -315,7 +316,7 @@ func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
 // mc.Auth is set, proving its frames with its intermediate
 // (gossip.NodeAuth); both follow Reload. Pass the mesh to Start; close it
 // after Close.
-func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
+func (c *Controller) NewMesh(mc mesh.Config) (*mesh.Mesh, error) {
 	store := c.store
 	k := c.keys.Load()
 	v, err := trust.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
@@ -332,7 +333,7 @@ func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
 		}
 		mc.Auth = a
 	}
-	m, err := gossip.NewMesh(mc, store, v)
+	m, err := mesh.New(mc, store, v)
 	if err != nil {
 		return nil, err
 	}

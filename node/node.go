@@ -21,6 +21,7 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/router"
@@ -30,7 +31,7 @@ import (
 // Controller is a running controller: the issuer and its mesh.
 type Controller struct {
 	*issuer.Controller
-	Mesh *gossip.Mesh
+	Mesh *mesh.Mesh
 }
 
 // ConfigError reports a problem fixed by editing the configuration (the
@@ -46,7 +47,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // StartController opens the controller's store, joins the mesh and starts
 // its API and metrics listeners.
 func StartController(cfg config.Controller, opts issuer.Options) (*Controller, error) {
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
@@ -54,23 +55,23 @@ func StartController(cfg config.Controller, opts issuer.Options) (*Controller, e
 	if err != nil {
 		return nil, err
 	}
-	mesh, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
+	m, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
 	if err != nil {
 		ctrl.Close(context.Background())
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	if err := ctrl.Start(mesh); err != nil {
+	if err := ctrl.Start(m); err != nil {
 		ctrl.Close(context.Background())
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
-	return &Controller{Controller: ctrl, Mesh: mesh}, nil
+	return &Controller{Controller: ctrl, Mesh: m}, nil
 }
 
 // Close stops the controller gracefully, then leaves the mesh.
 func (c *Controller) Close(ctx context.Context) error {
 	err := c.Controller.Close(ctx)
-	if merr := c.Mesh.Close(); merr != nil && !errors.Is(merr, gossip.ErrClosed) {
+	if merr := c.Mesh.Close(); merr != nil && !errors.Is(merr, mesh.ErrClosed) {
 		err = errors.Join(err, merr)
 	}
 	return err
@@ -79,7 +80,7 @@ func (c *Controller) Close(ctx context.Context) error {
 // Router is a running router: the admission proxy and its mesh.
 type Router struct {
 	*router.Router
-	Mesh     *gossip.Mesh
+	Mesh     *mesh.Mesh
 	cfg      config.Router
 	verifier *trust.Verifier
 	auth     *gossip.NodeAuth // proves the router's frames with its certificate
@@ -115,7 +116,7 @@ func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
 	if _, err := pki.CheckNodeCert(cfg.PKI.Cert, cert.Leaf, pool, want, time.Now()); err != nil {
 		return nil, &ConfigError{Field: "pki.cert", Err: err}
 	}
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
@@ -183,7 +184,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if n := cfg.Mesh.EagerTrees; n > 0 {
 		core.EagerTrees = n
 	}
-	mesh, err := gossip.NewMesh(gossip.MeshConfig{
+	m, err := mesh.New(mesh.Config{
 		Core:        core,
 		Bind:        cfg.Mesh.Bind,
 		Advertise:   cfg.Mesh.Advertise,
@@ -196,24 +197,24 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	r, err := router.New(rc, mesh, router.Credentials{Roots: files.roots, Cert: files.cert}, router.Options{
+	r, err := router.New(rc, m, router.Credentials{Roots: files.roots, Cert: files.cert}, router.Options{
 		Logger:  log,
 		Metrics: metrics.NewSet(),
 		MetricsWriters: []func(w io.Writer){
-			mesh.WritePrometheus,
+			m.WritePrometheus,
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
 		},
-		Members: members(mesh),
+		Members: members(m),
 	})
 	if err != nil {
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
 	if err := r.Start(); err != nil {
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
-	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
+	return &Router{Router: r, Mesh: m, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
 }
 
 // setRouterIdentity gives auth the router's certificate and key: the mesh
@@ -237,7 +238,7 @@ func setRouterIdentity(auth *gossip.NodeAuth, cfg *config.Router, files *routerF
 	return nil
 }
 
-func members(m *gossip.Mesh) func() []router.MemberStatus {
+func members(m *mesh.Mesh) func() []router.MemberStatus {
 	return func() []router.MemberStatus {
 		var out []router.MemberStatus
 		for _, ms := range m.Members() {

@@ -12,6 +12,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/devcluster"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
@@ -26,15 +27,15 @@ func (refuseAll) Verify(crdt.Record, []byte) error { return errors.New("rogue: n
 
 // rogueNode is a node that holds the gossip key and a stolen controller
 // key: it publishes whatever records it is given, under any author.
-func (c *cluster) rogueNode(t *testing.T) *gossip.Mesh {
+func (c *cluster) rogueNode(t *testing.T) *mesh.Mesh {
 	t.Helper()
-	keys, err := gossip.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
+	keys, err := mesh.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = "rogue", gossip.RoleController, "us-east"
-	m, err := gossip.NewMesh(gossip.MeshConfig{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
+	m, err := mesh.New(mesh.Config{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
 		Keys: keys, Logger: testLogger()}, crdt.NewStore(), refuseAll{})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at t
 	return recs
 }
 
-func rejected(ms []*gossip.Mesh, reason string) map[string]uint64 {
+func rejected(ms []*mesh.Mesh, reason string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, m := range ms {
 		out[m.Name()] = m.Stats().Rejected[reason]
@@ -132,7 +133,7 @@ func TestCompromisedController(t *testing.T) {
 		stolenSeq += uint64(n)
 		return seq
 	}
-	others := []*gossip.Mesh{c.Controllers[0].Mesh, c.Controllers[1].Mesh}
+	others := []*mesh.Mesh{c.Controllers[0].Mesh, c.Controllers[1].Mesh}
 	others = append(others, c.routerMeshes()...)
 
 	t.Run("it cannot revoke another controller", func(t *testing.T) {

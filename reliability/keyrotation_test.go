@@ -14,6 +14,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/trust"
 )
@@ -139,7 +140,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		}
 		core := gossip.DefaultConfig()
 		core.Name, core.Role, core.Region = "stale-key", gossip.RoleRouter, "us-east"
-		m, err := gossip.NewMesh(gossip.MeshConfig{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
+		m, err := mesh.New(mesh.Config{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
 			Keys: [][]byte{old}, JoinTimeout: time.Second, Logger: testLogger()}, store, v)
 		if err != nil {
 			t.Fatal(err)

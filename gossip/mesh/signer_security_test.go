@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"crypto/rand"
@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/certmesh/certmesh/gossip"
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
@@ -19,7 +21,7 @@ import (
 // whose clock runs far ahead cannot get its writes merged before time
 // catches up.
 //
-//	go test ./gossip/ -run 'TestMeshSigner|TestMeshClockFarAhead' -v
+//	go test ./gossip/mesh/ -run 'TestMeshSigner|TestMeshClockFarAhead' -v
 
 func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 	c := newMeshCluster(t,
@@ -119,9 +121,9 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 		if err := crdt.Sign(&self, trust.RecordSigner{Key: c.pki.Ctrl["ctrl-b"].Key}); err != nil {
 			t.Fatal(err)
 		}
-		m := &Message{Type: MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 8001, Region: "east",
+		m := &gossip.Message{Type: gossip.MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 8001, Region: "east",
 			Records: []crdt.Record{rec, &self}}
-		rogue.send([]Output{{To: "ctrl-a", Msg: m}, {To: "r2", Msg: m}})
+		rogue.send([]gossip.Output{{To: "ctrl-a", Msg: m}, {To: "r2", Msg: m}})
 		c.waitRejected(t, rej, map[string]uint64{"bad_revocation": 2}, "ctrl-a", "r2")
 		for _, n := range []string{"ctrl-a", "r2"} {
 			if got := c.meshes[n].digest(); got != before[n] {
@@ -168,10 +170,10 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 			before[n] = c.meshes[n].digest()
 		}
 		s2, ce2 := c.authors["ctrl-b"].Session(time.Now())
-		m := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: []crdt.Record{s, ce, s2, ce2}}
-		var outs []Output
+		m := &gossip.Message{Type: gossip.MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: []crdt.Record{s, ce, s2, ce2}}
+		var outs []gossip.Output
 		for _, n := range others {
-			outs = append(outs, Output{To: n, Msg: m, Reliable: true})
+			outs = append(outs, gossip.Output{To: n, Msg: m, Reliable: true})
 		}
 		rogue.send(outs)
 		c.waitRejected(t, rej, map[string]uint64{"author_revoked": 4}, others...)
@@ -198,7 +200,7 @@ func TestMeshClockFarAhead(t *testing.T) {
 	all := []string{"ctrl-a", "ctrl-b", "ctrl-skew", "r1", "r2"}
 	honest := []string{"ctrl-a", "ctrl-b", "r1", "r2"}
 	for _, n := range all {
-		c.start(n, func(cfg *MeshConfig) {
+		c.start(n, func(cfg *Config) {
 			cfg.Core.HeldTTL = 2 * time.Minute
 			cfg.Clock = clock
 			if n == "ctrl-skew" {

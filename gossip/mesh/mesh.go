@@ -1,6 +1,7 @@
-package gossip
+package mesh
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -17,17 +18,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certmesh/certmesh/gossip"
+
 	"github.com/hashicorp/memberlist"
 
 	"github.com/certmesh/certmesh/crdt"
 )
 
-// MeshConfig configures a Mesh. A MeshConfig is frozen once passed to
-// NewMesh.
-type MeshConfig struct {
+// Config configures a Mesh. A Config is frozen once passed to
+// New.
+type Config struct {
 	// Core is the protocol's configuration: Name, Role and Region, and
-	// its tuning (DefaultConfig).
-	Core Config
+	// its tuning (gossip.DefaultConfig).
+	Core gossip.Config
 	// Bind is the host:port memberlist listens on, TCP and UDP; port 0
 	// picks a free one (see Addr). Ignored with Transport.
 	Bind string
@@ -86,13 +89,13 @@ type MeshConfig struct {
 	// Seed seeds the core's random source; zero draws one at random.
 	Seed uint64
 	// Auth proves this node's frames to its peers and checks theirs: a
-	// NodeAuth for this node's name and role, trusting the root of the
+	// gossip.NodeAuth for this node's name and role, trusting the root of the
 	// trust domain, with the node's certificate and key (SetIdentity) as
 	// `pki init` wrote them. Without an identity the node sends unproven
 	// frames; without Auth it proves nothing and no sender is proven to
 	// it, so clock samples, an issuer's "not issued" and the rest of what
 	// trusts a sender's word never count (tests only).
-	Auth *NodeAuth
+	Auth *gossip.NodeAuth
 
 	// protocol, tests only, replaces the protocol version (major<<4 |
 	// minor) this node announces in its metadata and writes at the head
@@ -101,7 +104,7 @@ type MeshConfig struct {
 	protocol uint8
 }
 
-// Defaults of MeshConfig.
+// Defaults of Config.
 const (
 	DefaultJoinTimeout       = 5 * time.Second
 	DefaultReconnectInterval = 3 * time.Second
@@ -151,7 +154,7 @@ const maxProvenSenders = 1 << 16
 // ErrClosed is returned by a Mesh's methods after Close.
 var ErrClosed = errors.New("gossip: mesh closed")
 
-func (c *MeshConfig) withDefaults() (MeshConfig, error) {
+func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
 	if cfg.JoinTimeout == 0 {
 		cfg.JoinTimeout = DefaultJoinTimeout
@@ -184,7 +187,7 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 		cfg.CollectGrace = DefaultCollectGrace
 	}
 	if cfg.protocol == 0 {
-		cfg.protocol = protocolVersion
+		cfg.protocol = gossip.ProtocolVersion
 	}
 	cfg.Join = slices.Clone(cfg.Join)
 	cfg.Keys = slices.Clone(cfg.Keys)
@@ -192,8 +195,8 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 		return cfg, err
 	}
 	switch {
-	case cfg.Core.Region == "" || len(cfg.Core.Region) > maxRegionLen:
-		return cfg, fmt.Errorf("gossip: mesh config: region of %d bytes, want 1 to %d", len(cfg.Core.Region), maxRegionLen)
+	case cfg.Core.Region == "" || len(cfg.Core.Region) > gossip.MaxRegionLen:
+		return cfg, fmt.Errorf("gossip: mesh config: region of %d bytes, want 1 to %d", len(cfg.Core.Region), gossip.MaxRegionLen)
 	case len(cfg.Core.Name) > crdt.MaxNameLen:
 		return cfg, fmt.Errorf("gossip: mesh config: name of %d bytes, more than %d", len(cfg.Core.Name), crdt.MaxNameLen)
 	case cfg.Preset != "lan" && cfg.Preset != "wan":
@@ -208,8 +211,8 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 		return cfg, fmt.Errorf("gossip: mesh config: API address longer than %d bytes", maxAPIAddrLen)
 	case cfg.MaxQueued < 1:
 		return cfg, fmt.Errorf("gossip: mesh config: max queued %d", cfg.MaxQueued)
-	case cfg.Auth != nil && (cfg.Auth.name != cfg.Core.Name || cfg.Auth.role != cfg.Core.Role):
-		return cfg, fmt.Errorf("gossip: mesh config: node auth of %v %q for %v %q", cfg.Auth.role, cfg.Auth.name, cfg.Core.Role, cfg.Core.Name)
+	case cfg.Auth != nil && (cfg.Auth.Name() != cfg.Core.Name || cfg.Auth.Role() != cfg.Core.Role):
+		return cfg, fmt.Errorf("gossip: mesh config: node auth of %v %q for %v %q", cfg.Auth.Role(), cfg.Auth.Name(), cfg.Core.Role, cfg.Core.Name)
 	}
 	for i, k := range cfg.Keys {
 		if err := memberlist.ValidateKey(k); err != nil {
@@ -227,7 +230,7 @@ func (c *MeshConfig) withDefaults() (MeshConfig, error) {
 // core has ready. Publish, Now, View, Want and the other methods are safe
 // for concurrent use.
 type Mesh struct {
-	cfg   MeshConfig
+	cfg   Config
 	log   *slog.Logger
 	clock func() time.Time
 	met   *meshMetrics
@@ -243,8 +246,8 @@ type Mesh struct {
 	packetLimit int
 
 	mu      sync.Mutex // guards core (and so the store) and waiters
-	core    *Core
-	waiters map[crdt.Serial][]chan WantResult
+	core    *gossip.Core
+	waiters map[crdt.Serial][]chan gossip.WantResult
 
 	inMu   sync.Mutex // guards inbox and queued
 	inbox  []input
@@ -264,7 +267,7 @@ type Mesh struct {
 	logMu  sync.Mutex // guards logged
 	logged map[string]time.Time
 
-	verifyQ chan *Frame // frames whose proof the verifier goroutine checks
+	verifyQ chan *gossip.Frame // frames whose proof the verifier goroutine checks
 
 	proofMu    sync.Mutex             // guards lastProven
 	lastProven map[string]crdt.Millis // SentAt of the last proven frame taken, by sender; members only
@@ -312,16 +315,16 @@ const (
 
 type input struct {
 	kind   inputKind
-	from   string // inGone: the member
-	sender Sender // inMessage, inPeerState
-	msg    *Message
-	member Member
+	from   string        // inGone: the member
+	sender gossip.Sender // inMessage, inPeerState
+	msg    *gossip.Message
+	member gossip.Member
 	sync   bool // inMember: start an anti-entropy exchange with it
 	recs   []crdt.Record
 	done   chan error
 	serial crdt.Serial
 	issuer string
-	result chan WantResult
+	result chan gossip.WantResult
 }
 
 type reliableSender struct {
@@ -331,11 +334,11 @@ type reliableSender struct {
 	running bool
 }
 
-// NewMesh starts memberlist and the loop, and begins joining cfg.Join in
+// New starts memberlist and the loop, and begins joining cfg.Join in
 // the background. store is the replicated state: from now on only the mesh
 // touches it, and others read it through View. v verifies received records
 // (trust.NewVerifier in production).
-func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
+func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -347,7 +350,7 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 	for seed == 0 {
 		seed = randomUint64()
 	}
-	core, err := NewCore(cfg.Core, store, v, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	core, err := gossip.NewCore(cfg.Core, store, v, rand.New(rand.NewPCG(seed, seed>>1|1)))
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +361,7 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 		met:       newMeshMetrics(),
 		boot:      randomUint64(),
 		core:      core,
-		waiters:   make(map[crdt.Serial][]chan WantResult),
+		waiters:   make(map[crdt.Serial][]chan gossip.WantResult),
 		wake:      make(chan struct{}, 1),
 		subs:      make(map[uint64]func([]crdt.Record)),
 		nodes:     make(map[string]*nodeInfo),
@@ -368,7 +371,7 @@ func NewMesh(cfg MeshConfig, store *crdt.Store, v crdt.Verifier) (*Mesh, error) 
 		stop:      make(chan struct{}),
 		conflict:  make(chan error, 1),
 
-		verifyQ:    make(chan *Frame, maxVerifyQueue),
+		verifyQ:    make(chan *gossip.Frame, maxVerifyQueue),
 		lastProven: make(map[string]crdt.Millis),
 	}
 	m.started = m.clock()
@@ -647,14 +650,14 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 
 // send frames each message once and sends it to every recipient: one
 // packet when it fits, over a stream otherwise. A message whose sender
-// matters (NeedsProof) carries this node's proof, made for its recipient,
+// matters (gossip.NeedsProof) carries this node's proof, made for its recipient,
 // to peers that read proofs (protocol 1.1 on).
-func (m *Mesh) send(outs []Output) {
+func (m *Mesh) send(outs []gossip.Output) {
 	if len(outs) == 0 {
 		return
 	}
-	frames := make(map[*Message][]byte)
-	prove := m.cfg.protocol&0xf >= minorTrailer && m.cfg.Auth.Proves()
+	frames := make(map[*gossip.Message][]byte)
+	prove := m.cfg.protocol&0xf >= gossip.MinorTrailer && m.cfg.Auth.Proves()
 	for _, o := range outs {
 		f, ok := frames[o.Msg]
 		if !ok {
@@ -671,7 +674,7 @@ func (m *Mesh) send(outs []Output) {
 			m.met.drop("no_route")
 			continue
 		}
-		if prove && minor >= minorTrailer && NeedsProof(o.Msg) {
+		if prove && minor >= gossip.MinorTrailer && gossip.NeedsProof(o.Msg) {
 			pf, err := m.cfg.Auth.Prove(f, o.To)
 			if err != nil {
 				m.log.Error("gossip: prove", "type", o.Msg.Type.String(), "err", err)
@@ -693,8 +696,8 @@ func (m *Mesh) send(outs []Output) {
 
 // encodeFrame frames msg as sent by this node, with the protocol version
 // it announces.
-func (m *Mesh) encodeFrame(msg *Message) ([]byte, error) {
-	f, err := EncodeFrame(m.cfg.Core.Name, msg)
+func (m *Mesh) encodeFrame(msg *gossip.Message) ([]byte, error) {
+	f, err := gossip.EncodeFrame(m.cfg.Core.Name, msg)
 	if err == nil {
 		f[0] = m.cfg.protocol
 	}
@@ -826,7 +829,7 @@ func (m *Mesh) nodeAlive(n *memberlist.Node) {
 		m.log.Info("gossip: member up", "member", n.Name, "role", meta.Role.String(), "region", meta.Region, "addr", n.Address())
 	}
 	m.updateMemberMetrics()
-	m.enqueue(input{kind: inMember, member: Member{Name: n.Name, Role: meta.Role, Region: meta.Region}, sync: restarted}, false)
+	m.enqueue(input{kind: inMember, member: gossip.Member{Name: n.Name, Role: meta.Role, Region: meta.Region}, sync: restarted}, false)
 }
 
 // nodeGone handles a member that left or was declared dead.
@@ -973,11 +976,11 @@ func (m *Mesh) joinLoop() {
 func (m *Mesh) reconnect() {
 	now := m.clock()
 	var failed []string
-	controller := m.cfg.Core.Role == RoleController
+	controller := m.cfg.Core.Role == gossip.RoleController
 	m.nodesMu.RLock()
 	for _, ni := range m.nodes {
 		switch {
-		case ni.state == "alive" && ni.meta.Role == RoleController:
+		case ni.state == "alive" && ni.meta.Role == gossip.RoleController:
 			controller = true
 		case ni.state == "dead" && now.Sub(ni.down) < m.cfg.ReconnectTimeout:
 			failed = append(failed, ni.node.Address())
@@ -1010,7 +1013,7 @@ func (m *Mesh) reconnect() {
 // stored: they are merged into the store and pushed at once. It returns
 // once they are in the store. Routers never author.
 func (m *Mesh) Publish(recs []crdt.Record) error {
-	if m.cfg.Core.Role != RoleController {
+	if m.cfg.Core.Role != gossip.RoleController {
 		return errors.New("gossip: publish: routers never author records")
 	}
 	if len(recs) == 0 {
@@ -1064,14 +1067,14 @@ func (m *Mesh) Subscribe(fn func(applied []crdt.Record)) (cancel func()) {
 
 // Want pulls the records of a certificate this node has not seen: it asks
 // the issuing controller and a nearby node, then the other controllers and
-// a few peers (Core.Want). It returns when the record is in the store
+// a few peers (gossip.Core.Want). It returns when the record is in the store
 // (Found), the issuer said it never issued the serial (Authoritative),
 // everyone asked failed to answer, or ctx is done.
-func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (WantResult, error) {
+func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (gossip.WantResult, error) {
 	if m.closed.Load() {
-		return WantResult{Serial: serial}, ErrClosed
+		return gossip.WantResult{Serial: serial}, ErrClosed
 	}
-	ch := make(chan WantResult, 1)
+	ch := make(chan gossip.WantResult, 1)
 	m.enqueue(input{kind: inWant, serial: serial, issuer: issuer, result: ch}, false)
 	select {
 	case r := <-ch:
@@ -1088,9 +1091,9 @@ func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (Wan
 			m.waiters[serial] = ws
 		}
 		m.mu.Unlock()
-		return WantResult{Serial: serial}, fmt.Errorf("gossip: want %v: %w", serial, ctx.Err())
+		return gossip.WantResult{Serial: serial}, fmt.Errorf("gossip: want %v: %w", serial, ctx.Err())
 	case <-m.stop:
-		return WantResult{Serial: serial}, ErrClosed
+		return gossip.WantResult{Serial: serial}, ErrClosed
 	}
 }
 
@@ -1122,16 +1125,16 @@ func (m *Mesh) Members() []MemberStatus {
 		out[i+1].Lag, _ = m.core.PeerLag(out[i+1].Name)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b MemberStatus) int { return compareStrings(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b MemberStatus) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Ready reports readiness as SPEC.md section 3 defines it: the listeners
-// are up (memberlist started in NewMesh) and this node has either
+// are up (memberlist started in New) and this node has either
 // completed an anti-entropy exchange with a peer, or found no seed other
 // than itself answering within JoinTimeout. Once ready, a mesh stays ready.
 //
-// The exchange must be with a proven peer (Core.Synced): a holder of the
+// The exchange must be with a proven peer (gossip.Core.Synced): a holder of the
 // gossip key must not make a restarted router ready before it caught up.
 // Only while no peer has proven itself, JoinTimeout after the start (a
 // node of 1.1 among 1.0 nodes during a rolling upgrade, or a mesh without
@@ -1150,7 +1153,7 @@ func (m *Mesh) Ready() bool {
 }
 
 // ClockOffset estimates how far this node's clock is from its peers'
-// (Core.ClockOffset); false until a peer has been heard.
+// (gossip.Core.ClockOffset); false until a peer has been heard.
 func (m *Mesh) ClockOffset() (time.Duration, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -1183,7 +1186,7 @@ func (m *Mesh) Stats() StatsSnapshot {
 	m.mu.Lock()
 	st := m.core.Stats()
 	m.met.syncCore(st)
-	for t := MsgType(1); t <= maxMsgType; t++ {
+	for t := gossip.MsgType(1); t <= gossip.MaxMsgType; t++ {
 		if n := st.MessagesIn[t]; n > 0 {
 			s.MessagesIn[t.String()] = n
 		}

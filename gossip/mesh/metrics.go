@@ -1,10 +1,12 @@
-package gossip
+package mesh
 
 import (
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/certmesh/certmesh/gossip"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -29,8 +31,8 @@ type meshMetrics struct {
 	syncDelay *metrics.PrometheusHistogram
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
-	msgsIn    [maxMsgType + 1]*metrics.Counter
-	msgsOut   [maxMsgType + 1]*metrics.Counter
+	msgsIn    [gossip.MaxMsgType + 1]*metrics.Counter
+	msgsOut   [gossip.MaxMsgType + 1]*metrics.Counter
 	records   [crdt.KindSigner + 1]atomic.Int64
 	// clockOffset is the node's estimated offset from its peers, in ns
 	// (certmesh_clock_offset_seconds): controllers refuse writes beyond
@@ -56,7 +58,7 @@ func newMeshMetrics() *meshMetrics {
 	mm.syncDelay = s.NewPrometheusHistogramExt("certmesh_sync_delay_seconds", syncDelayBuckets)
 	mm.bytesIn = s.NewCounter(`certmesh_gossip_bytes_total{dir="in"}`)
 	mm.bytesOut = s.NewCounter(`certmesh_gossip_bytes_total{dir="out"}`)
-	for t := MsgType(1); t <= maxMsgType; t++ {
+	for t := gossip.MsgType(1); t <= gossip.MaxMsgType; t++ {
 		mm.msgsIn[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="in"}`, t.String()))
 		mm.msgsOut[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="out"}`, t.String()))
 	}
@@ -74,16 +76,16 @@ func newMeshMetrics() *meshMetrics {
 	return mm
 }
 
-func (mm *meshMetrics) msgIn(t MsgType, n int) {
+func (mm *meshMetrics) msgIn(t gossip.MsgType, n int) {
 	mm.bytesIn.Add(n)
-	if t >= 1 && t <= maxMsgType {
+	if t >= 1 && t <= gossip.MaxMsgType {
 		mm.msgsIn[t].Inc()
 	}
 }
 
-func (mm *meshMetrics) msgOut(t MsgType, n int) {
+func (mm *meshMetrics) msgOut(t gossip.MsgType, n int) {
 	mm.bytesOut.Add(n)
-	if t >= 1 && t <= maxMsgType {
+	if t >= 1 && t <= gossip.MaxMsgType {
 		mm.msgsOut[t].Inc()
 	}
 }
@@ -105,7 +107,7 @@ func (mm *meshMetrics) setRecords(counts map[crdt.Kind]int) {
 
 // syncCore copies the core's cumulative counters into the metrics. The
 // caller holds the mesh's lock (st belongs to the core).
-func (mm *meshMetrics) syncCore(st *Stats) {
+func (mm *meshMetrics) syncCore(st *gossip.Stats) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	for r, n := range st.Pulls {
