@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -187,7 +186,7 @@ type Core struct {
 	cfg      Config
 	store    *crdt.Store
 	verifier crdt.Verifier
-	rng      *rand.Rand
+	rng      Rand
 	clock    *crdt.Clock
 
 	view  View
@@ -273,10 +272,20 @@ type Stats struct {
 // MsgCounts counts messages by type (index 0 is unused).
 type MsgCounts [MaxMsgType + 1]uint64
 
+// Rand is the core's only source of randomness (batch and want ids, the
+// first anti-entropy round, anti-entropy partners and pull targets),
+// injected and seeded by the driver so that a simulated run is a pure
+// function of its seed. *math/rand/v2.Rand implements it.
+type Rand interface {
+	Uint64() uint64
+	IntN(n int) int
+	Int64N(n int64) int64
+}
+
 // NewCore returns a Core that replicates into store, verifies received
 // records with verifier and draws randomness from rng (seeded by the
 // caller, for determinism in simulation).
-func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng *rand.Rand) (*Core, error) {
+func NewCore(cfg Config, store *crdt.Store, verifier crdt.Verifier, rng Rand) (*Core, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
