@@ -17,7 +17,19 @@
 // the region trees, the membership View the core steers by, and who is
 // speaking: Sender, NeedsProof and NodeAuth, which signs and checks the
 // proofs in frames (a pure check of bytes against the root, at a time the
-// caller passes in).
+// caller passes in). Its files:
+//
+//   - core.go: the Core, its inputs (Step, Tick) and outputs (Ready);
+//   - config.go: Config and the roles;
+//   - push.go: Publish and the eager and lazy push along the trees;
+//   - ingest.go: verifying, merging and holding received records;
+//   - repair.go: fast repair of gaps;
+//   - antientropy.go: anti-entropy exchanges and readiness (Synced);
+//   - want.go: pull on miss;
+//   - clock.go: clock samples and the offset estimate;
+//   - peers.go: membership and per-peer state;
+//   - tree.go, view.go: the region trees and the membership view;
+//   - wire.go: the wire format; nodeauth.go: sender proofs.
 //
 // The protocol (see ARCHITECTURE.md, "Dissemination"):
 //

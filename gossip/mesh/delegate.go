@@ -5,17 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // nodeMeta is what a node announces in memberlist's NodeMeta (at most
@@ -289,3 +289,5 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }
+
+var _ io.Writer = (*slogWriter)(nil)

@@ -2,11 +2,22 @@
 // github.com/hashicorp/memberlist: it is the adapter that drives a
 // gossip.Core with real membership (SWIM and Lifeguard), failure detection,
 // the AES-GCM keyring and UDP packets and TCP streams, and the only code in
-// certmesh that touches memberlist or the mesh's network. It owns the
-// loop that feeds the core (mesh.go), memberlist's delegates and node
-// metadata (delegate.go), the keyring file (keys.go), the checking of
-// sender proofs off the loop (meshproof.go), a newcomer's name conflicts
-// (conflict.go) and the mesh's Prometheus metrics (metrics.go).
+// certmesh that touches memberlist or the mesh's network. Its files:
+//
+//   - mesh.go: the Mesh, its start and shutdown, and what the issuer and
+//     the router call (Publish, Now, View, Subscribe, Want, Ready,
+//     ClockOffset);
+//   - config.go: Config, its defaults and memberlist's configuration;
+//   - loop.go: the loop, the one goroutine that runs the core, and the
+//     bounded queue that feeds it;
+//   - send.go: sending the core's messages, as packets or over streams;
+//   - membership.go: members coming and going, joining the seeds and
+//     reconnecting to failed members;
+//   - delegate.go: memberlist's delegates and the node metadata;
+//   - meshproof.go: checking sender proofs off the loop;
+//   - conflict.go: a newcomer that finds its name taken;
+//   - keys.go: the gossip keyring file;
+//   - metrics.go: counters and Prometheus metrics.
 //
 // What a mesh sends and when is the core's: see package gossip for the
 // protocol. A Mesh serves the issuer and the router: Publish, Now, View,

@@ -4,10 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/trust/trusttest"
-
-	"github.com/certmesh/certmesh/crdt"
 )
 
 // Node authentication over real memberlist where not every node proves:

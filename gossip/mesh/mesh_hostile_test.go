@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/hashicorp/memberlist"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"
 )

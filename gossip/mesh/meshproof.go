@@ -4,9 +4,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // How a Mesh checks who sent a frame (gossip.NodeAuth): off the loop and never
@@ -17,6 +16,15 @@ import (
 // either; memberlist's push-pull, one goroutine per stream already,
 // checks its own. A frame whose proof fails is counted and handed to the
 // core unproven: what it carries is still verified record by record.
+
+// maxVerifyQueue caps the received frames whose proof waits to be checked;
+// beyond it they are dropped and counted (reason "queue_full").
+const maxVerifyQueue = 1024
+
+// maxProvenSenders caps the senders whose last proven frame time a node
+// keeps (replay protection): members only, and only those a root-issued
+// certificate names.
+const maxProvenSenders = 1 << 16
 
 // verifyLoop checks the proofs of received frames and hands them to the
 // loop.

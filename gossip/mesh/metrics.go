@@ -6,11 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // Metrics of a Mesh (SPEC.md section 7). Each Mesh has its own
@@ -182,4 +181,55 @@ func (m *Mesh) WritePrometheus(w io.Writer) {
 	m.met.syncCore(m.core.Stats())
 	m.mu.Unlock()
 	m.met.set.WritePrometheus(w)
+}
+
+// StatsSnapshot is a copy of a Mesh's counters.
+type StatsSnapshot struct {
+	MessagesIn, MessagesOut map[string]uint64 // by message type, as the core counted them
+	BytesIn, BytesOut       uint64
+	Applied                 uint64            // records merged, local writes included
+	Rejected                map[string]uint64 // records and messages refused, by reason
+	Pulls                   map[string]uint64 // pulls on miss, by result
+	Repairs                 uint64
+	Held                    int    // records waiting for a signer or for the clock
+	Dropped                 uint64 // received messages dropped because the loop was behind
+	JoinAttempts            uint64
+	AlivePeers              int
+	Synced                  bool
+}
+
+// Stats returns a copy of the mesh's counters.
+func (m *Mesh) Stats() StatsSnapshot {
+	s := StatsSnapshot{
+		MessagesIn: map[string]uint64{}, MessagesOut: map[string]uint64{},
+		Rejected: map[string]uint64{}, Pulls: map[string]uint64{},
+		Dropped: m.dropped.Load(), JoinAttempts: m.joins.Load(), AlivePeers: m.alivePeers(),
+		Synced: m.synced.Load(),
+	}
+	m.mu.Lock()
+	st := m.core.Stats()
+	m.met.syncCore(st)
+	for t := gossip.MsgType(1); t <= gossip.MaxMsgType; t++ {
+		if n := st.MessagesIn[t]; n > 0 {
+			s.MessagesIn[t.String()] = n
+		}
+		if n := st.MessagesOut[t]; n > 0 {
+			s.MessagesOut[t.String()] = n
+		}
+	}
+	s.BytesIn, s.BytesOut, s.Applied, s.Repairs = st.BytesIn, st.BytesOut, st.Applied, st.Repairs
+	for r, n := range st.Rejected {
+		s.Rejected[r] = n
+	}
+	for r, n := range st.Pulls {
+		s.Pulls[r] = n
+	}
+	s.Held = m.core.HeldCount()
+	m.mu.Unlock()
+	m.met.mu.Lock()
+	for r, n := range m.met.dropped {
+		s.Rejected[r] += n
+	}
+	m.met.mu.Unlock()
+	return s
 }

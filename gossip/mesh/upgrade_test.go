@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/certmesh/certmesh/gossip"
-
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // A rolling upgrade, rehearsed with real memberlist nodes over loopback:
