@@ -163,7 +163,7 @@ func (c *Core) Synced() bool { return c.synced }
 // Synced says, with a live member that proved nothing (a node of protocol
 // 1.0, or one without an identity). Any holder of the gossip key could have
 // claimed that name: the mesh counts it for readiness only where no peer
-// has proven itself (Mesh.Ready).
+// has proven itself (mesh.Mesh.Ready).
 func (c *Core) SyncedUnproven() bool { return c.synced || c.syncedUnproven }
 
 // notePeerContext records a peer's context: its lag, and progress towards

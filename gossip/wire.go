@@ -248,7 +248,7 @@ func Decode(b []byte) (*Message, error) {
 	return m, err
 }
 
-// Frames are what the Mesh sends over memberlist, whose user messages do
+// Frames are what gossip/mesh sends over memberlist, whose user messages do
 // not say who sent them: the version byte, the sender's name as a msgpack
 // string, then the message as Encode writes it after its version byte,
 // then, since minor 1, an optional trailer. The name is self-asserted by

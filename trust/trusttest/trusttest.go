@@ -2,8 +2,7 @@
 // genuinely signed records: a root with controller intermediates and
 // router leaves (made with the real pki package), and authors that sign
 // with the key of their choice, as a genuine controller or a forger
-// would. Tests of trust, gossip, gossip/mesh and the packages above them
-// use it instead of building their own.
+// would. The tests of trust, gossip and gossip/mesh share it.
 package trusttest
 
 import (
