@@ -16,7 +16,7 @@ func TestCrdtImportsNoNetworking(t *testing.T) {
 		"github.com/hashicorp/memberlist", // the mesh is gossip's business
 		"go.etcd.io/bbolt",                // persistence is the issuer's
 		"os/exec",
-		"./gossip", "./router", "./issuer", "./sim", "./cmd", "./pki")
+		"./gossip", "./router", "./issuer", "./sim", "./cmd", "./pki", "./trust")
 }
 
 func TestCrdtReadsNoClockAndDrawsNoRandomness(t *testing.T) {

@@ -28,7 +28,7 @@ import (
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
-	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
@@ -233,7 +233,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	}
 }
 
-func alive(ms []gossip.MemberStatus) int {
+func alive(ms []mesh.MemberStatus) int {
 	n := 0
 	for _, m := range ms {
 		if m.State == "alive" {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // BenchmarkPushFanout measures what the protocol costs each node per
@@ -99,12 +101,12 @@ func BenchmarkCatchUp100k(b *testing.B) {
 		benchCatchUp(b, src, func(*crdt.Store) crdt.Verifier { return v })
 	})
 	b.Run("verifier=pki", func(b *testing.B) {
-		p := newTestPKI(b, epoch, []string{"ctrl-us"}, nil)
+		p := trusttest.NewPKI(b, epoch, []string{"ctrl-us"}, nil)
 		w := &writer{author: crdt.Author{Name: "ctrl-us", Incarnation: 1}}
-		signer := RecordSigner{p.ctrl["ctrl-us"].Key}
+		signer := trust.RecordSigner{Key: p.Ctrl["ctrl-us"].Key}
 		src := crdt.NewStore()
 		clock := crdt.NewClock(0)
-		sr, err := NewSignerRecord(p.ctrl["ctrl-us"].Cert, testTD)
+		sr, err := trust.NewSignerRecord(p.Ctrl["ctrl-us"].Cert, trusttest.TrustDomain)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -124,7 +126,7 @@ func BenchmarkCatchUp100k(b *testing.B) {
 			}
 		}
 		benchCatchUp(b, src, func(s *crdt.Store) crdt.Verifier {
-			v, err := NewVerifier(p.root.Cert, testTD, func() *crdt.Store { return s })
+			v, err := trust.NewVerifier(p.Root.Cert, trusttest.TrustDomain, func() *crdt.Store { return s })
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -167,8 +167,8 @@ func TestMadeUpSenderNamesGrowNoPeerState(t *testing.T) {
 	if len(c.peers) > members {
 		t.Errorf("%d per-peer entries after %d made-up names, want at most the %d members", len(c.peers), names, members)
 	}
-	if len(c.exchanging) > maxExchanging {
-		t.Errorf("%d exchanges tracked, cap %d", len(c.exchanging), maxExchanging)
+	if len(c.exchanging) > MaxExchanging {
+		t.Errorf("%d exchanges tracked, cap %d", len(c.exchanging), MaxExchanging)
 	}
 	for name := range c.exchanging {
 		if net.nodes[name] == nil {

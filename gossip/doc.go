@@ -1,16 +1,35 @@
-// Package gossip carries certmesh's replicated state between nodes.
+// Package gossip is certmesh's dissemination protocol: the pure core that
+// carries the replicated state between nodes, kept apart from the I/O that
+// drives it, as in etcd-io/raft.
 //
-// It has two parts, kept apart as in etcd-io/raft:
+// Core is a single-threaded state machine with no I/O, no clock and no
+// randomness of its own (the driver injects a seeded Rand). Its inputs are
+// local writes (Publish), received messages (Step), the passage of time
+// (Tick, carrying now) and membership changes (SetMember, RemoveMember);
+// its outputs leave through Ready: messages to send, records applied,
+// pulls resolved. Two drivers run the very same Core: gossip/mesh over
+// github.com/hashicorp/memberlist (membership, failure detection,
+// encryption; the only code that touches the network), and the simulator
+// in sim/, in virtual time. deps_test.go checks that the package reads no
+// clock, draws no random numbers and does no I/O.
 //
-//   - Core is the protocol: a single-threaded state machine with no I/O and
-//     no clock. Its inputs are local writes (Publish), received messages
-//     (Step), the passage of time (Tick, carrying now) and membership changes
-//     (SetMember, RemoveMember); its outputs leave through Ready: messages to
-//     send, records applied, pulls resolved. The simulator in sim/ drives the
-//     very same Core in virtual time.
-//   - Mesh is the adapter that runs a Core over github.com/hashicorp/memberlist
-//     (membership, failure detection, encryption) and is the only code here
-//     that touches memberlist or the network.
+// The package also owns the wire format (Encode, EncodeFrame, ParseFrame),
+// the region trees, the membership View the core steers by, and who is
+// speaking: Sender, NeedsProof and NodeAuth, which signs and checks the
+// proofs in frames (a pure check of bytes against the root, at a time the
+// caller passes in). Its files:
+//
+//   - core.go: the Core, its inputs (Step, Tick) and outputs (Ready);
+//   - config.go: Config and the roles;
+//   - push.go: Publish and the eager and lazy push along the trees;
+//   - ingest.go: verifying, merging and holding received records;
+//   - repair.go: fast repair of gaps;
+//   - antientropy.go: anti-entropy exchanges and readiness (Synced);
+//   - want.go: pull on miss;
+//   - clock.go: clock samples and the offset estimate;
+//   - peers.go: membership and per-peer state;
+//   - tree.go, view.go: the region trees and the membership view;
+//   - wire.go: the wire format; nodeauth.go: sender proofs.
 //
 // The protocol (see ARCHITECTURE.md, "Dissemination"):
 //
@@ -72,37 +91,8 @@
 //     dissemination within what loss already costs, not stop writes, deny
 //     valid clients or grow memory.
 //
-// Verifier is the production crdt.Verifier. Trust comes from the root CA
-// alone: a signer record certifies itself (a controller intermediate issued
-// directly by the root, whose URI SAN names the record's author), every
-// other record must be signed by an active key its author published that
-// way and valid at the record's HLC, and revoking a controller takes the
-// root's own signature. Routers have no signer record, so nothing they
-// write is ever accepted.
-//
-// Mesh invariants:
-//   - One goroutine, the loop, calls into the Core. memberlist's delegates
-//     never block and never wait for it: they decode and queue (messages in
-//     a bounded queue that drops and counts), and membership events are
-//     queued in order with the messages.
-//   - The loop holds the mesh's lock while it runs the core, and sends
-//     nothing and calls no subscriber while holding it, so subscribers may
-//     call View and memberlist's locks never nest inside the mesh's.
-//   - memberlist's user messages do not carry their sender, so each travels
-//     in a frame naming it (EncodeFrame). Alone, the name only tells where
-//     answers go; what a message carries is verified on its own, and the
-//     sender's word counts only with a proof (item 8). Proofs are checked
-//     off the loop and never under the mesh's lock: by a verifier
-//     goroutine behind a bounded queue, and by memberlist's push-pull
-//     goroutines; a frame whose proof fails is counted (bad_proof,
-//     stale_proof) and handled as unproven.
-//   - memberlist's push-pull (on join, and every PushPullInterval) carries a
-//     node's causal context, never its state; each side answers the other's
-//     context with what it lacks (Core.PeerState), so a joining or restarted
-//     node catches up at once, at a cost that follows the difference.
-//   - Readiness (SPEC.md section 3) latches once the core completed an
-//     exchange with a proven peer (Core.Synced), or no seed other than the
-//     node itself answered within JoinTimeout; an exchange with an unproven
-//     member counts only where no peer has proven itself by JoinTimeout (a
-//     1.1 node among 1.0 nodes, or a mesh without identities).
+// What a record is worth is not decided here: the production verifier is
+// trust.Verifier (trust comes from the root CA alone), and the core holds
+// a record refused with trust.ErrUnknownSigner until its author's signer
+// record arrives.
 package gossip

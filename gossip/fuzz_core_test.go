@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzCoreStep goes one step past FuzzDecode: whatever frame decodes is
-// handed to a protocol core that holds some state, as the Mesh's loop
+// handed to a protocol core that holds some state, as gossip/mesh's loop
 // does with what any holder of the gossip key sends. A frame with a proof
 // is handed over as from a proven sender (a stolen node key proves its
 // name): proven senders' input must be as safe. Nothing panics, the

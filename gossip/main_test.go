@@ -6,9 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain checks that no test leaves a goroutine behind: a closed Mesh
-// must have stopped its loop, its joiner, its stream senders and
-// memberlist.
+// TestMain checks that no test leaves a goroutine behind: the core starts
+// none, and its tests must not either.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }

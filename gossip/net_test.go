@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // testNet is a small in-test network in virtual time: per-message delay,
@@ -253,7 +254,7 @@ func (s testSigner) Sign(msg []byte) (crdt.Signature, error) {
 func (v *testVerifier) Verify(r crdt.Record, msg []byte) error {
 	k, ok := v.keys[r.Head().Author.Name]
 	if !ok {
-		return ErrUnknownSigner
+		return trust.ErrUnknownSigner
 	}
 	want, _ := testSigner{k}.Sign(msg)
 	if want != r.Head().Sig {

@@ -122,6 +122,11 @@ func NewNodeAuth(root *x509.Certificate, trustDomain, name string, role Role) (*
 	return a, nil
 }
 
+// Name and Role are the node's, as NewNodeAuth was given them: whose frames
+// it proves.
+func (a *NodeAuth) Name() string { return a.name }
+func (a *NodeAuth) Role() Role   { return a.role }
+
 // SetRoot replaces the trusted root, as on a reload of the CA file, and
 // forgets every cached certificate. This node's own identity is dropped if
 // its certificate does not chain to the new root (a proof no peer can

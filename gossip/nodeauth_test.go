@@ -9,6 +9,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // Node authentication: a frame's sender is proven only by the key of a
@@ -20,7 +21,7 @@ import (
 // authFixture is a PKI with two controllers and two routers, and the
 // NodeAuth of each.
 type authFixture struct {
-	pki  *testPKI
+	pki  *trusttest.PKI
 	auth map[string]*NodeAuth
 	now  time.Time
 }
@@ -28,11 +29,11 @@ type authFixture struct {
 func newAuthFixture(t testing.TB) *authFixture {
 	t.Helper()
 	now := time.Now()
-	f := &authFixture{pki: newTestPKI(t, now, []string{"ctrl-a", "ctrl-b"}, []string{"r1", "r2"}), auth: map[string]*NodeAuth{}, now: now}
-	for name, kp := range f.pki.ctrl {
+	f := &authFixture{pki: trusttest.NewPKI(t, now, []string{"ctrl-a", "ctrl-b"}, []string{"r1", "r2"}), auth: map[string]*NodeAuth{}, now: now}
+	for name, kp := range f.pki.Ctrl {
 		f.auth[name] = f.newAuth(t, name, RoleController, kp)
 	}
-	for name, kp := range f.pki.routers {
+	for name, kp := range f.pki.Routers {
 		f.auth[name] = f.newAuth(t, name, RoleRouter, kp)
 	}
 	return f
@@ -40,7 +41,7 @@ func newAuthFixture(t testing.TB) *authFixture {
 
 func (f *authFixture) newAuth(t testing.TB, name string, role Role, kp pki.KeyPair) *NodeAuth {
 	t.Helper()
-	a, err := NewNodeAuth(f.pki.root.Cert, testTD, name, role)
+	a, err := NewNodeAuth(f.pki.Root.Cert, trusttest.TrustDomain, name, role)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +94,12 @@ func TestNodeAuthProvesOnlyTheCertifiedSenderToItsRecipient(t *testing.T) {
 	// A different root's PKI, same names.
 	other := newAuthFixture(t)
 	// An admin certificate of the real root.
-	admin, err := pki.NewAdmin(f.pki.root, testTD, "admin", time.Hour, now, rand.Reader)
+	admin, err := pki.NewAdmin(f.pki.Root, trusttest.TrustDomain, "admin", time.Hour, now, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A router of another trust domain under the real root.
-	foreignTD, err := pki.NewRouter(f.pki.root, "other.test", "r1", nil, time.Hour, now, rand.Reader)
+	foreignTD, err := pki.NewRouter(f.pki.Root, "other.test", "r1", nil, time.Hour, now, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestNodeAuthProvesOnlyTheCertifiedSenderToItsRecipient(t *testing.T) {
 		}
 		return fr
 	}
-	r1, ctrlA := f.pki.routers["r1"], f.pki.ctrl["ctrl-a"]
+	r1, ctrlA := f.pki.Routers["r1"], f.pki.Ctrl["ctrl-a"]
 	tampered := provenFrame(t, f.auth["ctrl-a"], "ctrl-a", "ctrl-b", syncReq(now))
 	tampered.Signed = bytes.Clone(tampered.Signed)
 	tampered.Signed[len(tampered.Signed)-1] ^= 1
@@ -143,7 +144,7 @@ func TestNodeAuthProvesOnlyTheCertifiedSenderToItsRecipient(t *testing.T) {
 		{"a certificate of another root", provenFrame(t, other.auth["ctrl-a"], "ctrl-a", "ctrl-b", syncReq(now)), now},
 		{"an admin certificate", resign("admin", "ctrl-b", admin, syncReq(now)), now},
 		{"a router of another trust domain", resign("r1", "ctrl-b", foreignTD, syncReq(now)), now},
-		{"the root itself", resign("ctrl-a", "ctrl-b", f.pki.root, syncReq(now)), now},
+		{"the root itself", resign("ctrl-a", "ctrl-b", f.pki.Root, syncReq(now)), now},
 		{"a frame altered after it was signed", tampered, now},
 		{"a signature altered", forgedSig, now},
 		{"a certificate expired", provenFrame(t, f.auth["r1"], "r1", "ctrl-b", syncReq(now)), now.Add(13 * time.Hour)},
@@ -168,7 +169,7 @@ func TestNodeAuthProvesOnlyTheCertifiedSenderToItsRecipient(t *testing.T) {
 
 func TestNodeAuthIdentityMustBeThisNodes(t *testing.T) {
 	f := newAuthFixture(t)
-	a, err := NewNodeAuth(f.pki.root.Cert, testTD, "r1", RoleRouter)
+	a, err := NewNodeAuth(f.pki.Root.Cert, trusttest.TrustDomain, "r1", RoleRouter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,9 +177,9 @@ func TestNodeAuthIdentityMustBeThisNodes(t *testing.T) {
 		what string
 		kp   pki.KeyPair
 	}{
-		{"another router's certificate", f.pki.routers["r2"]},
-		{"a controller's intermediate", f.pki.ctrl["ctrl-a"]},
-		{"its certificate with another key", pki.KeyPair{Cert: f.pki.routers["r1"].Cert, Key: f.pki.routers["r2"].Key}},
+		{"another router's certificate", f.pki.Routers["r2"]},
+		{"a controller's intermediate", f.pki.Ctrl["ctrl-a"]},
+		{"its certificate with another key", pki.KeyPair{Cert: f.pki.Routers["r1"].Cert, Key: f.pki.Routers["r2"].Key}},
 	} {
 		if err := a.SetIdentity(c.kp.Cert, c.kp.Key); err == nil {
 			t.Errorf("%s accepted as r1's identity", c.what)
@@ -187,20 +188,16 @@ func TestNodeAuthIdentityMustBeThisNodes(t *testing.T) {
 	if a.Proves() {
 		t.Error("proves without an identity")
 	}
-	if err := a.SetIdentity(f.pki.routers["r1"].Cert, f.pki.routers["r1"].Key); err != nil || !a.Proves() {
+	if err := a.SetIdentity(f.pki.Routers["r1"].Cert, f.pki.Routers["r1"].Key); err != nil || !a.Proves() {
 		t.Fatalf("its own identity: %v", err)
 	}
 	// A new root drops an identity that does not chain to it.
-	other := newTestPKI(t, f.now, nil, nil)
-	if err := a.SetRoot(other.root.Cert); err != nil || a.Proves() {
+	other := trusttest.NewPKI(t, f.now, nil, nil)
+	if err := a.SetRoot(other.Root.Cert); err != nil || a.Proves() {
 		t.Errorf("after a root change: err %v, proves %v", err, a.Proves())
 	}
-	// The mesh refuses a NodeAuth of another node.
-	cfg := MeshConfig{Core: DefaultConfig(), Bind: "127.0.0.1:0", Auth: f.auth["r2"]}
-	cfg.Core.Name, cfg.Core.Role, cfg.Core.Region = "r1", RoleRouter, "east"
-	if _, err := cfg.withDefaults(); err == nil {
-		t.Error("a mesh took the NodeAuth of another node")
-	}
+	// gossip/mesh refuses a NodeAuth of another node
+	// (TestMeshRefusesTheNodeAuthOfAnotherNode).
 }
 
 func TestProvenFrameRoundTrip(t *testing.T) {
@@ -217,15 +214,15 @@ func TestProvenFrameRoundTrip(t *testing.T) {
 		if !bytes.Equal(b[:len(plain)], plain) {
 			t.Fatal("the proof changed the frame")
 		}
-		if n := len(b) - len(plain); n != ProofOverhead(len("ctrl-a"), len(f.pki.routers["r1"].Cert.Raw)) {
-			t.Errorf("%v: proof of %d bytes, ProofOverhead says %d", m.Type, n, ProofOverhead(len("ctrl-a"), len(f.pki.routers["r1"].Cert.Raw)))
+		if n := len(b) - len(plain); n != ProofOverhead(len("ctrl-a"), len(f.pki.Routers["r1"].Cert.Raw)) {
+			t.Errorf("%v: proof of %d bytes, ProofOverhead says %d", m.Type, n, ProofOverhead(len("ctrl-a"), len(f.pki.Routers["r1"].Cert.Raw)))
 		}
 		fr, err := ParseFrame(b)
 		if err != nil {
 			t.Fatalf("%v: %v", m.Type, err)
 		}
 		if fr.From != "r1" || fr.Proof == nil || fr.Proof.Recipient != "ctrl-a" || !bytes.Equal(fr.Signed, plain) ||
-			!bytes.Equal(fr.Proof.Cert, f.pki.routers["r1"].Cert.Raw) || fr.Msg.Size() != len(b) {
+			!bytes.Equal(fr.Proof.Cert, f.pki.Routers["r1"].Cert.Raw) || fr.Msg.Size() != len(b) {
 			t.Errorf("%v: parsed %+v", m.Type, fr)
 		}
 		// DecodeFrame reads the same message, ignoring the proof.
@@ -306,7 +303,7 @@ func BenchmarkNodeProof(b *testing.B) {
 		proven, _ := f.auth["r1"].Prove(plain, "ctrl-b")
 		fr, _ := ParseFrame(proven)
 		for b.Loop() {
-			a, _ := NewNodeAuth(f.pki.root.Cert, testTD, "ctrl-b", RoleController)
+			a, _ := NewNodeAuth(f.pki.Root.Cert, trusttest.TrustDomain, "ctrl-b", RoleController)
 			if s, err := a.Verify(f.now, fr, "ctrl-b"); err != nil || !s.Proven {
 				b.Fatal(s, err)
 			}

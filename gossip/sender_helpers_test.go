@@ -1,16 +1,13 @@
 package gossip
 
 import (
-	"slices"
-	"testing"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
-	"github.com/certmesh/certmesh/pki"
 )
 
-// Helpers of the tests that send as a key holder would (core_sender_test.go,
-// mesh_hostile_test.go).
+// Helpers of the tests that send as a key holder would (core_sender_test.go;
+// gossip/mesh has its own, for mesh_hostile_test.go).
 
 // unproven is a sender that proved nothing: anyone may have written the
 // name.
@@ -19,58 +16,3 @@ func unproven(name string) Sender { return Sender{Name: name} }
 // step and peerState hand c a message from s.
 func step(c *Core, now time.Time, s Sender, m *Message)            { c.Step(now, s, m) }
 func peerState(c *Core, now time.Time, s Sender, ctx crdt.Context) { c.PeerState(now, s, ctx) }
-
-// proveWith returns frame with a proof made for recipient by kp's key,
-// carrying kp's certificate, whosever name the frame claims: what a
-// holder of that key can send.
-func proveWith(t testing.TB, kp pki.KeyPair, frame []byte, recipient string) []byte {
-	t.Helper()
-	sig, err := pki.SignNodeProof(kp.Key, recipient, frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := AppendProof(frame, &Proof{Recipient: recipient, Cert: kp.Cert.Raw, Sig: sig})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// proveAs returns frame as node m proves it for recipient: what m sends.
-func proveAs(t testing.TB, m *Mesh, frame []byte, recipient string) []byte {
-	t.Helper()
-	b, err := m.cfg.Auth.Prove(frame, recipient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// senderState counts m's per-sender entries: the core's peers and
-// exchanges, and the mesh's last proven frame times.
-func senderState(m *Mesh) (peers, exchanging, proven int) {
-	m.mu.Lock()
-	peers, exchanging = len(m.core.peers), len(m.core.exchanging)
-	m.mu.Unlock()
-	m.proofMu.Lock()
-	proven = len(m.lastProven)
-	m.proofMu.Unlock()
-	return peers, exchanging, proven
-}
-
-// pullState returns the want id of m's pull of serial and the nodes it
-// waits for, sorted; none if no pull is in flight.
-func pullState(m *Mesh, serial crdt.Serial) (uint64, []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p, ok := m.core.pulls[serial]
-	if !ok {
-		return 0, nil
-	}
-	var waiting []string
-	for n := range p.waiting {
-		waiting = append(waiting, n)
-	}
-	slices.Sort(waiting)
-	return p.id, waiting
-}

@@ -222,3 +222,27 @@ func hasCert(s *crdt.Store, serial crdt.Serial) bool {
 	_, ok = s.Session(cert.Session)
 	return ok
 }
+
+// WantResult resolves a Want.
+type WantResult struct {
+	Serial crdt.Serial
+	// Found: the certificate record and the record of its session are
+	// now in the store, all that admission needs.
+	Found bool
+	// Authoritative: the issuer itself said it never issued the serial.
+	Authoritative bool
+}
+
+// Pull returns the want id of the pull of serial in flight and the nodes it
+// waits for in its current wave, sorted; ok is false if none is in flight.
+func (c *Core) Pull(serial crdt.Serial) (id uint64, waiting []string, ok bool) {
+	p, ok := c.pulls[serial]
+	if !ok {
+		return 0, nil, false
+	}
+	for n := range p.waiting {
+		waiting = append(waiting, n)
+	}
+	slices.Sort(waiting)
+	return p.id, waiting, true
+}

@@ -24,11 +24,11 @@ import (
 const (
 	ProtocolMajor   = 1
 	ProtocolMinor   = 1
-	protocolVersion = ProtocolMajor<<4 | ProtocolMinor
+	ProtocolVersion = ProtocolMajor<<4 | ProtocolMinor
 )
 
-// minorTrailer is the first minor whose frames may carry a trailer.
-const minorTrailer = 1
+// MinorTrailer is the first minor whose frames may carry a trailer.
+const MinorTrailer = 1
 
 // MsgType numbers the protocol's messages.
 //
@@ -45,7 +45,7 @@ const (
 	MsgWantResp  MsgType = 6 // the records for it, or "not found"
 	MsgIHave     MsgType = 7 // lazy push: the dots of a batch, down a lazy tree
 
-	maxMsgType = MsgIHave
+	MaxMsgType = MsgIHave // the last type this version knows
 )
 
 var msgTypeNames = [...]string{
@@ -59,7 +59,7 @@ var msgTypeNames = [...]string{
 }
 
 func (t MsgType) String() string {
-	if t == 0 || t > maxMsgType {
+	if t == 0 || t > MaxMsgType {
 		return fmt.Sprintf("type(%d)", uint8(t))
 	}
 	return msgTypeNames[t]
@@ -71,7 +71,7 @@ const (
 	MaxMessageSize      = 4 << 20
 	MaxRecordsPerMsg    = 1 << 14
 	MaxIntervalsPerMsg  = crdt.MaxAuthors
-	maxRegionLen        = 128
+	MaxRegionLen        = 128
 	DefaultPacketBudget = 1300
 )
 
@@ -122,7 +122,7 @@ var (
 // Encode returns m's wire form and records its size in m.
 func Encode(m *Message) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.WriteByte(protocolVersion)
+	buf.WriteByte(ProtocolVersion)
 	enc := msgpack.NewEncoder(&buf)
 	if err := encodeBody(enc, m); err != nil {
 		return nil, fmt.Errorf("gossip: encode %v: %w", m.Type, err)
@@ -248,7 +248,7 @@ func Decode(b []byte) (*Message, error) {
 	return m, err
 }
 
-// Frames are what the Mesh sends over memberlist, whose user messages do
+// Frames are what gossip/mesh sends over memberlist, whose user messages do
 // not say who sent them: the version byte, the sender's name as a msgpack
 // string, then the message as Encode writes it after its version byte,
 // then, since minor 1, an optional trailer. The name is self-asserted by
@@ -277,7 +277,7 @@ func EncodeFrame(from string, m *Message) ([]byte, error) {
 		return nil, fmt.Errorf("gossip: encode frame: sender name of %d bytes", len(from))
 	}
 	var buf bytes.Buffer
-	buf.WriteByte(protocolVersion)
+	buf.WriteByte(ProtocolVersion)
 	enc := msgpack.NewEncoder(&buf)
 	if err := enc.EncodeString(from); err != nil {
 		return nil, fmt.Errorf("gossip: encode frame: %w", err)
@@ -426,13 +426,13 @@ func decodeFrame(b []byte, framed bool) (*Frame, error) {
 		m.Origin = d.str(crdt.MaxNameLen)
 		m.Batch = d.uint(1<<64 - 1)
 		m.Tree = uint8(d.uint(255))
-		m.Region = d.str(maxRegionLen)
+		m.Region = d.str(MaxRegionLen)
 		m.Records = d.records()
 	case MsgIHave:
 		m.Origin = d.str(crdt.MaxNameLen)
 		m.Batch = d.uint(1<<64 - 1)
 		m.Tree = uint8(d.uint(255))
-		m.Region = d.str(maxRegionLen)
+		m.Region = d.str(MaxRegionLen)
 		m.Intervals = d.intervals()
 	case MsgRepairReq:
 		ivs := d.intervals()
@@ -463,7 +463,7 @@ func decodeFrame(b []byte, framed bool) (*Frame, error) {
 		return nil, d.err
 	}
 	f := &Frame{From: from, Msg: m, Signed: b[:len(b)-r.Len()]}
-	if r.Len() != 0 && framed && b[0]&0xf >= minorTrailer {
+	if r.Len() != 0 && framed && b[0]&0xf >= MinorTrailer {
 		f.Proof = d.trailer(r)
 		if d.err != nil {
 			return nil, d.err

@@ -118,7 +118,7 @@ func TestDecodeRefusesOtherMajorsAndOversizedInput(t *testing.T) {
 	if _, err := Decode(b); err != nil {
 		t.Fatalf("newer minor: %v", err)
 	}
-	if _, _, err := DecodeFrame(append([]byte{protocolVersion, 0xa0}, b[1:]...)); !errors.Is(err, ErrMalformed) {
+	if _, _, err := DecodeFrame(append([]byte{ProtocolVersion, 0xa0}, b[1:]...)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("frame without a sender: %v", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/certmesh/certmesh/internal/strictjson"
 	"github.com/certmesh/certmesh/issuer/clockgate"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // apiError is a handler's failure, answered as an api.ErrorBody.
@@ -621,28 +622,20 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 		rec = &crdt.IdentityRevocationRecord{Identity: req.Identity, RevokedBefore: at, Reason: reason, Until: until}
 		kind, key = "identity", req.Identity
 	default:
-		k := c.keys.Load()
-		rev, err := pki.VerifyControllerRevocation(k.root, req.RootSigned)
-		if err != nil {
+		rev, err := trust.CheckRevocation(c.keys.Load().root, c.cfg.PKI.TrustDomain, req.RootSigned)
+		var other *trust.DomainError
+		switch {
+		case errors.As(err, &other):
+			return fail(http.StatusBadRequest, api.CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", other.Got, other.Want)
+		case err != nil:
 			return fail(http.StatusBadRequest, api.CodeBadRequest, "root_signed: %v", err)
-		}
-		if rev.TrustDomain != c.cfg.PKI.TrustDomain {
-			return fail(http.StatusBadRequest, api.CodeBadRequest, "root_signed revokes a controller of trust domain %q, not %q", rev.TrustDomain, c.cfg.PKI.TrustDomain)
 		}
 		// The cut: what this controller holds of the revoked one now.
 		// Everything its key signs beyond it is refused everywhere, however
 		// it is stamped (crdt.Store.HeldOf).
 		var cut []crdt.AuthorContext
 		c.mesh.View(func(s *crdt.Store) { cut = s.HeldOf(rev.Controller) })
-		rec = &crdt.SignerRecord{
-			Controller: rev.Controller,
-			Revoked:    true,
-			RevokedAt:  crdt.MillisOf(rev.At),
-			RootSig:    req.RootSigned,
-			// No intermediate of the revoked controller outlives the root.
-			NotAfter: crdt.MillisOf(k.root.NotAfter),
-			Cut:      cut,
-		}
+		rec = rev.Record(cut)
 		kind, key = "controller", rev.Controller
 	}
 	if err := c.w.write([]crdt.Record{rec}, nil); err != nil {

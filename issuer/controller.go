@@ -20,10 +20,12 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
-// Mesh is what a controller needs of the gossip mesh; *gossip.Mesh
+// Mesh is what a controller needs of the gossip mesh; *mesh.Mesh
 // provides it. Implementations are safe for concurrent use.
 type Mesh interface {
 	// Publish disseminates records this node wrote, already signed and
@@ -50,7 +52,7 @@ type Mesh interface {
 // lag (records it lacked at the last exchange).
 type Member = api.MemberStatus
 
-var _ Mesh = (*gossip.Mesh)(nil)
+var _ Mesh = (*mesh.Mesh)(nil)
 
 // TokenVerifier verifies login tokens; *auth.Verifier is one. Errors should
 // be *auth.Error so that the API answers with their code.
@@ -70,7 +72,7 @@ type Options struct {
 	Tokens TokenVerifier
 	Auth   auth.Options
 	// LoadKeyring reads mesh.key_file on Reload; default
-	// gossip.LoadKeyFile.
+	// mesh.LoadKeyFile.
 	LoadKeyring func(path string) ([][]byte, error)
 	// MaxOffset is the mesh's max clock offset; writes are refused while
 	// this node's clock is off by more than half of it. Default
@@ -118,7 +120,7 @@ type Controller struct {
 
 	mesh     Mesh
 	unsub    func()
-	verifier *gossip.Verifier // set by NewMesh; its root follows Reload
+	verifier *trust.Verifier  // set by NewMesh; its root follows Reload
 	nodeAuth *gossip.NodeAuth // set by NewMesh; its root and identity follow Reload
 
 	limiter *ipLimiter
@@ -163,7 +165,7 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 		opts.Now = time.Now
 	}
 	if opts.LoadKeyring == nil {
-		opts.LoadKeyring = gossip.LoadKeyFile
+		opts.LoadKeyring = mesh.LoadKeyFile
 	}
 	if opts.MaxOffset <= 0 {
 		opts.MaxOffset = crdt.DefaultMaxOffset
@@ -280,14 +282,14 @@ func (c *Controller) RootCA() *x509.Certificate { return c.keys.Load().root }
 // MeshConfig returns the gossip mesh configuration of the controller's
 // config (mesh.*, node.name, node.region) with the gossip keyring keys.
 // Adjust it before NewMesh if need be.
-func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
+func (c *Controller) MeshConfig(keys [][]byte) mesh.Config {
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = c.cfg.Node.Name, gossip.RoleController, c.cfg.Node.Region
 	core.MaxOffset = c.opts.MaxOffset
 	if n := c.cfg.Mesh.EagerTrees; n > 0 {
 		core.EagerTrees = n
 	}
-	return gossip.MeshConfig{
+	return mesh.Config{
 		Core:        core,
 		Bind:        c.cfg.Mesh.Bind,
 		Advertise:   c.cfg.Mesh.Advertise,
@@ -301,14 +303,14 @@ func (c *Controller) MeshConfig(keys [][]byte) gossip.MeshConfig {
 }
 
 // NewMesh starts the controller's gossip mesh over Store(), verifying
-// records with a gossip.Verifier that trusts the root of pki.ca, and, unless
+// records with a trust.Verifier that trusts the root of pki.ca, and, unless
 // mc.Auth is set, proving its frames with its intermediate
 // (gossip.NodeAuth); both follow Reload. Pass the mesh to Start; close it
 // after Close.
-func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
+func (c *Controller) NewMesh(mc mesh.Config) (*mesh.Mesh, error) {
 	store := c.store
 	k := c.keys.Load()
-	v, err := gossip.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(k.root, c.cfg.PKI.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +324,7 @@ func (c *Controller) NewMesh(mc gossip.MeshConfig) (*gossip.Mesh, error) {
 		}
 		mc.Auth = a
 	}
-	m, err := gossip.NewMesh(mc, store, v)
+	m, err := mesh.New(mc, store, v)
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +390,11 @@ func (c *Controller) publishSigner(k *keys, swap bool) error {
 	c.mesh.View(func(s *crdt.Store) { _, have = s.Signer(c.cfg.Node.Name, k.keyID) })
 	var first []crdt.Record
 	if !have {
-		first = []crdt.Record{k.signerRecord(c.cfg.Node.Name)}
+		rec, err := trust.NewSignerRecord(k.inter.Cert, c.cfg.PKI.TrustDomain)
+		if err != nil {
+			return fmt.Errorf("issuer: publish signer record: %w", err)
+		}
+		first = []crdt.Record{rec}
 	}
 	var err error
 	if swap {

@@ -34,7 +34,7 @@ import (
 )
 
 // fakeMesh is an in-memory Mesh: Publish merges into its store and
-// notifies subscribers, as gossip.Mesh does, with nobody to send to.
+// notifies subscribers, as mesh.Mesh does, with nobody to send to.
 type fakeMesh struct {
 	mu        sync.Mutex
 	store     *crdt.Store

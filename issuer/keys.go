@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // ConfigError reports key material that the configuration points at but
@@ -35,14 +35,6 @@ type keys struct {
 	interPEM []byte
 	keyID    [32]byte
 	signer   crdt.Signer
-}
-
-// recordSigner signs records with a controller's intermediate key.
-type recordSigner struct{ key crypto.Signer }
-
-func (s recordSigner) Sign(msg []byte) (crdt.Signature, error) {
-	sig, err := pki.SignRecord(s.key, msg)
-	return crdt.Signature(sig), err
 }
 
 // loadKeys reads and checks pki.ca, pki.cert and pki.key.
@@ -73,21 +65,11 @@ func loadKeys(cfg *config.Controller, now time.Time) (*keys, error) {
 	if k.keyID, err = pki.KeyID(kp.Cert.PublicKey); err != nil {
 		return nil, &ConfigError{"pki.cert", err}
 	}
-	k.signer = recordSigner{kp.Key}
+	k.signer = trust.RecordSigner{Key: kp.Key}
 	if _, err := k.signer.Sign([]byte("probe")); err != nil {
 		return nil, &ConfigError{"pki.key", fmt.Errorf("%s cannot sign records: %w", cfg.PKI.Key, err)}
 	}
 	return k, nil
-}
-
-// signerRecord is the record that publishes k's key to the mesh.
-func (k *keys) signerRecord(controller string) *crdt.SignerRecord {
-	return &crdt.SignerRecord{
-		Controller: controller,
-		KeyID:      k.keyID,
-		Cert:       k.inter.Cert.Raw,
-		NotAfter:   crdt.MillisOf(k.inter.Cert.NotAfter),
-	}
 }
 
 // serverCerts issues the API's TLS certificate from the current

@@ -15,7 +15,7 @@ import (
 	"github.com/certmesh/certmesh/auth/devoidc"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
-	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -31,7 +31,7 @@ func fastMemberlist(mc *memberlist.Config) {
 // meshNode is a controller on a real gossip mesh.
 type meshNode struct {
 	*env
-	mesh *gossip.Mesh
+	mesh *mesh.Mesh
 }
 
 // startMeshNode starts controller name of pkiDir on memberlist at bind,
@@ -48,7 +48,7 @@ func startMeshNode(t *testing.T, pkiDir, name, region, bind string, seeds []stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func TestRevocationOutlivesTheRevokingControllersSessionLifetime(t *testing.T) {
 	}
 
 	// Each node collects with its own slack: the controllers with the
-	// mesh's max offset and an hour of grace (as gossip.Mesh does), the
+	// mesh's max offset and an hour of grace (as mesh.Mesh does), the
 	// router with ten minutes; c2's disk with the controller's own rule.
 	collect := func(at time.Time) {
 		t.Helper()

@@ -21,15 +21,17 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/router"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Controller is a running controller: the issuer and its mesh.
 type Controller struct {
 	*issuer.Controller
-	Mesh *gossip.Mesh
+	Mesh *mesh.Mesh
 }
 
 // ConfigError reports a problem fixed by editing the configuration (the
@@ -45,7 +47,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // StartController opens the controller's store, joins the mesh and starts
 // its API and metrics listeners.
 func StartController(cfg config.Controller, opts issuer.Options) (*Controller, error) {
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
@@ -53,23 +55,23 @@ func StartController(cfg config.Controller, opts issuer.Options) (*Controller, e
 	if err != nil {
 		return nil, err
 	}
-	mesh, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
+	m, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
 	if err != nil {
 		ctrl.Close(context.Background())
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	if err := ctrl.Start(mesh); err != nil {
+	if err := ctrl.Start(m); err != nil {
 		ctrl.Close(context.Background())
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
-	return &Controller{Controller: ctrl, Mesh: mesh}, nil
+	return &Controller{Controller: ctrl, Mesh: m}, nil
 }
 
 // Close stops the controller gracefully, then leaves the mesh.
 func (c *Controller) Close(ctx context.Context) error {
 	err := c.Controller.Close(ctx)
-	if merr := c.Mesh.Close(); merr != nil && !errors.Is(merr, gossip.ErrClosed) {
+	if merr := c.Mesh.Close(); merr != nil && !errors.Is(merr, mesh.ErrClosed) {
 		err = errors.Join(err, merr)
 	}
 	return err
@@ -78,9 +80,9 @@ func (c *Controller) Close(ctx context.Context) error {
 // Router is a running router: the admission proxy and its mesh.
 type Router struct {
 	*router.Router
-	Mesh     *gossip.Mesh
+	Mesh     *mesh.Mesh
 	cfg      config.Router
-	verifier *gossip.Verifier
+	verifier *trust.Verifier
 	auth     *gossip.NodeAuth // proves the router's frames with its certificate
 	// Restored is how many records the router restored from its snapshot
 	// and revocation journal.
@@ -114,7 +116,7 @@ func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
 	if _, err := pki.CheckNodeCert(cfg.PKI.Cert, cert.Leaf, pool, want, time.Now()); err != nil {
 		return nil, &ConfigError{Field: "pki.cert", Err: err}
 	}
-	keys, err := gossip.LoadKeyFile(cfg.Mesh.KeyFile)
+	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
@@ -166,7 +168,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		// The mesh and the router add the node attribute themselves.
 		log.Info("router: state restored from snapshot", "node", rc.Name, "records", restored, "dir", rc.DataDir)
 	}
-	verifier, err := gossip.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
+	verifier, err := trust.NewVerifier(files.roots[0], rc.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.ca", Err: err}
 	}
@@ -182,7 +184,7 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if n := cfg.Mesh.EagerTrees; n > 0 {
 		core.EagerTrees = n
 	}
-	mesh, err := gossip.NewMesh(gossip.MeshConfig{
+	m, err := mesh.New(mesh.Config{
 		Core:        core,
 		Bind:        cfg.Mesh.Bind,
 		Advertise:   cfg.Mesh.Advertise,
@@ -195,24 +197,24 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	r, err := router.New(rc, mesh, router.Credentials{Roots: files.roots, Cert: files.cert}, router.Options{
+	r, err := router.New(rc, m, router.Credentials{Roots: files.roots, Cert: files.cert}, router.Options{
 		Logger:  log,
 		Metrics: metrics.NewSet(),
 		MetricsWriters: []func(w io.Writer){
-			mesh.WritePrometheus,
+			m.WritePrometheus,
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
 		},
-		Members: mesh.Members,
+		Members: m.Members,
 	})
 	if err != nil {
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
 	if err := r.Start(); err != nil {
-		mesh.Close()
+		m.Close()
 		return nil, err
 	}
-	return &Router{Router: r, Mesh: mesh, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
+	return &Router{Router: r, Mesh: m, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
 }
 
 // setRouterIdentity gives auth the router's certificate and key: the mesh

@@ -13,9 +13,11 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/devcluster"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // refuseAll is the verifier of the rogue node below: it merges nothing it
@@ -26,15 +28,15 @@ func (refuseAll) Verify(crdt.Record, []byte) error { return errors.New("rogue: n
 
 // rogueNode is a node that holds the gossip key and a stolen controller
 // key: it publishes whatever records it is given, under any author.
-func (c *cluster) rogueNode(t *testing.T) *gossip.Mesh {
+func (c *cluster) rogueNode(t *testing.T) *mesh.Mesh {
 	t.Helper()
-	keys, err := gossip.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
+	keys, err := mesh.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = "rogue", gossip.RoleController, "us-east"
-	m, err := gossip.NewMesh(gossip.MeshConfig{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
+	m, err := mesh.New(mesh.Config{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
 		Keys: keys, Logger: testLogger()}, crdt.NewStore(), refuseAll{})
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +73,14 @@ func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at t
 	clock := crdt.NewClock(0)
 	for i, r := range recs {
 		*r.Head() = crdt.Header{Author: ctrl.Author(), Seq: seq + uint64(i), HLC: clock.Now(at)}
-		if err := crdt.Sign(r, gossip.RecordSigner{Key: kp.Key}); err != nil {
+		if err := crdt.Sign(r, trust.RecordSigner{Key: kp.Key}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return recs
 }
 
-func rejected(ms []*gossip.Mesh, reason string) map[string]uint64 {
+func rejected(ms []*mesh.Mesh, reason string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, m := range ms {
 		out[m.Name()] = m.Stats().Rejected[reason]
@@ -132,7 +134,7 @@ func TestCompromisedController(t *testing.T) {
 		stolenSeq += uint64(n)
 		return seq
 	}
-	others := []*gossip.Mesh{c.Controllers[0].Mesh, c.Controllers[1].Mesh}
+	others := []*mesh.Mesh{c.Controllers[0].Mesh, c.Controllers[1].Mesh}
 	others = append(others, c.routerMeshes()...)
 
 	t.Run("it cannot revoke another controller", func(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/devcluster"
-	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 	"github.com/certmesh/certmesh/pki"
@@ -99,8 +99,8 @@ func (c *cluster) close() {
 }
 
 // meshes returns every node's mesh, controllers first.
-func (c *cluster) meshes() []*gossip.Mesh {
-	var ms []*gossip.Mesh
+func (c *cluster) meshes() []*mesh.Mesh {
+	var ms []*mesh.Mesh
 	for _, n := range c.Controllers {
 		ms = append(ms, n.Mesh)
 	}
@@ -113,8 +113,8 @@ func (c *cluster) meshes() []*gossip.Mesh {
 	return ms
 }
 
-func (c *cluster) routerMeshes() []*gossip.Mesh {
-	var ms []*gossip.Mesh
+func (c *cluster) routerMeshes() []*mesh.Mesh {
+	var ms []*mesh.Mesh
 	for _, r := range c.Routers {
 		ms = append(ms, r.Mesh)
 	}
@@ -180,7 +180,7 @@ func (c *cluster) connect(ctx context.Context, s *client.Session, addr string) (
 }
 
 // hasCert reports whether m's store holds the certificate record serial.
-func hasCert(m *gossip.Mesh, serial string) bool {
+func hasCert(m *mesh.Mesh, serial string) bool {
 	s, err := crdt.ParseSerial(serial)
 	if err != nil {
 		return false
@@ -200,7 +200,7 @@ type memberWatch struct {
 	seen map[string]bool
 }
 
-func watchMembers(ms []*gossip.Mesh, want int) *memberWatch {
+func watchMembers(ms []*mesh.Mesh, want int) *memberWatch {
 	w := &memberWatch{stop: make(chan struct{}), seen: map[string]bool{}}
 	w.wg.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)

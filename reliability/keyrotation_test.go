@@ -14,8 +14,10 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // TestGossipKeyRotation rotates the gossip key of a running cluster the way
@@ -133,13 +135,13 @@ func TestGossipKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		store := crdt.NewStore()
-		v, err := gossip.NewVerifier(c.root.Cert, "certmesh", func() *crdt.Store { return store })
+		v, err := trust.NewVerifier(c.root.Cert, "certmesh", func() *crdt.Store { return store })
 		if err != nil {
 			t.Fatal(err)
 		}
 		core := gossip.DefaultConfig()
 		core.Name, core.Role, core.Region = "stale-key", gossip.RoleRouter, "us-east"
-		m, err := gossip.NewMesh(gossip.MeshConfig{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
+		m, err := mesh.New(mesh.Config{Core: core, Bind: "127.0.0.1:0", Join: []string{c.Controllers[0].Mesh.Addr()},
 			Keys: [][]byte{old}, JoinTimeout: time.Second, Logger: testLogger()}, store, v)
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -30,13 +31,13 @@ type framer struct {
 
 func (c *cluster) newFramer(t *testing.T) *framer {
 	t.Helper()
-	keys, err := gossip.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
+	keys, err := mesh.LoadKeyFile(filepath.Join(c.PKIDir, pki.GossipKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name, mc.BindAddr, mc.BindPort = "framer", "127.0.0.1", 0
-	mc.Label = gossip.DefaultLabel
+	mc.Label = mesh.DefaultLabel
 	if mc.Keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
 		t.Fatal(err)
 	}

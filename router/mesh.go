@@ -7,7 +7,7 @@ import (
 	"github.com/certmesh/certmesh/gossip"
 )
 
-// Mesh is what the router needs of the gossip mesh (gossip.Mesh in
+// Mesh is what the router needs of the gossip mesh (mesh.Mesh in
 // production, fakes in tests). Implementations must be safe for concurrent
 // use.
 type Mesh interface {

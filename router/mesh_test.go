@@ -17,24 +17,26 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router/routertest"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // Tests over real gossip meshes (hashicorp/memberlist on loopback).
 
-var _ Mesh = (*gossip.Mesh)(nil)
+var _ Mesh = (*mesh.Mesh)(nil)
 
 // startMesh starts a real mesh node. Anti-entropy is slowed to an hour, so
 // that records reach a node only by push or by pull: a node that was not
 // in the mesh when a record was pushed has to pull it.
-func startMesh(t *testing.T, p *routertest.PKI, name string, role gossip.Role, region string, join []string, slow time.Duration) (*gossip.Mesh, *slowGossip) {
+func startMesh(t *testing.T, p *routertest.PKI, name string, role gossip.Role, region string, join []string, slow time.Duration) (*mesh.Mesh, *slowGossip) {
 	t.Helper()
 	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = name, role, region
 	core.AntiEntropyInterval = time.Hour
 	store := crdt.NewStore()
-	v, err := gossip.NewVerifier(p.Root.Cert, routertest.TrustDomain, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(p.Root.Cert, routertest.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func startMesh(t *testing.T, p *routertest.PKI, name string, role gossip.Role, r
 		tr = newSlowGossip(t, bind, slow)
 		transport = tr
 	}
-	m, err := gossip.NewMesh(gossip.MeshConfig{
+	m, err := mesh.New(mesh.Config{
 		Core: core, Bind: bind, Join: join, Transport: transport, JoinTimeout: 300 * time.Millisecond, Label: "router-test",
 		Logger: testLogger(t),
 		Memberlist: func(mc *memberlist.Config) {
@@ -144,7 +146,7 @@ func carriesGossip(b []byte) bool {
 	return err == nil && m.Type != gossip.MsgWantReq && m.Type != gossip.MsgWantResp
 }
 
-func alive(m *gossip.Mesh, name string) bool {
+func alive(m *mesh.Mesh, name string) bool {
 	for _, ms := range m.Members() {
 		if ms.Name == name && ms.State == "alive" {
 			return true

@@ -66,7 +66,7 @@
 // # Live mode
 //
 // RunLive (meshsim --mode live) runs the mesh strategy through the
-// production code path instead: one gossip.Mesh over real memberlist per
+// production code path instead: one mesh.Mesh over real memberlist per
 // node, on an in-memory memberlist transport with the same network model,
 // driven by the same workload in wall time and reported with the same
 // definitions. It is not deterministic; it shows that the memberlist

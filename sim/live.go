@@ -16,11 +16,12 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/router"
 )
 
 // Live mode (meshsim --mode live; docs/meshsim.md): the "mesh" strategy
-// with one real gossip.Mesh per simulated node, each over real memberlist
+// with one real mesh.Mesh per simulated node, each over real memberlist
 // (SWIM membership, failure detection, encryption, streams) on liveNet, an
 // in-memory transport with model mode's latency, jitter, loss and
 // partitions, in wall-clock time. It shows that the memberlist integration
@@ -314,7 +315,7 @@ func (l *liveRun) memberlistHook(mc *memberlist.Config) {
 	// join, a restart) learns of the member at its next push-pull, 30s
 	// by default, doubled beyond 32 nodes: live mode syncs state more
 	// often so that such a gap lasts seconds. Each push-pull also
-	// carries an anti-entropy exchange (gossip.Mesh's LocalState); the
+	// carries an anti-entropy exchange (mesh.Mesh's LocalState); the
 	// core's own runs every second, so this adds little.
 	mc.PushPullInterval = livePushPullInterval
 	// The network model has no bandwidth, so compression would only
@@ -556,7 +557,7 @@ type liveNode struct {
 	store *crdt.Store
 
 	// Driver-owned:
-	mesh    *gossip.Mesh // nil while crashed
+	mesh    *mesh.Mesh // nil while crashed
 	unsub   func()
 	starts  uint64        // meshes started
 	closing chan struct{} // closed once the last crashed mesh has stopped
@@ -584,7 +585,7 @@ func (n *liveNode) startMesh() error {
 		core.Role = gossip.RoleController
 	}
 	n.starts++
-	m, err := gossip.NewMesh(gossip.MeshConfig{
+	m, err := mesh.New(mesh.Config{
 		Core: core, Transport: ep, Join: l.seeds, Keys: [][]byte{l.key}, Label: liveLabel,
 		Logger: l.cfg.MeshLogger, Memberlist: l.memberlistHook,
 		Seed: mix64(uint64(l.cfg.Seed)^mix64(uint64(n.info.ID))^n.starts) | 1,
@@ -601,7 +602,7 @@ func (n *liveNode) startMesh() error {
 // observer reports the writes whose records have all been applied, with
 // the wall time at which the mesh applied them. It runs on the mesh's
 // goroutine.
-func (n *liveNode) observer(m *gossip.Mesh) func([]crdt.Record) {
+func (n *liveNode) observer(m *mesh.Mesh) func([]crdt.Record) {
 	return func(recs []crdt.Record) {
 		at := n.l.elapsed()
 		for _, r := range recs {
@@ -644,7 +645,7 @@ func (n *liveNode) sweep() {
 	})
 }
 
-func (n *liveNode) addStats(m *gossip.Mesh) {
+func (n *liveNode) addStats(m *mesh.Mesh) {
 	st := m.Stats()
 	var msgs uint64
 	for _, k := range st.MessagesIn {
@@ -753,7 +754,7 @@ func (rt liveRouter) Admit(_ time.Duration, q Admission) {
 		defer l.bg.Done()
 		ctx, cancel := context.WithTimeout(l.ctx, livePullTimeout)
 		defer cancel()
-		if _, err := m.Want(ctx, facts.Serial, facts.Issuer); errors.Is(err, gossip.ErrClosed) || l.ctx.Err() != nil {
+		if _, err := m.Want(ctx, facts.Serial, facts.Issuer); errors.Is(err, mesh.ErrClosed) || l.ctx.Err() != nil {
 			return // the router crashed, or the run is over
 		}
 		d := decideOn(m, facts)
@@ -761,7 +762,7 @@ func (rt liveRouter) Admit(_ time.Duration, q Admission) {
 	}()
 }
 
-func decideOn(m *gossip.Mesh, facts crdt.CertFacts) router.Decision {
+func decideOn(m *mesh.Mesh, facts crdt.CertFacts) router.Decision {
 	var d router.Decision
 	m.View(func(s *crdt.Store) {
 		d = router.Decide(s, facts, crdt.MillisOf(time.Now()), router.ModeStrict)

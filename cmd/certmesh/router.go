@@ -69,7 +69,7 @@ func runRouter(ctx context.Context, cfg config.Router, log *slog.Logger, hup <-c
 			}
 		case err := <-r.Mesh.NameConflict():
 			// Another live node holds this name: this one is the
-			// newcomer, and steps down (gossip.Mesh.NameConflict).
+			// newcomer, and steps down (mesh.Mesh.NameConflict).
 			log.Error("router: stopping: another node has this name", "err", err)
 			sctx, cancel := context.WithTimeout(context.Background(), routerShutdownTimeout)
 			defer cancel()

@@ -25,6 +25,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
 )
 
 // TrustDomain is the trust domain of the test PKI.
@@ -98,7 +99,7 @@ type Verifier struct{ keys map[string]*ecdsa.PublicKey }
 func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 	pub := v.keys[r.Head().Author.Name]
 	if pub == nil {
-		return gossip.ErrUnknownSigner
+		return trust.ErrUnknownSigner
 	}
 	if !pki.VerifyRecord(pub, msg, r.Head().Sig) {
 		return errors.New("routertest: bad signature")
@@ -130,8 +131,7 @@ func (p *PKI) Controller(name string) *Controller {
 
 // Sign implements crdt.Signer with the controller's intermediate key.
 func (c *Controller) Sign(msg []byte) (crdt.Signature, error) {
-	sig, err := pki.SignRecord(c.CA.Key, msg)
-	return crdt.Signature(sig), err
+	return trust.RecordSigner{Key: c.CA.Key}.Sign(msg)
 }
 
 // View calls fn with the controller's own store.
@@ -169,11 +169,11 @@ func (c *Controller) Learn(recs ...crdt.Record) {
 
 // Signer returns the controller's signer record.
 func (c *Controller) Signer() []crdt.Record {
-	kid, err := pki.KeyID(c.CA.Cert.PublicKey)
+	r, err := trust.NewSignerRecord(c.CA.Cert, TrustDomain)
 	if err != nil {
 		panic(err)
 	}
-	return c.Write(&crdt.SignerRecord{Controller: c.Name, KeyID: kid, Cert: c.CA.Cert.Raw, NotAfter: crdt.MillisOf(c.CA.Cert.NotAfter)})
+	return c.Write(r)
 }
 
 // ClientCert is what a client holds after a login or a rotation.

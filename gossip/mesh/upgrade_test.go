@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"bytes"
@@ -13,16 +13,17 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // A rolling upgrade, rehearsed with real memberlist nodes over loopback:
 // nodes announce their protocol version in NodeMeta and write it at the
-// head of every frame (MeshConfig.protocol overrides it for the test). A
+// head of every frame (Config.protocol overrides it for the test). A
 // node of a newer minor interoperates; a node of an unknown major is kept
 // out of membership with one clear log line, and nothing it sends, over
 // packets, streams or memberlist's push-pull, is ever merged.
 //
-//	go test ./gossip/ -run TestRollingUpgrade -v
+//	go test ./gossip/mesh/ -run TestRollingUpgrade -v
 
 // lockedBuffer collects log output written from several goroutines.
 type lockedBuffer struct {
@@ -63,7 +64,7 @@ func TestRollingUpgrade(t *testing.T) {
 	var logs lockedBuffer
 	old := []string{"ctrl-a", "ctrl-b", "r1", "r2"}
 	for _, n := range old {
-		c.start(n, func(cfg *MeshConfig) {
+		c.start(n, func(cfg *Config) {
 			if n == "ctrl-a" {
 				cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			}
@@ -76,7 +77,7 @@ func TestRollingUpgrade(t *testing.T) {
 	c.converged(t, 7, old...)
 
 	t.Run("a newer minor interoperates", func(t *testing.T) {
-		minor := c.start("ctrl-minor", func(cfg *MeshConfig) { cfg.protocol = ProtocolMajor<<4 | (ProtocolMinor + 1) })
+		minor := c.start("ctrl-minor", func(cfg *Config) { cfg.protocol = gossip.ProtocolMajor<<4 | (gossip.ProtocolMinor + 1) })
 		all := append(slices.Clone(old), "ctrl-minor")
 		for _, n := range all {
 			eventually(t, 5*time.Second, n+" sees the newer minor as a member", func() bool {
@@ -92,11 +93,11 @@ func TestRollingUpgrade(t *testing.T) {
 		// A message type the newer minor added: the old node drops and
 		// counts it, and carries on.
 		var frame bytes.Buffer
-		frame.WriteByte(ProtocolMajor<<4 | (ProtocolMinor + 1))
+		frame.WriteByte(gossip.ProtocolMajor<<4 | (gossip.ProtocolMinor + 1))
 		enc := msgpack.NewEncoder(&frame)
 		enc.EncodeString("ctrl-minor")
 		enc.EncodeArrayLen(3)
-		enc.EncodeUint(uint64(maxMsgType) + 1)
+		enc.EncodeUint(uint64(gossip.MaxMsgType) + 1)
 		enc.EncodeInt(int64(crdt.MillisOf(time.Now())))
 		enc.EncodeArrayLen(0)
 		before := c.meshes["ctrl-a"].Stats().Rejected["malformed"]
@@ -120,7 +121,7 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 		// A 2.0 controller with a genuine signing key: were anything it
 		// sends merged, its records would verify.
-		next := c.start("ctrl-major", func(cfg *MeshConfig) { cfg.protocol = (ProtocolMajor + 1) << 4 })
+		next := c.start("ctrl-major", func(cfg *Config) { cfg.protocol = (gossip.ProtocolMajor + 1) << 4 })
 		// It hears the old nodes (it is the one that is tolerant here),
 		// publishes, and pushes to them; memberlist's push-pull carries
 		// its causal context to them too.
@@ -168,7 +169,7 @@ func TestRollingUpgrade(t *testing.T) {
 		if len(refusals) != 1 {
 			t.Fatalf("%d refusal lines for the 2.0 node, want exactly one:\n%s", len(refusals), out)
 		}
-		if !strings.Contains(refusals[0], fmt.Sprintf("protocol 2.0, this node %d.%d", ProtocolMajor, ProtocolMinor)) {
+		if !strings.Contains(refusals[0], fmt.Sprintf("protocol 2.0, this node %d.%d", gossip.ProtocolMajor, gossip.ProtocolMinor)) {
 			t.Errorf("refusal line does not say which versions: %s", refusals[0])
 		}
 		t.Logf("refusal: %s", refusals[0])

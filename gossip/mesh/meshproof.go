@@ -1,13 +1,14 @@
-package gossip
+package mesh
 
 import (
 	"errors"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
-// How a Mesh checks who sent a frame (NodeAuth): off the loop and never
+// How a Mesh checks who sent a frame (gossip.NodeAuth): off the loop and never
 // under the mesh's lock, since admission lookups take that lock and must
 // not wait on crypto. Frames that carry a proof go to the verifier
 // goroutine (verifyLoop) through a bounded queue, so that memberlist's
@@ -15,6 +16,15 @@ import (
 // either; memberlist's push-pull, one goroutine per stream already,
 // checks its own. A frame whose proof fails is counted and handed to the
 // core unproven: what it carries is still verified record by record.
+
+// maxVerifyQueue caps the received frames whose proof waits to be checked;
+// beyond it they are dropped and counted (reason "queue_full").
+const maxVerifyQueue = 1024
+
+// maxProvenSenders caps the senders whose last proven frame time a node
+// keeps (replay protection): members only, and only those a root-issued
+// certificate names.
+const maxProvenSenders = 1 << 16
 
 // verifyLoop checks the proofs of received frames and hands them to the
 // loop.
@@ -33,7 +43,7 @@ func (m *Mesh) verifyLoop() {
 
 // queueVerify hands a frame with a proof to the verifier goroutine, or
 // drops and counts it when maxVerifyQueue wait already.
-func (m *Mesh) queueVerify(f *Frame) {
+func (m *Mesh) queueVerify(f *gossip.Frame) {
 	select {
 	case m.verifyQ <- f:
 	default:
@@ -44,8 +54,8 @@ func (m *Mesh) queueVerify(f *Frame) {
 
 // verifyFrame returns the sender of f: proven if its proof, made for
 // recipient ("" for any node: a push-pull), holds and it is no replay.
-func (m *Mesh) verifyFrame(f *Frame, recipient string) Sender {
-	unproven := Sender{Name: f.From}
+func (m *Mesh) verifyFrame(f *gossip.Frame, recipient string) gossip.Sender {
+	unproven := gossip.Sender{Name: f.From}
 	if f.Proof == nil {
 		return unproven
 	}
@@ -56,7 +66,7 @@ func (m *Mesh) verifyFrame(f *Frame, recipient string) Sender {
 	}
 	if err != nil {
 		reason := "bad_proof"
-		if errors.Is(err, ErrStaleProof) {
+		if errors.Is(err, gossip.ErrStaleProof) {
 			reason = "stale_proof"
 		}
 		m.met.drop(reason)
@@ -80,7 +90,7 @@ func (m *Mesh) verifyFrame(f *Frame, recipient string) Sender {
 func (m *Mesh) acceptProven(now time.Time, name string, sentAt crdt.Millis, anyRecipient bool) (bool, error) {
 	if anyRecipient {
 		if d := time.Duration(crdt.MillisOf(now)-sentAt) * time.Millisecond; d > m.cfg.Core.MaxOffset || d < -m.cfg.Core.MaxOffset {
-			return false, ErrStaleProof
+			return false, gossip.ErrStaleProof
 		}
 	}
 	m.proofMu.Lock()
@@ -88,7 +98,7 @@ func (m *Mesh) acceptProven(now time.Time, name string, sentAt crdt.Millis, anyR
 	last, ok := m.lastProven[name]
 	switch {
 	case ok && sentAt < last:
-		return false, ErrStaleProof
+		return false, gossip.ErrStaleProof
 	case !ok && len(m.lastProven) >= maxProvenSenders:
 		return false, nil // taken as unproven until housekeeping prunes
 	}
@@ -136,7 +146,7 @@ func (m *Mesh) allRead() bool {
 		if ni.state != "alive" {
 			continue
 		}
-		if ni.meta.Minor < minorTrailer {
+		if ni.meta.Minor < gossip.MinorTrailer {
 			return false
 		}
 		known = true

@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"strings"
@@ -15,7 +15,7 @@ func TestMeshNewcomerWithATakenNameStops(t *testing.T) {
 	eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
 	eventually(t, 10*time.Second, "edge-1 is ready", first.Ready)
 
-	second := c.start("edge-1", func(cfg *MeshConfig) { cfg.Bind = freeAddr(t) })
+	second := c.start("edge-1", func(cfg *Config) { cfg.Bind = freeAddr(t) })
 	c.meshes["edge-1 (second)"], c.meshes["edge-1"] = second, first
 	select {
 	case err := <-second.NameConflict():
@@ -47,7 +47,7 @@ func TestMeshRestartOnANewAddressIsNotAConflict(t *testing.T) {
 	eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
 	c.crash("edge-1")
 
-	again := c.start("edge-1", func(cfg *MeshConfig) { cfg.Bind = freeAddr(t) })
+	again := c.start("edge-1", func(cfg *Config) { cfg.Bind = freeAddr(t) })
 	eventually(t, 10*time.Second, "the old address to be probed", func() bool { return again.probes.Load() > 0 })
 	select {
 	case err := <-again.NameConflict():

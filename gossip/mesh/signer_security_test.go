@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"crypto/rand"
@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // Signing authority over real meshes: a controller's records are accepted
@@ -17,7 +20,7 @@ import (
 // whose clock runs far ahead cannot get its writes merged before time
 // catches up.
 //
-//	go test ./gossip/ -run 'TestMeshSigner|TestMeshClockFarAhead' -v
+//	go test ./gossip/mesh/ -run 'TestMeshSigner|TestMeshClockFarAhead' -v
 
 func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 	c := newMeshCluster(t,
@@ -26,12 +29,12 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 	// The PKI was made three hours ago; ctrl-old's intermediate was valid
 	// for two of them and expired an hour ago.
 	now := time.Now()
-	c.pki = newTestPKI(t, now.Add(-3*time.Hour), []string{"ctrl-a", "ctrl-b"}, []string{"r1", "r2"})
-	old, err := pki.NewController(c.pki.root, testTD, "ctrl-old", 2*time.Hour, now.Add(-3*time.Hour), rand.Reader)
+	c.pki = trusttest.NewPKI(t, now.Add(-3*time.Hour), []string{"ctrl-a", "ctrl-b"}, []string{"r1", "r2"})
+	old, err := pki.NewController(c.pki.Root, trusttest.TrustDomain, "ctrl-old", 2*time.Hour, now.Add(-3*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.pki.ctrl["ctrl-old"] = old
+	c.pki.Ctrl["ctrl-old"] = old
 	all := []string{"ctrl-a", "ctrl-b", "ctrl-old", "r1", "r2"}
 	honest := []string{"ctrl-a", "ctrl-b", "r2"}
 	for _, n := range all {
@@ -49,11 +52,11 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 	t.Run("records signed after the signer expired are refused", func(t *testing.T) {
 		rej := c.rejections(honest...)
 		w := c.authors["ctrl-old"]
-		w.hlc = fixedHLC(now.Add(-2 * time.Hour)) // written while the key was valid
-		signer := w.signer(old)
-		s1, ce1 := w.session(now.Add(-2 * time.Hour))
-		w.hlc = c.meshes["ctrl-old"].Now // written now, an hour after it expired
-		s2, ce2 := w.session(now)
+		w.HLC = trusttest.FixedHLC(now.Add(-2 * time.Hour)) // written while the key was valid
+		signer := w.Signer(old)
+		s1, ce1 := w.Session(now.Add(-2 * time.Hour))
+		w.HLC = c.meshes["ctrl-old"].Now // written now, an hour after it expired
+		s2, ce2 := w.Session(now)
 		if err := c.meshes["ctrl-old"].Publish([]crdt.Record{signer, s1, ce1, s2, ce2}); err != nil {
 			t.Fatal(err)
 		}
@@ -97,29 +100,29 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 		before := map[string]digest{"ctrl-a": c.meshes["ctrl-a"].digest(), "r2": c.meshes["r2"].digest()}
 		// ctrl-b's key (stolen, or ctrl-b itself turned hostile) signs a
 		// revocation of ctrl-a, and a record carrying it in ctrl-b's name.
-		blob, err := pki.SignControllerRevocation(c.pki.ctrl["ctrl-b"].Key, testTD, "ctrl-a", time.Now())
+		blob, err := pki.SignControllerRevocation(c.pki.Ctrl["ctrl-b"].Key, trusttest.TrustDomain, "ctrl-a", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewRevocationRecord(c.pki.root.Cert, testTD, blob); err == nil {
+		if _, err := trust.CheckRevocation(c.pki.Root.Cert, trusttest.TrustDomain, blob); err == nil {
 			t.Fatal("a revocation signed by a controller key checks out against the root")
 		}
 		b := c.authors["ctrl-b"]
 		rec := &crdt.SignerRecord{Controller: "ctrl-a", Revoked: true, RevokedAt: crdt.MillisOf(time.Now()), RootSig: blob}
-		rec.Header = crdt.Header{Author: b.a, Seq: b.seq + 1, HLC: rogue.Now()}
-		if err := crdt.Sign(rec, RecordSigner{c.pki.ctrl["ctrl-b"].Key}); err != nil {
+		rec.Header = crdt.Header{Author: b.Author, Seq: b.Seq + 1, HLC: rogue.Now()}
+		if err := crdt.Sign(rec, trust.RecordSigner{Key: c.pki.Ctrl["ctrl-b"].Key}); err != nil {
 			t.Fatal(err)
 		}
 		// And the same under ctrl-a's own name, signed by ctrl-b: the root
 		// signature is checked first, so both count as bad revocations.
 		self := *rec
-		self.Header = crdt.Header{Author: c.authors["ctrl-a"].a, Seq: c.authors["ctrl-a"].seq + 1, HLC: rogue.Now()}
-		if err := crdt.Sign(&self, RecordSigner{c.pki.ctrl["ctrl-b"].Key}); err != nil {
+		self.Header = crdt.Header{Author: c.authors["ctrl-a"].Author, Seq: c.authors["ctrl-a"].Seq + 1, HLC: rogue.Now()}
+		if err := crdt.Sign(&self, trust.RecordSigner{Key: c.pki.Ctrl["ctrl-b"].Key}); err != nil {
 			t.Fatal(err)
 		}
-		m := &Message{Type: MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 8001, Region: "east",
+		m := &gossip.Message{Type: gossip.MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 8001, Region: "east",
 			Records: []crdt.Record{rec, &self}}
-		rogue.send([]Output{{To: "ctrl-a", Msg: m}, {To: "r2", Msg: m}})
+		rogue.send([]gossip.Output{{To: "ctrl-a", Msg: m}, {To: "r2", Msg: m}})
 		c.waitRejected(t, rej, map[string]uint64{"bad_revocation": 2}, "ctrl-a", "r2")
 		for _, n := range []string{"ctrl-a", "r2"} {
 			if got := c.meshes[n].digest(); got != before[n] {
@@ -133,15 +136,16 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 
 	t.Run("the root's revocation of a controller", func(t *testing.T) {
 		at := time.Now()
-		blob, err := pki.SignControllerRevocation(c.pki.root.Key, testTD, "ctrl-b", at)
+		blob, err := pki.SignControllerRevocation(c.pki.Root.Key, trusttest.TrustDomain, "ctrl-b", at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := NewRevocationRecord(c.pki.root.Cert, testTD, blob)
+		rev, err := trust.CheckRevocation(c.pki.Root.Cert, trusttest.TrustDomain, blob)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.authors["ctrl-a"].sign(rec) // submitted at ctrl-a
+		rec := rev.Record(nil)
+		c.authors["ctrl-a"].Sign(rec) // submitted at ctrl-a
 		if err := c.meshes["ctrl-a"].Publish([]crdt.Record{rec}); err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +156,7 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 			}
 		}
 		// ctrl-b's own mesh will not publish for it any more...
-		s, ce := c.authors["ctrl-b"].session(time.Now())
+		s, ce := c.authors["ctrl-b"].Session(time.Now())
 		if err := c.meshes["ctrl-b"].Publish([]crdt.Record{s, ce}); !errors.Is(err, crdt.ErrAuthorRevoked) {
 			t.Errorf("a revoked controller's mesh published its record: %v", err)
 		}
@@ -164,11 +168,11 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 		for _, n := range others {
 			before[n] = c.meshes[n].digest()
 		}
-		s2, ce2 := c.authors["ctrl-b"].session(time.Now())
-		m := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: []crdt.Record{s, ce, s2, ce2}}
-		var outs []Output
+		s2, ce2 := c.authors["ctrl-b"].Session(time.Now())
+		m := &gossip.Message{Type: gossip.MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: []crdt.Record{s, ce, s2, ce2}}
+		var outs []gossip.Output
 		for _, n := range others {
-			outs = append(outs, Output{To: n, Msg: m, Reliable: true})
+			outs = append(outs, gossip.Output{To: n, Msg: m, Reliable: true})
 		}
 		rogue.send(outs)
 		c.waitRejected(t, rej, map[string]uint64{"author_revoked": 4}, others...)
@@ -195,7 +199,7 @@ func TestMeshClockFarAhead(t *testing.T) {
 	all := []string{"ctrl-a", "ctrl-b", "ctrl-skew", "r1", "r2"}
 	honest := []string{"ctrl-a", "ctrl-b", "r1", "r2"}
 	for _, n := range all {
-		c.start(n, func(cfg *MeshConfig) {
+		c.start(n, func(cfg *Config) {
 			cfg.Core.HeldTTL = 2 * time.Minute
 			cfg.Clock = clock
 			if n == "ctrl-skew" {
@@ -264,7 +268,7 @@ func TestMeshClockFarAhead(t *testing.T) {
 			t.Errorf("%s still holds %d records", n, h)
 		}
 		c.meshes[n].View(func(st *crdt.Store) {
-			if got := st.Contiguous(c.authors["ctrl-skew"].a); got != uint64(len(recs)) {
+			if got := st.Contiguous(c.authors["ctrl-skew"].Author); got != uint64(len(recs)) {
 				t.Errorf("%s covers ctrl-skew up to %d, want %d", n, got, len(recs))
 			}
 		})

@@ -1,8 +1,7 @@
-package gossip
+package trust
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
@@ -15,25 +14,30 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// Errors a Verifier returns, besides ErrUnknownSigner. The core counts each
-// under its own reason in certmesh_rejected_records_total.
+// Errors a Verifier returns. The gossip core holds a record refused with
+// ErrUnknownSigner until its author's signer record arrives, and counts
+// each of the others under its own reason in
+// certmesh_rejected_records_total.
 var (
+	// ErrUnknownSigner: the store holds no signer record of the record's
+	// author yet.
+	ErrUnknownSigner = errors.New("trust: unknown signer")
 	// ErrBadSignature: no active key of the record's author signed it.
-	ErrBadSignature = errors.New("gossip: bad record signature")
+	ErrBadSignature = errors.New("trust: bad record signature")
 	// ErrBadSigner: a signer record's certificate is not a controller
 	// intermediate issued by the root for the record's author.
-	ErrBadSigner = errors.New("gossip: signer certificate not acceptable")
+	ErrBadSigner = errors.New("trust: signer certificate not acceptable")
 	// ErrSignerExpired: the key that signed the record was not valid at the
 	// record's HLC.
-	ErrSignerExpired = errors.New("gossip: signer not valid at the record's time")
+	ErrSignerExpired = errors.New("trust: signer not valid at the record's time")
 	// ErrBadRevocation: a revoking signer record does not carry the root's
 	// revocation of that controller at that time.
-	ErrBadRevocation = errors.New("gossip: controller revocation not signed by the root")
+	ErrBadRevocation = errors.New("trust: controller revocation not signed by the root")
 	// ErrNotCreator: a session or certificate record signed by its author,
 	// for a session another controller created or a certificate another
 	// controller issued (pki.CreatedBy, pki.IssuedBy). Its dot is covered,
 	// the record never counts.
-	ErrNotCreator = errors.New("gossip: record about another controller's session or certificate")
+	ErrNotCreator = errors.New("trust: record about another controller's session or certificate")
 )
 
 // maxSignerCache caps the parsed signer certificates a Verifier keeps. A
@@ -89,10 +93,10 @@ type signerCert struct {
 // up signer records in the store that store returns.
 func NewVerifier(root *x509.Certificate, trustDomain string, store func() *crdt.Store) (*Verifier, error) {
 	if err := pki.ValidateTrustDomain(trustDomain); err != nil {
-		return nil, fmt.Errorf("gossip: verifier: %w", err)
+		return nil, fmt.Errorf("trust: verifier: %w", err)
 	}
 	if store == nil {
-		return nil, errors.New("gossip: verifier: no store")
+		return nil, errors.New("trust: verifier: no store")
 	}
 	v := &Verifier{trustDomain: trustDomain, store: store}
 	if err := v.SetRoot(root); err != nil {
@@ -105,13 +109,13 @@ func NewVerifier(root *x509.Certificate, trustDomain string, store func() *crdt.
 // and forgets every cached signer certificate.
 func (v *Verifier) SetRoot(root *x509.Certificate) error {
 	if root == nil {
-		return errors.New("gossip: verifier: no root certificate")
+		return errors.New("trust: verifier: no root certificate")
 	}
 	if !root.IsCA {
-		return fmt.Errorf("gossip: verifier: root %q is not a CA", root.Subject.CommonName)
+		return fmt.Errorf("trust: verifier: root %q is not a CA", root.Subject.CommonName)
 	}
 	if _, ok := root.PublicKey.(*ecdsa.PublicKey); !ok {
-		return fmt.Errorf("gossip: verifier: root key is %T, want ECDSA", root.PublicKey)
+		return fmt.Errorf("trust: verifier: root key is %T, want ECDSA", root.PublicKey)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(root)
@@ -326,63 +330,5 @@ func (v *Verifier) parseSigner(der []byte, keyID [32]byte, root *x509.Certificat
 		pub:        pub,
 		notBefore:  crdt.MillisOf(from),
 		notAfter:   crdt.MillisOf(until),
-	}, nil
-}
-
-// RecordSigner signs records with a controller's intermediate key
-// (pki.SignRecord), as the Verifier expects.
-type RecordSigner struct {
-	Key crypto.Signer
-}
-
-var _ crdt.Signer = RecordSigner{}
-
-// Sign implements crdt.Signer.
-func (s RecordSigner) Sign(msg []byte) (crdt.Signature, error) {
-	sig, err := pki.SignRecord(s.Key, msg)
-	return crdt.Signature(sig), err
-}
-
-// NewSignerRecord returns the body of the record that publishes cert, a
-// controller's intermediate, as a signing key: Controller, KeyID, Cert and
-// NotAfter. The caller sets the header (author, seq, HLC) and signs it
-// with cert's key.
-func NewSignerRecord(cert *x509.Certificate, trustDomain string) (*crdt.SignerRecord, error) {
-	id, err := pki.IDOf(cert)
-	if err != nil {
-		return nil, fmt.Errorf("gossip: signer record: %w", err)
-	}
-	if id.Kind != pki.KindController || id.TrustDomain != trustDomain {
-		return nil, fmt.Errorf("gossip: signer record: certificate names %s, not a controller of trust domain %q", id, trustDomain)
-	}
-	kid, err := pki.KeyID(cert.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("gossip: signer record: %w", err)
-	}
-	return &crdt.SignerRecord{
-		Controller: id.Name,
-		KeyID:      kid,
-		Cert:       bytes.Clone(cert.Raw),
-		NotAfter:   crdt.MillisOf(cert.NotAfter),
-	}, nil
-}
-
-// NewRevocationRecord returns the body of the record that carries blob, a
-// root-signed controller revocation (`certmesh pki revoke-controller`),
-// after checking it against root: Controller, Revoked, RevokedAt and
-// RootSig. The caller sets the header and signs it with its own key.
-func NewRevocationRecord(root *x509.Certificate, trustDomain string, blob []byte) (*crdt.SignerRecord, error) {
-	rev, err := pki.VerifyControllerRevocation(root, blob)
-	if err != nil {
-		return nil, fmt.Errorf("gossip: revocation record: %w", err)
-	}
-	if rev.TrustDomain != trustDomain {
-		return nil, fmt.Errorf("gossip: revocation record: trust domain %q, want %q", rev.TrustDomain, trustDomain)
-	}
-	return &crdt.SignerRecord{
-		Controller: rev.Controller,
-		Revoked:    true,
-		RevokedAt:  crdt.MillisOf(rev.At),
-		RootSig:    bytes.Clone(blob),
 	}, nil
 }

@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // Metrics of a Mesh (SPEC.md section 7). Each Mesh has its own
@@ -29,8 +30,8 @@ type meshMetrics struct {
 	syncDelay *metrics.PrometheusHistogram
 	bytesIn   *metrics.Counter
 	bytesOut  *metrics.Counter
-	msgsIn    [maxMsgType + 1]*metrics.Counter
-	msgsOut   [maxMsgType + 1]*metrics.Counter
+	msgsIn    [gossip.MaxMsgType + 1]*metrics.Counter
+	msgsOut   [gossip.MaxMsgType + 1]*metrics.Counter
 	records   [crdt.KindSigner + 1]atomic.Int64
 	// clockOffset is the node's estimated offset from its peers, in ns
 	// (certmesh_clock_offset_seconds): controllers refuse writes beyond
@@ -56,7 +57,7 @@ func newMeshMetrics() *meshMetrics {
 	mm.syncDelay = s.NewPrometheusHistogramExt("certmesh_sync_delay_seconds", syncDelayBuckets)
 	mm.bytesIn = s.NewCounter(`certmesh_gossip_bytes_total{dir="in"}`)
 	mm.bytesOut = s.NewCounter(`certmesh_gossip_bytes_total{dir="out"}`)
-	for t := MsgType(1); t <= maxMsgType; t++ {
+	for t := gossip.MsgType(1); t <= gossip.MaxMsgType; t++ {
 		mm.msgsIn[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="in"}`, t.String()))
 		mm.msgsOut[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="out"}`, t.String()))
 	}
@@ -74,16 +75,16 @@ func newMeshMetrics() *meshMetrics {
 	return mm
 }
 
-func (mm *meshMetrics) msgIn(t MsgType, n int) {
+func (mm *meshMetrics) msgIn(t gossip.MsgType, n int) {
 	mm.bytesIn.Add(n)
-	if t >= 1 && t <= maxMsgType {
+	if t >= 1 && t <= gossip.MaxMsgType {
 		mm.msgsIn[t].Inc()
 	}
 }
 
-func (mm *meshMetrics) msgOut(t MsgType, n int) {
+func (mm *meshMetrics) msgOut(t gossip.MsgType, n int) {
 	mm.bytesOut.Add(n)
-	if t >= 1 && t <= maxMsgType {
+	if t >= 1 && t <= gossip.MaxMsgType {
 		mm.msgsOut[t].Inc()
 	}
 }
@@ -105,7 +106,7 @@ func (mm *meshMetrics) setRecords(counts map[crdt.Kind]int) {
 
 // syncCore copies the core's cumulative counters into the metrics. The
 // caller holds the mesh's lock (st belongs to the core).
-func (mm *meshMetrics) syncCore(st *Stats) {
+func (mm *meshMetrics) syncCore(st *gossip.Stats) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
 	for r, n := range st.Pulls {
@@ -180,4 +181,55 @@ func (m *Mesh) WritePrometheus(w io.Writer) {
 	m.met.syncCore(m.core.Stats())
 	m.mu.Unlock()
 	m.met.set.WritePrometheus(w)
+}
+
+// StatsSnapshot is a copy of a Mesh's counters.
+type StatsSnapshot struct {
+	MessagesIn, MessagesOut map[string]uint64 // by message type, as the core counted them
+	BytesIn, BytesOut       uint64
+	Applied                 uint64            // records merged, local writes included
+	Rejected                map[string]uint64 // records and messages refused, by reason
+	Pulls                   map[string]uint64 // pulls on miss, by result
+	Repairs                 uint64
+	Held                    int    // records waiting for a signer or for the clock
+	Dropped                 uint64 // received messages dropped because the loop was behind
+	JoinAttempts            uint64
+	AlivePeers              int
+	Synced                  bool
+}
+
+// Stats returns a copy of the mesh's counters.
+func (m *Mesh) Stats() StatsSnapshot {
+	s := StatsSnapshot{
+		MessagesIn: map[string]uint64{}, MessagesOut: map[string]uint64{},
+		Rejected: map[string]uint64{}, Pulls: map[string]uint64{},
+		Dropped: m.dropped.Load(), JoinAttempts: m.joins.Load(), AlivePeers: m.alivePeers(),
+		Synced: m.synced.Load(),
+	}
+	m.mu.Lock()
+	st := m.core.Stats()
+	m.met.syncCore(st)
+	for t := gossip.MsgType(1); t <= gossip.MaxMsgType; t++ {
+		if n := st.MessagesIn[t]; n > 0 {
+			s.MessagesIn[t.String()] = n
+		}
+		if n := st.MessagesOut[t]; n > 0 {
+			s.MessagesOut[t.String()] = n
+		}
+	}
+	s.BytesIn, s.BytesOut, s.Applied, s.Repairs = st.BytesIn, st.BytesOut, st.Applied, st.Repairs
+	for r, n := range st.Rejected {
+		s.Rejected[r] = n
+	}
+	for r, n := range st.Pulls {
+		s.Pulls[r] = n
+	}
+	s.Held = m.core.HeldCount()
+	m.mu.Unlock()
+	m.met.mu.Lock()
+	for r, n := range m.met.dropped {
+		s.Rejected[r] += n
+	}
+	m.met.mu.Unlock()
+	return s
 }

@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"bytes"
@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // Hostile peers over real memberlist on loopback: a node that holds the
@@ -24,7 +27,7 @@ import (
 // certmesh_rejected_records_total{reason}; honest nodes' state does not
 // move and they do not relay it.
 //
-//	go test ./gossip/ -run 'TestMeshHostilePeers' -v
+//	go test ./gossip/mesh/ -run 'TestMeshHostilePeers' -v
 
 // rejectedMetric reads certmesh_rejected_records_total{reason} from m's
 // Prometheus text.
@@ -123,8 +126,8 @@ func TestMeshHostilePeers(t *testing.T) {
 		relayed := c.meshes["r2"].Stats().MessagesOut["push"]
 		b := c.authors["ctrl-b"]
 		var genuine *crdt.CertRecord
-		c.meshes["ctrl-a"].View(func(st *crdt.Store) { genuine = st.Get(crdt.Dot{Author: b.a, Seq: 3}).(*crdt.CertRecord) })
-		next := b.seq + 1 // the next dot ctrl-b will write
+		c.meshes["ctrl-a"].View(func(st *crdt.Store) { genuine = st.Get(crdt.Dot{Author: b.Author, Seq: 3}).(*crdt.CertRecord) })
+		next := b.Seq + 1 // the next dot ctrl-b will write
 
 		// An old genuine record, sent again as it is: a duplicate.
 		replayed := genuine
@@ -139,36 +142,36 @@ func TestMeshHostilePeers(t *testing.T) {
 		// signs only its own name's records.
 		byRouter := *genuine
 		byRouter.Seq = next + 2
-		if err := crdt.Sign(&byRouter, RecordSigner{c.pki.routers["r1"].Key}); err != nil {
+		if err := crdt.Sign(&byRouter, trust.RecordSigner{Key: c.pki.Routers["r1"].Key}); err != nil {
 			t.Fatal(err)
 		}
 		byOtherCtrl := *genuine
 		byOtherCtrl.Seq = next + 3
-		if err := crdt.Sign(&byOtherCtrl, RecordSigner{c.pki.ctrl["ctrl-a"].Key}); err != nil {
+		if err := crdt.Sign(&byOtherCtrl, trust.RecordSigner{Key: c.pki.Ctrl["ctrl-a"].Key}); err != nil {
 			t.Fatal(err)
 		}
 		// The record re-authored as the rogue's own: no signer record
 		// for r1 will ever come, so it is held, then dropped.
 		own := *genuine
 		own.Header = crdt.Header{}
-		newAuthor(t, "r1", c.pki.routers["r1"].Key, rogue.Now).sign(&own)
+		trusttest.NewAuthor(t, "r1", c.pki.Routers["r1"].Key, rogue.Now).Sign(&own)
 
-		push := &Message{Type: MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 7001, Region: "east",
+		push := &gossip.Message{Type: gossip.MsgPush, SentAt: crdt.MillisOf(time.Now()), Origin: "r1", Batch: 7001, Region: "east",
 			Records: []crdt.Record{replayed, &reseq, &altered, &byRouter, &byOtherCtrl, &own}}
 		// The same forgeries as an anti-entropy answer and a pull answer.
-		delta := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: push.Records,
-			Intervals: []crdt.Interval{{Author: b.a, From: 0, To: next + 3}}}
-		var outs []Output
+		delta := &gossip.Message{Type: gossip.MsgDelta, SentAt: crdt.MillisOf(time.Now()), Records: push.Records,
+			Intervals: []crdt.Interval{{Author: b.Author, From: 0, To: next + 3}}}
+		var outs []gossip.Output
 		for _, n := range honest {
-			outs = append(outs, Output{To: n, Msg: push}, Output{To: n, Msg: delta, Reliable: true})
+			outs = append(outs, gossip.Output{To: n, Msg: push}, gossip.Output{To: n, Msg: delta, Reliable: true})
 		}
 		rogue.send(outs)
 		c.waitRejected(t, rej, map[string]uint64{"bad_signature": 2 * 4, "held_expired": 1}, honest...)
 		unchanged(t, before)
 		for _, n := range honest {
 			c.meshes[n].View(func(st *crdt.Store) {
-				if got := st.Contiguous(b.a); got != b.seq {
-					t.Errorf("%s covers ctrl-b up to %d, want %d: a refused record's interval was covered", n, got, b.seq)
+				if got := st.Contiguous(b.Author); got != b.Seq {
+					t.Errorf("%s covers ctrl-b up to %d, want %d: a refused record's interval was covered", n, got, b.Seq)
 				}
 			})
 		}
@@ -182,7 +185,7 @@ func TestMeshHostilePeers(t *testing.T) {
 	})
 
 	t.Run("a node claiming the controller role without a controller key", func(t *testing.T) {
-		c.addrs["fake-ctrl"], c.roles["fake-ctrl"], c.regions["fake-ctrl"] = freeAddr(t), RoleController, "east"
+		c.addrs["fake-ctrl"], c.roles["fake-ctrl"], c.regions["fake-ctrl"] = freeAddr(t), gossip.RoleController, "east"
 		before, rej := digests(), c.rejections(honest...)
 		fake := c.start("fake-ctrl", nil)
 		for _, n := range honest {
@@ -197,31 +200,31 @@ func TestMeshHostilePeers(t *testing.T) {
 		}
 		// Its own CA, with an intermediate that names it as a controller.
 		now := time.Now()
-		fakeRoot, err := pki.NewRoot(testTD, 24*time.Hour, now, rand.Reader)
+		fakeRoot, err := pki.NewRoot(trusttest.TrustDomain, 24*time.Hour, now, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fakeInter, err := pki.NewController(fakeRoot, testTD, "fake-ctrl", 12*time.Hour, now, rand.Reader)
+		fakeInter, err := pki.NewController(fakeRoot, trusttest.TrustDomain, "fake-ctrl", 12*time.Hour, now, rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := newAuthor(t, "fake-ctrl", fakeInter.Key, fake.Now)
-		ownSigner := w.signer(fakeInter)
-		sess, cert := w.session(now)
+		w := trusttest.NewAuthor(t, "fake-ctrl", fakeInter.Key, fake.Now)
+		ownSigner := w.Signer(fakeInter)
+		sess, cert := w.Session(now)
 		// A signer record naming ctrl-a, carrying ctrl-a's genuine
 		// intermediate, published under its own name.
-		stolen, err := NewSignerRecord(c.pki.ctrl["ctrl-a"].Cert, testTD)
+		stolen, err := trust.NewSignerRecord(c.pki.Ctrl["ctrl-a"].Cert, trusttest.TrustDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.sign(stolen)
+		w.Sign(stolen)
 		// A revocation of ctrl-a signed by its own root.
-		blob, err := pki.SignControllerRevocation(fakeRoot.Key, testTD, "ctrl-a", now)
+		blob, err := pki.SignControllerRevocation(fakeRoot.Key, trusttest.TrustDomain, "ctrl-a", now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		revoke := &crdt.SignerRecord{Controller: "ctrl-a", Revoked: true, RevokedAt: crdt.MillisOf(now), RootSig: blob}
-		w.sign(revoke)
+		w.Sign(revoke)
 		if err := fake.Publish([]crdt.Record{ownSigner, sess, cert, stolen, revoke}); err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +233,7 @@ func TestMeshHostilePeers(t *testing.T) {
 		// Asked for a certificate, it answers "not issued" like an issuer
 		// would; only the issuer's answer settles a pull, and the genuine
 		// certificate is found.
-		gs, genuine := c.authors["ctrl-a"].session(time.Now())
+		gs, genuine := c.authors["ctrl-a"].Session(time.Now())
 		c.meshes["ctrl-a"].View(func(st *crdt.Store) { // written, never pushed
 			st.MergeVerified(gs)
 			st.MergeVerified(genuine)
@@ -250,7 +253,7 @@ func TestMeshHostilePeers(t *testing.T) {
 		target := c.meshes["ctrl-a"]
 		node := rogue.lookup("ctrl-a")
 		rej := c.rejections("ctrl-a")
-		good, err := EncodeFrame("r1", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: crdt.Context{}})
+		good, err := gossip.EncodeFrame("r1", &gossip.Message{Type: gossip.MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: crdt.Context{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +261,7 @@ func TestMeshHostilePeers(t *testing.T) {
 		for i := 0; i < 20; i++ { // garbage after a valid version byte
 			b := make([]byte, 1+i*50)
 			rand.Read(b)
-			b[0] = protocolVersion
+			b[0] = gossip.ProtocolVersion
 			packets = append(packets, b)
 		}
 		packets = append(packets,
@@ -269,14 +272,14 @@ func TestMeshHostilePeers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		spoofed, err := EncodeFrame("ctrl-a", &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: crdt.Context{}})
+		spoofed, err := gossip.EncodeFrame("ctrl-a", &gossip.Message{Type: gossip.MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: crdt.Context{}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		otherMajor := bytes.Clone(good)
-		otherMajor[0] = (ProtocolMajor + 2) << 4
-		huge := make([]byte, MaxMessageSize+1)
-		huge[0] = protocolVersion
+		otherMajor[0] = (gossip.ProtocolMajor + 2) << 4
+		huge := make([]byte, gossip.MaxMessageSize+1)
+		huge[0] = gossip.ProtocolVersion
 		for _, p := range [][]byte{spoofed, otherMajor, huge} {
 			if err := rogue.ml.SendReliable(node, p); err != nil {
 				t.Fatal(err)
@@ -298,7 +301,7 @@ func TestMeshHostilePeers(t *testing.T) {
 func TestMeshGarbageFlood(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r1": "east"})
 	var logs lockedBuffer
-	target := c.start("ctrl-a", func(cfg *MeshConfig) {
+	target := c.start("ctrl-a", func(cfg *Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
 	c.start("r1", nil)
@@ -352,14 +355,14 @@ func TestMeshGarbageFlood(t *testing.T) {
 // and their per-peer state stays bounded by the members. Genuine proven
 // peers still count.
 //
-//	go test ./gossip/ -run 'TestMeshHostileSenders' -v
+//	go test ./gossip/mesh/ -run 'TestMeshHostileSenders' -v
 func TestMeshHostileSenders(t *testing.T) {
 	c := newMeshCluster(t,
 		map[string]string{"ctrl-a": "east", "ctrl-b": "west"},
 		map[string]string{"r1": "east", "r2": "east", "r3": "west"})
 	all := []string{"ctrl-a", "ctrl-b", "r1", "r2", "r3"}
 	for _, n := range all {
-		cfg := func(cfg *MeshConfig) {
+		cfg := func(cfg *Config) {
 			if n == "r2" {
 				// A pull waits for the issuer as long as the test holds it.
 				cfg.Core.WantTimeout = time.Minute
@@ -389,7 +392,7 @@ func TestMeshHostileSenders(t *testing.T) {
 		m := c.meshes[to]
 		want := m.Stats().MessagesIn
 		for _, f := range frames {
-			_, msg, err := DecodeFrame(f)
+			_, msg, err := gossip.DecodeFrame(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -411,9 +414,9 @@ func TestMeshHostileSenders(t *testing.T) {
 			return true
 		})
 	}
-	frame := func(t *testing.T, from string, m *Message) []byte {
+	frame := func(t *testing.T, from string, m *gossip.Message) []byte {
 		t.Helper()
-		b, err := EncodeFrame(from, m)
+		b, err := gossip.EncodeFrame(from, m)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -437,11 +440,11 @@ func TestMeshHostileSenders(t *testing.T) {
 			var frames [][]byte
 			for i := range 40 {
 				name := fmt.Sprintf("made-up-%d", i)
-				for _, m := range []*Message{
-					{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}},
-					{Type: MsgRepairReq, SentAt: hourAgo, Repair: crdt.Interval{Author: c.authors["ctrl-a"].a, From: 0, To: 1}},
-					{Type: MsgWantReq, SentAt: hourAgo, WantID: uint64(i), Serial: crdt.Serial{byte(i)}},
-					{Type: MsgDelta, SentAt: hourAgo, More: true, Context: crdt.Context{}},
+				for _, m := range []*gossip.Message{
+					{Type: gossip.MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}},
+					{Type: gossip.MsgRepairReq, SentAt: hourAgo, Repair: crdt.Interval{Author: c.authors["ctrl-a"].Author, From: 0, To: 1}},
+					{Type: gossip.MsgWantReq, SentAt: hourAgo, WantID: uint64(i), Serial: crdt.Serial{byte(i)}},
+					{Type: gossip.MsgDelta, SentAt: hourAgo, More: true, Context: crdt.Context{}},
 				} {
 					frames = append(frames, frame(t, name, m))
 				}
@@ -449,7 +452,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			// And under the names of every real member.
 			for _, name := range all {
 				if name != to {
-					frames = append(frames, frame(t, name, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}))
+					frames = append(frames, frame(t, name, &gossip.Message{Type: gossip.MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}))
 				}
 			}
 			sendTo(t, to, frames)
@@ -459,7 +462,7 @@ func TestMeshHostileSenders(t *testing.T) {
 
 	t.Run("a proof under another name or for another node proves nothing", func(t *testing.T) {
 		hourAgo := crdt.MillisOf(time.Now().Add(-time.Hour))
-		r1Key := c.pki.routers["r1"]
+		r1Key := c.pki.Routers["r1"]
 		rej := c.rejections(ctrls...)
 		for _, to := range ctrls {
 			other := "ctrl-a"
@@ -470,11 +473,11 @@ func TestMeshHostileSenders(t *testing.T) {
 			for _, name := range []string{other, "r2", "r3", "made-up"} {
 				// r1's router key and certificate, claiming another
 				// node: the other controller, a router, a made-up name.
-				frames = append(frames, proveWith(t, r1Key, frame(t, name, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), to))
+				frames = append(frames, proveWith(t, r1Key, frame(t, name, &gossip.Message{Type: gossip.MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), to))
 			}
 			// The other controller's genuine proof, made for r1 (which
 			// received it), replayed to this controller.
-			frames = append(frames, proveAs(t, c.meshes[other], frame(t, other, &Message{Type: MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), "r1"))
+			frames = append(frames, proveAs(t, c.meshes[other], frame(t, other, &gossip.Message{Type: gossip.MsgSyncReq, SentAt: hourAgo, Context: crdt.Context{}}), "r1"))
 			sendTo(t, to, frames)
 		}
 		c.waitRejected(t, rej, map[string]uint64{"bad_proof": 5}, ctrls...)
@@ -483,7 +486,7 @@ func TestMeshHostileSenders(t *testing.T) {
 
 	t.Run("a forged or replayed not-found does not settle a pull", func(t *testing.T) {
 		ctrl, r2 := c.meshes["ctrl-a"], c.meshes["r2"]
-		gs, genuine := c.authors["ctrl-a"].session(time.Now())
+		gs, genuine := c.authors["ctrl-a"].Session(time.Now())
 		ctrl.View(func(st *crdt.Store) { // written, never pushed
 			st.MergeVerified(gs)
 			st.MergeVerified(genuine)
@@ -499,7 +502,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			}
 		}()
 		type result struct {
-			res WantResult
+			res gossip.WantResult
 			err error
 		}
 		done := make(chan result, 1)
@@ -514,7 +517,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			return slices.Equal(waiting, []string{"ctrl-a"})
 		})
 		rej := c.rejections("r2")
-		notFound := &Message{Type: MsgWantResp, SentAt: crdt.MillisOf(time.Now()), WantID: id, Serial: genuine.Serial, Authoritative: true}
+		notFound := &gossip.Message{Type: gossip.MsgWantResp, SentAt: crdt.MillisOf(time.Now()), WantID: id, Serial: genuine.Serial, Authoritative: true}
 		sendTo(t, "r2", [][]byte{
 			// In the issuer's name, with the id in flight (the worst
 			// case: the rogue cannot see it, and ids are random).
@@ -522,7 +525,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			// The issuer's own answer, proven for r1, replayed to r2.
 			proveAs(t, ctrl, frame(t, "ctrl-a", notFound), "r1"),
 			// r1's router key under the issuer's name.
-			proveWith(t, c.pki.routers["r1"], frame(t, "ctrl-a", notFound), "r2"),
+			proveWith(t, c.pki.Routers["r1"], frame(t, "ctrl-a", notFound), "r2"),
 		})
 		if _, waiting := pullState(r2, genuine.Serial); !slices.Equal(waiting, []string{"ctrl-a"}) {
 			r := <-done
@@ -540,7 +543,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			t.Fatal("the issuer's answer did not settle the pull")
 		}
 		r2.mu.Lock()
-		cached := len(r2.core.negative)
+		cached := r2.core.Footprint().Negative
 		r2.mu.Unlock()
 		if cached != 0 {
 			t.Errorf("r2 caches %d forged not-found answers", cached)
@@ -561,13 +564,13 @@ func TestMeshHostileSenders(t *testing.T) {
 		before := m.Stats().MessagesIn
 		for i := range names {
 			name := fmt.Sprintf("made-up-%d", i)
-			msg := &Message{Type: MsgDelta, SentAt: crdt.MillisOf(time.Now()), More: true, Context: ctx}
+			msg := &gossip.Message{Type: gossip.MsgDelta, SentAt: crdt.MillisOf(time.Now()), More: true, Context: ctx}
 			if i%2 == 1 {
-				msg = &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: ctx}
+				msg = &gossip.Message{Type: gossip.MsgSyncReq, SentAt: crdt.MillisOf(time.Now()), Context: ctx}
 			}
 			f := frame(t, name, msg)
 			if i%3 == 0 {
-				f = proveWith(t, c.pki.routers["r1"], f, to)
+				f = proveWith(t, c.pki.Routers["r1"], f, to)
 			}
 			if err := rogue.ml.SendBestEffort(node, f); err != nil {
 				t.Fatal(err)
@@ -580,9 +583,9 @@ func TestMeshHostileSenders(t *testing.T) {
 		})
 		peers, exchanging, proven := senderState(m)
 		t.Logf("%s after %d made-up names: %d peer entries, %d exchanges, %d proven senders", to, names, peers, exchanging, proven)
-		if members := len(all) - 1; peers > members || proven > members || exchanging > maxExchanging {
+		if members := len(all) - 1; peers > members || proven > members || exchanging > gossip.MaxExchanging {
 			t.Errorf("%s keeps %d peer entries, %d exchanges, %d proven senders; want at most %d, %d, %d",
-				to, peers, exchanging, proven, members, maxExchanging, members)
+				to, peers, exchanging, proven, members, gossip.MaxExchanging, members)
 		}
 		m.sendMu.Lock()
 		senders := len(m.senders)

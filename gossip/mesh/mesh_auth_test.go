@@ -1,17 +1,19 @@
-package gossip
+package mesh
 
 import (
 	"testing"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // Node authentication over real memberlist where not every node proves:
 // a rolling upgrade from 1.0 (nodes that neither write nor read proofs),
 // and meshes without identities (tools and tests).
 //
-//	go test ./gossip/ -run 'TestMeshProofs' -v
+//	go test ./gossip/mesh/ -run 'TestMeshProofs' -v
 
 // A 1.1 node proves its frames only to peers that announce 1.1: a 1.0 node
 // refuses a frame with a trailer. Among 1.0 nodes, where no peer proves
@@ -23,7 +25,7 @@ func TestMeshProofsDuringAnUpgradeFrom10(t *testing.T) {
 		map[string]string{"r1": "east", "r2": "east"})
 	old := []string{"ctrl-a", "r1", "r2"}
 	for _, n := range old {
-		c.start(n, func(cfg *MeshConfig) { cfg.protocol = ProtocolMajor << 4 }) // announces and writes 1.0
+		c.start(n, func(cfg *Config) { cfg.protocol = gossip.ProtocolMajor << 4 }) // announces and writes 1.0
 	}
 	for _, n := range old {
 		eventually(t, 5*time.Second, n+" sees the 1.0 members", func() bool { return len(alive(c.meshes[n])) == len(old) })
@@ -55,7 +57,7 @@ func TestMeshProofsAbsent(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r1": "east", "r2": "west"})
 	all := []string{"ctrl-a", "r1", "r2"}
 	for _, n := range all {
-		c.start(n, func(cfg *MeshConfig) { cfg.Auth = nil })
+		c.start(n, func(cfg *Config) { cfg.Auth = nil })
 	}
 	for _, n := range all {
 		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
@@ -69,5 +71,23 @@ func TestMeshProofsAbsent(t *testing.T) {
 	res, err := c.meshes["r2"].Want(t.Context(), crdt.Serial{0xde, 0xad}, "ctrl-a")
 	if err != nil || res.Found || res.Authoritative {
 		t.Errorf("an unproven \"never issued\" settled a pull: %+v, %v", res, err)
+	}
+}
+
+// A mesh takes the NodeAuth of its own node only (the rest of
+// TestNodeAuthIdentityMustBeThisNodes, in gossip).
+func TestMeshRefusesTheNodeAuthOfAnotherNode(t *testing.T) {
+	p := trusttest.NewPKI(t, time.Now(), nil, []string{"r2"})
+	auth, err := gossip.NewNodeAuth(p.Root.Cert, trusttest.TrustDomain, "r2", gossip.RoleRouter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.SetIdentity(p.Routers["r2"].Cert, p.Routers["r2"].Key); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Core: gossip.DefaultConfig(), Bind: "127.0.0.1:0", Auth: auth}
+	cfg.Core.Name, cfg.Core.Role, cfg.Core.Region = "r1", gossip.RoleRouter, "east"
+	if _, err := cfg.withDefaults(); err == nil {
+		t.Error("a mesh took the NodeAuth of another node")
 	}
 }

@@ -1,10 +1,11 @@
-package gossip
+package mesh
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,19 +15,20 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
 )
 
 // nodeMeta is what a node announces in memberlist's NodeMeta (at most
 // memberlist.MetaMaxSize bytes, msgpack). Role and region are self-asserted
 // by any holder of the gossip key: they steer paths, never trust.
 type nodeMeta struct {
-	Role    Role   `msgpack:"r"`
-	Region  string `msgpack:"g"`
-	API     string `msgpack:"a,omitempty"`
-	Major   uint8  `msgpack:"M"`
-	Minor   uint8  `msgpack:"m"`
-	Boot    uint64 `msgpack:"b"`           // random per start: a changed boot is a restart
-	Leaving bool   `msgpack:"l,omitempty"` // set just before a graceful leave
+	Role    gossip.Role `msgpack:"r"`
+	Region  string      `msgpack:"g"`
+	API     string      `msgpack:"a,omitempty"`
+	Major   uint8       `msgpack:"M"`
+	Minor   uint8       `msgpack:"m"`
+	Boot    uint64      `msgpack:"b"`           // random per start: a changed boot is a restart
+	Leaving bool        `msgpack:"l,omitempty"` // set just before a graceful leave
 }
 
 const maxAPIAddrLen = 256
@@ -55,13 +57,13 @@ func parseMeta(b []byte) (nodeMeta, error) {
 	if err := msgpack.Unmarshal(b, &nm); err != nil {
 		return nm, fmt.Errorf("malformed metadata: %v", err)
 	}
-	if nm.Major != ProtocolMajor {
-		return nm, fmt.Errorf("it speaks certmesh protocol %d.%d, this node %d.%d", nm.Major, nm.Minor, ProtocolMajor, ProtocolMinor)
+	if nm.Major != gossip.ProtocolMajor {
+		return nm, fmt.Errorf("it speaks certmesh protocol %d.%d, this node %d.%d", nm.Major, nm.Minor, gossip.ProtocolMajor, gossip.ProtocolMinor)
 	}
-	if nm.Role != RoleController && nm.Role != RoleRouter {
+	if nm.Role != gossip.RoleController && nm.Role != gossip.RoleRouter {
 		return nm, fmt.Errorf("unknown role %d", nm.Role)
 	}
-	if nm.Region == "" || len(nm.Region) > maxRegionLen {
+	if nm.Region == "" || len(nm.Region) > gossip.MaxRegionLen {
 		return nm, fmt.Errorf("region of %d bytes", len(nm.Region))
 	}
 	return nm, nil
@@ -97,7 +99,7 @@ func (d delegate) NotifyMsg(b []byte) {
 	if m.closed.Load() {
 		return
 	}
-	f, err := ParseFrame(bytes.Clone(b))
+	f, err := gossip.ParseFrame(bytes.Clone(b))
 	if err != nil {
 		m.met.bytesIn.Add(len(b))
 		m.refuse(err, len(b))
@@ -112,17 +114,17 @@ func (d delegate) NotifyMsg(b []byte) {
 		m.queueVerify(f)
 		return
 	}
-	m.enqueue(input{kind: inMessage, sender: Sender{Name: f.From}, msg: f.Msg}, true)
+	m.enqueue(input{kind: inMessage, sender: gossip.Sender{Name: f.From}, msg: f.Msg}, true)
 }
 
 // refuse counts an undecodable message; a node of another major is logged
 // once.
 func (m *Mesh) refuse(err error, size int) {
 	switch {
-	case errors.Is(err, ErrVersion):
+	case errors.Is(err, gossip.ErrVersion):
 		m.met.drop("version")
 		m.logOnce("version", "gossip: dropping a message of another protocol major", "err", err)
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, gossip.ErrTooLarge):
 		m.met.drop("too_large")
 	default:
 		m.met.drop("malformed")
@@ -145,19 +147,19 @@ func (d delegate) LocalState(join bool) []byte {
 	m.mu.Lock()
 	ctx := m.core.Store().Context()
 	m.mu.Unlock()
-	msg := &Message{Type: MsgSyncReq, SentAt: crdt.MillisOf(m.clock()), Context: ctx}
+	msg := &gossip.Message{Type: gossip.MsgSyncReq, SentAt: crdt.MillisOf(m.clock()), Context: ctx}
 	b, err := m.encodeFrame(msg)
 	if err != nil {
 		m.log.Error("gossip: encode local state", "err", err)
 		return nil
 	}
-	if m.cfg.protocol&0xf >= minorTrailer && m.cfg.Auth.Proves() && m.allRead() {
+	if m.cfg.protocol&0xf >= gossip.MinorTrailer && m.cfg.Auth.Proves() && m.allRead() {
 		if b, err = m.cfg.Auth.Prove(b, ""); err != nil {
 			m.log.Error("gossip: prove local state", "err", err)
 			return nil
 		}
 	}
-	m.met.msgOut(MsgSyncReq, len(b))
+	m.met.msgOut(gossip.MsgSyncReq, len(b))
 	return b
 }
 
@@ -168,14 +170,14 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 	if m.closed.Load() || len(buf) == 0 {
 		return
 	}
-	f, err := ParseFrame(bytes.Clone(buf))
+	f, err := gossip.ParseFrame(bytes.Clone(buf))
 	if err != nil {
 		m.met.bytesIn.Add(len(buf))
 		m.refuse(err, len(buf))
 		return
 	}
 	m.met.msgIn(f.Msg.Type, len(buf))
-	if f.Msg.Type != MsgSyncReq || f.From == m.cfg.Core.Name {
+	if f.Msg.Type != gossip.MsgSyncReq || f.From == m.cfg.Core.Name {
 		m.met.drop("malformed")
 		return
 	}
@@ -287,3 +289,5 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
 }
+
+var _ io.Writer = (*slogWriter)(nil)

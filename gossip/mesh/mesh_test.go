@@ -1,4 +1,4 @@
-package gossip
+package mesh
 
 import (
 	"bytes"
@@ -17,6 +17,9 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // These tests run real memberlist over real loopback sockets. They poll
@@ -84,15 +87,15 @@ func gossipKey(t *testing.T) []byte {
 // meshCluster is a handful of Mesh nodes with a real PKI.
 type meshCluster struct {
 	t       *testing.T
-	pki     *testPKI
+	pki     *trusttest.PKI
 	key     []byte
 	label   string
 	addrs   map[string]string
-	roles   map[string]Role
+	roles   map[string]gossip.Role
 	regions map[string]string
 	seeds   []string
 	meshes  map[string]*Mesh
-	authors map[string]*author
+	authors map[string]*trusttest.Author
 }
 
 func newMeshCluster(t *testing.T, controllers map[string]string, routers map[string]string) *meshCluster {
@@ -105,15 +108,15 @@ func newMeshCluster(t *testing.T, controllers map[string]string, routers map[str
 	}
 	slices.Sort(cn)
 	c := &meshCluster{
-		t: t, pki: newTestPKI(t, time.Now(), cn, rn), key: gossipKey(t), label: "certmesh-test",
-		addrs: map[string]string{}, roles: map[string]Role{}, regions: map[string]string{},
-		meshes: map[string]*Mesh{}, authors: map[string]*author{},
+		t: t, pki: trusttest.NewPKI(t, time.Now(), cn, rn), key: gossipKey(t), label: "certmesh-test",
+		addrs: map[string]string{}, roles: map[string]gossip.Role{}, regions: map[string]string{},
+		meshes: map[string]*Mesh{}, authors: map[string]*trusttest.Author{},
 	}
 	for n, r := range controllers {
-		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), RoleController, r
+		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), gossip.RoleController, r
 	}
 	for n, r := range routers {
-		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), RoleRouter, r
+		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), gossip.RoleRouter, r
 	}
 	for _, n := range cn {
 		c.seeds = append(c.seeds, c.addrs[n]) // controllers list themselves: harmless
@@ -122,11 +125,11 @@ func newMeshCluster(t *testing.T, controllers map[string]string, routers map[str
 	return c
 }
 
-func (c *meshCluster) config(name string) MeshConfig {
-	core := DefaultConfig()
+func (c *meshCluster) config(name string) Config {
+	core := gossip.DefaultConfig()
 	core.Name, core.Role, core.Region = name, c.roles[name], c.regions[name]
 	core.HeldTTL = time.Second
-	return MeshConfig{
+	return Config{
 		Core: core, Bind: c.addrs[name], Join: c.seeds, JoinTimeout: 300 * time.Millisecond,
 		Keys: [][]byte{c.key}, Label: c.label, APIAddr: "127.0.0.1:8443",
 		Logger: testLogger(), Memberlist: fastMemberlist, Auth: c.nodeAuth(name),
@@ -136,15 +139,15 @@ func (c *meshCluster) config(name string) MeshConfig {
 // nodeAuth returns the NodeAuth of node name: with the identity the
 // cluster's PKI issued it, if any (a node it did not is a key holder
 // without one).
-func (c *meshCluster) nodeAuth(name string) *NodeAuth {
+func (c *meshCluster) nodeAuth(name string) *gossip.NodeAuth {
 	c.t.Helper()
-	a, err := NewNodeAuth(c.pki.root.Cert, testTD, name, c.roles[name])
+	a, err := gossip.NewNodeAuth(c.pki.Root.Cert, trusttest.TrustDomain, name, c.roles[name])
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	kp, ok := c.pki.ctrl[name]
+	kp, ok := c.pki.Ctrl[name]
 	if !ok {
-		kp, ok = c.pki.routers[name]
+		kp, ok = c.pki.Routers[name]
 	}
 	if ok {
 		if err := a.SetIdentity(kp.Cert, kp.Key); err != nil {
@@ -154,24 +157,24 @@ func (c *meshCluster) nodeAuth(name string) *NodeAuth {
 	return a
 }
 
-func (c *meshCluster) start(name string, edit func(*MeshConfig)) *Mesh {
+func (c *meshCluster) start(name string, edit func(*Config)) *Mesh {
 	c.t.Helper()
 	cfg := c.config(name)
 	if edit != nil {
 		edit(&cfg)
 	}
 	store := crdt.NewStore()
-	v, err := NewVerifier(c.pki.root.Cert, testTD, func() *crdt.Store { return store })
+	v, err := trust.NewVerifier(c.pki.Root.Cert, trusttest.TrustDomain, func() *crdt.Store { return store })
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	m, err := NewMesh(cfg, store, v)
+	m, err := New(cfg, store, v)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", name, err)
 	}
 	c.meshes[name] = m
-	if kp, ok := c.pki.ctrl[name]; ok && c.authors[name] == nil {
-		c.authors[name] = newAuthor(c.t, name, kp.Key, m.Now)
+	if kp, ok := c.pki.Ctrl[name]; ok && c.authors[name] == nil {
+		c.authors[name] = trusttest.NewAuthor(c.t, name, kp.Key, m.Now)
 	}
 	return m
 }
@@ -190,11 +193,11 @@ func (c *meshCluster) publish(name string, n int) []crdt.Record {
 	c.t.Helper()
 	m, w := c.meshes[name], c.authors[name]
 	var recs []crdt.Record
-	if w.seq == 0 {
-		recs = append(recs, w.signer(c.pki.ctrl[name]))
+	if w.Seq == 0 {
+		recs = append(recs, w.Signer(c.pki.Ctrl[name]))
 	}
 	for i := 0; i < n; i++ {
-		s, cert := w.session(time.Now())
+		s, cert := w.Session(time.Now())
 		recs = append(recs, s, cert)
 	}
 	if err := m.Publish(recs); err != nil {
@@ -354,7 +357,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 		var cert *crdt.CertRecord
 		added := 0
 		for attempt := 1; cert == nil; attempt++ {
-			s, c0 := w.session(time.Now())
+			s, c0 := w.Session(time.Now())
 			ctrl.View(func(st *crdt.Store) { // written but never pushed
 				st.MergeVerified(s)
 				st.MergeVerified(c0)
@@ -398,38 +401,38 @@ func TestMeshOverMemberlist(t *testing.T) {
 		}
 		relayedBefore := c.meshes["r2"].Stats().MessagesOut["push"]
 		rogue := c.meshes["r1"]
-		router := c.pki.routers["r1"]
+		router := c.pki.Routers["r1"]
 		now := time.Now()
 		// A record the router wrote and signed itself.
-		own, _ := newAuthor(t, "r1", router.Key, rogue.Now).session(now)
+		own, _ := trusttest.NewAuthor(t, "r1", router.Key, rogue.Now).Session(now)
 		// A controller's certificate altered, under a fresh dot.
-		_, genuine := c.authors["ctrl-b"].session(now)
+		_, genuine := c.authors["ctrl-b"].Session(now)
 		altered := *genuine
 		altered.Identity = "mallory"
 		altered.Seq += 100
 		// The same alteration under the genuine dot, which everyone has.
 		var held crdt.Record
 		c.meshes["ctrl-a"].View(func(st *crdt.Store) {
-			held = st.Get(crdt.Dot{Author: c.authors["ctrl-b"].a, Seq: 3})
+			held = st.Get(crdt.Dot{Author: c.authors["ctrl-b"].Author, Seq: 3})
 		})
 		sameDot := *held.(*crdt.CertRecord)
 		sameDot.Identity = "mallory"
 		// A signer record for ctrl-b carrying the router's certificate.
-		fakeSigner, err := NewSignerRecord(c.pki.ctrl["ctrl-b"].Cert, testTD)
+		fakeSigner, err := trust.NewSignerRecord(c.pki.Ctrl["ctrl-b"].Cert, trusttest.TrustDomain)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fakeSigner.Cert = router.Cert.Raw
-		newAuthor(t, "ctrl-b", router.Key, rogue.Now).sign(fakeSigner)
+		trusttest.NewAuthor(t, "ctrl-b", router.Key, rogue.Now).Sign(fakeSigner)
 		fakeSigner.Seq = 500
-		if err := crdt.Sign(fakeSigner, RecordSigner{router.Key}); err != nil {
+		if err := crdt.Sign(fakeSigner, trust.RecordSigner{Key: router.Key}); err != nil {
 			t.Fatal(err)
 		}
-		forged := &Message{Type: MsgPush, SentAt: crdt.MillisOf(now), Origin: "r1", Batch: 99, Region: "east",
+		forged := &gossip.Message{Type: gossip.MsgPush, SentAt: crdt.MillisOf(now), Origin: "r1", Batch: 99, Region: "east",
 			Records: []crdt.Record{own, &altered, &sameDot, fakeSigner}}
-		var outs []Output
+		var outs []gossip.Output
 		for _, n := range honest {
-			outs = append(outs, Output{To: n, Msg: forged})
+			outs = append(outs, gossip.Output{To: n, Msg: forged})
 		}
 		rogue.send(outs)
 		for _, n := range honest {
@@ -456,10 +459,10 @@ func TestMeshOverMemberlist(t *testing.T) {
 	})
 
 	t.Run("wrong key, wrong label and another protocol major are kept out", func(t *testing.T) {
-		c.addrs["spy-key"], c.roles["spy-key"], c.regions["spy-key"] = freeAddr(t), RoleRouter, "east"
-		c.addrs["spy-label"], c.roles["spy-label"], c.regions["spy-label"] = freeAddr(t), RoleRouter, "east"
-		badKey := c.start("spy-key", func(cfg *MeshConfig) { cfg.Keys = [][]byte{gossipKey(t)} })
-		badLabel := c.start("spy-label", func(cfg *MeshConfig) { cfg.Label = "other-cluster" })
+		c.addrs["spy-key"], c.roles["spy-key"], c.regions["spy-key"] = freeAddr(t), gossip.RoleRouter, "east"
+		c.addrs["spy-label"], c.roles["spy-label"], c.regions["spy-label"] = freeAddr(t), gossip.RoleRouter, "east"
+		badKey := c.start("spy-key", func(cfg *Config) { cfg.Keys = [][]byte{gossipKey(t)} })
+		badLabel := c.start("spy-label", func(cfg *Config) { cfg.Label = "other-cluster" })
 
 		// A memberlist node that speaks certmesh 2.x.
 		future := memberlist.DefaultLANConfig()
@@ -500,7 +503,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 type futureDelegate struct{}
 
 func (futureDelegate) NodeMeta(int) []byte {
-	b, _ := (&nodeMeta{Role: RoleRouter, Region: "east", Major: ProtocolMajor + 1}).encode()
+	b, _ := (&nodeMeta{Role: gossip.RoleRouter, Region: "east", Major: gossip.ProtocolMajor + 1}).encode()
 	return b
 }
 func (futureDelegate) NotifyMsg([]byte)                {}
@@ -515,7 +518,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func TestMeshLoneNodeIsReadyAfterJoinTimeout(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, nil)
 	unreachable := freeAddr(t) // nobody listens there
-	m := c.start("ctrl-a", func(cfg *MeshConfig) { cfg.Join = []string{unreachable} })
+	m := c.start("ctrl-a", func(cfg *Config) { cfg.Join = []string{unreachable} })
 	if m.Ready() {
 		t.Fatal("ready before the join timeout")
 	}
@@ -524,8 +527,8 @@ func TestMeshLoneNodeIsReadyAfterJoinTimeout(t *testing.T) {
 		t.Error("synced with nobody")
 	}
 	// A node that lists only itself is ready at once.
-	c.addrs["ctrl-b"], c.roles["ctrl-b"], c.regions["ctrl-b"] = freeAddr(t), RoleController, "east"
-	self := c.start("ctrl-b", func(cfg *MeshConfig) { cfg.Join = []string{cfg.Bind} })
+	c.addrs["ctrl-b"], c.roles["ctrl-b"], c.regions["ctrl-b"] = freeAddr(t), gossip.RoleController, "east"
+	self := c.start("ctrl-b", func(cfg *Config) { cfg.Join = []string{cfg.Bind} })
 	if !self.Ready() {
 		t.Error("a node listing only itself is not ready")
 	}
@@ -592,7 +595,7 @@ func TestLoadKeyFile(t *testing.T) {
 
 // shortDeadGossip makes memberlist give up on dead members at once, so
 // only the mesh's own reconnects can heal what follows.
-func shortDeadGossip(cfg *MeshConfig) {
+func shortDeadGossip(cfg *Config) {
 	cfg.ReconnectInterval = 100 * time.Millisecond
 	cfg.Memberlist = func(mc *memberlist.Config) {
 		fastMemberlist(mc)
@@ -636,7 +639,7 @@ func TestMeshRoutersRejoinAfterEveryControllerRestarts(t *testing.T) {
 	for _, n := range []string{"edge-1", "edge-2"} {
 		eventually(t, 10*time.Second, n+" sees ctrl-a dead", func() bool { return !sees(c.meshes[n], "ctrl-a")() })
 	}
-	ctrl := c.start("ctrl-a", func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = nil })
+	ctrl := c.start("ctrl-a", func(cfg *Config) { shortDeadGossip(cfg); cfg.Join = nil })
 	eventually(t, 10*time.Second, "the restarted controller sees both routers", sees(ctrl, "edge-1", "edge-2"))
 	for _, n := range []string{"edge-1", "edge-2"} {
 		eventually(t, 10*time.Second, n+" sees the restarted controller", sees(c.meshes[n], "ctrl-a"))
@@ -650,7 +653,7 @@ func TestMeshRoutersRejoinAfterEveryControllerRestarts(t *testing.T) {
 // address.
 func TestMeshReconnectsAFailedMember(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east", "ctrl-b": "west"}, map[string]string{"edge-1": "east"})
-	seedB := func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = []string{c.addrs["ctrl-b"]} }
+	seedB := func(cfg *Config) { shortDeadGossip(cfg); cfg.Join = []string{c.addrs["ctrl-b"]} }
 	for _, n := range []string{"ctrl-b", "ctrl-a", "edge-1"} {
 		c.start(n, seedB)
 	}
@@ -658,7 +661,7 @@ func TestMeshReconnectsAFailedMember(t *testing.T) {
 
 	c.crash("ctrl-a")
 	eventually(t, 10*time.Second, "edge-1 sees ctrl-a dead", func() bool { return !sees(c.meshes["edge-1"], "ctrl-a")() })
-	ctrl := c.start("ctrl-a", func(cfg *MeshConfig) { shortDeadGossip(cfg); cfg.Join = nil })
+	ctrl := c.start("ctrl-a", func(cfg *Config) { shortDeadGossip(cfg); cfg.Join = nil })
 	eventually(t, 10*time.Second, "the restarted controller rejoined", sees(ctrl, "ctrl-b", "edge-1"))
 	c.publish("ctrl-a", 1)
 	c.converged(t, 3, "ctrl-a", "ctrl-b", "edge-1")

@@ -1,0 +1,222 @@
+package gossip
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/trust"
+)
+
+// ingest verifies and merges received records. Intervals are covered only
+// for authors all of whose records in the message were merged or already
+// covered: a held or refused record leaves its gap open. It reports whether
+// every record verified (merged, already covered, or held only until local
+// time reaches its HLC); only such a push is relayed.
+func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals []crdt.Interval) bool {
+	var incomplete map[crdt.Author]bool
+	signers := false
+	genuine := true
+	for _, r := range recs {
+		res := c.accept(now, r)
+		switch res {
+		case acceptMerged:
+			if _, ok := r.(*crdt.SignerRecord); ok {
+				signers = true
+			}
+			c.noteGap(now, from, r.Head())
+		case acceptHeld, acceptHeldSigner, acceptRefused:
+			if res != acceptHeld {
+				genuine = false
+			}
+			if incomplete == nil {
+				incomplete = make(map[crdt.Author]bool)
+			}
+			incomplete[r.Head().Author] = true
+		}
+	}
+	if signers {
+		c.retryHeld(now, true)
+	}
+	for _, iv := range intervals {
+		if !incomplete[iv.Author] {
+			c.store.CoverInterval(iv, crdt.MillisOf(now))
+		}
+	}
+	return genuine
+}
+
+type acceptResult int
+
+const (
+	acceptDuplicate  acceptResult = iota
+	acceptMerged                  // verified and merged
+	acceptHeld                    // verified, waits for local time to reach its HLC
+	acceptHeldSigner              // waits for its author's signer record
+	acceptRefused
+)
+
+// accept verifies and merges one record.
+func (c *Core) accept(now time.Time, r crdt.Record) acceptResult {
+	h := r.Head()
+	if c.store.Has(h.Dot()) {
+		return acceptDuplicate
+	}
+	if _, ok := c.held[h.Dot()]; ok {
+		return acceptHeld
+	}
+	if err := c.verify(r); err != nil {
+		if errors.Is(err, trust.ErrUnknownSigner) {
+			if c.hold(now, r, time.Time{}) == acceptHeld {
+				return acceptHeldSigner
+			}
+			return acceptRefused
+		}
+		if errors.Is(err, trust.ErrNotCreator) {
+			// Genuinely signed by its author, so its dot is covered: no
+			// node waits for it, and the record never counts.
+			c.store.Refuse(r)
+		}
+		c.stats.Rejected[rejectReason(err)]++
+		return acceptRefused
+	}
+	if _, err := c.clock.Observe(h.HLC, now); err != nil {
+		var ahead *crdt.AheadError
+		if errors.As(err, &ahead) {
+			// Held until local time reaches the timestamp itself, not
+			// just comes within the max offset of it: merged any
+			// earlier, it would drag this node's clock ahead of its
+			// wall, and the node's own writes would then be held
+			// elsewhere in turn.
+			return c.hold(now, r, now.Add(ahead.Ahead()))
+		}
+	}
+	ok, err := c.store.MergeVerified(r)
+	switch {
+	case errors.Is(err, crdt.ErrTooFarAhead):
+		// Anti-entropy brings it in order.
+		c.stats.Rejected["too_far_ahead"]++
+		return acceptRefused
+	case errors.Is(err, crdt.ErrAuthorRevoked):
+		// Written by a controller after the root revoked it: dropped, but
+		// its dot is covered, so it does not hold its interval open.
+		c.stats.Rejected["author_revoked"]++
+		return acceptDuplicate
+	case err != nil:
+		c.stats.Rejected[rejectReason(err)]++
+		return acceptRefused
+	case !ok:
+		return acceptDuplicate
+	}
+	c.applied.add(r)
+	c.stats.Applied++
+	return acceptMerged
+}
+
+// SharedVerifier is implemented by verifiers that check a record object
+// once and remember the verdict, as the simulator's does: it shares one
+// immutable record among all simulated nodes (ARCHITECTURE.md,
+// "Simulation"), so encoding its signed bytes at every node would be waste.
+type SharedVerifier interface {
+	crdt.Verifier
+	VerifyShared(r crdt.Record) error
+}
+
+func (c *Core) verify(r crdt.Record) error {
+	if sv, ok := c.verifier.(SharedVerifier); ok {
+		return sv.VerifyShared(r)
+	}
+	return crdt.Verify(r, c.verifier)
+}
+
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, crdt.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, crdt.ErrAuthorRevoked):
+		return "author_revoked"
+	case errors.Is(err, crdt.ErrTooManyAuthors):
+		return "too_many_authors"
+	case errors.Is(err, trust.ErrUnknownSigner):
+		return "unknown_signer"
+	case errors.Is(err, trust.ErrSignerExpired):
+		return "signer_expired"
+	case errors.Is(err, trust.ErrBadSigner):
+		return "bad_signer"
+	case errors.Is(err, trust.ErrBadRevocation):
+		return "bad_revocation"
+	case errors.Is(err, trust.ErrNotCreator):
+		return "not_creator"
+	}
+	return "bad_signature"
+}
+
+type heldRecord struct {
+	rec   crdt.Record
+	until time.Time // dropped after this
+	retry time.Time // HLC hold: not before this
+}
+
+func (c *Core) hold(now time.Time, r crdt.Record, retry time.Time) acceptResult {
+	if len(c.held) >= c.cfg.MaxHeld {
+		c.stats.Rejected["held_full"]++
+		return acceptRefused
+	}
+	c.held[r.Head().Dot()] = &heldRecord{rec: r, until: now.Add(c.cfg.HeldTTL), retry: retry}
+	return acceptHeld
+}
+
+// retryHeld merges held records whose reason to wait has passed: their
+// HLC hold ran out, or, when signers is set, a signer record arrived. It
+// drops those held longer than HeldTTL.
+func (c *Core) retryHeld(now time.Time, signers bool) {
+	if len(c.held) == 0 {
+		return
+	}
+	dots := make([]crdt.Dot, 0, len(c.held))
+	for d := range c.held {
+		dots = append(dots, d)
+	}
+	// Oldest first, so an author's seqs merge in order.
+	slices.SortFunc(dots, func(a, b crdt.Dot) int {
+		if c := compareStrings(a.Author.Name, b.Author.Name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Author.Incarnation, b.Author.Incarnation); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	mergedSigner := false
+	for _, d := range dots {
+		h := c.held[d]
+		if !now.Before(h.until) {
+			delete(c.held, d)
+			c.stats.Rejected["held_expired"]++
+			continue
+		}
+		due := signers && h.retry.IsZero() || !h.retry.IsZero() && !now.Before(h.retry)
+		if !due {
+			continue
+		}
+		delete(c.held, d)
+		switch c.accept(now, h.rec) {
+		case acceptHeld, acceptHeldSigner:
+			c.held[d].until = h.until // still waiting: the first deadline stands
+		case acceptMerged:
+			if _, ok := h.rec.(*crdt.SignerRecord); ok {
+				mergedSigner = true
+			}
+		}
+	}
+	// A signer record held for the clock has just merged: the records
+	// waiting for a signer may be its author's.
+	if mergedSigner && !signers {
+		c.retryHeld(now, true)
+	}
+}
+
+// HeldCount is the number of records held for a signer or a future HLC.
+func (c *Core) HeldCount() int { return len(c.held) }
