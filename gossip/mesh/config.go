@@ -210,7 +210,7 @@ func (m *Mesh) memberlistConfig() (*memberlist.Config, error) {
 	}
 	d := delegate{m}
 	mc.Delegate, mc.Events, mc.Alive, mc.Conflict = d, d, d, d
-	mc.Logger = log.New(&slogWriter{log: m.log, foreign: func() { m.met.drop("foreign") }}, "", 0)
+	mc.Logger = log.New(&slogWriter{log: m.log, foreign: func() { m.met.drop("foreign") }, clock: m.clock}, "", 0)
 	mc.LogOutput = nil
 	if cfg.Memberlist != nil {
 		cfg.Memberlist(mc)

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // A second node started under a member's name stops and says why; the
@@ -12,10 +14,10 @@ func TestMeshNewcomerWithATakenNameStops(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"edge-1": "east"})
 	c.start("ctrl-a", nil)
 	first := c.start("edge-1", nil)
-	eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
-	eventually(t, 10*time.Second, "edge-1 is ready", first.Ready)
+	testutil.Eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
+	testutil.Eventually(t, 10*time.Second, "edge-1 is ready", first.Ready)
 
-	second := c.start("edge-1", func(cfg *Config) { cfg.Bind = freeAddr(t) })
+	second := c.start("edge-1", func(cfg *Config) { cfg.Bind = testutil.FreeAddr(t) })
 	c.meshes["edge-1 (second)"], c.meshes["edge-1"] = second, first
 	select {
 	case err := <-second.NameConflict():
@@ -25,7 +27,7 @@ func TestMeshNewcomerWithATakenNameStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second edge-1 did not stop within 10s")
 	}
-	eventually(t, 5*time.Second, "the second edge-1 to leave memberlist", func() bool { return second.closed.Load() })
+	testutil.Eventually(t, 5*time.Second, "the second edge-1 to leave memberlist", func() bool { return second.closed.Load() })
 	select {
 	case err := <-first.NameConflict():
 		t.Fatalf("the member stopped: %v", err)
@@ -44,11 +46,11 @@ func TestMeshRestartOnANewAddressIsNotAConflict(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"edge-1": "east"})
 	c.start("ctrl-a", nil)
 	c.start("edge-1", nil)
-	eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
+	testutil.Eventually(t, 10*time.Second, "ctrl-a sees edge-1", sees(c.meshes["ctrl-a"], "edge-1"))
 	c.crash("edge-1")
 
-	again := c.start("edge-1", func(cfg *Config) { cfg.Bind = freeAddr(t) })
-	eventually(t, 10*time.Second, "the old address to be probed", func() bool { return again.probes.Load() > 0 })
+	again := c.start("edge-1", func(cfg *Config) { cfg.Bind = testutil.FreeAddr(t) })
+	testutil.Eventually(t, 10*time.Second, "the old address to be probed", func() bool { return again.probes.Load() > 0 })
 	select {
 	case err := <-again.NameConflict():
 		t.Fatalf("a restart on a new address stopped: %v", err)

@@ -217,7 +217,7 @@ func (d delegate) NotifyLeave(n *memberlist.Node) { d.m.nodeGone(n) }
 // logOnce logs msg at most once per key in an hour, so that a peer
 // refused on every gossip round does not flood the log.
 func (m *Mesh) logOnce(key, msg string, args ...any) {
-	now := time.Now()
+	now := m.clock()
 	m.logMu.Lock()
 	last, ok := m.logged[key]
 	if ok && now.Sub(last) < time.Hour {
@@ -241,7 +241,8 @@ func (m *Mesh) logOnce(key, msg string, args ...any) {
 // lines left out since the last one.
 type slogWriter struct {
 	log     *slog.Logger
-	foreign func() // nil: not counted
+	foreign func()           // nil: not counted
+	clock   func() time.Time // the mesh's clock
 
 	mu          sync.Mutex // guards lastForeign and suppressed
 	lastForeign time.Time
@@ -273,7 +274,7 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 		if w.foreign != nil {
 			w.foreign()
 		}
-		now := time.Now()
+		now := w.clock()
 		w.mu.Lock()
 		if !w.lastForeign.IsZero() && now.Sub(w.lastForeign) < foreignLogEvery {
 			w.suppressed++

@@ -6,6 +6,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
@@ -28,13 +29,13 @@ func TestMeshProofsDuringAnUpgradeFrom10(t *testing.T) {
 		c.start(n, func(cfg *Config) { cfg.protocol = gossip.ProtocolMajor << 4 }) // announces and writes 1.0
 	}
 	for _, n := range old {
-		eventually(t, 5*time.Second, n+" sees the 1.0 members", func() bool { return len(alive(c.meshes[n])) == len(old) })
+		testutil.Eventually(t, 5*time.Second, n+" sees the 1.0 members", func() bool { return len(alive(c.meshes[n])) == len(old) })
 	}
 	c.publish("ctrl-a", 3)
 	c.converged(t, 7, old...)
 	upgraded := c.start("ctrl-b", nil)
 	all := append(old, "ctrl-b")
-	eventually(t, 10*time.Second, "the upgraded node is ready", upgraded.Ready)
+	testutil.Eventually(t, 10*time.Second, "the upgraded node is ready", upgraded.Ready)
 	if upgraded.Stats().Synced {
 		t.Error("the upgraded node counts a proven exchange; no 1.0 peer proves")
 	}
@@ -60,8 +61,8 @@ func TestMeshProofsAbsent(t *testing.T) {
 		c.start(n, func(cfg *Config) { cfg.Auth = nil })
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
-		eventually(t, 10*time.Second, n+" ready", c.meshes[n].Ready)
+		testutil.Eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+		testutil.Eventually(t, 10*time.Second, n+" ready", c.meshes[n].Ready)
 	}
 	c.publish("ctrl-a", 3)
 	c.converged(t, 7, all...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"
@@ -95,7 +96,7 @@ func TestMeshHostilePeers(t *testing.T) {
 		c.start(n, nil)
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+		testutil.Eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
 	}
 	c.publish("ctrl-a", 3)
 	c.publish("ctrl-b", 3)
@@ -185,11 +186,11 @@ func TestMeshHostilePeers(t *testing.T) {
 	})
 
 	t.Run("a node claiming the controller role without a controller key", func(t *testing.T) {
-		c.addrs["fake-ctrl"], c.roles["fake-ctrl"], c.regions["fake-ctrl"] = freeAddr(t), gossip.RoleController, "east"
+		c.addrs["fake-ctrl"], c.roles["fake-ctrl"], c.regions["fake-ctrl"] = testutil.FreeAddr(t), gossip.RoleController, "east"
 		before, rej := digests(), c.rejections(honest...)
 		fake := c.start("fake-ctrl", nil)
 		for _, n := range honest {
-			eventually(t, 5*time.Second, n+" lists fake-ctrl", func() bool {
+			testutil.Eventually(t, 5*time.Second, n+" lists fake-ctrl", func() bool {
 				for _, ms := range c.meshes[n].Members() {
 					if ms.Name == "fake-ctrl" && ms.State == "alive" {
 						return ms.Role == "controller" // self-asserted: steers paths only
@@ -305,7 +306,7 @@ func TestMeshGarbageFlood(t *testing.T) {
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
 	c.start("r1", nil)
-	eventually(t, 5*time.Second, "joined", func() bool { return len(alive(target)) == 2 })
+	testutil.Eventually(t, 5*time.Second, "joined", func() bool { return len(alive(target)) == 2 })
 
 	const datagrams, streams = 5000, 50
 	udp, err := net.Dial("udp", target.Addr())
@@ -329,7 +330,7 @@ func TestMeshGarbageFlood(t *testing.T) {
 	}
 	// Loopback may drop datagrams when the socket buffer is full: most,
 	// not all, arrive.
-	eventually(t, 10*time.Second, "the garbage is counted", func() bool { return rejectedMetric(t, target, "foreign") >= datagrams/2 })
+	testutil.Eventually(t, 10*time.Second, "the garbage is counted", func() bool { return rejectedMetric(t, target, "foreign") >= datagrams/2 })
 	t.Logf("%d of %d garbage datagrams and streams counted", rejectedMetric(t, target, "foreign"), datagrams+streams)
 	var lines []string
 	for _, l := range strings.Split(logs.String(), "\n") {
@@ -371,7 +372,7 @@ func TestMeshHostileSenders(t *testing.T) {
 		c.start(n, cfg)
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+		testutil.Eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
 	}
 	c.publish("ctrl-a", 2)
 	c.publish("ctrl-b", 2)
@@ -380,7 +381,7 @@ func TestMeshHostileSenders(t *testing.T) {
 	rogue := c.meshes["r1"]
 	ctrls := []string{"ctrl-a", "ctrl-b"}
 	for _, n := range ctrls {
-		eventually(t, 10*time.Second, n+" has a clock estimate from proven peers", func() bool {
+		testutil.Eventually(t, 10*time.Second, n+" has a clock estimate from proven peers", func() bool {
 			_, ok := c.meshes[n].ClockOffset()
 			return ok
 		})
@@ -404,7 +405,7 @@ func TestMeshHostileSenders(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, 30*time.Second, to+" handles the frames", func() bool {
+		testutil.Eventually(t, 30*time.Second, to+" handles the frames", func() bool {
 			got := m.Stats().MessagesIn
 			for typ, n := range want {
 				if got[typ] < n {
@@ -511,7 +512,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			done <- result{res, err}
 		}()
 		var id uint64
-		eventually(t, 5*time.Second, "r2 pulls, and waits for the issuer alone", func() bool {
+		testutil.Eventually(t, 5*time.Second, "r2 pulls, and waits for the issuer alone", func() bool {
 			var waiting []string
 			id, waiting = pullState(r2, genuine.Serial)
 			return slices.Equal(waiting, []string{"ctrl-a"})
@@ -577,7 +578,7 @@ func TestMeshHostileSenders(t *testing.T) {
 			}
 		}
 		// Loopback may drop datagrams under a flood: most arrive.
-		eventually(t, 30*time.Second, to+" handles the flood", func() bool {
+		testutil.Eventually(t, 30*time.Second, to+" handles the flood", func() bool {
 			now := m.Stats().MessagesIn
 			return now["delta"]+now["sync_req"] >= before["delta"]+before["sync_req"]+names/2
 		})

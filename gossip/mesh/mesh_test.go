@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"
 )
@@ -41,39 +41,6 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// freeAddr returns a loopback host:port free for both TCP and UDP, so
-// that a node can be restarted on the address it had.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for convergence
-	}
 }
 
 func gossipKey(t *testing.T) []byte {
@@ -113,10 +80,10 @@ func newMeshCluster(t *testing.T, controllers map[string]string, routers map[str
 		meshes: map[string]*Mesh{}, authors: map[string]*trusttest.Author{},
 	}
 	for n, r := range controllers {
-		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), gossip.RoleController, r
+		c.addrs[n], c.roles[n], c.regions[n] = testutil.FreeAddr(t), gossip.RoleController, r
 	}
 	for n, r := range routers {
-		c.addrs[n], c.roles[n], c.regions[n] = freeAddr(t), gossip.RoleRouter, r
+		c.addrs[n], c.roles[n], c.regions[n] = testutil.FreeAddr(t), gossip.RoleRouter, r
 	}
 	for _, n := range cn {
 		c.seeds = append(c.seeds, c.addrs[n]) // controllers list themselves: harmless
@@ -265,10 +232,10 @@ func TestMeshOverMemberlist(t *testing.T) {
 		c.start(n, nil)
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees all five members alive", func() bool {
+		testutil.Eventually(t, 5*time.Second, n+" sees all five members alive", func() bool {
 			return slices.Equal(alive(c.meshes[n]), all)
 		})
-		eventually(t, 5*time.Second, n+" ready", c.meshes[n].Ready)
+		testutil.Eventually(t, 5*time.Second, n+" ready", c.meshes[n].Ready)
 	}
 
 	t.Run("every node converges", func(t *testing.T) {
@@ -288,7 +255,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 		c.converged(t, 2*(1+20)+2, all...)
 		// Subscribers are called after the loop has sent what the step
 		// produced, so under load they can trail the store a little.
-		eventually(t, 5*time.Second, "r2's subscriber sees the new records", func() bool {
+		testutil.Eventually(t, 5*time.Second, "r2's subscriber sees the new records", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(applied) == 2 && applied[0].Head().Dot() == recs[0].Head().Dot()
@@ -307,7 +274,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 			`certmesh_pull_total{result="found"} 0`,
 		}
 		var out string
-		eventually(t, 5*time.Second, "metrics as expected", func() bool {
+		testutil.Eventually(t, 5*time.Second, "metrics as expected", func() bool {
 			var b bytes.Buffer
 			c.meshes["r3"].WritePrometheus(&b)
 			out = b.String()
@@ -336,11 +303,11 @@ func TestMeshOverMemberlist(t *testing.T) {
 			t.Fatal("restarted router has records")
 		}
 		c.converged(t, n, all...)
-		eventually(t, 5*time.Second, "restarted r3 ready", r3.Ready)
+		testutil.Eventually(t, 5*time.Second, "restarted r3 ready", r3.Ready)
 		if !r3.Stats().Synced {
 			t.Error("r3 ready without an exchange")
 		}
-		eventually(t, 5*time.Second, "everyone sees r3 back", func() bool {
+		testutil.Eventually(t, 5*time.Second, "everyone sees r3 back", func() bool {
 			for _, m := range c.meshes {
 				if !slices.Contains(alive(m), "r3") {
 					return false
@@ -437,7 +404,7 @@ func TestMeshOverMemberlist(t *testing.T) {
 		rogue.send(outs)
 		for _, n := range honest {
 			m := c.meshes[n]
-			eventually(t, 5*time.Second, n+" refuses the forgeries", func() bool {
+			testutil.Eventually(t, 5*time.Second, n+" refuses the forgeries", func() bool {
 				r := m.Stats().Rejected
 				return r["bad_signature"] >= 1 && r["bad_signer"] >= 1 && r["held_expired"] >= 1
 			})
@@ -459,8 +426,8 @@ func TestMeshOverMemberlist(t *testing.T) {
 	})
 
 	t.Run("wrong key, wrong label and another protocol major are kept out", func(t *testing.T) {
-		c.addrs["spy-key"], c.roles["spy-key"], c.regions["spy-key"] = freeAddr(t), gossip.RoleRouter, "east"
-		c.addrs["spy-label"], c.roles["spy-label"], c.regions["spy-label"] = freeAddr(t), gossip.RoleRouter, "east"
+		c.addrs["spy-key"], c.roles["spy-key"], c.regions["spy-key"] = testutil.FreeAddr(t), gossip.RoleRouter, "east"
+		c.addrs["spy-label"], c.roles["spy-label"], c.regions["spy-label"] = testutil.FreeAddr(t), gossip.RoleRouter, "east"
 		badKey := c.start("spy-key", func(cfg *Config) { cfg.Keys = [][]byte{gossipKey(t)} })
 		badLabel := c.start("spy-label", func(cfg *Config) { cfg.Label = "other-cluster" })
 
@@ -481,13 +448,13 @@ func TestMeshOverMemberlist(t *testing.T) {
 		}
 
 		for _, spy := range []*Mesh{badKey, badLabel} {
-			eventually(t, 10*time.Second, spy.Name()+" retries joining", func() bool {
+			testutil.Eventually(t, 10*time.Second, spy.Name()+" retries joining", func() bool {
 				return spy.Stats().JoinAttempts >= 3
 			})
 			if n := spy.Stats().AlivePeers; n != 0 {
 				t.Errorf("%s has %d peers", spy.Name(), n)
 			}
-			eventually(t, 2*time.Second, spy.Name()+" ready alone after the join timeout", spy.Ready)
+			testutil.Eventually(t, 2*time.Second, spy.Name()+" ready alone after the join timeout", spy.Ready)
 		}
 		for _, n := range all {
 			for _, ms := range c.meshes[n].Members() {
@@ -517,17 +484,17 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestMeshLoneNodeIsReadyAfterJoinTimeout(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, nil)
-	unreachable := freeAddr(t) // nobody listens there
+	unreachable := testutil.FreeAddr(t) // nobody listens there
 	m := c.start("ctrl-a", func(cfg *Config) { cfg.Join = []string{unreachable} })
 	if m.Ready() {
 		t.Fatal("ready before the join timeout")
 	}
-	eventually(t, 3*time.Second, "lone node ready", m.Ready)
+	testutil.Eventually(t, 3*time.Second, "lone node ready", m.Ready)
 	if m.Stats().Synced {
 		t.Error("synced with nobody")
 	}
 	// A node that lists only itself is ready at once.
-	c.addrs["ctrl-b"], c.roles["ctrl-b"], c.regions["ctrl-b"] = freeAddr(t), gossip.RoleController, "east"
+	c.addrs["ctrl-b"], c.roles["ctrl-b"], c.regions["ctrl-b"] = testutil.FreeAddr(t), gossip.RoleController, "east"
 	self := c.start("ctrl-b", func(cfg *Config) { cfg.Join = []string{cfg.Bind} })
 	if !self.Ready() {
 		t.Error("a node listing only itself is not ready")
@@ -537,7 +504,7 @@ func TestMeshLoneNodeIsReadyAfterJoinTimeout(t *testing.T) {
 func TestMeshKeyRotation(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r1": "east"})
 	a, r := c.start("ctrl-a", nil), c.start("r1", nil)
-	eventually(t, 5*time.Second, "joined", func() bool { return len(alive(r)) == 2 })
+	testutil.Eventually(t, 5*time.Second, "joined", func() bool { return len(alive(r)) == 2 })
 	next := gossipKey(t)
 	// Rotation: install the new key everywhere, then use it, then drop
 	// the old one.
@@ -637,12 +604,12 @@ func TestMeshRoutersRejoinAfterEveryControllerRestarts(t *testing.T) {
 
 	c.crash("ctrl-a")
 	for _, n := range []string{"edge-1", "edge-2"} {
-		eventually(t, 10*time.Second, n+" sees ctrl-a dead", func() bool { return !sees(c.meshes[n], "ctrl-a")() })
+		testutil.Eventually(t, 10*time.Second, n+" sees ctrl-a dead", func() bool { return !sees(c.meshes[n], "ctrl-a")() })
 	}
 	ctrl := c.start("ctrl-a", func(cfg *Config) { shortDeadGossip(cfg); cfg.Join = nil })
-	eventually(t, 10*time.Second, "the restarted controller sees both routers", sees(ctrl, "edge-1", "edge-2"))
+	testutil.Eventually(t, 10*time.Second, "the restarted controller sees both routers", sees(ctrl, "edge-1", "edge-2"))
 	for _, n := range []string{"edge-1", "edge-2"} {
-		eventually(t, 10*time.Second, n+" sees the restarted controller", sees(c.meshes[n], "ctrl-a"))
+		testutil.Eventually(t, 10*time.Second, n+" sees the restarted controller", sees(c.meshes[n], "ctrl-a"))
 	}
 	c.publish("ctrl-a", 1)
 	c.converged(t, 5, "ctrl-a", "edge-1", "edge-2")
@@ -657,12 +624,12 @@ func TestMeshReconnectsAFailedMember(t *testing.T) {
 	for _, n := range []string{"ctrl-b", "ctrl-a", "edge-1"} {
 		c.start(n, seedB)
 	}
-	eventually(t, 10*time.Second, "edge-1 sees both controllers", sees(c.meshes["edge-1"], "ctrl-a", "ctrl-b"))
+	testutil.Eventually(t, 10*time.Second, "edge-1 sees both controllers", sees(c.meshes["edge-1"], "ctrl-a", "ctrl-b"))
 
 	c.crash("ctrl-a")
-	eventually(t, 10*time.Second, "edge-1 sees ctrl-a dead", func() bool { return !sees(c.meshes["edge-1"], "ctrl-a")() })
+	testutil.Eventually(t, 10*time.Second, "edge-1 sees ctrl-a dead", func() bool { return !sees(c.meshes["edge-1"], "ctrl-a")() })
 	ctrl := c.start("ctrl-a", func(cfg *Config) { shortDeadGossip(cfg); cfg.Join = nil })
-	eventually(t, 10*time.Second, "the restarted controller rejoined", sees(ctrl, "ctrl-b", "edge-1"))
+	testutil.Eventually(t, 10*time.Second, "the restarted controller rejoined", sees(ctrl, "ctrl-b", "edge-1"))
 	c.publish("ctrl-a", 1)
 	c.converged(t, 3, "ctrl-a", "ctrl-b", "edge-1")
 }

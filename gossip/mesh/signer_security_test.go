@@ -9,6 +9,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"
@@ -41,7 +42,7 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 		c.start(n, nil)
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+		testutil.Eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
 	}
 	c.publish("ctrl-a", 2)
 	c.publish("ctrl-b", 2)
@@ -150,7 +151,7 @@ func TestMeshSignerExpiredOrRevoked(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range all {
-			eventually(t, 5*time.Second, n+" refuses ctrl-b's certificates", func() bool { return verdict(n, "ctrl-b") == crdt.IssuerRevoked })
+			testutil.Eventually(t, 5*time.Second, n+" refuses ctrl-b's certificates", func() bool { return verdict(n, "ctrl-b") == crdt.IssuerRevoked })
 			if v := verdict(n, "ctrl-a"); v != crdt.Admit {
 				t.Errorf("%s: ctrl-a's certificate is %v", n, v)
 			}
@@ -208,14 +209,14 @@ func TestMeshClockFarAhead(t *testing.T) {
 		})
 	}
 	for _, n := range all {
-		eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
+		testutil.Eventually(t, 5*time.Second, n+" sees every member", func() bool { return len(alive(c.meshes[n])) == len(all) })
 	}
 	c.publish("ctrl-a", 2)
 	c.converged(t, 5, honest...)
 
 	skewed := c.meshes["ctrl-skew"]
 	start := time.Now()
-	eventually(t, 10*time.Second, "ctrl-skew sees its clock off by more than half the max offset", func() bool {
+	testutil.Eventually(t, 10*time.Second, "ctrl-skew sees its clock off by more than half the max offset", func() bool {
 		off, ok := skewed.ClockOffset()
 		return ok && off > crdt.DefaultMaxOffset/2
 	})
@@ -231,7 +232,7 @@ func TestMeshClockFarAhead(t *testing.T) {
 	// peer and are held there.
 	recs := c.publish("ctrl-skew", 2)
 	for _, n := range honest {
-		eventually(t, 5*time.Second, n+" holds ctrl-skew's records", func() bool { return c.meshes[n].Stats().Held >= len(recs) })
+		testutil.Eventually(t, 5*time.Second, n+" holds ctrl-skew's records", func() bool { return c.meshes[n].Stats().Held >= len(recs) })
 	}
 	heldSince := time.Now()
 	for time.Since(heldSince) < time.Second {

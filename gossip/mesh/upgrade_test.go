@@ -14,6 +14,7 @@ import (
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // A rolling upgrade, rehearsed with real memberlist nodes over loopback:
@@ -71,7 +72,7 @@ func TestRollingUpgrade(t *testing.T) {
 		})
 	}
 	for _, n := range old {
-		eventually(t, 5*time.Second, n+" sees the old members", func() bool { return len(alive(c.meshes[n])) == len(old) })
+		testutil.Eventually(t, 5*time.Second, n+" sees the old members", func() bool { return len(alive(c.meshes[n])) == len(old) })
 	}
 	c.publish("ctrl-a", 3)
 	c.converged(t, 7, old...)
@@ -80,7 +81,7 @@ func TestRollingUpgrade(t *testing.T) {
 		minor := c.start("ctrl-minor", func(cfg *Config) { cfg.protocol = gossip.ProtocolMajor<<4 | (gossip.ProtocolMinor + 1) })
 		all := append(slices.Clone(old), "ctrl-minor")
 		for _, n := range all {
-			eventually(t, 5*time.Second, n+" sees the newer minor as a member", func() bool {
+			testutil.Eventually(t, 5*time.Second, n+" sees the newer minor as a member", func() bool {
 				return len(alive(c.meshes[n])) == len(all)
 			})
 		}
@@ -104,7 +105,7 @@ func TestRollingUpgrade(t *testing.T) {
 		if err := minor.ml.SendReliable(minor.lookup("ctrl-a"), frame.Bytes()); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "ctrl-a counts the unknown message type", func() bool {
+		testutil.Eventually(t, 5*time.Second, "ctrl-a counts the unknown message type", func() bool {
 			return c.meshes["ctrl-a"].Stats().Rejected["malformed"] > before
 		})
 		c.publish("ctrl-minor", 1)
@@ -125,10 +126,10 @@ func TestRollingUpgrade(t *testing.T) {
 		// It hears the old nodes (it is the one that is tolerant here),
 		// publishes, and pushes to them; memberlist's push-pull carries
 		// its causal context to them too.
-		eventually(t, 5*time.Second, "the 2.0 node hears the 1.x nodes", func() bool { return len(alive(next)) > 1 })
+		testutil.Eventually(t, 5*time.Second, "the 2.0 node hears the 1.x nodes", func() bool { return len(alive(next)) > 1 })
 		c.publish("ctrl-major", 5)
 		for _, n := range v1 {
-			eventually(t, 10*time.Second, n+" drops the 2.0 node's messages as another major", func() bool {
+			testutil.Eventually(t, 10*time.Second, n+" drops the 2.0 node's messages as another major", func() bool {
 				return c.meshes[n].Stats().Rejected["version"] > versionDrops[n]
 			})
 		}
