@@ -267,39 +267,9 @@ func (a *NodeAuth) parse(der []byte, root *x509.Certificate, roots *x509.CertPoo
 	fail := func(format string, args ...any) *nodeCert {
 		return &nodeCert{err: fmt.Errorf("%w: "+format, append([]any{ErrBadProof}, args...)...)}
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, from, until, err := pki.IssuedByRoot(der, root, roots)
 	if err != nil {
 		return fail("%v", err)
-	}
-	// Check the chain at a time when both certificates are valid, and the
-	// time of each frame against that window, so that one parse serves
-	// every frame.
-	from, until := cert.NotBefore, cert.NotAfter
-	if root.NotBefore.After(from) {
-		from = root.NotBefore
-	}
-	if root.NotAfter.Before(until) {
-		until = root.NotAfter
-	}
-	if from.After(until) {
-		return fail("certificate %q is never valid under the root", cert.Subject.CommonName)
-	}
-	chains, err := cert.Verify(x509.VerifyOptions{
-		Roots:       roots,
-		CurrentTime: from,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		return fail("%v", err)
-	}
-	direct := false
-	for _, ch := range chains {
-		if len(ch) == 2 && ch[1].Equal(root) {
-			direct = true
-		}
-	}
-	if !direct {
-		return fail("certificate %q is not issued directly by the root", cert.Subject.CommonName)
 	}
 	id, err := pki.IDOf(cert)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -374,4 +375,39 @@ func checkTrustDomain(td string) error {
 		}
 	}
 	return nil
+}
+
+// IssuedByRoot parses der and checks that root, alone in roots, issued it
+// directly. The chain is checked at a time when both certificates are
+// valid; the window in which both are, from and until, is returned so that
+// the caller checks each use's time against it and one parse serves every
+// use (a record's HLC, a frame's send time).
+func IssuedByRoot(der []byte, root *x509.Certificate, roots *x509.CertPool) (cert *x509.Certificate, from, until time.Time, err error) {
+	if cert, err = x509.ParseCertificate(der); err != nil {
+		return nil, from, until, err
+	}
+	from, until = cert.NotBefore, cert.NotAfter
+	if root.NotBefore.After(from) {
+		from = root.NotBefore
+	}
+	if root.NotAfter.Before(until) {
+		until = root.NotAfter
+	}
+	if from.After(until) {
+		return nil, from, until, fmt.Errorf("certificate %q is never valid under the root", cert.Subject.CommonName)
+	}
+	chains, err := cert.Verify(x509.VerifyOptions{
+		Roots:       roots,
+		CurrentTime: from,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return nil, from, until, err
+	}
+	for _, ch := range chains {
+		if len(ch) == 2 && ch[1].Equal(root) {
+			return cert, from, until, nil
+		}
+	}
+	return nil, from, until, fmt.Errorf("certificate %q is not issued directly by the root", cert.Subject.CommonName)
 }

@@ -269,39 +269,9 @@ func (v *Verifier) parseSigner(der []byte, keyID [32]byte, root *x509.Certificat
 	fail := func(format string, args ...any) (*signerCert, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrBadSigner}, args...)...)
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, from, until, err := pki.IssuedByRoot(der, root, roots)
 	if err != nil {
 		return fail("%v", err)
-	}
-	// Check the chain at a time when both certificates are valid; the
-	// record's own time is checked against the window afterwards, so that
-	// one parse serves every record.
-	from, until := cert.NotBefore, cert.NotAfter
-	if root.NotBefore.After(from) {
-		from = root.NotBefore
-	}
-	if root.NotAfter.Before(until) {
-		until = root.NotAfter
-	}
-	if from.After(until) {
-		return fail("certificate %q is never valid under the root", cert.Subject.CommonName)
-	}
-	chains, err := cert.Verify(x509.VerifyOptions{
-		Roots:       roots,
-		CurrentTime: from,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		return fail("%v", err)
-	}
-	direct := false
-	for _, ch := range chains {
-		if len(ch) == 2 && ch[1].Equal(root) {
-			direct = true
-		}
-	}
-	if !direct {
-		return fail("certificate %q is not issued directly by the root", cert.Subject.CommonName)
 	}
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return fail("certificate %q is not a controller intermediate allowed to sign", cert.Subject.CommonName)
