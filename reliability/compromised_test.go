@@ -80,6 +80,21 @@ func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at t
 	return recs
 }
 
+// waitCovered waits until m covers the dots of recs, refused or not: a
+// refused record must not leave a gap that m waits on.
+func waitCovered(t *testing.T, m *mesh.Mesh, recs []crdt.Record) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
+		covered := true
+		m.View(func(st *crdt.Store) {
+			for _, r := range recs {
+				covered = covered && st.Has(r.Head().Dot())
+			}
+		})
+		return covered
+	})
+}
+
 func rejected(ms []*mesh.Mesh, reason string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, m := range ms {
@@ -241,15 +256,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
-				covered := true
-				m.View(func(st *crdt.Store) {
-					for _, r := range recs {
-						covered = covered && st.Has(r.Head().Dot())
-					}
-				})
-				return covered
-			})
+			waitCovered(t, m, recs)
 			m.View(func(st *crdt.Store) {
 				if s, ok := st.Session(bsid); !ok || s.Expires != expiries[m.Name()] || s.Author.Name != honest.Author().Name {
 					t.Errorf("%s: the bystander's session is now %+v", m.Name(), s)
@@ -352,15 +359,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
-				covered := true
-				m.View(func(st *crdt.Store) {
-					for _, r := range recs {
-						covered = covered && st.Has(r.Head().Dot())
-					}
-				})
-				return covered
-			})
+			waitCovered(t, m, recs)
 		}
 		for i, bc := range bystanderConns {
 			if err := bc.RoundTrip(); err != nil {
@@ -414,15 +413,7 @@ func TestCompromisedController(t *testing.T) {
 			return n >= 3
 		})
 		for _, m := range others {
-			testutil.Eventually(t, 10*time.Second, m.Name()+" covers the refused dots", func() bool {
-				covered := true
-				m.View(func(st *crdt.Store) {
-					for _, r := range recs {
-						covered = covered && st.Has(r.Head().Dot())
-					}
-				})
-				return covered
-			})
+			waitCovered(t, m, recs)
 			m.View(func(st *crdt.Store) {
 				if st.Digest() != digests[m.Name()] {
 					t.Errorf("%s's state changed", m.Name())
