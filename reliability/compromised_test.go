@@ -80,6 +80,30 @@ func (c *cluster) signAsAt(t *testing.T, ctrl *node.Controller, seq uint64, at t
 	return recs
 }
 
+// publishRefused publishes recs from the rogue and waits until at least 3
+// of the honest nodes refused every one for reason (the nodes it reaches:
+// refused records are not relayed), then until every honest node covers
+// their dots (the others learn by anti-entropy that there is nothing to
+// wait for). before holds each node's count for reason beforehand.
+func publishRefused(t *testing.T, rogue *mesh.Mesh, others []*mesh.Mesh, recs []crdt.Record, before map[string]uint64, reason, what string) {
+	t.Helper()
+	if err := rogue.Publish(recs); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, what, func() bool {
+		n := 0
+		for _, m := range others {
+			if m.Stats().Rejected[reason] >= before[m.Name()]+uint64(len(recs)) {
+				n++
+			}
+		}
+		return n >= 3
+	})
+	for _, m := range others {
+		waitCovered(t, m, recs)
+	}
+}
+
 // waitCovered waits until m covers the dots of recs, refused or not: a
 // refused record must not leave a gap that m waits on.
 func waitCovered(t *testing.T, m *mesh.Mesh, recs []crdt.Record) {
@@ -243,20 +267,8 @@ func TestCompromisedController(t *testing.T) {
 			&crdt.SessionRecord{ID: bsid, Identity: bystander.Identity, Method: "oidc", Created: crdt.MillisOf(long), Expires: crdt.MillisOf(now.Add(30 * 24 * time.Hour))},
 			&crdt.SessionRecord{ID: osid, Identity: offboarded.Identity, Method: "oidc", Created: crdt.MillisOf(now.Add(time.Minute)), Expires: crdt.MillisOf(now.Add(time.Hour))},
 			&crdt.CertRecord{Serial: bserial, Session: bsid, Identity: "mallory", NotBefore: crdt.MillisOf(long), NotAfter: crdt.MillisOf(now.Add(time.Hour))})
-		if err := rogue.Publish(recs); err != nil {
-			t.Fatal(err)
-		}
-		testutil.Eventually(t, 10*time.Second, "the records are refused", func() bool {
-			n := 0
-			for _, m := range others {
-				if m.Stats().Rejected["not_creator"] >= before[m.Name()]+3 {
-					n++
-				}
-			}
-			return n >= 3
-		})
+		publishRefused(t, rogue, others, recs, before, "not_creator", "the records are refused")
 		for _, m := range others {
-			waitCovered(t, m, recs)
 			m.View(func(st *crdt.Store) {
 				if s, ok := st.Session(bsid); !ok || s.Expires != expiries[m.Name()] || s.Author.Name != honest.Author().Name {
 					t.Errorf("%s: the bystander's session is now %+v", m.Name(), s)
@@ -346,21 +358,7 @@ func TestCompromisedController(t *testing.T) {
 		recs := c.signAsAt(t, bad, stolen(2), long,
 			&crdt.RevocationRecord{Target: crdt.RevokeSession, Session: bsid, Reason: "denial", At: crdt.MillisOf(long)},
 			&crdt.IdentityRevocationRecord{Identity: bystander.Identity, RevokedBefore: crdt.MillisOf(time.Now().Add(time.Hour)), Reason: "denial"})
-		if err := rogue.Publish(recs); err != nil {
-			t.Fatal(err)
-		}
-		testutil.Eventually(t, 10*time.Second, "the backdated revocations are refused", func() bool {
-			n := 0
-			for _, m := range others {
-				if m.Stats().Rejected["author_revoked"] >= before[m.Name()]+2 {
-					n++
-				}
-			}
-			return n >= 3
-		})
-		for _, m := range others {
-			waitCovered(t, m, recs)
-		}
+		publishRefused(t, rogue, others, recs, before, "author_revoked", "the backdated revocations are refused")
 		for i, bc := range bystanderConns {
 			if err := bc.RoundTrip(); err != nil {
 				t.Errorf("bystander's connection %d after the backdated revocations: %v", i, err)
@@ -397,23 +395,8 @@ func TestCompromisedController(t *testing.T) {
 		recs := c.signAs(t, bad, stolen(2),
 			&crdt.SessionRecord{ID: sid, Identity: "mallory", Method: "oidc", Created: crdt.MillisOf(now), Expires: crdt.MillisOf(now.Add(time.Hour))},
 			&crdt.CertRecord{Serial: serial, Session: sid, Identity: "mallory", NotBefore: crdt.MillisOf(now), NotAfter: crdt.MillisOf(now.Add(time.Hour))})
-		if err := rogue.Publish(recs); err != nil {
-			t.Fatal(err)
-		}
-		// The nodes it reaches refuse the records (not relayed, as
-		// forgeries are not); their dots are covered, so the others learn
-		// by anti-entropy that there is nothing there to wait for.
-		testutil.Eventually(t, 10*time.Second, "the revoked controller's later records are refused", func() bool {
-			n := 0
-			for _, m := range others {
-				if m.Stats().Rejected["author_revoked"] >= before[m.Name()]+2 {
-					n++
-				}
-			}
-			return n >= 3
-		})
+		publishRefused(t, rogue, others, recs, before, "author_revoked", "the revoked controller's later records are refused")
 		for _, m := range others {
-			waitCovered(t, m, recs)
 			m.View(func(st *crdt.Store) {
 				if st.Digest() != digests[m.Name()] {
 					t.Errorf("%s's state changed", m.Name())
