@@ -17,6 +17,7 @@ import (
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/pki/pkitest"
 	"github.com/certmesh/certmesh/trust"
 	"github.com/certmesh/certmesh/trust/trusttest"
 )
@@ -201,14 +202,8 @@ func TestMeshHostilePeers(t *testing.T) {
 		}
 		// Its own CA, with an intermediate that names it as a controller.
 		now := time.Now()
-		fakeRoot, err := pki.NewRoot(trusttest.TrustDomain, 24*time.Hour, now, rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fakeInter, err := pki.NewController(fakeRoot, trusttest.TrustDomain, "fake-ctrl", 12*time.Hour, now, rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
+		fakePKI := pkitest.New(t, trusttest.TrustDomain, now, 12*time.Hour, []string{"fake-ctrl"}, nil)
+		fakeRoot, fakeInter := fakePKI.Root, fakePKI.Controllers["fake-ctrl"]
 		w := trusttest.NewAuthor(t, "fake-ctrl", fakeInter.Key, fake.Now)
 		ownSigner := w.Signer(fakeInter)
 		sess, cert := w.Session(now)

@@ -25,6 +25,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/pki/pkitest"
 	"github.com/certmesh/certmesh/trust"
 )
 
@@ -41,29 +42,12 @@ type PKI struct {
 	Admin       pki.KeyPair
 }
 
-// NewPKI makes a PKI with the named controllers.
+// NewPKI makes a PKI with the named controllers (pkitest.New), its
+// router named edge-1.
 func NewPKI(t testing.TB, controllers ...string) *PKI {
 	t.Helper()
-	now := time.Now().Add(-6 * time.Hour)
-	root, err := pki.NewRoot(TrustDomain, 48*time.Hour, now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &PKI{Root: root, Controllers: make(map[string]pki.KeyPair)}
-	for _, name := range controllers {
-		kp, err := pki.NewController(root, TrustDomain, name, 48*time.Hour, now, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Controllers[name] = kp
-	}
-	if p.Router, err = pki.NewRouter(root, TrustDomain, "edge-1", nil, 48*time.Hour, now, nil); err != nil {
-		t.Fatal(err)
-	}
-	if p.Admin, err = pki.NewAdmin(root, TrustDomain, "admin", 48*time.Hour, now, nil); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	p := pkitest.New(t, TrustDomain, time.Now().Add(-6*time.Hour), 48*time.Hour, controllers, []string{"edge-1"})
+	return &PKI{Root: p.Root, Controllers: p.Controllers, Router: p.Routers["edge-1"], Admin: p.Admin}
 }
 
 // RouterCert is the router's TLS certificate.

@@ -7,12 +7,12 @@ package trusttest
 
 import (
 	"crypto"
-	"crypto/rand"
 	"testing"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/pki/pkitest"
 	"github.com/certmesh/certmesh/trust"
 )
 
@@ -30,25 +30,11 @@ type PKI struct {
 
 // NewPKI makes a root valid for 24 hours from now and, valid for 12 hours
 // from now, an intermediate for each of controllers and a leaf for each
-// of routers.
+// of routers (pkitest.New).
 func NewPKI(t testing.TB, now time.Time, controllers, routers []string) *PKI {
 	t.Helper()
-	root, err := pki.NewRoot(TrustDomain, 24*time.Hour, now, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &PKI{Root: root, Ctrl: map[string]pki.KeyPair{}, Routers: map[string]pki.KeyPair{}, Now: now}
-	for _, c := range controllers {
-		if p.Ctrl[c], err = pki.NewController(root, TrustDomain, c, 12*time.Hour, now, rand.Reader); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range routers {
-		if p.Routers[r], err = pki.NewRouter(root, TrustDomain, r, nil, 12*time.Hour, now, rand.Reader); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	p := pkitest.New(t, TrustDomain, now, 12*time.Hour, controllers, routers)
+	return &PKI{Root: p.Root, Ctrl: p.Controllers, Routers: p.Routers, Now: now}
 }
 
 // Author writes records for one controller (or, for forgery tests, anyone)
