@@ -200,6 +200,26 @@ func (l *authorLog) each(fn func(seq uint64, r Record, dropped bool) bool) bool 
 	return true
 }
 
+// capDropped lets the lowest records kept aside go once there are twice
+// MaxDroppedPerAuthor, down to MaxDroppedPerAuthor: one walk of the log per
+// MaxDroppedPerAuthor records set aside, not one per record. Their dots
+// stay covered.
+func (l *authorLog) capDropped() {
+	if l.ndropped < 2*MaxDroppedPerAuthor {
+		return
+	}
+	var victims []uint64
+	l.each(func(seq uint64, _ Record, dropped bool) bool {
+		if dropped {
+			victims = append(victims, seq)
+		}
+		return len(victims) < l.ndropped-MaxDroppedPerAuthor
+	})
+	for _, seq := range victims {
+		l.clear(seq)
+	}
+}
+
 func (l *authorLog) cover(seq uint64) {
 	if seq <= l.contiguous {
 		return

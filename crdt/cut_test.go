@@ -121,3 +121,28 @@ func TestHeldOfIsTheCut(t *testing.T) {
 		t.Errorf("HeldOf an unknown controller = %#v, want an empty, non-nil cut", got)
 	}
 }
+
+// A revoked key signing without end does not grow the store: what it
+// writes past the cut is kept aside only up to a bound, and every dot
+// stays covered.
+func TestRecordsOfARevokedKeyAreKeptAsideWithinABound(t *testing.T) {
+	s := NewStore()
+	mustMerge(t, s, withCut(newRootRevocation(ctrlB, 1, t0, "ctrl-a", t0, 0), AuthorContext{Author: ctrlA}))
+	const n = 5 * MaxDroppedPerAuthor
+	for seq := uint64(1); seq <= n; seq++ {
+		r := newSession(ctrlA, seq, t0, sid(int(seq)), "mallory", 1<<62) // never expires
+		if _, err := s.MergeVerified(r); !errors.Is(err, ErrAuthorRevoked) {
+			t.Fatalf("seq %d: %v, want ErrAuthorRevoked", seq, err)
+		}
+	}
+	l := s.lookup(ctrlA)
+	if l.ndropped >= 2*MaxDroppedPerAuthor {
+		t.Errorf("%d records kept aside, want fewer than %d", l.ndropped, 2*MaxDroppedPerAuthor)
+	}
+	if l.contiguous != n {
+		t.Errorf("contiguous %d, want every one of the %d dots covered", l.contiguous, n)
+	}
+	if s.Len() != 1 {
+		t.Errorf("store holds %d records, want the revocation alone", s.Len())
+	}
+}

@@ -18,6 +18,13 @@ const (
 	MaxSeqAhead = 1 << 16
 	// MaxAuthors caps the number of distinct authors a store tracks.
 	MaxAuthors = 1 << 12
+	// MaxDroppedPerAuthor caps the records an author log keeps aside
+	// (written after a revocation, or refused): they are kept only so that
+	// peers cover their dots, and a revoked key could otherwise sign
+	// records with far-future expiries without end. At twice the cap the
+	// lowest are let go down to it; their dots stay covered, and a peer
+	// still missing one covers it from a later record (CoverInterval).
+	MaxDroppedPerAuthor = 1 << 10
 	// MinRetention is the least time a record is kept after its HLC, so
 	// that a receiver can tell a collected record from a withheld one: a
 	// gap in a delta interval is accepted only when a later record of the
@@ -273,6 +280,7 @@ func (s *Store) MergeVerified(r Record) (bool, error) {
 	l.cover(h.Seq)
 	if s.droppedByRevocation(r) {
 		l.drop(h.Seq, r)
+		l.capDropped()
 		return false, fmt.Errorf("%w: %v written at %v", ErrAuthorRevoked, h.Dot(), h.HLC)
 	}
 	l.put(h.Seq, r)
@@ -308,6 +316,7 @@ func (s *Store) Refuse(r Record) {
 	}
 	l.cover(h.Seq)
 	l.set(h.Seq, droppedRecord{Record: r, refused: true})
+	l.capDropped()
 }
 
 func sameString(a, b string) bool {
