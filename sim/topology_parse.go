@@ -36,8 +36,9 @@ type rawTopology struct {
 		} `yaml:"mix"`
 		ConnectDelay yaml.Node `yaml:"connect_delay"`
 	} `yaml:"workload"`
-	Faults []rawFault `yaml:"faults"`
-	Clocks []rawClock `yaml:"clocks"`
+	Faults     []rawFault `yaml:"faults"`
+	Clocks     []rawClock `yaml:"clocks"`
+	Parameters yaml.Node  `yaml:"parameters"`
 }
 
 type rawClock struct {
@@ -233,6 +234,10 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		return nil, p.err
 	}
 	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	t.Params = DefaultParams()
+	if err := t.parseParameters(&raw.Parameters); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -84,6 +84,9 @@ func (t *Topology) Validate() error {
 			}
 		}
 	}
+	if err := t.validatePhysical(); err != nil {
+		return err
+	}
 	if t.Jitter < 0 || t.Jitter > maxJitter {
 		return fmt.Errorf("jitter: %v%% is out of range [0%%, %v%%]", pct(t.Jitter), pct(maxJitter))
 	}

@@ -38,7 +38,7 @@ func main() {
 
 // run is main with its streams and exit code, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	app := newApp(args, stdout, stderr)
 	err := app.Run(args)
 	if err == nil {
 		return 0
@@ -51,7 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+// newApp builds the command; args are the arguments it will run with, for
+// the report's provenance.
+func newApp(args []string, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "meshsim",
 		Usage: "simulate certmesh's dissemination against baselines and report sync delays",
@@ -60,8 +62,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
+		// --set and --sweep values hold commas (--sweep loss=1%,5%).
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (SPEC.md section 5); default: the built-in topology"},
+			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (docs/meshsim-model.md); default: the built-in topology"},
 			&cli.StringFlag{Name: "strategy", Value: "mesh,gossip", Usage: "comma `LIST` of mesh, gossip, raft"},
 			&cli.StringFlag{Name: "mode", Value: "model", Usage: "model (deterministic virtual time) or live (real memberlist meshes over the simulated network, wall clock; mesh strategy only)"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed `N`; overrides the topology's seed"},
@@ -69,19 +73,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar (it is only shown when stderr is a terminal)"},
 			&cli.IntFlag{Name: "workers", Usage: "goroutines that step the simulated nodes of the mesh strategy in model mode (default: one per CPU); the report does not depend on it"},
-			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as mesh.eager_trees)"},
+			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as --set mesh.eager_trees=N)"},
+			&cli.StringSliceFlag{Name: "set", Usage: "override a setting, `KEY=VALUE` (repeatable): loss=5%, mesh.fanout=8, raft.reconnect=etcd; --list-settings lists them"},
+			&cli.BoolFlag{Name: "list-settings", Usage: "list every setting --set and a topology's parameters section take, with its default, and exit"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit code
 		Action: func(c *cli.Context) error {
-			return action(c, stdout, stderr)
+			return action(c, args, stdout, stderr)
 		},
 	}
 }
 
-func action(c *cli.Context, stdout, stderr io.Writer) error {
+func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
+	if c.Bool("list-settings") {
+		return listSettings(stdout)
+	}
 	if c.NArg() > 0 {
 		return usagef("unexpected argument %q (meshsim takes only flags; see --help)", c.Args().First())
 	}
@@ -108,6 +117,24 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
+	var sets []override
+	for _, s := range c.StringSlice("set") {
+		o, err := parseOverride("--set", s)
+		if err != nil {
+			return err
+		}
+		if err := checkApplies("--set", o.key, strategies, mode); err != nil {
+			return err
+		}
+		sets = append(sets, o)
+	}
+	if c.IsSet("eager-trees") && !slices.Contains(strategies, "mesh") {
+		return usagef("--eager-trees: applies to the mesh strategy, which --strategy %s does not run", strings.Join(strategies, ","))
+	}
+	params := top.Params
+	if top, params, err = applyOverrides("--set", top, params, sets); err != nil {
+		return err
+	}
 	if mode == "live" {
 		if err := sim.LiveSupports(top); err != nil {
 			return usageError{err}
@@ -133,13 +160,16 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 	if eager != 2 && mode == "live" {
 		return usagef("--eager-trees: model mode only")
 	}
+	if c.IsSet("eager-trees") {
+		params.Mesh.EagerTrees = eager
+	}
 
 	var results []*sim.Result
 	for _, name := range strategies {
 		cfg := sim.DefaultConfig()
 		cfg.Seed = seed
 		cfg.Workers = workers
-		cfg.MeshEagerTrees = eager
+		cfg.Params = params
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}
@@ -162,6 +192,8 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		results = append(results, res)
 	}
 	rep := sim.NewReport(top, seed, mode, results)
+	rep.Machine.Workers = workers
+	rep.Provenance = provenance(c, args, top, params, sets)
 
 	table := stdout
 	if jsonPath == "-" {
@@ -180,6 +212,21 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	return rep.WriteTable(table)
+}
+
+// provenance says how a run was made: the code, the topology as read, the
+// settings and the arguments that shape the result.
+func provenance(c *cli.Context, args []string, top *sim.Topology, params sim.Params, sets []override) *sim.Provenance {
+	source := top.Source
+	if c.String("topology") == "" {
+		source = sim.DefaultTopologyYAML()
+	}
+	var set []string
+	for _, o := range sets {
+		set = append(set, o.key+"="+o.value)
+	}
+	return sim.NewProvenance(commit(), c.String("topology"), source, resultArgs(args[1:]), set,
+		sim.SettingValues(&params, top))
 }
 
 // parseStrategies checks a --strategy list against the registered ones.
