@@ -24,6 +24,47 @@ var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#
 // in fibre) dashed and the modelled direct path dotted. Only generic font
 // families are named, so the chart needs no fonts from the network.
 func (rep *Report) WritePlot(w io.Writer) error {
+	var curves []plotCurve
+	var direct, physical []CDFPoint
+	var directQ, physicalQ *Quantiles4
+	for _, r := range rep.Results {
+		curves = append(curves, plotCurve{r.Strategy, fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.EndToEndMs.P50), ms(r.EndToEndMs.P99)), r.EndToEndCDF})
+		if direct == nil {
+			direct, directQ = r.DirectCDF, &r.DirectMs
+		}
+		if physical == nil {
+			physical, physicalQ = r.PhysicalCDF, r.PhysicalMs
+		}
+	}
+	var bounds []plotCurve
+	if physicalQ != nil {
+		bounds = append(bounds, plotCurve{"light in fibre (physical bound)",
+			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(physicalQ.P50), ms(physicalQ.P99)), physical})
+	}
+	if directQ != nil {
+		bounds = append(bounds, plotCurve{"modelled direct path",
+			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(directQ.P50), ms(directQ.P99)), direct})
+	}
+	title := fmt.Sprintf("End-to-end delay CDF: %s (seed %d, %s mode)", rep.Topology, rep.Seed, rep.Mode)
+	return writeCDFChart(w, title, curves, bounds)
+}
+
+// plotCurve is one curve of a CDF chart and its legend entry.
+type plotCurve struct {
+	label, detail string
+	pts           []CDFPoint
+}
+
+// boundStyles are the dash patterns of the bound curves: the physical
+// bound dashed, the modelled direct path dotted.
+var boundStyles = []struct{ color, dash string }{{"#222", ` stroke-dasharray="6 4"`}, {"#888", ` stroke-dasharray="2 3"`}}
+
+// curveDashes vary the strategies' curves once the palette is used up.
+var curveDashes = []string{"", ` stroke-dasharray="10 3"`, ` stroke-dasharray="3 2"`, ` stroke-dasharray="10 3 2 3"`}
+
+// writeCDFChart draws end-to-end delay CDFs on a log time axis with the
+// bounds below them; with many curves the legend is compact.
+func writeCDFChart(w io.Writer, title string, curves, bounds []plotCurve) error {
 	lo, hi := math.Inf(1), 0.0
 	extend := func(pts []CDFPoint) {
 		for _, p := range pts {
@@ -33,18 +74,12 @@ func (rep *Report) WritePlot(w io.Writer) error {
 			hi = math.Max(hi, p.Ms)
 		}
 	}
-	var direct, physical []CDFPoint
-	for _, r := range rep.Results {
-		extend(r.EndToEndCDF)
-		if direct == nil {
-			direct = r.DirectCDF
-		}
-		if physical == nil {
-			physical = r.PhysicalCDF
-		}
+	for _, c := range curves {
+		extend(c.pts)
 	}
-	extend(direct)
-	extend(physical)
+	for _, c := range bounds {
+		extend(c.pts)
+	}
 	if math.IsInf(lo, 1) {
 		lo, hi = 1, 1000
 	}
@@ -66,8 +101,7 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">`+"\n",
 		plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
-	fmt.Fprintf(&b, `<text x="%d" y="28" font-size="16" font-weight="bold">End-to-end delay CDF: %s (seed %d, %s mode)</text>`+"\n",
-		padL, html.EscapeString(rep.Topology), rep.Seed, html.EscapeString(rep.Mode))
+	fmt.Fprintf(&b, `<text x="%d" y="28" font-size="16" font-weight="bold">%s</text>`+"\n", padL, html.EscapeString(title))
 
 	// Grid and axes.
 	b.WriteString(`<g stroke="#ddd" stroke-width="1">` + "\n")
@@ -122,33 +156,38 @@ func (rep *Report) WritePlot(w io.Writer) error {
 		}
 		b.WriteString("\"/>\n")
 	}
-	line(physical, "#222", ` stroke-dasharray="6 4"`)
-	line(direct, "#888", ` stroke-dasharray="2 3"`)
-	for i, r := range rep.Results {
-		line(r.EndToEndCDF, palette[i%len(palette)], "")
+	for i, c := range bounds {
+		line(c.pts, boundStyles[i%len(boundStyles)].color, boundStyles[i%len(boundStyles)].dash)
+	}
+	style := func(i int) (string, string) {
+		return palette[i%len(palette)], curveDashes[(i/len(palette))%len(curveDashes)]
+	}
+	for i, c := range curves {
+		color, dash := style(i)
+		line(c.pts, color, dash)
 	}
 
-	// Legend, right of the plot.
+	// Legend, right of the plot; one line per entry when there are many.
 	lx, ly := plotW-padR+36, padT
+	compact := len(curves)+len(bounds) > 8
 	item := func(i int, color, dash, label, detail string) {
+		if compact {
+			yy := ly + 6 + 22*i
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, yy, lx+30, yy, color, dash)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-size="11">%s</text>`+"\n", lx+36, yy, html.EscapeString(label+": "+detail))
+			return
+		}
 		yy := ly + 10 + 44*i
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, yy, lx+30, yy, color, dash)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-weight="bold">%s</text>`+"\n", lx+38, yy, html.EscapeString(label))
 		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" fill="#444" font-size="12">%s</text>`+"\n", lx+38, yy+17, html.EscapeString(detail))
 	}
-	for i, r := range rep.Results {
-		item(i, palette[i%len(palette)], "", r.Strategy,
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.EndToEndMs.P50), ms(r.EndToEndMs.P99)))
+	for i, c := range curves {
+		color, dash := style(i)
+		item(i, color, dash, c.label, c.detail)
 	}
-	if len(rep.Results) > 0 {
-		r, k := rep.Results[0], len(rep.Results)
-		if r.PhysicalMs != nil {
-			item(k, "#222", ` stroke-dasharray="6 4"`, "light in fibre (physical bound)",
-				fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.PhysicalMs.P50), ms(r.PhysicalMs.P99)))
-			k++
-		}
-		item(k, "#888", ` stroke-dasharray="2 3"`, "modelled direct path",
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.DirectMs.P50), ms(r.DirectMs.P99)))
+	for i, c := range bounds {
+		item(len(curves)+i, boundStyles[i%len(boundStyles)].color, boundStyles[i%len(boundStyles)].dash, c.label, c.detail)
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

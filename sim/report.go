@@ -101,6 +101,14 @@ type Result struct {
 	// certificate. Connects follow acknowledgements, so their count
 	// depends on the strategy (docs/meshsim-model.md, "Connects").
 	RevokedConnects int `json:"revoked_connects"`
+	// DroppedMessages counts messages the network did not deliver, by
+	// cause; StrategyCounters, what the strategy's nodes count (the mesh:
+	// records held at the end, rejected by reason, pulls, repairs).
+	DroppedMessages  DropStats        `json:"dropped_messages"`
+	StrategyCounters map[string]int64 `json:"strategy_counters,omitempty"`
+	// ByRegionPair breaks the fault-free pairs down by (controller
+	// region, router region).
+	ByRegionPair []RegionPair `json:"by_region_pair"`
 
 	// Stats are details that the JSON leaves out.
 	Stats Stats `json:"-"`
@@ -248,6 +256,7 @@ func (r *run) result() *Result {
 		CatchUpPairs: int64(len(r.catchUp)), SimTime: r.now, NoController: r.noCtrl,
 		Refused: r.stat.refused, Abandoned: r.abandoned,
 	}
+	res.DroppedMessages = r.dropped
 	for id, n := range r.refusedBy {
 		if n > 0 {
 			if res.Stats.RefusedBy == nil {

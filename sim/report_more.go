@@ -45,6 +45,8 @@ func (r *run) moreResults(res *Result) {
 		}
 	}
 
+	res.ByRegionPair = r.regionPairs()
+	res.StrategyCounters = r.strategyCounters()
 	res.RefusedRequests = r.stat.refused
 	res.AbandonedWrites = r.abandoned
 	res.RequestsNoController = r.noCtrl

@@ -206,7 +206,10 @@ type connectState struct {
 
 // DropStats counts messages the network did not deliver.
 type DropStats struct {
-	Loss, Partition, Down, Oversize int64
+	Loss      int64 `json:"loss"`      // lost packets (loss)
+	Partition int64 `json:"partition"` // packets a partition cut, streams that gave up
+	Down      int64 `json:"down"`      // sent to a crashed node
+	Oversize  int64 `json:"oversize"`  // datagrams over MaxDatagram, never sent
 }
 
 func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {

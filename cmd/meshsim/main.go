@@ -75,6 +75,12 @@ func newApp(args []string, stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "workers", Usage: "goroutines that step the simulated nodes of the mesh strategy in model mode (default: one per CPU); the report does not depend on it"},
 			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as --set mesh.eager_trees=N)"},
 			&cli.StringSliceFlag{Name: "set", Usage: "override a setting, `KEY=VALUE` (repeatable): loss=5%, mesh.fanout=8, raft.reconnect=etcd; --list-settings lists them"},
+			&cli.StringSliceFlag{Name: "sweep", Usage: "run every value of a setting, `KEY=V1,V2,...` (repeatable: the grid of all combinations), and aggregate over --seeds"},
+			&cli.StringFlag{Name: "seeds", Usage: "run each point with several seeds: `N` (from --seed or the topology's), A..B, or a list A,B,C; the table and JSON give means with 95% confidence intervals"},
+			&cli.IntFlag{Name: "jobs", Value: 1, Usage: "with --sweep or --seeds, `N` runs at once (each mesh run already uses every core)"},
+			&cli.StringFlag{Name: "plot-cdf", Usage: "with --sweep or --seeds, write the overlay of end-to-end CDFs (seed-averaged), one per point and strategy, to `FILE.svg`"},
+			&cli.StringFlag{Name: "plot-metric", Value: "end_to_end_ms.p99", Usage: "with --sweep, the `METRIC` that --plot draws against the first swept setting"},
+			&cli.StringFlag{Name: "export", Usage: "write CDF points, per region pair figures and counters of every run to `FILE.csv` or FILE.jsonl"},
 			&cli.BoolFlag{Name: "list-settings", Usage: "list every setting --set and a topology's parameters section take, with its default, and exit"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -164,6 +170,22 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		params.Mesh.EagerTrees = eager
 	}
 
+	exportPath := c.String("export")
+	var exportFmt string
+	if exportPath != "" {
+		if exportFmt, err = exportFormat("--export", exportPath); err != nil {
+			return err
+		}
+	}
+	if c.IsSet("sweep") || c.IsSet("seeds") {
+		return sweep(c, args, stdout, stderr, sweepInputs{top: top, params: params, sets: sets, strategies: strategies,
+			mode: mode, seed: seed, workers: workers, exportFmt: exportFmt, showProgress: showProgress})
+	}
+	for _, f := range []string{"plot-cdf", "jobs"} {
+		if c.IsSet(f) {
+			return usagef("--%s: needs --sweep or --seeds", f)
+		}
+	}
 	var results []*sim.Result
 	for _, name := range strategies {
 		cfg := sim.DefaultConfig()
@@ -209,6 +231,12 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 	if plotPath != "" {
 		if err := writeFile(plotPath, rep.WritePlot); err != nil {
 			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	if exportPath != "" {
+		rows := sim.ExportRows(rep, "")
+		if err := writeFile(exportPath, func(w io.Writer) error { return sim.WriteExport(w, exportFmt, rows) }); err != nil {
+			return fmt.Errorf("--export: %w", err)
 		}
 	}
 	return rep.WriteTable(table)
