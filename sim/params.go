@@ -159,6 +159,46 @@ var settings = []Setting{
 	durationSetting("workload.connect_delay", "", "a new certificate's client connects this long after it has it",
 		func(_ *Params, t *Topology) *time.Duration { return &t.Workload.ConnectDelay }),
 
+	// The network options (netmodel.go).
+	{Key: "network.loss_model", Help: "uniform (independent per packet) or gilbert-elliott (bursts)", set: func(_ *Params, t *Topology, v string) error {
+		if v != LossUniform && v != LossGilbertElliott {
+			return fmt.Errorf("%q is neither uniform nor gilbert-elliott", v)
+		}
+		t.Net.LossModel = v
+		return nil
+	}, get: func(_ *Params, t *Topology) string { return t.Net.LossModel }},
+	{Key: "network.loss_burst", Help: "gilbert-elliott: mean packets lost in a row", set: func(_ *Params, t *Topology, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 1) || f > 1e6 {
+			return fmt.Errorf("want a number of packets in [1, 1000000], got %q", v)
+		}
+		t.Net.LossBurst = f
+		return nil
+	}, get: func(_ *Params, t *Topology) string { return strconv.FormatFloat(t.Net.LossBurst, 'g', -1, 64) }},
+	{Key: "network.jitter_model", Help: "uniform or pareto (heavy tail, same mean)", set: func(_ *Params, t *Topology, v string) error {
+		if v != JitterUniform && v != JitterPareto {
+			return fmt.Errorf("%q is neither uniform nor pareto", v)
+		}
+		t.Net.JitterModel = v
+		return nil
+	}, get: func(_ *Params, t *Topology) string { return t.Net.JitterModel }},
+	{Key: "network.jitter_alpha", Help: "pareto: tail index, > 1 (smaller: heavier tail)", set: func(_ *Params, t *Topology, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 1) || f > 100 {
+			return fmt.Errorf("want a tail index in (1, 100], got %q", v)
+		}
+		t.Net.JitterAlpha = f
+		return nil
+	}, get: func(_ *Params, t *Topology) string { return strconv.FormatFloat(t.Net.JitterAlpha, 'g', -1, 64) }},
+	{Key: "network.bandwidth", Help: "each node's egress link, such as 100Mbit/s; 0: unlimited", set: func(_ *Params, t *Topology, v string) (err error) {
+		t.Net.Bandwidth, err = parseBandwidth(v)
+		return err
+	}, get: func(_ *Params, t *Topology) string { return fmtBandwidth(t.Net.Bandwidth) }},
+	{Key: "network.queue", Help: "bytes an egress queue holds before it drops datagrams, such as 1MB; 0: unbounded", set: func(_ *Params, t *Topology, v string) (err error) {
+		t.Net.Queue, err = parseBytes(v)
+		return err
+	}, get: func(_ *Params, t *Topology) string { return fmtBytes(t.Net.Queue) }},
+
 	// mesh: gossip.Config.
 	intSetting("mesh.fanout", "mesh", "children per node in a region tree (gossip.Config.Fanout)", 1, 1024,
 		func(p *Params) *int { return &p.Mesh.Fanout }),

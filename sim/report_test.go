@@ -188,7 +188,7 @@ func TestReportJSONKeys(t *testing.T) {
 	}
 	want := "abandoned_writes by_region_pair bytes_per_event_per_node bytes_sent_per_event_per_node catch_up_ms{max,p50,p99} " +
 		"connects controllers converged convergence_after_last_fault_ms cross_region_bytes_per_event " +
-		"direct_ms{max,p50,p90,p99} dropped_messages{down,loss,oversize,partition} end_to_end_ms{max,p50,p90,p99} " +
+		"direct_ms{max,p50,p90,p99} dropped_messages{down,loss,oversize,partition,queue} end_to_end_ms{max,p50,p90,p99} " +
 		"events excess_ms{max,p50,p90,p99} false_rejects " +
 		"issue_latency_ms{p50,p99} messages_per_event_per_node messages_sent_per_event_per_node " +
 		"pairs_applied_before_ack pairs_below_physical refused_requests requests_no_controller revoked_accepts " +

@@ -155,6 +155,7 @@ type run struct {
 	stat         struct{ connects, revokedConnects, falseRejects, revokedAccepts, refused int }
 
 	reconnect ReconnectPolicy // how the strategy's streams get through a partition (reconnect.go)
+	ns        netState        // network options' state by node (netmodel.go)
 
 	trace  func(format string, args ...any) // tests: one line per delivery and fault
 	noStop bool                             // tests: no drain checks; the run ends when nothing is scheduled
@@ -210,6 +211,7 @@ type DropStats struct {
 	Partition int64 `json:"partition"` // packets a partition cut, streams that gave up
 	Down      int64 `json:"down"`      // sent to a crashed node
 	Oversize  int64 `json:"oversize"`  // datagrams over MaxDatagram, never sent
+	Queue     int64 `json:"queue"`     // datagrams a full egress queue dropped (network.queue)
 }
 
 func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
@@ -271,6 +273,9 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		r.reconnect = rc.Reconnect()
 	}
 	r.initShards(cfg.Workers)
+	if top.Net != (NetModel{}) {
+		r.ns = newNetState(top.Net, n)
+	}
 	for i := range n {
 		id := NodeID(i)
 		r.netRand[i] = rand.New(rand.NewPCG(seed, mix64(1<<32+uint64(i))))
@@ -507,7 +512,8 @@ func (r *run) send(from, to NodeID, m Message) {
 			r.retryStream(sh, from, ev)
 			return
 		}
-		ev.at = now + d
+		out, _ := r.egress(from, m.Size, now, true)
+		ev.at = out + d
 		r.schedule(sh, from, ev)
 		return
 	}
@@ -523,11 +529,17 @@ func (r *run) send(from, to NodeID, m Message) {
 	case m.Size > MaxDatagram:
 		r.drop(&sh.dropped.Oversize, &ev, "oversize")
 		return
-	case r.top.Loss > 0 && rng.Float64() < r.top.Loss:
+	}
+	out, fits := r.egress(from, m.Size, now, false)
+	switch {
+	case !fits:
+		r.drop(&sh.dropped.Queue, &ev, "egress queue full")
+		return
+	case r.lost(rng, from):
 		r.drop(&sh.dropped.Loss, &ev, "lost")
 		return
 	}
-	ev.at = now + r.oneWay(rng, from, to)
+	ev.at = out + r.oneWay(rng, from, to)
 	r.schedule(sh, from, ev)
 }
 
@@ -536,7 +548,7 @@ func (r *run) send(from, to NodeID, m Message) {
 func (r *run) oneWay(rng *rand.Rand, from, to NodeID) time.Duration {
 	base := r.cl.BaseDelay(from, to)
 	if j := r.top.Jitter; j > 0 && base > 0 {
-		return time.Duration(float64(base) * (1 + j*rng.Float64()))
+		return time.Duration(float64(base) * r.jitterFactor(rng, j))
 	}
 	return base
 }

@@ -48,6 +48,9 @@ type Topology struct {
 	// listed has an exact clock. Strategies that model clocks (mesh) shift
 	// the wall time each node sees by its offset; the baselines ignore it.
 	Clocks []ClockSkew
+	// Net holds the network options beyond uniform jitter and independent
+	// loss (the network section, netmodel.go).
+	Net NetModel
 	// Params are the strategies' parameters: DefaultParams with the
 	// file's parameters section applied (params.go).
 	Params Params

@@ -39,6 +39,14 @@ type rawTopology struct {
 	Faults     []rawFault `yaml:"faults"`
 	Clocks     []rawClock `yaml:"clocks"`
 	Parameters yaml.Node  `yaml:"parameters"`
+	Network    struct {
+		LossModel   yaml.Node `yaml:"loss_model"`
+		LossBurst   yaml.Node `yaml:"loss_burst"`
+		JitterModel yaml.Node `yaml:"jitter_model"`
+		JitterAlpha yaml.Node `yaml:"jitter_alpha"`
+		Bandwidth   yaml.Node `yaml:"bandwidth"`
+		Queue       yaml.Node `yaml:"queue"`
+	} `yaml:"network"`
 }
 
 type rawClock struct {
@@ -114,6 +122,20 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		Detection: p.duration("membership.detection", &raw.Membership.Detection, DefaultDetection),
 	}
 	t.Latency.Intra = p.duration("latency.intra", &raw.Latency.Intra, DefaultIntra)
+	t.Net = DefaultNetModel()
+	for _, f := range []struct {
+		key string
+		n   *yaml.Node
+	}{{"network.loss_model", &raw.Network.LossModel}, {"network.loss_burst", &raw.Network.LossBurst},
+		{"network.jitter_model", &raw.Network.JitterModel}, {"network.jitter_alpha", &raw.Network.JitterAlpha},
+		{"network.bandwidth", &raw.Network.Bandwidth}, {"network.queue", &raw.Network.Queue}} {
+		if v, ok := p.scalar(f.key, f.n); ok {
+			s, _ := lookupSetting(f.key)
+			if err := s.Apply(nil, t, v); err != nil {
+				p.fail(f.key, f.n, err.Error())
+			}
+		}
+	}
 	w := &raw.Workload
 	t.Workload = Workload{
 		Rate:         p.rate("workload.rate", &w.Rate, DefaultRate),

@@ -59,6 +59,8 @@ func TestErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"--strategy", "raft", "--set", "raft.redial_interval=50ms"}, 2, `--set raft.redial_interval: applies to raft.reconnect etcd, not hashicorp`},
 		{[]string{"--strategy", "mesh", "--set", "mesh.eager_trees=3"}, 2, `--set mesh.eager_trees: 3 is more than mesh.trees (2)`},
 		{[]string{"--mode", "live", "--set", "mesh.fanout=4"}, 2, "--set mesh.fanout: strategy parameters apply in model mode only"},
+		{[]string{"--strategy", "raft", "--set", "network.bandwidth=fast"}, 2, `--set network.bandwidth: want a rate such as 100Mbit/s`},
+		{[]string{"--mode", "live", "--set", "network.jitter_model=pareto"}, 2, "live mode: network: bursty loss, Pareto jitter and bandwidth are simulated in model mode only"},
 		{[]string{"--eager-trees", "1", "--mode", "live"}, 2, "--eager-trees: model mode only"},
 		{[]string{"--mode", "live", "--strategy", "raft"}, 2, "--strategy: --mode live runs only the mesh strategy"},
 		{[]string{"--strategy", "raft", "--topology", "/does/not/exist.yaml"}, 2, "no such file or directory"},
