@@ -38,8 +38,8 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	}
 	var bounds []plotCurve
 	if physicalQ != nil {
-		bounds = append(bounds, plotCurve{"light in fibre (physical bound)",
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(physicalQ.P50), ms(physicalQ.P99)), physical})
+		bounds = append(bounds, plotCurve{"light in fibre",
+			fmt.Sprintf("physical bound, p99 %s ms", ms(physicalQ.P99)), physical})
 	}
 	if directQ != nil {
 		bounds = append(bounds, plotCurve{"modelled direct path",

@@ -26,11 +26,11 @@ func (s *SweepReport) WriteCDFPlot(w io.Writer) error {
 		}
 		curves = append(curves, plotCurve{label, detail, p.EndToEndCDF})
 		if bounds == nil && p.PhysicalCDF != nil {
-			detail := ""
+			detail := "physical bound"
 			if m, ok := p.Metrics["physical_ms.p99"]; ok {
-				detail = fmt.Sprintf("p99 %s ms", ms(m.Mean))
+				detail = fmt.Sprintf("physical bound, p99 %s ms", ms(m.Mean))
 			}
-			bounds = []plotCurve{{"light in fibre (physical bound)", detail, p.PhysicalCDF}}
+			bounds = []plotCurve{{"light in fibre", detail, p.PhysicalCDF}}
 		}
 	}
 	return writeCDFChart(w, fmt.Sprintf("End-to-end delay CDF: %s, %s", s.Topology, s.seedsLabel()), curves, bounds)

@@ -1,7 +1,8 @@
-// Command meshsim runs certmesh's latency experiments (SPEC.md section 1):
-// a topology and workload file (or the built-in default topology), one run
-// per strategy, a table on stdout, and optionally the JSON report and an SVG
-// chart of the sync delay distributions.
+// Command meshsim runs certmesh's latency experiments (docs/meshsim.md,
+// docs/meshsim-model.md): a topology and workload file (or the built-in
+// default topology), settings from the file and --set, one run per strategy
+// (or a sweep over settings and seeds), a table on stdout, and optionally
+// the JSON report, SVG charts of the end-to-end delay and CSV/JSONL exports.
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration;
 // errors are one line on stderr naming the file, field or flag at fault.
