@@ -169,6 +169,9 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.IsSet("eager-trees") {
 		params.Mesh.EagerTrees = eager
+		if err := params.Validate(top); err != nil {
+			return usagef("--eager-trees: %w", err)
+		}
 	}
 
 	exportPath := c.String("export")

@@ -64,3 +64,18 @@ func TestSetAndProvenance(t *testing.T) {
 		t.Errorf("table lacks the end-to-end columns: %s", stderr)
 	}
 }
+
+// TestLiveModeRefusesModelOnlySettings: live mode runs real memberlist
+// meshes with gossip's defaults, so a topology's mesh parameters are an
+// error there, not silently ignored.
+func TestLiveModeRefusesModelOnlySettings(t *testing.T) {
+	top := writeTemp(t, "p.yaml", tinyTopology+"parameters:\n  mesh: {fanout: 4}\n")
+	code, _, stderr := meshsim("--topology", top, "--mode", "live")
+	if code != 2 || !strings.Contains(stderr, "live mode: parameters.mesh:") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = meshsim("--topology", top, "--strategy", "mesh", "--set", "mesh.trees=1", "--set", "mesh.eager_trees=1", "--eager-trees", "2")
+	if code != 2 || !strings.Contains(stderr, "--eager-trees: mesh.eager_trees: 2 is more than mesh.trees (1)") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
