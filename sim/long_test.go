@@ -9,7 +9,7 @@ import (
 
 // long enables the runs that reproduce docs/meshsim-model.md's figures:
 // minutes each, so not part of go test ./... .
-var long = flag.Bool("meshsim.long", false, "run the documented long runs (seven regions, the region cut, the loss extremes)")
+var long = flag.Bool("meshsim.long", false, "run the documented long runs (seven regions, the region cut, the loss sweep's extremes)")
 
 func loadExample(t *testing.T, name string) *Topology {
 	t.Helper()
@@ -79,6 +79,6 @@ func TestDocumentedRuns(t *testing.T) {
 			tcp.CatchUpMs.P99, hashicorp.CatchUpMs.P99)
 	}
 	for _, loss := range []string{"0%", "10%"} {
-		runAll(DefaultTopology(), 1, map[string]string{"loss": loss})
+		runAll(DefaultTopology(), 1, map[string]string{"loss": loss, "duration": "20s"})
 	}
 }
