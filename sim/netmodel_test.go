@@ -118,3 +118,16 @@ func TestNetworkSectionErrors(t *testing.T) {
 		t.Errorf("12.5MB/s: %v, %v", bw, err)
 	}
 }
+
+// TestHugeStreamAtHighLossGivesUp: a 300KB stream at 10% loss (215
+// packets: an attempt gets through with probability 1.5e-10) breaks after
+// 15 minutes of retransmissions, as TCP would, instead of looping until
+// its delay overflows into the past.
+func TestHugeStreamAtHighLossGivesUp(t *testing.T) {
+	r, s := newScriptRun(t, mustTopology(t, twoRegions+"loss: 10%\n"), 1)
+	r.at(1, 0, func(e *Env) { e.Send(2, Message{Size: 300 << 10, State: true, Reliable: true}) })
+	r.runUntil(never)
+	if len(s.nodes[2].received) != 0 || r.dropped.Loss != 1 {
+		t.Errorf("received %d, loss drops %d; want the stream dropped", len(s.nodes[2].received), r.dropped.Loss)
+	}
+}

@@ -501,6 +501,14 @@ func (r *run) send(from, to NodeID, m Message) {
 			for rto := minRTO; rng.Float64() < pAttempt; rto = min(2*rto, maxRTO) {
 				d += rto
 				resent++
+				if d > streamGiveUp {
+					// TCP breaks the connection (tcp_retries2). Without this a
+					// large message at high loss (pAttempt near 1) looped for
+					// billions of attempts, and d overflowed into the past.
+					r.bytesSent[from] += resent * int64(min(m.Size, MaxDatagram))
+					r.drop(&sh.dropped.Loss, &ev, "stream gave up after 15 minutes of losses")
+					return
+				}
 			}
 		}
 		if m.State {
