@@ -28,7 +28,7 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	var direct, physical []CDFPoint
 	var directQ, physicalQ *Quantiles4
 	for _, r := range rep.Results {
-		curves = append(curves, plotCurve{r.Strategy, fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.EndToEndMs.P50), ms(r.EndToEndMs.P99)), r.EndToEndCDF})
+		curves = append(curves, plotCurve{label: r.Strategy, detail: fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.EndToEndMs.P50), ms(r.EndToEndMs.P99)), pts: r.EndToEndCDF})
 		if direct == nil {
 			direct, directQ = r.DirectCDF, &r.DirectMs
 		}
@@ -38,21 +38,23 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	}
 	var bounds []plotCurve
 	if physicalQ != nil {
-		bounds = append(bounds, plotCurve{"light in fibre",
-			fmt.Sprintf("physical bound, p99 %s ms", ms(physicalQ.P99)), physical})
+		bounds = append(bounds, plotCurve{label: "light in fibre",
+			detail: fmt.Sprintf("physical bound, p99 %s ms", ms(physicalQ.P99)), pts: physical})
 	}
 	if directQ != nil {
-		bounds = append(bounds, plotCurve{"modelled direct path",
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(directQ.P50), ms(directQ.P99)), direct})
+		bounds = append(bounds, plotCurve{label: "modelled direct path",
+			detail: fmt.Sprintf("p50 %s ms, p99 %s ms", ms(directQ.P50), ms(directQ.P99)), pts: direct})
 	}
 	title := fmt.Sprintf("End-to-end delay CDF: %s (seed %d, %s mode)", rep.Topology, rep.Seed, rep.Mode)
 	return writeCDFChart(w, title, curves, bounds)
 }
 
-// plotCurve is one curve of a CDF chart and its legend entry.
+// plotCurve is one curve of a CDF chart and its legend entry; color and
+// dash, when set, override the style its index would give it.
 type plotCurve struct {
 	label, detail string
 	pts           []CDFPoint
+	color, dash   string
 }
 
 // boundStyles are the dash patterns of the bound curves: the physical
@@ -60,7 +62,7 @@ type plotCurve struct {
 var boundStyles = []struct{ color, dash string }{{"#222", ` stroke-dasharray="6 4"`}, {"#888", ` stroke-dasharray="2 3"`}}
 
 // curveDashes vary the strategies' curves once the palette is used up.
-var curveDashes = []string{"", ` stroke-dasharray="10 3"`, ` stroke-dasharray="3 2"`, ` stroke-dasharray="10 3 2 3"`}
+var curveDashes = []string{"", ` stroke-dasharray="10 3"`, ` stroke-dasharray="3 2"`, ` stroke-dasharray="10 3 2 3"`, ` stroke-dasharray="1 3"`}
 
 // writeCDFChart draws end-to-end delay CDFs on a log time axis with the
 // bounds below them; with many curves the legend is compact.
@@ -160,6 +162,9 @@ func writeCDFChart(w io.Writer, title string, curves, bounds []plotCurve) error 
 		line(c.pts, boundStyles[i%len(boundStyles)].color, boundStyles[i%len(boundStyles)].dash)
 	}
 	style := func(i int) (string, string) {
+		if c := curves[i]; c.color != "" {
+			return c.color, c.dash
+		}
 		return palette[i%len(palette)], curveDashes[(i/len(palette))%len(curveDashes)]
 	}
 	for i, c := range curves {

@@ -12,10 +12,13 @@ import (
 
 // WriteCDFPlot writes the overlay of a sweep's end-to-end delay CDFs: one
 // curve per point and strategy, each the seeds' CDFs averaged by rank,
-// with the physical bound of the first point below them.
+// with the physical bound of the first point below them. A strategy keeps
+// its colour across points; a point has its own dash pattern.
 func (s *SweepReport) WriteCDFPlot(w io.Writer) error {
 	var curves, bounds []plotCurve
-	for _, p := range s.Points {
+	for i, p := range s.Points {
+		strat := i % len(s.Sweep.Strategies)
+		point := i / len(s.Sweep.Strategies)
 		label := p.Strategy
 		if p.Label != "" {
 			label += " " + p.Label
@@ -24,13 +27,14 @@ func (s *SweepReport) WriteCDFPlot(w io.Writer) error {
 		if m, ok := p.Metrics["end_to_end_ms.p99"]; ok {
 			detail = fmt.Sprintf("p99 %s ms", ms(m.Mean))
 		}
-		curves = append(curves, plotCurve{label, detail, p.EndToEndCDF})
+		curves = append(curves, plotCurve{label: label, detail: detail, pts: p.EndToEndCDF,
+			color: palette[strat%len(palette)], dash: curveDashes[point%len(curveDashes)]})
 		if bounds == nil && p.PhysicalCDF != nil {
-			detail := "physical bound"
+			detail := "the physical bound"
 			if m, ok := p.Metrics["physical_ms.p99"]; ok {
-				detail = fmt.Sprintf("physical bound, p99 %s ms", ms(m.Mean))
+				detail = fmt.Sprintf("p99 %s ms", ms(m.Mean))
 			}
-			bounds = []plotCurve{{"light in fibre", detail, p.PhysicalCDF}}
+			bounds = []plotCurve{{label: "light in fibre (bound)", detail: detail, pts: p.PhysicalCDF}}
 		}
 	}
 	return writeCDFChart(w, fmt.Sprintf("End-to-end delay CDF: %s, %s", s.Topology, s.seedsLabel()), curves, bounds)
