@@ -26,7 +26,7 @@ func loadExample(t *testing.T, name string) *Topology {
 // below raft's and raft's below gossip's, mesh delivers everything and
 // converges, and on the region cut raft catches up in seconds with one
 // TCP connection and in under a second with hashicorp/raft's transport.
-// go test ./sim -run TestDocumentedRuns -meshsim.long -v (about 3 minutes).
+// go test ./sim -run TestDocumentedRuns -meshsim.long -v (under a minute on 2 cores).
 func TestDocumentedRuns(t *testing.T) {
 	if !*long {
 		t.Skip("long: go test ./sim -run TestDocumentedRuns -meshsim.long")
