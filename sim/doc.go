@@ -26,13 +26,16 @@
 // Each packet takes the one-way base delay of its region pair (latency.intra
 // inside a region, the explicit link, or half of RTT = 4ms + great-circle
 // km / 75 between locations, as in fly.io's Corrosion simulator) times
-// uniform(1, 1+jitter), and is lost independently with probability loss.
+// uniform(1, 1+jitter), and is lost independently with probability loss;
+// the topology's network section may make the loss bursty
+// (Gilbert-Elliott), the jitter heavy-tailed (Pareto) and give each node an
+// egress link of limited bandwidth with a FIFO queue (netmodel.go).
 // Partitions block traffic between their groups of regions both ways, at
 // sending and at arrival, and heal; a crashed node neither sends nor
 // receives, its timers are cancelled, and it restarts through the
 // strategy's Restart hook. Streams (Message.Reliable) are never lost:
 // losses cost retransmission timeouts and partitions delay them until the
-// heal (see Env.Send). Bytes and packets that carry state are counted per
+// heal, as the strategy's reconnect policy says (reconnect.go; Env.Send). Bytes and packets that carry state are counted per
 // receiving node and per region pair. Membership is an oracle view (Env.Up)
 // that learns of crashes and cuts membership.detection after they happen
 // and of restarts and heals at once.
@@ -58,10 +61,17 @@
 // Clients live in random regions, send each request to the nearest
 // reachable controller and connect to a random router 1.5 round trips after
 // they get their certificate; revoked certificates are tried too. The
-// report's figures follow SPEC.md section 6: a pair is (write, router); its
-// sync delay runs from the write's acknowledgement to the router applying
-// it; fault-free pairs give sync, direct, excess and stretch, the others
-// catch-up from the end of their fault. Quantiles are nearest-rank.
+// report's figures follow SPEC.md section 6 and add to it: a pair is
+// (write, router); its end-to-end delay, the headline, runs from the
+// request reaching a controller to the router applying it, beside the
+// physical bound of light in fibre (bounds.go); its sync delay runs from
+// the write's acknowledgement; fault-free pairs give these, direct, excess
+// and stretch, the others catch-up from the end of their fault. Quantiles
+// are nearest-rank. Strategy parameters and topology settings have one
+// table (params.go) for the topology file and meshsim --set; sweeps over
+// settings and seeds aggregate with confidence intervals (sweep.go);
+// export.go writes tidy CSV or JSON lines. docs/meshsim-model.md documents
+// every assumption.
 //
 // # Live mode
 //
@@ -77,5 +87,5 @@
 //
 // Not modelled: client retries (a request lost with a crashed controller is
 // lost), the time a controller takes to sign and persist, CPU limits of
-// nodes, and bandwidth (only latency, jitter and loss).
+// nodes, and receivers' bandwidth (senders' is an option).
 package sim

@@ -49,7 +49,8 @@ func newGossipStrategy(c *Cluster) (Strategy, error) {
 func init() { Register("gossip", newGossipStrategy) }
 
 // memberlist and Serf constants (memberlist DefaultLANConfig, net.go,
-// security.go; Serf DefaultConfig).
+// security.go; Serf DefaultConfig). The first four are the defaults of
+// GossipParams (params.go), which a run may change.
 const (
 	gossipInterval         = 200 * time.Millisecond // GossipInterval
 	gossipNodes            = 3                      // GossipNodes
@@ -159,13 +160,14 @@ type ppState struct {
 func (g *gossipNode) resetQueue() {
 	n := len(g.s.cl.Nodes)
 	// Serf's NumMembers counts failed members until they are reaped.
-	g.q = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n }, RetransmitMult: retransmitMult}
+	g.q = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n }, RetransmitMult: g.s.cl.Params.Gossip.RetransmitMult}
 }
 
 func (g *gossipNode) Start(now time.Duration) {
 	rng := g.env.Rand()
-	g.env.After(time.Duration(rng.Int64N(int64(gossipInterval))), Timer{Kind: gtGossip})
-	g.env.After(time.Duration(rng.Int64N(int64(pushPullInterval))), Timer{Kind: gtPushPull})
+	gp := g.s.cl.Params.Gossip
+	g.env.After(time.Duration(rng.Int64N(int64(gp.Interval))), Timer{Kind: gtGossip})
+	g.env.After(time.Duration(rng.Int64N(int64(gp.PushPullInterval))), Timer{Kind: gtPushPull})
 	g.env.After(time.Duration(rng.Int64N(int64(queueCheckInterval))), Timer{Kind: gtPrune})
 }
 
@@ -207,10 +209,10 @@ func (g *gossipNode) Timer(now time.Duration, t Timer) {
 	switch t.Kind {
 	case gtGossip:
 		g.gossip()
-		g.env.After(gossipInterval, t)
+		g.env.After(g.s.cl.Params.Gossip.Interval, t)
 	case gtPushPull:
 		g.pushPull()
-		g.env.After(pushPullInterval, t)
+		g.env.After(g.s.cl.Params.Gossip.PushPullInterval, t)
 	case gtPushPullDial:
 		g.env.Send(NodeID(t.Arg), Message{
 			Payload: &ppState{vv: g.have.clone()}, Size: vvBytes(g.s.cl),
@@ -228,7 +230,7 @@ func (g *gossipNode) Timer(now time.Duration, t Timer) {
 
 // gossip is memberlist's gossip(): one packet to each of k random peers.
 func (g *gossipNode) gossip() {
-	for _, peer := range g.randomPeers(gossipNodes, gossipToTheDeadTime) {
+	for _, peer := range g.randomPeers(g.s.cl.Params.Gossip.Nodes, gossipToTheDeadTime) {
 		msgs := g.q.GetBroadcasts(compoundOverhead+userMsgOverhead, gossipBudget)
 		if len(msgs) == 0 {
 			return

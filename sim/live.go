@@ -214,6 +214,12 @@ func LiveSupports(top *Topology) error {
 	if len(top.Clocks) > 0 {
 		return errors.New("sim: live mode: clocks: skewed clocks are simulated in model mode only")
 	}
+	if top.Params != (Params{}) && top.Params.Mesh != DefaultParams().Mesh {
+		return errors.New("sim: live mode: parameters.mesh: the live meshes run gossip's default configuration; mesh parameters are simulated in model mode only")
+	}
+	if !top.Net.IsDefault() {
+		return errors.New("sim: live mode: network: bursty loss, Pareto jitter and bandwidth are simulated in model mode only")
+	}
 	return nil
 }
 

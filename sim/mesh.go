@@ -207,7 +207,7 @@ type meshRouter struct{ *meshNode }
 func (n *meshNode) wall(now time.Duration) time.Time { return simEpoch.Add(now + n.skew) }
 
 func (n *meshNode) newCore() {
-	cfg := gossip.DefaultConfig()
+	cfg := n.s.cl.Params.Mesh.gossipConfig(gossip.DefaultConfig())
 	if e := n.s.cl.MeshEagerTrees; e > 0 {
 		cfg.EagerTrees = e
 	}

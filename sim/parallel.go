@@ -279,6 +279,7 @@ func (r *run) foldShards() {
 		r.dropped.Partition += sh.dropped.Partition
 		r.dropped.Down += sh.dropped.Down
 		r.dropped.Oversize += sh.dropped.Oversize
+		r.dropped.Queue += sh.dropped.Queue
 		for i, b := range sh.regionBytes {
 			r.regionBytes[i] += b
 		}

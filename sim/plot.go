@@ -18,11 +18,55 @@ const (
 // palette holds distinguishable colours for strategies (Okabe-Ito).
 var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"}
 
-// WritePlot writes an SVG chart: the CDF of the fault-free sync delay of
-// each strategy on a logarithmic time axis, with the direct-path latency
-// CDF as the lower bound. Only generic font families are named, so the
-// chart needs no fonts from the network.
+// WritePlot writes an SVG chart: the CDF of the fault-free end-to-end
+// delay of each strategy (request reaching a controller to enforceable at
+// the router) on a logarithmic time axis, with the physical bound (light
+// in fibre) dashed and the modelled direct path dotted. Only generic font
+// families are named, so the chart needs no fonts from the network.
 func (rep *Report) WritePlot(w io.Writer) error {
+	var curves []plotCurve
+	var direct, physical []CDFPoint
+	var directQ, physicalQ *Quantiles4
+	for _, r := range rep.Results {
+		curves = append(curves, plotCurve{label: r.Strategy, detail: fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.EndToEndMs.P50), ms(r.EndToEndMs.P99)), pts: r.EndToEndCDF})
+		if direct == nil {
+			direct, directQ = r.DirectCDF, &r.DirectMs
+		}
+		if physical == nil {
+			physical, physicalQ = r.PhysicalCDF, r.PhysicalMs
+		}
+	}
+	var bounds []plotCurve
+	if physicalQ != nil {
+		bounds = append(bounds, plotCurve{label: "light in fibre",
+			detail: fmt.Sprintf("physical bound, p99 %s ms", ms(physicalQ.P99)), pts: physical})
+	}
+	if directQ != nil {
+		bounds = append(bounds, plotCurve{label: "modelled direct path",
+			detail: fmt.Sprintf("p50 %s ms, p99 %s ms", ms(directQ.P50), ms(directQ.P99)), pts: direct})
+	}
+	title := fmt.Sprintf("End-to-end delay CDF: %s (seed %d, %s mode)", rep.Topology, rep.Seed, rep.Mode)
+	return writeCDFChart(w, title, curves, bounds)
+}
+
+// plotCurve is one curve of a CDF chart and its legend entry; color and
+// dash, when set, override the style its index would give it.
+type plotCurve struct {
+	label, detail string
+	pts           []CDFPoint
+	color, dash   string
+}
+
+// boundStyles are the dash patterns of the bound curves: the physical
+// bound dashed, the modelled direct path dotted.
+var boundStyles = []struct{ color, dash string }{{"#222", ` stroke-dasharray="6 4"`}, {"#888", ` stroke-dasharray="2 3"`}}
+
+// curveDashes vary the strategies' curves once the palette is used up.
+var curveDashes = []string{"", ` stroke-dasharray="10 3"`, ` stroke-dasharray="3 2"`, ` stroke-dasharray="10 3 2 3"`, ` stroke-dasharray="1 3"`}
+
+// writeCDFChart draws end-to-end delay CDFs on a log time axis with the
+// bounds below them; with many curves the legend is compact.
+func writeCDFChart(w io.Writer, title string, curves, bounds []plotCurve) error {
 	lo, hi := math.Inf(1), 0.0
 	extend := func(pts []CDFPoint) {
 		for _, p := range pts {
@@ -32,14 +76,12 @@ func (rep *Report) WritePlot(w io.Writer) error {
 			hi = math.Max(hi, p.Ms)
 		}
 	}
-	var direct []CDFPoint
-	for _, r := range rep.Results {
-		extend(r.SyncCDF)
-		if direct == nil {
-			direct = r.DirectCDF
-		}
+	for _, c := range curves {
+		extend(c.pts)
 	}
-	extend(direct)
+	for _, c := range bounds {
+		extend(c.pts)
+	}
 	if math.IsInf(lo, 1) {
 		lo, hi = 1, 1000
 	}
@@ -61,8 +103,7 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">`+"\n",
 		plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
-	fmt.Fprintf(&b, `<text x="%d" y="28" font-size="16" font-weight="bold">Sync delay CDF: %s (seed %d, %s mode)</text>`+"\n",
-		padL, html.EscapeString(rep.Topology), rep.Seed, html.EscapeString(rep.Mode))
+	fmt.Fprintf(&b, `<text x="%d" y="28" font-size="16" font-weight="bold">%s</text>`+"\n", padL, html.EscapeString(title))
 
 	// Grid and axes.
 	b.WriteString(`<g stroke="#ddd" stroke-width="1">` + "\n")
@@ -93,9 +134,9 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	for _, f := range yTicks {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%g</text>`+"\n", padL-8, y(f), f)
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">sync delay of each (write, router) pair: ack at the controller to enforceable at the router (log scale)</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">end-to-end delay of each (write, router) pair: request reaching a controller to enforceable at the router (log scale)</text>`+"\n",
 		padL+iw/2, plotH-padB+42)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#666" font-size="11">fault-free pairs; delays below %s (negative ones too: a router may apply a raft write before its origin acks it) are drawn at the left edge</text>`+"\n",
+	fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle" fill="#666" font-size="11">fault-free pairs; delays below %s (such as the physical bound of pairs inside a region, 0) are drawn at the left edge</text>`+"\n",
 		padL+iw/2, plotH-padB+62, timeLabel(xmin))
 	fmt.Fprintf(&b, `<text transform="translate(22 %.0f) rotate(-90)" text-anchor="middle">fraction of pairs applied</text>`+"\n", padT+ih/2)
 
@@ -117,27 +158,41 @@ func (rep *Report) WritePlot(w io.Writer) error {
 		}
 		b.WriteString("\"/>\n")
 	}
-	line(direct, "#222", ` stroke-dasharray="6 4"`)
-	for i, r := range rep.Results {
-		line(r.SyncCDF, palette[i%len(palette)], "")
+	for i, c := range bounds {
+		line(c.pts, boundStyles[i%len(boundStyles)].color, boundStyles[i%len(boundStyles)].dash)
+	}
+	style := func(i int) (string, string) {
+		if c := curves[i]; c.color != "" {
+			return c.color, c.dash
+		}
+		return palette[i%len(palette)], curveDashes[(i/len(palette))%len(curveDashes)]
+	}
+	for i, c := range curves {
+		color, dash := style(i)
+		line(c.pts, color, dash)
 	}
 
-	// Legend, right of the plot.
+	// Legend, right of the plot; one line per entry when there are many.
 	lx, ly := plotW-padR+36, padT
+	compact := len(curves)+len(bounds) > 8
 	item := func(i int, color, dash, label, detail string) {
+		if compact {
+			yy := ly + 6 + 22*i
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, yy, lx+30, yy, color, dash)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-size="11">%s</text>`+"\n", lx+36, yy, html.EscapeString(label+": "+detail))
+			return
+		}
 		yy := ly + 10 + 44*i
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, yy, lx+30, yy, color, dash)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-weight="bold">%s</text>`+"\n", lx+38, yy, html.EscapeString(label))
 		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" fill="#444" font-size="12">%s</text>`+"\n", lx+38, yy+17, html.EscapeString(detail))
 	}
-	for i, r := range rep.Results {
-		item(i, palette[i%len(palette)], "", r.Strategy,
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.SyncDelayMs.P50), ms(r.SyncDelayMs.P99)))
+	for i, c := range curves {
+		color, dash := style(i)
+		item(i, color, dash, c.label, c.detail)
 	}
-	if len(rep.Results) > 0 {
-		r := rep.Results[0]
-		item(len(rep.Results), "#222", ` stroke-dasharray="6 4"`, "direct path (lower bound)",
-			fmt.Sprintf("p50 %s ms, p99 %s ms", ms(r.DirectMs.P50), ms(r.DirectMs.P99)))
+	for i, c := range bounds {
+		item(len(curves)+i, boundStyles[i%len(boundStyles)].color, boundStyles[i%len(boundStyles)].dash, c.label, c.detail)
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())

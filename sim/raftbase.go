@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -9,15 +10,17 @@ import (
 // deployments such as OpenZiti's HA controllers (ARCHITECTURE.md, "Why it
 // exists"; SPEC.md section 5).
 //
-//   - The leader is the first controller of the first region. Leadership
-//     moves only when the leader stops qualifying: a controller qualifies
-//     while it sees a majority of controllers up (itself included) and a
-//     majority sees it up, in the membership view (so a leader's crash or
-//     isolation is noticed after membership.detection, comparable to Raft's
-//     election timeout). The new leader is the first qualifying controller
-//     in topology order; it already holds every committed entry (Raft's
-//     election restriction), applies those it had not applied, and probes
-//     the followers so that they catch up.
+//   - The leader is the first controller of the first region, or the one
+//     raft.leader names (RaftParams.Leader). Leadership moves only when the
+//     leader stops qualifying: a controller qualifies while it sees a
+//     majority of controllers up (itself included) and a majority sees it
+//     up, in the membership view (so a leader's crash or isolation is
+//     noticed after membership.detection, comparable to Raft's election
+//     timeout). The new leader is the first qualifying controller in
+//     election order (raft.leader first, then topology order); it already
+//     holds every committed entry (Raft's election restriction), applies
+//     those it had not applied, and probes the followers so that they
+//     catch up.
 //   - A controller that receives a write forwards it to the leader and acks
 //     the client when it learns that the write committed. While it sees no
 //     leader, or cannot reach it, the write waits (and is retried after
@@ -30,7 +33,9 @@ import (
 //     region (round robin), or to the nearest controller when its region
 //     has none.
 //   - All of it runs over streams (TCP): delayed by losses and partitions,
-//     never lost; a stream to a crashed node breaks. A restarted router asks
+//     never lost; a stream to a crashed node breaks. How a stream gets
+//     through once a partition heals is raft.reconnect (reconnect.go):
+//     hashicorp/raft's transport by default. A restarted router asks
 //     its controller for what it lacks; a restarted controller asks the
 //     leader and probes its routers; the leader probes a follower that comes
 //     back into view. Routers keep their state (a snapshot), controllers
@@ -39,6 +44,17 @@ import (
 //     an unknown one for up to 5s (OpenZiti), then refuses it.
 func newRaftStrategy(c *Cluster) (Strategy, error) {
 	s := &raftStrategy{cl: c, leader: -1, majority: len(c.Controllers)/2 + 1}
+	// raft.leader: the preferred leader comes first in the election order.
+	s.order = slices.Clone(c.Controllers)
+	if l := c.Params.Raft.Leader; l != "" {
+		name, err := c.Topology.raftLeader(l)
+		if err != nil {
+			return nil, fmt.Errorf("raft.leader: %w", err)
+		}
+		id, _ := c.NodeByName(name)
+		i := slices.Index(s.order, id)
+		s.order = append(append([]NodeID{id}, s.order[:i]...), s.order[i+1:]...)
+	}
 	n := len(c.Nodes)
 	s.home = make([]NodeID, n)
 	s.routersOf = make([][]NodeID, n)
@@ -64,6 +80,9 @@ func newRaftStrategy(c *Cluster) (Strategy, error) {
 }
 
 func init() { Register("raft", newRaftStrategy) }
+
+// Reconnect implements Reconnecter: raft.reconnect (reconnect.go).
+func (s *raftStrategy) Reconnect() ReconnectPolicy { return s.cl.Params.Raft.Reconnect }
 
 // Header sizes of the raft baseline's messages.
 const (
@@ -95,6 +114,7 @@ func (s *raftStrategy) KindName(k uint16) string {
 
 type raftStrategy struct {
 	cl        *Cluster
+	order     []NodeID // controllers in election order: raft.leader first, then topology order
 	majority  int
 	leader    NodeID   // -1 while no controller qualifies
 	term      int      // bumped at every leader change
@@ -112,7 +132,7 @@ func (s *raftStrategy) currentLeader() NodeID {
 	}
 	prev := s.leader
 	s.leader = -1
-	for _, c := range s.cl.Controllers {
+	for _, c := range s.order {
 		if s.qualifies(c) {
 			s.leader = c
 			break

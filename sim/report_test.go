@@ -45,8 +45,20 @@ func TestReportHandChecked(t *testing.T) {
 		MessagesPerEventPerNode:  0.667,
 		Converged:                true,
 		Connects:                 3,
+		// The direct strategy acks at once: end to end is the sync delay.
+		// No region has a location, so no physical bound is known.
+		EndToEndMs:                  Quantiles4{P50: 1, P90: 10, P99: 10, Max: 10},
+		BytesSentPerEventPerNode:    200,
+		MessagesSentPerEventPerNode: 0.667,
+		// Inside region a the bound is 0 (same place); a-b has no locations.
+		ByRegionPair: []RegionPair{
+			{From: "a", To: "a", Pairs: 3, EndToEndMs: Quantiles4{1, 1, 1, 1}, SyncDelayMs: Quantiles4{1, 1, 1, 1},
+				PhysicalMs: new(float64), DirectMs: 1, BytesPerEvent: 300},
+			{From: "a", To: "b", Pairs: 3, EndToEndMs: Quantiles4{10, 10, 10, 10}, SyncDelayMs: Quantiles4{10, 10, 10, 10},
+				DirectMs: 10, BytesPerEvent: 300},
+		},
 	}
-	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(Result{}, "WallSeconds", "Stats", "SyncCDF", "DirectCDF")); diff != "" {
+	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(Result{}, "WallSeconds", "Stats", "SyncCDF", "DirectCDF", "EndToEndCDF", "PhysicalCDF")); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
 	if res.Stats.Pairs != 6 || res.Stats.Deliveries != 6 {
@@ -140,7 +152,10 @@ faults:
 	}
 }
 
-// TestReportJSONKeys checks the report's keys against SPEC.md section 6.
+// TestReportJSONKeys checks the report's keys: those of SPEC.md section 6
+// and the ones added beside them (end to end, physical bound, refusals,
+// sender bytes); physical_ms and its stretch are absent here, where no
+// region has a location.
 func TestReportJSONKeys(t *testing.T) {
 	res, err := Run(mustTopology(t, tiny), "test-direct", DefaultConfig().withSeed(1))
 	if err != nil {
@@ -168,13 +183,16 @@ func TestReportJSONKeys(t *testing.T) {
 		}
 		return strings.Join(sortStrings(ks), " ")
 	}
-	if want := "machine{deliveries_per_second,peak_memory_mb} mode results seed topology"; keys(got) != want {
+	if want := "machine{deliveries_per_second,peak_memory_mb,workers} mode results seed topology"; keys(got) != want {
 		t.Errorf("top-level keys\n got %s\nwant %s", keys(got), want)
 	}
-	want := "bytes_per_event_per_node catch_up_ms{max,p50,p99} connects controllers converged " +
-		"convergence_after_last_fault_ms cross_region_bytes_per_event direct_ms{max,p50,p90,p99} events " +
-		"excess_ms{max,p50,p90,p99} false_rejects issue_latency_ms{p50,p99} messages_per_event_per_node " +
-		"revoked_accepts routers strategy stretch_cross_region{p50,p99} sync_delay_ms{max,p50,p90,p99} " +
+	want := "abandoned_writes by_region_pair bytes_per_event_per_node bytes_sent_per_event_per_node catch_up_ms{max,p50,p99} " +
+		"connects controllers converged convergence_after_last_fault_ms cross_region_bytes_per_event " +
+		"direct_ms{max,p50,p90,p99} dropped_messages{down,loss,oversize,partition,queue} end_to_end_ms{max,p50,p90,p99} " +
+		"events excess_ms{max,p50,p90,p99} false_rejects " +
+		"issue_latency_ms{p50,p99} messages_per_event_per_node messages_sent_per_event_per_node " +
+		"pairs_applied_before_ack pairs_below_physical refused_requests requests_no_controller revoked_accepts " +
+		"revoked_connects routers strategy stretch_cross_region{p50,p99} sync_delay_ms{max,p50,p90,p99} " +
 		"undelivered wall_seconds writes_unavailable"
 	if got := keys(got["results"].([]any)[0]); got != want {
 		t.Errorf("result keys\n got %s\nwant %s", got, want)

@@ -37,6 +37,9 @@ type Config struct {
 	// carry the records (gossip.Config.EagerTrees); the others are lazy.
 	// Zero keeps gossip's default.
 	MeshEagerTrees int
+	// Params are the strategies' parameters; the zero value means the
+	// topology's (its parameters section over DefaultParams).
+	Params Params
 }
 
 // DefaultConfig returns the defaults: seed 0, real record sizes, a drain of
@@ -137,15 +140,22 @@ type run struct {
 	totalApplied int64
 	words        int       // bitset words per write
 	pairDelay    [][]int32 // fault-free sync delays in µs, by region pair class
+	pairE2E      [][]int32 // fault-free end-to-end delays in µs (request to apply), by class
+	beforeAck    int64     // fault-free pairs applied before their write's ack
 	catchUp      []int32   // µs
 	issueLat     []int32   // µs
 	bytesRecv    []int64   // by node, state-carrying only
 	msgsRecv     []int64   // by node, state-carrying only
+	bytesSent    []int64   // by node, state-carrying only, lost ones and retransmissions included
+	msgsSent     []int64   // by node, likewise
 	regionBytes  []int64   // by region pair (from*R+to), state-carrying only
 	deliveries   int64     // every message delivered
 	dropped      DropStats
 	events       int64 // events popped
-	stat         struct{ connects, falseRejects, revokedAccepts, refused int }
+	stat         struct{ connects, revokedConnects, falseRejects, revokedAccepts, refused int }
+
+	reconnect ReconnectPolicy // how the strategy's streams get through a partition (reconnect.go)
+	ns        netState        // network options' state by node (netmodel.go)
 
 	trace  func(format string, args ...any) // tests: one line per delivery and fault
 	noStop bool                             // tests: no drain checks; the run ends when nothing is scheduled
@@ -197,7 +207,11 @@ type connectState struct {
 
 // DropStats counts messages the network did not deliver.
 type DropStats struct {
-	Loss, Partition, Down, Oversize int64
+	Loss      int64 `json:"loss"`      // lost packets (loss)
+	Partition int64 `json:"partition"` // packets a partition cut, streams that gave up
+	Down      int64 `json:"down"`      // sent to a crashed node
+	Oversize  int64 `json:"oversize"`  // datagrams over MaxDatagram, never sent
+	Queue     int64 `json:"queue"`     // datagrams a full egress queue dropped (network.queue)
 }
 
 func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
@@ -209,6 +223,16 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 	}
 	cl := newCluster(top, cfg.RecordBytes)
 	cl.MeshEagerTrees = cfg.MeshEagerTrees
+	cl.Params = cfg.Params
+	if cl.Params == (Params{}) {
+		cl.Params = top.Params
+	}
+	if cl.Params == (Params{}) {
+		cl.Params = DefaultParams()
+	}
+	if err := cl.Params.Validate(top); err != nil {
+		return nil, fmt.Errorf("sim: parameters: %w", err)
+	}
 	n := len(cl.Nodes)
 	seed := uint64(cfg.Seed)
 	r := &run{
@@ -228,8 +252,11 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		netRand:     make([]*rand.Rand, n),
 		words:       (n + 63) / 64,
 		pairDelay:   make([][]int32, cl.NumRegions()*cl.NumRegions()),
+		pairE2E:     make([][]int32, cl.NumRegions()*cl.NumRegions()),
 		bytesRecv:   make([]int64, n),
 		msgsRecv:    make([]int64, n),
+		bytesSent:   make([]int64, n),
+		msgsSent:    make([]int64, n),
 		regionBytes: make([]int64, cl.NumRegions()*cl.NumRegions()),
 		refusedBy:   make([]int32, n),
 	}
@@ -242,7 +269,13 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		return nil, fmt.Errorf("sim: strategy %s: %w", name, err)
 	}
 	r.strat = strat
+	if rc, ok := strat.(Reconnecter); ok {
+		r.reconnect = rc.Reconnect()
+	}
 	r.initShards(cfg.Workers)
+	if top.Net != (NetModel{}) {
+		r.ns = newNetState(top.Net, n)
+	}
 	for i := range n {
 		id := NodeID(i)
 		r.netRand[i] = rand.New(rand.NewPCG(seed, mix64(1<<32+uint64(i))))
@@ -462,21 +495,41 @@ func (r *run) send(from, to NodeID, m Message) {
 	if m.Reliable {
 		ev.flags = flags | flagReliable
 		d := r.oneWay(rng, from, to)
+		var resent int64
 		if loss := r.top.Loss; loss > 0 {
 			pAttempt := 1 - math.Pow(1-loss, float64(packets(m.Size, true)))
 			for rto := minRTO; rng.Float64() < pAttempt; rto = min(2*rto, maxRTO) {
 				d += rto
+				resent++
+				if d > streamGiveUp {
+					// TCP breaks the connection (tcp_retries2). Without this a
+					// large message at high loss (pAttempt near 1) looped for
+					// billions of attempts, and d overflowed into the past.
+					r.bytesSent[from] += resent * int64(min(m.Size, MaxDatagram))
+					r.drop(&sh.dropped.Loss, &ev, "stream gave up after 15 minutes of losses")
+					return
+				}
 			}
+		}
+		if m.State {
+			// A lost attempt costs its sender one more segment.
+			r.bytesSent[from] += int64(m.Size) + resent*int64(min(m.Size, MaxDatagram))
+			r.msgsSent[from] += packets(m.Size, true) + resent
 		}
 		if r.net.cutNow(from, to) {
 			r.retryStream(sh, from, ev)
 			return
 		}
-		ev.at = now + d
+		out, _ := r.egress(from, m.Size, now, true)
+		ev.at = out + d
 		r.schedule(sh, from, ev)
 		return
 	}
 	ev.flags = flags
+	if m.State && m.Size <= MaxDatagram {
+		r.bytesSent[from] += int64(m.Size) // sent, whether or not it arrives
+		r.msgsSent[from]++
+	}
 	switch {
 	case r.net.cutNow(from, to):
 		r.drop(&sh.dropped.Partition, &ev, "partition")
@@ -484,11 +537,17 @@ func (r *run) send(from, to NodeID, m Message) {
 	case m.Size > MaxDatagram:
 		r.drop(&sh.dropped.Oversize, &ev, "oversize")
 		return
-	case r.top.Loss > 0 && rng.Float64() < r.top.Loss:
+	}
+	out, fits := r.egress(from, m.Size, now, false)
+	switch {
+	case !fits:
+		r.drop(&sh.dropped.Queue, &ev, "egress queue full")
+		return
+	case r.lost(rng, from):
 		r.drop(&sh.dropped.Loss, &ev, "lost")
 		return
 	}
-	ev.at = now + r.oneWay(rng, from, to)
+	ev.at = out + r.oneWay(rng, from, to)
 	r.schedule(sh, from, ev)
 }
 
@@ -497,7 +556,7 @@ func (r *run) send(from, to NodeID, m Message) {
 func (r *run) oneWay(rng *rand.Rand, from, to NodeID) time.Duration {
 	base := r.cl.BaseDelay(from, to)
 	if j := r.top.Jitter; j > 0 && base > 0 {
-		return time.Duration(float64(base) * (1 + j*rng.Float64()))
+		return time.Duration(float64(base) * r.jitterFactor(rng, j))
 	}
 	return base
 }
@@ -507,10 +566,14 @@ func (r *run) oneWay(rng *rand.Rand, from, to NodeID) time.Duration {
 // context this happens (the sender at sending, the receiver at arrival),
 // and sh its shard.
 func (r *run) retryStream(sh *shard, self NodeID, ev event) {
-	at := streamRetry(time.Duration(ev.arg), r.net.healAt(ev.from, ev.to, r.nowIn(sh)))
+	now := r.nowIn(sh)
+	at, redialed := r.reconnect.through(time.Duration(ev.arg), r.net.cutSince(ev.from, ev.to, now), r.net.healAt(ev.from, ev.to, now))
 	if at == never {
 		r.drop(&sh.dropped.Partition, &ev, "partition (stream gave up)")
 		return
+	}
+	if redialed {
+		at += 2 * r.cl.BaseDelay(ev.from, ev.to) // the new connection's handshake
 	}
 	ev.at = at + r.oneWay(r.netRand[self], ev.from, ev.to)
 	if r.trace != nil {
@@ -607,6 +670,10 @@ func (r *run) recordPair(ws *writeState, router NodeID, at time.Duration) {
 	}
 	class := int(r.net.region[ctrl])*r.net.nR + int(r.net.region[router])
 	r.pairDelay[class] = append(r.pairDelay[class], micros(at-ws.acked))
+	r.pairE2E[class] = append(r.pairE2E[class], micros(at-ws.w.Requested))
+	if at < ws.acked {
+		r.beforeAck++
+	}
 }
 
 func micros(d time.Duration) int32 {

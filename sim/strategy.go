@@ -255,9 +255,11 @@ type Cluster struct {
 	RecordBytes int
 	// MeshEagerTrees is Config.MeshEagerTrees.
 	MeshEagerTrees int
-	delay          []time.Duration // one-way base delay by region pair, R*R
-	byName         map[string]NodeID
-	writeBytes     []int32 // WriteBytes by EventID, computed on first use
+	// Params are the strategies' parameters (Config.Params).
+	Params     Params
+	delay      []time.Duration // one-way base delay by region pair, R*R
+	byName     map[string]NodeID
+	writeBytes []int32 // WriteBytes by EventID, computed on first use
 }
 
 func newCluster(t *Topology, recordBytes int) *Cluster {

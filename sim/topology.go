@@ -48,6 +48,15 @@ type Topology struct {
 	// listed has an exact clock. Strategies that model clocks (mesh) shift
 	// the wall time each node sees by its offset; the baselines ignore it.
 	Clocks []ClockSkew
+	// Net holds the network options beyond uniform jitter and independent
+	// loss (the network section, netmodel.go).
+	Net NetModel
+	// Params are the strategies' parameters: DefaultParams with the
+	// file's parameters section applied (params.go).
+	Params Params
+	// Source is the file's text as read, for the report's provenance; nil
+	// for a topology not parsed from a file.
+	Source []byte
 
 	// faultEntry[i] is the index, in the file's faults list, of the entry
 	// that Faults[i] comes from; nil for a topology not parsed from a file.
@@ -159,6 +168,7 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: topology %s: %w", file, err)
 	}
+	t.Source = bytes.Clone(data)
 	return t, nil
 }
 

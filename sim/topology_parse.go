@@ -36,8 +36,17 @@ type rawTopology struct {
 		} `yaml:"mix"`
 		ConnectDelay yaml.Node `yaml:"connect_delay"`
 	} `yaml:"workload"`
-	Faults []rawFault `yaml:"faults"`
-	Clocks []rawClock `yaml:"clocks"`
+	Faults     []rawFault `yaml:"faults"`
+	Clocks     []rawClock `yaml:"clocks"`
+	Parameters yaml.Node  `yaml:"parameters"`
+	Network    struct {
+		LossModel   yaml.Node `yaml:"loss_model"`
+		LossBurst   yaml.Node `yaml:"loss_burst"`
+		JitterModel yaml.Node `yaml:"jitter_model"`
+		JitterAlpha yaml.Node `yaml:"jitter_alpha"`
+		Bandwidth   yaml.Node `yaml:"bandwidth"`
+		Queue       yaml.Node `yaml:"queue"`
+	} `yaml:"network"`
 }
 
 type rawClock struct {
@@ -113,6 +122,20 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		Detection: p.duration("membership.detection", &raw.Membership.Detection, DefaultDetection),
 	}
 	t.Latency.Intra = p.duration("latency.intra", &raw.Latency.Intra, DefaultIntra)
+	t.Net = DefaultNetModel()
+	for _, f := range []struct {
+		key string
+		n   *yaml.Node
+	}{{"network.loss_model", &raw.Network.LossModel}, {"network.loss_burst", &raw.Network.LossBurst},
+		{"network.jitter_model", &raw.Network.JitterModel}, {"network.jitter_alpha", &raw.Network.JitterAlpha},
+		{"network.bandwidth", &raw.Network.Bandwidth}, {"network.queue", &raw.Network.Queue}} {
+		if v, ok := p.scalar(f.key, f.n); ok {
+			s, _ := lookupSetting(f.key)
+			if err := s.Apply(nil, t, v); err != nil {
+				p.fail(f.key, f.n, err.Error())
+			}
+		}
+	}
 	w := &raw.Workload
 	t.Workload = Workload{
 		Rate:         p.rate("workload.rate", &w.Rate, DefaultRate),
@@ -233,6 +256,10 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		return nil, p.err
 	}
 	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	t.Params = DefaultParams()
+	if err := t.parseParameters(&raw.Parameters); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -84,6 +84,17 @@ func (t *Topology) Validate() error {
 			}
 		}
 	}
+	if err := t.validatePhysical(); err != nil {
+		return err
+	}
+	if t.Net != (NetModel{}) { // a Topology built in code may leave it zero: the defaults
+		if err := t.Net.validate(); err != nil {
+			return err
+		}
+		if b := t.Net.LossBurst; t.Net.LossModel == LossGilbertElliott && t.Loss > b/(b+1) {
+			return fmt.Errorf("loss: %v%% is more than gilbert-elliott bursts of %v packets allow (%v%%)", pct(t.Loss), b, pct(b/(b+1)))
+		}
+	}
 	if t.Jitter < 0 || t.Jitter > maxJitter {
 		return fmt.Errorf("jitter: %v%% is out of range [0%%, %v%%]", pct(t.Jitter), pct(maxJitter))
 	}

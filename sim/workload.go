@@ -236,6 +236,9 @@ func (r *run) connect(i int) {
 	}
 	c.asked = true
 	r.stat.connects++
+	if c.revoke >= 0 {
+		r.stat.revokedConnects++
+	}
 	cert := r.certs[c.cert]
 	r.tracef("connect %d cert=%d at %s", i, c.cert, r.cl.Nodes[c.router].Name)
 	r.rtrs[c.router].Admit(r.now, Admission{

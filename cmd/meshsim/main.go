@@ -1,7 +1,8 @@
-// Command meshsim runs certmesh's latency experiments (SPEC.md section 1):
-// a topology and workload file (or the built-in default topology), one run
-// per strategy, a table on stdout, and optionally the JSON report and an SVG
-// chart of the sync delay distributions.
+// Command meshsim runs certmesh's latency experiments (docs/meshsim.md,
+// docs/meshsim-model.md): a topology and workload file (or the built-in
+// default topology), settings from the file and --set, one run per strategy
+// (or a sweep over settings and seeds), a table on stdout, and optionally
+// the JSON report, SVG charts of the end-to-end delay and CSV/JSONL exports.
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration;
 // errors are one line on stderr naming the file, field or flag at fault.
@@ -38,7 +39,7 @@ func main() {
 
 // run is main with its streams and exit code, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	app := newApp(args, stdout, stderr)
 	err := app.Run(args)
 	if err == nil {
 		return 0
@@ -51,7 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+// newApp builds the command; args are the arguments it will run with, for
+// the report's provenance.
+func newApp(args []string, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "meshsim",
 		Usage: "simulate certmesh's dissemination against baselines and report sync delays",
@@ -60,8 +63,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
+		// --set and --sweep values hold commas (--sweep loss=1%,5%).
+		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (SPEC.md section 5); default: the built-in topology"},
+			&cli.StringFlag{Name: "topology", Usage: "topology and workload `FILE` (docs/meshsim-model.md); default: the built-in topology"},
 			&cli.StringFlag{Name: "strategy", Value: "mesh,gossip", Usage: "comma `LIST` of mesh, gossip, raft"},
 			&cli.StringFlag{Name: "mode", Value: "model", Usage: "model (deterministic virtual time) or live (real memberlist meshes over the simulated network, wall clock; mesh strategy only)"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed `N`; overrides the topology's seed"},
@@ -69,19 +74,30 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "plot", Usage: "write an SVG chart of the sync delay CDFs to `FILE.svg`"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bar (it is only shown when stderr is a terminal)"},
 			&cli.IntFlag{Name: "workers", Usage: "goroutines that step the simulated nodes of the mesh strategy in model mode (default: one per CPU); the report does not depend on it"},
-			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as mesh.eager_trees)"},
+			&cli.IntFlag{Name: "eager-trees", Value: 2, Usage: "`N` of the mesh strategy's two region trees that carry the records, in model mode: 2, or 1 for a lazy second tree (as --set mesh.eager_trees=N)"},
+			&cli.StringSliceFlag{Name: "set", Usage: "override a setting, `KEY=VALUE` (repeatable): loss=5%, mesh.fanout=8, raft.reconnect=etcd; --list-settings lists them"},
+			&cli.StringSliceFlag{Name: "sweep", Usage: "run every value of a setting, `KEY=V1,V2,...` (repeatable: the grid of all combinations), and aggregate over --seeds"},
+			&cli.StringFlag{Name: "seeds", Usage: "run each point with several seeds: `N` (from --seed or the topology's), A..B, or a list A,B,C; the table and JSON give means with 95% confidence intervals"},
+			&cli.IntFlag{Name: "jobs", Value: 1, Usage: "with --sweep or --seeds, `N` runs at once (each mesh run already uses every core)"},
+			&cli.StringFlag{Name: "plot-cdf", Usage: "with --sweep or --seeds, write the overlay of end-to-end CDFs (seed-averaged), one per point and strategy, to `FILE.svg`"},
+			&cli.StringFlag{Name: "plot-metric", Value: "end_to_end_ms.p99", Usage: "with --sweep, the `METRIC` that --plot draws against the first swept setting"},
+			&cli.StringFlag{Name: "export", Usage: "write CDF points, per region pair figures and counters of every run to `FILE.csv` or FILE.jsonl"},
+			&cli.BoolFlag{Name: "list-settings", Usage: "list every setting --set and a topology's parameters section take, with its default, and exit"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit code
 		Action: func(c *cli.Context) error {
-			return action(c, stdout, stderr)
+			return action(c, args, stdout, stderr)
 		},
 	}
 }
 
-func action(c *cli.Context, stdout, stderr io.Writer) error {
+func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
+	if c.Bool("list-settings") {
+		return listSettings(stdout)
+	}
 	if c.NArg() > 0 {
 		return usagef("unexpected argument %q (meshsim takes only flags; see --help)", c.Args().First())
 	}
@@ -108,6 +124,24 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 	}
+	var sets []override
+	for _, s := range c.StringSlice("set") {
+		o, err := parseOverride("--set", s)
+		if err != nil {
+			return err
+		}
+		if err := checkApplies("--set", o.key, strategies, mode); err != nil {
+			return err
+		}
+		sets = append(sets, o)
+	}
+	if c.IsSet("eager-trees") && !slices.Contains(strategies, "mesh") {
+		return usagef("--eager-trees: applies to the mesh strategy, which --strategy %s does not run", strings.Join(strategies, ","))
+	}
+	params := top.Params
+	if top, params, err = applyOverrides("--set", top, params, sets); err != nil {
+		return err
+	}
 	if mode == "live" {
 		if err := sim.LiveSupports(top); err != nil {
 			return usageError{err}
@@ -133,13 +167,35 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 	if eager != 2 && mode == "live" {
 		return usagef("--eager-trees: model mode only")
 	}
+	if c.IsSet("eager-trees") {
+		params.Mesh.EagerTrees = eager
+		if err := params.Validate(top); err != nil {
+			return usagef("--eager-trees: %w", err)
+		}
+	}
 
+	exportPath := c.String("export")
+	var exportFmt string
+	if exportPath != "" {
+		if exportFmt, err = exportFormat("--export", exportPath); err != nil {
+			return err
+		}
+	}
+	if c.IsSet("sweep") || c.IsSet("seeds") {
+		return sweep(c, args, stdout, stderr, sweepInputs{top: top, params: params, sets: sets, strategies: strategies,
+			mode: mode, seed: seed, workers: workers, exportFmt: exportFmt, showProgress: showProgress})
+	}
+	for _, f := range []string{"plot-cdf", "jobs"} {
+		if c.IsSet(f) {
+			return usagef("--%s: needs --sweep or --seeds", f)
+		}
+	}
 	var results []*sim.Result
 	for _, name := range strategies {
 		cfg := sim.DefaultConfig()
 		cfg.Seed = seed
 		cfg.Workers = workers
-		cfg.MeshEagerTrees = eager
+		cfg.Params = params
 		if showProgress {
 			cfg.Progress = newProgress(stderr, name)
 		}
@@ -162,6 +218,8 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 		results = append(results, res)
 	}
 	rep := sim.NewReport(top, seed, mode, results)
+	rep.Machine.Workers = workers
+	rep.Provenance = provenance(c, args, top, params, sets)
 
 	table := stdout
 	if jsonPath == "-" {
@@ -179,7 +237,28 @@ func action(c *cli.Context, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--plot: %w", err)
 		}
 	}
+	if exportPath != "" {
+		rows := sim.ExportRows(rep, "")
+		if err := writeFile(exportPath, func(w io.Writer) error { return sim.WriteExport(w, exportFmt, rows) }); err != nil {
+			return fmt.Errorf("--export: %w", err)
+		}
+	}
 	return rep.WriteTable(table)
+}
+
+// provenance says how a run was made: the code, the topology as read, the
+// settings and the arguments that shape the result.
+func provenance(c *cli.Context, args []string, top *sim.Topology, params sim.Params, sets []override) *sim.Provenance {
+	source := top.Source
+	if c.String("topology") == "" {
+		source = sim.DefaultTopologyYAML()
+	}
+	var set []string
+	for _, o := range sets {
+		set = append(set, o.key+"="+o.value)
+	}
+	return sim.NewProvenance(commit(), c.String("topology"), source, resultArgs(args[1:]), set,
+		sim.SettingValues(&params, top))
 }
 
 // parseStrategies checks a --strategy list against the registered ones.

@@ -48,7 +48,19 @@ func TestErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"--strategy", "raft,raft"}, 2, "--strategy: raft is listed twice"},
 		{[]string{"--mode", "fast", "--strategy", "raft"}, 2, `--mode: "fast" is neither model nor live`},
 		{[]string{"--workers", "-1", "--strategy", "raft"}, 2, "--workers: -1 is negative"},
-		{[]string{"--eager-trees", "3", "--strategy", "raft"}, 2, "--eager-trees: 3 is neither 1 nor 2"},
+		{[]string{"--eager-trees", "3", "--strategy", "mesh"}, 2, "--eager-trees: 3 is neither 1 nor 2"},
+		{[]string{"--eager-trees", "1", "--strategy", "gossip"}, 2, "--eager-trees: applies to the mesh strategy, which --strategy gossip does not run"},
+		{[]string{"--strategy", "gossip,raft", "--set", "mesh.fanout=4"}, 2, "--set mesh.fanout: applies to the mesh strategy, which --strategy gossip,raft does not run"},
+		{[]string{"--strategy", "raft", "--set", "mesh.fanuot=4"}, 2, `--set: unknown setting "mesh.fanuot" (settings: loss, `},
+		{[]string{"--strategy", "raft", "--set", "loss"}, 2, `--set: "loss" is not key=value`},
+		{[]string{"--strategy", "raft", "--set", "loss=lots"}, 2, `--set loss: want a percentage such as 10%, got "lots"`},
+		{[]string{"--strategy", "raft", "--set", "loss=100%"}, 2, `--set loss: 100% is out of range [0%, 100%)`},
+		{[]string{"--strategy", "raft", "--set", "raft.leader=controller/mars/0"}, 2, `--set raft.leader: "controller/mars/0": unknown region "mars"`},
+		{[]string{"--strategy", "raft", "--set", "raft.redial_interval=50ms"}, 2, `--set raft.redial_interval: applies to raft.reconnect etcd, not hashicorp`},
+		{[]string{"--strategy", "mesh", "--set", "mesh.eager_trees=3"}, 2, `--set mesh.eager_trees: 3 is more than mesh.trees (2)`},
+		{[]string{"--mode", "live", "--set", "mesh.fanout=4"}, 2, "--set mesh.fanout: strategy parameters apply in model mode only"},
+		{[]string{"--strategy", "raft", "--set", "network.bandwidth=fast"}, 2, `--set network.bandwidth: want a rate such as 100Mbit/s`},
+		{[]string{"--mode", "live", "--set", "network.jitter_model=pareto"}, 2, "live mode: network: bursty loss, Pareto jitter and bandwidth are simulated in model mode only"},
 		{[]string{"--eager-trees", "1", "--mode", "live"}, 2, "--eager-trees: model mode only"},
 		{[]string{"--mode", "live", "--strategy", "raft"}, 2, "--strategy: --mode live runs only the mesh strategy"},
 		{[]string{"--strategy", "raft", "--topology", "/does/not/exist.yaml"}, 2, "no such file or directory"},
@@ -68,7 +80,7 @@ func TestHelp(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet", "--workers", "--eager-trees"} {
+	for _, flag := range []string{"--topology", "--strategy", "--mode", "--seed", "--json", "--plot", "--quiet", "--workers", "--eager-trees", "--set", "--list-settings"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("--help lacks %s", flag)
 		}
@@ -105,7 +117,7 @@ func TestRunWritesJSONTableAndPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", ">raft<", ">gossip<", "direct path (lower bound)", "p99", "</svg>"} {
+	for _, want := range []string{"<svg", ">raft<", ">gossip<", "End-to-end delay CDF", "modelled direct path", "p99", "</svg>"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("plot lacks %q", want)
 		}
