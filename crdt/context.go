@@ -57,19 +57,28 @@ func (c Context) Validate() error {
 		if i > 0 && compareAuthors(c[i-1].Author, e.Author) >= 0 {
 			return invalid("context authors not sorted")
 		}
-		if len(e.Above) > MaxSeqAhead {
-			return invalid("context of %v has %d dots above", e.Author, len(e.Above))
+		if err := e.validateAbove(MaxSeqAhead, "context"); err != nil {
+			return err
 		}
-		if len(e.Above) > 0 && e.Max >= math.MaxUint64-1 {
-			return invalid("context of %v: dots above the largest seq", e.Author)
+	}
+	return nil
+}
+
+// validateAbove checks that Above holds at most limit seqs, strictly
+// increasing and above Max+1. what names the context in errors.
+func (c *AuthorContext) validateAbove(limit int, what string) error {
+	if len(c.Above) > limit {
+		return invalid("%s of %v has %d dots above", what, c.Author, len(c.Above))
+	}
+	if len(c.Above) > 0 && c.Max >= math.MaxUint64-1 {
+		return invalid("%s of %v: dots above the largest seq", what, c.Author)
+	}
+	prev := c.Max + 1
+	for _, s := range c.Above {
+		if s <= prev {
+			return invalid("%s of %v: dots above not increasing", what, c.Author)
 		}
-		prev := e.Max + 1
-		for _, s := range e.Above {
-			if s <= prev {
-				return invalid("context of %v: dots above not increasing", e.Author)
-			}
-			prev = s
-		}
+		prev = s
 	}
 	return nil
 }

@@ -406,15 +406,8 @@ func validateCut(controller string, cut []AuthorContext) error {
 		if i > 0 && cut[i-1].Author.Incarnation >= e.Author.Incarnation {
 			return invalid("cut incarnations not increasing")
 		}
-		if len(e.Above) > MaxCutAbove {
-			return invalid("cut of %v has %d dots above", e.Author, len(e.Above))
-		}
-		prev := e.Max + 1
-		for _, s := range e.Above {
-			if s <= prev {
-				return invalid("cut of %v: dots above not increasing", e.Author)
-			}
-			prev = s
+		if err := e.validateAbove(MaxCutAbove, "cut"); err != nil {
+			return err
 		}
 	}
 	return nil
