@@ -3,8 +3,10 @@ package issuer
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -34,13 +36,23 @@ type meshNode struct {
 	mesh *mesh.Mesh
 }
 
-// startMeshNode starts controller name of pkiDir on memberlist at bind,
-// joining seeds, trusting oidc.
-func startMeshNode(t *testing.T, pkiDir, name, region, bind string, seeds []string, oidc *devoidc.Server, shared *env) *meshNode {
+// mockAddr is the address tr answers at in its MockNetwork.
+func mockAddr(t *testing.T, tr *memberlist.MockTransport) string {
+	t.Helper()
+	ip, port, err := tr.FinalAdvertiseAddr("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
+}
+
+// startMeshNode starts controller name of pkiDir, trusting oidc, on
+// transport, an in-memory memberlist transport (memberlist.MockNetwork: no
+// ports, no loopback traffic for the mesh), joining seeds.
+func startMeshNode(t *testing.T, pkiDir, name, region string, transport memberlist.NodeAwareTransport, seeds []string, oidc *devoidc.Server, shared *env) *meshNode {
 	t.Helper()
 	cfg := baseConfig(t, pkiDir, name)
 	cfg.Node.Region = region
-	cfg.Mesh.Bind = bind
 	cfg.Mesh.Join = seeds
 	cfg.Mesh.JoinTimeout = 300 * time.Millisecond
 	cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: oidc.URL(), Audience: "certmesh"}}
@@ -54,6 +66,7 @@ func startMeshNode(t *testing.T, pkiDir, name, region, bind string, seeds []stri
 	}
 	mc := c.MeshConfig(keys)
 	mc.Memberlist = fastMemberlist
+	mc.Transport = transport
 	m, err := c.NewMesh(mc)
 	if err != nil {
 		t.Fatal(err)
@@ -105,10 +118,11 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, a2 := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	seeds := []string{a1, a2}
-	n1 := startMeshNode(t, pkiDir, "c1", "us-east", a1, seeds, oidc, shared)
-	n2 := startMeshNode(t, pkiDir, "c2", "eu-west", a2, seeds, oidc, shared)
+	var network memberlist.MockNetwork
+	t1, t2 := network.NewTransport("c1"), network.NewTransport("c2")
+	seeds := []string{mockAddr(t, t1), mockAddr(t, t2)}
+	n1 := startMeshNode(t, pkiDir, "c1", "us-east", t1, seeds, oidc, shared)
+	n2 := startMeshNode(t, pkiDir, "c2", "eu-west", t2, seeds, oidc, shared)
 
 	testutil.Eventually(t, 20*time.Second, "both controllers to know each other's signer", func() bool {
 		ok := true
