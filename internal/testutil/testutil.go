@@ -3,6 +3,11 @@
 // (memberlist does), and polling a condition with a deadline, which is how
 // certmesh's tests wait for something to happen (never a sleep sized to
 // the expected delay).
+//
+// A test that needs meshes but not real sockets gives each one a transport
+// from memberlist's own in-memory network (memberlist.MockNetwork, through
+// mesh.Config.Transport) instead of a FreeAddr: issuer's
+// TestTwoControllersOverMemberlist does.
 package testutil
 
 import (
