@@ -4,8 +4,9 @@
 // controller (issuer), the router, the client SDK, the command line and the
 // tests share, so a field name or a code cannot drift between them.
 //
-// It holds types and constants only, and imports nothing but the standard
-// library: the SDK depends on it without pulling in the controller's
+// It holds types and constants, and Operator, the handler of the operator
+// endpoints (/healthz, /readyz, /metrics, /v1/status) that controllers and
+// routers serve alike. It imports nothing but the standard library: the SDK depends on it without pulling in the controller's
 // dependencies, and any package may import it.
 //
 // The wire is a contract with deployed clients: the JSON names here, the

@@ -82,32 +82,20 @@ func (c *Controller) apiHandler() http.Handler {
 }
 
 func (c *Controller) monitorHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, r *http.Request) {
-		c.w.mu.Lock()
-		failed := c.w.failed
-		c.w.mu.Unlock()
-		if failed != nil {
-			http.Error(w, "durable store failed: "+failed.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET "+api.PathReadyz, func(w http.ResponseWriter, r *http.Request) {
-		if !c.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	mux.HandleFunc("GET "+api.PathMetrics, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		c.WriteMetrics(w)
-	})
-	mux.HandleFunc("GET "+api.PathStatus, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, c.Status())
-	})
-	return mux
+	return api.Operator{
+		Healthy: func() error {
+			c.w.mu.Lock()
+			failed := c.w.failed
+			c.w.mu.Unlock()
+			if failed != nil {
+				return fmt.Errorf("durable store failed: %w", failed)
+			}
+			return nil
+		},
+		Ready:   c.Ready,
+		Metrics: c.WriteMetrics,
+		Status:  func() any { return c.Status() },
+	}.Handler()
 }
 
 // WriteMetrics writes the controller's metrics, the mesh's and the

@@ -1,8 +1,8 @@
 package router
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/certmesh/certmesh/api"
@@ -41,27 +41,14 @@ func (r *Router) Status() api.RouterStatus {
 
 // HTTPHandler serves /metrics, /healthz, /readyz and /v1/status.
 func (r *Router) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathMetrics, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		r.opts.Metrics.WritePrometheus(w)
-		for _, write := range r.opts.MetricsWriters {
-			write(w)
-		}
-	})
-	mux.HandleFunc("GET "+api.PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET "+api.PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
-		if !r.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("GET "+api.PathStatus, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(r.Status())
-	})
-	return mux
+	return api.Operator{
+		Ready: r.Ready,
+		Metrics: func(w io.Writer) {
+			r.opts.Metrics.WritePrometheus(w)
+			for _, write := range r.opts.MetricsWriters {
+				write(w)
+			}
+		},
+		Status: func() any { return r.Status() },
+	}.Handler()
 }
