@@ -390,26 +390,12 @@ func (p *fieldParser) rate(path string, n *yaml.Node, def float64) float64 {
 	if !ok {
 		return def
 	}
-	num, unit, hasUnit := strings.Cut(strings.TrimSpace(s), "/")
-	per := 1.0
-	if hasUnit {
-		switch strings.TrimSpace(unit) {
-		case "s":
-		case "m":
-			per = 60
-		case "h":
-			per = 3600
-		default:
-			p.fail(path, n, fmt.Sprintf("want a rate such as 50/s, got %q", s))
-			return 0
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		p.fail(path, n, fmt.Sprintf("want a rate such as 50/s, got %q", s))
+	v, err := parseRate(s)
+	if err != nil {
+		p.fail(path, n, err.Error())
 		return 0
 	}
-	return v / per
+	return v
 }
 
 // oneLineYAMLError turns yaml.v3's multi-line errors into one line without
