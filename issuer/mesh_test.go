@@ -124,11 +124,16 @@ func TestTwoControllersOverMemberlist(t *testing.T) {
 	n1 := startMeshNode(t, pkiDir, "c1", "us-east", t1, seeds, oidc, shared)
 	n2 := startMeshNode(t, pkiDir, "c2", "eu-west", t2, seeds, oidc, shared)
 
-	testutil.Eventually(t, 20*time.Second, "both controllers to know each other's signer", func() bool {
+	// Each must also have a clock sample from the other (a proven sync
+	// request), or it refuses writes with clock_skew for up to
+	// clockgate.FirstSampleWait.
+	testutil.Eventually(t, 20*time.Second, "both controllers to know each other's signer and clock", func() bool {
 		ok := true
 		n1.mesh.View(func(st *crdt.Store) { ok = ok && len(st.Signers("c2")) == 1 })
 		n2.mesh.View(func(st *crdt.Store) { ok = ok && len(st.Signers("c1")) == 1 })
-		return ok && n1.c.Ready() && n2.c.Ready()
+		_, sampled1 := n1.mesh.ClockOffset()
+		_, sampled2 := n2.mesh.ClockOffset()
+		return ok && sampled1 && sampled2 && n1.c.Ready() && n2.c.Ready()
 	})
 
 	// A session issued at c1 reaches c2.
