@@ -1,5 +1,4 @@
-// Package api is the controller and router HTTP API on the wire (SPEC.md
-// section 3): its routes, the JSON bodies of its requests and answers, and
+// Package api is the controller and router HTTP API on the wire (package api): its routes, the JSON bodies of its requests and answers, and
 // the error codes of its error bodies. It is the one definition that the
 // controller (issuer), the router, the client SDK, the command line and the
 // tests share, so a field name or a code cannot drift between them.

@@ -9,7 +9,7 @@ import (
 )
 
 // The bodies as deployed clients and controllers exchange them: names,
-// order and omissions are part of the contract (SPEC.md section 3).
+// order and omissions are part of the contract (package api).
 func TestBodiesOnTheWire(t *testing.T) {
 	members := []api.MemberStatus{{Name: "edge-1", Role: "router", Region: "eu", State: "alive", Lag: 2}}
 	status := api.Status{Node: "c1", Role: "controller", Region: "us", Members: members,

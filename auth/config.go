@@ -9,8 +9,7 @@ import (
 	"time"
 )
 
-// Config is the `auth` section of a controller's configuration (SPEC.md
-// section 3). Paths in it are used as given: the config loader resolves them
+// Config is the `auth` section of a controller's configuration (docs/deploy.md). Paths in it are used as given: the config loader resolves them
 // relative to the config file before calling New.
 type Config struct {
 	OIDC []OIDCConfig `yaml:"oidc"`

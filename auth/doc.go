@@ -1,5 +1,5 @@
 // Package auth owns the verification of the bearer tokens that clients
-// present to `POST /v1/sessions` (SPEC.md section 3): OpenID Connect ID
+// present to `POST /v1/sessions` (docs/deploy.md): OpenID Connect ID
 // tokens, verified with github.com/coreos/go-oidc/v3 (discovery, ID token
 // parsing, algorithm and issuer checks), and JWTs from external signers,
 // verified with github.com/golang-jwt/jwt/v5 against PEM public keys or a

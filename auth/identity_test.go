@@ -78,8 +78,7 @@ func TestIdentitiesAreNamespacedByTheirSource(t *testing.T) {
 		t.Errorf("IdentityFormat: %s", got)
 	}
 
-	// A single entry keeps the claim value as the identity (SPEC.md
-	// section 3), unless it asks for a namespace.
+	// A single entry keeps the claim value as the identity (docs/deploy.md), unless it asks for a namespace.
 	single := oidcConfig(iss.URL())
 	v = newVerifier(t, single, testOptions(c))
 	waitReady(t, v)

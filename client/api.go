@@ -403,7 +403,7 @@ func FetchStatus(ctx context.Context, hc *http.Client, statusURL string) (*Statu
 	return &st, nil
 }
 
-// Status is a node's /v1/status document (SPEC.md section 3). A router's
+// Status is a node's /v1/status document (package api). A router's
 // also holds its connection count and readiness (api.RouterStatus), which
 // Status leaves out.
 type Status = api.Status

@@ -5,7 +5,7 @@
 // the current certificate, reconnects with backoff and fails over to
 // another router, and reports what happens to the connection as events
 // (connected, rotated, disconnected, revoked) that an application can
-// subscribe to (SPEC.md sections 1 to 4).
+// subscribe to (its --help).
 //
 // The pieces:
 //

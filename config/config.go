@@ -84,7 +84,7 @@ type Handshake struct {
 	MaxPendingPerSource int           `yaml:"max_pending_per_source" help:"of those, from one source address (IPv6: /64); beyond it that source's oldest is closed; 0 disables (behind a proxy that hides client addresses)"`
 }
 
-// Controller is a controller's configuration (SPEC.md section 3).
+// Controller is a controller's configuration (docs/deploy.md).
 type Controller struct {
 	Node    Node        `yaml:"node"`
 	Mesh    Mesh        `yaml:"mesh"`
@@ -96,7 +96,7 @@ type Controller struct {
 	Metrics Metrics     `yaml:"metrics"`
 }
 
-// Router is a router's configuration (SPEC.md section 4).
+// Router is a router's configuration (docs/deploy.md).
 type Router struct {
 	Node      Node      `yaml:"node"`
 	Mesh      Mesh      `yaml:"mesh"`
@@ -112,11 +112,11 @@ type Router struct {
 const (
 	DefaultRegion      = "default"
 	DefaultMeshBind    = "127.0.0.1:7946"
-	DefaultJoinTimeout = 5 * time.Second // SPEC.md section 3, readiness
+	DefaultJoinTimeout = 5 * time.Second // readiness waits this long for a first exchange (docs/deploy.md)
 	DefaultEagerTrees  = 2               // both region trees carry the records: latency first
 )
 
-// Controller defaults (SPEC.md section 3).
+// Controller defaults (docs/deploy.md).
 const (
 	DefaultAPIListen     = "127.0.0.1:8443"
 	DefaultRateLimit     = 50 // per source IP per second, burst 100
@@ -126,7 +126,7 @@ const (
 	DefaultCtrlMetrics   = "127.0.0.1:9100"
 )
 
-// Router defaults (SPEC.md section 4).
+// Router defaults (docs/deploy.md).
 const (
 	DefaultRouterListen  = "127.0.0.1:3022"
 	DefaultRouterMetrics = "127.0.0.1:9101"

@@ -1,5 +1,5 @@
 // Package config loads the configuration of certmesh's long-running modes:
-// the controller (SPEC.md section 3) and the router (section 4).
+// the controller (docs/deploy.md) and the router (section 4).
 //
 // Both are plain structs whose yaml tags name the settings. One generic
 // mechanism, driven by reflection over those tags, fills any of them from

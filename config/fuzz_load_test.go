@@ -12,7 +12,7 @@ import (
 // FuzzLoad feeds arbitrary YAML bytes, and an arbitrary command-line value
 // for one setting, to Load for a controller and for a router. Whatever the
 // input, Load returns nil or an *Error whose message is one line, and never
-// panics. The seed corpus (the SPEC.md example, the router example, and the
+// panics. The seed corpus (the controller example of docs/deploy.md, the router example, and the
 // malformed files of the table tests) runs in plain go test:
 //
 //	go test ./config/ -run '^$' -fuzz FuzzLoad -fuzztime 60s

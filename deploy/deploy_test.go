@@ -82,8 +82,8 @@ func TestAlertRules(t *testing.T) {
 	if err := dec.Decode(&rules); err != nil {
 		t.Fatalf("alerts.yml: %v", err)
 	}
-	// The alerts the deployment guide promises, each on a metric of SPEC.md
-	// section 7 (or the clock gauge the mesh adds).
+	// The alerts the deployment guide promises, each on a metric the nodes
+	// export (or the clock gauge the mesh adds).
 	want := map[string]string{
 		"CertmeshSyncDelayHigh":   "certmesh_sync_delay_seconds_bucket",
 		"CertmeshMemberGone":      "certmesh_members",

@@ -719,7 +719,7 @@ func checkRevokedRefused(t testing.TB, e *chaosEnv, certs []*client.Session, n i
 // admit a live certificate and refuse revoked ones. The router restarted
 // meanwhile has only its snapshot (its seeds, the controllers, are down):
 // it must admit from it at once (a certificate older than the snapshot
-// interval, 10s) and not forget any revocation (SPEC.md section 4).
+// interval, 10s) and not forget any revocation (docs/deploy.md).
 func checkDuringOutage(t testing.TB, e *chaosEnv, ld *ledger, restarted *node, killed time.Time) {
 	t.Helper()
 	old := ld.issuedBefore(time.Now().Add(-15 * time.Second))

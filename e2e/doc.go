@@ -13,7 +13,7 @@
 //     immediate connect through a router in another region, rotation with
 //     the connection kept up, revocation at a second controller closing the
 //     live connection, `certmesh status` (table and --json), every metric
-//     name of SPEC.md section 7 on controllers and routers, and a controller
+//     name the nodes promise on controllers and routers, and a controller
 //     killed with SIGKILL: logins go on at the others, and once restarted it
 //     catches up (same digest) and its writes work.
 //   - TestDockerCluster: the same cluster as containers built FROM scratch

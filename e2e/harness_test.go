@@ -265,7 +265,7 @@ func metricNames(body []byte) map[string]bool {
 	return names
 }
 
-// jwtSigner is an external JWT signer (SPEC.md section 3, auth.jwt) whose
+// jwtSigner is an external JWT signer (docs/deploy.md, auth.jwt) whose
 // public key the controllers read from a keys_file. Its files are those of
 // docker/devtoken: a PKCS #8 private key, and the public key with a kid
 // header, the first 8 bytes of the SHA-256 of its DER in hex.

@@ -15,7 +15,7 @@ import (
 	"github.com/certmesh/certmesh/client"
 )
 
-// The metric names of SPEC.md section 7, by the kind of node that must
+// The metric names the nodes promise (docs/deploy.md, "What to watch"), by the kind of node that must
 // expose them.
 var (
 	meshMetricNames = []string{
@@ -156,7 +156,7 @@ func TestProcessCluster(t *testing.T) {
 		t.Logf("certmesh status --url %s:\n%s", u, table)
 	}
 
-	// Every metric of SPEC.md section 7, on every node of its kind.
+	// Every promised metric, on every node of its kind.
 	for _, n := range c.all() {
 		body, err := httpGet("http://" + n.metrics + "/metrics")
 		if err != nil {

@@ -155,7 +155,7 @@ func (c *Core) syncedWith(now time.Time, from Sender, answer bool) {
 // with a proven peer since it started: it learned a proven peer's causal
 // context and holds everything in it, or received from a proven peer it
 // was exchanging with the last chunk of what it sent. A new or restarted
-// node is caught up from then on; readiness (SPEC.md section 3) waits for
+// node is caught up from then on; readiness (docs/deploy.md) waits for
 // it.
 func (c *Core) Synced() bool { return c.synced }
 

@@ -35,7 +35,7 @@ func TestLoginRotateLogout(t *testing.T) {
 	before := time.Now()
 	s := e.login("alice@example.com")
 
-	// The answer, field by field (SPEC.md section 3).
+	// The answer, field by field (package api).
 	if s.Identity != "alice@example.com" || len(s.SessionID) != 32 {
 		t.Errorf("identity %q session %q", s.Identity, s.SessionID)
 	}

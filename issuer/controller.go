@@ -40,7 +40,7 @@ type Mesh interface {
 	Subscribe(fn func(applied []crdt.Record)) (cancel func())
 	// Members lists the mesh's members as membership sees them.
 	Members() []Member
-	// Ready reports readiness (SPEC.md section 3).
+	// Ready reports readiness (docs/deploy.md).
 	Ready() bool
 	// ClockOffset estimates this node's clock offset from its peers'.
 	ClockOffset() (time.Duration, bool)
@@ -489,7 +489,7 @@ func (c *Controller) gcLoop() {
 }
 
 // Ready reports whether the controller's listeners are up and its mesh is
-// ready (SPEC.md section 3).
+// ready (docs/deploy.md).
 func (c *Controller) Ready() bool { return c.ready.Load() && c.mesh != nil && c.mesh.Ready() }
 
 // Reload re-reads the key files (SIGHUP): the CA bundle, the controller's

@@ -1,4 +1,4 @@
-// Package issuer is the certmesh controller (SPEC.md sections 2 and 3): it
+// Package issuer is the certmesh controller (docs/deploy.md): it
 // authenticates clients with OIDC or external JWT signers, issues their
 // session certificates from the controller's intermediate CA, and writes
 // every issuance, rotation and revocation as a signed record into the
@@ -30,6 +30,6 @@
 //     max offset refuses writes (503 clock_skew): its HLC timestamps would
 //     be held by its peers.
 //
-// Sources: SPEC.md; ARCHITECTURE.md ("Persistence"); Kulkarni et al.,
+// Sources: docs/architecture.md; Kulkarni et al.,
 // "Logical Physical Clocks" (2014) for the HLC.
 package issuer

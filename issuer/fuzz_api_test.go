@@ -26,7 +26,7 @@ import (
 // and POST /v1/revocations (with the admin certificate, and with a session
 // certificate that is not an admin's). Whatever the body, the answer is
 // never a 500 and never a panic: a success, or a JSON error whose code is
-// one SPEC.md section 3 names. The seed corpus (valid and invalid bodies of
+// one package api names. The seed corpus (valid and invalid bodies of
 // each route, built from real encodings) runs in plain go test:
 //
 //	go test ./issuer/ -run '^$' -fuzz FuzzAPIBodies -fuzztime 60s
@@ -92,7 +92,7 @@ const (
 	numRoutes
 )
 
-// apiCodes are the error codes SPEC.md section 3 gives the API.
+// apiCodes are the error codes of the API (package api).
 var apiCodes = map[api.Code]bool{
 	api.CodeBadRequest: true, api.CodeBodyTooLarge: true, api.CodeRateLimited: true, api.CodeClockSkew: true,
 	api.CodeCSRInvalid: true, api.CodeForbidden: true, api.CodeUnavailable: true,
@@ -220,6 +220,6 @@ func (fx *apiFixture) check(t *testing.T, route uint8, body []byte) {
 		t.Fatalf("route %d: error %d whose body is not an api.ErrorBody: %v", route%numRoutes, rec.Code, err)
 	}
 	if !apiCodes[eb.Code] || eb.Error == "" {
-		t.Fatalf("route %d: error %d with code %q (%q), not one of SPEC.md's", route%numRoutes, rec.Code, eb.Code, eb.Error)
+		t.Fatalf("route %d: error %d with code %q (%q), not one of the API's", route%numRoutes, rec.Code, eb.Code, eb.Error)
 	}
 }

@@ -46,7 +46,7 @@ func TestAuthSourcesMappedTogetherShareIdentities(t *testing.T) {
 }
 
 // With a single auth entry, identities are the claim values, as they were
-// before namespaces (SPEC.md section 3).
+// before namespaces (docs/deploy.md).
 func TestSingleAuthEntryKeepsClaimValueAsIdentity(t *testing.T) {
 	e := newEnv(t)
 	if s := e.login("alice"); s.Identity != "alice" {

@@ -11,7 +11,7 @@ import (
 )
 
 // ipLimiter is the per-source-IP rate limit of the API: rate requests per
-// second with a burst of twice that (SPEC.md section 3).
+// second with a burst of twice that (package api).
 type ipLimiter struct {
 	rate  rate.Limit
 	burst int

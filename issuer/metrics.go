@@ -9,7 +9,7 @@ import (
 	"github.com/certmesh/certmesh/auth"
 )
 
-// ctrlMetrics are the controller's own metrics (SPEC.md section 7:
+// ctrlMetrics are the controller's own metrics (docs/deploy.md, "What to watch":
 // certmesh_certs_issued_total and certmesh_auth_failures_total{code}), in
 // a set of their own: no globals.
 type ctrlMetrics struct {

@@ -21,7 +21,7 @@ var ErrInvalidCSR = errors.New("pki: invalid certificate request")
 // CheckCSR parses a PKCS #10 certificate request, PEM ("CERTIFICATE REQUEST"
 // or "NEW CERTIFICATE REQUEST", exactly one block) or DER, verifies its
 // self-signature and returns its public key, which must be ECDSA P-256: the
-// only key type a certmesh client certificate carries (SPEC.md section 2).
+// only key type a certmesh client certificate carries (docs/deploy.md).
 // RSA, Ed25519 and other curves are refused rather than accepted, so that
 // routers need handle one key type only. Everything else in the request
 // (subject, extensions) is ignored: names come from the verified token.

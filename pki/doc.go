@@ -3,7 +3,7 @@
 // issuance of client session certificates, controller API server
 // certificates, the SPIFFE URI names that every certificate carries, and the
 // signatures on replicated records and on root-signed controller
-// revocations (SPEC.md sections 1 and 2).
+// revocations (its --help).
 //
 // The hierarchy is
 //

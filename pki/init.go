@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The files of a PKI directory (SPEC.md section 1, `certmesh pki init`).
+// The files of a PKI directory (its --help, `certmesh pki init`).
 const (
 	CACertFile    = "ca.pem"     // DIR/ca.pem: the root certificate
 	CAKeyFile     = "ca.key"     // DIR/ca.key: the root key

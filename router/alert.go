@@ -28,7 +28,7 @@ import (
 // from controllers and log refusals in its owner's name. So the router
 // admits a client only once HandshakeContext has returned, when the key is
 // proven; but crypto/tls then offers no way to send an alert, and a refused
-// client must still get one (SPEC: "A refused client gets a TLS alert"; the
+// client must still get one (a refused client gets a TLS alert; the
 // client SDK's IsRefused and standard clients read it as a refusal).
 //
 // The router therefore keeps, in memory and for this connection only, the

@@ -10,7 +10,7 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// Mode is the admission mode (SPEC.md section 4, admission.mode).
+// Mode is the admission mode (docs/deploy.md, admission.mode).
 type Mode uint8
 
 const (

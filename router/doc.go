@@ -2,7 +2,7 @@
 // (TLS 1.3), admits or refuses each connection from the replicated state,
 // proxies admitted connections to one plain-TCP upstream, and closes live
 // connections the moment a revocation that covers them is applied
-// (SPEC.md sections 2 and 4).
+// (docs/deploy.md).
 //
 // The parts, from the inside out:
 //

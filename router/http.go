@@ -9,8 +9,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 )
 
-// Status returns the router's status: the /v1/status document (SPEC.md
-// section 3), with the router's live connection count and readiness.
+// Status returns the router's status: the /v1/status document (package api), with the router's live connection count and readiness.
 func (r *Router) Status() api.RouterStatus {
 	st := api.RouterStatus{
 		Status: api.Status{

@@ -19,7 +19,7 @@ import (
 // The revocation journal keeps what the snapshot alone would lose: a
 // router that crashes a few seconds after a revocation reached it must
 // still refuse the revoked certificate when it comes back with no
-// controller reachable (SPEC.md section 4). The snapshot is rewritten every
+// controller reachable (docs/deploy.md). The snapshot is rewritten every
 // SnapshotInterval; between two snapshots every revocation, identity
 // revocation and signer record the router applies is appended to a journal
 // file and synced. LoadSnapshot replays the journals over the snapshot.

@@ -21,7 +21,7 @@ type Mesh interface {
 	// when they are merged, the issuer says it never issued it, everyone
 	// asked had nothing, or ctx is done.
 	Want(ctx context.Context, serial crdt.Serial, issuer string) (gossip.WantResult, error)
-	// Ready reports readiness as SPEC.md section 3 defines it.
+	// Ready reports readiness as docs/deploy.md defines it.
 	Ready() bool
 	// Close leaves the mesh.
 	Close() error

@@ -29,7 +29,7 @@ const (
 	closeShutdown = "shutdown"
 )
 
-// routerMetrics are the router's series (SPEC.md section 7) in one set.
+// routerMetrics are the router's series (docs/deploy.md, "What to watch") in one set.
 // certmesh_pull_total{result} belongs to the mesh, which counts the pulls
 // it makes; the router counts how the pulls of its handshakes ended in
 // certmesh_admission_pulls_total{result} (found, not_found, timeout,

@@ -1,8 +1,8 @@
 // Package sim is certmesh's network simulator (ARCHITECTURE.md,
-// "Simulation"): the topology file and its validation (SPEC.md section 5),
+// "Simulation"): the topology file and its validation (docs/meshsim-model.md),
 // a deterministic discrete-event scheduler over virtual time, the network
 // model, the workload, the strategy plug-in interface, the gossip and raft
-// baselines, and meshsim's report (SPEC.md section 6).
+// baselines, and meshsim's report (docs/meshsim-model.md).
 //
 // # Determinism
 //
@@ -61,7 +61,7 @@
 // Clients live in random regions, send each request to the nearest
 // reachable controller and connect to a random router 1.5 round trips after
 // they get their certificate; revoked certificates are tried too. The
-// report's figures follow SPEC.md section 6 and add to it: a pair is
+// report's figures (docs/meshsim-model.md, "The report") are these: a pair is
 // (write, router); its end-to-end delay, the headline, runs from the
 // request reaching a controller to the router applying it, beside the
 // physical bound of light in fibre (bounds.go); its sync delay runs from

@@ -81,7 +81,7 @@ const (
 	// instance and a mesh in this process, in real time.
 	MaxLiveNodes = 1000
 	// livePullTimeout is the router's admission.pull_timeout default
-	// (SPEC.md section 4).
+	// (docs/deploy.md).
 	livePullTimeout = 2 * time.Second
 	// liveLabel is the memberlist label of live meshes.
 	liveLabel = "certmesh-sim"

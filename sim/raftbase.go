@@ -7,8 +7,8 @@ import (
 )
 
 // The "raft" baseline: a leader-based control plane as in Raft-based
-// deployments such as OpenZiti's HA controllers (ARCHITECTURE.md, "Why it
-// exists"; SPEC.md section 5).
+// deployments such as OpenZiti's HA controllers (docs/meshsim-model.md,
+// "The strategies").
 //
 //   - The leader is the first controller of the first region, or the one
 //     raft.leader names (RaftParams.Leader). Leadership moves only when the

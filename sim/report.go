@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Report is meshsim's JSON report (SPEC.md section 6). Every key is part of
+// Report is meshsim's JSON report (docs/meshsim-model.md). Every key is part of
 // the contract; for a given seed in model mode the JSON is identical byte
 // for byte except wall_seconds and machine.
 type Report struct {
@@ -59,7 +59,7 @@ type Result struct {
 	RevokedAccepts              int        `json:"revoked_accepts"`
 	WallSeconds                 float64    `json:"wall_seconds"`
 
-	// Beyond SPEC.md section 6 (bounds.go, report_more.go); times in ms.
+	// Added to the first report fields (bounds.go, report_more.go); times in ms.
 
 	// EndToEndMs is the delay users feel, the headline: from the client's
 	// request reaching a controller to the change being enforceable at the

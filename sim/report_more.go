@@ -6,7 +6,7 @@ import (
 	"sort"
 )
 
-// moreResults fills the figures beyond SPEC.md section 6: the end-to-end
+// moreResults fills the figures added to the first report fields: the end-to-end
 // delay and its physical bound, the requests refused, and what nodes send.
 func (r *run) moreResults(res *Result) {
 	R := r.net.nR

@@ -152,7 +152,7 @@ faults:
 	}
 }
 
-// TestReportJSONKeys checks the report's keys: those of SPEC.md section 6
+// TestReportJSONKeys checks the report's keys: the first ones
 // and the ones added beside them (end to end, physical bound, refusals,
 // sender bytes); physical_ms and its stretch are absent here, where no
 // region has a location.

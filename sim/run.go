@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Workload constants of SPEC.md sections 5 and 6.
+// Workload constants (docs/meshsim-model.md, "The workload").
 const (
 	unavailableAfter   = 5 * time.Second        // a write not acked within this is unavailable
 	revokedGrace       = time.Second            // revoked_accepts: accepted more than this after reachability

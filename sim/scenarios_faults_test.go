@@ -12,7 +12,7 @@ import (
 // (issue 7, "Faults") with the mesh strategy and checks the outcome its
 // comment states. Every scenario must end with nothing undelivered, every
 // live node's state equal, no revoked certificate admitted and no valid one
-// refused (SPEC.md section 6), no write unavailable while a controller was
+// refused (docs/meshsim-model.md), no write unavailable while a controller was
 // reachable, and the convergence time after the last fault reported. The
 // per-scenario checks below add what that scenario is about. Reproduce one
 // with
@@ -37,7 +37,7 @@ func TestFaultScenarios(t *testing.T) {
 }
 
 // checkFaultScenario runs a fault scenario with the mesh strategy and checks
-// SPEC.md's outcomes, then the scenario's own (faultScenarioChecks).
+// The outcomes every scenario must have, then the scenario's own (faultScenarioChecks).
 func checkFaultScenario(t *testing.T, name string, top *Topology) {
 	sc := runMeshScenario(t, top)
 	res := sc.res

@@ -388,8 +388,8 @@ func (e *Env) Acked(id EventID) {
 
 // Refused reports that this controller refuses write id, as a production
 // controller does with 503 (clock_skew, say) instead of acknowledging it:
-// the client tries the next nearest reachable controller (SPEC.md section
-// 5's failover), and after a second round counts the write unavailable
+// the client tries the next nearest reachable controller (docs/meshsim-model.md,
+// "The workload"), and after a second round counts the write unavailable
 // once unavailableAfter (5s) has passed since its request. A node must not
 // keep w, nor act on it, once it refused it; calls for an acknowledged
 // write are ignored.

@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// Topology is a parsed and validated topology file (SPEC.md section 5). It is
+// Topology is a parsed and validated topology file (docs/meshsim-model.md). It is
 // immutable once returned by ParseTopology, LoadTopology or DefaultTopology.
 //
-// Beyond SPEC.md section 5, a file may give (every SPEC file parses as before):
+// Beyond regions, latency, workload and faults, a file may give:
 //
 //	clocks:                              # wall-clock offsets; every other node's clock is exact
 //	  - {node: controller/eu-west/0, offset: 3s}
@@ -139,10 +139,10 @@ const (
 var defaultTopologyYAML []byte
 
 // DefaultTopologyYAML returns the text of the built-in default topology
-// (SPEC.md section 1).
+// (its --help).
 func DefaultTopologyYAML() []byte { return bytes.Clone(defaultTopologyYAML) }
 
-// DefaultTopology returns the built-in default topology of SPEC.md section 1:
+// DefaultTopology returns the built-in default topology (default.yaml):
 // three regions of one controller and 100 routers, no faults.
 func DefaultTopology() *Topology {
 	t, err := ParseTopology("default", defaultTopologyYAML)

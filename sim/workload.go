@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The workload of SPEC.md section 5. Clients live in regions chosen
+// The workload (docs/meshsim-model.md, "The workload"). Clients live in regions chosen
 // uniformly at random; each request goes to the nearest controller that is
 // up and reachable from the client's region (its own region's when it has
 // one, chosen at random among them), as DNS failover would. Each

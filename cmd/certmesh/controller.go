@@ -48,7 +48,7 @@ func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
 func controllerCommand(stdout, stderr io.Writer) *cli.Command {
 	def := config.DefaultController()
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "controller configuration `FILE` (YAML, SPEC.md section 3)", EnvVars: []string{"CERTMESH_CONFIG"}},
+		&cli.StringFlag{Name: "config", Usage: "controller configuration `FILE` (YAML; every setting is listed below, and docs/deploy.md has an example)", EnvVars: []string{"CERTMESH_CONFIG"}},
 	}
 	flags = append(flags, logFlags()...)
 	flags = append(flags, config.Flags(def)...)

@@ -18,7 +18,7 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// devCommand is `certmesh dev` (SPEC.md section 1): a whole cluster in one
+// devCommand is `certmesh dev` (its --help): a whole cluster in one
 // process, and a client walked through its life.
 func devCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{

@@ -19,7 +19,7 @@ import (
 // clientCallTimeout bounds the controller calls of one client command.
 const clientCallTimeout = 30 * time.Second
 
-// loginCommand is `certmesh login` (SPEC.md section 1).
+// loginCommand is `certmesh login` (its --help).
 func loginCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "login",

@@ -1,4 +1,4 @@
-// Command certmesh is the single certmesh binary (SPEC.md section 1): a
+// Command certmesh is the single certmesh binary (its --help): a
 // controller or a router, the PKI tools, and the client commands.
 //
 // Each command lives in its own file as a function returning *cli.Command,
@@ -53,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitCode(err)
 }
 
-// Exit codes (SPEC.md section 1).
+// Exit codes (its --help).
 const (
 	exitOK      = 0
 	exitRuntime = 1

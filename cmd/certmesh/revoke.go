@@ -11,7 +11,7 @@ import (
 	"github.com/certmesh/certmesh/crdt"
 )
 
-// revokeCommand is `certmesh revoke` (SPEC.md section 1).
+// revokeCommand is `certmesh revoke` (its --help).
 func revokeCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "revoke",

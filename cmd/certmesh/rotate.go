@@ -11,7 +11,7 @@ import (
 	"github.com/certmesh/certmesh/client"
 )
 
-// rotateCommand is `certmesh rotate` (SPEC.md section 1).
+// rotateCommand is `certmesh rotate` (its --help).
 func rotateCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "rotate",

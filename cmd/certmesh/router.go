@@ -17,11 +17,11 @@ import (
 // accepting, leave the mesh, drain (router.Config.DrainTimeout).
 const routerShutdownTimeout = 30 * time.Second
 
-// routerCommand is `certmesh router --config FILE` (SPEC.md section 4).
+// routerCommand is `certmesh router --config FILE` (docs/deploy.md).
 func routerCommand(stdout, stderr io.Writer) *cli.Command {
 	def := config.DefaultRouter()
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "config", Usage: "router configuration `FILE` (YAML, SPEC.md section 4)", EnvVars: []string{"CERTMESH_CONFIG"}},
+		&cli.StringFlag{Name: "config", Usage: "router configuration `FILE` (YAML; every setting is listed below, and docs/deploy.md has an example)", EnvVars: []string{"CERTMESH_CONFIG"}},
 	}
 	flags = append(flags, logFlags()...)
 	flags = append(flags, config.Flags(def)...)

@@ -19,7 +19,7 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// statusCommand is `certmesh status` (SPEC.md section 1).
+// statusCommand is `certmesh status` (its --help).
 func statusCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "status",

@@ -1,6 +1,6 @@
 // Command devtoken is a DEVELOPMENT-ONLY external JWT signer for the
 // compose cluster in docker/: it makes an ECDSA P-256 key pair whose public
-// half the controllers read as their auth.jwt keys_file (SPEC.md section 3),
+// half the controllers read as their auth.jwt keys_file (docs/deploy.md),
 // and mints ES256 tokens for any subject with it. Anyone holding the
 // private key logs in as anyone: never point a real deployment at it.
 //

@@ -44,7 +44,7 @@
 //     context with what it lacks (gossip.Core.PeerState), so a joining or
 //     restarted node catches up at once, at a cost that follows the
 //     difference.
-//   - Readiness (SPEC.md section 3) latches once the core completed an
+//   - Readiness (docs/deploy.md) latches once the core completed an
 //     exchange with a proven peer (gossip.Core.Synced), or no seed other
 //     than the node itself answered within JoinTimeout; an exchange with an
 //     unproven member counts only where no peer has proven itself by

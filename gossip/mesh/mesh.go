@@ -278,7 +278,7 @@ func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (gos
 	}
 }
 
-// Ready reports readiness as SPEC.md section 3 defines it: the listeners
+// Ready reports readiness as docs/deploy.md defines it: the listeners
 // are up (memberlist started in New) and this node has either
 // completed an anti-entropy exchange with a peer, or found no seed other
 // than itself answering within JoinTimeout. Once ready, a mesh stays ready.

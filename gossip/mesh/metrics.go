@@ -12,7 +12,7 @@ import (
 	"github.com/certmesh/certmesh/gossip"
 )
 
-// Metrics of a Mesh (SPEC.md section 7). Each Mesh has its own
+// Metrics of a Mesh (docs/deploy.md, "What to watch"). Each Mesh has its own
 // *metrics.Set, so that several meshes can live in one process; commands
 // register it with metrics.RegisterSet or call Mesh.WritePrometheus.
 
