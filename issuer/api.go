@@ -92,7 +92,7 @@ func (c *Controller) monitorHandler() http.Handler {
 			}
 			return nil
 		},
-		Ready:   c.Ready,
+		Ready:   c.Readiness,
 		Metrics: c.WriteMetrics,
 		Status:  func() any { return c.Status() },
 	}.Handler()

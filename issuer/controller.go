@@ -488,9 +488,31 @@ func (c *Controller) gcLoop() {
 	}
 }
 
-// Ready reports whether the controller's listeners are up and its mesh is
-// ready (docs/deploy.md).
-func (c *Controller) Ready() bool { return c.ready.Load() && c.mesh != nil && c.mesh.Ready() }
+// Ready reports whether Readiness is nil.
+func (c *Controller) Ready() bool { return c.Readiness() == nil }
+
+// Readiness says why the controller cannot issue correctly now, or nil
+// (docs/deploy.md, "Readiness"): its listeners are up, its mesh is ready
+// (mesh.Mesh.Readiness: caught up with a peer, or a lone first node, and
+// never a node whose seeds refuse its gossip key), and its clock lets it
+// write (the rule behind 503 clock_skew): a load balancer sends logins
+// only where they can succeed.
+func (c *Controller) Readiness() error {
+	if !c.ready.Load() || c.mesh == nil {
+		return errors.New("starting or stopping: the listeners are not serving")
+	}
+	if r, ok := c.mesh.(interface{ Readiness() error }); ok {
+		if err := r.Readiness(); err != nil {
+			return err
+		}
+	} else if !c.mesh.Ready() {
+		return errors.New("the mesh is not ready")
+	}
+	if e := c.checkClock(); e != nil {
+		return errors.New(e.msg)
+	}
+	return nil
+}
 
 // Reload re-reads the key files (SIGHUP): the CA bundle, the controller's
 // intermediate and key (a new key gets a new signer record and signs every

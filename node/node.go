@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -164,6 +165,18 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The listeners first: a taken port must fail before the router joins
+	// the mesh, so that no member ever sees a router that cannot serve.
+	ln, hl, err := listenRouter(rc)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			closeListeners(ln, hl)
+		}
+	}()
 	if restored > 0 {
 		// The mesh and the router add the node attribute themselves.
 		log.Info("router: state restored from snapshot", "node", rc.Name, "records", restored, "dir", rc.DataDir)
@@ -204,17 +217,43 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 			m.WritePrometheus,
 			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
 		},
-		Members: m.Members,
+		Members:         m.Members,
+		Listener:        ln,
+		MetricsListener: hl,
 	})
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
+	started = true // from here on the router owns the listeners
 	if err := r.Start(); err != nil {
 		m.Close()
 		return nil, err
 	}
 	return &Router{Router: r, Mesh: m, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
+}
+
+// listenRouter binds the router's client listener and, if configured, its
+// metrics listener. A taken or unusable address is the operator's to fix.
+func listenRouter(rc router.Config) (ln, hl net.Listener, err error) {
+	if ln, err = net.Listen("tcp", rc.Listen); err != nil {
+		return nil, nil, &ConfigError{Field: "listen", Err: err}
+	}
+	if rc.MetricsListen != "" {
+		if hl, err = net.Listen("tcp", rc.MetricsListen); err != nil {
+			ln.Close()
+			return nil, nil, &ConfigError{Field: "metrics.listen", Err: err}
+		}
+	}
+	return ln, hl, nil
+}
+
+func closeListeners(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 // setRouterIdentity gives auth the router's certificate and key: the mesh

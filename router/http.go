@@ -41,7 +41,7 @@ func (r *Router) Status() api.RouterStatus {
 // HTTPHandler serves /metrics, /healthz, /readyz and /v1/status.
 func (r *Router) HTTPHandler() http.Handler {
 	return api.Operator{
-		Ready: r.Ready,
+		Ready: r.Readiness,
 		Metrics: func(w io.Writer) {
 			r.opts.Metrics.WritePrometheus(w)
 			for _, write := range r.opts.MetricsWriters {
