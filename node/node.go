@@ -19,6 +19,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
@@ -215,7 +216,12 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		Metrics: metrics.NewSet(),
 		MetricsWriters: []func(w io.Writer){
 			m.WritePrometheus,
-			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
+			func(w io.Writer) {
+				api.WriteMetrics(w, api.ProcessMetrics, func(w io.Writer) {
+					metrics.WriteProcessMetrics(w)
+					metrics.WriteFDMetrics(w)
+				})
+			},
 		},
 		Members:         m.Members,
 		Listener:        ln,

@@ -43,7 +43,7 @@ func (r *Router) HTTPHandler() http.Handler {
 	return api.Operator{
 		Ready: r.Readiness,
 		Metrics: func(w io.Writer) {
-			r.opts.Metrics.WritePrometheus(w)
+			api.WriteMetrics(w, routerHelp, r.opts.Metrics.WritePrometheus)
 			for _, write := range r.opts.MetricsWriters {
 				write(w)
 			}

@@ -190,7 +190,7 @@ func TestRealMeshClientRightAfterLoginIsAdmittedByPullAndRevocationAtAnotherCont
 	if took >= gossipDelay {
 		t.Fatalf("admitted after %v: waited for gossip, not a pull", took)
 	}
-	if n := r.opts.Metrics.GetOrCreateCounter(`certmesh_admission_pulls_total{result="found"}`).Get(); n != 1 {
+	if n := r.opts.Metrics.GetOrCreateCounter(`certmesh_pull_total{result="found"}`).Get(); n != 1 {
 		var buf bytes.Buffer
 		meshR.WritePrometheus(&buf)
 		for _, l := range strings.Split(buf.String(), "\n") {

@@ -161,6 +161,7 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	}
 	m.ml = ml
 	m.seeds = m.otherSeeds()
+	m.met.setInfo(cfg.Core.Name, cfg.Core.Role, cfg.Core.Region)
 	m.met.setRecords(store.Counts())
 	m.updateMemberMetrics()
 	m.log.Info("gossip: mesh started", "addr", m.Addr(), "role", cfg.Core.Role.String(), "region", cfg.Core.Region,
