@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,10 +33,27 @@ type scraped struct {
 	controller, router string
 }
 
+// scrapedOnce keeps what scrape read, for the tests that follow.
+var scrapedOnce struct {
+	sync.Mutex
+	s *scraped
+}
+
 // scrape starts a controller and a router in this process (the dev
 // cluster: real memberlist, real listeners), logs a client in, and reads
-// both /metrics.
+// both /metrics; once per test binary.
 func scrape(t *testing.T) scraped {
+	t.Helper()
+	scrapedOnce.Lock()
+	defer scrapedOnce.Unlock()
+	if scrapedOnce.s == nil {
+		s := scrapeNodes(t)
+		scrapedOnce.s = &s
+	}
+	return *scrapedOnce.s
+}
+
+func scrapeNodes(t *testing.T) scraped {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
