@@ -46,15 +46,21 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// StartController opens the controller's store, joins the mesh and starts
-// its API and metrics listeners.
+// StartController opens the controller's store, binds its API and metrics
+// listeners, joins the mesh and serves.
 func StartController(cfg config.Controller, opts issuer.Options) (*Controller, error) {
 	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
+	// The listeners first: a taken port must fail before the controller
+	// joins the mesh, so that no member ever sees one that cannot serve.
+	if opts.Listeners, err = issuer.Listen(cfg); err != nil {
+		return nil, err
+	}
 	ctrl, err := issuer.Open(cfg, opts)
 	if err != nil {
+		opts.Listeners.Close()
 		return nil, err
 	}
 	m, err := ctrl.NewMesh(ctrl.MeshConfig(keys))

@@ -14,32 +14,34 @@ import (
 	"github.com/certmesh/certmesh/internal/testutil"
 )
 
-// A router whose client or metrics port is taken fails before it joins
+// A node whose client, API or metrics port is taken fails before it joins
 // the mesh: exit 2, one line naming the setting, and no member of the
 // running mesh ever lists it.
-func TestRouterWithATakenPortExits2BeforeJoining(t *testing.T) {
+func TestNodeWithATakenPortExits2BeforeJoining(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
 	c := newCluster(t)
 	c.run("controller", "c1")
-	for _, tc := range []struct{ setting, addr string }{
-		{"listen", c.router},
-		{"metrics.listen", c.mons["r1"]},
+	for _, tc := range []struct{ mode, name, setting, addr string }{
+		{"router", "r1", "listen", c.router},
+		{"router", "r1", "metrics.listen", c.mons["r1"]},
+		{"controller", "c2", "api.listen", strings.TrimPrefix(c.apis["c2"], "https://")},
+		{"controller", "c2", "metrics.listen", c.mons["c2"]},
 	} {
-		t.Run(tc.setting, func(t *testing.T) {
+		t.Run(tc.name+" "+tc.setting, func(t *testing.T) {
 			taken, err := net.Listen("tcp", tc.addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer taken.Close()
-			p := start(t, "router", "--config", filepath.Join(c.base, "etc", "r1.yaml"))
+			p := start(t, tc.mode, "--config", filepath.Join(c.base, "etc", tc.name+".yaml"))
 			if code := p.wait(t, 20*time.Second); code != 2 {
 				t.Errorf("exit %d, want 2", code)
 			}
 			out := p.out.String()
-			if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "certmesh: "+tc.setting+": ") ||
-				!strings.Contains(out, "address already in use") {
+			if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "certmesh: ") ||
+				!strings.Contains(out, " "+tc.setting+": ") || !strings.Contains(out, "address already in use") {
 				t.Errorf("output is not one line naming %s and the taken address:\n%s", tc.setting, out)
 			}
 		})
@@ -47,8 +49,8 @@ func TestRouterWithATakenPortExits2BeforeJoining(t *testing.T) {
 	var st api.Status
 	getJSON(t, "http://"+c.mons["c1"]+api.PathStatus, http.StatusOK, &st)
 	for _, m := range st.Members {
-		if m.Name == "r1" {
-			t.Errorf("c1 saw the router that could not listen: %+v", m)
+		if m.Name == "r1" || m.Name == "c2" {
+			t.Errorf("c1 saw a node that could not listen: %+v", m)
 		}
 	}
 }
