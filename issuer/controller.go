@@ -532,7 +532,7 @@ func (c *Controller) gcLoop() {
 func (c *Controller) Ready() bool { return c.Readiness() == nil }
 
 // Readiness says why the controller cannot issue correctly now, or nil
-// (docs/deploy.md, "Readiness"): its listeners are up, its mesh is ready
+// (docs/deploy.md, "Health checks for load balancers"): its listeners are up, its mesh is ready
 // (mesh.Mesh.Readiness: caught up with a peer, or a lone first node, and
 // never a node whose seeds refuse its gossip key), and its clock lets it
 // write (the rule behind 503 clock_skew): a load balancer sends logins

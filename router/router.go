@@ -297,7 +297,7 @@ func (r *Router) Active() int { return int(r.reg.active.Load()) }
 func (r *Router) Ready() bool { return r.Readiness() == nil }
 
 // Readiness says why the router cannot admit correctly now, or nil
-// (docs/deploy.md, "Readiness"): it serves, and its mesh is ready, which
+// (docs/deploy.md, "Health checks for load balancers"): it serves, and its mesh is ready, which
 // for a router means it holds state to admit from (its snapshot, or an
 // exchange with a controller completed) and its seeds do not refuse its
 // gossip key (mesh.Mesh.Readiness).

@@ -9,7 +9,7 @@ import (
 )
 
 // Readiness says whether this node can do its job correctly now, and if
-// not, why (docs/deploy.md, "Readiness"); nil means ready. Once ready, a
+// not, why (docs/deploy.md, "Health checks for load balancers"); nil means ready. Once ready, a
 // mesh stays ready.
 //
 // A controller is ready once it has completed an anti-entropy exchange
@@ -94,8 +94,9 @@ func (m *Mesh) noteJoin(err error) {
 // seed was unreachable. memberlist formats each seed's failure as a string
 // ("failed to join ADDR: ERR"), so the dial failures are told apart by
 // their text: net's "dial tcp ...", or "No route to ..." of memberlist's
-// MockTransport. TestWrongKeyIsNeverReady and TestLoneNodeIsReady pin the
-// two cases to the memberlist version in go.mod.
+// MockTransport. TestWrongKeyOrLabelIsNeverReady and
+// TestMeshLoneNodeIsReadyAfterJoinTimeout pin the two cases to the
+// memberlist version in go.mod.
 func refusedJoins(err error) string {
 	errs := []error{err}
 	if w, ok := err.(interface{ WrappedErrors() []error }); ok {
