@@ -532,11 +532,11 @@ func (c *Controller) gcLoop() {
 func (c *Controller) Ready() bool { return c.Readiness() == nil }
 
 // Readiness says why the controller cannot issue correctly now, or nil
-// (docs/deploy.md, "Health checks for load balancers"): its listeners are up, its mesh is ready
-// (mesh.Mesh.Readiness: caught up with a peer, or a lone first node, and
-// never a node whose seeds refuse its gossip key), and its clock lets it
-// write (the rule behind 503 clock_skew): a load balancer sends logins
-// only where they can succeed.
+// (docs/deploy.md, "Health checks for load balancers"): its listeners are
+// up, its mesh is ready (mesh.Mesh.Readiness: caught up with a peer, or a
+// lone first node, and never a node whose seeds refuse its gossip key),
+// and its clock lets it write (the rule behind 503 clock_skew): a load
+// balancer sends logins only where they can succeed.
 func (c *Controller) Readiness() error {
 	if !c.ready.Load() || c.mesh == nil {
 		return errors.New("starting or stopping: the listeners are not serving")

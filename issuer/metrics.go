@@ -11,9 +11,6 @@ import (
 	"github.com/certmesh/certmesh/auth"
 )
 
-// writeMetrics writes the controller's own series with their help.
-func (m *ctrlMetrics) writeMetrics(w io.Writer) { api.WriteMetrics(w, ctrlHelp, m.set.WritePrometheus) }
-
 // ctrlMetrics are the controller's own metrics (docs/deploy.md, "What to watch":
 // certmesh_certs_issued_total and certmesh_auth_failures_total{code}), in
 // a set of their own: no globals.
@@ -58,6 +55,9 @@ func newMetrics() *ctrlMetrics {
 	}
 	return m
 }
+
+// writeMetrics writes the controller's own series with their help.
+func (m *ctrlMetrics) writeMetrics(w io.Writer) { api.WriteMetrics(w, ctrlHelp, m.set.WritePrometheus) }
 
 func (m *ctrlMetrics) authFailure(code string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_auth_failures_total{code=%q}`, code))

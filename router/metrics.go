@@ -32,7 +32,7 @@ const (
 
 // routerHelp is the help text of every family a router exports itself.
 var routerHelp = api.Help(map[string]string{
-	"certmesh_admissions_total":         "Client connections admitted (result=admit) or refused, by reason.",
+	"certmesh_admissions_total":         "Client connections admitted (result=admitted) or refused, by reason (result=unknown_cert, session_revoked, untrusted_chain, ...).",
 	"certmesh_pull_total":               "Admissions of a certificate this router did not know (strict mode) that pulled it from peers, by how the pull ended: found, not_found (its issuer says it never issued it), timeout (admission.pull_timeout passed: the client was refused), refused (known, but refused for another reason), canceled (shutdown).",
 	"certmesh_connections_active":       "Live client connections, admitted and proxied.",
 	"certmesh_connections_closed_total": "Live client connections closed, by reason: the client or upstream closed, a revocation, expiry, shutdown.",

@@ -86,7 +86,7 @@ type Options struct {
 	// listeners, already bound to Config.Listen and Config.MetricsListen:
 	// a caller binds them before it joins the mesh, so that a taken port
 	// fails before any member hears of the router. Start binds them
-	// otherwise. The router owns them from New on.
+	// otherwise. The router owns them once New has returned it.
 	Listener, MetricsListener net.Listener
 }
 
@@ -297,10 +297,10 @@ func (r *Router) Active() int { return int(r.reg.active.Load()) }
 func (r *Router) Ready() bool { return r.Readiness() == nil }
 
 // Readiness says why the router cannot admit correctly now, or nil
-// (docs/deploy.md, "Health checks for load balancers"): it serves, and its mesh is ready, which
-// for a router means it holds state to admit from (its snapshot, or an
-// exchange with a controller completed) and its seeds do not refuse its
-// gossip key (mesh.Mesh.Readiness).
+// (docs/deploy.md, "Health checks for load balancers"): it serves, and its
+// mesh is ready, which for a router means it holds state to admit from
+// (its snapshot, or an exchange with a controller completed) and its seeds
+// do not refuse its gossip key (mesh.Mesh.Readiness).
 func (r *Router) Readiness() error {
 	r.mu.Lock()
 	up := r.started
@@ -333,6 +333,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	var errs []error
 	if ln != nil {
 		ln.Close()
+	}
+	if !started { // listeners handed to New and never served
+		closeListener(r.opts.Listener)
+		closeListener(r.opts.MetricsListener)
 	}
 	// Wait for the accept loop before draining, so no handler is added
 	// after the wait starts; handshakes in progress end quickly now.
