@@ -12,8 +12,9 @@ type Operator struct {
 	// Healthy returns why the node cannot serve (503 on /healthz), or nil.
 	// Nil: always healthy.
 	Healthy func() error
-	// Ready reports whether the node can do its job now (/readyz).
-	Ready func() bool
+	// Ready says why the node cannot do its job correctly now (503 on
+	// /readyz, with the reason as an ErrorBody), or nil when it can.
+	Ready func() error
 	// Metrics writes the Prometheus text exposition (/metrics).
 	Metrics func(io.Writer)
 	// Status is the /v1/status document (Status or RouterStatus).
@@ -33,8 +34,13 @@ func (op Operator) Handler() *http.ServeMux {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET "+PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
-		if !op.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := op.Ready(); err != nil {
+			// A load balancer needs only the status; a person reading
+			// it needs the reason.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(ErrorBody{Error: "not ready: " + err.Error(), Code: CodeUnavailable})
 			return
 		}
 		io.WriteString(w, "ready\n")

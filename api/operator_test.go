@@ -11,10 +11,10 @@ import (
 
 func TestOperatorEndpoints(t *testing.T) {
 	var failed error
-	ready := false
+	notReady := errors.New("no exchange with a controller yet")
 	h := Operator{
 		Healthy: func() error { return failed },
-		Ready:   func() bool { return ready },
+		Ready:   func() error { return notReady },
 		Metrics: func(w io.Writer) { io.WriteString(w, "certmesh_up 1\n") },
 		Status:  func() any { return Status{Node: "c1"} },
 	}.Handler()
@@ -30,10 +30,11 @@ func TestOperatorEndpoints(t *testing.T) {
 	if rec := get(PathHealthz); rec.Code != 503 || !strings.Contains(rec.Body.String(), "disk full") {
 		t.Errorf("healthz of a failed node: %d %q", rec.Code, rec.Body)
 	}
-	if rec := get(PathReadyz); rec.Code != 503 {
-		t.Errorf("readyz of a node not ready: %d", rec.Code)
+	if rec := get(PathReadyz); rec.Code != 503 || rec.Header().Get("Content-Type") != "application/json" ||
+		rec.Body.String() != `{"error":"not ready: no exchange with a controller yet","code":"unavailable"}`+"\n" {
+		t.Errorf("readyz of a node not ready: %d %q", rec.Code, rec.Body)
 	}
-	ready = true
+	notReady = nil
 	if rec := get(PathReadyz); rec.Code != 200 || rec.Body.String() != "ready\n" {
 		t.Errorf("readyz: %d %q", rec.Code, rec.Body)
 	}

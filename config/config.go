@@ -27,9 +27,10 @@ type Mesh struct {
 	Advertise string   `yaml:"advertise" help:"host:port announced to peers; default: the bind address"`
 	Join      []string `yaml:"join" help:"seed host:port list; retried in the background while unreachable"`
 	KeyFile   string   `yaml:"key_file" config:"path" help:"gossip keyring: one base64 key a line; the first encrypts, all decrypt (required)"`
-	// JoinTimeout bounds the wait for a seed at start: a node that finds
-	// no seed but itself answering within it becomes ready alone.
-	JoinTimeout time.Duration `yaml:"join_timeout" help:"how long to wait for a seed before a lone node counts itself ready"`
+	// JoinTimeout bounds the wait for a seed at start: a controller that
+	// finds no seed but itself answering within it becomes ready alone (a
+	// router never does: it needs its snapshot or a controller).
+	JoinTimeout time.Duration `yaml:"join_timeout" help:"how long to wait for a seed before a lone controller counts itself ready"`
 	// EagerTrees is how many of the two trees a batch travels in each
 	// region carry the records; with 1 the second only announces them
 	// (gossip.Config.EagerTrees, docs/meshsim.md "Bytes").

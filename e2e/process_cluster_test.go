@@ -20,10 +20,10 @@ import (
 var (
 	meshMetricNames = []string{
 		"certmesh_records", "certmesh_sync_delay_seconds_bucket", "certmesh_gossip_bytes_total",
-		"certmesh_gossip_messages_total", "certmesh_members", "certmesh_pull_total", "certmesh_rejected_records_total",
+		"certmesh_gossip_messages_total", "certmesh_members", "certmesh_rejected_records_total",
 	}
 	controllerMetricNames = []string{"certmesh_certs_issued_total", "certmesh_auth_failures_total"}
-	routerMetricNames     = []string{"certmesh_admissions_total", "certmesh_connections_active", "certmesh_connections_closed_total"}
+	routerMetricNames     = []string{"certmesh_admissions_total", "certmesh_pull_total", "certmesh_connections_active", "certmesh_connections_closed_total"}
 )
 
 // TestProcessCluster runs 3 controllers and 3 routers, in 3 regions, as

@@ -11,6 +11,7 @@ import (
 type exchange struct {
 	ctx    crdt.Context // the peer's context, once known
 	proven bool         // ctx came in a proven frame
+	role   Role         // the role ctx's sender proved (zero unless proven)
 }
 
 // aeCandidates is how many random peers an anti-entropy round considers
@@ -157,6 +158,10 @@ func (c *Core) syncedWith(now time.Time, from Sender, answer bool) {
 // was exchanging with the last chunk of what it sent. A new or restarted
 // node is caught up from then on; readiness (docs/deploy.md) waits for
 // it.
+//
+// A router counts only an exchange with a controller: a router's state
+// came from a controller or from another router that may have none yet,
+// and a router holding nothing would refuse every client in strict mode.
 func (c *Core) Synced() bool { return c.synced }
 
 // SyncedUnproven reports whether this node has completed an exchange, as
@@ -190,7 +195,7 @@ func (c *Core) notePeerContext(from Sender, theirs crdt.Context) {
 	if !ok && len(c.exchanging) >= MaxExchanging || e.proven && !from.Proven {
 		return
 	}
-	c.exchanging[from.Name] = exchange{ctx: theirs, proven: from.Proven}
+	c.exchanging[from.Name] = exchange{ctx: theirs, proven: from.Proven, role: from.Role}
 }
 
 // MaxExchanging caps the exchanges tracked until Synced, whatever names
@@ -209,20 +214,35 @@ func (c *Core) deltaReceived(from Sender, more bool) {
 	switch {
 	case !ok:
 	case e.ctx != nil && !lacks(c.store, e.ctx):
-		c.setSyncedBy(Sender{Name: from.Name, Proven: e.proven})
+		c.setSyncedBy(Sender{Name: from.Name, Proven: e.proven, Role: e.role})
 	case !more && (from.Proven || c.isMember(from.Name)):
 		c.setSyncedBy(from)
 	}
 }
 
-// setSyncedBy notes an exchange completed with from.
+// setSyncedBy notes an exchange completed with from. A router's exchange
+// with another router does not count (see Synced): it keeps exchanging
+// until one with a controller completes.
 func (c *Core) setSyncedBy(from Sender) {
+	if c.cfg.Role == RoleRouter && c.roleOf(from) != RoleController {
+		return
+	}
 	if !from.Proven {
 		c.syncedUnproven = true
 		return
 	}
 	c.synced = true
 	c.exchanging = nil
+}
+
+// roleOf is the role of from: the one its certificate proved, or else the
+// one the member announced (a node of protocol 1.0 proves nothing).
+func (c *Core) roleOf(from Sender) Role {
+	if from.Proven {
+		return from.Role
+	}
+	m, _ := c.view.Member(from.Name)
+	return m.Role
 }
 
 // SyncWith starts an anti-entropy exchange with a member at once, as when

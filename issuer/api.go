@@ -92,7 +92,7 @@ func (c *Controller) monitorHandler() http.Handler {
 			}
 			return nil
 		},
-		Ready:   c.Ready,
+		Ready:   c.Readiness,
 		Metrics: c.WriteMetrics,
 		Status:  func() any { return c.Status() },
 	}.Handler()
@@ -101,14 +101,21 @@ func (c *Controller) monitorHandler() http.Handler {
 // WriteMetrics writes the controller's metrics, the mesh's and the
 // process's in Prometheus text format.
 func (c *Controller) WriteMetrics(w io.Writer) {
-	c.met.set.WritePrometheus(w)
+	c.met.writeMetrics(w)
 	if p, ok := c.mesh.(interface{ WritePrometheus(io.Writer) }); ok {
 		p.WritePrometheus(w)
 	}
 	for _, f := range c.opts.ExtraMetrics {
 		f(w)
 	}
+	api.WriteMetrics(w, api.ProcessMetrics, writeProcessMetrics)
+}
+
+// writeProcessMetrics writes the Go runtime's and the process's metrics,
+// open file descriptors included.
+func writeProcessMetrics(w io.Writer) {
 	metrics.WriteProcessMetrics(w)
+	metrics.WriteFDMetrics(w)
 }
 
 // Status is what GET /v1/status answers.

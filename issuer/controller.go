@@ -65,6 +65,9 @@ type TokenVerifier interface {
 type Options struct {
 	// Logger receives logs and the audit lines; default discards.
 	Logger *slog.Logger
+	// Listeners, if set, are the API and metrics listeners already bound
+	// (Listen); the controller owns them once Open succeeds.
+	Listeners Listeners
 	// Now is the wall clock; default time.Now.
 	Now func() time.Time
 	// Tokens verifies login tokens; default an auth.Verifier built from
@@ -177,10 +180,12 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 		opts.GCInterval = DefaultGCInterval
 	}
 	c := &Controller{
-		cfg:  cfg,
-		opts: opts,
-		log:  opts.Logger.With("node", cfg.Node.Name),
-		now:  opts.Now,
+		cfg:   cfg,
+		opts:  opts,
+		apiLn: opts.Listeners.API,
+		monLn: opts.Listeners.Metrics,
+		log:   opts.Logger.With("node", cfg.Node.Name),
+		now:   opts.Now,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	k, err := loadKeys(&c.cfg, c.now())
@@ -412,10 +417,48 @@ func (c *Controller) publishSigner(k *keys, swap bool) error {
 	return nil
 }
 
-func (c *Controller) listen() error {
+// Listeners are a controller's API and metrics listeners, bound by Listen.
+type Listeners struct {
+	API     net.Listener
+	Metrics net.Listener // nil when metrics.listen is empty
+}
+
+// Listen binds cfg's api.listen and metrics.listen. A caller binds them
+// before it opens the controller and joins the mesh (Options.Listeners),
+// so that a taken port fails before any member hears of the controller;
+// Start binds them itself otherwise. A taken or unusable address is a
+// ConfigError.
+func Listen(cfg config.Controller) (Listeners, error) {
+	var ls Listeners
 	var err error
-	if c.apiLn, err = net.Listen("tcp", c.cfg.API.Listen); err != nil {
-		return fmt.Errorf("issuer: api.listen: %w", err)
+	if ls.API, err = net.Listen("tcp", cfg.API.Listen); err != nil {
+		return Listeners{}, &ConfigError{"api.listen", err}
+	}
+	if cfg.Metrics.Listen != "" {
+		if ls.Metrics, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			ls.API.Close()
+			return Listeners{}, &ConfigError{"metrics.listen", err}
+		}
+	}
+	return ls, nil
+}
+
+// Close closes the listeners.
+func (ls Listeners) Close() {
+	for _, l := range []net.Listener{ls.API, ls.Metrics} {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+func (c *Controller) listen() error {
+	if c.apiLn == nil {
+		ls, err := Listen(c.cfg)
+		if err != nil {
+			return err
+		}
+		c.apiLn, c.monLn = ls.API, ls.Metrics
 	}
 	errLog := slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)
 	c.api = &http.Server{
@@ -444,11 +487,8 @@ func (c *Controller) listen() error {
 			c.log.Error("api server stopped", "err", err)
 		}
 	}()
-	if c.cfg.Metrics.Listen == "" {
+	if c.monLn == nil {
 		return nil
-	}
-	if c.monLn, err = net.Listen("tcp", c.cfg.Metrics.Listen); err != nil {
-		return fmt.Errorf("issuer: metrics.listen: %w", err)
 	}
 	c.mon = &http.Server{
 		Handler:           c.monitorHandler(),
@@ -488,9 +528,31 @@ func (c *Controller) gcLoop() {
 	}
 }
 
-// Ready reports whether the controller's listeners are up and its mesh is
-// ready (docs/deploy.md).
-func (c *Controller) Ready() bool { return c.ready.Load() && c.mesh != nil && c.mesh.Ready() }
+// Ready reports whether Readiness is nil.
+func (c *Controller) Ready() bool { return c.Readiness() == nil }
+
+// Readiness says why the controller cannot issue correctly now, or nil
+// (docs/deploy.md, "Health checks for load balancers"): its listeners are
+// up, its mesh is ready (mesh.Mesh.Readiness: caught up with a peer, or a
+// lone first node, and never a node whose seeds refuse its gossip key),
+// and its clock lets it write (the rule behind 503 clock_skew): a load
+// balancer sends logins only where they can succeed.
+func (c *Controller) Readiness() error {
+	if !c.ready.Load() || c.mesh == nil {
+		return errors.New("starting or stopping: the listeners are not serving")
+	}
+	if r, ok := c.mesh.(interface{ Readiness() error }); ok {
+		if err := r.Readiness(); err != nil {
+			return err
+		}
+	} else if !c.mesh.Ready() {
+		return errors.New("the mesh is not ready")
+	}
+	if e := c.checkClock(); e != nil {
+		return errors.New(e.msg)
+	}
+	return nil
+}
 
 // Reload re-reads the key files (SIGHUP): the CA bundle, the controller's
 // intermediate and key (a new key gets a new signer record and signs every
@@ -580,6 +642,13 @@ func (c *Controller) Close(ctx context.Context) error {
 					s.Close()
 				}
 			}
+		}
+		// Listeners bound by Listen and never served.
+		if c.api == nil && c.apiLn != nil {
+			c.apiLn.Close()
+		}
+		if c.mon == nil && c.monLn != nil {
+			c.monLn.Close()
 		}
 		c.w.close()
 		if c.unsub != nil {

@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
@@ -44,15 +46,21 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// StartController opens the controller's store, joins the mesh and starts
-// its API and metrics listeners.
+// StartController opens the controller's store, binds its API and metrics
+// listeners, joins the mesh and serves.
 func StartController(cfg config.Controller, opts issuer.Options) (*Controller, error) {
 	keys, err := mesh.LoadKeyFile(cfg.Mesh.KeyFile)
 	if err != nil {
 		return nil, &ConfigError{Field: "mesh.key_file", Err: err}
 	}
+	// The listeners first: a taken port must fail before the controller
+	// joins the mesh, so that no member ever sees one that cannot serve.
+	if opts.Listeners, err = issuer.Listen(cfg); err != nil {
+		return nil, err
+	}
 	ctrl, err := issuer.Open(cfg, opts)
 	if err != nil {
+		opts.Listeners.Close()
 		return nil, err
 	}
 	m, err := ctrl.NewMesh(ctrl.MeshConfig(keys))
@@ -164,6 +172,18 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The listeners first: a taken port must fail before the router joins
+	// the mesh, so that no member ever sees a router that cannot serve.
+	ln, hl, err := listenRouter(rc)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			closeListeners(ln, hl)
+		}
+	}()
 	if restored > 0 {
 		// The mesh and the router add the node attribute themselves.
 		log.Info("router: state restored from snapshot", "node", rc.Name, "records", restored, "dir", rc.DataDir)
@@ -202,19 +222,50 @@ func StartRouter(cfg config.Router, log *slog.Logger) (*Router, error) {
 		Metrics: metrics.NewSet(),
 		MetricsWriters: []func(w io.Writer){
 			m.WritePrometheus,
-			func(w io.Writer) { metrics.WriteProcessMetrics(w) },
+			func(w io.Writer) {
+				api.WriteMetrics(w, api.ProcessMetrics, func(w io.Writer) {
+					metrics.WriteProcessMetrics(w)
+					metrics.WriteFDMetrics(w)
+				})
+			},
 		},
-		Members: m.Members,
+		Members:         m.Members,
+		Listener:        ln,
+		MetricsListener: hl,
 	})
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
+	started = true // from here on the router owns the listeners
 	if err := r.Start(); err != nil {
 		m.Close()
 		return nil, err
 	}
 	return &Router{Router: r, Mesh: m, cfg: cfg, verifier: verifier, auth: auth, Restored: restored}, nil
+}
+
+// listenRouter binds the router's client listener and, if configured, its
+// metrics listener. A taken or unusable address is the operator's to fix.
+func listenRouter(rc router.Config) (ln, hl net.Listener, err error) {
+	if ln, err = net.Listen("tcp", rc.Listen); err != nil {
+		return nil, nil, &ConfigError{Field: "listen", Err: err}
+	}
+	if rc.MetricsListen != "" {
+		if hl, err = net.Listen("tcp", rc.MetricsListen); err != nil {
+			ln.Close()
+			return nil, nil, &ConfigError{Field: "metrics.listen", Err: err}
+		}
+	}
+	return ln, hl, nil
+}
+
+func closeListeners(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 // setRouterIdentity gives auth the router's certificate and key: the mesh

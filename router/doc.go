@@ -25,8 +25,7 @@
 //     a TLS alert (bad_certificate; after the handshake the router writes
 //     that one record itself, alert.go); the reason goes to the log and to
 //     certmesh_admissions_total{result}, and how each pull ended to
-//     certmesh_admission_pulls_total{result} (the mesh counts its own
-//     pulls in certmesh_pull_total{result}).
+//     certmesh_pull_total{result}.
 //   - Connections still in their TLS handshake, whose clients have proven
 //     nothing, sit in a pending pool that never makes a new connection
 //     wait: each client flight has FlightTimeout, a source address has at

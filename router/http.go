@@ -41,9 +41,9 @@ func (r *Router) Status() api.RouterStatus {
 // HTTPHandler serves /metrics, /healthz, /readyz and /v1/status.
 func (r *Router) HTTPHandler() http.Handler {
 	return api.Operator{
-		Ready: r.Ready,
+		Ready: r.Readiness,
 		Metrics: func(w io.Writer) {
-			r.opts.Metrics.WritePrometheus(w)
+			api.WriteMetrics(w, routerHelp, r.opts.Metrics.WritePrometheus)
 			for _, write := range r.opts.MetricsWriters {
 				write(w)
 			}

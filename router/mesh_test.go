@@ -190,7 +190,7 @@ func TestRealMeshClientRightAfterLoginIsAdmittedByPullAndRevocationAtAnotherCont
 	if took >= gossipDelay {
 		t.Fatalf("admitted after %v: waited for gossip, not a pull", took)
 	}
-	if n := r.opts.Metrics.GetOrCreateCounter(`certmesh_admission_pulls_total{result="found"}`).Get(); n != 1 {
+	if n := r.opts.Metrics.GetOrCreateCounter(`certmesh_pull_total{result="found"}`).Get(); n != 1 {
 		var buf bytes.Buffer
 		meshR.WritePrometheus(&buf)
 		for _, l := range strings.Split(buf.String(), "\n") {
@@ -213,7 +213,8 @@ func TestRealMeshClientRightAfterLoginIsAdmittedByPullAndRevocationAtAnotherCont
 	must(t, meshB.Publish(append(ctrlB.Signer(), ctrlB.RevokeSession(alice.Session)...)))
 	expectClosed(t, live, gossipDelay+5*time.Second)
 	expectRefused(t, dial(t, r.Addr().String(), p.RootPool(), alice.TLS(true)))
-	if n := r.opts.Metrics.GetOrCreateCounter(`certmesh_connections_closed_total{reason="session_revoked"}`).Get(); n != 1 {
-		t.Errorf("connections closed for session_revoked = %d, want 1", n)
-	}
+	// The handler counts the close once its proxy has returned, which may
+	// be after the client saw it.
+	closed := r.opts.Metrics.GetOrCreateCounter(`certmesh_connections_closed_total{reason="session_revoked"}`)
+	testutil.Eventually(t, 5*time.Second, "one close counted as session_revoked", func() bool { return closed.Get() == 1 })
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 )
 
@@ -29,16 +30,28 @@ const (
 	closeShutdown = "shutdown"
 )
 
+// routerHelp is the help text of every family a router exports itself.
+var routerHelp = api.Help(map[string]string{
+	"certmesh_admissions_total":         "Client connections admitted (result=admitted) or refused, by reason (result=unknown_cert, session_revoked, untrusted_chain, ...).",
+	"certmesh_pull_total":               "Admissions of a certificate this router did not know (strict mode) that pulled it from peers, by how the pull ended: found, not_found (its issuer says it never issued it), timeout (admission.pull_timeout passed: the client was refused), refused (known, but refused for another reason), canceled (shutdown).",
+	"certmesh_connections_active":       "Live client connections, admitted and proxied.",
+	"certmesh_connections_closed_total": "Live client connections closed, by reason: the client or upstream closed, a revocation, expiry, shutdown.",
+	"certmesh_handshakes_pending":       "Connections in their TLS handshake, not yet admitted or refused.",
+	"certmesh_handshakes_shed_total":    "Pending handshakes closed to make room for newer ones, by reason: too many from one source, or too many in all.",
+})
+
 // routerMetrics are the router's series (docs/deploy.md, "What to watch") in one set.
-// certmesh_pull_total{result} belongs to the mesh, which counts the pulls
-// it makes; the router counts how the pulls of its handshakes ended in
-// certmesh_admission_pulls_total{result} (found, not_found, timeout,
-// refused, canceled), gossip arriving during a pull included.
+// certmesh_pull_total{result} counts the pulls of its handshakes by how
+// they ended (found, not_found, timeout, refused, canceled), gossip
+// arriving during a pull included: what a client saw. The mesh's own
+// requests, several per pull, are its business (mesh.StatsSnapshot.Pulls).
 type routerMetrics struct {
 	set *metrics.Set
 }
 
 func newRouterMetrics(set *metrics.Set, active, pending func() float64) *routerMetrics {
+	// Process-wide: # TYPE and # HELP lines, which HTTPHandler fills.
+	metrics.ExposeMetadata(true)
 	m := &routerMetrics{set: set}
 	set.NewGauge(`certmesh_connections_active`, active)
 	set.NewGauge(`certmesh_handshakes_pending`, pending)
@@ -71,7 +84,7 @@ func (m *routerMetrics) shed(reason string) *metrics.Counter {
 }
 
 func (m *routerMetrics) pull(result string) *metrics.Counter {
-	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_admission_pulls_total{result=%q}`, result))
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, result))
 }
 
 func (m *routerMetrics) closed(reason string) *metrics.Counter {

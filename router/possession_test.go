@@ -47,8 +47,8 @@ func TestACertificateWithoutItsKeyCostsNothing(t *testing.T) {
 		t.Errorf("%d pulls for a certificate whose key was never shown", n)
 	}
 	for _, series := range []string{`certmesh_admissions_total{result="admitted"}`, `certmesh_admissions_total{result="unknown_cert"}`,
-		`certmesh_admissions_total{result="session_revoked"}`, `certmesh_admission_pulls_total{result="found"}`,
-		`certmesh_admission_pulls_total{result="timeout"}`} {
+		`certmesh_admissions_total{result="session_revoked"}`, `certmesh_pull_total{result="found"}`,
+		`certmesh_pull_total{result="timeout"}`} {
 		if n := m.GetOrCreateCounter(series).Get(); n != 0 {
 			t.Errorf("%s = %d", series, n)
 		}

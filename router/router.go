@@ -82,6 +82,12 @@ type Options struct {
 	MetricsWriters []func(io.Writer)
 	// Members lists the mesh's members for /v1/status.
 	Members func() []api.MemberStatus
+	// Listener and MetricsListener, when set, are the client and metrics
+	// listeners, already bound to Config.Listen and Config.MetricsListen:
+	// a caller binds them before it joins the mesh, so that a taken port
+	// fails before any member hears of the router. Start binds them
+	// otherwise. The router owns them once New has returned it.
+	Listener, MetricsListener net.Listener
 }
 
 // Router admits client connections from the replicated state and proxies
@@ -204,6 +210,8 @@ func (r *Router) Start() error {
 	if r.cfg.DataDir != "" {
 		j, err := openJournal(r.cfg.DataDir)
 		if err != nil {
+			closeListener(r.opts.Listener)
+			closeListener(r.opts.MetricsListener)
 			return err
 		}
 		r.journal = j
@@ -212,21 +220,27 @@ func (r *Router) Start() error {
 	r.unsubscribe = r.mesh.Subscribe(r.onApplied)
 	r.loadSigners()
 
-	ln, err := net.Listen("tcp", r.cfg.Listen)
-	if err != nil {
-		r.unsubscribe()
-		r.journal.close()
-		return fmt.Errorf("router: listen %s: %w", r.cfg.Listen, err)
+	ln, hl := r.opts.Listener, r.opts.MetricsListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", r.cfg.Listen); err != nil {
+			r.unsubscribe()
+			r.journal.close()
+			closeListener(hl)
+			return fmt.Errorf("router: listen %s: %w", r.cfg.Listen, err)
+		}
 	}
 	r.ln = ln
-	if r.cfg.MetricsListen != "" {
-		hl, err := net.Listen("tcp", r.cfg.MetricsListen)
-		if err != nil {
+	if hl == nil && r.cfg.MetricsListen != "" {
+		var err error
+		if hl, err = net.Listen("tcp", r.cfg.MetricsListen); err != nil {
 			ln.Close()
 			r.unsubscribe()
 			r.journal.close()
 			return fmt.Errorf("router: metrics listen %s: %w", r.cfg.MetricsListen, err)
 		}
+	}
+	if hl != nil {
 		r.httpLn = hl
 		r.httpSrv = &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
 		r.loops.Add(1)
@@ -248,6 +262,12 @@ func (r *Router) Start() error {
 	r.log.Info("router: serving", "listen", ln.Addr().String(), "upstream", r.cfg.Upstream,
 		"mode", r.cfg.Mode.String(), "pull_timeout", r.cfg.PullTimeout)
 	return nil
+}
+
+func closeListener(l net.Listener) {
+	if l != nil {
+		l.Close()
+	}
 }
 
 // Addr is the client listener's address, once started.
@@ -273,12 +293,28 @@ func (r *Router) MetricsAddr() net.Addr {
 // Active is the number of live connections.
 func (r *Router) Active() int { return int(r.reg.active.Load()) }
 
-// Ready reports whether the router serves and its mesh is ready.
-func (r *Router) Ready() bool {
+// Ready reports whether Readiness is nil.
+func (r *Router) Ready() bool { return r.Readiness() == nil }
+
+// Readiness says why the router cannot admit correctly now, or nil
+// (docs/deploy.md, "Health checks for load balancers"): it serves, and its
+// mesh is ready, which for a router means it holds state to admit from
+// (its snapshot, or an exchange with a controller completed) and its seeds
+// do not refuse its gossip key (mesh.Mesh.Readiness).
+func (r *Router) Readiness() error {
 	r.mu.Lock()
 	up := r.started
 	r.mu.Unlock()
-	return up && !r.stopping.Load() && r.mesh.Ready()
+	if !up || r.stopping.Load() {
+		return errors.New("starting or stopping: the client listener is not serving")
+	}
+	if m, ok := r.mesh.(interface{ Readiness() error }); ok {
+		return m.Readiness()
+	}
+	if !r.mesh.Ready() {
+		return errors.New("the mesh is not ready")
+	}
+	return nil
 }
 
 // Shutdown stops accepting, writes a last snapshot, leaves the mesh, and
@@ -297,6 +333,10 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	var errs []error
 	if ln != nil {
 		ln.Close()
+	}
+	if !started { // listeners handed to New and never served
+		closeListener(r.opts.Listener)
+		closeListener(r.opts.MetricsListener)
 	}
 	// Wait for the accept loop before draining, so no handler is added
 	// after the wait starts; handshakes in progress end quickly now.

@@ -324,7 +324,7 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 		seen[name] = true
 	}
 	for _, want := range []string{`certmesh_admissions_total{result="admitted"}`, `certmesh_admissions_total{result="session_revoked"}`,
-		"certmesh_connections_active", `certmesh_connections_closed_total{reason="session_revoked"}`, `certmesh_pull_total{result="found"}`, `certmesh_admission_pulls_total{result="found"}`,
+		"certmesh_connections_active", `certmesh_connections_closed_total{reason="session_revoked"}`, `certmesh_pull_total{result="found"}`,
 		`certmesh_records{kind="session"}`, "go_goroutines"} {
 		if !seen[want] {
 			t.Errorf("router metrics lack %s", want)

@@ -32,8 +32,8 @@ type Config struct {
 	// with backoff, until one answers, and again whenever this node has
 	// lost every peer; listing this node itself is harmless.
 	Join []string
-	// JoinTimeout: a node none of whose seeds (other than itself) answers
-	// within it is ready on its own. Default 5s.
+	// JoinTimeout: a controller none of whose seeds (other than itself)
+	// answers within it is ready on its own (Readiness). Default 5s.
 	JoinTimeout time.Duration
 	// ReconnectInterval is how often the node tries to rejoin a few
 	// members that failed (not left), and its seeds while it sees no

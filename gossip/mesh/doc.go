@@ -5,8 +5,9 @@
 // certmesh that touches memberlist or the mesh's network. Its files:
 //
 //   - mesh.go: the Mesh, its start and shutdown, and what the issuer and
-//     the router call (Publish, Now, View, Subscribe, Want, Ready,
-//     ClockOffset);
+//     the router call (Publish, Now, View, Subscribe, Want, ClockOffset);
+//   - ready.go: readiness (Readiness, Ready): what makes a controller and a
+//     router ready, and a join its seeds refuse;
 //   - config.go: Config, its defaults and memberlist's configuration;
 //   - loop.go: the loop, the one goroutine that runs the core, and the
 //     bounded queue that feeds it;

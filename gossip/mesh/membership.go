@@ -176,6 +176,7 @@ func (m *Mesh) joinLoop() {
 		if len(m.seeds) > 0 && m.alivePeers() == 0 {
 			m.joins.Add(1)
 			n, err := m.ml.Join(m.seeds)
+			m.noteJoin(err)
 			switch {
 			case m.alivePeers() > 0:
 				m.joined.Store(true)

@@ -82,13 +82,19 @@ type Mesh struct {
 	sawPeer        atomic.Bool
 	joined         atomic.Bool // a join reached a peer: the node is a member, no longer starting
 	ready          atomic.Bool
-	closed         atomic.Bool
-	joins          atomic.Uint64
-	dropped        atomic.Uint64
-	lostPeers      chan struct{} // wakes the joiner when the last peer is gone
-	stop           chan struct{}
-	closeOnce      sync.Once
-	wg             sync.WaitGroup
+	// restored: the store held records when the mesh started (a router's
+	// snapshot, a controller's disk); see Readiness.
+	restored bool
+	// joinRefused says why the last round of joins failed although a seed
+	// answered (wrong gossip key or label); nil once a join succeeds.
+	joinRefused atomic.Pointer[string]
+	closed      atomic.Bool
+	joins       atomic.Uint64
+	dropped     atomic.Uint64
+	lostPeers   chan struct{} // wakes the joiner when the last peer is gone
+	stop        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 
 	// Name conflicts (see nameConflict).
 	probeMu  sync.Mutex // guards probing, and orders it with closed
@@ -139,6 +145,7 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 		lastProven: make(map[string]crdt.Millis),
 	}
 	m.started = m.clock()
+	m.restored = store.Len() > 0
 	if err := m.setMeta(false); err != nil {
 		return nil, fmt.Errorf("gossip: mesh: %w", err)
 	}
@@ -154,6 +161,7 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	}
 	m.ml = ml
 	m.seeds = m.otherSeeds()
+	m.met.setInfo(cfg.Core.Name, cfg.Core.Role, cfg.Core.Region)
 	m.met.setRecords(store.Counts())
 	m.updateMemberMetrics()
 	m.log.Info("gossip: mesh started", "addr", m.Addr(), "role", cfg.Core.Role.String(), "region", cfg.Core.Region,
@@ -276,29 +284,6 @@ func (m *Mesh) Want(ctx context.Context, serial crdt.Serial, issuer string) (gos
 	case <-m.stop:
 		return gossip.WantResult{Serial: serial}, ErrClosed
 	}
-}
-
-// Ready reports readiness as docs/deploy.md defines it: the listeners
-// are up (memberlist started in New) and this node has either
-// completed an anti-entropy exchange with a peer, or found no seed other
-// than itself answering within JoinTimeout. Once ready, a mesh stays ready.
-//
-// The exchange must be with a proven peer (gossip.Core.Synced): a holder of the
-// gossip key must not make a restarted router ready before it caught up.
-// Only while no peer has proven itself, JoinTimeout after the start (a
-// node of 1.1 among 1.0 nodes during a rolling upgrade, or a mesh without
-// identities), does an exchange with an unproven member count.
-func (m *Mesh) Ready() bool {
-	if m.ready.Load() {
-		return true
-	}
-	joined := m.clock().Sub(m.started) >= m.cfg.JoinTimeout
-	ok := m.synced.Load() || len(m.seeds) == 0 || !m.sawPeer.Load() && joined ||
-		m.syncedUnproven.Load() && !m.provenSeen.Load() && joined
-	if ok && m.ready.CompareAndSwap(false, true) {
-		m.log.Info("gossip: ready", "synced", m.synced.Load(), "after", m.clock().Sub(m.started).String())
-	}
-	return ok
 }
 
 // ClockOffset estimates how far this node's clock is from its peers'

@@ -8,13 +8,28 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 )
 
 // Metrics of a Mesh (docs/deploy.md, "What to watch"). Each Mesh has its own
 // *metrics.Set, so that several meshes can live in one process; commands
-// register it with metrics.RegisterSet or call Mesh.WritePrometheus.
+// call Mesh.WritePrometheus, which adds the help texts below.
+
+// meshHelp is the help text of every family a Mesh exports. A family
+// registered below without one is reported by promtool check metrics
+// (deploy/metrics_test.go).
+var meshHelp = api.Help(map[string]string{
+	"certmesh_sync_delay_seconds":     "Delay from a record's write at its controller (its hybrid timestamp) to its apply at this node, for records received from others.",
+	"certmesh_gossip_bytes_total":     "Bytes of gossip frames sent (dir=out) and received (dir=in), before memberlist's encryption.",
+	"certmesh_gossip_messages_total":  "Gossip messages sent and received, by message type and direction.",
+	"certmesh_records":                "Records in this node's replicated state, by kind.",
+	"certmesh_clock_offset_seconds":   "Estimated offset of this node's clock from its peers'; a controller refuses writes beyond half the max offset (5 s by default).",
+	"certmesh_rejected_records_total": "Records and messages refused, by reason: bad signatures, unknown or revoked signers, malformed input, records held too long.",
+	"certmesh_members":                "Members this node sees alive, itself included, by role and region.",
+	"certmesh_node_info":              "This node's name, role and region (value 1): join it on instance to group any series by region.",
+})
 
 // syncDelayBuckets are the upper bounds of certmesh_sync_delay_seconds:
 // from a millisecond inside a region to the max clock offset.
@@ -41,16 +56,17 @@ type meshMetrics struct {
 	mu       sync.Mutex                  // guards the maps below
 	rejected map[string]*metrics.Counter // by reason
 	dropped  map[string]uint64           // rejections the mesh counted itself, by reason
-	pulls    map[string]*metrics.Counter // by result
 	members  map[[2]string]*metrics.Gauge
 }
 
 func newMeshMetrics() *meshMetrics {
+	// Process-wide: the # TYPE lines tell Prometheus a histogram from
+	// untyped series, and give WritePrometheus the # HELP lines to fill.
+	metrics.ExposeMetadata(true)
 	mm := &meshMetrics{
 		set:      metrics.NewSet(),
 		rejected: make(map[string]*metrics.Counter),
 		dropped:  make(map[string]uint64),
-		pulls:    make(map[string]*metrics.Counter),
 		members:  make(map[[2]string]*metrics.Gauge),
 	}
 	s := mm.set
@@ -66,13 +82,16 @@ func newMeshMetrics() *meshMetrics {
 		s.NewGauge(fmt.Sprintf(`certmesh_records{kind=%q}`, k.String()), func() float64 { return float64(n.Load()) })
 	}
 	s.NewGauge("certmesh_clock_offset_seconds", func() float64 { return float64(mm.clockOffset.Load()) / 1e9 })
-	for _, r := range []string{"found", "not_found", "timeout", "cached"} {
-		mm.pulls[r] = s.NewCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, r))
-	}
 	for _, r := range []string{"bad_signature", "unknown_signer", "held_expired", "malformed"} {
 		mm.rejected[r] = s.NewCounter(fmt.Sprintf(`certmesh_rejected_records_total{reason=%q}`, r))
 	}
 	return mm
+}
+
+// setInfo exports certmesh_node_info for this node.
+func (mm *meshMetrics) setInfo(name string, role gossip.Role, region string) {
+	mm.set.NewGauge(fmt.Sprintf(`certmesh_node_info{node=%q,role=%q,region=%q}`, name, role.String(), labelValue(region)),
+		func() float64 { return 1 })
 }
 
 func (mm *meshMetrics) msgIn(t gossip.MsgType, n int) {
@@ -105,18 +124,12 @@ func (mm *meshMetrics) setRecords(counts map[crdt.Kind]int) {
 }
 
 // syncCore copies the core's cumulative counters into the metrics. The
-// caller holds the mesh's lock (st belongs to the core).
+// caller holds the mesh's lock (st belongs to the core). The core's pulls
+// stay in Stats: certmesh_pull_total is the router's, one per admission
+// that needed a pull, by how it ended.
 func (mm *meshMetrics) syncCore(st *gossip.Stats) {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	for r, n := range st.Pulls {
-		c, ok := mm.pulls[r]
-		if !ok {
-			c = mm.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, r))
-			mm.pulls[r] = c
-		}
-		c.Set(n)
-	}
 	total := make(map[string]uint64, len(st.Rejected)+len(mm.dropped))
 	for r, n := range st.Rejected {
 		total[r] += n
@@ -180,7 +193,7 @@ func (m *Mesh) WritePrometheus(w io.Writer) {
 	m.mu.Lock()
 	m.met.syncCore(m.core.Stats())
 	m.mu.Unlock()
-	m.met.set.WritePrometheus(w)
+	api.WriteMetrics(w, meshHelp, m.met.set.WritePrometheus)
 }
 
 // StatsSnapshot is a copy of a Mesh's counters.
