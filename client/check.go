@@ -24,10 +24,10 @@ import (
 type checkState int
 
 const (
-	sessionUnknown   checkState = iota // no controller could say
-	sessionValid                       // valid, and so is the certificate presented
-	sessionRenewed                     // valid; the certificate was not, and was rotated
-	sessionEnded                       // over: Client.Err says why
+	sessionUnknown checkState = iota // no controller could say
+	sessionValid                     // valid, and so is the certificate presented
+	sessionRenewed                   // valid; the certificate was not, and was rotated
+	sessionEnded                     // over: Client.Err says why
 )
 
 type checkResult struct {

@@ -20,13 +20,13 @@ type Client struct {
 	events *dispatcher
 
 	mu         sync.Mutex
-	sess       *Session              // guarded by mu
-	ended      *SessionEndedError    // guarded by mu; set once the session is over
-	closed     bool                  // guarded by mu
-	conns      map[*Conn]struct{}    // guarded by mu: open connections, ended by Close
-	nextDial   int                   // guarded by mu: the router to try first
-	rotFailing bool                  // guarded by mu: RotationFailed reported, no rotation since
-	checks     chan struct{}         // capacity 1: a background session check is running
+	sess       *Session           // guarded by mu
+	ended      *SessionEndedError // guarded by mu; set once the session is over
+	closed     bool               // guarded by mu
+	conns      map[*Conn]struct{} // guarded by mu: open connections, ended by Close
+	nextDial   int                // guarded by mu: the router to try first
+	rotFailing bool               // guarded by mu: RotationFailed reported, no rotation since
+	checks     chan struct{}      // capacity 1: a background session check is running
 
 	rotateMu sync.Mutex // one rotation (or login) at a time
 
@@ -183,10 +183,10 @@ func (c *Client) refreshLoop() {
 			continue
 		}
 		at := c.cfg.rotationTime(s.Issued, s.Expires)
-		if !at.Before(s.SessionExpires) {
-			// No certificate can outlive the session: log in again
-			// at the rotation time if a token source is set, else
-			// wait for the end.
+		if !s.Expires.Before(s.SessionExpires) {
+			// The certificate lasts as long as the session: no
+			// rotation can extend it. Log in again at the rotation
+			// time if a token source is set, else wait for the end.
 			until := s.SessionExpires
 			if c.cfg.Token != nil {
 				until = at

@@ -45,18 +45,30 @@ type env struct {
 // live ttl.
 func newEnv(t *testing.T, ttl time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, ttl, routertest.NewEchoServer(t).Addr())
+}
+
+// newEnvWith is newEnv with the router's upstream at upstream.
+func newEnvWith(t *testing.T, ttl time.Duration, upstream string) *env {
+	t.Helper()
+	return newEnvSession(t, ttl, 0, upstream)
+}
+
+// newEnvSession is newEnvWith with sessions that last session (0: the
+// default).
+func newEnvSession(t *testing.T, ttl, session time.Duration, upstream string) *env {
+	t.Helper()
 	dir, p := testPKI(t, "ctrl-a", "ctrl-b")
 	v := p.Verifier()
 	var b bus
 	mesh := routertest.NewMesh(v, nil)
 	b.join(mesh)
-	ctrls := startControllers(t, dir, v, &b, ttl, "ctrl-a", "ctrl-b")
+	ctrls := startControllers(t, dir, v, &b, ttl, session, "ctrl-a", "ctrl-b")
 	// The router's pulls are answered from what ctrl-a holds: everything.
 	mesh.Source = ctrls[0].mesh
 	e := &env{t: t, pki: p, mesh: mesh, ctrlA: ctrls[0], ctrlB: ctrls[1]}
-	echo := routertest.NewEchoServer(t)
 	rc := router.DefaultConfig()
-	rc.Name, rc.Listen, rc.Upstream, rc.DrainTimeout = "edge-1", "127.0.0.1:0", echo.Addr(), time.Second
+	rc.Name, rc.Listen, rc.Upstream, rc.DrainTimeout = "edge-1", "127.0.0.1:0", upstream, time.Second
 	r, err := router.New(rc, mesh, router.Credentials{Roots: []*x509.Certificate{p.Root.Cert}, Cert: p.RouterCert()}, router.Options{})
 	if err != nil {
 		t.Fatal(err)

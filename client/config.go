@@ -86,10 +86,10 @@ type Config struct {
 // and RootCAs.
 func DefaultConfig() Config {
 	return Config{
-		RotateAt:     2.0 / 3, // a third of the lifetime to retry in
-		RotateJitter: 0.05,
-		RetryMin:     200 * time.Millisecond,
-		RetryMax:     30 * time.Second,
+		RotateAt:       2.0 / 3, // a third of the lifetime to retry in
+		RotateJitter:   0.05,
+		RetryMin:       200 * time.Millisecond,
+		RetryMax:       30 * time.Second,
 		HTTPTimeout:    10 * time.Second,
 		AttemptTimeout: 3 * time.Second, // a loaded controller's write, not a dead one's
 		HedgeAfter:     time.Second,     // well above a healthy call, well below AttemptTimeout
