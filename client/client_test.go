@@ -26,7 +26,15 @@ import (
 func TestMain(m *testing.M) {
 	// memberlist's probe goroutine (of TestWithRealControllersAndRouters'
 	// cluster) may outlive its Shutdown by a moment, as in reliability/.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	code := m.Run()
+	stopExampleCluster()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // env is two real controllers and a router on an in-memory mesh that every

@@ -103,6 +103,7 @@ func hedged[T any](ctx context.Context, cfg *Config, prefer string, next func(er
 	defer cancel() // ends the attempts still running
 	results := make(chan attempt[T], len(order))
 	launched, finished := 0, 0
+	done := make(map[string]bool, len(order))
 	launch := func() {
 		base := order[launched]
 		launched++
@@ -125,6 +126,7 @@ func hedged[T any](ctx context.Context, cfg *Config, prefer string, next func(er
 		select {
 		case r := <-results:
 			finished++
+			done[r.base] = true
 			var ae *APIError
 			answered := errors.As(r.err, &ae)
 			if r.err == nil || answered {
@@ -133,6 +135,16 @@ func hedged[T any](ctx context.Context, cfg *Config, prefer string, next func(er
 				health.mark(r.base, false, cfg.Clock.Now())
 			}
 			if r.err == nil {
+				// Controllers asked before the winner and still
+				// silent are slower than a hedge: ask them last.
+				for _, base := range order[:launched] {
+					if base == r.base {
+						break
+					}
+					if !done[base] {
+						health.mark(base, false, cfg.Clock.Now())
+					}
+				}
 				return r.v, r.base, nil
 			}
 			if !next(r.err) {

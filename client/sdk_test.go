@@ -369,7 +369,7 @@ func TestHTTPClientSeesTheRevocation(t *testing.T) {
 func TestASilentControllerDoesNotCostEveryCall(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.cfg.Controllers = append([]string{silentController(t)}, e.cfg.Controllers...)
-	e.cfg.HTTPTimeout = 30 * time.Second
+	e.cfg.HTTPTimeout = 10 * time.Second
 	var total time.Duration
 	for i := 0; i < 3; i++ {
 		start := time.Now()
@@ -381,7 +381,7 @@ func TestASilentControllerDoesNotCostEveryCall(t *testing.T) {
 		}
 	}
 	t.Logf("three logins past a silent controller: %v", total.Round(time.Millisecond))
-	if total > 6*time.Second {
+	if total > 3*time.Second { // one HedgeAfter, then the silent one is asked last
 		t.Errorf("three logins took %v", total)
 	}
 }
