@@ -20,13 +20,14 @@ type Client struct {
 	events *dispatcher
 
 	mu         sync.Mutex
-	sess       *Session           // guarded by mu
-	ended      *SessionEndedError // guarded by mu; set once the session is over
-	closed     bool               // guarded by mu
-	conns      map[*Conn]struct{} // guarded by mu: open connections, ended by Close
-	nextDial   int                // guarded by mu: the router to try first
-	rotFailing bool               // guarded by mu: RotationFailed reported, no rotation since
-	checks     chan struct{}      // capacity 1: a background session check is running
+	sess       *Session                // guarded by mu
+	ended      *SessionEndedError      // guarded by mu; set once the session is over
+	closed     bool                    // guarded by mu
+	conns      map[*Conn]struct{}      // guarded by mu: open connections, ended by Close
+	nextDial   int                     // guarded by mu: the router to try first
+	rotFailing bool                    // guarded by mu: RotationFailed reported, no rotation since
+	links      map[*linkState]struct{} // guarded by mu: the running Connects'
+	checks     chan struct{}           // capacity 1: a background session check is running
 
 	rotateMu sync.Mutex // one rotation (or login) at a time
 
@@ -49,7 +50,7 @@ func New(cfg Config, s *Session) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg: cfg, ctx: ctx, cancel: cancel, events: newDispatcher(cfg.Logger),
-		sess: s, conns: make(map[*Conn]struct{}), checks: make(chan struct{}, 1), loopDone: make(chan struct{}),
+		sess: s, conns: make(map[*Conn]struct{}), links: make(map[*linkState]struct{}), checks: make(chan struct{}, 1), loopDone: make(chan struct{}),
 	}
 	go c.refreshLoop()
 	return c, nil
@@ -146,9 +147,18 @@ func (c *Client) end(ctx context.Context, reason Reason, cause error) error {
 	}
 	err := c.errLocked()
 	sid := c.sess.ID
+	links := make([]*linkState, 0, len(c.links))
+	for l := range c.links {
+		links = append(links, l)
+	}
 	c.mu.Unlock()
 	if first {
 		c.cfg.Logger.Warn("client: session over", "session", sid, "reason", reason.String(), "err", cause)
+		// Connect's connection goes down for this reason first: the
+		// session's end is the last word.
+		for _, l := range links {
+			l.down("", reason, cause)
+		}
 		c.emit(Event{Kind: SessionEnded, Reason: reason, Err: err})
 	}
 	return err

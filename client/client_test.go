@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router"
 	"github.com/certmesh/certmesh/router/routertest"
@@ -47,6 +48,32 @@ type env struct {
 	mesh   *routertest.Mesh
 	router *router.Router
 	cfg    client.Config
+
+	bus        *bus
+	verifier   crdt.Verifier
+	routerMesh *routertest.Mesh // the last router's
+}
+
+// startRouter starts a router with the PKI's router certificate in front
+// of upstream, on the bus.
+func (e *env) startRouter(upstream string) *router.Router {
+	e.t.Helper()
+	mesh := routertest.NewMesh(e.verifier, nil)
+	e.bus.join(mesh)
+	// The router's pulls are answered from what ctrl-a holds: everything.
+	mesh.Source = e.ctrlA.mesh
+	rc := router.DefaultConfig()
+	rc.Name, rc.Listen, rc.Upstream, rc.DrainTimeout = "edge-1", "127.0.0.1:0", upstream, time.Second
+	r, err := router.New(rc, mesh, router.Credentials{Roots: []*x509.Certificate{e.pki.Root.Cert}, Cert: e.pki.RouterCert()}, router.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { r.Shutdown(context.Background()) })
+	e.routerMesh = mesh
+	return r
 }
 
 // newEnv starts the environment; the controllers issue certificates that
@@ -69,26 +96,13 @@ func newEnvSession(t *testing.T, ttl, session time.Duration, upstream string) *e
 	dir, p := testPKI(t, "ctrl-a", "ctrl-b")
 	v := p.Verifier()
 	var b bus
-	mesh := routertest.NewMesh(v, nil)
-	b.join(mesh)
 	ctrls := startControllers(t, dir, v, &b, ttl, session, "ctrl-a", "ctrl-b")
-	// The router's pulls are answered from what ctrl-a holds: everything.
-	mesh.Source = ctrls[0].mesh
-	e := &env{t: t, pki: p, mesh: mesh, ctrlA: ctrls[0], ctrlB: ctrls[1]}
-	rc := router.DefaultConfig()
-	rc.Name, rc.Listen, rc.Upstream, rc.DrainTimeout = "edge-1", "127.0.0.1:0", upstream, time.Second
-	r, err := router.New(rc, mesh, router.Credentials{Roots: []*x509.Certificate{p.Root.Cert}, Cert: p.RouterCert()}, router.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Shutdown(context.Background()) })
-	e.router = r
+	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v}
+	e.router = e.startRouter(upstream)
+	e.mesh = e.routerMesh
 	e.cfg = client.DefaultConfig()
 	e.cfg.Controllers = []string{e.ctrlA.URL, e.ctrlB.URL}
-	e.cfg.Routers = []string{r.Addr().String()}
+	e.cfg.Routers = []string{e.router.Addr().String()}
 	e.cfg.RootCAs = p.RootPool()
 	e.cfg.RetryMin, e.cfg.RetryMax = 20*time.Millisecond, 200*time.Millisecond
 	return e

@@ -29,6 +29,14 @@ func (c *Client) Connect(ctx context.Context, fn func(ctx context.Context, conn 
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
 	link := &linkState{c: c}
+	c.mu.Lock()
+	c.links[link] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.links, link)
+		c.mu.Unlock()
+	}()
 	failures := 0
 	redialNow := false
 	for {
@@ -143,6 +151,7 @@ type linkState struct {
 	c *Client
 
 	mu      sync.Mutex
+	router  string // guarded by mu: the router of the last Connected
 	isUp    bool   // guarded by mu
 	reason  Reason // guarded by mu: the last Disconnected's
 	pending *Event // guarded by mu: a Disconnected whose reason the next dial decides
@@ -157,7 +166,7 @@ func (l *linkState) up(router string) {
 		l.c.emit(*l.pending)
 		l.pending = nil
 	}
-	l.isUp, l.reason = true, ReasonNone
+	l.isUp, l.reason, l.router = true, ReasonNone, router
 	l.c.emit(Event{Kind: Connected, Router: router})
 }
 
@@ -175,6 +184,9 @@ func (l *linkState) lose(router string, err error) {
 func (l *linkState) down(router string, reason Reason, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if router == "" && l.isUp {
+		router = l.router
+	}
 	if l.pending != nil {
 		ev := *l.pending
 		l.pending = nil
@@ -192,8 +204,8 @@ func (l *linkState) down(router string, reason Reason, err error) {
 			return
 		}
 	}
-	if !l.isUp && l.reason == reason {
-		return
+	if !l.isUp && (l.reason == reason || l.reason == ReasonAccessRemoved && reason == ReasonAccessDenied) {
+		return // no change: still refused access after its removal, say
 	}
 	if reason == ReasonClosed && !l.isUp {
 		return // nothing was up to close

@@ -189,8 +189,8 @@ func TestRevocationIsReportedPastADeadAndASilentController(t *testing.T) {
 		t.Errorf("the controller's answer is not in the error: %v", err)
 	}
 	t.Logf("revocation reported %v after it was acknowledged", time.Since(start).Round(time.Millisecond))
-	testutil.Eventually(t, 5*time.Second, "connected, session_ended(revoked), disconnected(revoked)", func() bool {
-		return strings.Join(ev.kinds(), " ") == "connected session_ended(revoked) disconnected(revoked)"
+	testutil.Eventually(t, 5*time.Second, "connected, disconnected(revoked), session_ended(revoked)", func() bool {
+		return strings.Join(ev.kinds(), " ") == "connected disconnected(revoked) session_ended(revoked)"
 	})
 	t.Log(ev.kinds())
 	if !errors.Is(c.Err(), client.ErrRevoked) {
@@ -237,8 +237,8 @@ func TestARevokedClientIsRefusedWhateverItsProtocol(t *testing.T) {
 				t.Errorf("fn saw %v, want a *RefusedError with bad_certificate", refusal)
 			}
 			mu.Unlock()
-			testutil.Eventually(t, 5*time.Second, "session_ended(revoked), disconnected(revoked)", func() bool {
-				return strings.Join(ev.kinds(), " ") == "session_ended(revoked) disconnected(revoked)"
+			testutil.Eventually(t, 5*time.Second, "disconnected(revoked), session_ended(revoked)", func() bool {
+				return strings.Join(ev.kinds(), " ") == "disconnected(revoked) session_ended(revoked)"
 			})
 			t.Log(ev.kinds())
 		})
@@ -464,4 +464,61 @@ func TestTheClientLogsInAgainAtTheSessionsEnd(t *testing.T) {
 	if err := echo(conn, bufio.NewReader(conn), "new session"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A router that goes away: Connect reports router_lost (the controllers
+// say the session holds) and reconnects through the other router.
+func TestARouterLostIsReportedAndFailedOver(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	echoAddr := routertest.NewEchoServer(t).Addr()
+	second := e.startRouter(echoAddr)
+	e.cfg.Routers = []string{e.router.Addr().String(), second.Addr().String()}
+	c, ev := e.newClient(e.login("alice"))
+	up := make(chan struct{}, 1)
+	errc := connectDone(c, writeFirst(up))
+	<-up
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.router.Shutdown(ctx)
+	testutil.Eventually(t, 10*time.Second, "connected, disconnected(router_lost), connected", func() bool {
+		return strings.Join(ev.kinds(), " ") == "connected disconnected(router_lost) connected"
+	})
+	ev.mu.Lock()
+	last := ev.list[len(ev.list)-1]
+	lost := ev.list[1]
+	ev.mu.Unlock()
+	if last.Router != second.Addr().String() || lost.Router != e.router.Addr().String() {
+		t.Errorf("lost %s, connected to %s", lost.Router, last.Router)
+	}
+	c.Close()
+	if err := waitErr(t, errc, 2*time.Second, ev); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Connect returned %v", err)
+	}
+}
+
+// Controllers lost: a rotation that no controller answers is reported
+// once (rotation_failed), and the next that succeeds ends the streak.
+func TestControllersLostAreReportedOnce(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	s := e.login("alice")
+	cfg := e.cfg
+	cfg.Controllers = []string{deadController(t), e.ctrlA.URL}
+	c, err := client.New(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ev events
+	c.Subscribe(ev.add)
+	e.ctrlA.stop(t)
+	e.ctrlB.stop(t)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := c.Rotate(ctx); err == nil || client.SessionOver(err) || c.Err() != nil {
+			t.Fatalf("rotation with every controller down: %v (Err %v)", err, c.Err())
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "one rotation_failed(controllers_unreachable)", func() bool {
+		return strings.Join(ev.kinds(), " ") == "rotation_failed(controllers_unreachable)"
+	})
 }
