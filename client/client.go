@@ -192,6 +192,12 @@ func (c *Client) refreshLoop() {
 			c.end(ctx, ReasonExpired, errors.New("the session's end has passed"))
 			continue
 		}
+		if !now.Before(s.Expires) {
+			// No controller answered before the certificate
+			// expired: nothing can rotate it any more.
+			c.end(ctx, ReasonExpired, errors.New("the certificate expired before it could be rotated"))
+			continue
+		}
 		at := c.cfg.rotationTime(s.Issued, s.Expires)
 		if !s.Expires.Before(s.SessionExpires) {
 			// The certificate lasts as long as the session: no
@@ -217,7 +223,7 @@ func (c *Client) refreshLoop() {
 			if err == nil || c.Err() != nil || ctx.Err() != nil {
 				break
 			}
-			if !c.cfg.Clock.Now().Before(s.SessionExpires) {
+			if now := c.cfg.Clock.Now(); !now.Before(s.SessionExpires) || !now.Before(s.Expires) {
 				break // the loop above ends it
 			}
 			d := c.cfg.backoff(attempt)
