@@ -485,13 +485,11 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 		verdict = s.Admission(f, crdt.MillisOf(now), false)
 		sess, _ = s.Session(f.Session)
 	})
-	switch {
-	case verdict != crdt.Admit:
+	if verdict != crdt.Admit {
 		return sessionRefusal(verdict, f.Serial)
-	case sess == nil:
-		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
-	case sess.Identity != f.Identity:
-		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	}
+	if e := knownSession(sess, f); e != nil {
+		return e
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {

@@ -25,6 +25,19 @@ func sessionRefusal(v crdt.Verdict, serial crdt.Serial) *apiError {
 	return fail(http.StatusForbidden, api.CodeForbidden, "certificate %v is no longer valid: %v", serial, v)
 }
 
+// knownSession refuses a session this controller has not heard of (yet:
+// another controller may have), or whose record disagrees with the
+// certificate.
+func knownSession(sess *crdt.SessionRecord, f crdt.CertFacts) *apiError {
+	switch {
+	case sess == nil:
+		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
+	case sess.Identity != f.Identity:
+		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	}
+	return nil
+}
+
 // GET /v1/sessions/current: is the session of the client's certificate
 // still valid? A read: it writes nothing, so a client may ask after every
 // unexplained close of a connection without loading the controllers.
@@ -43,13 +56,11 @@ func (c *Controller) currentSession(w http.ResponseWriter, r *http.Request) *api
 		cert = s.Admission(f, now, false)
 		sess, _ = s.Session(f.Session)
 	})
-	switch {
-	case live != crdt.Admit:
+	if live != crdt.Admit {
 		return sessionRefusal(live, f.Serial)
-	case sess == nil:
-		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
-	case sess.Identity != f.Identity:
-		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	}
+	if e := knownSession(sess, f); e != nil {
+		return e
 	}
 	writeJSON(w, http.StatusOK, api.SessionInfo{
 		SessionID: sess.ID.String(),
