@@ -54,12 +54,7 @@ func TestDisconnectedReasons(t *testing.T) {
 		}, "connected disconnected(closed)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			c := &Client{cfg: cfg, events: newDispatcher(cfg.Logger), sess: &Session{}}
-			defer c.events.close()
+			c := eventsOnly(t)
 			var mu sync.Mutex
 			var got []string
 			c.events.subscribe(func(e Event) {
@@ -80,15 +75,23 @@ func TestDisconnectedReasons(t *testing.T) {
 // A refusal of access says nothing of the session: the controllers are
 // not asked (there are none here to ask).
 func TestARefusalOfAccessIsNotPutToTheControllers(t *testing.T) {
-	cfg := DefaultConfig()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	c := &Client{cfg: cfg, events: newDispatcher(cfg.Logger), sess: &Session{}}
-	defer c.events.close()
+	c := eventsOnly(t)
 	for _, a := range []int{49, 112} {
 		if r := c.judgeRefusal(context.Background(), &RefusedError{Alert: tls.AlertError(a)}); r != ReasonAccessDenied {
 			t.Errorf("alert %d: %v", a, r)
 		}
 	}
+}
+
+// eventsOnly is a Client with nothing but its events: no session, no
+// controller, no router.
+func eventsOnly(t *testing.T) *Client {
+	t.Helper()
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{cfg: cfg, events: newDispatcher(cfg.Logger), sess: &Session{}}
+	t.Cleanup(c.events.close)
+	return c
 }

@@ -497,28 +497,92 @@ func TestARouterLostIsReportedAndFailedOver(t *testing.T) {
 }
 
 // Controllers lost: a rotation that no controller answers is reported
-// once (rotation_failed), and the next that succeeds ends the streak.
-func TestControllersLostAreReportedOnce(t *testing.T) {
+// once (rotation_failed), the next that succeeds ends the streak
+// (rotated), and a new streak is reported again.
+func TestControllersLostAreReportedOncePerStreak(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	s := e.login("alice")
-	cfg := e.cfg
-	cfg.Controllers = []string{deadController(t), e.ctrlA.URL}
-	c, err := client.New(cfg, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var ev events
-	c.Subscribe(ev.add)
-	e.ctrlA.stop(t)
-	e.ctrlB.stop(t)
+	gate := newGate(t, strings.TrimPrefix(e.ctrlA.URL, "https://"))
+	e.cfg.Controllers = []string{deadController(t), "https://" + gate.addr}
+	s.Controller = "" // the controller that issued it is asked first otherwise
+	c, ev := e.newClient(s)
 	ctx := context.Background()
+	gate.set(false)
 	for i := 0; i < 2; i++ {
 		if err := c.Rotate(ctx); err == nil || client.SessionOver(err) || c.Err() != nil {
 			t.Fatalf("rotation with every controller down: %v (Err %v)", err, c.Err())
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "one rotation_failed(controllers_unreachable)", func() bool {
-		return strings.Join(ev.kinds(), " ") == "rotation_failed(controllers_unreachable)"
+	gate.set(true)
+	if err := c.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gate.set(false)
+	c.Rotate(ctx)
+	testutil.Eventually(t, 5*time.Second, "rotation_failed rotated rotation_failed", func() bool {
+		return strings.Join(ev.kinds(), " ") == "rotation_failed(controllers_unreachable) rotated rotation_failed(controllers_unreachable)"
 	})
+}
+
+// gate is a TCP proxy to a controller that can be shut: shut, it closes
+// every connection it accepts, as a controller whose host is down would
+// refuse them.
+type gate struct {
+	addr string
+	mu   sync.Mutex
+	open bool
+}
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{addr: l.Addr().String(), open: true}
+	var wg sync.WaitGroup
+	var conns []net.Conn // guarded by g.mu
+	t.Cleanup(func() {
+		l.Close()
+		g.mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		g.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			open := g.open
+			g.mu.Unlock()
+			out, err := net.Dial("tcp", target)
+			if !open || err != nil {
+				in.Close()
+				if out != nil {
+					out.Close()
+				}
+				continue
+			}
+			g.mu.Lock()
+			conns = append(conns, in, out)
+			g.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return g
+}
+
+func (g *gate) set(open bool) {
+	g.mu.Lock()
+	g.open = open
+	g.mu.Unlock()
 }
