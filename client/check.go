@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/certmesh/certmesh/api"
 )
@@ -30,27 +29,23 @@ const (
 	sessionEnded                     // over: Client.Err says why
 )
 
-type checkResult struct {
-	at    time.Time
-	state checkState
-}
-
 // checkSession asks the controllers about the session and acts on the
 // answer: it ends the session on an authoritative refusal, and rotates a
 // certificate the controllers no longer accept for a valid session. Calls
 // that overlap share one answer.
 func (c *Client) checkSession(ctx context.Context) checkState {
-	asked := c.cfg.Clock.Now()
+	gen := c.checks.Load()
 	c.checkMu.Lock()
 	defer c.checkMu.Unlock()
 	if c.Err() != nil {
 		return sessionEnded
 	}
-	if !c.lastCheck.at.IsZero() && !c.lastCheck.at.Before(asked) {
-		return c.lastCheck.state // answered while this call waited
+	if c.checks.Load() != gen {
+		return c.lastCheck // answered while this call waited
 	}
 	state := c.askControllers(ctx)
-	c.lastCheck = checkResult{at: c.cfg.Clock.Now(), state: state}
+	c.lastCheck = state
+	c.checks.Add(1)
 	return state
 }
 
@@ -126,12 +121,12 @@ func unsupported(err error) bool {
 // errors go to the application.
 func (c *Client) suspect() {
 	select {
-	case c.checks <- struct{}{}:
+	case c.checking <- struct{}{}:
 	default:
 		return
 	}
 	go func() {
-		defer func() { <-c.checks }()
+		defer func() { <-c.checking }()
 		ctx, cancel := c.bound(context.Background())
 		defer cancel()
 		c.checkSession(ctx)

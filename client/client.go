@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certmesh/certmesh/pki"
@@ -27,12 +28,13 @@ type Client struct {
 	nextDial   int                     // guarded by mu: the router to try first
 	rotFailing bool                    // guarded by mu: RotationFailed reported, no rotation since
 	links      map[*linkState]struct{} // guarded by mu: the running Connects'
-	checks     chan struct{}           // capacity 1: a background session check is running
+	checking   chan struct{}           // capacity 1: a background session check is running
 
 	rotateMu sync.Mutex // one rotation (or login) at a time
 
-	checkMu   sync.Mutex  // one session check at a time
-	lastCheck checkResult // guarded by checkMu
+	checkMu   sync.Mutex    // one session check at a time
+	checks    atomic.Uint64 // session checks answered; written under checkMu
+	lastCheck checkState    // guarded by checkMu: the last answer
 
 	loopDone chan struct{}
 }
@@ -50,7 +52,7 @@ func New(cfg Config, s *Session) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg: cfg, ctx: ctx, cancel: cancel, events: newDispatcher(cfg.Logger),
-		sess: s, conns: make(map[*Conn]struct{}), links: make(map[*linkState]struct{}), checks: make(chan struct{}, 1), loopDone: make(chan struct{}),
+		sess: s, conns: make(map[*Conn]struct{}), links: make(map[*linkState]struct{}), checking: make(chan struct{}, 1), loopDone: make(chan struct{}),
 	}
 	go c.refreshLoop()
 	return c, nil

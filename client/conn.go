@@ -41,6 +41,7 @@ type Conn struct {
 	tc     *tls.Conn
 	client *Client
 	router string
+	sess   *Session // the session current when it was dialed
 	// onAdmit is Connect's: called once, when admission is known.
 	onAdmit func(*Conn)
 
@@ -136,7 +137,7 @@ func (c *Client) dialOne(ctx context.Context, addr string, onAdmit func(*Conn)) 
 		}
 		return nil, fmt.Errorf("client: dial router %s: %w", addr, err)
 	}
-	k := &Conn{tc: raw.(*tls.Conn), client: c, router: addr, onAdmit: onAdmit, peeked: make(chan struct{})}
+	k := &Conn{tc: raw.(*tls.Conn), client: c, router: addr, sess: c.Session(), onAdmit: onAdmit, peeked: make(chan struct{})}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

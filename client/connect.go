@@ -85,6 +85,14 @@ func (c *Client) Connect(ctx context.Context, fn func(ctx context.Context, conn 
 				link.down(router, ReasonRouterLost, lost)
 				break
 			}
+			if old := conn.sess; old.ID != c.SessionID() && !c.cfg.Clock.Now().Before(old.SessionExpires) {
+				// A session that Config.Token replaced has
+				// reached its end, and the router closed its
+				// connection: the new session connects now.
+				link.down(router, ReasonExpired, lost)
+				redialNow = true
+				break
+			}
 			switch c.checkSession(ctx) {
 			case sessionEnded:
 				err := c.Err()
