@@ -49,6 +49,20 @@ func New(cfg Config, s *Session) (*Client, error) {
 	if s == nil || s.Key == nil || len(s.Chain) == 0 {
 		return nil, errors.New("client: session without key or certificate")
 	}
+	if s.Issued.IsZero() || s.Expires.IsZero() || s.SessionExpires.IsZero() {
+		// A Session built by hand: the certificate's dates stand in.
+		cp := *s
+		if cp.Issued.IsZero() {
+			cp.Issued = s.Leaf().NotBefore.Add(pki.ClockSkewAllowance)
+		}
+		if cp.Expires.IsZero() {
+			cp.Expires = s.Leaf().NotAfter
+		}
+		if cp.SessionExpires.IsZero() {
+			cp.SessionExpires = cp.Expires
+		}
+		s = &cp
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg: cfg, ctx: ctx, cancel: cancel, events: newDispatcher(cfg.Logger),

@@ -22,6 +22,9 @@ func StaticToken(tok string) TokenSource {
 // in again before it ends, retrying with backoff until it ends.
 func (c *Client) renewLoop(ctx context.Context, s *Session) {
 	for attempt := 0; c.Err() == nil && c.Session() == s; attempt++ {
+		// A session bound to its token (the controllers'
+		// session.bind_to_token) would be extended here with a fresh
+		// token, keeping its id and connections, before a new login.
 		err := c.relogin(ctx, errors.New("the session is about to reach its end"))
 		if err == nil || !c.cfg.Clock.Now().Before(s.SessionExpires) {
 			return
