@@ -250,8 +250,9 @@ func (r *sessionAnswer) session(key *ecdsa.PrivateKey, controller string, receiv
 
 // Login creates a session at a controller with token (an OIDC or JWT
 // bearer token) and a fresh key: POST /v1/sessions. Controllers are tried
-// in order while they fail in ways another could fix (unreachable, 5xx,
-// 429).
+// in order (hedged: see Config.HedgeAfter) while they fail in ways another
+// could fix (unreachable, silent, 5xx, 429); a refusal of the token is an
+// *APIError at once.
 func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -278,7 +279,9 @@ func login(ctx context.Context, cfg *Config, token string, key *ecdsa.PrivateKey
 
 // RotateSession asks a controller for a new certificate for s's session,
 // with a fresh key, authenticating with s's current certificate: POST
-// /v1/sessions/current/certificates. s is not modified.
+// /v1/sessions/current/certificates. s is not modified. Every controller
+// is asked until one rotates it, unless one says the session is over
+// (SessionOver).
 func RotateSession(ctx context.Context, cfg Config, s *Session) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
