@@ -25,7 +25,10 @@ const (
 	// ?identity=ID lists an identity's sessions (admin; SessionList).
 	PathSessions = "/v1/sessions"
 	// PathCurrentSession: DELETE logs out the session of the client's
-	// certificate (mTLS; 204).
+	// certificate (mTLS; 204); GET tells whether it is still valid (mTLS;
+	// 200 SessionInfo with the presented certificate alone in
+	// Certificates, or 403 CodeSessionRevoked, CodeSessionExpired, or
+	// CodeForbidden for a session not known here yet).
 	PathCurrentSession = "/v1/sessions/current"
 	// PathCertificates: POST rotates the client's certificate (mTLS;
 	// RotationRequest → 201 SessionResponse).

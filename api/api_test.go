@@ -59,6 +59,8 @@ func TestEveryCodeHasItsStatus(t *testing.T) {
 		api.CodeClockSkew:         http.StatusServiceUnavailable,
 		api.CodeCSRInvalid:        http.StatusBadRequest,
 		api.CodeForbidden:         http.StatusForbidden,
+		api.CodeSessionRevoked:    http.StatusForbidden,
+		api.CodeSessionExpired:    http.StatusForbidden,
 		api.CodeNotFound:          http.StatusNotFound,
 		api.CodeMethod:            http.StatusMethodNotAllowed,
 		api.CodeUnavailable:       http.StatusServiceUnavailable,

@@ -27,6 +27,14 @@ const (
 	CodeUnavailable  Code = "unavailable"        // 503: retry at another controller
 	CodeInternal     Code = "internal"           // 500
 
+	// Why a session certificate was refused on a session route
+	// (PathCurrentSession, PathCertificates): the controller's
+	// authoritative word that the session is over. Other refusals there
+	// stay CodeForbidden, among them a session this controller has not
+	// heard of yet, which another controller may know.
+	CodeSessionRevoked Code = "session_revoked" // 403: the session, its identity, its certificate or its issuing controller was revoked
+	CodeSessionExpired Code = "session_expired" // 403: the session reached its end (session.max_lifetime); log in again
+
 	// Why a login token was refused (the auth package's verifiers).
 	CodeTokenExpired      Code = "token_expired"       // 401: exp is in the past, beyond the leeway
 	CodeTokenNotYetValid  Code = "token_not_yet_valid" // 401: nbf is in the future, beyond the leeway
@@ -39,7 +47,9 @@ const (
 // HTTPStatus returns the status an error with code c is answered with, as
 // listed beside the codes: for a token's code, 503 for issuer_unavailable
 // and 401 otherwise. CodeForbidden is 403, though a route that needs a
-// client certificate answers 401 when none was presented; an unknown code
+// client certificate answers 401 when none was presented; the session
+// codes are 403 too, so a client that knows only CodeForbidden still reads
+// them as a refusal; an unknown code
 // is 500.
 func (c Code) HTTPStatus() int {
 	switch c {
@@ -51,7 +61,7 @@ func (c Code) HTTPStatus() int {
 		return http.StatusTooManyRequests
 	case CodeClockSkew, CodeUnavailable, CodeIssuerUnavailable:
 		return http.StatusServiceUnavailable
-	case CodeForbidden:
+	case CodeForbidden, CodeSessionRevoked, CodeSessionExpired:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound

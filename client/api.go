@@ -50,18 +50,52 @@ func retryable(err error) bool {
 	return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests || ae.Status == http.StatusRequestTimeout
 }
 
-// SessionOver reports whether err is every controller asked refusing the
-// session itself (401 or 403 on a session call): revoked, expired, or
-// unknown everywhere. One controller's refusal is not enough, since a
-// controller that has not heard of a session yet refuses it too.
+// SessionOver reports whether err says the session is over: a
+// controller's authoritative answer (api.CodeSessionRevoked,
+// api.CodeSessionExpired), or, from controllers that predate those codes,
+// every controller asked refusing the session (401 or 403 on a session
+// call). One plain refusal is not enough, since a controller that has not
+// heard of a session yet refuses it too; and an unreachable controller
+// never counts as a refusal.
 func SessionOver(err error) bool {
+	if _, ok := endReason(err); ok {
+		return true
+	}
+	return allRefused(err)
+}
+
+// endReason returns the reason of an authoritative answer in err.
+func endReason(err error) (Reason, bool) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if r, ok := endReason(e); ok {
+				return r, true
+			}
+		}
+		return ReasonNone, false
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return ReasonNone, false
+	}
+	switch ae.Code {
+	case api.CodeSessionRevoked:
+		return ReasonRevoked, true
+	case api.CodeSessionExpired:
+		return ReasonExpired, true
+	}
+	return ReasonNone, false
+}
+
+// allRefused reports whether every controller in err refused the session.
+func allRefused(err error) bool {
 	if err == nil {
 		return false
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs := j.Unwrap()
 		for _, e := range errs {
-			if !SessionOver(e) {
+			if !allRefused(e) {
 				return false
 			}
 		}
@@ -71,16 +105,25 @@ func SessionOver(err error) bool {
 	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
 }
 
+// notFinal is the next rule of session calls: ask the other controllers
+// unless one said the session is over.
+func notFinal(err error) bool {
+	_, final := endReason(err)
+	return !final
+}
+
 // httpClient returns a client that trusts roots and, if cert is set,
-// presents it.
+// presents it. Calls are bounded by their context (hedged); the handshake
+// by AttemptTimeout, so that a controller that accepts connections and
+// never answers is given up on.
 func httpClient(cfg *Config, cert func() (*tls.Certificate, error)) *http.Client {
 	tc := pki.HardenTLS(&tls.Config{RootCAs: cfg.RootCAs})
 	if cert != nil {
 		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert() }
 	}
 	return &http.Client{
-		Timeout:   cfg.HTTPTimeout,
-		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 2, IdleConnTimeout: 90 * time.Second},
+		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 2,
+			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: cfg.AttemptTimeout},
 	}
 }
 
@@ -130,47 +173,6 @@ func call(ctx context.Context, hc *http.Client, method, base, path string, in, o
 	return nil
 }
 
-// eachController calls fn on each controller, starting at the preferred
-// one, until one succeeds or fails in a way another would not fix (next
-// says which errors move on; default retryable).
-func eachController(cfg *Config, prefer string, next func(error) bool, fn func(base string) error) (string, error) {
-	if next == nil {
-		next = retryable
-	}
-	order := make([]string, 0, len(cfg.Controllers)+1)
-	if prefer != "" {
-		order = append(order, prefer)
-	}
-	for _, c := range cfg.Controllers {
-		if c != prefer {
-			order = append(order, c)
-		}
-	}
-	if len(order) == 0 {
-		return "", errors.New("client: no controller configured")
-	}
-	var errs []error
-	for _, base := range order {
-		// prefer may come from a session.json on disk: the same rule as
-		// Config.Controllers, checked before anything is sent.
-		if err := checkControllerURL(base); err != nil {
-			return "", err
-		}
-		err := fn(base)
-		if err == nil {
-			return base, nil
-		}
-		errs = append(errs, err)
-		if !next(err) {
-			return "", err
-		}
-	}
-	if len(errs) == 1 {
-		return "", errs[0]
-	}
-	return "", errors.Join(errs...)
-}
-
 // newKeyAndCSR makes a fresh ECDSA P-256 key and a CSR for it.
 func newKeyAndCSR() (*ecdsa.PrivateKey, string, error) {
 	key, err := pki.GenerateKey(nil)
@@ -218,7 +220,7 @@ func parseTime(s string) (time.Time, error) {
 func (r *sessionAnswer) session(key *ecdsa.PrivateKey, controller string, received time.Time) (*Session, error) {
 	chain, err := pki.ParseCertsPEM([]byte(r.Certificate))
 	if err != nil || len(chain) == 0 {
-		return nil, fmt.Errorf("client: %s: certificate: %v", controller, errors.Join(err, errNoChain))
+		return nil, fmt.Errorf("client: %s: certificate: %w", controller, errors.Join(err, errNoChain))
 	}
 	if !key.PublicKey.Equal(chain[0].PublicKey) {
 		return nil, fmt.Errorf("client: %s returned a certificate for another key", controller)
@@ -248,8 +250,9 @@ func (r *sessionAnswer) session(key *ecdsa.PrivateKey, controller string, receiv
 
 // Login creates a session at a controller with token (an OIDC or JWT
 // bearer token) and a fresh key: POST /v1/sessions. Controllers are tried
-// in order while they fail in ways another could fix (unreachable, 5xx,
-// 429).
+// in order (hedged: see Config.HedgeAfter) while they fail in ways another
+// could fix (unreachable, silent, 5xx, 429); a refusal of the token is an
+// *APIError at once.
 func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -258,11 +261,15 @@ func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := httpClient(&cfg, nil)
+	return login(ctx, &cfg, token, key, csr)
+}
+
+func login(ctx context.Context, cfg *Config, token string, key *ecdsa.PrivateKey, csr string) (*Session, error) {
+	hc := httpClient(cfg, nil)
 	defer hc.CloseIdleConnections()
-	var resp sessionAnswer
-	base, err := eachController(&cfg, "", nil, func(base string) error {
-		return call(ctx, hc, http.MethodPost, base, api.PathSessions, api.LoginRequest{Token: token, CSR: csr}, &resp)
+	resp, base, err := hedged(ctx, cfg, "", retryable, func(ctx context.Context, base string) (*sessionAnswer, error) {
+		var resp sessionAnswer
+		return &resp, call(ctx, hc, http.MethodPost, base, api.PathSessions, api.LoginRequest{Token: token, CSR: csr}, &resp)
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +279,9 @@ func Login(ctx context.Context, cfg Config, token string) (*Session, error) {
 
 // RotateSession asks a controller for a new certificate for s's session,
 // with a fresh key, authenticating with s's current certificate: POST
-// /v1/sessions/current/certificates. s is not modified.
+// /v1/sessions/current/certificates. s is not modified. Every controller
+// is asked until one rotates it, unless one says the session is over
+// (SessionOver).
 func RotateSession(ctx context.Context, cfg Config, s *Session) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -288,12 +297,11 @@ func rotate(ctx context.Context, cfg *Config, s *Session) (*Session, error) {
 	cert := s.TLSCertificate()
 	hc := httpClient(cfg, func() (*tls.Certificate, error) { return &cert, nil })
 	defer hc.CloseIdleConnections()
-	var resp sessionAnswer
 	// A controller that refuses the session may only not have heard of
-	// it yet: ask the others too.
-	anyFailure := func(error) bool { return true }
-	base, err := eachController(cfg, s.Controller, anyFailure, func(base string) error {
-		return call(ctx, hc, http.MethodPost, base, api.PathCertificates, api.RotationRequest{CSR: csr}, &resp)
+	// it yet: ask the others too, unless it says the session is over.
+	resp, base, err := hedged(ctx, cfg, s.Controller, notFinal, func(ctx context.Context, base string) (*sessionAnswer, error) {
+		var resp sessionAnswer
+		return &resp, call(ctx, hc, http.MethodPost, base, api.PathCertificates, api.RotationRequest{CSR: csr}, &resp)
 	})
 	if err != nil {
 		return nil, err
@@ -323,8 +331,8 @@ func Logout(ctx context.Context, cfg Config, s *Session) error {
 	cert := s.TLSCertificate()
 	hc := httpClient(&cfg, func() (*tls.Certificate, error) { return &cert, nil })
 	defer hc.CloseIdleConnections()
-	_, err := eachController(&cfg, s.Controller, nil, func(base string) error {
-		return call(ctx, hc, http.MethodDelete, base, api.PathCurrentSession, nil, nil)
+	_, _, err := hedged(ctx, &cfg, s.Controller, retryable, func(ctx context.Context, base string) (struct{}, error) {
+		return struct{}{}, call(ctx, hc, http.MethodDelete, base, api.PathCurrentSession, nil, nil)
 	})
 	return err
 }
@@ -366,13 +374,14 @@ func (a *Admin) Revoke(ctx context.Context, r Revocation) (*RevocationResult, er
 	if n != 1 {
 		return nil, errors.New("client: a revocation names exactly one of session, identity and serial")
 	}
-	var out RevocationResult
-	if _, err := eachController(&a.cfg, "", nil, func(base string) error {
-		return call(ctx, a.hc, http.MethodPost, base, api.PathRevocations, r, &out)
-	}); err != nil {
+	out, _, err := hedged(ctx, &a.cfg, "", retryable, func(ctx context.Context, base string) (*RevocationResult, error) {
+		var out RevocationResult
+		return &out, call(ctx, a.hc, http.MethodPost, base, api.PathRevocations, r, &out)
+	})
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return out, nil
 }
 
 // Status fetches a node's /v1/status from statusURL: the metrics listener

@@ -4,82 +4,44 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"net"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certmesh/certmesh/pki"
 )
 
-// EventKind says what happened.
-type EventKind int
-
-const (
-	// Connected: a connection to a router is up (the TLS handshake
-	// completed on the client's side).
-	Connected EventKind = iota + 1
-	// Disconnected: a connection ended or a router refused it.
-	Disconnected
-	// Rotated: the session has a new certificate.
-	Rotated
-	// Revoked: a controller refused the session (revoked, or expired);
-	// the client stops rotating and reconnecting.
-	Revoked
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case Connected:
-		return "connected"
-	case Disconnected:
-		return "disconnected"
-	case Rotated:
-		return "rotated"
-	case Revoked:
-		return "revoked"
-	}
-	return fmt.Sprintf("event(%d)", int(k))
-}
-
-// Event is a change of the client's state.
-type Event struct {
-	Kind   EventKind
-	At     time.Time
-	Router string // Connected, Disconnected
-	Serial string // the certificate in use (Rotated: the new one)
-	Err    error  // Disconnected, Revoked: why
-}
-
-// ErrRevoked is returned by Connect and Rotate once the session is over.
-var ErrRevoked = errors.New("client: session revoked or expired")
-
-// Client runs one session: it keeps its certificate fresh, dials routers
-// and reports events. Its methods are safe for concurrent use.
+// Client runs one session: it keeps its certificate fresh from the moment
+// New returns, dials routers, and reports what happens as events. Its
+// methods are safe for concurrent use. Close ends everything it runs.
 type Client struct {
-	cfg Config
+	cfg    Config
+	ctx    context.Context // done at Close
+	cancel context.CancelFunc
+	events *dispatcher
 
-	mu       sync.Mutex
-	sess     *Session // guarded by mu
-	revoked  error    // guarded by mu; set once the session is over
-	subs     map[int]func(Event)
-	nextSub  int
-	nextDial int // router to try first; guarded by mu
+	mu         sync.Mutex
+	sess       *Session                // guarded by mu
+	ended      *SessionEndedError      // guarded by mu; set once the session is over
+	closed     bool                    // guarded by mu
+	conns      map[*Conn]struct{}      // guarded by mu: open connections, ended by Close
+	nextDial   int                     // guarded by mu: the router to try first
+	rotFailing bool                    // guarded by mu: RotationFailed reported, no rotation since
+	links      map[*linkState]struct{} // guarded by mu: the running Connects'
+	checking   chan struct{}           // capacity 1: a background session check is running
 
-	rotateMu sync.Mutex // one rotation at a time
+	rotateMu sync.Mutex // one rotation (or login) at a time
 
-	// OnRotate, if set before Start, is called after each rotation with
-	// the new session (to save it, for example).
-	OnRotate func(*Session)
+	checkMu   sync.Mutex    // one session check at a time
+	checks    atomic.Uint64 // session checks answered; written under checkMu
+	lastCheck checkState    // guarded by checkMu: the last answer
 
-	stop    chan struct{}
-	done    chan struct{}
-	started bool // guarded by mu
+	loopDone chan struct{}
 }
 
-// New returns a client for session s. Call Start to keep its certificate
-// fresh.
+// New returns a client for session s and starts keeping its certificate
+// fresh (rotating it before it expires, over every controller) until
+// Close or the session's end. Subscribe to see what happens.
 func New(cfg Config, s *Session) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,8 +49,32 @@ func New(cfg Config, s *Session) (*Client, error) {
 	if s == nil || s.Key == nil || len(s.Chain) == 0 {
 		return nil, errors.New("client: session without key or certificate")
 	}
-	return &Client{cfg: cfg, sess: s, subs: make(map[int]func(Event)), stop: make(chan struct{}), done: make(chan struct{})}, nil
+	if s.Issued.IsZero() || s.Expires.IsZero() || s.SessionExpires.IsZero() {
+		// A Session built by hand: the certificate's dates stand in.
+		cp := *s
+		if cp.Issued.IsZero() {
+			cp.Issued = s.Leaf().NotBefore.Add(pki.ClockSkewAllowance)
+		}
+		if cp.Expires.IsZero() {
+			cp.Expires = s.Leaf().NotAfter
+		}
+		if cp.SessionExpires.IsZero() {
+			cp.SessionExpires = cp.Expires
+		}
+		s = &cp
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg: cfg, ctx: ctx, cancel: cancel, events: newDispatcher(cfg.Logger),
+		sess: s, conns: make(map[*Conn]struct{}), links: make(map[*linkState]struct{}), checking: make(chan struct{}, 1), loopDone: make(chan struct{}),
+	}
+	go c.refreshLoop()
+	return c, nil
 }
+
+// Start does nothing: New starts the client. It remains for callers
+// written when it was needed.
+func (c *Client) Start() {}
 
 // Session returns the current session (do not modify it).
 func (c *Client) Session() *Session {
@@ -97,143 +83,164 @@ func (c *Client) Session() *Session {
 	return c.sess
 }
 
-// SessionID is the session's id.
+// SessionID is the current session's id.
 func (c *Client) SessionID() string { return c.Session().ID }
 
-// Subscribe calls fn with every event, in order, from the goroutine that
-// caused it; fn must not block. cancel stops the calls.
+// Subscribe calls fn with every event from now on, in order, on a
+// goroutine of its own: a slow fn delays neither rotation nor the other
+// subscribers (past a thousand waiting events its oldest are dropped).
+// cancel stops the calls; Close ends them after the events already
+// emitted.
 func (c *Client) Subscribe(fn func(Event)) (cancel func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	id := c.nextSub
-	c.nextSub++
-	c.subs[id] = fn
-	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		delete(c.subs, id)
-	}
+	return c.events.subscribe(fn)
 }
 
 func (c *Client) emit(e Event) {
 	e.At = c.cfg.Clock.Now()
+	if e.Serial == "" {
+		e.Serial = c.Session().Serial
+	}
+	c.events.emit(e)
+}
+
+// Close stops the client: the refresh loop, Connect (which returns
+// ErrClosed) and every connection Dial returned. Afterwards every method
+// returns ErrClosed and no event is delivered. Close waits for the
+// refresh loop, not for subscribers.
+func (c *Client) Close() error {
 	c.mu.Lock()
-	if e.Serial == "" && c.sess != nil {
-		e.Serial = c.sess.Serial
+	if c.closed {
+		c.mu.Unlock()
+		return nil
 	}
-	fns := make([]func(Event), 0, len(c.subs))
-	for _, fn := range c.subs {
-		fns = append(fns, fn)
+	c.closed = true
+	conns := make([]*Conn, 0, len(c.conns))
+	for k := range c.conns {
+		conns = append(conns, k)
 	}
+	c.conns = nil
 	c.mu.Unlock()
-	for _, fn := range fns {
-		fn(e)
+	c.events.close()
+	c.cancel()
+	for _, k := range conns {
+		k.Close()
 	}
+	<-c.loopDone
+	return nil
 }
 
-// Start runs the refresh loop in the background until Close.
-func (c *Client) Start() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started {
-		return
-	}
-	c.started = true
-	go c.refreshLoop()
-}
-
-// Close stops the refresh loop and waits for it.
-func (c *Client) Close() {
-	c.mu.Lock()
-	started := c.started
-	c.mu.Unlock()
-	select {
-	case <-c.stop:
-		return
-	default:
-		close(c.stop)
-	}
-	if started {
-		<-c.done
-	}
-}
-
-// Err returns ErrRevoked (wrapping the controller's answer) once the session
-// is over, nil before.
+// Err returns ErrClosed after Close, the *SessionEndedError (ErrRevoked,
+// ErrExpired) once the session is over, nil before.
 func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.revoked
+	return c.errLocked()
 }
 
-func (c *Client) markRevoked(cause error) error {
-	c.mu.Lock()
-	first := c.revoked == nil
-	if first {
-		c.revoked = fmt.Errorf("%w: %v", ErrRevoked, cause)
+func (c *Client) errLocked() error {
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.ended != nil:
+		return c.ended
 	}
-	err := c.revoked
+	return nil
+}
+
+// end records that the session is over and reports it once, unless
+// Config.Token logs in again after the session's expiry. It returns the
+// client's error, nil if a new session replaced the old.
+func (c *Client) end(ctx context.Context, reason Reason, cause error) error {
+	if reason == ReasonExpired && c.cfg.Token != nil {
+		if err := c.relogin(ctx, cause); err == nil {
+			return nil
+		}
+	}
+	c.mu.Lock()
+	first := c.ended == nil && !c.closed
+	if first {
+		c.ended = &SessionEndedError{Reason: reason, Cause: cause}
+	}
+	err := c.errLocked()
+	sid := c.sess.ID
+	links := make([]*linkState, 0, len(c.links))
+	for l := range c.links {
+		links = append(links, l)
+	}
 	c.mu.Unlock()
 	if first {
-		c.cfg.Logger.Warn("client: session over", "session", c.SessionID(), "err", cause)
-		c.emit(Event{Kind: Revoked, Err: err})
+		c.cfg.Logger.Warn("client: session over", "session", sid, "reason", reason.String(), "err", cause)
+		// Connect's connection goes down for this reason first: the
+		// session's end is the last word.
+		for _, l := range links {
+			l.down("", reason, cause)
+		}
+		c.emit(Event{Kind: SessionEnded, Reason: reason, Err: err})
 	}
 	return err
 }
 
-// wait blocks for d or until Close; false if closed.
+// wait blocks for d or until ctx is done or the client closed; false if
+// it did not wait the whole d.
 func (c *Client) wait(ctx context.Context, d time.Duration) bool {
 	t := c.cfg.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C():
 		return true
-	case <-c.stop:
+	case <-c.ctx.Done():
 		return false
 	case <-ctx.Done():
 		return false
 	}
 }
 
-// refreshLoop rotates the certificate at RotateAt of its lifetime, retrying
-// with backoff (over every controller) until it expires, and stops when the
-// session ends.
+// refreshLoop rotates the certificate before it expires, retrying with
+// backoff (over every controller), and stops when the session ends or the
+// client closes.
 func (c *Client) refreshLoop() {
-	defer close(c.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	for {
+	defer close(c.loopDone)
+	ctx := c.ctx
+	for c.Err() == nil {
 		s := c.Session()
 		now := c.cfg.Clock.Now()
-		if !s.SessionExpires.IsZero() && !now.Before(s.SessionExpires) {
-			c.markRevoked(errors.New("session expired"))
-			return
+		if !now.Before(s.SessionExpires) {
+			c.end(ctx, ReasonExpired, errors.New("the session's end has passed"))
+			continue
+		}
+		if !now.Before(s.Expires) {
+			// No controller answered before the certificate
+			// expired: nothing can rotate it any more.
+			c.end(ctx, ReasonExpired, errors.New("the certificate expired before it could be rotated"))
+			continue
 		}
 		at := c.cfg.rotationTime(s.Issued, s.Expires)
-		if !s.SessionExpires.IsZero() && !at.Before(s.SessionExpires) {
-			// No rotation can outlive the session: wait for its end.
-			if !c.wait(ctx, s.SessionExpires.Sub(now)) {
+		if !s.Expires.Before(s.SessionExpires) {
+			// The certificate lasts as long as the session: no
+			// rotation can extend it. Log in again at the rotation
+			// time if a token source is set, else wait for the end.
+			until := s.SessionExpires
+			if c.cfg.Token != nil {
+				until = at
+			}
+			if !c.wait(ctx, until.Sub(now)) {
 				return
+			}
+			if c.cfg.Token != nil && c.Session() == s {
+				c.renewLoop(ctx, s)
 			}
 			continue
 		}
 		if !c.wait(ctx, at.Sub(now)) {
 			return
 		}
-		for attempt := 0; ; attempt++ {
+		for attempt := 0; c.Session() == s; attempt++ {
 			err := c.Rotate(ctx)
-			if err == nil || errors.Is(err, ErrRevoked) {
+			if err == nil || c.Err() != nil || ctx.Err() != nil {
 				break
 			}
-			if ctx.Err() != nil {
-				return
+			if now := c.cfg.Clock.Now(); !now.Before(s.SessionExpires) || !now.Before(s.Expires) {
+				break // the loop above ends it
 			}
 			d := c.cfg.backoff(attempt)
 			c.cfg.Logger.Warn("client: rotation failed", "err", err, "retry_in", d)
@@ -241,37 +248,88 @@ func (c *Client) refreshLoop() {
 				return
 			}
 		}
-		if c.Err() != nil {
-			return
-		}
 	}
 }
 
-// Rotate rotates the certificate now. A controller that refuses the session
-// ends it: Rotate then returns ErrRevoked and emits Revoked.
+// Rotate rotates the certificate now. A controller that says the session
+// is over ends it: Rotate then returns the *SessionEndedError and emits
+// SessionEnded (or, after the session's expiry with Config.Token set,
+// logs in again and returns nil).
 func (c *Client) Rotate(ctx context.Context) error {
+	reason, err := c.rotateOnce(ctx)
+	if reason != ReasonNone {
+		return c.end(ctx, reason, err) // without rotateMu: end may log in again
+	}
+	return err
+}
+
+// rotateOnce makes one rotation; a reason if the answer ends the session.
+func (c *Client) rotateOnce(ctx context.Context) (Reason, error) {
 	c.rotateMu.Lock()
 	defer c.rotateMu.Unlock()
 	if err := c.Err(); err != nil {
-		return err
+		return ReasonNone, err
 	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
 	cur := c.Session()
 	next, err := rotate(ctx, &c.cfg, cur)
 	if err != nil {
-		if SessionOver(err) {
-			return c.markRevoked(err)
+		if c.closedErr() != nil {
+			return ReasonNone, ErrClosed
 		}
-		return err
+		if reason, over := sessionOverReason(err); over {
+			return reason, err
+		}
+		c.mu.Lock()
+		first := !c.rotFailing
+		c.rotFailing = true
+		c.mu.Unlock()
+		if first {
+			c.emit(Event{Kind: RotationFailed, Reason: ReasonControllersUnreachable, Err: err})
+		}
+		return ReasonNone, err
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ReasonNone, ErrClosed
+	}
 	c.sess = next
+	c.rotFailing = false
 	c.mu.Unlock()
 	c.cfg.Logger.Info("client: rotated", "session", next.ID, "serial", next.Serial, "expires", next.Expires)
-	if c.OnRotate != nil {
-		c.OnRotate(next)
+	c.emit(Event{Kind: Rotated, Serial: next.Serial, Session: next})
+	return ReasonNone, nil
+}
+
+// sessionOverReason says whether err ends the session and why: an
+// authoritative answer, or every controller refusing (controllers that
+// predate the codes), read as a revocation.
+func sessionOverReason(err error) (Reason, bool) {
+	if r, ok := endReason(err); ok {
+		return r, true
 	}
-	c.emit(Event{Kind: Rotated, Serial: next.Serial})
+	if allRefused(err) {
+		return ReasonRevoked, true
+	}
+	return ReasonNone, false
+}
+
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
 	return nil
+}
+
+// bound returns a context done when ctx is or when the client closes.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // TLSConfig returns a TLS 1.3 client configuration that presents the
@@ -285,180 +343,4 @@ func (c *Client) TLSConfig() *tls.Config {
 			return &cert, nil
 		},
 	})
-}
-
-// Dial connects to a router, trying each configured router once, starting
-// with the last that worked. It returns the connection and the router's
-// address.
-func (c *Client) Dial(ctx context.Context) (*tls.Conn, string, error) {
-	if err := c.Err(); err != nil {
-		return nil, "", err
-	}
-	c.mu.Lock()
-	start := c.nextDial
-	c.mu.Unlock()
-	n := len(c.cfg.Routers)
-	if n == 0 {
-		return nil, "", errors.New("client: no router configured")
-	}
-	var errs []error
-	for i := 0; i < n; i++ {
-		idx := (start + i) % n
-		addr := c.cfg.Routers[idx]
-		conn, err := c.dialOne(ctx, addr)
-		if err == nil {
-			c.mu.Lock()
-			c.nextDial = idx
-			c.mu.Unlock()
-			return conn, addr, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	c.mu.Lock()
-	c.nextDial = (start + 1) % n
-	c.mu.Unlock()
-	return nil, "", errors.Join(errs...)
-}
-
-func (c *Client) dialOne(ctx context.Context, addr string) (*tls.Conn, error) {
-	cfg := c.TLSConfig()
-	cfg.ServerName = c.cfg.ServerName
-	if cfg.ServerName == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("client: router address %q: %w", addr, err)
-		}
-		cfg.ServerName = host
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("client: dial router %s: %w", addr, err)
-	}
-	return conn.(*tls.Conn), nil
-}
-
-// IsRefused reports whether err is a router refusing the client's
-// certificate (a bad_certificate alert, or certificate_revoked,
-// certificate_expired, unknown_ca and the like).
-func IsRefused(err error) bool {
-	var oe *net.OpError
-	if !errors.As(err, &oe) || oe.Op != "remote error" {
-		return false
-	}
-	msg := oe.Err.Error()
-	return strings.Contains(msg, "certificate") || strings.Contains(msg, "unknown certificate authority")
-}
-
-// Connect keeps one connection to a router: it dials (failing over across
-// routers), emits Connected, hands the connection to fn, and when fn
-// returns or the connection breaks emits Disconnected and dials again with
-// backoff. A router's refusal makes it ask a controller to rotate the
-// certificate: a refusal there means the session is over (Revoked, and
-// Connect returns ErrRevoked); otherwise it reconnects with the new
-// certificate. Connect returns when ctx is done or fn returns ErrStop.
-func (c *Client) Connect(ctx context.Context, fn func(ctx context.Context, conn net.Conn) error) error {
-	failures := 0
-	for {
-		if err := c.Err(); err != nil {
-			return err
-		}
-		conn, router, err := c.Dial(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.emit(Event{Kind: Disconnected, Err: err})
-			if !c.wait(ctx, c.cfg.backoff(failures)) {
-				return c.stopErr(ctx)
-			}
-			failures++
-			continue
-		}
-		c.emit(Event{Kind: Connected, Router: router})
-		tc := &trackedConn{Conn: conn}
-		start := c.cfg.Clock.Now()
-		ferr := fn(ctx, tc)
-		conn.Close()
-		cause := tc.firstErr()
-		if cause == nil {
-			cause = ferr
-		}
-		c.emit(Event{Kind: Disconnected, Router: router, Err: cause})
-		if errors.Is(ferr, ErrStop) {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if IsRefused(cause) || IsRefused(ferr) {
-			// Is the session still good? A rotation tells, and
-			// replaces a certificate the router may no longer take.
-			if err := c.Rotate(ctx); errors.Is(err, ErrRevoked) {
-				return err
-			}
-		}
-		if c.cfg.Clock.Now().Sub(start) > c.cfg.RetryMax {
-			failures = 0 // it was up a good while: start over
-		}
-		c.mu.Lock()
-		c.nextDial = (c.nextDial + 1) % len(c.cfg.Routers)
-		c.mu.Unlock()
-		if !c.wait(ctx, c.cfg.backoff(failures)) {
-			return c.stopErr(ctx)
-		}
-		failures++
-	}
-}
-
-// ErrStop, returned by Connect's fn, ends Connect without reconnecting.
-var ErrStop = errors.New("client: stop")
-
-func (c *Client) stopErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return errors.New("client: closed")
-}
-
-// trackedConn remembers the first I/O error, so that Connect can tell a
-// refusal from an ordinary end whatever fn returns.
-type trackedConn struct {
-	net.Conn
-	mu  sync.Mutex
-	err error
-}
-
-func (t *trackedConn) note(err error) {
-	if err == nil {
-		return
-	}
-	t.mu.Lock()
-	if t.err == nil {
-		t.err = err
-	}
-	t.mu.Unlock()
-}
-
-func (t *trackedConn) firstErr() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.err
-}
-
-func (t *trackedConn) Read(p []byte) (int, error) {
-	n, err := t.Conn.Read(p)
-	t.note(err)
-	return n, err
-}
-
-func (t *trackedConn) Write(p []byte) (int, error) {
-	n, err := t.Conn.Write(p)
-	t.note(err)
-	return n, err
 }

@@ -31,6 +31,11 @@ type Config struct {
 	// RotateAt is the fraction of a certificate's lifetime after which it
 	// is rotated. Default 2/3.
 	RotateAt float64
+	// RenewBefore, if set, rotates this long before the certificate
+	// expires instead (when that is after its issue): a margin in time
+	// rather than a fraction, as cert-manager's renewBefore. Default 0
+	// (use RotateAt).
+	RenewBefore time.Duration
 	// RotateJitter spreads rotations by up to ± this fraction of the
 	// lifetime, so that clients logged in together do not rotate
 	// together. Default 0.05.
@@ -38,11 +43,36 @@ type Config struct {
 	// RetryMin and RetryMax bound the exponential backoff of rotations and
 	// reconnections (with full jitter). Defaults 200ms and 30s.
 	RetryMin, RetryMax time.Duration
-	// HTTPTimeout bounds one controller call. Default 10s.
+	// HTTPTimeout bounds one controller call, all controllers tried.
+	// Default 10s.
 	HTTPTimeout time.Duration
+	// AttemptTimeout bounds one attempt at one controller, TLS handshake
+	// included: a controller that accepts connections but never answers
+	// costs this much, once (it is then asked last for a while). Default
+	// 3s.
+	AttemptTimeout time.Duration
+	// HedgeAfter starts the next controller's attempt when the current
+	// one has not answered within it, without abandoning the first (the
+	// first answer wins). A hedged login or rotation may leave an unused
+	// session or certificate behind at the slower controller, harmless
+	// until it expires. Default 1s.
+	HedgeAfter time.Duration
 	// DialTimeout bounds one router connection attempt, handshake
 	// included. Default 5s.
 	DialTimeout time.Duration
+	// AdmitWait is how long after the TLS handshake Connect waits for a
+	// refusal before it reports the connection Connected when the router
+	// has sent nothing yet (data from the router is proof of admission at
+	// once). A router decides within its pull timeout (2s by default).
+	// Default 3s.
+	AdmitWait time.Duration
+
+	// Token, if set, returns a fresh login token (an OIDC ID token or a
+	// JWT). A Client then logs in again on its own when its session
+	// reaches its end, rather than ending (SessionEnded with
+	// ReasonExpired); it never does after a revocation, which is an
+	// administrator's decision. Default nil: the session's end is final.
+	Token TokenSource
 
 	// Clock is the source of time; default the wall clock.
 	Clock Clock
@@ -56,12 +86,15 @@ type Config struct {
 // and RootCAs.
 func DefaultConfig() Config {
 	return Config{
-		RotateAt:     2.0 / 3, // a third of the lifetime to retry in
-		RotateJitter: 0.05,
-		RetryMin:     200 * time.Millisecond,
-		RetryMax:     30 * time.Second,
-		HTTPTimeout:  10 * time.Second,
-		DialTimeout:  5 * time.Second,
+		RotateAt:       2.0 / 3, // a third of the lifetime to retry in
+		RotateJitter:   0.05,
+		RetryMin:       200 * time.Millisecond,
+		RetryMax:       30 * time.Second,
+		HTTPTimeout:    10 * time.Second,
+		AttemptTimeout: 3 * time.Second, // a loaded controller's write, not a dead one's
+		HedgeAfter:     time.Second,     // well above a healthy call, well below AttemptTimeout
+		DialTimeout:    5 * time.Second,
+		AdmitWait:      3 * time.Second, // above the router's 2s pull timeout
 	}
 }
 
@@ -79,8 +112,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("client: rotate jitter %v out of range", c.RotateJitter)
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return fmt.Errorf("client: retry bounds %v..%v", c.RetryMin, c.RetryMax)
-	case c.HTTPTimeout <= 0 || c.DialTimeout <= 0:
+	case c.HTTPTimeout <= 0 || c.DialTimeout <= 0 || c.AttemptTimeout <= 0 || c.HedgeAfter <= 0 || c.AdmitWait <= 0:
 		return errors.New("client: timeouts must be positive")
+	case c.RenewBefore < 0:
+		return fmt.Errorf("client: renew before %v is negative", c.RenewBefore)
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}
@@ -155,13 +190,19 @@ func (c *Config) backoff(n int) time.Duration {
 }
 
 // rotationTime is when a certificate received at issued and expiring at
-// expires should be rotated: at RotateAt of its lifetime, moved by up to
-// ± RotateJitter of it.
+// expires should be rotated: at RotateAt of its lifetime, or RenewBefore
+// its expiry if that is set and after issued, moved by up to
+// ± RotateJitter of the lifetime.
 func (c *Config) rotationTime(issued, expires time.Time) time.Time {
 	life := expires.Sub(issued)
 	if life <= 0 {
 		return issued
 	}
-	frac := c.RotateAt + c.RotateJitter*(2*c.Rand()-1)
+	frac := c.RotateAt
+	if c.RenewBefore > 0 && c.RenewBefore < life {
+		frac = float64(life-c.RenewBefore) / float64(life)
+	}
+	frac += c.RotateJitter * (2*c.Rand() - 1)
+	frac = min(max(frac, 0), 1)
 	return issued.Add(time.Duration(frac * float64(life)))
 }

@@ -121,8 +121,9 @@ type controller struct {
 }
 
 // startControllers opens the named controllers of the PKI in pkiDir, with
-// certificates of lifetime ttl, joins their meshes to b and starts them.
-func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, ttl time.Duration, names ...string) []*controller {
+// certificates of lifetime ttl and sessions of lifetime session (0: the
+// default), joins their meshes to b and starts them.
+func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, ttl, session time.Duration, names ...string) []*controller {
 	t.Helper()
 	var out []*controller
 	for _, name := range names {
@@ -139,6 +140,9 @@ func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, ttl 
 		// Never asked: testTokens verifies the tokens.
 		cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: "https://127.0.0.1:1", Audience: "certmesh"}}
 		cfg.Certs.TTL = ttl
+		if session > 0 {
+			cfg.Session.MaxLifetime = session
+		}
 		c, err := issuer.Open(cfg, issuer.Options{Tokens: testTokens{}})
 		if err != nil {
 			t.Fatal(err)

@@ -1,31 +1,47 @@
-// Package client is certmesh's client SDK: it logs in at a controller with
-// a token and a fresh key (POST /v1/sessions), keeps the session's
-// certificate fresh by rotating it at about two thirds of its lifetime
-// (with jitter, retrying other controllers on failure), dials routers with
-// the current certificate, reconnects with backoff and fails over to
-// another router, and reports what happens to the connection as events
-// (connected, rotated, disconnected, revoked) that an application can
-// subscribe to (its --help).
+// Package client is certmesh's client SDK. It logs in at a controller with
+// a token and a fresh key, keeps the session's certificate fresh, dials
+// routers with it, and reports what happens to the connection and the
+// session as events, each with a reason an application can act on.
+// docs/writing-a-client.md walks through it, with the events an
+// application sees for rotation, revocation, removal of access, the loss
+// of a router and the loss of the controllers.
 //
 // The pieces:
 //
-//   - Session is what a login yields: the key, the certificate chain the
-//     client presents (leaf, then the issuing intermediate), the root, the
-//     session id and expiries. SaveDir and LoadDir keep it in the files
-//     `certmesh login` writes: key.pem (0600), cert.pem, ca.pem and
-//     session.json.
-//   - Login, RotateSession and Logout are the controller API calls; Admin
-//     makes the admin ones (revocations, status) with the admin
-//     certificate.
-//   - Client runs one session: its refresh loop, Dial and Connect, and the
-//     event subscriptions.
+//   - Login, RotateSession and Logout are the controller API calls
+//     (package api); Admin makes the admin ones (revocations, status) with
+//     the admin certificate. Controller calls are hedged: each attempt is
+//     bounded by Config.AttemptTimeout, the next controller is asked after
+//     Config.HedgeAfter, and one that did not answer is asked last for a
+//     while, so a controller that accepts connections and never answers
+//     costs one attempt, not every call. A refusal is an *APIError.
+//   - Session is what a login yields: the key, the chain the client
+//     presents, the root, the session id and expiries. SaveDir and LoadDir
+//     keep it in the files `certmesh login` writes.
+//   - Client runs one session from New to Close, as go-spiffe's
+//     workloadapi.NewX509Source does: it rotates the certificate before it
+//     expires (Config.RotateAt or Config.RenewBefore), logs in again at the
+//     session's end if Config.Token is set, and offers Connect (one
+//     connection, kept up), Dial, DialContext and HTTPClient. Subscribe
+//     delivers events on a goroutine per subscriber, in order: a slow
+//     subscriber never stalls rotation. After Close every method returns
+//     ErrClosed and the connections it made are closed.
 //
-// A router judges a client certificate after the TLS 1.3 handshake is
-// complete on the client's side, so a refusal shows on the first read as a
-// bad_certificate alert (IsRefused). When that happens, Connect asks a
-// controller to rotate the certificate: a controller that refuses
-// (401/403) means the session is over, and Connect reports it revoked;
-// otherwise it reconnects with the new certificate.
+// How the client knows. A router judges a client's certificate after the
+// TLS 1.3 handshake, and refuses with an alert; every connection reads
+// ahead once, so that the refusal reaches the application as a
+// *RefusedError (with the alert, from Read and Write alike, whichever the
+// protocol does first) and Connected is reported only once the router has
+// admitted the client. A refusal of access (access_denied,
+// unrecognized_name) says nothing of the session. A refusal of the
+// certificate, or a connection closed without a word (after a revocation,
+// a router closes live connections without an alert), is put to the
+// controllers: GET /v1/sessions/current, a read. Only a controller decides
+// that a session is over, and one authoritative answer is enough
+// (api.CodeSessionRevoked, api.CodeSessionExpired); a controller that
+// cannot be reached leaves the question open, never answers "valid". A
+// router's word alone never ends a session: a node with the gossip key
+// and no controller key could lie.
 //
 // Time and randomness are injected (Config.Clock, Config.Rand), so the
 // refresh schedule is testable without waiting.

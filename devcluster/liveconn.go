@@ -18,6 +18,7 @@ import (
 // the reliability tests use it to see a revocation close a live
 // connection.
 type LiveConn struct {
+	cl   *client.Client
 	conn net.Conn
 	br   *bufio.Reader
 }
@@ -32,11 +33,12 @@ func Connect(ctx context.Context, cfg client.Config, s *client.Session) (*LiveCo
 	}
 	conn, _, err := cl.Dial(ctx)
 	if err != nil {
+		cl.Close()
 		return nil, err
 	}
-	lc := &LiveConn{conn: conn, br: bufio.NewReader(conn)}
+	lc := &LiveConn{cl: cl, conn: conn, br: bufio.NewReader(conn)}
 	if err := lc.RoundTrip(); err != nil {
-		conn.Close()
+		cl.Close()
 		return nil, err
 	}
 	return lc, nil
@@ -76,5 +78,9 @@ func (l *LiveConn) WaitClosed(d time.Duration) (time.Time, bool) {
 	return at, true
 }
 
-// Close closes the connection.
-func (l *LiveConn) Close() error { return l.conn.Close() }
+// Close closes the connection and its client.
+func (l *LiveConn) Close() error {
+	err := l.conn.Close()
+	l.cl.Close()
+	return err
+}

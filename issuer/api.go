@@ -71,7 +71,7 @@ func (c *Controller) apiHandler() http.Handler {
 		})
 	}
 	route(api.PathSessions, map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
-	route(api.PathCurrentSession, map[string]handlerFunc{http.MethodDelete: c.logout})
+	route(api.PathCurrentSession, map[string]handlerFunc{http.MethodDelete: c.logout, http.MethodGet: c.currentSession})
 	route(api.PathCertificates, map[string]handlerFunc{http.MethodPost: c.rotate})
 	route(api.PathRevocations, map[string]handlerFunc{http.MethodPost: c.revoke})
 	route(api.PathStatus, map[string]handlerFunc{http.MethodGet: c.adminStatus})
@@ -338,7 +338,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 func (c *Controller) issue(k *keys, pub *ecdsa.PublicKey, identity string, sid crdt.SessionID, now, sessionEnd time.Time) (*x509.Certificate, *crdt.CertRecord, *apiError) {
 	ttl := min(c.cfg.Certs.TTL, sessionEnd.Sub(now))
 	if ttl < time.Second {
-		return nil, nil, fail(http.StatusForbidden, api.CodeForbidden, "the session ends in %v; log in again", sessionEnd.Sub(now).Round(time.Second))
+		return nil, nil, fail(http.StatusForbidden, api.CodeSessionExpired, "the session ends in %v; log in again", sessionEnd.Sub(now).Round(time.Second))
 	}
 	leaf, err := pki.IssueClient(k.inter, pub, identity, sid.String(), ttl, now, nil)
 	if err != nil {
@@ -492,13 +492,11 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 		verdict = s.Admission(f, crdt.MillisOf(now), false)
 		sess, _ = s.Session(f.Session)
 	})
-	switch {
-	case verdict != crdt.Admit:
-		return fail(http.StatusForbidden, api.CodeForbidden, "certificate %v is no longer valid: %v", f.Serial, verdict)
-	case sess == nil:
-		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller (yet); retry, or log in again", f.Session)
-	case sess.Identity != f.Identity:
-		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	if verdict != crdt.Admit {
+		return sessionRefusal(verdict, f.Serial)
+	}
+	if e := knownSession(sess, f); e != nil {
+		return e
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {

@@ -137,6 +137,16 @@ func TestLoginRotateLogout(t *testing.T) {
 		t.Errorf("rotation with a repeated leaf: %d %s", r.status, r.body)
 	}
 
+	// The session route tells a client its session is valid, and the
+	// status of the certificate it presented (s's is superseded by s2's
+	// after the rotation grace, still active now).
+	r = do(t, e.client(s2.cert), "GET", e.url+"/v1/sessions/current", nil)
+	var info api.SessionInfo
+	if mustJSON(t, r.body, &info); r.status != http.StatusOK || info.SessionID != s.SessionID || info.Status != "active" ||
+		len(info.Certificates) != 1 || info.Certificates[0].Serial != s2.Serial || info.Certificates[0].Status != "active" {
+		t.Errorf("session check: %d %s", r.status, r.body)
+	}
+
 	// Logout revokes the session: every certificate of it.
 	r = do(t, e.client(s2.cert), "DELETE", e.url+"/v1/sessions/current", nil)
 	if r.status != http.StatusNoContent {
@@ -147,8 +157,13 @@ func TestLoginRotateLogout(t *testing.T) {
 			t.Errorf("after logout: %v", v)
 		}
 	}
-	if _, r := e.rotate(s2); r.status != http.StatusForbidden || r.code() != "forbidden" {
+	// A revoked session has its own code (the status stays 403, as
+	// clients that predate the code expect), on rotation and on the check.
+	if _, r := e.rotate(s2); r.status != http.StatusForbidden || r.code() != api.CodeSessionRevoked {
 		t.Errorf("rotation after logout: %d %s", r.status, r.body)
+	}
+	if r := do(t, e.client(s2.cert), "GET", e.url+"/v1/sessions/current", nil); r.status != http.StatusForbidden || r.code() != api.CodeSessionRevoked {
+		t.Errorf("session check after logout: %d %s", r.status, r.body)
 	}
 	if r := do(t, e.client(s2.cert), "DELETE", e.url+"/v1/sessions/current", nil); r.status != http.StatusNoContent {
 		t.Errorf("second logout: %d %s", r.status, r.body)

@@ -96,6 +96,7 @@ const (
 var apiCodes = map[api.Code]bool{
 	api.CodeBadRequest: true, api.CodeBodyTooLarge: true, api.CodeRateLimited: true, api.CodeClockSkew: true,
 	api.CodeCSRInvalid: true, api.CodeForbidden: true, api.CodeUnavailable: true,
+	api.CodeSessionRevoked: true, api.CodeSessionExpired: true,
 	auth.CodeTokenExpired: true, auth.CodeTokenNotYetValid: true, auth.CodeTokenInvalid: true,
 	auth.CodeAudienceMismatch: true, auth.CodeIssuerUnknown: true, auth.CodeIssuerUnavailable: true,
 }
