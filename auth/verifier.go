@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -49,7 +50,8 @@ type provider interface {
 // concurrent use.
 type Verifier struct {
 	providers map[string]provider // by issuer; read-only after New
-	oidc      []*oidcProvider     // also in providers; for WaitReady
+	oidc      []*oidcProvider     // also in providers; for WaitReady and Health
+	jwt       []*jwtProvider      // also in providers; for Health
 }
 
 // New builds a verifier for cfg. It fails on an invalid config or an
@@ -74,9 +76,17 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("auth: auth.jwt[%d]: %w", i, err)
 		}
 		v.providers[c.Issuer] = p
+		v.jwt = append(v.jwt, p)
+	}
+	// Then every OIDC issuer's client, before any discovery starts.
+	clients := make([]*http.Client, len(cfg.OIDC))
+	for i, c := range cfg.OIDC {
+		if clients[i], err = httpClientFor(c.CAFile, opts); err != nil {
+			return nil, fmt.Errorf("auth: auth.oidc[%d]: %w", i, err)
+		}
 	}
 	for i, c := range cfg.OIDC {
-		p := newOIDCProvider(ctx, c, oidcNS[i], opts)
+		p := newOIDCProvider(ctx, c, oidcNS[i], clients[i], opts)
 		v.providers[c.Issuer] = p
 		v.oidc = append(v.oidc, p)
 	}
@@ -99,6 +109,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	}
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
+		if strings.Count(raw, ".") != 2 {
+			return Identity{}, newError(CodeTokenInvalid, err, "token is not a JWT (an opaque OAuth access token?): log in with an OpenID Connect ID token (the id_token of the provider's token response) or a JWT of a configured signer")
+		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token is not a well-formed JWT")
 	}
 	p, ok := v.providers[iss]
@@ -118,6 +131,56 @@ func (v *Verifier) WaitReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// missingClaim explains that the identity claim is absent from a token (or
+// not a non-empty string), listing the names of the claims it has (never
+// their values), so that the operator can pick one or ask the provider to
+// add it.
+func (c claimChecker) missingClaim(claims jwt.MapClaims, present bool) string {
+	kind := "token"
+	if c.method == "oidc" {
+		kind = "ID token"
+	}
+	names := make([]string, 0, len(claims))
+	for k := range claims {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if len(names) > 30 {
+		names = append(names[:30], "...")
+	}
+	if present {
+		return fmt.Sprintf("the %s's claim %q (identity_claim) is not a non-empty string", kind, c.identityClaim)
+	}
+	msg := fmt.Sprintf("the %s has no claim %q (identity_claim); it has %s", kind, c.identityClaim, strings.Join(names, ", "))
+	if c.method == "oidc" {
+		msg += ": ask the provider to put it in the ID token (a scope such as email or profile, or a claim mapping), or set identity_claim to one it has"
+	}
+	return msg
+}
+
+// accessTokenHint returns why raw looks like an OAuth access token rather
+// than an ID token, or "" if it does not. Only markers that no ID token
+// carries count: a JWT access token's header typ (RFC 9068, section 2.1),
+// Cognito's token_use and Keycloak's typ claim. The token is not verified
+// here; this only picks the message of a refusal.
+func accessTokenHint(raw string) string {
+	claims := jwt.MapClaims{}
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, claims)
+	if err != nil {
+		return ""
+	}
+	if typ, _ := tok.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt") {
+		return "header typ " + typ
+	}
+	if use, _ := claims["token_use"].(string); use == "access" {
+		return "token_use access"
+	}
+	if typ, _ := claims["typ"].(string); strings.EqualFold(typ, "Bearer") {
+		return "claim typ Bearer"
+	}
+	return ""
 }
 
 // unverifiedIssuer reads the iss claim of a compact JWS without verifying
@@ -184,9 +247,10 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 			return Identity{}, newError(CodeTokenInvalid, err, "token claims are invalid")
 		}
 	}
-	sub, _ := claims[c.identityClaim].(string)
+	raw, present := claims[c.identityClaim]
+	sub, _ := raw.(string)
 	if sub == "" {
-		return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("token claim %q is missing or not a string", c.identityClaim))
+		return Identity{}, newError(CodeTokenInvalid, nil, c.missingClaim(claims, present))
 	}
 	if len(sub) > pki.MaxIdentityLen || !utf8.ValidString(sub) {
 		return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("token claim %q is not UTF-8 of at most %d bytes", c.identityClaim, pki.MaxIdentityLen))
