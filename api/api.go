@@ -120,6 +120,32 @@ type Status struct {
 	VersionVector map[string]uint64 `json:"version_vector"` // author → highest contiguous seq
 	Records       map[string]int    `json:"records"`        // record kind → count
 	Digest        string            `json:"digest"`         // 16 hex digits
+	// Issuers is the state of each configured token issuer (auth.oidc[],
+	// then auth.jwt[]); controllers only.
+	Issuers []IssuerStatus `json:"issuers,omitempty"`
+}
+
+// IssuerStatus is one token issuer in a controller's Status.
+type IssuerStatus struct {
+	Name   string `json:"name"`
+	Issuer string `json:"issuer"`
+	Kind   string `json:"kind"` // oidc or jwt
+	// State is discovering (first attempt under way), unreachable
+	// (discovery or the first key fetch failed; retried with backoff),
+	// misconfigured (the discovery document contradicts the config; the
+	// controller is not ready), ready, or degraded (discovered, but the
+	// latest key fetch failed: cached keys still verify).
+	State      string `json:"state"`
+	Discovered bool   `json:"discovered"` // always true for a JWT signer
+	Keys       int    `json:"keys"`       // keys cached
+	// LastKeyRefresh is when the keys were last fetched (RFC 3339; absent:
+	// never, or a keys_file).
+	LastKeyRefresh string `json:"last_key_refresh,omitempty"`
+	// LastError is the latest failure of discovery or of a key fetch,
+	// absent once a later one succeeded; LastErrorAt is when a key fetch
+	// last failed (RFC 3339).
+	LastError   string `json:"last_error,omitempty"`
+	LastErrorAt string `json:"last_error_at,omitempty"`
 }
 
 // RouterStatus is the body of GET PathStatus on a router: a Status with the

@@ -121,6 +121,7 @@ func (c *Controller) Status() api.Status {
 		VersionVector: map[string]uint64{},
 		Records:       map[string]int{},
 	}
+	st.Issuers = issuerStatus(c.issuerHealth())
 	if c.mesh == nil {
 		return st
 	}
@@ -137,6 +138,23 @@ func (c *Controller) Status() api.Status {
 		st.Digest = fmt.Sprintf("%016x", s.Digest())
 	})
 	return st
+}
+
+func issuerStatus(hs []auth.Health) []api.IssuerStatus {
+	var out []api.IssuerStatus
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, h := range hs {
+		out = append(out, api.IssuerStatus{
+			Name: h.Name, Issuer: h.Issuer, Kind: h.Kind, State: h.State, Discovered: h.Discovered, Keys: h.Keys,
+			LastKeyRefresh: stamp(h.LastKeyRefresh), LastError: h.LastError, LastErrorAt: stamp(h.LastErrorAt),
+		})
+	}
+	return out
 }
 
 // statusWriter remembers the status code, for metrics.

@@ -42,6 +42,59 @@ func newMetrics() *ctrlMetrics {
 	return m
 }
 
+// The per-issuer metrics, with their help text. Each is read from the
+// verifier's Health at scrape time, labelled with the issuer URL.
+const (
+	metricIssuerUp           = "certmesh_auth_issuer_up"
+	metricIssuerDiscovered   = "certmesh_auth_issuer_discovered"
+	metricIssuerMisconfig    = "certmesh_auth_issuer_misconfigured"
+	metricIssuerKeyRefreshed = "certmesh_auth_issuer_key_refresh_timestamp_seconds"
+	metricIssuerKeys         = "certmesh_auth_issuer_keys"
+)
+
+var issuerMetricHelp = map[string]string{
+	metricIssuerUp:           "1 when the token issuer is discovered and its latest key fetch succeeded (state ready), else 0",
+	metricIssuerDiscovered:   "1 once the OIDC issuer's discovery document and keys have been fetched (always 1 for a JWT signer)",
+	metricIssuerMisconfig:    "1 while the OIDC issuer's discovery document contradicts the config (e.g. an issuer string that differs); the controller is not ready",
+	metricIssuerKeyRefreshed: "Unix time of the latest successful fetch of the issuer's keys; 0 if never",
+	metricIssuerKeys:         "number of the issuer's verification keys cached",
+}
+
+// issuerGauges registers the per-issuer gauges of the issuers health
+// lists now (the config's, which Reload keeps).
+func (m *ctrlMetrics) issuerGauges(initial []auth.Health, health func() []auth.Health) {
+	for _, h := range initial {
+		iss := h.Issuer
+		read := func(f func(auth.Health) float64) func() float64 {
+			return func() float64 {
+				for _, h := range health() {
+					if h.Issuer == iss {
+						return f(h)
+					}
+				}
+				return 0
+			}
+		}
+		one := func(b bool) float64 {
+			if b {
+				return 1
+			}
+			return 0
+		}
+		label := fmt.Sprintf(`{issuer=%q}`, iss)
+		m.set.NewGauge(metricIssuerUp+label, read(func(h auth.Health) float64 { return one(h.State == auth.StateReady) }))
+		m.set.NewGauge(metricIssuerDiscovered+label, read(func(h auth.Health) float64 { return one(h.Discovered) }))
+		m.set.NewGauge(metricIssuerMisconfig+label, read(func(h auth.Health) float64 { return one(h.State == auth.StateMisconfigured) }))
+		m.set.NewGauge(metricIssuerKeyRefreshed+label, read(func(h auth.Health) float64 {
+			if h.LastKeyRefresh.IsZero() {
+				return 0
+			}
+			return float64(h.LastKeyRefresh.Unix())
+		}))
+		m.set.NewGauge(metricIssuerKeys+label, read(func(h auth.Health) float64 { return float64(h.Keys) }))
+	}
+}
+
 func (m *ctrlMetrics) authFailure(code string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_auth_failures_total{code=%q}`, code))
 }
