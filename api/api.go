@@ -30,6 +30,15 @@ const (
 	// PathCertificates: POST rotates the client's certificate (mTLS;
 	// RotationRequest → 201 SessionResponse).
 	PathCertificates = "/v1/sessions/current/certificates"
+	// PathSessionToken: POST presents a fresh login token for the session
+	// of the client's certificate (mTLS; TokenRequest → 200
+	// TokenResponse). With session.bind_to_token a session ends when its
+	// token expires; a fresh token for the same identity moves that end to
+	// the new token's expiry (never past session.max_lifetime), keeping
+	// the session id, its certificates and its live connections. Only the
+	// controller that created the session can extend it: another answers
+	// 503 unavailable, naming it, and the client tries the next.
+	PathSessionToken = "/v1/sessions/current/token"
 	// PathRevocations: POST revokes (admin; RevocationRequest → 202
 	// RevocationResponse).
 	PathRevocations = "/v1/revocations"
@@ -53,6 +62,18 @@ type LoginRequest struct {
 // RotationRequest is the body of POST PathCertificates.
 type RotationRequest struct {
 	CSR string `json:"csr"` // PEM certificate request for the client's fresh key
+}
+
+// TokenRequest is the body of POST PathSessionToken.
+type TokenRequest struct {
+	Token string `json:"token"` // a fresh OIDC ID token or JWT for the session's identity
+}
+
+// TokenResponse answers POST PathSessionToken (200).
+type TokenResponse struct {
+	SessionID        string `json:"session_id"`
+	Identity         string `json:"identity"`
+	SessionExpiresAt string `json:"session_expires_at"` // RFC 3339: the session's end now
 }
 
 // SessionResponse answers a login or a rotation (201).

@@ -73,6 +73,7 @@ func (c *Controller) apiHandler() http.Handler {
 	route(api.PathSessions, map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
 	route(api.PathCurrentSession, map[string]handlerFunc{http.MethodDelete: c.logout})
 	route(api.PathCertificates, map[string]handlerFunc{http.MethodPost: c.rotate})
+	route(api.PathSessionToken, map[string]handlerFunc{http.MethodPost: c.refreshToken})
 	route(api.PathRevocations, map[string]handlerFunc{http.MethodPost: c.revoke})
 	route(api.PathStatus, map[string]handlerFunc{http.MethodGet: c.adminStatus})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -299,21 +300,26 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	if e := c.checkRevoked(); e != nil {
 		return e
 	}
-	id, err := c.tokens.Load().v.Verify(r.Context(), req.Token)
-	if err != nil {
-		var ae *auth.Error
-		if !errors.As(err, &ae) {
-			ae = &auth.Error{Code: auth.CodeTokenInvalid, Msg: "token is invalid", Err: err}
-		}
-		c.met.authFailure(string(ae.Code)).Inc()
-		c.log.Info("login refused", "remote", clientIP(r), "code", ae.Code, "err", err)
-		return fail(ae.Code.HTTPStatus(), ae.Code, "%s", ae.Msg)
+	id, e := c.verifyToken(r, req.Token, "login")
+	if e != nil {
+		return e
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {
 		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	now := c.now()
+	limit := now.Add(c.cfg.Session.MaxLifetime)
+	expires := limit
+	if c.cfg.Session.BindToToken {
+		if left := id.Expiry.Sub(now); left < minBoundSession {
+			return fail(http.StatusUnauthorized, api.CodeTokenExpired, "the token expires at %s, in less than %v; with session.bind_to_token a session ends with its token: log in with a fresh one",
+				id.Expiry.UTC().Format(time.RFC3339), minBoundSession)
+		}
+		if id.Expiry.Before(limit) {
+			expires = id.Expiry
+		}
+	}
 	k := c.keys.Load()
 	// The id names this controller as the session's creator: no other
 	// controller's record for it counts (pki.CreatedBy).
@@ -322,8 +328,9 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusInternalServerError, api.CodeInternal, "no randomness: %v", err)
 	}
 	sid := crdt.SessionID(raw)
-	expires := now.Add(c.cfg.Session.MaxLifetime)
-	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, expires)
+	// A bound session's certificate may outlive its token: the session
+	// record's expiry, which a fresh token extends, ends it (Store.Live).
+	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, limit)
 	if e != nil {
 		return e
 	}
@@ -342,6 +349,26 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		"session", sid.String(), "serial", cr.Serial.String(), "dots", dots(sess, cr), "hlc", cr.HLC.String())
 	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
 	return nil
+}
+
+// minBoundSession is the least time a token must have left to open a
+// session bound to it (session.bind_to_token): one about to expire would
+// open a session that ends before the client can use it.
+const minBoundSession = 5 * time.Second
+
+// verifyToken verifies a login token, counting and logging a refusal.
+func (c *Controller) verifyToken(r *http.Request, token, op string) (auth.Identity, *apiError) {
+	id, err := c.tokens.Load().v.Verify(r.Context(), token)
+	if err != nil {
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			ae = &auth.Error{Code: auth.CodeTokenInvalid, Msg: "token is invalid", Err: err}
+		}
+		c.met.authFailure(string(ae.Code)).Inc()
+		c.log.Info(op+" refused", "remote", clientIP(r), "code", ae.Code, "err", err)
+		return auth.Identity{}, fail(ae.Code.HTTPStatus(), ae.Code, "%s", ae.Msg)
+	}
+	return id, nil
 }
 
 // issue signs a client certificate for pub, valid until the earlier of
@@ -498,10 +525,12 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 	var (
 		verdict crdt.Verdict
 		sess    *crdt.SessionRecord
+		end     crdt.Millis
 	)
 	c.mesh.View(func(s *crdt.Store) {
 		verdict = s.Admission(f, crdt.MillisOf(now), false)
 		sess, _ = s.Session(f.Session)
+		end, _ = s.SessionExpires(f.Session)
 	})
 	switch {
 	case verdict != crdt.Admit:
@@ -516,7 +545,15 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	k := c.keys.Load()
-	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, sess.Expires.Time())
+	certEnd := end.Time()
+	if c.cfg.Session.BindToToken {
+		// As at login: a fresh token may extend the session up to its
+		// limit, and the certificate need not end with the current token.
+		if l := sess.Created.Time().Add(c.cfg.Session.MaxLifetime); l.After(certEnd) {
+			certEnd = l
+		}
+	}
+	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, certEnd)
 	if e != nil {
 		return e
 	}
@@ -528,7 +565,7 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 	c.met.issued.Inc()
 	c.log.Info("audit", "op", "rotate", "remote", clientIP(r), "identity", f.Identity, "session", f.Session.String(),
 		"serial", cr.Serial.String(), "supersedes", f.Serial.String(), "dots", dots(cr), "hlc", cr.HLC.String())
-	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
+	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, end))
 	return nil
 }
 
@@ -691,7 +728,7 @@ func (c *Controller) Sessions(identity string) []api.SessionInfo {
 					Method:       rec.Method,
 					Issuer:       rec.Author.Name,
 					CreatedAt:    rec.Created.Time().Format(time.RFC3339),
-					ExpiresAt:    rec.Expires.Time().Format(time.RFC3339),
+					ExpiresAt:    sessionEnd(s, rec).Time().Format(time.RFC3339),
 					Status:       status(s.Live(f, now)),
 					Certificates: []api.CertInfo{},
 				})
@@ -738,6 +775,13 @@ func (c *Controller) Sessions(identity string) []api.SessionInfo {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
 	return out
+}
+
+func sessionEnd(s *crdt.Store, rec *crdt.SessionRecord) crdt.Millis {
+	if end, ok := s.SessionExpires(rec.ID); ok {
+		return end
+	}
+	return rec.Expires
 }
 
 func status(v crdt.Verdict) string {
