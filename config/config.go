@@ -66,7 +66,7 @@ type Session struct {
 	// expires, unless the client presents a fresh token for it (POST
 	// /v1/sessions/current/token); max_lifetime still bounds it. Off by
 	// default: a session lasts max_lifetime whatever its token's expiry.
-	BindToToken bool `yaml:"bind_to_token" help:"end a session when its login token expires, unless the client presents a fresh token for the same identity (certmesh login --refresh); max_lifetime still bounds it"`
+	BindToToken bool `yaml:"bind_to_token" help:"end a session when its login token expires, unless the client presents a fresh token for the same identity (certmesh refresh); max_lifetime still bounds it"`
 }
 
 // Metrics is the `metrics` section.
