@@ -239,7 +239,7 @@ func TestRealOpenIDProvider(t *testing.T) {
 	// the refusal names the claim and the way to get it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := auth.New(ctx, auth.Config{OIDC: []auth.OIDCConfig{{Issuer: idp.m.Issuer(), Audience: idp.m.ClientID, IdentityClaim: "phone_number"}}}, auth.Options{})
+	v, err := auth.New(ctx, auth.Config{OIDC: []auth.OIDCConfig{{Issuer: idp.m.Issuer(), Audience: idp.m.ClientID, IdentityClaim: "phone_number"}}}, auth.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
