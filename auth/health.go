@@ -60,8 +60,9 @@ func (v *Verifier) Health() []Health {
 	return out
 }
 
-// Misconfigured returns an error naming every OIDC issuer whose discovery
-// document contradicts the config (StateMisconfigured), nil if none does.
+// Misconfigured returns an error naming the first OIDC issuer whose
+// discovery document contradicts the config (StateMisconfigured), nil if
+// none does.
 func (v *Verifier) Misconfigured() error {
 	for _, p := range v.oidc {
 		if p.verifier.Load() == nil && p.misconfigured.Load() {
