@@ -383,6 +383,39 @@ func (r *remoteKeys) fetchAndStore(ctx context.Context) ([]publicKey, error) {
 	return keys, nil
 }
 
+// refreshLoop refetches the key set each time it goes stale, until ctx
+// ends, so that a controller that sees no logins still drops the keys its
+// issuer withdrew and reports a current health (the last refresh). Lookups
+// refresh a stale set themselves, so the bound holds whatever this loop's
+// timing. A set never fetched (a jwks_url before its first use) is left
+// alone.
+func (r *remoteKeys) refreshLoop(ctx context.Context) {
+	for {
+		r.mu.RLock()
+		next, fetched := r.nextRefresh, !r.lastFetch.IsZero()
+		r.mu.RUnlock()
+		wait := r.refreshMin
+		if fetched {
+			wait = max(next.Sub(r.now()), time.Second)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.fetchMu.Lock()
+		r.mu.RLock()
+		stale := !r.lastFetch.IsZero() && !r.now().Before(r.nextRefresh)
+		r.mu.RUnlock()
+		if stale {
+			_, _ = r.fetchAndStore(ctx) // a failure is recorded for Health
+		}
+		r.fetchMu.Unlock()
+	}
+}
+
 // maxAgeAbsent is maxAge's answer when the provider gives no max-age: more
 // than any clamp's upper bound.
 const maxAgeAbsent = 1<<63 - 1

@@ -72,6 +72,7 @@ func (p *oidcProvider) discoverLoop(ctx context.Context) {
 	for attempt := 1; ; attempt++ {
 		err := p.discover(ctx)
 		if err == nil {
+			go p.keys.Load().refreshLoop(ctx)
 			p.misconfigured.Store(false)
 			if attempt == 1 {
 				close(p.attempted)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/certmesh/certmesh/auth"
 	"github.com/certmesh/certmesh/auth/devoidc"
+	"github.com/certmesh/certmesh/internal/testutil"
 )
 
 // A token naming a key the verifier lacks, while the provider is down, is
@@ -248,4 +249,23 @@ func TestWrongKindOfTokenIsNamed(t *testing.T) {
 	if codeOf(t, err) != auth.CodeTokenInvalid || !strings.Contains(err.Error(), `no claim "email"`) || !strings.Contains(err.Error(), "scope such as email") {
 		t.Errorf("identity_claim email missing: %v", err)
 	}
+}
+
+// A controller that sees no logins still refreshes its key sets when they go
+// stale: its health stays current and withdrawn keys leave the cache.
+func TestKeySetsAreRefreshedWithoutLogins(t *testing.T) {
+	srv := newJWKSServer(t)
+	k0, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv.add("k0", k0)
+	srv.add("k1", k1)
+	cfg := auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
+	v := newVerifier(t, cfg, auth.Options{KeyRefreshMin: 20 * time.Millisecond, KeyRefreshMax: 20 * time.Millisecond})
+	tok := signer{k1, jwt.SigningMethodES256, "k1"}.sign(t, jwt.MapClaims{
+		"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	srv.withdraw("k1")
+	testutil.Eventually(t, 10*time.Second, "the withdrawn key to leave the cache with no login", func() bool { return v.Health()[0].Keys == 1 })
 }

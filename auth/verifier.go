@@ -55,10 +55,11 @@ type Verifier struct {
 }
 
 // New builds a verifier for cfg. It fails on an invalid config or an
-// unreadable keys_file, never because an issuer is unreachable: OIDC
-// discovery runs in the background, retried with backoff until it succeeds
-// or ctx ends (cancel ctx to stop those goroutines when the verifier is no
-// longer needed).
+// unreadable keys_file or ca_file, never because an issuer is unreachable:
+// OIDC discovery runs in the background, retried with backoff until it
+// succeeds, and key sets are refreshed when they go stale, until ctx ends
+// (cancel ctx to stop those goroutines when the verifier is no longer
+// needed).
 func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -83,6 +84,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 	for i, c := range cfg.OIDC {
 		if clients[i], err = httpClientFor(c.CAFile, opts); err != nil {
 			return nil, fmt.Errorf("auth: auth.oidc[%d]: %w", i, err)
+		}
+	}
+	// Nothing can fail from here on: start the background work.
+	for _, p := range v.jwt {
+		if r, ok := p.keys.(*remoteKeys); ok {
+			go r.refreshLoop(ctx)
 		}
 	}
 	for i, c := range cfg.OIDC {
