@@ -48,8 +48,9 @@
 //     ready. Verifier.Health reports every issuer's state for /v1/status
 //     and metrics.
 //   - An OIDC entry refuses tokens marked as OAuth access tokens (RFC 9068
-//     typ at+jwt, token_use access, typ Bearer), and a refusal for a
-//     missing identity claim lists the claims the token has.
+//     typ at+jwt, token_use access, typ Bearer), says so when a token for
+//     another audience carries scopes, and a refusal for a missing
+//     identity claim lists the claims the token has.
 //   - Time comes from Options.Now, so tests control expiry precisely.
 //
 // Sources: OpenID Connect Core 1.0 (ID token validation, section 3.1.3.7),

@@ -233,10 +233,11 @@ func TestWrongKindOfTokenIsNamed(t *testing.T) {
 		{"opaque access token", "ya29.a0AfH6SMBx3opaque", "opaque OAuth access token"},
 		{"Cognito access token", mustMint(t)(iss.MintClaims(map[string]any{"iss": iss.URL(), "aud": "certmesh", "sub": "a", "exp": exp, "token_use": "access"})), "access token (token_use access)"},
 		{"Keycloak access token", mustMint(t)(iss.MintClaims(map[string]any{"iss": iss.URL(), "aud": "certmesh", "sub": "a", "exp": exp, "typ": "Bearer", "scope": "openid"})), "not an OpenID Connect ID token"},
+		{"access token for an API (Azure, Okta, Auth0)", mustMint(t)(iss.MintClaims(map[string]any{"iss": iss.URL(), "aud": "api://orders", "sub": "a", "exp": exp, "scp": "orders.read"})), "looks like an OAuth access token"},
 		{"no sub", mustMint(t)(iss.MintClaims(map[string]any{"iss": iss.URL(), "aud": "certmesh", "exp": exp, "email": "a@x"})), `the ID token has no claim "sub" (identity_claim); it has aud, email, exp, iss`},
 	} {
 		_, err := v.Verify(context.Background(), tc.token)
-		if codeOf(t, err) != auth.CodeTokenInvalid || !strings.Contains(err.Error(), tc.want) {
+		if code := codeOf(t, err); (code != auth.CodeTokenInvalid && code != auth.CodeAudienceMismatch) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want token_invalid saying %q", tc.name, err, tc.want)
 		}
 	}

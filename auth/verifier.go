@@ -240,7 +240,15 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 		return Identity{}, newError(CodeTokenInvalid, err, "token aud claim is malformed")
 	}
 	if !slices.Contains(aud, c.audience) {
-		return Identity{}, newError(CodeAudienceMismatch, nil, fmt.Sprintf("token audience %.200q does not include %q", []string(aud), c.audience))
+		msg := fmt.Sprintf("token audience %.200q does not include %q", []string(aud), c.audience)
+		_, scp := claims["scp"]
+		_, scope := claims["scope"]
+		if c.method == "oidc" && (scp || scope) {
+			// An ID token names the client; a token for an API that
+			// carries scopes is an OAuth access token.
+			msg += "; it carries scopes, so it looks like an OAuth access token: log in with the ID token (the id_token of the provider's token response), whose audience is the client id"
+		}
+		return Identity{}, newError(CodeAudienceMismatch, nil, msg)
 	}
 	if err := c.validator.Validate(claims); err != nil {
 		switch {
