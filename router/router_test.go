@@ -261,7 +261,14 @@ func TestExtendedSessionClosesAtItsNewExpiry(t *testing.T) {
 	ext.Header = crdt.Header{}
 	ext.Expires = first.Expires + 700
 	e.publish(e.ctrlA.Write(&ext))
-	time.Sleep(first.Expires.Time().Sub(time.Now()) + 100*time.Millisecond) // past the first expiry: the point of the test
+	// The connection stays open through its first expiry: a read waits
+	// until a deadline past it, and times out rather than seeing a close.
+	c.SetReadDeadline(first.Expires.Time().Add(100 * time.Millisecond))
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read across the first expiry: %v, want a timeout (the connection up)", err)
+	}
+	c.SetReadDeadline(time.Time{})
 	mustRoundTrip(t, c, "still up after the first expiry")
 	expectClosed(t, c, 3*time.Second)
 	if late := time.Since(ext.Expires.Time()); late > 200*time.Millisecond || late < -5*time.Millisecond {
