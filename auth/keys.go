@@ -398,12 +398,8 @@ func (r *remoteKeys) refreshLoop(ctx context.Context) {
 		if fetched {
 			wait = max(next.Sub(r.now()), time.Second)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		r.fetchMu.Lock()
 		r.mu.RLock()
@@ -413,6 +409,18 @@ func (r *remoteKeys) refreshLoop(ctx context.Context) {
 			_, _ = r.fetchAndStore(ctx) // a failure is recorded for Health
 		}
 		r.fetchMu.Unlock()
+	}
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

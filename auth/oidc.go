@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/golang-jwt/jwt/v5"
@@ -99,12 +98,8 @@ func (p *oidcProvider) discoverLoop(ctx context.Context) {
 			log.Warn("auth: oidc discovery failed; tokens of this issuer are refused until it succeeds",
 				slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("error", err))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		wait = min(2*wait, p.opts.DiscoveryBackoffMax)
 	}

@@ -22,6 +22,16 @@ import (
 	"github.com/certmesh/certmesh/internal/testutil"
 )
 
+// corpJWKS is the config of JWT signer corp, whose keys srv serves.
+func corpJWKS(srv *jwksServer) auth.Config {
+	return auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
+}
+
+// corpToken is a token of signer corp for subject x, valid an hour from now.
+func corpToken(t *testing.T, key *ecdsa.PrivateKey, kid string, now time.Time) string {
+	return signer{key, jwt.SigningMethodES256, kid}.sign(t, jwt.MapClaims{"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": now.Add(time.Hour).Unix()})
+}
+
 // A token naming a key the verifier lacks, while the provider is down, is
 // 503 every time: never 401 in between because an earlier fetch once
 // succeeded and the refetch window is still open. A client takes 401 as
@@ -32,18 +42,16 @@ func TestUnknownKeyWhileProviderIsDownIsAlways503(t *testing.T) {
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	srv.add("k1", k1)
-	cfg := auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
 	opts := testOptions(c)
 	opts.JWKSRefreshInterval = 10 * time.Second
-	v := newVerifier(t, cfg, opts)
-	claims := jwt.MapClaims{"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": c.Now().Add(time.Hour).Unix()}
-	if _, err := v.Verify(context.Background(), signer{k1, jwt.SigningMethodES256, "k1"}.sign(t, claims)); err != nil {
+	v := newVerifier(t, corpJWKS(srv), opts)
+	if _, err := v.Verify(context.Background(), corpToken(t, k1, "k1", c.Now())); err != nil {
 		t.Fatal(err)
 	}
 
 	srv.down.Store(true)
 	srv.add("k2", k2)
-	fresh := signer{k2, jwt.SigningMethodES256, "k2"}.sign(t, claims)
+	fresh := corpToken(t, k2, "k2", c.Now())
 	// The first try fetches (past the window) and fails; the next ones
 	// fall inside the window of that failed fetch, then past it again.
 	for i, advance := range []time.Duration{10 * time.Second, 0, time.Second, 5 * time.Second, 10 * time.Second, 0} {
@@ -83,11 +91,9 @@ func TestWithdrawnKeyIsRefusedWithinTheRefreshBound(t *testing.T) {
 			k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			srv.add("k0", k0) // stays: a set with no key is a failed fetch
 			srv.add("k1", k1)
-			cfg := auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
-			v := newVerifier(t, cfg, testOptions(c))
+			v := newVerifier(t, corpJWKS(srv), testOptions(c))
 			tok := func() string {
-				return signer{k1, jwt.SigningMethodES256, "k1"}.sign(t, jwt.MapClaims{
-					"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": c.Now().Add(time.Hour).Unix()})
+				return corpToken(t, k1, "k1", c.Now())
 			}
 			if _, err := v.Verify(context.Background(), tok()); err != nil {
 				t.Fatal(err)
@@ -112,14 +118,12 @@ func TestFailedRefreshKeepsCachedKeysAndShowsInHealth(t *testing.T) {
 	srv := newJWKSServer(t)
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	srv.add("k1", k1)
-	cfg := auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
-	v := newVerifier(t, cfg, testOptions(c))
+	v := newVerifier(t, corpJWKS(srv), testOptions(c))
 	if h := v.Health()[0]; h.State != auth.StateDiscovering {
 		t.Errorf("before first use: state %q, want %q", h.State, auth.StateDiscovering)
 	}
 	tok := func() string {
-		return signer{k1, jwt.SigningMethodES256, "k1"}.sign(t, jwt.MapClaims{
-			"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": c.Now().Add(time.Hour).Unix()})
+		return corpToken(t, k1, "k1", c.Now())
 	}
 	if _, err := v.Verify(context.Background(), tok()); err != nil {
 		t.Fatal(err)
@@ -260,10 +264,8 @@ func TestKeySetsAreRefreshedWithoutLogins(t *testing.T) {
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	srv.add("k0", k0)
 	srv.add("k1", k1)
-	cfg := auth.Config{JWT: []auth.JWTConfig{{Name: "corp", Issuer: "corp-signer", Audience: "certmesh", JWKSURL: srv.URL}}}
-	v := newVerifier(t, cfg, auth.Options{KeyRefreshMin: 20 * time.Millisecond, KeyRefreshMax: 20 * time.Millisecond})
-	tok := signer{k1, jwt.SigningMethodES256, "k1"}.sign(t, jwt.MapClaims{
-		"iss": "corp-signer", "aud": "certmesh", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
+	v := newVerifier(t, corpJWKS(srv), auth.Options{KeyRefreshMin: 20 * time.Millisecond, KeyRefreshMax: 20 * time.Millisecond})
+	tok := corpToken(t, k1, "k1", time.Now())
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}

@@ -294,10 +294,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	if req.Token == "" || req.CSR == "" {
 		return fail(http.StatusBadRequest, api.CodeBadRequest, "token and csr are required")
 	}
-	if e := c.checkClock(); e != nil {
-		return e
-	}
-	if e := c.checkRevoked(); e != nil {
+	if e := c.checkWrite(); e != nil {
 		return e
 	}
 	id, e := c.verifyToken(r, req.Token, "login")
@@ -479,6 +476,42 @@ func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 	return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate was not issued by a controller")
 }
 
+// sessionBody authenticates the client of an mTLS session route
+// (sessionCert) and reads the request body into v.
+func (c *Controller) sessionBody(r *http.Request, v any) (crdt.CertFacts, *apiError) {
+	f, e := c.sessionCert(r)
+	if e != nil {
+		return f, e
+	}
+	return f, decodeJSON(r, v)
+}
+
+// checkWrite refuses a write that this controller may not make now: its
+// clock cannot stamp it (checkClock) or the root revoked it (checkRevoked).
+func (c *Controller) checkWrite() *apiError {
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	return c.checkRevoked()
+}
+
+// sessionOf reads, in one view of the store, the verdict on f at now (for
+// a new connection with admit, Store.Admission in verified mode; else
+// Store.Live), the record that created its session and the session's
+// current end.
+func (c *Controller) sessionOf(f crdt.CertFacts, now time.Time, admit bool) (v crdt.Verdict, sess *crdt.SessionRecord, end crdt.Millis) {
+	c.mesh.View(func(s *crdt.Store) {
+		if admit {
+			v = s.Admission(f, crdt.MillisOf(now), false)
+		} else {
+			v = s.Live(f, crdt.MillisOf(now))
+		}
+		sess, _ = s.Session(f.Session)
+		end, _ = s.SessionExpires(f.Session)
+	})
+	return v, sess, end
+}
+
 // admin authenticates an admin: a ClientAuth leaf issued directly by the
 // root with an admin URI SAN (pki.AdminOf). It returns the admin's name.
 func (c *Controller) admin(r *http.Request) (string, *apiError) {
@@ -504,34 +537,19 @@ func (c *Controller) admin(r *http.Request) (string, *apiError) {
 
 // POST /v1/sessions/current/certificates: rotation.
 func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
-	f, e := c.sessionCert(r)
-	if e != nil {
-		return e
-	}
 	var req api.RotationRequest
-	if e := decodeJSON(r, &req); e != nil {
+	f, e := c.sessionBody(r, &req)
+	if e != nil {
 		return e
 	}
 	if req.CSR == "" {
 		return fail(http.StatusBadRequest, api.CodeBadRequest, "csr is required")
 	}
-	if e := c.checkClock(); e != nil {
-		return e
-	}
-	if e := c.checkRevoked(); e != nil {
+	if e := c.checkWrite(); e != nil {
 		return e
 	}
 	now := c.now()
-	var (
-		verdict crdt.Verdict
-		sess    *crdt.SessionRecord
-		end     crdt.Millis
-	)
-	c.mesh.View(func(s *crdt.Store) {
-		verdict = s.Admission(f, crdt.MillisOf(now), false)
-		sess, _ = s.Session(f.Session)
-		end, _ = s.SessionExpires(f.Session)
-	})
+	verdict, sess, end := c.sessionOf(f, now, true)
 	switch {
 	case verdict != crdt.Admit:
 		return fail(http.StatusForbidden, api.CodeForbidden, "certificate %v is no longer valid: %v", f.Serial, verdict)

@@ -27,12 +27,9 @@ import (
 // token that ends no later than the session, changes nothing: 200 with the
 // session's current end.
 func (c *Controller) refreshToken(w http.ResponseWriter, r *http.Request) *apiError {
-	f, e := c.sessionCert(r)
-	if e != nil {
-		return e
-	}
 	var req api.TokenRequest
-	if e := decodeJSON(r, &req); e != nil {
+	f, e := c.sessionBody(r, &req)
+	if e != nil {
 		return e
 	}
 	if req.Token == "" {
@@ -41,10 +38,7 @@ func (c *Controller) refreshToken(w http.ResponseWriter, r *http.Request) *apiEr
 	if !pki.CreatedBy(f.Session, c.author.Name) {
 		return fail(http.StatusServiceUnavailable, api.CodeUnavailable, "session %v was created by another controller, and only its creator can extend it: present the token there", f.Session)
 	}
-	if e := c.checkClock(); e != nil {
-		return e
-	}
-	if e := c.checkRevoked(); e != nil {
+	if e := c.checkWrite(); e != nil {
 		return e
 	}
 	id, e := c.verifyToken(r, req.Token, "token refresh")
@@ -54,17 +48,7 @@ func (c *Controller) refreshToken(w http.ResponseWriter, r *http.Request) *apiEr
 	if id.ID != f.Identity {
 		return fail(http.StatusForbidden, api.CodeForbidden, "the token is for identity %.200q, and the session for %.200q", id.ID, f.Identity)
 	}
-	now := c.now()
-	var (
-		verdict crdt.Verdict
-		sess    *crdt.SessionRecord
-		end     crdt.Millis
-	)
-	c.mesh.View(func(s *crdt.Store) {
-		verdict = s.Live(f, crdt.MillisOf(now))
-		sess, _ = s.Session(f.Session)
-		end, _ = s.SessionExpires(f.Session)
-	})
+	verdict, sess, end := c.sessionOf(f, c.now(), false)
 	switch {
 	case sess == nil:
 		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller", f.Session)

@@ -26,22 +26,10 @@ func refreshCommand(stdout io.Writer) *cli.Command {
 			controllerFlag(),
 			caFlag(),
 			&cli.StringFlag{Name: "dir", Usage: "`DIR` written by certmesh login (required)"},
-			&cli.StringFlag{Name: "token", Usage: "the fresh OIDC or JWT bearer `TOKEN`"},
-			&cli.StringFlag{Name: "token-file", Usage: "read the token from `FILE`"},
+			tokenFlag(), tokenFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			dir := c.String("dir")
-			if dir == "" {
-				return usagef("--dir: required")
-			}
-			cfg, err := clientConfigFrom(c)
-			if err != nil {
-				return err
-			}
-			token, err := tokenFrom(c)
+			dir, cfg, token, err := tokenCall(c, "dir")
 			if err != nil {
 				return err
 			}
