@@ -33,6 +33,15 @@ const (
 	// PathCertificates: POST rotates the client's certificate (mTLS;
 	// RotationRequest → 201 SessionResponse).
 	PathCertificates = "/v1/sessions/current/certificates"
+	// PathSessionToken: POST presents a fresh login token for the session
+	// of the client's certificate (mTLS; TokenRequest → 200
+	// TokenResponse). With session.bind_to_token a session ends when its
+	// token expires; a fresh token for the same identity moves that end to
+	// the new token's expiry (never past session.max_lifetime), keeping
+	// the session id, its certificates and its live connections. Only the
+	// controller that created the session can extend it: another answers
+	// 503 unavailable, naming it, and the client tries the next.
+	PathSessionToken = "/v1/sessions/current/token"
 	// PathRevocations: POST revokes (admin; RevocationRequest → 202
 	// RevocationResponse).
 	PathRevocations = "/v1/revocations"
@@ -56,6 +65,18 @@ type LoginRequest struct {
 // RotationRequest is the body of POST PathCertificates.
 type RotationRequest struct {
 	CSR string `json:"csr"` // PEM certificate request for the client's fresh key
+}
+
+// TokenRequest is the body of POST PathSessionToken.
+type TokenRequest struct {
+	Token string `json:"token"` // a fresh OIDC ID token or JWT for the session's identity
+}
+
+// TokenResponse answers POST PathSessionToken (200).
+type TokenResponse struct {
+	SessionID        string `json:"session_id"`
+	Identity         string `json:"identity"`
+	SessionExpiresAt string `json:"session_expires_at"` // RFC 3339: the session's end now
 }
 
 // SessionResponse answers a login or a rotation (201).
@@ -123,6 +144,32 @@ type Status struct {
 	VersionVector map[string]uint64 `json:"version_vector"` // author → highest contiguous seq
 	Records       map[string]int    `json:"records"`        // record kind → count
 	Digest        string            `json:"digest"`         // 16 hex digits
+	// Issuers is the state of each configured token issuer (auth.oidc[],
+	// then auth.jwt[]); controllers only.
+	Issuers []IssuerStatus `json:"issuers,omitempty"`
+}
+
+// IssuerStatus is one token issuer in a controller's Status.
+type IssuerStatus struct {
+	Name   string `json:"name"`
+	Issuer string `json:"issuer"`
+	Kind   string `json:"kind"` // oidc or jwt
+	// State is discovering (first attempt under way), unreachable
+	// (discovery or the first key fetch failed; retried with backoff),
+	// misconfigured (the discovery document contradicts the config; the
+	// controller is not ready), ready, or degraded (discovered, but the
+	// latest key fetch failed: cached keys still verify).
+	State      string `json:"state"`
+	Discovered bool   `json:"discovered"` // always true for a JWT signer
+	Keys       int    `json:"keys"`       // keys cached
+	// LastKeyRefresh is when the keys were last fetched (RFC 3339; absent:
+	// never, or a keys_file).
+	LastKeyRefresh string `json:"last_key_refresh,omitempty"`
+	// LastError is the latest failure of discovery or of a key fetch,
+	// absent once a later one succeeded; LastErrorAt is when a key fetch
+	// last failed (RFC 3339).
+	LastError   string `json:"last_error,omitempty"`
+	LastErrorAt string `json:"last_error_at,omitempty"`
 }
 
 // RouterStatus is the body of GET PathStatus on a router: a Status with the

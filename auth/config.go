@@ -30,6 +30,10 @@ type OIDCConfig struct {
 	// IdentityClaim names the claim that becomes the certmesh identity;
 	// default "sub".
 	IdentityClaim string `yaml:"identity_claim"`
+	// CAFile, when set, is a PEM bundle of the CA certificates that this
+	// issuer's TLS certificate (discovery and jwks_uri) must chain to,
+	// instead of the system roots: a provider behind a private CA.
+	CAFile string `yaml:"ca_file"`
 	// IdentityNamespace, when set, prefixes this entry's identities
 	// ("<namespace>:<claim>"), even when it is the only entry. Entries that
 	// set the same value share identities: an operator's explicit mapping
@@ -54,8 +58,11 @@ type JWTConfig struct {
 	// "CERTIFICATE" blocks; a "kid" PEM header names a key). Exactly one of
 	// KeysFile and JWKSURL is set.
 	KeysFile string `yaml:"keys_file"`
-	// JWKSURL is fetched when a token names a key id not yet seen.
+	// JWKSURL is fetched when a token names a key id not yet seen, and
+	// periodically (Options.KeyRefreshMax).
 	JWKSURL string `yaml:"jwks_url"`
+	// CAFile is as in OIDCConfig, for JWKSURL.
+	CAFile string `yaml:"ca_file"`
 	// IdentityClaim names the claim that becomes the certmesh identity;
 	// default "sub".
 	IdentityClaim string `yaml:"identity_claim"`
@@ -167,6 +174,14 @@ type Options struct {
 	// interval of the last fetch is refused until it passes. Default 1s;
 	// negative means no limit.
 	JWKSRefreshInterval time.Duration
+	// KeyRefreshMin and KeyRefreshMax bound how long a fetched key set is
+	// trusted before it is fetched again: the provider's Cache-Control
+	// max-age, clamped to [min, max] (max when the answer has no max-age).
+	// A key the provider withdraws is refused within KeyRefreshMax of its
+	// withdrawal, on every controller that the provider answers. A failed
+	// refresh keeps the cached keys and is retried after KeyRefreshMin.
+	// Defaults 1m and 15m.
+	KeyRefreshMin, KeyRefreshMax time.Duration
 }
 
 // Defaults of Options.
@@ -176,6 +191,8 @@ const (
 	DefaultDiscoveryBackoffMin = 500 * time.Millisecond
 	DefaultDiscoveryBackoffMax = 30 * time.Second
 	DefaultJWKSRefreshInterval = time.Second
+	DefaultKeyRefreshMin       = time.Minute
+	DefaultKeyRefreshMax       = 15 * time.Minute
 )
 
 func (o Options) withDefaults() Options {
@@ -208,6 +225,15 @@ func (o Options) withDefaults() Options {
 		o.JWKSRefreshInterval = DefaultJWKSRefreshInterval
 	case o.JWKSRefreshInterval < 0:
 		o.JWKSRefreshInterval = 0
+	}
+	if o.KeyRefreshMin <= 0 {
+		o.KeyRefreshMin = DefaultKeyRefreshMin
+	}
+	if o.KeyRefreshMax <= 0 {
+		o.KeyRefreshMax = DefaultKeyRefreshMax
+	}
+	if o.KeyRefreshMax < o.KeyRefreshMin {
+		o.KeyRefreshMax = o.KeyRefreshMin
 	}
 	return o
 }

@@ -6,11 +6,17 @@
 // JWKS URL.
 //
 // Both kinds share one JWKS cache (remoteKeys): the key set is fetched at
-// discovery (OIDC) or first use (jwks_url), and again when a token names a
-// kid that the cache lacks, so a key rotated in at the issuer is picked up
-// without a restart; misses refetch at most once per
+// discovery (OIDC) or first use (jwks_url), again when a token names a kid
+// that the cache lacks, so a key rotated in at the issuer is picked up
+// without a restart (misses refetch at most once per
 // Options.JWKSRefreshInterval, so made-up kids cannot turn into a flood of
-// fetches. go-oidc's RemoteKeySet is deliberately not used: a lookup that
+// fetches), and again before a lookup once the set is older than the
+// answer's Cache-Control max-age clamped to [Options.KeyRefreshMin,
+// KeyRefreshMax] (1m and 15m), so a key the issuer withdrew is refused
+// within KeyRefreshMax on every controller the issuer answers. While the
+// latest fetch failed, cached keys still verify and a kid not cached is
+// issuer_unavailable (503), never token_invalid (401): a client takes 401
+// as final. go-oidc's RemoteKeySet is deliberately not used: a lookup that
 // starts just as another fetch completes can be handed that fetch's stale
 // result (its "inflight" is still set), which refuses the first tokens of a
 // freshly rotated key; this package's test of rotation caught it.
@@ -36,6 +42,15 @@
 //     key set succeed. The same code
 //     is returned when a token names a key the verifier has not cached and
 //     the key set cannot be fetched.
+//   - A discovery document whose issuer differs from the config (a
+//     trailing slash) is a misconfiguration, not an outage:
+//     Verifier.Misconfigured names both strings, and the controller is not
+//     ready. Verifier.Health reports every issuer's state for /v1/status
+//     and metrics.
+//   - An OIDC entry refuses tokens marked as OAuth access tokens (RFC 9068
+//     typ at+jwt, token_use access, typ Bearer), says so when a token for
+//     another audience carries scopes, and a refusal for a missing
+//     identity claim lists the claims the token has.
 //   - Time comes from Options.Now, so tests control expiry precisely.
 //
 // Sources: OpenID Connect Core 1.0 (ID token validation, section 3.1.3.7),

@@ -14,6 +14,7 @@ import (
 // jwtProvider verifies the tokens of one external JWT signer.
 type jwtProvider struct {
 	name   string
+	issuer string
 	keys   keySource
 	parser *jwt.Parser
 	claims claimChecker
@@ -41,16 +42,16 @@ func newJWTProvider(cfg JWTConfig, namespace string, opts Options) (*jwtProvider
 		keys = staticKeys(static)
 	} else {
 		methods = asymmetricAlgs()
-		keys = &remoteKeys{
-			url:         cfg.JWKSURL,
-			client:      opts.HTTPClient,
-			now:         opts.Now,
-			minInterval: opts.JWKSRefreshInterval,
+		client, err := httpClientFor(cfg.CAFile, opts)
+		if err != nil {
+			return nil, err
 		}
+		keys = newRemoteKeys(cfg.JWKSURL, client, opts)
 	}
 	return &jwtProvider{
-		name: cfg.Name,
-		keys: keys,
+		name:   cfg.Name,
+		issuer: cfg.Issuer,
+		keys:   keys,
 		// The parser refuses any alg outside what the keys can verify before
 		// a key is looked up; candidates then pins each key to the
 		// algorithms of its own type.
@@ -64,11 +65,32 @@ func (p *jwtProvider) verify(ctx context.Context, raw string) (Identity, *Error)
 	if err := verifySignature(ctx, p.parser, p.keys, raw, claims); err != nil {
 		var unavailable *unavailableError
 		if errors.As(err, &unavailable) {
-			return Identity{}, newError(CodeIssuerUnavailable, err, fmt.Sprintf("keys of JWT signer %s cannot be fetched to verify the token", p.name))
+			return Identity{}, newError(CodeIssuerUnavailable, err, unreachable("keys of JWT signer", p.name, err)+" to verify the token")
 		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token signature or format is invalid")
 	}
 	return p.claims.check(claims)
+}
+
+// health reports the signer's state: a keys_file is always ready.
+func (p *jwtProvider) health() Health {
+	h := Health{Name: p.name, Issuer: p.issuer, Kind: "jwt", Discovered: true, State: StateReady}
+	switch k := p.keys.(type) {
+	case staticKeys:
+		h.Keys = len(k)
+	case *remoteKeys:
+		kh := k.health()
+		h.Keys, h.LastKeyRefresh, h.LastErrorAt = kh.keys, kh.lastSuccess, kh.lastErrAt
+		switch {
+		case kh.lastErr != nil && kh.keys == 0:
+			h.State, h.LastError = StateUnreachable, kh.lastErr.Error()
+		case kh.lastErr != nil:
+			h.State, h.LastError = StateDegraded, kh.lastErr.Error()
+		case kh.lastSuccess.IsZero():
+			h.State = StateDiscovering // fetched on first use
+		}
+	}
+	return h
 }
 
 func readCapped(path string, limit int64) ([]byte, error) {

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,10 +148,11 @@ func swapAlg(t *testing.T, token, alg string) string {
 // jwksServer serves a mutable JWKS and counts its requests.
 type jwksServer struct {
 	*httptest.Server
-	mu    sync.Mutex
-	keys  []map[string]string
-	down  atomic.Bool
-	calls atomic.Int64
+	mu           sync.Mutex
+	keys         []map[string]string
+	cacheControl string // guarded by mu; the answer's Cache-Control
+	down         atomic.Bool
+	calls        atomic.Int64
 }
 
 func newJWKSServer(t *testing.T) *jwksServer {
@@ -163,6 +165,9 @@ func newJWKSServer(t *testing.T) *jwksServer {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.cacheControl != "" {
+			w.Header().Set("Cache-Control", s.cacheControl)
+		}
 		json.NewEncoder(w).Encode(map[string]any{"keys": s.keys})
 	}))
 	t.Cleanup(s.Close)
@@ -177,6 +182,19 @@ func (s *jwksServer) add(kid string, key *ecdsa.PrivateKey) {
 		"x": base64.RawURLEncoding.EncodeToString(pt[1:33]),
 		"y": base64.RawURLEncoding.EncodeToString(pt[33:]),
 	})
+	s.mu.Unlock()
+}
+
+// withdraw stops publishing key kid.
+func (s *jwksServer) withdraw(kid string) {
+	s.mu.Lock()
+	s.keys = slices.DeleteFunc(s.keys, func(k map[string]string) bool { return k["kid"] == kid })
+	s.mu.Unlock()
+}
+
+func (s *jwksServer) setCacheControl(v string) {
+	s.mu.Lock()
+	s.cacheControl = v
 	s.mu.Unlock()
 }
 

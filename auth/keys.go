@@ -18,6 +18,8 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,48 +255,84 @@ func (s staticKeys) lookup(_ context.Context, kid, alg string) ([]jwt.Verificati
 	return nil, errUnknownKey
 }
 
-// remoteKeys is a JWKS URL, fetched on first use (or at OIDC discovery) and
-// again whenever a token names a key that the cached set lacks, at most once
-// per minInterval. A lookup that misses waits for the fetch it caused or
-// joined and then looks at the keys that fetch stored, so a token of a key
-// published just now is never checked against the set fetched just before.
+// remoteKeys is a JWKS URL, fetched on first use (or at OIDC discovery),
+// again whenever a token names a key that the cached set lacks (at most
+// once per minInterval), and again before a lookup once the set is older
+// than its refresh interval (the answer's Cache-Control max-age clamped to
+// [refreshMin, refreshMax]), so that a key the issuer withdrew stops being
+// trusted within refreshMax. A lookup that misses waits for the fetch it
+// caused or joined and then looks at the keys that fetch stored, so a token
+// of a key published just now is never checked against the set fetched
+// just before.
+//
+// While the latest fetch failed, the cached keys stay trusted (an outage at
+// the issuer does not refuse the tokens it signed before), but a key that
+// is not cached is unavailable, never unknown: the answer is 503
+// issuer_unavailable, not a 401 the client would take as final.
 type remoteKeys struct {
-	url         string
-	client      *http.Client
-	now         func() time.Time
-	minInterval time.Duration
+	url                    string
+	client                 *http.Client
+	now                    func() time.Time
+	minInterval            time.Duration
+	refreshMin, refreshMax time.Duration
 
 	// fetchMu is held for the whole of a fetch, so that concurrent misses
 	// cause one fetch, while lookups of cached keys go on under mu.
 	fetchMu sync.Mutex
 
-	mu        sync.RWMutex
-	keys      []publicKey // guarded by mu
-	lastFetch time.Time   // guarded by mu: when the last fetch ended
-	lastErr   error       // guarded by mu: the last fetch's error
-	fetched   bool        // guarded by mu: a fetch has succeeded
+	mu          sync.RWMutex
+	keys        []publicKey // guarded by mu
+	lastFetch   time.Time   // guarded by mu: when the last fetch ended
+	lastErr     error       // guarded by mu: the last fetch's error, nil if it succeeded
+	lastErrAt   time.Time   // guarded by mu: when a fetch last failed
+	lastSuccess time.Time   // guarded by mu: when a fetch last succeeded
+	nextRefresh time.Time   // guarded by mu: when the cached set goes stale
+}
+
+func newRemoteKeys(url string, client *http.Client, opts Options) *remoteKeys {
+	return &remoteKeys{
+		url:         url,
+		client:      client,
+		now:         opts.Now,
+		minInterval: opts.JWKSRefreshInterval,
+		refreshMin:  opts.KeyRefreshMin,
+		refreshMax:  opts.KeyRefreshMax,
+	}
 }
 
 func (r *remoteKeys) lookup(ctx context.Context, kid, alg string) ([]jwt.VerificationKey, error) {
 	r.mu.RLock()
-	keys := r.keys
+	keys, stale := r.keys, !r.now().Before(r.nextRefresh)
 	r.mu.RUnlock()
-	if c := candidates(keys, kid, alg); len(c) > 0 {
-		return c, nil
+	if !stale {
+		if c := candidates(keys, kid, alg); len(c) > 0 {
+			return c, nil
+		}
 	}
 
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	// Another lookup may have fetched while this one waited.
 	r.mu.RLock()
-	keys, last, lastErr, fetched := r.keys, r.lastFetch, r.lastErr, r.fetched
+	keys, last, lastErr := r.keys, r.lastFetch, r.lastErr
+	stale = !r.now().Before(r.nextRefresh)
 	r.mu.RUnlock()
+	if stale {
+		// A failed refresh keeps the cached keys: fetchAndStore has
+		// pushed nextRefresh on by refreshMin.
+		if fresh, err := r.fetchAndStore(ctx); err == nil {
+			keys, lastErr = fresh, nil
+		} else {
+			lastErr = err
+		}
+		last = r.now()
+	}
 	if c := candidates(keys, kid, alg); len(c) > 0 {
 		return c, nil
 	}
-	if !last.IsZero() && r.now().Sub(last) < r.minInterval {
-		if !fetched {
-			return nil, &unavailableError{lastErr}
+	if stale || (!last.IsZero() && r.now().Sub(last) < r.minInterval) {
+		if lastErr != nil {
+			return nil, asUnavailable(lastErr)
 		}
 		return nil, errUnknownKey
 	}
@@ -308,6 +346,14 @@ func (r *remoteKeys) lookup(ctx context.Context, kid, alg string) ([]jwt.Verific
 	return nil, errUnknownKey
 }
 
+func asUnavailable(err error) error {
+	var u *unavailableError
+	if errors.As(err, &u) {
+		return err
+	}
+	return &unavailableError{err}
+}
+
 // refresh fetches the key set now, whatever is cached.
 func (r *remoteKeys) refresh(ctx context.Context) error {
 	r.fetchMu.Lock()
@@ -319,11 +365,16 @@ func (r *remoteKeys) refresh(ctx context.Context) error {
 // fetchAndStore fetches the key set and records the outcome; a failure is an
 // *unavailableError. The caller holds fetchMu.
 func (r *remoteKeys) fetchAndStore(ctx context.Context) ([]publicKey, error) {
-	keys, err := r.fetch(ctx)
+	keys, maxAge, err := r.fetch(ctx)
 	r.mu.Lock()
-	r.lastFetch, r.lastErr = r.now(), err
+	now := r.now()
+	r.lastFetch, r.lastErr = now, err
 	if err == nil {
-		r.keys, r.fetched = keys, true
+		r.keys, r.lastSuccess = keys, now
+		r.nextRefresh = now.Add(min(max(maxAge, r.refreshMin), r.refreshMax)) // absent: refreshMax
+	} else {
+		r.lastErrAt = now
+		r.nextRefresh = now.Add(r.refreshMin)
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -332,39 +383,121 @@ func (r *remoteKeys) fetchAndStore(ctx context.Context) ([]publicKey, error) {
 	return keys, nil
 }
 
-// fetch GETs the key set. It does not stop when the request that caused it
-// is cancelled, since its result serves every request after it.
-func (r *remoteKeys) fetch(ctx context.Context) ([]publicKey, error) {
+// refreshLoop refetches the key set each time it goes stale, until ctx
+// ends, so that a controller that sees no logins still drops the keys its
+// issuer withdrew and reports a current health (the last refresh). Lookups
+// refresh a stale set themselves, so the bound holds whatever this loop's
+// timing. A set never fetched (a jwks_url before its first use) is left
+// alone.
+func (r *remoteKeys) refreshLoop(ctx context.Context) {
+	for {
+		r.mu.RLock()
+		next, fetched := r.nextRefresh, !r.lastFetch.IsZero()
+		r.mu.RUnlock()
+		wait := r.refreshMin
+		if fetched {
+			wait = max(next.Sub(r.now()), time.Second)
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+		r.fetchMu.Lock()
+		r.mu.RLock()
+		stale := !r.lastFetch.IsZero() && !r.now().Before(r.nextRefresh)
+		r.mu.RUnlock()
+		if stale {
+			_, _ = r.fetchAndStore(ctx) // a failure is recorded for Health
+		}
+		r.fetchMu.Unlock()
+	}
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// maxAgeAbsent is maxAge's answer when the provider gives no max-age: more
+// than any clamp's upper bound.
+const maxAgeAbsent = 1<<63 - 1
+
+// keyHealth is what a key set tells about its issuer's health.
+type keyHealth struct {
+	keys                   int
+	lastSuccess, lastErrAt time.Time
+	lastErr                error // of the latest fetch; nil if it succeeded
+}
+
+func (r *remoteKeys) health() keyHealth {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return keyHealth{keys: len(r.keys), lastSuccess: r.lastSuccess, lastErrAt: r.lastErrAt, lastErr: r.lastErr}
+}
+
+// fetch GETs the key set and returns it with the answer's Cache-Control
+// max-age (see maxAge).
+// It does not stop when the request that caused it is cancelled, since its
+// result serves every request after it.
+func (r *remoteKeys) fetch(ctx context.Context) ([]publicKey, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
-	// Fetches happen because a key is missing: ask caches between here and
-	// the issuer for the current set.
+	// Fetches happen because a key is missing or the set is stale: ask
+	// caches between here and the issuer for the current set.
 	req.Header.Set("Cache-Control", "no-cache")
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", r.url, err)
+		return nil, 0, fmt.Errorf("read %s: %w", r.url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", r.url, resp.Status)
+		return nil, 0, fmt.Errorf("GET %s: %s", r.url, resp.Status)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("GET %s: more than %d bytes", r.url, maxJWKSBytes)
+		return nil, 0, fmt.Errorf("GET %s: more than %d bytes", r.url, maxJWKSBytes)
 	}
 	keys, err := parseJWKS(body)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", r.url, err)
+		return nil, 0, fmt.Errorf("GET %s: %w", r.url, err)
 	}
-	return keys, nil
+	return keys, maxAge(resp.Header.Values("Cache-Control")), nil
+}
+
+// maxAge reads max-age from Cache-Control header values (RFC 9111 section
+// 5.2.2.1): no-cache and no-store mean 0; an absent or malformed one means
+// "no advice", maxAgeAbsent. The caller clamps it.
+func maxAge(values []string) time.Duration {
+	age := time.Duration(maxAgeAbsent)
+	for _, v := range values {
+		for _, d := range strings.Split(v, ",") {
+			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-cache", "no-store":
+				return 0
+			case "max-age":
+				n, err := strconv.ParseInt(strings.Trim(arg, `"`), 10, 64)
+				if err == nil && n > 0 && n < 1<<31 {
+					age = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return age
 }
 
 // newTokenParser returns a parser that accepts only methods and checks no

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/golang-jwt/jwt/v5"
@@ -26,52 +26,80 @@ type oidcProvider struct {
 	cfg    OIDCConfig
 	opts   Options
 	claims claimChecker
+	client *http.Client
 
-	// verifier is nil until discovery succeeds, then never changes.
+	// verifier is nil until discovery succeeds, then never changes; keys
+	// is its key set, stored before it.
 	verifier atomic.Pointer[oidc.IDTokenVerifier]
-	// ready is closed when verifier is set.
-	ready chan struct{}
-	// lastErr is the error of the latest failed discovery attempt.
-	lastErr atomic.Pointer[error]
+	keys     atomic.Pointer[remoteKeys]
+	// ready is closed when verifier is set; attempted when the first
+	// discovery attempt has ended, whatever its outcome.
+	ready, attempted chan struct{}
+	// lastErr is the error of the latest failed discovery attempt, and
+	// misconfigured whether it is one that retrying will not mend by
+	// itself (the issuer's discovery document disagrees with the config).
+	lastErr       atomic.Pointer[error]
+	misconfigured atomic.Bool
 }
 
-func newOIDCProvider(ctx context.Context, cfg OIDCConfig, namespace string, opts Options) *oidcProvider {
+func newOIDCProvider(ctx context.Context, cfg OIDCConfig, namespace string, client *http.Client, opts Options) *oidcProvider {
 	p := &oidcProvider{
-		cfg:    cfg,
-		opts:   opts,
-		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts),
-		ready:  make(chan struct{}),
+		cfg:       cfg,
+		opts:      opts,
+		client:    client,
+		claims:    newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts),
+		ready:     make(chan struct{}),
+		attempted: make(chan struct{}),
 	}
-	go p.discoverLoop(oidc.ClientContext(ctx, opts.HTTPClient))
+	go p.discoverLoop(oidc.ClientContext(ctx, client))
 	return p
 }
 
+// configError is a discovery failure that retrying will not mend by
+// itself: the issuer's discovery document disagrees with the config.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
 // discoverLoop runs discovery until it succeeds or ctx ends, waiting
 // DiscoveryBackoffMin, then twice that, up to DiscoveryBackoffMax, between
-// attempts.
+// attempts. A misconfiguration is retried too (the operator may fix the
+// provider's side), at the longest wait.
 func (p *oidcProvider) discoverLoop(ctx context.Context) {
 	log := p.opts.Logger.With(slog.String("issuer", p.cfg.Issuer))
 	wait := p.opts.DiscoveryBackoffMin
 	for attempt := 1; ; attempt++ {
 		err := p.discover(ctx)
 		if err == nil {
+			go p.keys.Load().refreshLoop(ctx)
+			p.misconfigured.Store(false)
+			if attempt == 1 {
+				close(p.attempted)
+			}
 			if attempt > 1 {
 				log.Info("auth: oidc issuer discovered", slog.Int("attempt", attempt))
 			}
 			return
 		}
+		var ce *configError
+		p.misconfigured.Store(errors.As(err, &ce))
 		p.lastErr.Store(&err)
+		if attempt == 1 {
+			close(p.attempted)
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("auth: oidc discovery failed; tokens of this issuer are refused until it succeeds",
-			slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("error", err))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if ce != nil {
+			wait = p.opts.DiscoveryBackoffMax
+			log.Error("auth: oidc issuer is misconfigured; its tokens are refused and the controller is not ready until it is fixed",
+				slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("error", err))
+		} else {
+			log.Warn("auth: oidc discovery failed; tokens of this issuer are refused until it succeeds",
+				slog.Int("attempt", attempt), slog.Duration("retry_in", wait), slog.Any("error", err))
+		}
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		wait = min(2*wait, p.opts.DiscoveryBackoffMax)
 	}
@@ -81,6 +109,14 @@ func (p *oidcProvider) discover(ctx context.Context) error {
 	attemptCtx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
 	defer cancel()
 	prov, err := oidc.NewProvider(attemptCtx, p.cfg.Issuer)
+	var mismatch *oidc.IssuerMismatchError
+	if errors.As(err, &mismatch) {
+		// Tokens carry the discovered string as iss, so no token could
+		// ever match the configured one (OpenID Connect Discovery 1.0,
+		// section 4.3: the two must be identical).
+		return &configError{fmt.Sprintf("issuer %q is configured, but its discovery document says its issuer is %q; they must be identical, character for character (a trailing slash counts): set issuer to %q if that is the provider you mean",
+			mismatch.Provided, mismatch.Discovered, mismatch.Discovered)}
+	}
 	if err != nil {
 		return err
 	}
@@ -89,10 +125,10 @@ func (p *oidcProvider) discover(ctx context.Context) error {
 		Algs    []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := prov.Claims(&meta); err != nil {
-		return err
+		return &configError{fmt.Sprintf("discovery document of %s is malformed: %v", p.cfg.Issuer, err)}
 	}
 	if err := checkHTTPURL(meta.JWKSURL); err != nil {
-		return fmt.Errorf("discovery document's jwks_uri: %w", err)
+		return &configError{fmt.Sprintf("discovery document of %s: jwks_uri: %v", p.cfg.Issuer, err)}
 	}
 	var algs []string
 	for _, a := range meta.Algs {
@@ -104,16 +140,12 @@ func (p *oidcProvider) discover(ctx context.Context) error {
 		// The OIDC default when the issuer lists no usable algorithm.
 		algs = []string{oidc.RS256}
 	}
-	keys := &remoteKeys{
-		url:         meta.JWKSURL,
-		client:      p.opts.HTTPClient,
-		now:         p.opts.Now,
-		minInterval: p.opts.JWKSRefreshInterval,
-	}
+	keys := newRemoteKeys(meta.JWKSURL, p.client, p.opts)
 	// The issuer counts as reachable once its keys are too.
 	if err := keys.refresh(attemptCtx); err != nil {
 		return err
 	}
+	p.keys.Store(keys)
 	p.verifier.Store(oidc.NewVerifier(p.cfg.Issuer, oidcKeySet{keys: keys, parser: newTokenParser(algs)}, &oidc.Config{
 		SupportedSigningAlgs: algs,
 		// Audience, exp and nbf are checked by claimChecker, so that both
@@ -133,13 +165,20 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (Identity, *Error
 		if e := p.lastErr.Load(); e != nil {
 			cause = *e
 		}
-		return Identity{}, newError(CodeIssuerUnavailable, cause, fmt.Sprintf("issuer %s cannot be reached to verify the token", p.cfg.Issuer))
+		var ce *configError
+		if errors.As(cause, &ce) {
+			return Identity{}, newError(CodeIssuerUnavailable, nil, "issuer "+p.cfg.Issuer+" is misconfigured: "+ce.msg)
+		}
+		return Identity{}, newError(CodeIssuerUnavailable, cause, unreachable("issuer", p.cfg.Issuer, cause)+" to verify the token")
+	}
+	if hint := accessTokenHint(raw); hint != "" {
+		return Identity{}, newError(CodeTokenInvalid, nil, "token is an OAuth access token ("+hint+"), not an OpenID Connect ID token: log in with the id_token of the provider's token response")
 	}
 	probe := &fetchProbe{}
 	tok, err := v.Verify(context.WithValue(ctx, fetchProbeKey{}, probe), raw)
 	if err != nil {
 		if probe.err != nil {
-			return Identity{}, newError(CodeIssuerUnavailable, probe.err, fmt.Sprintf("keys of issuer %s cannot be fetched to verify the token", p.cfg.Issuer))
+			return Identity{}, newError(CodeIssuerUnavailable, probe.err, unreachable("keys of issuer", p.cfg.Issuer, probe.err)+" to verify the token")
 		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token signature or format is invalid")
 	}
@@ -148,6 +187,38 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (Identity, *Error
 		return Identity{}, newError(CodeTokenInvalid, err, "token claims are malformed")
 	}
 	return p.claims.check(claims)
+}
+
+// health reports the provider's state.
+func (p *oidcProvider) health() Health {
+	h := Health{Name: p.cfg.name(), Issuer: p.cfg.Issuer, Kind: "oidc"}
+	if k := p.keys.Load(); k != nil {
+		h.Discovered = true
+		kh := k.health()
+		h.Keys, h.LastKeyRefresh, h.LastErrorAt = kh.keys, kh.lastSuccess, kh.lastErrAt
+		if kh.lastErr != nil {
+			h.LastError = kh.lastErr.Error()
+		}
+	}
+	if e := p.lastErr.Load(); e != nil && !h.Discovered {
+		h.LastError = (*e).Error()
+	}
+	switch {
+	case !h.Discovered && p.misconfigured.Load():
+		h.State = StateMisconfigured
+	case !h.Discovered:
+		h.State = StateUnreachable
+		select {
+		case <-p.attempted:
+		default:
+			h.State = StateDiscovering
+		}
+	case h.LastError != "":
+		h.State = StateDegraded
+	default:
+		h.State = StateReady
+	}
+	return h
 }
 
 // oidcKeySet lets go-oidc's IDTokenVerifier (which has already parsed the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -49,14 +50,16 @@ type provider interface {
 // concurrent use.
 type Verifier struct {
 	providers map[string]provider // by issuer; read-only after New
-	oidc      []*oidcProvider     // also in providers; for WaitReady
+	oidc      []*oidcProvider     // also in providers; for WaitReady and Health
+	jwt       []*jwtProvider      // also in providers; for Health
 }
 
 // New builds a verifier for cfg. It fails on an invalid config or an
-// unreadable keys_file, never because an issuer is unreachable: OIDC
-// discovery runs in the background, retried with backoff until it succeeds
-// or ctx ends (cancel ctx to stop those goroutines when the verifier is no
-// longer needed).
+// unreadable keys_file or ca_file, never because an issuer is unreachable:
+// OIDC discovery runs in the background, retried with backoff until it
+// succeeds, and key sets are refreshed when they go stale, until ctx ends
+// (cancel ctx to stop those goroutines when the verifier is no longer
+// needed).
 func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,9 +77,23 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("auth: auth.jwt[%d]: %w", i, err)
 		}
 		v.providers[c.Issuer] = p
+		v.jwt = append(v.jwt, p)
+	}
+	// Then every OIDC issuer's client, before any discovery starts.
+	clients := make([]*http.Client, len(cfg.OIDC))
+	for i, c := range cfg.OIDC {
+		if clients[i], err = httpClientFor(c.CAFile, opts); err != nil {
+			return nil, fmt.Errorf("auth: auth.oidc[%d]: %w", i, err)
+		}
+	}
+	// Nothing can fail from here on: start the background work.
+	for _, p := range v.jwt {
+		if r, ok := p.keys.(*remoteKeys); ok {
+			go r.refreshLoop(ctx)
+		}
 	}
 	for i, c := range cfg.OIDC {
-		p := newOIDCProvider(ctx, c, oidcNS[i], opts)
+		p := newOIDCProvider(ctx, c, oidcNS[i], clients[i], opts)
 		v.providers[c.Issuer] = p
 		v.oidc = append(v.oidc, p)
 	}
@@ -99,6 +116,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (Identity, *Error) {
 	}
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
+		if strings.Count(raw, ".") != 2 {
+			return Identity{}, newError(CodeTokenInvalid, err, "token is not a JWT (an opaque OAuth access token?): log in with an OpenID Connect ID token (the id_token of the provider's token response) or a JWT of a configured signer")
+		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token is not a well-formed JWT")
 	}
 	p, ok := v.providers[iss]
@@ -118,6 +138,56 @@ func (v *Verifier) WaitReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// missingClaim explains that the identity claim is absent from a token (or
+// not a non-empty string), listing the names of the claims it has (never
+// their values), so that the operator can pick one or ask the provider to
+// add it.
+func (c claimChecker) missingClaim(claims jwt.MapClaims, present bool) string {
+	kind := "token"
+	if c.method == "oidc" {
+		kind = "ID token"
+	}
+	names := make([]string, 0, len(claims))
+	for k := range claims {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if len(names) > 30 {
+		names = append(names[:30], "...")
+	}
+	if present {
+		return fmt.Sprintf("the %s's claim %q (identity_claim) is not a non-empty string", kind, c.identityClaim)
+	}
+	msg := fmt.Sprintf("the %s has no claim %q (identity_claim); it has %s", kind, c.identityClaim, strings.Join(names, ", "))
+	if c.method == "oidc" {
+		msg += ": ask the provider to put it in the ID token (a scope such as email or profile, or a claim mapping), or set identity_claim to one it has"
+	}
+	return msg
+}
+
+// accessTokenHint returns why raw looks like an OAuth access token rather
+// than an ID token, or "" if it does not. Only markers that no ID token
+// carries count: a JWT access token's header typ (RFC 9068, section 2.1),
+// Cognito's token_use and Keycloak's typ claim. The token is not verified
+// here; this only picks the message of a refusal.
+func accessTokenHint(raw string) string {
+	claims := jwt.MapClaims{}
+	tok, _, err := jwt.NewParser().ParseUnverified(raw, claims)
+	if err != nil {
+		return ""
+	}
+	if typ, _ := tok.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt") {
+		return "header typ " + typ
+	}
+	if use, _ := claims["token_use"].(string); use == "access" {
+		return "token_use access"
+	}
+	if typ, _ := claims["typ"].(string); strings.EqualFold(typ, "Bearer") {
+		return "claim typ Bearer"
+	}
+	return ""
 }
 
 // unverifiedIssuer reads the iss claim of a compact JWS without verifying
@@ -170,7 +240,15 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 		return Identity{}, newError(CodeTokenInvalid, err, "token aud claim is malformed")
 	}
 	if !slices.Contains(aud, c.audience) {
-		return Identity{}, newError(CodeAudienceMismatch, nil, fmt.Sprintf("token audience %.200q does not include %q", []string(aud), c.audience))
+		msg := fmt.Sprintf("token audience %.200q does not include %q", []string(aud), c.audience)
+		_, scp := claims["scp"]
+		_, scope := claims["scope"]
+		if c.method == "oidc" && (scp || scope) {
+			// An ID token names the client; a token for an API that
+			// carries scopes is an OAuth access token.
+			msg += "; it carries scopes, so it looks like an OAuth access token: log in with the ID token (the id_token of the provider's token response), whose audience is the client id"
+		}
+		return Identity{}, newError(CodeAudienceMismatch, nil, msg)
 	}
 	if err := c.validator.Validate(claims); err != nil {
 		switch {
@@ -184,9 +262,10 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 			return Identity{}, newError(CodeTokenInvalid, err, "token claims are invalid")
 		}
 	}
-	sub, _ := claims[c.identityClaim].(string)
+	raw, present := claims[c.identityClaim]
+	sub, _ := raw.(string)
 	if sub == "" {
-		return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("token claim %q is missing or not a string", c.identityClaim))
+		return Identity{}, newError(CodeTokenInvalid, nil, c.missingClaim(claims, present))
 	}
 	if len(sub) > pki.MaxIdentityLen || !utf8.ValidString(sub) {
 		return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("token claim %q is not UTF-8 of at most %d bytes", c.identityClaim, pki.MaxIdentityLen))

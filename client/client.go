@@ -217,11 +217,13 @@ func (c *Client) refreshLoop() {
 		at := c.cfg.rotationTime(s.Issued, s.Expires)
 		if !s.Expires.Before(s.SessionExpires) {
 			// The certificate lasts as long as the session: no
-			// rotation can extend it. Log in again at the rotation
-			// time if a token source is set, else wait for the end.
+			// rotation can extend it. With a token source, renew
+			// at the session's own rotation time (a fresh token
+			// extends a token-bound session, else log in again),
+			// else wait for the end.
 			until := s.SessionExpires
 			if c.cfg.Token != nil {
-				until = at
+				until = c.cfg.rotationTime(s.Issued, s.SessionExpires)
 			}
 			if !c.wait(ctx, until.Sub(now)) {
 				return

@@ -23,8 +23,12 @@ func StaticToken(tok string) TokenSource {
 func (c *Client) renewLoop(ctx context.Context, s *Session) {
 	for attempt := 0; c.Err() == nil && c.Session() == s; attempt++ {
 		// A session bound to its token (the controllers'
-		// session.bind_to_token) would be extended here with a fresh
-		// token, keeping its id and connections, before a new login.
+		// session.bind_to_token) is extended with a fresh token,
+		// keeping its id, certificate and connections; only if that
+		// does not move its end does the client log in again.
+		if c.extend(ctx, s) {
+			return
+		}
 		err := c.relogin(ctx, errors.New("the session is about to reach its end"))
 		if err == nil || !c.cfg.Clock.Now().Before(s.SessionExpires) {
 			return

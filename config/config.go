@@ -63,6 +63,11 @@ type Certs struct {
 // Session is the controller's `session` section.
 type Session struct {
 	MaxLifetime time.Duration `yaml:"max_lifetime" help:"lifetime of a session, across its certificate rotations; at most 720h (30 days), the bound every node keeps revocations for"`
+	// BindToToken ends a session when the token it was opened with
+	// expires, unless the client presents a fresh token for it (POST
+	// /v1/sessions/current/token); max_lifetime still bounds it. Off by
+	// default: a session lasts max_lifetime whatever its token's expiry.
+	BindToToken bool `yaml:"bind_to_token" help:"end a session when its login token expires, unless the client presents a fresh token for the same identity (certmesh refresh); max_lifetime still bounds it"`
 }
 
 // Metrics is the `metrics` section.
@@ -278,6 +283,10 @@ func (r *Router) finish(dir string)     { r.Node.finish(dir) }
 func (c *Controller) resolveExtra(resolve func(string) string) {
 	for i := range c.Auth.JWT {
 		c.Auth.JWT[i].KeysFile = resolve(c.Auth.JWT[i].KeysFile)
+		c.Auth.JWT[i].CAFile = resolve(c.Auth.JWT[i].CAFile)
+	}
+	for i := range c.Auth.OIDC {
+		c.Auth.OIDC[i].CAFile = resolve(c.Auth.OIDC[i].CAFile)
 	}
 }
 

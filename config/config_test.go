@@ -285,7 +285,7 @@ func TestSettingsListEveryField(t *testing.T) {
 		"api.listen": "127.0.0.1:8443", "api.hosts": "[]", "api.rate_limit": "50",
 		"auth.oidc": "[]", "auth.jwt": "[]",
 		"certs.ttl": "1h", "certs.rotation_grace": "5m", "session.max_lifetime": "24h",
-		"metrics.listen": "127.0.0.1:9100",
+		"session.bind_to_token": "false", "metrics.listen": "127.0.0.1:9100",
 	} {
 		s, ok := got[path]
 		if !ok {
@@ -299,8 +299,8 @@ func TestSettingsListEveryField(t *testing.T) {
 			t.Errorf("%s env %q, want %q", path, s.Env, want)
 		}
 	}
-	if len(got) != 22 {
-		t.Errorf("%d settings, want 22", len(got))
+	if len(got) != 23 {
+		t.Errorf("%d settings, want 23", len(got))
 	}
 	if n := len(Flags(DefaultRouter())); n != 21 {
 		t.Errorf("%d router flags, want 21", n)
@@ -315,5 +315,31 @@ func TestFormatDuration(t *testing.T) {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// ca_file of both kinds of auth entry is relative to the config file, like
+// keys_file, and session.bind_to_token reads as a bool (default false).
+func TestAuthCAFileAndBindToToken(t *testing.T) {
+	body := strings.Replace(specExample, "      identity_claim: sub\n  jwt:", "      identity_claim: sub\n      ca_file: sso-ca.pem\n  jwt:", 1)
+	body = strings.Replace(body, "      keys_file: corp.pem", "      jwks_url: https://keys.corp.example/jwks.json\n      ca_file: ../pki/corp-ca.pem", 1)
+	body = strings.Replace(body, "  max_lifetime: 24h", "  max_lifetime: 24h\n  bind_to_token: true", 1)
+	file := writeFile(t, "ctrl.yaml", body)
+	dir := filepath.Dir(file)
+	c := DefaultController()
+	if err := Load(&c, Loader{File: file, LookupEnv: noEnv}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Auth.OIDC[0].CAFile, filepath.Join(dir, "sso-ca.pem"); got != want {
+		t.Errorf("auth.oidc[0].ca_file = %q, want %q", got, want)
+	}
+	if got, want := c.Auth.JWT[0].CAFile, filepath.Join(dir, "../pki/corp-ca.pem"); got != want {
+		t.Errorf("auth.jwt[0].ca_file = %q, want %q", got, want)
+	}
+	if !c.Session.BindToToken {
+		t.Error("session.bind_to_token: true read as false")
+	}
+	if DefaultController().Session.BindToToken {
+		t.Error("session.bind_to_token defaults to true")
 	}
 }

@@ -255,8 +255,8 @@ func walk(v reflect.Value, prefix string, out *[]setting) {
 
 // extraHelp documents settings whose types live in other packages.
 var extraHelp = map[string]string{
-	"auth.oidc": "OIDC issuers, a YAML/JSON list of {name, issuer, audience, identity_claim, identity_namespace}; name defaults to the issuer's host",
-	"auth.jwt":  "external JWT signers, a YAML/JSON list of {name, issuer, audience, keys_file | jwks_url, identity_claim, identity_namespace}; with more than one auth entry an identity is <identity_namespace>:<claim>, the namespace defaulting to the entry's name (set the same identity_namespace on entries to map their identities together)",
+	"auth.oidc": "OIDC issuers, a YAML/JSON list of {name, issuer, audience, identity_claim, identity_namespace, ca_file}; name defaults to the issuer's host",
+	"auth.jwt":  "external JWT signers, a YAML/JSON list of {name, issuer, audience, keys_file | jwks_url, ca_file, identity_claim, identity_namespace}; with more than one auth entry an identity is <identity_namespace>:<claim>, the namespace defaulting to the entry's name (set the same identity_namespace on entries to map their identities together)",
 }
 
 func yamlName(sf reflect.StructField) string {

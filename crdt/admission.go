@@ -129,7 +129,7 @@ func (s *Store) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 		return IssuerRevoked
 	}
 	sess := s.sessions.m[f.Session]
-	if sess != nil && now >= sess.Expires {
+	if sess != nil && now >= s.sessionEnd(sess) {
 		return SessionExpired
 	}
 	if rb, ok := s.revokedIdentities.get(f.Identity); ok {
@@ -161,10 +161,38 @@ func (s *Store) Cert(serial Serial) (*CertRecord, bool) {
 	return c, ok
 }
 
-// Session returns the session record for id, if known.
+// Session returns the session record for id, if known: the one that
+// created it. Its Expires is the session's first; SessionExpires is its
+// current one.
 func (s *Store) Session(id SessionID) (*SessionRecord, bool) {
 	r, ok := s.sessions.m[id]
 	return r, ok
+}
+
+// SessionExpires returns when session id ends: the latest Expires over the
+// session records held for it. A session bound to its login token
+// (session.bind_to_token) is extended by another record for the same id,
+// written by the same controller (only its records for the id count, see
+// trust) with a later Expires; expiry joins by max, so replicas agree
+// whatever order the extensions arrive in, and an extension never
+// shortens a session.
+func (s *Store) SessionExpires(id SessionID) (Millis, bool) {
+	r, ok := s.sessions.m[id]
+	if !ok {
+		return 0, false
+	}
+	return s.sessionEnd(r), true
+}
+
+// sessionEnd is SessionExpires of the session whose winning record is
+// sess. Extensions are the session's other records, kept aside by the
+// winners index (rare: only bound sessions have them).
+func (s *Store) sessionEnd(sess *SessionRecord) Millis {
+	end := sess.Expires
+	for _, d := range s.sessions.dups[sess.ID] {
+		end = max(end, d.Expires)
+	}
+	return end
 }
 
 // IdentityRevokedBefore returns the latest revoked-before time for identity.

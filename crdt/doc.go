@@ -10,6 +10,9 @@
 //
 //   - session and cert facts are write-once: when two records claim the
 //     same key, the earliest by (HLC, author, seq) wins everywhere;
+//   - except a session's expiry, a max register over its records
+//     (SessionExpires): a session bound to its login token is extended by
+//     another record for its id with a later Expires;
 //   - a cert's superseded time is the minimum over the certs that rotate it;
 //   - a revocation is its own record and binds its target even when it
 //     arrives first (revoke wins, forever);

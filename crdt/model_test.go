@@ -180,6 +180,17 @@ func (m *model) session(id SessionID) *SessionRecord {
 	return first(m, func(s *SessionRecord) bool { return s.ID == id })
 }
 
+// sessionExpires is the latest Expires over the session's records held.
+func (m *model) sessionExpires(id SessionID) Millis {
+	end := minMillis
+	for _, r := range m.liveRecords() {
+		if s, ok := r.(*SessionRecord); ok && s.ID == id {
+			end = max(end, s.Expires)
+		}
+	}
+	return end
+}
+
 func (m *model) anyLive(keep func(Record) bool) bool {
 	for _, r := range m.liveRecords() {
 		if keep(r) {
@@ -232,7 +243,7 @@ func (m *model) revoked(f CertFacts, cert *CertRecord, now Millis) Verdict {
 		return IssuerRevoked
 	}
 	sess := m.session(f.Session)
-	if sess != nil && now >= sess.Expires {
+	if sess != nil && now >= m.sessionExpires(f.Session) {
 		return SessionExpired
 	}
 	if before, ok := m.identityRevokedBefore(f.Identity); ok {
@@ -439,6 +450,16 @@ func assertMatchesModel(t *rapid.T, name string, s *Store, m *model, w *world) {
 			if got, want := s.Live(f, now), m.live_(f, now); got != want {
 				t.Fatalf("%s: Live(%+v, %v) = %v, model %v", name, f, now, got, want)
 			}
+		}
+	}
+	for i := 1; i <= worldSessions; i++ {
+		got, gotOK := s.SessionExpires(sid(i))
+		want, wantOK := m.sessionExpires(sid(i)), m.session(sid(i)) != nil
+		if !wantOK {
+			want = 0
+		}
+		if got != want || gotOK != wantOK {
+			t.Fatalf("%s: SessionExpires(%d) = %v %v, model %v %v", name, i, got, gotOK, want, wantOK)
 		}
 	}
 	for _, c := range worldControllers {

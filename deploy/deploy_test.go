@@ -85,11 +85,13 @@ func TestAlertRules(t *testing.T) {
 	// The alerts the deployment guide promises, each on a metric the nodes
 	// export (or the clock gauge the mesh adds).
 	want := map[string]string{
-		"CertmeshSyncDelayHigh":   "certmesh_sync_delay_seconds_bucket",
-		"CertmeshMemberGone":      "certmesh_members",
-		"CertmeshRejectedRecords": "certmesh_rejected_records_total",
-		"CertmeshPullTimeouts":    "certmesh_pull_total",
-		"CertmeshClockSkew":       "certmesh_clock_offset_seconds",
+		"CertmeshSyncDelayHigh":                 "certmesh_sync_delay_seconds_bucket",
+		"CertmeshMemberGone":                    "certmesh_members",
+		"CertmeshRejectedRecords":               "certmesh_rejected_records_total",
+		"CertmeshPullTimeouts":                  "certmesh_pull_total",
+		"CertmeshClockSkew":                     "certmesh_clock_offset_seconds",
+		"CertmeshIdentityProviderMisconfigured": "certmesh_auth_issuer_misconfigured",
+		"CertmeshIdentityProviderKeysStale":     "certmesh_auth_issuer_key_refresh_timestamp_seconds",
 	}
 	duration := regexp.MustCompile(`^[0-9]+[smhd]$`)
 	seen := map[string]bool{}

@@ -73,6 +73,7 @@ func (c *Controller) apiHandler() http.Handler {
 	route(api.PathSessions, map[string]handlerFunc{http.MethodPost: c.login, http.MethodGet: c.listSessions})
 	route(api.PathCurrentSession, map[string]handlerFunc{http.MethodDelete: c.logout, http.MethodGet: c.currentSession})
 	route(api.PathCertificates, map[string]handlerFunc{http.MethodPost: c.rotate})
+	route(api.PathSessionToken, map[string]handlerFunc{http.MethodPost: c.refreshToken})
 	route(api.PathRevocations, map[string]handlerFunc{http.MethodPost: c.revoke})
 	route(api.PathStatus, map[string]handlerFunc{http.MethodGet: c.adminStatus})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +129,7 @@ func (c *Controller) Status() api.Status {
 		VersionVector: map[string]uint64{},
 		Records:       map[string]int{},
 	}
+	st.Issuers = issuerStatus(c.issuerHealth())
 	if c.mesh == nil {
 		return st
 	}
@@ -144,6 +146,23 @@ func (c *Controller) Status() api.Status {
 		st.Digest = fmt.Sprintf("%016x", s.Digest())
 	})
 	return st
+}
+
+func issuerStatus(hs []auth.Health) []api.IssuerStatus {
+	var out []api.IssuerStatus
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, h := range hs {
+		out = append(out, api.IssuerStatus{
+			Name: h.Name, Issuer: h.Issuer, Kind: h.Kind, State: h.State, Discovered: h.Discovered, Keys: h.Keys,
+			LastKeyRefresh: stamp(h.LastKeyRefresh), LastError: h.LastError, LastErrorAt: stamp(h.LastErrorAt),
+		})
+	}
+	return out
 }
 
 // statusWriter remembers the status code, for metrics.
@@ -282,27 +301,29 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 	if req.Token == "" || req.CSR == "" {
 		return fail(http.StatusBadRequest, api.CodeBadRequest, "token and csr are required")
 	}
-	if e := c.checkClock(); e != nil {
+	if e := c.checkWrite(); e != nil {
 		return e
 	}
-	if e := c.checkRevoked(); e != nil {
+	id, e := c.verifyToken(r, req.Token, "login")
+	if e != nil {
 		return e
-	}
-	id, err := c.tokens.Load().v.Verify(r.Context(), req.Token)
-	if err != nil {
-		var ae *auth.Error
-		if !errors.As(err, &ae) {
-			ae = &auth.Error{Code: auth.CodeTokenInvalid, Msg: "token is invalid", Err: err}
-		}
-		c.met.authFailure(string(ae.Code)).Inc()
-		c.log.Info("login refused", "remote", clientIP(r), "code", ae.Code, "err", err)
-		return fail(ae.Code.HTTPStatus(), ae.Code, "%s", ae.Msg)
 	}
 	pub, err := pki.CheckCSR([]byte(req.CSR))
 	if err != nil {
 		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	now := c.now()
+	limit := now.Add(c.cfg.Session.MaxLifetime)
+	expires := limit
+	if c.cfg.Session.BindToToken {
+		if left := id.Expiry.Sub(now); left < minBoundSession {
+			return fail(http.StatusUnauthorized, api.CodeTokenExpired, "the token expires at %s, in less than %v; with session.bind_to_token a session ends with its token: log in with a fresh one",
+				id.Expiry.UTC().Format(time.RFC3339), minBoundSession)
+		}
+		if id.Expiry.Before(limit) {
+			expires = id.Expiry
+		}
+	}
 	k := c.keys.Load()
 	// The id names this controller as the session's creator: no other
 	// controller's record for it counts (pki.CreatedBy).
@@ -311,8 +332,9 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusInternalServerError, api.CodeInternal, "no randomness: %v", err)
 	}
 	sid := crdt.SessionID(raw)
-	expires := now.Add(c.cfg.Session.MaxLifetime)
-	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, expires)
+	// A bound session's certificate may outlive its token: the session
+	// record's expiry, which a fresh token extends, ends it (Store.Live).
+	leaf, cr, e := c.issue(k, pub, id.ID, sid, now, limit)
 	if e != nil {
 		return e
 	}
@@ -331,6 +353,26 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		"session", sid.String(), "serial", cr.Serial.String(), "dots", dots(sess, cr), "hlc", cr.HLC.String())
 	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
 	return nil
+}
+
+// minBoundSession is the least time a token must have left to open a
+// session bound to it (session.bind_to_token): one about to expire would
+// open a session that ends before the client can use it.
+const minBoundSession = 5 * time.Second
+
+// verifyToken verifies a login token, counting and logging a refusal.
+func (c *Controller) verifyToken(r *http.Request, token, op string) (auth.Identity, *apiError) {
+	id, err := c.tokens.Load().v.Verify(r.Context(), token)
+	if err != nil {
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			ae = &auth.Error{Code: auth.CodeTokenInvalid, Msg: "token is invalid", Err: err}
+		}
+		c.met.authFailure(string(ae.Code)).Inc()
+		c.log.Info(op+" refused", "remote", clientIP(r), "code", ae.Code, "err", err)
+		return auth.Identity{}, fail(ae.Code.HTTPStatus(), ae.Code, "%s", ae.Msg)
+	}
+	return id, nil
 }
 
 // issue signs a client certificate for pub, valid until the earlier of
@@ -441,6 +483,42 @@ func (c *Controller) sessionCert(r *http.Request) (crdt.CertFacts, *apiError) {
 	return f, fail(http.StatusForbidden, api.CodeForbidden, "client certificate was not issued by a controller")
 }
 
+// sessionBody authenticates the client of an mTLS session route
+// (sessionCert) and reads the request body into v.
+func (c *Controller) sessionBody(r *http.Request, v any) (crdt.CertFacts, *apiError) {
+	f, e := c.sessionCert(r)
+	if e != nil {
+		return f, e
+	}
+	return f, decodeJSON(r, v)
+}
+
+// checkWrite refuses a write that this controller may not make now: its
+// clock cannot stamp it (checkClock) or the root revoked it (checkRevoked).
+func (c *Controller) checkWrite() *apiError {
+	if e := c.checkClock(); e != nil {
+		return e
+	}
+	return c.checkRevoked()
+}
+
+// sessionOf reads, in one view of the store, the verdict on f at now (for
+// a new connection with admit, Store.Admission in verified mode; else
+// Store.Live), the record that created its session and the session's
+// current end.
+func (c *Controller) sessionOf(f crdt.CertFacts, now time.Time, admit bool) (v crdt.Verdict, sess *crdt.SessionRecord, end crdt.Millis) {
+	c.mesh.View(func(s *crdt.Store) {
+		if admit {
+			v = s.Admission(f, crdt.MillisOf(now), false)
+		} else {
+			v = s.Live(f, crdt.MillisOf(now))
+		}
+		sess, _ = s.Session(f.Session)
+		end, _ = s.SessionExpires(f.Session)
+	})
+	return v, sess, end
+}
+
 // admin authenticates an admin: a ClientAuth leaf issued directly by the
 // root with an admin URI SAN (pki.AdminOf). It returns the admin's name.
 func (c *Controller) admin(r *http.Request) (string, *apiError) {
@@ -466,32 +544,19 @@ func (c *Controller) admin(r *http.Request) (string, *apiError) {
 
 // POST /v1/sessions/current/certificates: rotation.
 func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
-	f, e := c.sessionCert(r)
-	if e != nil {
-		return e
-	}
 	var req api.RotationRequest
-	if e := decodeJSON(r, &req); e != nil {
+	f, e := c.sessionBody(r, &req)
+	if e != nil {
 		return e
 	}
 	if req.CSR == "" {
 		return fail(http.StatusBadRequest, api.CodeBadRequest, "csr is required")
 	}
-	if e := c.checkClock(); e != nil {
-		return e
-	}
-	if e := c.checkRevoked(); e != nil {
+	if e := c.checkWrite(); e != nil {
 		return e
 	}
 	now := c.now()
-	var (
-		verdict crdt.Verdict
-		sess    *crdt.SessionRecord
-	)
-	c.mesh.View(func(s *crdt.Store) {
-		verdict = s.Admission(f, crdt.MillisOf(now), false)
-		sess, _ = s.Session(f.Session)
-	})
+	verdict, sess, end := c.sessionOf(f, now, true)
 	if verdict != crdt.Admit {
 		return sessionRefusal(verdict, f.Serial)
 	}
@@ -503,7 +568,15 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 		return fail(http.StatusBadRequest, api.CodeCSRInvalid, "%v", err)
 	}
 	k := c.keys.Load()
-	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, sess.Expires.Time())
+	certEnd := end.Time()
+	if c.cfg.Session.BindToToken {
+		// As at login: a fresh token may extend the session up to its
+		// limit, and the certificate need not end with the current token.
+		if l := sess.Created.Time().Add(c.cfg.Session.MaxLifetime); l.After(certEnd) {
+			certEnd = l
+		}
+	}
+	leaf, cr, e := c.issue(k, pub, f.Identity, f.Session, now, certEnd)
 	if e != nil {
 		return e
 	}
@@ -515,7 +588,7 @@ func (c *Controller) rotate(w http.ResponseWriter, r *http.Request) *apiError {
 	c.met.issued.Inc()
 	c.log.Info("audit", "op", "rotate", "remote", clientIP(r), "identity", f.Identity, "session", f.Session.String(),
 		"serial", cr.Serial.String(), "supersedes", f.Serial.String(), "dots", dots(cr), "hlc", cr.HLC.String())
-	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, sess.Expires))
+	writeJSON(w, http.StatusCreated, c.sessionResponse(k, leaf, cr, end))
 	return nil
 }
 
@@ -678,7 +751,7 @@ func (c *Controller) Sessions(identity string) []api.SessionInfo {
 					Method:       rec.Method,
 					Issuer:       rec.Author.Name,
 					CreatedAt:    rec.Created.Time().Format(time.RFC3339),
-					ExpiresAt:    rec.Expires.Time().Format(time.RFC3339),
+					ExpiresAt:    sessionEnd(s, rec).Time().Format(time.RFC3339),
 					Status:       status(s.Live(f, now)),
 					Certificates: []api.CertInfo{},
 				})
@@ -725,6 +798,13 @@ func (c *Controller) Sessions(identity string) []api.SessionInfo {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
 	return out
+}
+
+func sessionEnd(s *crdt.Store, rec *crdt.SessionRecord) crdt.Millis {
+	if end, ok := s.SessionExpires(rec.ID); ok {
+		return end
+	}
+	return rec.Expires
 }
 
 func status(v crdt.Verdict) string {

@@ -120,6 +120,11 @@ type Controller struct {
 
 	tokens       atomic.Pointer[tokenHolder]
 	ownsVerifier bool
+	// pending is a verifier built by Reload that is not ready yet: it
+	// replaces tokens once its issuers are discovered. Guarded by
+	// pendingMu.
+	pendingMu sync.Mutex
+	pending   *tokenHolder
 
 	mesh     Mesh
 	unsub    func()
@@ -146,6 +151,7 @@ type Controller struct {
 
 type tokenHolder struct {
 	v      TokenVerifier
+	ctx    context.Context // ends with cancel: the verifier's background work
 	cancel context.CancelFunc
 }
 
@@ -204,7 +210,7 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if opts.Tokens != nil {
-		c.tokens.Store(&tokenHolder{v: opts.Tokens, cancel: func() {}})
+		c.tokens.Store(&tokenHolder{v: opts.Tokens, ctx: c.ctx, cancel: func() {}})
 	} else {
 		h, err := c.newVerifier()
 		if err != nil {
@@ -232,6 +238,7 @@ func Open(cfg config.Controller, opts Options) (*Controller, error) {
 	c.inters = newIntermediates()
 	c.limiter = newIPLimiter(cfg.API.RateLimit)
 	c.met = newMetrics()
+	c.met.issuerGauges(c.issuerHealth(), c.issuerHealth)
 	c.w.onCommit = c.met.commit
 	c.log.Info("store reloaded", "author", c.author.String(), "records", c.store.Len(), "next_seq", db.nextSeq)
 	return c, nil
@@ -251,7 +258,80 @@ func (c *Controller) newVerifier() (*tokenHolder, error) {
 		cancel()
 		return nil, err
 	}
-	return &tokenHolder{v: v, cancel: cancel}, nil
+	return &tokenHolder{v: v, ctx: ctx, cancel: cancel}, nil
+}
+
+// reloadAuthWait bounds how long Reload waits for the first discovery
+// attempt of a new verifier's OIDC issuers (an attempt has its own 10s
+// timeout, auth.DefaultHTTPTimeout).
+const reloadAuthWait = 15 * time.Second
+
+// replaceVerifier puts h in use once every OIDC issuer of it has been
+// discovered. Until then the verifier in use, with the keys it cached,
+// keeps answering: a reload during a provider outage must not turn the
+// tokens that worked into 503s. A later Reload's verifier supersedes one
+// still pending.
+func (c *Controller) replaceVerifier(h *tokenHolder) {
+	c.pendingMu.Lock()
+	if c.pending != nil {
+		c.pending.cancel()
+		c.pending = nil
+	}
+	c.pendingMu.Unlock()
+	v, ok := h.v.(*auth.Verifier)
+	if !ok {
+		c.installVerifier(h)
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, reloadAuthWait)
+	_ = v.WaitAttempted(ctx) // an issuer still down keeps being retried
+	cancel()
+	if v.Ready() {
+		c.installVerifier(h)
+		return
+	}
+	c.log.Warn("auth: reloaded, but not every OIDC issuer is discovered yet; the previous verifier and its cached keys stay in use until they are")
+	c.pendingMu.Lock()
+	c.pending = h
+	c.pendingMu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if err := v.WaitReady(h.ctx); err != nil {
+			return // superseded, or the controller is closing
+		}
+		c.pendingMu.Lock()
+		defer c.pendingMu.Unlock()
+		if c.pending == h {
+			c.pending = nil
+			c.installVerifier(h)
+			c.log.Info("auth: the reloaded verifier's issuers are discovered; it is in use")
+		}
+	}()
+}
+
+func (c *Controller) installVerifier(h *tokenHolder) {
+	if prev := c.tokens.Swap(h); prev != nil {
+		prev.cancel()
+	}
+}
+
+// authMisconfigured returns the error of an OIDC issuer whose discovery
+// document contradicts the config, nil if none does.
+func (c *Controller) authMisconfigured() error {
+	if v, ok := c.tokens.Load().v.(interface{ Misconfigured() error }); ok {
+		return v.Misconfigured()
+	}
+	return nil
+}
+
+// issuerHealth reports the state of every configured token issuer, nil when
+// the verifier cannot tell (one given in Options.Tokens).
+func (c *Controller) issuerHealth() []auth.Health {
+	if v, ok := c.tokens.Load().v.(interface{ Health() []auth.Health }); ok {
+		return v.Health()
+	}
+	return nil
 }
 
 // Store is the store the controller reloaded from disk: build the mesh over
@@ -536,7 +616,11 @@ func (c *Controller) Ready() bool { return c.Readiness() == nil }
 // up, its mesh is ready (mesh.Mesh.Readiness: caught up with a peer, or a
 // lone first node, and never a node whose seeds refuse its gossip key),
 // and its clock lets it write (the rule behind 503 clock_skew): a load
-// balancer sends logins only where they can succeed.
+// balancer sends logins only where they can succeed. No OIDC issuer may
+// be misconfigured either (its discovery document contradicts the config,
+// which no retry mends). An issuer that is merely unreachable does not make
+// it unready: the outage is the provider's, every controller shares it, and
+// rotation, logout and the other issuers still work here.
 func (c *Controller) Readiness() error {
 	if !c.ready.Load() || c.mesh == nil {
 		return errors.New("starting or stopping: the listeners are not serving")
@@ -551,7 +635,7 @@ func (c *Controller) Readiness() error {
 	if e := c.checkClock(); e != nil {
 		return errors.New(e.msg)
 	}
-	return nil
+	return c.authMisconfigured()
 }
 
 // Reload re-reads the key files (SIGHUP): the CA bundle, the controller's
@@ -609,14 +693,7 @@ func (c *Controller) Reload() error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("issuer: auth: %w", err))
 		} else {
-			if v, ok := h.v.(*auth.Verifier); ok {
-				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-				_ = v.WaitReady(ctx) // an issuer still down keeps being retried
-				cancel()
-			}
-			if prev := c.tokens.Swap(h); prev != nil {
-				prev.cancel()
-			}
+			c.replaceVerifier(h)
 		}
 	}
 	err = errors.Join(errs...)

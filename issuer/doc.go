@@ -8,7 +8,12 @@
 // and the records reloaded into a crdt.Store), then started on a gossip
 // mesh built over that store (Start: the HTTPS API, the plain-HTTP metrics
 // listener, the controller's signer record). Reload re-reads key files on
-// SIGHUP; Close shuts it down gracefully.
+// SIGHUP (the token verifier it rebuilds replaces the one in use only once
+// it has discovered every OIDC issuer); Close shuts it down gracefully.
+//
+// With session.bind_to_token a session ends when its login token expires
+// unless the client presents a fresh token for it (token.go): the creating
+// controller writes another session record with the later expiry.
 //
 // Invariants:
 //   - A dot is never reused. The author is the node name plus an

@@ -166,6 +166,7 @@ type env struct {
 	t      *testing.T
 	pkiDir string
 	oidc   *devoidc.Server
+	opts   Options // of the controller; Logger is set by start
 	cfg    config.Controller
 	c      *Controller
 	mesh   *fakeMesh
@@ -221,9 +222,18 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 // test carries from one to the other (deliver).
 func newEnvOf(t *testing.T, pkiDir, name string, oidc *devoidc.Server, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, pkiDir: pkiDir, oidc: oidc}
+	return newEnvWith(t, pkiDir, name, oidc, Options{}, opts...)
+}
+
+// newEnvWith is newEnvOf with the controller's Options (its Logger is the
+// test's); oidc may be nil when opts configure the auth section.
+func newEnvWith(t *testing.T, pkiDir, name string, oidc *devoidc.Server, o Options, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, pkiDir: pkiDir, oidc: oidc, opts: o}
 	e.cfg = baseConfig(t, e.pkiDir, name)
-	e.cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: oidc.URL(), Audience: "certmesh"}}
+	if oidc != nil {
+		e.cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: oidc.URL(), Audience: "certmesh"}}
+	}
 	for _, o := range opts {
 		o(&e.cfg)
 	}
@@ -245,7 +255,9 @@ func newEnvOf(t *testing.T, pkiDir, name string, oidc *devoidc.Server, opts ...e
 func (e *env) start() {
 	t := e.t
 	t.Helper()
-	c, err := Open(e.cfg, Options{Logger: testLogger(t)})
+	o := e.opts
+	o.Logger = testLogger(t)
+	c, err := Open(e.cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

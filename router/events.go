@@ -93,9 +93,7 @@ func (r *Router) apply(recs []crdt.Record) {
 		for _, id := range sessions {
 			var expires crdt.Millis
 			r.mesh.View(func(s *crdt.Store) {
-				if sess, ok := s.Session(id); ok {
-					expires = sess.Expires
-				}
+				expires, _ = s.SessionExpires(id)
 			})
 			if expires != 0 {
 				r.reg.armExpiry(id, expires, now, r.clock, r.expire)
@@ -180,9 +178,16 @@ func (r *Router) expire(id crdt.SessionID) {
 	if len(conns) == 0 {
 		return
 	}
+	// The store has the last word: an extension (session.bind_to_token)
+	// applied just as the timer fired has not reached the registry yet.
+	r.mesh.View(func(s *crdt.Store) {
+		if end, ok := s.SessionExpires(id); ok {
+			expires = max(expires, end)
+		}
+	})
 	now := crdt.MillisOf(r.clock.Now())
 	if now < expires {
-		r.reg.rearm(id, now, r.clock, r.expire)
+		r.reg.rearm(id, expires, now, r.clock, r.expire)
 		return
 	}
 	r.enforce(conns)

@@ -185,12 +185,19 @@ func (r *registry) remove(c *liveConn) {
 
 // armExpiry sets the expiry timer of session id, if it has live
 // connections and no timer yet. fire is called with the session id when
-// the timer goes off.
+// the timer goes off. A session already armed that was extended (a later
+// expires: session.bind_to_token) keeps its timer, which finds it early
+// when it fires and rearms for the new expiry (Router.expire): its
+// connections are closed at the new expiry, not before.
 func (r *registry) armExpiry(id crdt.SessionID, expires crdt.Millis, now crdt.Millis, clock Clock, fire func(crdt.SessionID)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sc := r.bySession[id]
-	if sc == nil || sc.timer != nil {
+	if sc == nil {
+		return
+	}
+	if sc.timer != nil {
+		sc.expires = max(sc.expires, expires)
 		return
 	}
 	sc.expires = expires
@@ -198,14 +205,16 @@ func (r *registry) armExpiry(id crdt.SessionID, expires crdt.Millis, now crdt.Mi
 	sc.timer = clock.AfterFunc(millisDuration(d), func() { fire(id) })
 }
 
-// rearm replaces the timer of session id after it fired early.
-func (r *registry) rearm(id crdt.SessionID, now crdt.Millis, clock Clock, fire func(crdt.SessionID)) {
+// rearm replaces the timer of session id after it fired early, for
+// expires if that is later than the expiry it knew.
+func (r *registry) rearm(id crdt.SessionID, expires, now crdt.Millis, clock Clock, fire func(crdt.SessionID)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sc := r.bySession[id]
 	if sc == nil || sc.expires == 0 {
 		return
 	}
+	sc.expires = max(sc.expires, expires)
 	d := max(1, sc.expires-now)
 	sc.timer = clock.AfterFunc(millisDuration(d), func() { fire(id) })
 }

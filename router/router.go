@@ -572,9 +572,7 @@ func (r *Router) register(c *liveConn) bool {
 	now := crdt.MillisOf(r.clock.Now())
 	r.mesh.View(func(s *crdt.Store) {
 		v = Stays(s, c.facts, now)
-		if sess, ok := s.Session(c.facts.Session); ok {
-			expires = sess.Expires
-		}
+		expires, _ = s.SessionExpires(c.facts.Session)
 	})
 	if v != crdt.Admit {
 		r.m.admission(v.String()).Inc()

@@ -246,6 +246,37 @@ func TestSessionExpiryClosesItsConnectionsOnTime(t *testing.T) {
 	expectRefused(t, e.dial(cc.TLS(true)))
 }
 
+// A session extended before it expires (session.bind_to_token: the client
+// presented a fresh token) keeps its live connections past its first
+// expiry, and they close at the new one.
+func TestExtendedSessionClosesAtItsNewExpiry(t *testing.T) {
+	e := newTestEnv(t, nil)
+	cc, recs := e.ctrlA.Login("alice", 300*time.Millisecond)
+	e.publish(recs)
+	first := recs[0].(*crdt.SessionRecord)
+	c := e.dial(cc.TLS(true))
+	mustRoundTrip(t, c, "hello")
+
+	ext := *first
+	ext.Header = crdt.Header{}
+	ext.Expires = first.Expires + 700
+	e.publish(e.ctrlA.Write(&ext))
+	// The connection stays open through its first expiry: a read waits
+	// until a deadline past it, and times out rather than seeing a close.
+	c.SetReadDeadline(first.Expires.Time().Add(100 * time.Millisecond))
+	var ne net.Error
+	if _, err := c.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read across the first expiry: %v, want a timeout (the connection up)", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	mustRoundTrip(t, c, "still up after the first expiry")
+	expectClosed(t, c, 3*time.Second)
+	if late := time.Since(ext.Expires.Time()); late > 200*time.Millisecond || late < -5*time.Millisecond {
+		t.Errorf("closed %v after the extended expiry", late)
+	}
+	expectRefused(t, e.dial(cc.TLS(true)))
+}
+
 func TestHalfCloseIsCarriedBothWays(t *testing.T) {
 	e := newTestEnv(t, nil)
 	cc, recs := e.ctrlA.Login("alice", time.Hour)

@@ -31,23 +31,11 @@ func loginCommand(stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			controllerFlag(),
 			caFlag(),
-			&cli.StringFlag{Name: "token", Usage: "the OIDC or JWT bearer `TOKEN`"},
-			&cli.StringFlag{Name: "token-file", Usage: "read the token from `FILE`"},
+			tokenFlag(), tokenFileFlag(),
 			&cli.StringFlag{Name: "out", Usage: "`DIR` to write key.pem, cert.pem, ca.pem and session.json to (required)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			out := c.String("out")
-			if out == "" {
-				return usagef("--out: required")
-			}
-			cfg, err := clientConfigFrom(c)
-			if err != nil {
-				return err
-			}
-			token, err := tokenFrom(c)
+			out, cfg, token, err := tokenCall(c, "out")
 			if err != nil {
 				return err
 			}
@@ -112,6 +100,32 @@ func clientConfigFrom(c *cli.Context) (client.Config, error) {
 }
 
 // tokenFrom reads --token or --token-file (exactly one).
+// tokenCall reads what a command that sends a token needs: no positional
+// arguments, the directory of flag dirFlag (required), the client config
+// and the token.
+func tokenCall(c *cli.Context, dirFlag string) (dir string, cfg client.Config, token string, err error) {
+	if err = noArgs(c); err != nil {
+		return "", cfg, "", err
+	}
+	if dir = c.String(dirFlag); dir == "" {
+		return "", cfg, "", usagef("--%s: required", dirFlag)
+	}
+	if cfg, err = clientConfigFrom(c); err != nil {
+		return "", cfg, "", err
+	}
+	token, err = tokenFrom(c)
+	return dir, cfg, token, err
+}
+
+// tokenFlag and tokenFileFlag give the token, read by tokenFrom.
+func tokenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "token", Usage: "the OIDC ID token or JWT `TOKEN`"}
+}
+
+func tokenFileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "token-file", Usage: "read the token from `FILE`"}
+}
+
 func tokenFrom(c *cli.Context) (string, error) {
 	tok, file := c.String("token"), c.String("token-file")
 	switch {

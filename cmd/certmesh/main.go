@@ -34,6 +34,7 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		routerCommand(stdout, stderr),
 		loginCommand(stdout),
 		rotateCommand(stdout),
+		refreshCommand(stdout),
 		revokeCommand(stdout),
 		statusCommand(stdout),
 	}

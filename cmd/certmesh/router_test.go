@@ -240,6 +240,22 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 	if got, err := get(live, "/after-rotation"); err != nil || !strings.Contains(got, "200 OK") {
 		t.Fatalf("live connection after rotation: %q, %v", got, err)
 	}
+
+	// A fresh token for the session: c2 did not create it and says so
+	// (503), c1 answers. The session is not bound to its token here
+	// (session.bind_to_token is off), so its end stays.
+	fresh, err := c.oidc.Mint("alice", 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := readSession(t, alice)
+	r = runCLI("refresh", "--controller", c.apis["c2"]+","+c.apis["c1"], "--ca", c.file("ca.pem"), "--dir", alice, "--token", fresh)
+	if r.code != 0 || !strings.Contains(r.stdout, "session_expires "+before.SessionExpiresAt.UTC().Format(time.RFC3339)) {
+		t.Fatalf("refresh: %v, want the unchanged end %s", r, before.SessionExpiresAt)
+	}
+	if after := readSession(t, alice); after.SessionID != before.SessionID || after.Serial != before.Serial {
+		t.Fatalf("after refresh: %+v, before %+v", after, before)
+	}
 	second, err := c.dial(alice)
 	if err != nil {
 		t.Fatal(err)
@@ -369,8 +385,9 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 }
 
 type sessionFile struct {
-	SessionID string `json:"session_id"`
-	Serial    string `json:"serial"`
+	SessionID        string    `json:"session_id"`
+	Serial           string    `json:"serial"`
+	SessionExpiresAt time.Time `json:"session_expires_at"`
 }
 
 func readSession(t *testing.T, dir string) sessionFile {

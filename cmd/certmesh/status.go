@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/certmesh/certmesh/api"
 	"github.com/certmesh/certmesh/client"
 	"github.com/certmesh/certmesh/pki"
 )
@@ -133,6 +134,28 @@ func printStatus(w io.Writer, st *client.Status) {
 	sort.Strings(kinds)
 	for _, k := range kinds {
 		fmt.Fprintf(tw, "%s\t%d\n", k, st.Records[k])
+	}
+	tw.Flush()
+	printIssuers(w, st.Issuers)
+}
+
+// printIssuers writes a controller's token issuers and their health.
+func printIssuers(w io.Writer, issuers []api.IssuerStatus) {
+	if len(issuers) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUER\tKIND\tSTATE\tKEYS\tLAST KEY REFRESH\tLAST ERROR")
+	for _, is := range issuers {
+		refreshed, lastErr := is.LastKeyRefresh, is.LastError
+		if refreshed == "" {
+			refreshed = "-"
+		}
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", is.Issuer, is.Kind, is.State, is.Keys, refreshed, lastErr)
 	}
 	tw.Flush()
 }
