@@ -36,6 +36,7 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		rotateCommand(stdout),
 		revokeCommand(stdout),
 		statusCommand(stdout),
+		benchCommand(stdout, stderr),
 	}
 }
 
