@@ -38,7 +38,8 @@ import (
 // are stamped when it reaches the controller, so its seqs are taken).
 
 // CPUParams are the CPU model's costs per operation, and the cores of a
-// node. Defaults come from the real code's benchmarks; see DefaultCPU.
+// node. Every cost is 0 by default (defaultCPU); docs/meshsim-model.md gives
+// today's measured costs, and examples/topologies/login-storm.yaml uses them.
 type CPUParams struct {
 	Cores        int           // cores per node
 	VerifyRecord time.Duration // one record's signature and author checks (trust.Verifier)
@@ -49,23 +50,8 @@ type CPUParams struct {
 	SignBatch    time.Duration // once per write (a group commit's batch signature)
 }
 
-// MeasuredCPU returns the costs of today's code measured on a 2-core
-// machine (go test -bench: trust BenchmarkVerifierRecord, crdt
-// BenchmarkMerge, gossip BenchmarkNodeProof), for --set and topology
-// files: each record carries its own ECDSA P-256 signature, verified at
-// every node, and there are no batch signatures yet.
-func MeasuredCPU() CPUParams {
-	return CPUParams{
-		Cores:        2,
-		VerifyRecord: 70 * time.Microsecond,
-		MergeRecord:  400 * time.Nanosecond,
-		VerifyProof:  70 * time.Microsecond,
-		SignRecord:   25 * time.Microsecond,
-	}
-}
-
-// DefaultCPU is the model off: no cost, two cores when one is given.
-func DefaultCPU() CPUParams { return CPUParams{Cores: 2} }
+// defaultCPU is the model off: no cost; two cores once costs are given.
+func defaultCPU() CPUParams { return CPUParams{Cores: 2} }
 
 // on reports whether the model charges for anything.
 func (p CPUParams) on() bool {

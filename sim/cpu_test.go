@@ -31,7 +31,7 @@ func TestCPUQueueServesOnTheFirstFreeCoreAndCompletesInOrder(t *testing.T) {
 	if q.busy != 28*ms {
 		t.Errorf("busy %v, want 28ms", q.busy)
 	}
-	if newCPUQueue(DefaultCPU()) != nil {
+	if newCPUQueue(defaultCPU()) != nil {
 		t.Error("the default costs nothing, yet makes a queue")
 	}
 }

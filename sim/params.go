@@ -64,7 +64,7 @@ func DefaultParams() Params {
 		Mesh: MeshParams{
 			Fanout: g.Fanout, Trees: g.Trees, EagerTrees: g.EagerTrees, LazyDelay: g.LazyDelay,
 			RepairDelay: g.RepairDelay, RepairTimeout: g.RepairTimeout, WantTimeout: g.WantTimeout,
-			AntiEntropyInterval: g.AntiEntropyInterval, CPU: DefaultCPU(),
+			AntiEntropyInterval: g.AntiEntropyInterval, CPU: defaultCPU(),
 		},
 		Gossip: GossipParams{
 			Interval: gossipInterval, Nodes: gossipNodes, RetransmitMult: retransmitMult, PushPullInterval: pushPullInterval,
