@@ -102,10 +102,15 @@ func (c *Config) Validate() error {
 	if len(c.Routers) == 0 {
 		return errors.New("routers: at least one is required")
 	}
+	seen := make(map[string]bool, len(c.Routers))
 	for _, r := range c.Routers {
 		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
 			return fmt.Errorf("routers: %q is not host:port", r)
 		}
+		if seen[r] {
+			return fmt.Errorf("routers: %s is given twice", r) // its figures would mix two sets of clients
+		}
+		seen[r] = true
 	}
 	switch {
 	case c.RootCAs == nil:

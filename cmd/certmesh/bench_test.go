@@ -92,6 +92,7 @@ func TestBenchUsageErrorsExit2(t *testing.T) {
 		{[]string{"bench", "--controller", "https://127.0.0.1:1", "--ca", ca, "--token", "t"}, []string{"--router", "required"}},
 		{[]string{"bench", "--controller", "https://127.0.0.1:1", "--router", "nohostport", "--ca", ca, "--token", "t"}, []string{"--router", "nohostport"}},
 		{[]string{"bench", "--controller", "https://127.0.0.1:1", "--router", "127.0.0.1:2", "--ca", ca}, []string{"--token"}},
+		{[]string{"bench", "--controller", "https://127.0.0.1:1", "--router", "127.0.0.1:2,127.0.0.1:2", "--ca", ca, "--token", "t"}, []string{"--router", "twice"}},
 		{append(ok, "--clients", "0"), []string{"--clients", "0"}},
 		{append(ok, "--rate", "-1"), []string{"--rate"}},
 		{append(ok, "--duration", "0s"), []string{"--duration"}},
