@@ -7,7 +7,7 @@ import "testing"
 // its end-to-end p99 within a few ms of the run without the CPU model and
 // loses, refuses and lets in nothing it should not; its controllers' queues
 // show in the issue latency, more on one core; raft is behind at p99.
-// go test ./sim -run TestLoginStormDocumented -meshsim.long -v (about 4
+// go test ./sim -run TestLoginStormDocumented -meshsim.long -v (about 5
 // minutes on 2 cores).
 func TestLoginStormDocumented(t *testing.T) {
 	if !*long {
