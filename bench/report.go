@@ -102,7 +102,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, s.Count, s.P50, s.P90, s.P99, s.Max)
 	}
 	for _, m := range Measures {
-		row(m.Key, rep.LatencyMS[m.Key])
+		// A step turned off, or one that never succeeded (its errors
+		// follow), has no row.
+		if s := rep.LatencyMS[m.Key]; s.Count > 0 {
+			row(m.Key, s)
+		}
 	}
 	for _, rt := range rep.Routers {
 		row("first_admission "+rt, rep.FirstAdmissionByRouterMS[rt])
