@@ -54,7 +54,10 @@
 // where production proves it (gossip.NeedsProof), and the proof's bytes
 // (a certificate and a signature, sim/meshproof.go) are counted and can
 // send a message over a stream, as they do in production; no signature is
-// made or checked.
+// made or checked. What signatures would cost can be charged instead: the
+// CPU model (sim/cpu.go, mesh.cores and mesh.cpu_*, off by default) gives
+// each node cores and a queue, so that verification, merges and signing
+// delay the messages and writes behind them.
 //
 // # Workload and report
 //

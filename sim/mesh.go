@@ -192,6 +192,8 @@ type meshNode struct {
 	startedAt time.Time   // controllers: the wall clock when the process started
 
 	waiting map[crdt.Serial][]waitingConnect // routers: connects waiting for a pull
+
+	cpu *cpuQueue // the node's CPU when the model charges for it, else nil (cpu.go)
 }
 
 type waitingConnect struct {
@@ -225,6 +227,7 @@ func (n *meshNode) newCore() {
 func (n *meshNode) Start(now time.Duration) {
 	n.startedAt = n.wall(now)
 	n.newCore()
+	n.cpu = newCPUQueue(n.s.cl.Params.Mesh.CPU)
 	n.join(now)
 	n.core.Tick(n.wall(now))
 	n.flush(now)
@@ -235,7 +238,10 @@ func (n *meshNode) Restart(now time.Duration) {
 	n.armed = 0
 	n.waiting = make(map[crdt.Serial][]waitingConnect)
 	n.startedAt = n.wall(now)
+	pending := n.cpu.writes()
+	n.cpu = newCPUQueue(n.s.cl.Params.Mesh.CPU)
 	n.newCore()
+	n.recommit(now, pending)
 	n.join(now)
 	n.core.Tick(n.wall(now))
 	n.flush(now)
@@ -294,16 +300,30 @@ func (n *meshNode) Receive(now time.Duration, from NodeID, m Message) {
 	case joined:
 		n.core.SyncWith(n.wall(now), name)
 	case *gossip.Message:
-		s := gossip.Sender{Name: name}
-		if gossip.NeedsProof(p) {
-			s.Proven, s.Role = true, n.s.view.members[name].Role
+		if n.cpu != nil && n.queueMessage(now, from, p) {
+			return // stepped once the CPU has verified it (cpu.go)
 		}
-		n.core.Step(n.wall(now), s, p)
+		n.step(now, name, p)
+		return
 	}
 	n.flush(now)
 }
 
+// step hands a received message to the core.
+func (n *meshNode) step(now time.Duration, name string, p *gossip.Message) {
+	s := gossip.Sender{Name: name}
+	if gossip.NeedsProof(p) {
+		s.Proven, s.Role = true, n.s.view.members[name].Role
+	}
+	n.core.Step(n.wall(now), s, p)
+	n.flush(now)
+}
+
 func (n *meshNode) Timer(now time.Duration, t Timer) {
+	if t.Kind == meshTimerCPU {
+		n.cpuDone(now)
+		return
+	}
 	if time.Duration(t.Arg) == n.armed {
 		n.armed = 0
 	}
@@ -412,7 +432,16 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 		c.s.eventDots = append(c.s.eventDots, nil)
 	}
 	c.s.eventDots[w.ID] = dots
-	if err := c.core.Publish(t, recs); err != nil {
+	if c.cpu != nil && c.cpu.signs() {
+		c.queueWrite(now, w, recs) // signed, then committed, once the CPU gets to it (cpu.go)
+		return
+	}
+	c.commit(now, w, recs)
+}
+
+// commit publishes a write's signed records and acknowledges it.
+func (c *meshController) commit(now time.Duration, w *Write, recs []crdt.Record) {
+	if err := c.core.Publish(c.wall(now), recs); err != nil {
 		panic(fmt.Sprintf("sim: %s publish: %v", c.info.Name, err)) // own records always merge
 	}
 	c.env.Acked(w.ID)

@@ -13,4 +13,5 @@ func (n *meshNode) Counters(add func(name string, v int64)) {
 	for result, v := range st.Pulls {
 		add("pulls_"+result, int64(v))
 	}
+	n.cpuCounters(add)
 }

@@ -35,6 +35,7 @@ type MeshParams struct {
 	RepairTimeout       time.Duration // before a repair is asked again
 	WantTimeout         time.Duration // one wave of a pull
 	AntiEntropyInterval time.Duration // one sync with one peer every this
+	CPU                 CPUParams     // the nodes' CPU (cpu.go); off by default
 }
 
 // GossipParams are memberlist's and Serf's knobs of the gossip baseline.
@@ -63,7 +64,7 @@ func DefaultParams() Params {
 		Mesh: MeshParams{
 			Fanout: g.Fanout, Trees: g.Trees, EagerTrees: g.EagerTrees, LazyDelay: g.LazyDelay,
 			RepairDelay: g.RepairDelay, RepairTimeout: g.RepairTimeout, WantTimeout: g.WantTimeout,
-			AntiEntropyInterval: g.AntiEntropyInterval,
+			AntiEntropyInterval: g.AntiEntropyInterval, CPU: defaultCPU(),
 		},
 		Gossip: GossipParams{
 			Interval: gossipInterval, Nodes: gossipNodes, RetransmitMult: retransmitMult, PushPullInterval: pushPullInterval,

@@ -116,7 +116,16 @@ func printTryIt(w io.Writer, cl *devcluster.Cluster) error {
 	fmt.Fprintf(w, "  curl --cacert %s --cert %s --key %s https://%s/\n", ca,
 		filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem"), cl.Routers[0].Addr())
 	fmt.Fprintf(w, "  %s status --url http://%s/v1/status\n", exe, cl.Controllers[0].MetricsAddr())
-	fmt.Fprintf(w, "  %s revoke --controller %s --ca %s --admin-cert %s --admin-key %s --identity you\n", exe, ctrl, ca,
-		filepath.Join(cl.PKIDir, pki.DefaultAdmin, pki.CertFile), filepath.Join(cl.PKIDir, pki.DefaultAdmin, pki.KeyFile))
+	adminCert, adminKey := filepath.Join(cl.PKIDir, pki.DefaultAdmin, pki.CertFile), filepath.Join(cl.PKIDir, pki.DefaultAdmin, pki.KeyFile)
+	fmt.Fprintf(w, "  %s revoke --controller %s --ca %s --admin-cert %s --admin-key %s --identity you\n", exe, ctrl, ca, adminCert, adminKey)
+	var ctrls, routers []string
+	for _, n := range cl.Controllers {
+		ctrls = append(ctrls, "https://"+n.APIAddr())
+	}
+	for _, r := range cl.Routers {
+		routers = append(routers, r.Addr().String())
+	}
+	fmt.Fprintf(w, "  %s bench --controller %s --router %s --ca %s --admin-cert %s --admin-key %s --token %s --duration 30s\n",
+		exe, strings.Join(ctrls, ","), strings.Join(routers, ","), ca, adminCert, adminKey, token)
 	return nil
 }

@@ -37,6 +37,7 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		refreshCommand(stdout),
 		revokeCommand(stdout),
 		statusCommand(stdout),
+		benchCommand(stdout, stderr),
 	}
 }
 
