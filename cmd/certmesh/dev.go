@@ -112,7 +112,7 @@ func printTryIt(w io.Writer, cl *devcluster.Cluster) error {
 	ca := filepath.Join(cl.PKIDir, pki.CACertFile)
 	ctrl := "https://" + cl.Controllers[0].APIAddr()
 	fmt.Fprintf(w, "\ntry it (the token is valid for 8h):\n")
-	fmt.Fprintf(w, "  %s login --controller %s --ca %s --token %s --out %s\n", exe, ctrl, ca, token, out)
+	fmt.Fprintf(w, "  %s login --controller %s --ca %s --token %s --dir %s\n", exe, ctrl, ca, token, out)
 	fmt.Fprintf(w, "  curl --cacert %s --cert %s --key %s https://%s/\n", ca,
 		filepath.Join(out, "cert.pem"), filepath.Join(out, "key.pem"), cl.Routers[0].Addr())
 	fmt.Fprintf(w, "  %s status --url http://%s/v1/status\n", exe, cl.Controllers[0].MetricsAddr())

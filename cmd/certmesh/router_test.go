@@ -32,7 +32,7 @@ func TestClientCommandUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"router", "--config", filepath.Join(dir, "missing.yaml")}, []string{"missing.yaml"}},
 		{[]string{"router", "extra"}, []string{`unexpected argument "extra"`}},
-		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t"}, []string{"--out"}},
+		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t"}, []string{"--dir"}},
 		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t", "--out", dir}, []string{"--ca"}},
 		{[]string{"login", "--ca", "x", "--token", "t", "--out", dir}, []string{"--controller"}},
 		{[]string{"rotate", "--controller", "https://127.0.0.1:1", "--ca", "x"}, []string{"--dir"}},
