@@ -22,7 +22,8 @@
 //
 // A router judges a client certificate after the TLS 1.3 handshake is
 // complete on the client's side, so a refusal shows on the first read as a
-// bad_certificate alert (IsRefused). When that happens, Connect asks a
+// certificate alert: certificate_revoked, certificate_expired or
+// bad_certificate (IsRefused). When that happens, Connect asks a
 // controller to rotate the certificate: a controller that refuses
 // (401/403) means the session is over, and Connect reports it revoked;
 // otherwise it reconnects with the new certificate.

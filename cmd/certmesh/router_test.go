@@ -296,7 +296,7 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+	if got, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "revoked certificate") {
 		t.Fatalf("revoked certificate: %q, %v", got, err)
 	}
 	refused.Close()
@@ -362,7 +362,7 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer refused.Close()
-	if _, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+	if _, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "revoked certificate") {
 		t.Fatalf("alice after a restart without controllers: %v", err)
 	}
 	c.stop("r1")
