@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +42,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) *apiError
 
 func (c *Controller) apiHandler() http.Handler {
 	mux := http.NewServeMux()
+	c.routes = nil
 	route := func(path string, methods map[string]handlerFunc) {
+		for m := range methods {
+			c.routes = append(c.routes, m+" "+path)
+		}
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			st := &statusWriter{ResponseWriter: w}
 			defer func() { c.met.request(path, st.status()) }()
@@ -79,6 +84,14 @@ func (c *Controller) apiHandler() http.Handler {
 		writeError(w, fail(http.StatusNotFound, api.CodeNotFound, "no such route %s", r.URL.Path))
 	})
 	return mux
+}
+
+// Routes lists the routes of the HTTPS API as "METHOD /path", sorted: what
+// the reference (docs/reference/http-api.md) is checked against.
+func (c *Controller) Routes() []string {
+	r := slices.Clone(c.routes)
+	slices.Sort(r)
+	return slices.Compact(r)
 }
 
 func (c *Controller) monitorHandler() http.Handler {

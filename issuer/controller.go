@@ -101,6 +101,7 @@ const (
 // Controller is one certmesh controller. Its methods are safe for
 // concurrent use.
 type Controller struct {
+	routes []string // "METHOD /path" of the API; written by apiHandler, at start
 	cfg    config.Controller
 	opts   Options
 	log    *slog.Logger
