@@ -10,9 +10,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the generated tables of docs/reference from the code")
 
-// TestReferenceFlags checks meshsim's flags in docs/reference/cli.md.
+// TestReferenceFlags checks meshsim's flags in docs/reference/meshsim.md.
 func TestReferenceFlags(t *testing.T) {
 	app := newApp(nil, nil, nil)
-	file := filepath.Join("..", "..", "docs", "reference", "cli.md")
+	file := filepath.Join("..", "..", "docs", "reference", "meshsim.md")
 	refdoc.Check(t, file, "meshsim-flags", refdoc.FlagsTable(app, ""), *update, "go test ./cmd/meshsim -run Reference -update")
 }
