@@ -1,11 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/certmesh/certmesh/api"
 )
 
 func TestVersion(t *testing.T) {
@@ -86,5 +92,24 @@ func TestSessionDirFlagIsDirWithOutAsOldName(t *testing.T) {
 		if !strings.Contains(r.stdout, "--dir DIR") || strings.Contains(r.stdout, "--out") {
 			t.Errorf("%s --help should show --dir and hide --out:\n%s", cmd, r.stdout)
 		}
+	}
+}
+
+func TestStatusWithoutAdminCertSaysWhatIsMissing(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// What a controller answers on its API without a client certificate.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: "the admin certificate is required (mTLS)", Code: api.CodeForbidden})
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI("status", "--url", srv.URL, "--ca", ca)
+	checkFailure(t, r, 2, "401 Unauthorized", "the admin certificate is required", "--admin-cert", "metrics listener")
+	if strings.Contains(r.stderr, "401 forbidden") {
+		t.Errorf("stderr %q reads 401 forbidden", r.stderr)
 	}
 }
