@@ -546,7 +546,7 @@ func (c *Controller) Reload() error {
 	if c.ownsVerifier {
 		h, err := c.newVerifier()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("issuer: auth: %w", err))
+			errs = append(errs, &ConfigError{"auth", err})
 		} else {
 			if v, ok := h.v.(*auth.Verifier); ok {
 				ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)

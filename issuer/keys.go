@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,18 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string { return "issuer: " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Error() string {
+	msg := e.Err.Error()
+	// An error that names the setting already, as auth's do ("auth:
+	// auth.jwt[0]: ..."), names it once: "issuer: auth.jwt[0]: ...".
+	if rest, ok := strings.CutPrefix(msg, e.Field+": "); ok {
+		msg = rest
+	}
+	if strings.HasPrefix(msg, e.Field+".") || strings.HasPrefix(msg, e.Field+"[") {
+		return "issuer: " + msg
+	}
+	return "issuer: " + e.Field + ": " + msg
+}
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // keys is the controller's key material. It is immutable; a reload builds
