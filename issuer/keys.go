@@ -62,9 +62,17 @@ func loadKeys(cfg *config.Controller, now time.Time) (*keys, error) {
 		}
 		k.roots.AddCert(c)
 	}
+	if _, err := pki.LoadCerts(cfg.PKI.Cert); err != nil {
+		return nil, &ConfigError{"pki.cert", err}
+	}
+	// The key on its own first: a missing or unreadable key file is
+	// pki.key's fault, and so is a key that is not the certificate's.
+	if _, err := pki.LoadKey(cfg.PKI.Key); err != nil {
+		return nil, &ConfigError{"pki.key", err}
+	}
 	kp, err := pki.LoadKeyPair(cfg.PKI.Cert, cfg.PKI.Key)
 	if err != nil {
-		return nil, &ConfigError{"pki.cert", err}
+		return nil, &ConfigError{"pki.key", err}
 	}
 	want := pki.ControllerID(cfg.PKI.TrustDomain, cfg.Node.Name)
 	chain, err := pki.CheckNodeCert(cfg.PKI.Cert, kp.Cert, k.roots, want, now)

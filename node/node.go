@@ -101,9 +101,17 @@ func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.ca", Err: err}
 	}
+	// The certificate, then the key on its own, so that the error names
+	// the file at fault: a missing key file is pki.key's.
+	if _, err := pki.LoadCerts(cfg.PKI.Cert); err != nil {
+		return nil, &ConfigError{Field: "pki.cert", Err: err}
+	}
+	if _, err := pki.LoadKey(cfg.PKI.Key); err != nil {
+		return nil, &ConfigError{Field: "pki.key", Err: err}
+	}
 	cert, err := tls.LoadX509KeyPair(cfg.PKI.Cert, cfg.PKI.Key)
 	if err != nil {
-		return nil, &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
+		return nil, &ConfigError{Field: "pki.key", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
 	}
 	// The router's own certificate must be its leaf (pki.CheckNodeCert,
 	// the controllers' check): router.New checks it too, but a mistake in

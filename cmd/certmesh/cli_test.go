@@ -113,3 +113,29 @@ func TestStatusWithoutAdminCertSaysWhatIsMissing(t *testing.T) {
 		t.Errorf("stderr %q reads 401 forbidden", r.stderr)
 	}
 }
+
+func TestMissingKeyFileIsBlamedOnPKIKey(t *testing.T) {
+	dir := t.TempDir()
+	if r := runCLI("pki", "init", "--dir", filepath.Join(dir, "pki"), "--controllers", "c1", "--routers", "r1"); r.code != 0 {
+		t.Fatal(r)
+	}
+	for _, mode := range []string{"controller", "router"} {
+		name := map[string]string{"controller": "c1", "router": "r1"}[mode]
+		cfg := filepath.Join(dir, mode+".yaml")
+		yaml := "node: {name: " + name + "}\nmesh: {bind: 127.0.0.1:0, key_file: pki/gossip.key}\n" +
+			"pki: {ca: pki/ca.pem, cert: pki/" + name + "/cert.pem, key: pki/" + name + "/missing-key.pem}\nmetrics: {listen: \"\"}\n"
+		if mode == "controller" {
+			yaml += "api: {listen: 127.0.0.1:0}\nauth: {jwt: [{name: corp, issuer: corp, audience: certmesh, keys_file: pki/ca.pem}]}\n"
+		} else {
+			yaml += "listen: 127.0.0.1:0\nupstream: 127.0.0.1:9\n"
+		}
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runCLI(mode, "--config", cfg)
+		checkFailure(t, r, 2, "pki.key", "missing-key.pem")
+		if strings.Contains(r.stderr, "pki.cert") {
+			t.Errorf("%s: a missing key file is blamed on pki.cert: %s", mode, r.stderr)
+		}
+	}
+}
