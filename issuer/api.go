@@ -644,6 +644,9 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	c.log.Info("audit", "op", "revoke", "remote", clientIP(r), "admin", name, "kind", kind, "key", key,
 		"reason", reason, "dots", dots(rec), "hlc", rec.Head().HLC.String())
+	if kind == "controller" && key == c.cfg.Node.Name {
+		c.checkRevokedByRoot()
+	}
 	writeJSON(w, http.StatusAccepted, api.RevocationResponse{Kind: kind, Key: key, HLC: rec.Head().HLC.String()})
 	return nil
 }

@@ -172,6 +172,7 @@ type env struct {
 	roots  *x509.CertPool
 	admin  tls.Certificate
 	url    string
+	log    *slog.Logger // for the next start; nil: testLogger
 }
 
 func newPKI(t testing.TB) string {
@@ -245,7 +246,11 @@ func newEnvOf(t *testing.T, pkiDir, name string, oidc *devoidc.Server, opts ...e
 func (e *env) start() {
 	t := e.t
 	t.Helper()
-	c, err := Open(e.cfg, Options{Logger: testLogger(t)})
+	log := e.log
+	if log == nil {
+		log = testLogger(t)
+	}
+	c, err := Open(e.cfg, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
