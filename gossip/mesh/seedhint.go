@@ -1,0 +1,70 @@
+package mesh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/certmesh/certmesh/api"
+)
+
+// notMeshAnswer is how memberlist reports a seed whose answer to a join is
+// not a memberlist stream encrypted with the keyring: a port of something
+// else, most often a node's metrics listener given as mesh.join instead of
+// its mesh.bind. Its own words blame the keys, which sends an operator to
+// the wrong file.
+const notMeshAnswer = "remote state is not encrypted"
+
+var failedJoinRE = regexp.MustCompile(`failed to join ([^:\s]+:\d+): ([^\n]*)`)
+
+// seedProbeTimeout bounds the request that asks a wrong seed what it is.
+const seedProbeTimeout = time.Second
+
+// wrongSeeds returns, for each seed in a failed join's error that answered
+// but not as a mesh port, a sentence saying so; when the seed answers
+// /v1/status over plain HTTP, the sentence names the node whose metrics
+// listener it is.
+func wrongSeeds(err error) map[string]string {
+	if err == nil || !strings.Contains(err.Error(), notMeshAnswer) {
+		return nil
+	}
+	out := map[string]string{}
+	for _, m := range failedJoinRE.FindAllStringSubmatch(err.Error(), -1) {
+		seed, why := m[1], m[2]
+		if !strings.Contains(why, notMeshAnswer) {
+			continue
+		}
+		what := "another service"
+		if st := probeStatus(seed); st != nil {
+			what = fmt.Sprintf("the metrics listener of %s %s (metrics.listen)", st.Role, st.Node)
+		}
+		out[seed] = fmt.Sprintf("mesh.join: seed %s answers, but not as a certmesh mesh port: it is %s; "+
+			"give each seed's mesh.bind address (default port 7946)", seed, what)
+	}
+	return out
+}
+
+// probeStatus asks addr for a node's /v1/status over plain HTTP, as a
+// metrics listener serves it; nil if it is not one.
+func probeStatus(addr string) *api.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), seedProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+api.PathStatus, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st api.Status
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&st) != nil || st.Node == "" {
+		return nil
+	}
+	return &st
+}

@@ -1,0 +1,83 @@
+package mesh
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/internal/testutil"
+)
+
+// A seed that is a node's metrics listener, not its mesh port: the node
+// says so at once, naming the node, instead of memberlist's "remote state
+// is not encrypted" (which blames the keys) after the join timeout.
+func TestJoinAtAMetricsListenerSaysSo(t *testing.T) {
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/status" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"node":"edge-1","role":"router","region":"us-east","members":[]}`))
+	}))
+	defer metrics.Close()
+	seed := strings.TrimPrefix(metrics.URL, "http://")
+
+	c := newMeshCluster(t, map[string]string{"c1": "us-east"}, nil)
+	var logs syncBuffer
+	c.start("c1", func(cfg *Config) {
+		cfg.Join = []string{seed}
+		cfg.JoinTimeout = time.Minute // the hint must not wait for it
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	testutil.Eventually(t, 10*time.Second, "the wrong seed reported", func() bool {
+		return strings.Contains(logs.String(), "the metrics listener of router edge-1")
+	})
+	line := logs.String()
+	for _, want := range []string{"level=ERROR", "mesh.join", seed, "mesh.bind"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log lacks %q:\n%s", want, line)
+		}
+	}
+	if n := strings.Count(line, "not as a certmesh mesh port"); n != 1 {
+		t.Errorf("reported %d times, want once:\n%s", n, line)
+	}
+}
+
+func TestWrongSeedsOnlyForAnswersThatAreNotMeshPorts(t *testing.T) {
+	if got := wrongSeeds(nil); got != nil {
+		t.Errorf("no error: %v", got)
+	}
+	err := errorString("2 errors occurred:\n\t* failed to join 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n\t* failed to join 127.0.0.1:2: encryption is configured but remote state is not encrypted\n")
+	got := wrongSeeds(err)
+	if len(got) != 1 || !strings.Contains(got["127.0.0.1:2"], "another service") {
+		t.Errorf("got %v", got)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// syncBuffer is a bytes.Buffer that several goroutines may write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
