@@ -56,7 +56,7 @@ func loginCommand(stdout io.Writer) *cli.Command {
 			defer cancel()
 			s, err := client.Login(ctx, cfg, token)
 			if err != nil {
-				return err
+				return explainEndpoint(err, cfg.Controllers, cfg.RootCAs)
 			}
 			if err := client.SaveDir(out, s); err != nil {
 				return fmt.Errorf("--dir: %w", err)
