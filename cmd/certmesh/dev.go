@@ -117,8 +117,8 @@ func runDev(ctx context.Context, stdout io.Writer, opts devcluster.Options, once
 // the mesh once it is told to stop. Every node leaves at once, so the last
 // one's leave has no one left to hear it, and memberlist would wait its
 // whole leave timeout (3 s) for an acknowledgement: nothing the cluster
-// keeps needs that wait.
-const devStopWait = time.Second
+// keeps needs that wait (a controller's store is durable at each commit).
+const devStopWait = 500 * time.Millisecond
 
 // stopDev closes the cluster, waiting at most devStopWait: Ctrl-C ends
 // certmesh dev at once.

@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certmesh/certmesh/devcluster"
 )
 
 // TestDevPinsItsPortsAndStopsQuickly runs certmesh dev as a process with
@@ -19,15 +22,7 @@ func TestDevPinsItsPortsAndStopsQuickly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a development cluster")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	if base > 65000 {
-		base -= 500
-	}
+	base := freePortRange(t, devcluster.PortsNeeded(3, 1))
 	cmd := exec.Command(os.Args[0], "dev", "--routers-per-region", "1", "--base-port", fmt.Sprint(base))
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	out, err := cmd.StdoutPipe()
@@ -101,4 +96,37 @@ wait:
 func TestDevBasePortRange(t *testing.T) {
 	checkFailure(t, runCLI("dev", "--base-port", "65530"), 2, "--base-port")
 	checkFailure(t, runCLI("dev", "--base-port", "80"), 2, "--base-port")
+}
+
+// freePortRange returns the first of n consecutive loopback ports free for
+// TCP and UDP now, below Linux's ephemeral range (32768 on), so that the
+// sockets other tests open meanwhile are unlikely to take one.
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	free := func(port int) bool {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer l.Close()
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		u.Close()
+		return true
+	}
+try:
+	for range 50 {
+		base := 20000 + rand.IntN(12000-n)
+		for p := base; p < base+n; p++ {
+			if !free(p) {
+				continue try
+			}
+		}
+		return base
+	}
+	t.Fatalf("no %d free consecutive ports", n)
+	return 0
 }
