@@ -21,17 +21,7 @@ import (
 func TestRevokedControllerStopsIssuing(t *testing.T) {
 	e := newEnv(t)
 	s := e.login("alice")
-	root, err := pki.LoadKeyPair(filepath.Join(e.pkiDir, pki.CACertFile), filepath.Join(e.pkiDir, pki.CAKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := pki.SignControllerRevocation(root.Key, "certmesh", "c1", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := e.revoke(api.RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
-		t.Fatalf("revoke c1 at c1: %d %s", r.status, r.body)
-	}
+	revokeByRoot(t, e, "c1")
 	issued := e.c.met.issued.Get()
 	_, csr := newCSR(t)
 	r := do(t, e.client(), "POST", e.url+"/v1/sessions", map[string]string{"token": e.token("bob"), "csr": csr})
@@ -56,17 +46,7 @@ func TestRevokedControllerLogsItAtError(t *testing.T) {
 	var logs lockedBuffer
 	e.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e.restart()
-	root, err := pki.LoadKeyPair(filepath.Join(e.pkiDir, pki.CACertFile), filepath.Join(e.pkiDir, pki.CAKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := pki.SignControllerRevocation(root.Key, "certmesh", "c1", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := e.revoke(api.RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
-		t.Fatalf("revoke c1 at c1: %d %s", r.status, r.body)
-	}
+	revokeByRoot(t, e, "c1")
 	if n := strings.Count(logs.String(), "level=ERROR msg=\"this controller was revoked by the root"); n != 1 {
 		t.Fatalf("%d ERROR lines about the revocation, want 1:\n%s", n, logs.String())
 	}
@@ -92,4 +72,21 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// revokeByRoot revokes controller name with the root key, through e's
+// controller, as certmesh pki revoke-controller does.
+func revokeByRoot(t *testing.T, e *env, name string) {
+	t.Helper()
+	root, err := pki.LoadKeyPair(filepath.Join(e.pkiDir, pki.CACertFile), filepath.Join(e.pkiDir, pki.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := pki.SignControllerRevocation(root.Key, "certmesh", name, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.revoke(api.RevocationRequest{RootSigned: blob}); r.status != http.StatusAccepted {
+		t.Fatalf("revoke %s: %d %s", name, r.status, r.body)
+	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -54,25 +52,11 @@ func explainEndpoint(err error, urls []string, roots *x509.CertPool) error {
 	return usagef("--controller: %s; give a controller's api.listen address (https, default port 8443) (%v)", strings.Join(hints, "; "), err)
 }
 
-// metricsStatus asks host for /v1/status over plain HTTP, as a node's
-// metrics listener serves it; nil if it is not one.
+// metricsStatus is what the metrics listener at host says it is, or nil.
 func metricsStatus(host string) *api.Status {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+api.PathStatus, nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var st api.Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&st) != nil || st.Node == "" {
-		return nil
-	}
-	return &st
+	return api.ProbeStatus(ctx, host)
 }
 
 // serverID returns the SPIFFE ID of the certificate host presents, if it

@@ -2,9 +2,7 @@ package mesh
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -48,23 +46,9 @@ func wrongSeeds(err error) map[string]string {
 	return out
 }
 
-// probeStatus asks addr for a node's /v1/status over plain HTTP, as a
-// metrics listener serves it; nil if it is not one.
+// probeStatus is what the metrics listener at addr says it is, or nil.
 func probeStatus(addr string) *api.Status {
 	ctx, cancel := context.WithTimeout(context.Background(), seedProbeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+api.PathStatus, nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var st api.Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&st) != nil || st.Node == "" {
-		return nil
-	}
-	return &st
+	return api.ProbeStatus(ctx, addr)
 }
