@@ -11,6 +11,15 @@ import (
 // their parents: command, usage line, what it does.
 func CommandsTable(app *cli.App) Table {
 	tab := Table{Header: []string{"command", "usage", "does"}}
+	visit(app, func(name string, c *cli.Command) {
+		tab.Rows = append(tab.Rows, []string{Code(name), Code(c.UsageText), c.Usage})
+	})
+	return tab
+}
+
+// visit calls fn with every visible command of app and its full name
+// ("certmesh pki init"), parents before their subcommands.
+func visit(app *cli.App, fn func(name string, c *cli.Command)) {
 	var walk func(prefix string, cmds []*cli.Command)
 	walk = func(prefix string, cmds []*cli.Command) {
 		for _, c := range cmds {
@@ -18,12 +27,11 @@ func CommandsTable(app *cli.App) Table {
 				continue
 			}
 			name := prefix + " " + c.Name
-			tab.Rows = append(tab.Rows, []string{Code(name), Code(c.UsageText), c.Usage})
+			fn(name, c)
 			walk(name, c.Subcommands)
 		}
 	}
 	walk(app.Name, app.Commands)
-	return tab
 }
 
 // FlagsTable lists the visible flags of app and its commands: flag,
@@ -62,17 +70,6 @@ func FlagsTable(app *cli.App, skip string) Table {
 		}
 	}
 	add(app.Name, app.Flags)
-	var walk func(prefix string, cmds []*cli.Command)
-	walk = func(prefix string, cmds []*cli.Command) {
-		for _, c := range cmds {
-			if c.Hidden {
-				continue
-			}
-			name := prefix + " " + c.Name
-			add(name, c.Flags)
-			walk(name, c.Subcommands)
-		}
-	}
-	walk(app.Name, app.Commands)
+	visit(app, func(name string, c *cli.Command) { add(name, c.Flags) })
 	return tab
 }
