@@ -25,7 +25,6 @@ func rotateCommand(stdout io.Writer) *cli.Command {
 			controllerFlag(),
 			caFlag(),
 			sessionDirFlag("`DIR` written by certmesh login (required)"),
-			sessionDirAlias(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
