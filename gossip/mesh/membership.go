@@ -179,11 +179,9 @@ func (m *Mesh) joinLoop() {
 			n, err := m.ml.Join(m.seeds)
 			// A seed that is not a mesh port is a mistake in the
 			// configuration: said at once, and once.
-			for seed, why := range wrongSeeds(err) {
-				if !wrong[seed] {
-					wrong[seed] = true
-					m.log.Error("gossip: "+why, "seed", seed)
-				}
+			for seed, why := range wrongSeeds(err, wrong) {
+				wrong[seed] = true
+				m.log.Error("gossip: "+why, "seed", seed)
 			}
 			switch {
 			case m.alivePeers() > 0:

@@ -17,7 +17,7 @@ import (
 // the wrong file.
 const notMeshAnswer = "remote state is not encrypted"
 
-var failedJoinRE = regexp.MustCompile(`failed to join ([^:\s]+:\d+): ([^\n]*)`)
+var failedJoinRE = regexp.MustCompile(`failed to join (\S+): ([^\n]*)`)
 
 // seedProbeTimeout bounds the request that asks a wrong seed what it is.
 const seedProbeTimeout = time.Second
@@ -25,15 +25,15 @@ const seedProbeTimeout = time.Second
 // wrongSeeds returns, for each seed in a failed join's error that answered
 // but not as a mesh port, a sentence saying so; when the seed answers
 // /v1/status over plain HTTP, the sentence names the node whose metrics
-// listener it is.
-func wrongSeeds(err error) map[string]string {
+// listener it is. Seeds in known are skipped (not asked again).
+func wrongSeeds(err error, known map[string]bool) map[string]string {
 	if err == nil || !strings.Contains(err.Error(), notMeshAnswer) {
 		return nil
 	}
 	out := map[string]string{}
 	for _, m := range failedJoinRE.FindAllStringSubmatch(err.Error(), -1) {
 		seed, why := m[1], m[2]
-		if !strings.Contains(why, notMeshAnswer) {
+		if known[seed] || !strings.Contains(why, notMeshAnswer) {
 			continue
 		}
 		what := "another service"

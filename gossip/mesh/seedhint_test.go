@@ -50,13 +50,18 @@ func TestJoinAtAMetricsListenerSaysSo(t *testing.T) {
 }
 
 func TestWrongSeedsOnlyForAnswersThatAreNotMeshPorts(t *testing.T) {
-	if got := wrongSeeds(nil); got != nil {
+	if got := wrongSeeds(nil, nil); got != nil {
 		t.Errorf("no error: %v", got)
 	}
-	err := errorString("2 errors occurred:\n\t* failed to join 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n\t* failed to join 127.0.0.1:2: encryption is configured but remote state is not encrypted\n")
-	got := wrongSeeds(err)
-	if len(got) != 1 || !strings.Contains(got["127.0.0.1:2"], "another service") {
+	err := errorString("3 errors occurred:\n\t* failed to join 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n" +
+		"\t* failed to join 127.0.0.1:2: encryption is configured but remote state is not encrypted\n" +
+		"\t* failed to join [::1]:3: encryption is configured but remote state is not encrypted\n")
+	got := wrongSeeds(err, nil)
+	if len(got) != 2 || !strings.Contains(got["127.0.0.1:2"], "another service") || got["[::1]:3"] == "" {
 		t.Errorf("got %v", got)
+	}
+	if got := wrongSeeds(err, map[string]bool{"127.0.0.1:2": true, "[::1]:3": true}); len(got) != 0 {
+		t.Errorf("seeds already reported: %v", got)
 	}
 }
 
