@@ -97,8 +97,9 @@ func fieldDocs(t *testing.T, dir, typeName string) map[string]string {
 						text = strings.TrimSpace(fl.Comment.Text())
 					}
 					for _, n := range fl.Names {
-						// "Name names the entry; ..." reads "names the entry; ..." in a table.
-						doc := strings.TrimPrefix(text, n.Name+" ")
+						// "Name names the entry; ..." reads "names the entry; ..." in a
+						// table, "X, when set, ..." "when set, ...".
+						doc := strings.TrimPrefix(strings.TrimPrefix(text, n.Name+" "), n.Name+", ")
 						out[n.Name] = strings.Join(strings.Fields(doc), " ")
 					}
 				}
@@ -137,11 +138,11 @@ func TestReferenceErrorCodes(t *testing.T) {
 					}
 					code, _ := strconv.Unquote(lit.Value)
 					meaning := strings.TrimSpace(vs.Comment.Text())
-					// The comment starts with the status, which the table gives.
-					if i := strings.Index(meaning, ": "); i >= 0 && i < 5 {
-						meaning = meaning[i+2:]
-					} else if len(meaning) >= 3 && strings.Trim(meaning[:3], "0123456789") == "" {
-						meaning = strings.TrimLeft(meaning[3:], "; ")
+					// "400: why" gives the status, which the table has:
+					// the why is the meaning. "403; 401 when ..." keeps
+					// what it says beside the status.
+					if len(meaning) > 5 && strings.Trim(meaning[:3], "0123456789") == "" && meaning[3:5] == ": " {
+						meaning = meaning[5:]
 					}
 					st := api.Code(code).HTTPStatus()
 					tab.Rows = append(tab.Rows, []string{refdoc.Code(code), fmt.Sprint(st), meaning})

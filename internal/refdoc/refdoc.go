@@ -55,9 +55,15 @@ func (t Table) Markdown() string {
 	return b.String()
 }
 
-// Cell escapes s for a table cell.
+// Cell escapes s for a table cell: pipes, and angle brackets outside code
+// spans ("data/<node.name>" would be taken for an HTML tag).
 func Cell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
+	parts := strings.Split(s, "`")
+	for i := 0; i < len(parts); i += 2 {
+		parts[i] = strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(parts[i])
+	}
+	s = strings.Join(parts, "`")
 	return strings.Join(strings.Fields(s), " ")
 }
 
