@@ -18,6 +18,8 @@ func TestConfigErrorNamesTheSettingOnce(t *testing.T) {
 		{&ConfigError{"auth", errors.New("auth: auth.jwt[0]: keys file: open k.pem: no such file or directory")}, "issuer: auth.jwt[0]: keys file: open k.pem: no such file or directory"},
 		{&ConfigError{"pki.key", fs.ErrNotExist}, "issuer: pki.key: file does not exist"},
 		{&ConfigError{"auth", errors.New("no token issuer")}, "issuer: auth: no token issuer"},
+		// Nor "issuer: pki.key: pki: open ...".
+		{&ConfigError{"pki.key", errors.New("pki: open k.pem: no such file or directory")}, "issuer: pki.key: open k.pem: no such file or directory"},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)

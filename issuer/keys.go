@@ -25,8 +25,11 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	msg := e.Err.Error()
 	// An error that names the setting already, as auth's do ("auth:
-	// auth.jwt[0]: ..."), names it once: "issuer: auth.jwt[0]: ...".
-	if rest, ok := strings.CutPrefix(msg, e.Field+": "); ok {
+	// auth.jwt[0]: ..."), names it once: "issuer: auth.jwt[0]: ...". The
+	// prefix of the package behind a pki.* setting goes too: "issuer:
+	// pki.key: open key.pem: ...", not "issuer: pki.key: pki: open ...".
+	section, _, _ := strings.Cut(e.Field, ".")
+	if rest, ok := strings.CutPrefix(msg, section+": "); ok {
 		msg = rest
 	}
 	if strings.HasPrefix(msg, e.Field+".") || strings.HasPrefix(msg, e.Field+"[") {

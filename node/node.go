@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -41,7 +42,12 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Error() string {
+	// "pki.key: open key.pem: ...", not "pki.key: pki: open key.pem: ...":
+	// the setting says where the error is from.
+	section, _, _ := strings.Cut(e.Field, ".")
+	return e.Field + ": " + strings.TrimPrefix(e.Err.Error(), section+": ")
+}
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // StartController opens the controller's store, joins the mesh and starts

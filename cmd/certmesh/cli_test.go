@@ -137,5 +137,8 @@ func TestMissingKeyFileIsBlamedOnPKIKey(t *testing.T) {
 		if strings.Contains(r.stderr, "pki.cert") {
 			t.Errorf("%s: a missing key file is blamed on pki.cert: %s", mode, r.stderr)
 		}
+		if strings.Contains(r.stderr, "pki.key: pki:") {
+			t.Errorf("%s: a repeated prefix: %s", mode, r.stderr)
+		}
 	}
 }
