@@ -1,12 +1,10 @@
 package mesh
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +27,7 @@ func TestJoinAtAMetricsListenerSaysSo(t *testing.T) {
 	seed := strings.TrimPrefix(metrics.URL, "http://")
 
 	c := newMeshCluster(t, map[string]string{"c1": "us-east"}, nil)
-	var logs syncBuffer
+	var logs lockedBuffer
 	c.start("c1", func(cfg *Config) {
 		cfg.Join = []string{seed}
 		cfg.JoinTimeout = time.Minute // the hint must not wait for it
@@ -68,21 +66,3 @@ func TestWrongSeedsOnlyForAnswersThatAreNotMeshPorts(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
-
-// syncBuffer is a bytes.Buffer that several goroutines may write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
