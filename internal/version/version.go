@@ -59,13 +59,12 @@ func String() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		v = bi.Main.Version
 	}
-	c := Commit()
-	if len(c) > 12 && !strings.HasSuffix(c[:12], "-") {
-		short := c[:12]
-		if strings.HasSuffix(c, "-dirty") {
-			short += "-dirty"
-		}
-		c = short
+	c, dirty := strings.CutSuffix(Commit(), "-dirty")
+	if len(c) > 12 {
+		c = c[:12]
+	}
+	if dirty {
+		c += "-dirty"
 	}
 	return v + " (commit " + c + ", " + runtime.Version() + ")"
 }
