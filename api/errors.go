@@ -20,12 +20,12 @@ const (
 	CodeBodyTooLarge Code = "body_too_large"     // 413: a body over MaxBodyBytes
 	CodeRateLimited  Code = "rate_limited"       // 429: over api.rate_limit from this source address
 	CodeClockSkew    Code = "clock_skew"         // 503: the controller's clock is off; it refuses writes
-	CodeCSRInvalid   Code = "csr_invalid"        // 400
+	CodeCSRInvalid   Code = "csr_invalid"        // 400: not one PEM or DER certificate request, a bad self-signature, or a key other than ECDSA P-256
 	CodeForbidden    Code = "forbidden"          // 403; 401 when no client certificate was presented at all
 	CodeNotFound     Code = "not_found"          // 404: no such route
 	CodeMethod       Code = "method_not_allowed" // 405, with an Allow header
 	CodeUnavailable  Code = "unavailable"        // 503: retry at another controller
-	CodeInternal     Code = "internal"           // 500
+	CodeInternal     Code = "internal"           // 500: a failure of the controller's own; retry at another
 
 	// Why a session certificate was refused on a session route
 	// (PathCurrentSession, PathCertificates): the controller's

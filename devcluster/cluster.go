@@ -46,6 +46,17 @@ type Options struct {
 	RoutersPerRegion int
 	// Logger receives the nodes' logs; default discards them.
 	Logger *slog.Logger
+	// BasePort, when set, pins every port on 127.0.0.1 (PortsNeeded of
+	// them from it): the OIDC issuer, the upstream, then for each
+	// controller its mesh, API and metrics ports, then for each router
+	// its mesh, client and metrics ports. Zero: free ports, new each run.
+	BasePort int
+}
+
+// PortsNeeded is how many ports from Options.BasePort a cluster of
+// regions regions and routersPerRegion routers each takes.
+func PortsNeeded(regions, routersPerRegion int) int {
+	return 2 + 3*regions*(1+routersPerRegion)
 }
 
 // Cluster is a running development cluster.
@@ -59,6 +70,7 @@ type Cluster struct {
 
 	upstream *http.Server
 	tempDir  bool
+	addr     func() string // the next listen address (Options.BasePort)
 
 	mu      sync.Mutex
 	applied map[string][]appliedRecord // by router name; guarded by mu
@@ -96,6 +108,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 	c.PKIDir = filepath.Join(c.Dir, "pki")
+	next := opts.BasePort
+	c.addr = func() string {
+		if opts.BasePort == 0 {
+			return "127.0.0.1:0"
+		}
+		next++
+		return fmt.Sprintf("127.0.0.1:%d", next-1)
+	}
 	var ctrlNames, routerNames []string
 	for _, r := range opts.Regions {
 		ctrlNames = append(ctrlNames, "ctrl-"+r)
@@ -106,7 +126,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if _, err := pki.Init(c.PKIDir, pki.InitOptions{Controllers: ctrlNames, Routers: routerNames, Now: time.Now(), Force: true}); err != nil {
 		return nil, fmt.Errorf("devcluster: %w", err)
 	}
-	if c.OIDC, err = devoidc.Start("127.0.0.1:0", devoidc.Config{Audience: "certmesh"}); err != nil {
+	if c.OIDC, err = devoidc.Start(c.addr(), devoidc.Config{Audience: "certmesh"}); err != nil {
 		return nil, fmt.Errorf("devcluster: %w", err)
 	}
 	if err := c.startUpstream(); err != nil {
@@ -154,9 +174,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 func (c *Cluster) controllerConfig(name, region string, seeds []string) config.Controller {
 	cfg := config.DefaultController()
 	c.nodeSettings(name, region, seeds, &cfg.Node, &cfg.Mesh, &cfg.PKI)
-	cfg.API.Listen = "127.0.0.1:0"
+	cfg.API.Listen = c.addr()
 	cfg.API.RateLimit = 0 // the walk and a person trying things share one IP
-	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = c.addr()
 	cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: c.OIDC.URL(), Audience: "certmesh", IdentityClaim: "sub"}}
 	return cfg
 }
@@ -164,9 +184,9 @@ func (c *Cluster) controllerConfig(name, region string, seeds []string) config.C
 func (c *Cluster) routerConfig(name, region string, seeds []string) config.Router {
 	cfg := config.DefaultRouter()
 	c.nodeSettings(name, region, seeds, &cfg.Node, &cfg.Mesh, &cfg.PKI)
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = c.addr()
 	cfg.Upstream = c.Upstream
-	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = c.addr()
 	return cfg
 }
 
@@ -175,7 +195,7 @@ func (c *Cluster) routerConfig(name, region string, seeds []string) config.Route
 func (c *Cluster) nodeSettings(name, region string, seeds []string, n *config.Node, m *config.Mesh, p *config.PKI) {
 	n.Name, n.Region = name, region
 	n.DataDir = filepath.Join(c.Dir, "data", name)
-	m.Bind = "127.0.0.1:0"
+	m.Bind = c.addr()
 	m.Join = seeds
 	m.KeyFile = filepath.Join(c.PKIDir, pki.GossipKeyFile)
 	m.JoinTimeout = 2 * time.Second
@@ -187,7 +207,7 @@ func (c *Cluster) nodeSettings(name, region string, seeds []string, n *config.No
 // startUpstream serves an HTTP echo: what a client admitted through a
 // router reaches.
 func (c *Cluster) startUpstream() error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", c.addr())
 	if err != nil {
 		return fmt.Errorf("devcluster: upstream: %w", err)
 	}
@@ -265,12 +285,15 @@ func (c *Cluster) Close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Every node at once: each leave is then announced to peers that are
+	// leaving too, so no node waits for another's (memberlist waits for a
+	// leave's broadcast only while some member is alive), and Ctrl-C on
+	// certmesh dev returns within a couple of seconds.
 	var wg sync.WaitGroup
 	for _, r := range c.Routers {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Close(ctx) }()
 	}
-	wg.Wait()
 	for _, n := range c.Controllers {
 		wg.Add(1)
 		go func() { defer wg.Done(); n.Close(ctx) }()

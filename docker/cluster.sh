@@ -18,7 +18,12 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+self="$here/$(basename "$0")" # what env prints works from any directory
 export CERTMESH_STATE="${CERTMESH_STATE:-$here/state}"
+case "$CERTMESH_STATE" in
+/*) ;;
+*) CERTMESH_STATE="$PWD/$CERTMESH_STATE" ;;
+esac
 export CERTMESH_NET="${CERTMESH_NET:-172.28.0}"
 export CERTMESH_IMAGE="${CERTMESH_IMAGE:-certmesh:dev}"
 export CERTMESH_ECHO_IMAGE="${CERTMESH_ECHO_IMAGE:-certmesh-echo:dev}"
@@ -100,7 +105,7 @@ up)
 	compose up -d
 	wait_ready
 	echo "cluster up: every node sees the six."
-	"$0" env
+	"$self" env
 	;;
 down)
 	compose down -v --remove-orphans
@@ -120,11 +125,11 @@ controllers (API, metrics): https://$n.10:8443 http://$n.10:9100  https://$n.11:
 routers (clients, metrics): $n.20:3022 http://$n.20:9101  $n.21:3022 http://$n.21:9101  $n.22:3022 http://$n.22:9101
 echo upstream:              $n.30:7000
 
-log in at us-east:   $certmesh login --controller https://$n.10:8443 --ca $s/pki/ca.pem --token "\$($0 token alice)" --out alice
+log in at us-east:   "$certmesh" login --controller https://$n.10:8443 --ca "$s/pki/ca.pem" --token "\$("$self" token alice)" --dir alice
 connect via eu-west: openssl s_client -quiet -connect $n.21:3022 -cert alice/cert.pem -key alice/key.pem -CAfile alice/ca.pem
-rotate at eu-west:   $certmesh rotate --controller https://$n.11:8443 --ca $s/pki/ca.pem --dir alice
-revoke at ap-south:  $certmesh revoke --controller https://$n.12:8443 --ca $s/pki/ca.pem --admin-cert $s/pki/admin/cert.pem --admin-key $s/pki/admin/key.pem --session "\$(sed -n 's/.*"session_id": "\(.*\)".*/\1/p' alice/session.json)"
-status of a router:  $certmesh status --url http://$n.21:9101
+rotate at eu-west:   "$certmesh" rotate --controller https://$n.11:8443 --ca "$s/pki/ca.pem" --dir alice
+revoke at ap-south:  "$certmesh" revoke --controller https://$n.12:8443 --ca "$s/pki/ca.pem" --admin-cert "$s/pki/admin/cert.pem" --admin-key "$s/pki/admin/key.pem" --session "\$(sed -n 's/.*"session_id": "\(.*\)".*/\1/p' alice/session.json)"
+status of a router:  "$certmesh" status --url http://$n.21:9101
 EOF
 	;;
 *)

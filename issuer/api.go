@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +42,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) *apiError
 
 func (c *Controller) apiHandler() http.Handler {
 	mux := http.NewServeMux()
+	c.routes = nil
 	route := func(path string, methods map[string]handlerFunc) {
+		for m := range methods {
+			c.routes = append(c.routes, m+" "+path)
+		}
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			st := &statusWriter{ResponseWriter: w}
 			defer func() { c.met.request(path, st.status()) }()
@@ -80,6 +85,14 @@ func (c *Controller) apiHandler() http.Handler {
 		writeError(w, fail(http.StatusNotFound, api.CodeNotFound, "no such route %s", r.URL.Path))
 	})
 	return mux
+}
+
+// Routes lists the routes of the HTTPS API as "METHOD /path", sorted: what
+// the reference (docs/reference/http-api.md) is checked against.
+func (c *Controller) Routes() []string {
+	r := slices.Clone(c.routes)
+	slices.Sort(r)
+	return slices.Compact(r)
 }
 
 func (c *Controller) monitorHandler() http.Handler {
@@ -709,6 +722,9 @@ func (c *Controller) revoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	c.log.Info("audit", "op", "revoke", "remote", clientIP(r), "admin", name, "kind", kind, "key", key,
 		"reason", reason, "dots", dots(rec), "hlc", rec.Head().HLC.String())
+	if kind == "controller" && key == c.cfg.Node.Name {
+		c.checkRevokedByRoot()
+	}
 	writeJSON(w, http.StatusAccepted, api.RevocationResponse{Kind: kind, Key: key, HLC: rec.Head().HLC.String()})
 	return nil
 }

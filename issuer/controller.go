@@ -104,11 +104,13 @@ const (
 // Controller is one certmesh controller. Its methods are safe for
 // concurrent use.
 type Controller struct {
-	cfg    config.Controller
-	opts   Options
-	log    *slog.Logger
-	now    func() time.Time
-	author crdt.Author
+	routes        []string    // "METHOD /path" of the API; written by apiHandler, at start
+	revokedLogged atomic.Bool // noticeRevocation has logged
+	cfg           config.Controller
+	opts          Options
+	log           *slog.Logger
+	now           func() time.Time
+	author        crdt.Author
 
 	db    *durable
 	store *crdt.Store // the mesh's once started
@@ -444,6 +446,7 @@ func (c *Controller) Start(m Mesh) error {
 		})
 	})
 	c.w.receive(recv)
+	c.checkRevokedByRoot()
 
 	if err := c.publishSigner(c.keys.Load(), false); err != nil {
 		return err
@@ -463,9 +466,39 @@ func (c *Controller) onApplied(recs []crdt.Record) {
 	for _, r := range recs {
 		if sr, ok := r.(*crdt.SignerRecord); ok {
 			c.inters.add(sr)
+			if sr.Revoked && sr.Controller == c.cfg.Node.Name {
+				c.noticeRevocation(sr.RevokedAt)
+			}
 		}
 	}
 	c.w.receive(recs)
+}
+
+// checkRevokedByRoot calls noticeRevocation if the store holds the root's
+// revocation of this controller: at start, and after this controller
+// wrote one.
+func (c *Controller) checkRevokedByRoot() {
+	var at crdt.Millis
+	revoked := false
+	c.mesh.View(func(s *crdt.Store) { at, revoked = s.SignerRevoked(c.cfg.Node.Name) })
+	if revoked {
+		c.noticeRevocation(at)
+	}
+}
+
+// noticeRevocation logs at ERROR, once, that the root revoked this
+// controller at at: from then on every node refuses what it signs, and it
+// refuses logins and rotations, which an operator must hear of without
+// waiting for clients to complain. It reads nothing of the mesh, so that
+// onApplied may call it (a mesh may notify under its lock).
+func (c *Controller) noticeRevocation(at crdt.Millis) {
+	if !c.revokedLogged.CompareAndSwap(false, true) {
+		return
+	}
+	c.log.Error("this controller was revoked by the root (certmesh pki revoke-controller): every node refuses the records "+
+		"it signs and the certificates its intermediate issued, and it answers logins and rotations with 503; "+
+		"retire it, and issue a controller under a new name (certmesh pki add) in its place",
+		"node", c.cfg.Node.Name, "revoked_at", time.UnixMilli(int64(at)).UTC())
 }
 
 // publishSigner writes k's signer record unless the store holds it; with
@@ -691,7 +724,7 @@ func (c *Controller) Reload() error {
 	if c.ownsVerifier {
 		h, err := c.newVerifier()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("issuer: auth: %w", err))
+			errs = append(errs, &ConfigError{"auth", err})
 		} else {
 			c.replaceVerifier(h)
 		}

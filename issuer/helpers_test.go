@@ -173,6 +173,7 @@ type env struct {
 	roots  *x509.CertPool
 	admin  tls.Certificate
 	url    string
+	log    *slog.Logger // for the next start; nil: testLogger
 }
 
 func newPKI(t testing.TB) string {
@@ -256,7 +257,10 @@ func (e *env) start() {
 	t := e.t
 	t.Helper()
 	o := e.opts
-	o.Logger = testLogger(t)
+	o.Logger = e.log
+	if o.Logger == nil {
+		o.Logger = testLogger(t)
+	}
 	c, err := Open(e.cfg, o)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,21 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string { return "issuer: " + e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Error() string {
+	msg := e.Err.Error()
+	// An error that names the setting already, as auth's do ("auth:
+	// auth.jwt[0]: ..."), names it once: "issuer: auth.jwt[0]: ...". The
+	// prefix of the package behind a pki.* setting goes too: "issuer:
+	// pki.key: open key.pem: ...", not "issuer: pki.key: pki: open ...".
+	section, _, _ := strings.Cut(e.Field, ".")
+	if rest, ok := strings.CutPrefix(msg, section+": "); ok {
+		msg = rest
+	}
+	if strings.HasPrefix(msg, e.Field+".") || strings.HasPrefix(msg, e.Field+"[") {
+		return "issuer: " + msg
+	}
+	return "issuer: " + e.Field + ": " + msg
+}
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // keys is the controller's key material. It is immutable; a reload builds
@@ -50,9 +65,17 @@ func loadKeys(cfg *config.Controller, now time.Time) (*keys, error) {
 		}
 		k.roots.AddCert(c)
 	}
+	if _, err := pki.LoadCerts(cfg.PKI.Cert); err != nil {
+		return nil, &ConfigError{"pki.cert", err}
+	}
+	// The key on its own first: a missing or unreadable key file is
+	// pki.key's fault, and so is a key that is not the certificate's.
+	if _, err := pki.LoadKey(cfg.PKI.Key); err != nil {
+		return nil, &ConfigError{"pki.key", err}
+	}
 	kp, err := pki.LoadKeyPair(cfg.PKI.Cert, cfg.PKI.Key)
 	if err != nil {
-		return nil, &ConfigError{"pki.cert", err}
+		return nil, &ConfigError{"pki.key", err}
 	}
 	want := pki.ControllerID(cfg.PKI.TrustDomain, cfg.Node.Name)
 	chain, err := pki.CheckNodeCert(cfg.PKI.Cert, kp.Cert, k.roots, want, now)

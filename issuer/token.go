@@ -49,13 +49,11 @@ func (c *Controller) refreshToken(w http.ResponseWriter, r *http.Request) *apiEr
 		return fail(http.StatusForbidden, api.CodeForbidden, "the token is for identity %.200q, and the session for %.200q", id.ID, f.Identity)
 	}
 	verdict, sess, end := c.sessionOf(f, c.now(), false)
-	switch {
-	case sess == nil:
-		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is not known at this controller", f.Session)
-	case verdict != crdt.Admit:
-		return fail(http.StatusForbidden, api.CodeForbidden, "session %v is over (%v): log in again", f.Session, verdict)
-	case sess.Identity != f.Identity:
-		return fail(http.StatusForbidden, api.CodeForbidden, "certificate and session %v disagree on the identity", f.Session)
+	if e := knownSession(sess, f); e != nil {
+		return e
+	}
+	if verdict != crdt.Admit {
+		return sessionRefusal(verdict, f.Serial)
 	}
 	newEnd := min(crdt.MillisOf(id.Expiry), crdt.MillisOf(sess.Created.Time().Add(c.cfg.Session.MaxLifetime)))
 	if newEnd > end {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -43,7 +44,12 @@ type ConfigError struct {
 	Err   error
 }
 
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Error() string {
+	// "pki.key: open key.pem: ...", not "pki.key: pki: open key.pem: ...":
+	// the setting says where the error is from.
+	section, _, _ := strings.Cut(e.Field, ".")
+	return e.Field + ": " + strings.TrimPrefix(e.Err.Error(), section+": ")
+}
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // StartController opens the controller's store, binds its API and metrics
@@ -109,9 +115,17 @@ func loadRouterFiles(cfg *config.Router) (*routerFiles, error) {
 	if err != nil {
 		return nil, &ConfigError{Field: "pki.ca", Err: err}
 	}
+	// The certificate, then the key on its own, so that the error names
+	// the file at fault: a missing key file is pki.key's.
+	if _, err := pki.LoadCerts(cfg.PKI.Cert); err != nil {
+		return nil, &ConfigError{Field: "pki.cert", Err: err}
+	}
+	if _, err := pki.LoadKey(cfg.PKI.Key); err != nil {
+		return nil, &ConfigError{Field: "pki.key", Err: err}
+	}
 	cert, err := tls.LoadX509KeyPair(cfg.PKI.Cert, cfg.PKI.Key)
 	if err != nil {
-		return nil, &ConfigError{Field: "pki.cert", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
+		return nil, &ConfigError{Field: "pki.key", Err: fmt.Errorf("%s, %s: %w", cfg.PKI.Cert, cfg.PKI.Key, err)}
 	}
 	// The router's own certificate must be its leaf (pki.CheckNodeCert,
 	// the controllers' check): router.New checks it too, but a mistake in

@@ -16,6 +16,8 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/certmesh/certmesh/crdt"
 )
 
 // Why the router writes one TLS record itself.
@@ -34,15 +36,34 @@ import (
 // The router therefore keeps, in memory and for this connection only, the
 // server's first application traffic secret (Config.KeyLogWriter, which is
 // given nothing else worth keeping), and after a refusal writes the fatal
-// bad_certificate alert record that crypto/tls would have written (RFC 8446
+// alert record (alertFor) that crypto/tls would have written (RFC 8446
 // sections 5.2 and 7.3): sequence number 0, since the server has sent
 // nothing under that secret (session tickets are off and nothing was
 // written since the handshake). To the client this is the very record a
 // refusal inside the handshake gave it: in TLS 1.3 the client has finished
 // its handshake before the server judges its certificate either way.
 
-// alertBadCertificate is TLS's bad_certificate alert (RFC 8446 section 6).
-const alertBadCertificate = 42
+// TLS alert descriptions (RFC 8446 section 6) the router refuses with.
+const (
+	alertBadCertificate     = 42
+	alertCertificateRevoked = 44
+	alertCertificateExpired = 45
+)
+
+// alertFor is the alert that tells a refused client why, as far as TLS has
+// words for it: a revoked session, identity, serial or issuer is
+// certificate_revoked (so a client knows that logging in again, not
+// retrying, is what helps); an expired certificate or session is
+// certificate_expired; anything else bad_certificate.
+func alertFor(v crdt.Verdict) byte {
+	switch {
+	case v.Revoked():
+		return alertCertificateRevoked
+	case v == crdt.CertExpired || v == crdt.SessionExpired:
+		return alertCertificateExpired
+	}
+	return alertBadCertificate
+}
 
 // serverTrafficLabel is the key log label of the server's first
 // application traffic secret (NSS key log format).

@@ -22,8 +22,10 @@
 //     certificate is pulled from peers (Mesh.Want) for up to PullTimeout
 //     before it is refused, so a client that connects right after login is
 //     not refused because gossip was slower than it. A refused client gets
-//     a TLS alert (bad_certificate; after the handshake the router writes
-//     that one record itself, alert.go); the reason goes to the log and to
+//     a TLS alert (certificate_revoked for a revocation,
+//     certificate_expired for an expiry, else bad_certificate; after the
+//     handshake the router writes that one record itself, alert.go); the
+//     reason goes to the log and to
 //     certmesh_admissions_total{result}, and how each pull ended to
 //     certmesh_pull_total{result}.
 //   - Connections still in their TLS handshake, whose clients have proven

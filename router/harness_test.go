@@ -190,15 +190,31 @@ func mustRoundTrip(t testing.TB, c net.Conn, msg string) {
 	}
 }
 
-// expectRefused checks that the router refused c with a TLS alert.
+// expectRefused checks that the router refused c with a TLS alert about
+// its certificate (bad_certificate, certificate_revoked or
+// certificate_expired: alertFor).
 func expectRefused(t testing.TB, c *tls.Conn) {
 	t.Helper()
 	err := roundTrip(c, "hello")
 	if err == nil {
 		t.Fatal("connection admitted, want refused")
 	}
-	if !strings.Contains(err.Error(), "bad certificate") {
-		t.Fatalf("want a bad_certificate alert, got %v", err)
+	if !strings.Contains(err.Error(), "bad certificate") && !strings.Contains(err.Error(), "revoked certificate") &&
+		!strings.Contains(err.Error(), "expired certificate") {
+		t.Fatalf("want a certificate alert, got %v", err)
+	}
+}
+
+// expectRefusedWith checks that the router refused c with the TLS alert
+// whose text (crypto/tls's) is alert, such as "revoked certificate".
+func expectRefusedWith(t testing.TB, c *tls.Conn, alert string) {
+	t.Helper()
+	err := roundTrip(c, "hello")
+	if err == nil {
+		t.Fatal("connection admitted, want refused")
+	}
+	if !strings.Contains(err.Error(), "tls: "+alert) {
+		t.Fatalf("want the alert %q, got %v", alert, err)
 	}
 }
 

@@ -526,13 +526,13 @@ func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 		r.m.admission(d.Reason()).Inc()
 		r.log.Info("router: refused", "remote", hs.remote, "reason", d.Reason(), "identity", f.Identity,
 			"session", f.Session.String(), "serial", f.Serial.String(), "issuer", f.Issuer)
-		r.refuseAfterHandshake(raw, tc, hs)
+		r.refuseAfterHandshake(raw, tc, hs, d.Verdict)
 		return
 	}
 	c := &liveConn{facts: f, remote: hs.remote, tls: tc, raw: raw}
-	if !r.register(c) {
+	if v := r.register(c); v != crdt.Admit {
 		r.reg.remove(c)
-		r.refuseAfterHandshake(raw, tc, hs)
+		r.refuseAfterHandshake(raw, tc, hs, v)
 		return
 	}
 	hs.secret.take() // not needed any more
@@ -546,11 +546,11 @@ func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 		"session", c.facts.Session.String(), "reason", reason)
 }
 
-// refuseAfterHandshake sends the client the bad_certificate alert that a
-// refusal inside the handshake would have sent (alert.go) and closes the
-// connection. Nothing has been written on tc since the handshake.
-func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake) {
-	rec, err := alertRecord(tc.ConnectionState().CipherSuite, hs.secret.take(), alertBadCertificate)
+// refuseAfterHandshake sends the client the alert for why it was refused
+// (alertFor), as a refusal inside the handshake would have (alert.go), and
+// closes the connection. Nothing has been written on tc since the handshake.
+func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake, why crdt.Verdict) {
+	rec, err := alertRecord(tc.ConnectionState().CipherSuite, hs.secret.take(), alertFor(why))
 	if err == nil {
 		raw.SetWriteDeadline(time.Now().Add(time.Second))
 		_, err = raw.Write(rec)
@@ -564,8 +564,9 @@ func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake)
 // register adds an admitted connection to the registry and then checks
 // it against the store once more: a revocation applied between the
 // decision and now is either seen here or finds the connection in the
-// registry. It arms the session's expiry timer.
-func (r *Router) register(c *liveConn) bool {
+// registry. It arms the session's expiry timer, and returns crdt.Admit or
+// the reason the connection may not stay.
+func (r *Router) register(c *liveConn) crdt.Verdict {
 	r.reg.add(c)
 	var v crdt.Verdict
 	var expires crdt.Millis
@@ -578,12 +579,12 @@ func (r *Router) register(c *liveConn) bool {
 		r.m.admission(v.String()).Inc()
 		r.log.Info("router: refused after handshake", "remote", c.remote, "identity", c.facts.Identity,
 			"session", c.facts.Session.String(), "reason", v.String())
-		return false
+		return v
 	}
 	if expires != 0 {
 		r.reg.armExpiry(c.facts.Session, expires, now, r.clock, r.expire)
 	}
-	return true
+	return crdt.Admit
 }
 
 // checkChain is the part of admission that runs inside the TLS handshake,

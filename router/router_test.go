@@ -113,8 +113,21 @@ func TestSessionRevocationClosesLiveConnectionAndRefusesNewOnes(t *testing.T) {
 
 	e.publish(e.ctrlB.RevokeSession(cc.Session)) // revoked at another controller
 	expectClosed(t, c, 2*time.Second)
-	expectRefused(t, e.dial(cc.TLS(true)))
+	expectRefusedWith(t, e.dial(cc.TLS(true)), "revoked certificate")
 	mustRoundTrip(t, bystander, "still here")
+}
+
+func TestRefusalAlertSaysWhy(t *testing.T) {
+	for v, want := range map[crdt.Verdict]byte{
+		crdt.SessionRevoked: alertCertificateRevoked, crdt.IdentityRevoked: alertCertificateRevoked,
+		crdt.SerialRevoked: alertCertificateRevoked, crdt.IssuerRevoked: alertCertificateRevoked,
+		crdt.CertExpired: alertCertificateExpired, crdt.SessionExpired: alertCertificateExpired,
+		crdt.UnknownCert: alertBadCertificate, crdt.Superseded: alertBadCertificate, crdt.MismatchedFacts: alertBadCertificate,
+	} {
+		if got := alertFor(v); got != want {
+			t.Errorf("alertFor(%s) = %d, want %d", v, got, want)
+		}
+	}
 }
 
 func TestSerialRevocationClosesOnlyThatCertificatesConnections(t *testing.T) {
@@ -131,7 +144,7 @@ func TestSerialRevocationClosesOnlyThatCertificatesConnections(t *testing.T) {
 	e.publish(e.ctrlB.RevokeSerial(old.Serial))
 	expectClosed(t, c1, 2*time.Second)
 	mustRoundTrip(t, c2, "two still up")
-	expectRefused(t, e.dial(old.TLS(true)))
+	expectRefusedWith(t, e.dial(old.TLS(true)), "revoked certificate")
 }
 
 func TestIdentityRevocationClosesEverySessionOfTheIdentity(t *testing.T) {
@@ -150,7 +163,7 @@ func TestIdentityRevocationClosesEverySessionOfTheIdentity(t *testing.T) {
 	expectClosed(t, c1, 2*time.Second)
 	expectClosed(t, c2, 2*time.Second)
 	mustRoundTrip(t, c3, "bob stays")
-	expectRefused(t, e.dial(a1.TLS(true)))
+	expectRefusedWith(t, e.dial(a1.TLS(true)), "revoked certificate")
 
 	// A session created after the revocation is admitted.
 	a3, r4 := e.ctrlA.Login("alice", time.Hour)

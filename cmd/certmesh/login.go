@@ -24,7 +24,7 @@ func loginCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "login",
 		Usage:     "log in at a controller with a token: new key and CSR, session certificate written to DIR",
-		UsageText: "certmesh login --controller URL --ca FILE (--token TOKEN | --token-file F) --out DIR",
+		UsageText: "certmesh login --controller URL --ca FILE (--token TOKEN | --token-file F) --dir DIR",
 		Description: "Generates an ECDSA P-256 key and a CSR, calls POST /v1/sessions and writes DIR/key.pem (mode 0600),\n" +
 			"DIR/cert.pem (the leaf, then the issuing intermediate: what a TLS client presents), DIR/ca.pem (the root)\n" +
 			"and DIR/session.json. --controller takes a comma list: the next is tried when one is unreachable.",
@@ -32,10 +32,11 @@ func loginCommand(stdout io.Writer) *cli.Command {
 			controllerFlag(),
 			caFlag(),
 			tokenFlag(), tokenFileFlag(),
-			&cli.StringFlag{Name: "out", Usage: "`DIR` to write key.pem, cert.pem, ca.pem and session.json to (required)"},
+			sessionDirFlag("`DIR` to write key.pem, cert.pem, ca.pem and session.json to (required)"),
+			sessionDirAlias(),
 		},
 		Action: func(c *cli.Context) error {
-			out, cfg, token, err := tokenCall(c, "out")
+			out, cfg, token, err := tokenCall(c)
 			if err != nil {
 				return err
 			}
@@ -43,16 +44,44 @@ func loginCommand(stdout io.Writer) *cli.Command {
 			defer cancel()
 			s, err := client.Login(ctx, cfg, token)
 			if err != nil {
-				return err
+				return explainEndpoint(err, cfg.Controllers, cfg.RootCAs)
 			}
 			if err := client.SaveDir(out, s); err != nil {
-				return fmt.Errorf("--out: %w", err)
+				return fmt.Errorf("--dir: %w", err)
 			}
 			fmt.Fprintf(stdout, "session %s\nidentity %s\nserial %s\nexpires %s\nsession_expires %s\n",
 				s.ID, s.Identity, s.Serial, s.Expires.UTC().Format(time.RFC3339), s.SessionExpires.UTC().Format(time.RFC3339))
 			return nil
 		},
 	}
+}
+
+// sessionDirFlag is --dir, the directory of a client's session files, the
+// same flag on login (which writes it) and rotate (which reads and
+// rewrites it), as the pki commands name theirs.
+func sessionDirFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "dir", Usage: usage}
+}
+
+// sessionDirAlias is --out, login's name for --dir in earlier releases,
+// hidden but still taken so that scripts keep working.
+func sessionDirAlias() cli.Flag {
+	return &cli.StringFlag{Name: "out", Hidden: true}
+}
+
+// sessionDir reads --dir, or its old name --out.
+func sessionDir(c *cli.Context) (string, error) {
+	dir, out := c.String("dir"), c.String("out")
+	switch {
+	case dir != "" && out != "" && dir != out:
+		return "", usagef("--dir, --out: --out is the old name of --dir; give one")
+	case dir == "":
+		dir = out
+	}
+	if dir == "" {
+		return "", usagef("--dir: required")
+	}
+	return dir, nil
 }
 
 func controllerFlag() cli.Flag {
@@ -103,12 +132,12 @@ func clientConfigFrom(c *cli.Context) (client.Config, error) {
 // tokenCall reads what a command that sends a token needs: no positional
 // arguments, the directory of flag dirFlag (required), the client config
 // and the token.
-func tokenCall(c *cli.Context, dirFlag string) (dir string, cfg client.Config, token string, err error) {
+func tokenCall(c *cli.Context) (dir string, cfg client.Config, token string, err error) {
 	if err = noArgs(c); err != nil {
 		return "", cfg, "", err
 	}
-	if dir = c.String(dirFlag); dir == "" {
-		return "", cfg, "", usagef("--%s: required", dirFlag)
+	if dir, err = sessionDir(c); err != nil {
+		return "", cfg, "", err
 	}
 	if cfg, err = clientConfigFrom(c); err != nil {
 		return "", cfg, "", err

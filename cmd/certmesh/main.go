@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/certmesh/certmesh/config"
+	"github.com/certmesh/certmesh/internal/version"
 	"github.com/certmesh/certmesh/issuer"
 	"github.com/certmesh/certmesh/node"
 )
@@ -47,7 +48,8 @@ func main() {
 
 // run is main with its streams and exit code, for tests.
 func run(args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).Run(args)
+	app := newApp(stdout, stderr)
+	err := app.Run(flagsFirst(app, args))
 	if err == nil {
 		return 0
 	}
@@ -107,11 +109,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage: "short-lived client certificates kept consistent across a leaderless, multi-region control plane",
 		Description: "certmesh runs as a controller (issues certificates, writes them to a replicated CRDT) or a router\n" +
 			"(admits clients from the replicated state). Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.",
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		HideHelpCommand: true,
-		Commands:        commands(stdout, stderr),
-		ExitErrHandler:  func(*cli.Context, error) {}, // run decides the exit code
+		Version:        version.String(),
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		Commands:       commands(stdout, stderr),
+		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit code
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
@@ -143,6 +145,13 @@ func prepare(cmd *cli.Command) {
 			return runtimeError{err}
 		}
 	} else if len(cmd.Subcommands) > 0 {
+		// `certmesh help pki` lists pki's commands as `certmesh pki
+		// --help` does: urfave/cli's template lists them by category,
+		// which a command has only once it has run.
+		if cmd.CustomHelpTemplate == "" {
+			cmd.CustomHelpTemplate = strings.Replace(cli.SubcommandHelpTemplate,
+				`{{template "visibleCommandCategoryTemplate" .}}`, `{{template "visibleCommandTemplate" .}}`, 1)
+		}
 		cmd.Action = func(c *cli.Context) error {
 			if c.Args().Present() {
 				return usagef("unknown command %q; see certmesh %s --help", c.Args().First(), cmd.Name)

@@ -29,7 +29,7 @@ func refreshCommand(stdout io.Writer) *cli.Command {
 			tokenFlag(), tokenFileFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			dir, cfg, token, err := tokenCall(c, "dir")
+			dir, cfg, token, err := tokenCall(c)
 			if err != nil {
 				return err
 			}

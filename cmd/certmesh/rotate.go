@@ -24,15 +24,15 @@ func rotateCommand(stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			controllerFlag(),
 			caFlag(),
-			&cli.StringFlag{Name: "dir", Usage: "`DIR` written by certmesh login (required)"},
+			sessionDirFlag("`DIR` written by certmesh login (required)"),
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			dir := c.String("dir")
-			if dir == "" {
-				return usagef("--dir: required")
+			dir, err := sessionDir(c)
+			if err != nil {
+				return err
 			}
 			cfg, err := clientConfigFrom(c)
 			if err != nil {

@@ -32,7 +32,7 @@ func TestClientCommandUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"router", "--config", filepath.Join(dir, "missing.yaml")}, []string{"missing.yaml"}},
 		{[]string{"router", "extra"}, []string{`unexpected argument "extra"`}},
-		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t"}, []string{"--out"}},
+		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t"}, []string{"--dir"}},
 		{[]string{"login", "--controller", "https://127.0.0.1:1", "--ca", filepath.Join(dir, "ca.pem"), "--token", "t", "--out", dir}, []string{"--ca"}},
 		{[]string{"login", "--ca", "x", "--token", "t", "--out", dir}, []string{"--controller"}},
 		{[]string{"rotate", "--controller", "https://127.0.0.1:1", "--ca", "x"}, []string{"--dir"}},
@@ -312,7 +312,7 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+	if got, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "revoked certificate") {
 		t.Fatalf("revoked certificate: %q, %v", got, err)
 	}
 	refused.Close()
@@ -378,7 +378,7 @@ func TestRouterProcessEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer refused.Close()
-	if _, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+	if _, err := get(refused, "/"); err == nil || !strings.Contains(err.Error(), "revoked certificate") {
 		t.Fatalf("alice after a restart without controllers: %v", err)
 	}
 	c.stop("r1")

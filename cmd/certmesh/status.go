@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,7 +74,7 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			defer cancel()
 			st, err := client.FetchStatus(ctx, hc, u.String())
 			if err != nil {
-				return err
+				return statusError(err, len(tc.Certificates) > 0)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(stdout)
@@ -158,4 +159,21 @@ func printIssuers(w io.Writer, issuers []api.IssuerStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", is.Issuer, is.Kind, is.State, is.Keys, refreshed, lastErr)
 	}
 	tw.Flush()
+}
+
+// statusError explains a controller's refusal to show its status: its
+// API's /v1/status is for admins, and a 401 there (no client certificate)
+// reads "401 forbidden" in the SDK's words, which says neither what is
+// missing nor where the status is to be had without it.
+func statusError(err error, sentCert bool) error {
+	var ae *client.APIError
+	if !errors.As(err, &ae) || (ae.Status != http.StatusUnauthorized && ae.Status != http.StatusForbidden) {
+		return err
+	}
+	hint := "give --admin-cert and --admin-key (DIR/admin/cert.pem and DIR/admin/key.pem of certmesh pki init), " +
+		"or ask the node's metrics listener (--url http://<metrics.listen>), which needs no certificate"
+	if sentCert {
+		hint = "the certificate of --admin-cert is not the deployment's admin certificate (DIR/admin/cert.pem of certmesh pki init)"
+	}
+	return usagef("%s %s: %d %s: %s; %s", ae.Method, ae.URL, ae.Status, http.StatusText(ae.Status), ae.Message, hint)
 }

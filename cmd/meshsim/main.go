@@ -14,12 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/certmesh/certmesh/internal/version"
 	"github.com/certmesh/certmesh/sim"
 )
 
@@ -60,9 +62,10 @@ func newApp(args []string, stdout, stderr io.Writer) *cli.App {
 		Usage: "simulate certmesh's dissemination against baselines and report sync delays",
 		Description: "With no flags, runs the built-in default topology (3 regions, 1 controller and 100 routers each,\n" +
 			"50 events/s for 60s) with the strategies mesh and gossip, and prints a table.",
+		Version:         version.String(),
 		Writer:          stdout,
 		ErrWriter:       stderr,
-		HideHelpCommand: true,
+		HideHelpCommand: true, // meshsim has no commands to ask about
 		// --set and --sweep values hold commas (--sweep loss=1%,5%).
 		DisableSliceFlagSeparator: true,
 		Flags: []cli.Flag{
@@ -152,8 +155,10 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		seed = c.Int64("seed")
 	}
 	jsonPath, plotPath := c.String("json"), c.String("plot")
-	if plotPath == "-" {
-		return usagef("--plot: give a file name")
+	for _, f := range []string{"plot", "plot-cdf"} {
+		if err := checkSVGPath("--"+f, c.String(f)); err != nil {
+			return err
+		}
 	}
 	showProgress := !c.Bool("quiet") && isTerminal(os.Stderr)
 	workers := c.Int("workers")
@@ -197,7 +202,7 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Workers = workers
 		cfg.Params = params
 		if showProgress {
-			cfg.Progress = newProgress(stderr, name)
+			cfg.Progress = newProgress(stderr, name, cfg.MaxDrain)
 		}
 		var res *sim.Result
 		if mode == "live" {
@@ -304,9 +309,23 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// newProgress returns a Progress callback drawing a bar on w once a run
-// has taken a second, redrawn at most ten times a second.
-func newProgress(w io.Writer, name string) func(now, end time.Duration) {
+// checkSVGPath refuses an output path that is not an .svg file: the
+// charts are SVG, and SVG written into chart.png opens nowhere.
+func checkSVGPath(flag, path string) error {
+	switch {
+	case path == "":
+		return nil
+	case path == "-":
+		return usagef("%s: give a file name", flag)
+	case !strings.EqualFold(filepath.Ext(path), ".svg"):
+		return usagef("%s: %s: meshsim draws SVG only; name the file .svg (convert it with rsvg-convert or inkscape for another format)", flag, path)
+	}
+	return nil
+}
+
+// newProgress returns a Progress callback drawing a progress line on w
+// once a run has taken a second, redrawn at most ten times a second.
+func newProgress(w io.Writer, name string, maxDrain time.Duration) func(now, end time.Duration) {
 	began := time.Now()
 	var last time.Time
 	return func(now, end time.Duration) {
@@ -315,14 +334,26 @@ func newProgress(w io.Writer, name string) func(now, end time.Duration) {
 			return
 		}
 		last = t
-		frac := min(1, float64(now)/float64(end))
-		const width = 30
-		done := int(frac * width)
-		phase := "workload"
-		if now > end {
-			phase = "draining"
-		}
-		fmt.Fprintf(w, "\r\033[K%-8s [%s%s] %s, %.1fs simulated, %.0fs wall",
-			name, strings.Repeat("#", done), strings.Repeat(".", width-done), phase, now.Seconds(), t.Sub(began).Seconds())
+		fmt.Fprint(w, "\r\033[K"+progressLine(name, now, end, maxDrain, t.Sub(began)))
 	}
+}
+
+// progressLine is the progress line at virtual time now of a run whose
+// workload and faults end at end, followed by a drain of at most maxDrain.
+// The bar tracks the workload, then the drain: a full workload bar that
+// sat still while the run waited for the last writes to arrive everywhere
+// said nothing.
+func progressLine(name string, now, end, maxDrain, wall time.Duration) string {
+	const width = 30
+	bar := func(frac float64) string {
+		done := int(min(1, max(0, frac)) * width)
+		return "[" + strings.Repeat("#", done) + strings.Repeat(".", width-done) + "]"
+	}
+	if now <= end || maxDrain <= 0 {
+		return fmt.Sprintf("%-8s %s workload %.1fs of %.0fs simulated, %.0fs wall",
+			name, bar(float64(now)/float64(end)), now.Seconds(), end.Seconds(), wall.Seconds())
+	}
+	drained := now - end
+	return fmt.Sprintf("%-8s %s draining: %.1fs after the workload, until every write is applied everywhere (at most %.0fs), %.0fs wall",
+		name, bar(float64(drained)/float64(maxDrain)), drained.Seconds(), maxDrain.Seconds(), wall.Seconds())
 }

@@ -117,7 +117,7 @@ func TestRunWritesJSONTableAndPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", ">raft<", ">gossip<", "End-to-end delay CDF", "modelled direct path", "p99", "</svg>"} {
+	for _, want := range []string{"<svg", ">raft<", ">gossip<", "End-to-end delay CDF", "modelled direct path", "p99", "issue p50", "</svg>"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("plot lacks %q", want)
 		}

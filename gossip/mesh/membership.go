@@ -170,6 +170,7 @@ func (m *Mesh) joinLoop() {
 	defer m.wg.Done()
 	backoff := minJoinBackoff
 	warned := false
+	wrong := map[string]bool{} // seeds already reported as not mesh ports
 	tick := time.NewTicker(m.cfg.ReconnectInterval/2 + rand.N(m.cfg.ReconnectInterval/2+1))
 	defer tick.Stop()
 	for {
@@ -177,6 +178,12 @@ func (m *Mesh) joinLoop() {
 			m.joins.Add(1)
 			n, err := m.ml.Join(m.seeds)
 			m.noteJoin(err)
+			// A seed that is not a mesh port is a mistake in the
+			// configuration: said at once, and once.
+			for seed, why := range wrongSeeds(err, wrong) {
+				wrong[seed] = true
+				m.log.Error("gossip: "+why, "seed", seed)
+			}
 			switch {
 			case m.alivePeers() > 0:
 				m.joined.Store(true)
