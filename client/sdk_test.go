@@ -233,8 +233,8 @@ func TestARevokedClientIsRefusedWhateverItsProtocol(t *testing.T) {
 			}
 			mu.Lock()
 			var re *client.RefusedError
-			if !errors.As(refusal, &re) || re.Alert != tls.AlertError(42) || re.AccessDenied() || !client.IsRefused(refusal) {
-				t.Errorf("fn saw %v, want a *RefusedError with bad_certificate", refusal)
+			if !errors.As(refusal, &re) || re.Alert != tls.AlertError(44) || re.AccessDenied() || !client.IsRefused(refusal) {
+				t.Errorf("fn saw %v, want a *RefusedError with certificate_revoked", refusal)
 			}
 			mu.Unlock()
 			testutil.Eventually(t, 5*time.Second, "disconnected(revoked), session_ended(revoked)", func() bool {
