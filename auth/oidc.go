@@ -39,7 +39,7 @@ func newOIDCProvider(ctx context.Context, cfg OIDCConfig, namespace string, opts
 	p := &oidcProvider{
 		cfg:    cfg,
 		opts:   opts,
-		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts),
+		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts).withRoles(cfg.RolesClaim),
 		ready:  make(chan struct{}),
 	}
 	go p.discoverLoop(oidc.ClientContext(ctx, opts.HTTPClient))
