@@ -35,6 +35,10 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		loginCommand(stdout),
 		rotateCommand(stdout),
 		revokeCommand(stdout),
+		serviceCommand(stdout),
+		policyCommand(stdout),
+		identityCommand(stdout),
+		accessCommand(stdout),
 		statusCommand(stdout),
 	}
 }
