@@ -54,8 +54,11 @@ func newRouterMetrics(set *metrics.Set, active, pending func() float64) *routerM
 		m.shed(r)
 	}
 	for _, r := range []string{closeClient, crdt.SessionRevoked.String(), crdt.IdentityRevoked.String(),
-		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown} {
+		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown, closeAccessRemoved} {
 		m.closed(r)
+	}
+	for _, r := range []string{crdt.NotGranted.String(), crdt.UnknownService.String(), accessNoService} {
+		m.accessDenied(r)
 	}
 	return m
 }
@@ -72,6 +75,12 @@ func (m *routerMetrics) shed(reason string) *metrics.Counter {
 
 func (m *routerMetrics) pull(result string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_admission_pulls_total{result=%q}`, result))
+}
+
+// accessDenied counts admitted certificates refused their service, by
+// reason (access.go).
+func (m *routerMetrics) accessDenied(reason string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_access_denied_total{reason=%q}`, reason))
 }
 
 func (m *routerMetrics) closed(reason string) *metrics.Counter {
