@@ -79,9 +79,14 @@ func (g *subjects) empty() bool { return g.all == 0 && len(g.ids) == 0 && len(g.
 
 // grants reports whether g grants identity, or any of the roles.
 func (g *subjects) grants(identity string, roles ...[]string) bool {
-	if g.all > 0 || g.ids[identity] > 0 {
-		return true
-	}
+	return g.grantsIdentity(identity) || g.grantsRole(roles...)
+}
+
+func (g *subjects) grantsIdentity(identity string) bool {
+	return g.all > 0 || len(g.ids) > 0 && g.ids[identity] > 0
+}
+
+func (g *subjects) grantsRole(roles ...[]string) bool {
 	if len(g.roles) == 0 {
 		return false
 	}
@@ -269,6 +274,12 @@ func (s *Store) Access(identity string, session SessionID, service string) Acces
 	if !ok {
 		return UnknownService
 	}
+	if g.grantsIdentity(identity) {
+		return AccessGranted
+	}
+	if len(g.roles) == 0 {
+		return NotGranted // the roles need not be looked up
+	}
 	var claimed, given []string
 	if sess := s.sessions.m[session]; sess != nil {
 		claimed = sess.Roles
@@ -276,7 +287,7 @@ func (s *Store) Access(identity string, session SessionID, service string) Acces
 	if ir := s.access.idRoles.m[identity]; ir != nil {
 		given = ir.Roles
 	}
-	if g.grants(identity, claimed, given) {
+	if g.grantsRole(claimed, given) {
 		return AccessGranted
 	}
 	return NotGranted
