@@ -26,8 +26,9 @@
 //   - TestDockerCluster: the same cluster as containers built FROM scratch
 //     (docker/Dockerfile) and run by docker/compose.yml, each with its own
 //     address on a private bridge network that the test reaches directly;
-//     login, connect through a router in another container, revoke, the
-//     live connection closed. Skips where no Docker daemon answers.
+//     login, connect through a router in another container, a service
+//     reached by SNI whose policy, removed in another region, closes the
+//     connection, revoke, the live connection closed. Skips where no Docker daemon answers.
 //   - TestChaos: a steady load of logins, rotations and revocations while
 //     nodes and whole regions are cut off (docker network disconnect),
 //     paused, killed with SIGKILL and restarted, every controller at once
