@@ -129,51 +129,56 @@ func orEmpty(l []string) []string {
 	return l
 }
 
-// PUT /v1/services/{name}
-func (c *Controller) putService(w http.ResponseWriter, r *http.Request) *apiError {
+// writeNamed answers a PUT or DELETE of the service or policy named in the
+// path: build makes the record from the name and the body, or refuses
+// them (400), and answer is the body of the 200 once it is written.
+func (c *Controller) writeNamed(w http.ResponseWriter, r *http.Request, what string,
+	build func(name string) (crdt.Record, *apiError), answer func(crdt.Record) any) *apiError {
 	admin, e := c.admin(r)
 	if e != nil {
 		return e
 	}
 	name := r.PathValue("name")
 	if err := crdt.ValidServiceName(name); err != nil {
-		return badRequest("%v", err)
+		return badRequest("%s name: %v", what, err)
 	}
-	var req api.ServiceRequest
-	if e := decodeJSON(r, &req); e != nil {
+	rec, e := build(name)
+	if e != nil {
 		return e
 	}
-	if err := checkAddress(req.Address); err != nil {
-		return badRequest("%v", err)
-	}
-	roles, err := checkRoles(req.Roles)
-	if err != nil {
-		return badRequest("roles: %v", err)
-	}
-	rec := &crdt.ServiceRecord{Name: name, Address: req.Address, Roles: roles}
 	if e := c.writeAccess(r, admin, rec, name); e != nil {
 		return e
 	}
-	writeJSON(w, http.StatusOK, serviceInfo(rec))
+	writeJSON(w, http.StatusOK, answer(rec))
 	return nil
+}
+
+func serviceAnswer(rec crdt.Record) any { return serviceInfo(rec.(*crdt.ServiceRecord)) }
+func policyAnswer(rec crdt.Record) any  { return policyInfo(rec.(*crdt.PolicyRecord)) }
+
+// PUT /v1/services/{name}
+func (c *Controller) putService(w http.ResponseWriter, r *http.Request) *apiError {
+	return c.writeNamed(w, r, "service", func(name string) (crdt.Record, *apiError) {
+		var req api.ServiceRequest
+		if e := decodeJSON(r, &req); e != nil {
+			return nil, e
+		}
+		if err := checkAddress(req.Address); err != nil {
+			return nil, badRequest("%v", err)
+		}
+		roles, err := checkRoles(req.Roles)
+		if err != nil {
+			return nil, badRequest("roles: %v", err)
+		}
+		return &crdt.ServiceRecord{Name: name, Address: req.Address, Roles: roles}, nil
+	}, serviceAnswer)
 }
 
 // DELETE /v1/services/{name}
 func (c *Controller) deleteService(w http.ResponseWriter, r *http.Request) *apiError {
-	admin, e := c.admin(r)
-	if e != nil {
-		return e
-	}
-	name := r.PathValue("name")
-	if err := crdt.ValidServiceName(name); err != nil {
-		return badRequest("%v", err)
-	}
-	rec := &crdt.ServiceRecord{Name: name, Deleted: true}
-	if e := c.writeAccess(r, admin, rec, name); e != nil {
-		return e
-	}
-	writeJSON(w, http.StatusOK, serviceInfo(rec))
-	return nil
+	return c.writeNamed(w, r, "service", func(name string) (crdt.Record, *apiError) {
+		return &crdt.ServiceRecord{Name: name, Deleted: true}, nil
+	}, serviceAnswer)
 }
 
 // GET /v1/services
@@ -193,50 +198,28 @@ func (c *Controller) listServices(w http.ResponseWriter, r *http.Request) *apiEr
 
 // PUT /v1/policies/{name}
 func (c *Controller) putPolicy(w http.ResponseWriter, r *http.Request) *apiError {
-	admin, e := c.admin(r)
-	if e != nil {
-		return e
-	}
-	name := r.PathValue("name")
-	if err := crdt.ValidServiceName(name); err != nil {
-		return badRequest("policy name: %v", err)
-	}
-	var req api.PolicyRequest
-	if e := decodeJSON(r, &req); e != nil {
-		return e
-	}
-	ids, err := checkSelectors("identities", req.Identities, false)
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	svcs, err := checkSelectors("services", req.Services, true)
-	if err != nil {
-		return badRequest("%v", err)
-	}
-	rec := &crdt.PolicyRecord{Name: name, Identities: ids, Services: svcs}
-	if e := c.writeAccess(r, admin, rec, name); e != nil {
-		return e
-	}
-	writeJSON(w, http.StatusOK, policyInfo(rec))
-	return nil
+	return c.writeNamed(w, r, "policy", func(name string) (crdt.Record, *apiError) {
+		var req api.PolicyRequest
+		if e := decodeJSON(r, &req); e != nil {
+			return nil, e
+		}
+		ids, err := checkSelectors("identities", req.Identities, false)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		svcs, err := checkSelectors("services", req.Services, true)
+		if err != nil {
+			return nil, badRequest("%v", err)
+		}
+		return &crdt.PolicyRecord{Name: name, Identities: ids, Services: svcs}, nil
+	}, policyAnswer)
 }
 
 // DELETE /v1/policies/{name}
 func (c *Controller) deletePolicy(w http.ResponseWriter, r *http.Request) *apiError {
-	admin, e := c.admin(r)
-	if e != nil {
-		return e
-	}
-	name := r.PathValue("name")
-	if err := crdt.ValidServiceName(name); err != nil {
-		return badRequest("policy name: %v", err)
-	}
-	rec := &crdt.PolicyRecord{Name: name, Deleted: true}
-	if e := c.writeAccess(r, admin, rec, name); e != nil {
-		return e
-	}
-	writeJSON(w, http.StatusOK, policyInfo(rec))
-	return nil
+	return c.writeNamed(w, r, "policy", func(name string) (crdt.Record, *apiError) {
+		return &crdt.PolicyRecord{Name: name, Deleted: true}, nil
+	}, policyAnswer)
 }
 
 // GET /v1/policies

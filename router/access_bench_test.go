@@ -158,15 +158,7 @@ func BenchmarkAdmissionWithPolicies(b *testing.B) {
 //	go test ./router -run '^$' -bench AccessRemovalClose -benchtime 1x
 func BenchmarkAccessRemovalClose(b *testing.B) {
 	const liveConns, bystanders = 4000, 100
-	need := uint64(4*(liveConns+bystanders) + 500)
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < need {
-		lim.Cur = min(lim.Max, need)
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); lim.Cur < need {
-			b.Skipf("needs %d open files, ulimit -n is %d", need, lim.Cur)
-		}
-	}
+	needFiles(b, 4*(liveConns+bystanders)+500)
 	e := newTestEnv(b, func(c *Config) { c.DrainTimeout = 0 })
 	var shutAt atomic.Int64
 	shutDone := make(chan struct{}, 1)
