@@ -187,3 +187,29 @@ func counterValue(t testing.TB, e *testEnv, series string) float64 {
 	}
 	return -1
 }
+
+// A policy removal is journaled like a revocation: a router that crashes
+// before its next snapshot does not grant again what it had taken away.
+func TestAccessRemovalSurvivesACrashBeforeTheNextSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	e := newTestEnv(t, func(c *Config) { c.DataDir, c.SnapshotInterval = dir, time.Hour })
+	applied := make(chan []crdt.Record, 64)
+	e.router.testAfterApply = func(recs []crdt.Record) { applied <- recs }
+	alice, recs := e.ctrlA.Login("alice", time.Hour)
+	e.publish(append(recs, e.ctrlA.Write(
+		&crdt.ServiceRecord{Name: "echo", Address: e.echo.Addr()},
+		&crdt.PolicyRecord{Name: "p", Identities: []string{"@alice"}, Services: []string{"@echo"}})...))
+	must(t, e.router.SaveSnapshot())
+	e.publish(e.ctrlB.Write(&crdt.PolicyRecord{Name: "p", Deleted: true}))
+	for removed := false; !removed; {
+		for _, rec := range <-applied {
+			p, ok := rec.(*crdt.PolicyRecord)
+			removed = removed || ok && p.Deleted
+		}
+	}
+	store, _, err := LoadSnapshot(dir)
+	must(t, err)
+	if v := Access(store, mustFacts(t, e.pki, alice), "echo"); v != crdt.NotGranted {
+		t.Fatalf("after a restart from the snapshot and the journal, alice at echo: %v, want %v", v, crdt.NotGranted)
+	}
+}
