@@ -34,6 +34,9 @@ type OIDCConfig struct {
 	// issuer's TLS certificate (discovery and jwks_uri) must chain to,
 	// instead of the system roots: a provider behind a private CA.
 	CAFile string `yaml:"ca_file"`
+	// RolesClaim names the claim whose value (a string or a list of
+	// strings) gives the session its roles at login; empty: none.
+	RolesClaim string `yaml:"roles_claim"`
 	// IdentityNamespace, when set, prefixes this entry's identities
 	// ("<namespace>:<claim>"), even when it is the only entry. Entries that
 	// set the same value share identities: an operator's explicit mapping
@@ -66,6 +69,8 @@ type JWTConfig struct {
 	// IdentityClaim names the claim that becomes the certmesh identity;
 	// default "sub".
 	IdentityClaim string `yaml:"identity_claim"`
+	// RolesClaim is as in OIDCConfig.
+	RolesClaim string `yaml:"roles_claim"`
 	// IdentityNamespace is as in OIDCConfig.
 	IdentityNamespace string `yaml:"identity_namespace"`
 }

@@ -56,7 +56,7 @@ func newJWTProvider(cfg JWTConfig, namespace string, opts Options) (*jwtProvider
 		// a key is looked up; candidates then pins each key to the
 		// algorithms of its own type.
 		parser: newTokenParser(methods),
-		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "jwt:"+cfg.Name, namespace, opts),
+		claims: newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "jwt:"+cfg.Name, namespace, opts).withRoles(cfg.RolesClaim),
 	}, nil
 }
 

@@ -47,7 +47,7 @@ func newOIDCProvider(ctx context.Context, cfg OIDCConfig, namespace string, clie
 		cfg:       cfg,
 		opts:      opts,
 		client:    client,
-		claims:    newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts),
+		claims:    newClaimChecker(cfg.Issuer, cfg.Audience, cfg.IdentityClaim, "oidc", namespace, opts).withRoles(cfg.RolesClaim),
 		ready:     make(chan struct{}),
 		attempted: make(chan struct{}),
 	}

@@ -38,6 +38,9 @@ type Identity struct {
 	Method string
 	// Expiry is the token's exp.
 	Expiry time.Time
+	// Roles are the values of the entry's roles_claim, as the token gave
+	// them (nil without a roles_claim or without the claim).
+	Roles []string
 }
 
 // provider verifies the tokens of one issuer. Implementations are safe for
@@ -210,6 +213,7 @@ func unverifiedIssuer(raw string) (string, error) {
 type claimChecker struct {
 	issuer, audience, identityClaim, method string
 	namespace                               string         // prefixes identities; empty: none
+	rolesClaim                              string         // empty: no roles (roles.go)
 	validator                               *jwt.Validator // exp (required) and nbf, with leeway
 }
 
@@ -277,6 +281,10 @@ func (c claimChecker) check(claims jwt.MapClaims) (Identity, *Error) {
 			return Identity{}, newError(CodeTokenInvalid, nil, fmt.Sprintf("identity %s:<%s> is longer than %d bytes", c.namespace, c.identityClaim, pki.MaxIdentityLen))
 		}
 	}
+	roles, e := c.roles(claims)
+	if e != nil {
+		return Identity{}, e
+	}
 	exp, _ := claims.GetExpirationTime() // present: the validator requires it
-	return Identity{ID: id, Subject: sub, Namespace: c.namespace, Issuer: c.issuer, Method: c.method, Expiry: exp.Time}, nil
+	return Identity{ID: id, Subject: sub, Namespace: c.namespace, Issuer: c.issuer, Method: c.method, Expiry: exp.Time, Roles: roles}, nil
 }

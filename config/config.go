@@ -104,14 +104,17 @@ type Controller struct {
 
 // Router is a router's configuration (docs/deploy.md).
 type Router struct {
-	Node      Node      `yaml:"node"`
-	Mesh      Mesh      `yaml:"mesh"`
-	PKI       PKI       `yaml:"pki"`
-	Listen    string    `yaml:"listen" help:"host:port of the client mTLS listener (TLS 1.3)"`
-	Upstream  string    `yaml:"upstream" help:"host:port of the plain TCP service admitted clients are proxied to (required)"`
-	Admission Admission `yaml:"admission"`
-	Handshake Handshake `yaml:"handshake"`
-	Metrics   Metrics   `yaml:"metrics"`
+	Node     Node   `yaml:"node"`
+	Mesh     Mesh   `yaml:"mesh"`
+	PKI      PKI    `yaml:"pki"`
+	Listen   string `yaml:"listen" help:"host:port of the client mTLS listener (TLS 1.3)"`
+	Upstream string `yaml:"upstream" help:"host:port of a plain TCP service that clients naming no service by SNI are proxied to, every admitted session alike (as before services)"`
+	// DefaultService names the replicated service (certmesh service put)
+	// that a connection naming no service by SNI goes to; policies apply.
+	DefaultService string    `yaml:"default_service" help:"the service a client naming none by SNI reaches, if a policy grants it (not with upstream)"`
+	Admission      Admission `yaml:"admission"`
+	Handshake      Handshake `yaml:"handshake"`
+	Metrics        Metrics   `yaml:"metrics"`
 }
 
 // Defaults shared by both modes.
@@ -248,8 +251,18 @@ func (r *Router) Validate() error {
 	if err := checkHostPort("listen", r.Listen, false); err != nil {
 		return err
 	}
-	if err := checkHostPort("upstream", r.Upstream, false); err != nil {
-		return err
+	if r.Upstream != "" {
+		if err := checkHostPort("upstream", r.Upstream, false); err != nil {
+			return err
+		}
+	}
+	if r.DefaultService != "" {
+		if r.Upstream != "" {
+			return fieldErr("default_service", "set upstream or default_service, not both")
+		}
+		if err := crdt.ValidServiceName(r.DefaultService); err != nil {
+			return fieldErr("default_service", "%v", err)
+		}
 	}
 	switch r.Admission.Mode {
 	case AdmissionStrict, AdmissionVerified:

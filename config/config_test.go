@@ -302,8 +302,8 @@ func TestSettingsListEveryField(t *testing.T) {
 	if len(got) != 23 {
 		t.Errorf("%d settings, want 23", len(got))
 	}
-	if n := len(Flags(DefaultRouter())); n != 21 {
-		t.Errorf("%d router flags, want 21", n)
+	if n := len(Flags(DefaultRouter())); n != 22 {
+		t.Errorf("%d router flags, want 22", n)
 	}
 }
 

@@ -32,6 +32,9 @@ var bodyFields = [...]int{
 	KindRevocation:         6,
 	KindIdentityRevocation: 4,
 	KindSigner:             7,
+	KindService:            4,
+	KindPolicy:             4,
+	KindIdentityRoles:      2,
 }
 
 // ErrMalformed wraps every decoding error.
@@ -261,6 +264,12 @@ func (r *SessionRecord) encodeBody(e *encoder) {
 	e.str(r.Method)
 	e.millis(r.Created)
 	e.millis(r.Expires)
+	if len(r.Roles) > 0 {
+		// A sixth field, only on a session with claimed roles: every
+		// other session record, and every one signed before roles
+		// existed, keeps its bytes and its signature.
+		e.strs(r.Roles)
+	}
 }
 
 func (r *SessionRecord) decodeBody(d *decoder) error {
@@ -403,6 +412,12 @@ func newRecord(k Kind) Record {
 		return new(IdentityRevocationRecord)
 	case KindSigner:
 		return new(SignerRecord)
+	case KindService:
+		return new(ServiceRecord)
+	case KindPolicy:
+		return new(PolicyRecord)
+	case KindIdentityRoles:
+		return new(IdentityRolesRecord)
 	}
 	return nil
 }
@@ -410,7 +425,7 @@ func newRecord(k Kind) Record {
 func encodeRecord(e *encoder, r Record, withSig bool) {
 	h := r.Head()
 	n := headerFields + bodyFields[r.Kind()]
-	if sr, ok := r.(*SignerRecord); ok && sr.Cut != nil {
+	if optionalField(r) {
 		n++
 	}
 	if !withSig {
@@ -440,8 +455,8 @@ func decodeRecord(d *decoder) Record {
 	}
 	k := Kind(kind)
 	r := newRecord(k)
-	cut := k == KindSigner && n == headerFields+bodyFields[k]+1
-	if n != headerFields+bodyFields[k] && !cut {
+	extra := (k == KindSigner || k == KindSession) && n == headerFields+bodyFields[k]+1
+	if n != headerFields+bodyFields[k] && !extra {
 		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
 		return nil
 	}
@@ -457,13 +472,33 @@ func decodeRecord(d *decoder) Record {
 	if err := r.decodeBody(d); err != nil {
 		return nil
 	}
-	if cut {
-		r.(*SignerRecord).decodeCut(d)
+	if extra {
+		switch r := r.(type) {
+		case *SignerRecord:
+			r.decodeCut(d)
+		case *SessionRecord:
+			if r.Roles = d.strs(MaxRoles, MaxRoleLen); d.err == nil && len(r.Roles) == 0 {
+				// Absent, not empty: the bytes must be the only encoding.
+				d.fail("session with an empty roles field")
+			}
+		}
 		if d.err != nil {
 			return nil
 		}
 	}
 	return r
+}
+
+// optionalField reports whether r carries its kind's optional last field:
+// a signer revocation's cut, a session's claimed roles.
+func optionalField(r Record) bool {
+	switch r := r.(type) {
+	case *SignerRecord:
+		return r.Cut != nil
+	case *SessionRecord:
+		return len(r.Roles) > 0
+	}
+	return false
 }
 
 // SignedBytes returns the canonical bytes of r that its author signs.
@@ -563,6 +598,9 @@ func EncodedSizeHint(r Record) int {
 	switch r := r.(type) {
 	case *SessionRecord:
 		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18
+		if len(r.Roles) > 0 {
+			n += strsSize(r.Roles)
+		}
 	case *CertRecord:
 		n += 18 + 18 + 3 + len(r.Identity) + 34 + 27 + 18
 	case *RevocationRecord:
@@ -577,6 +615,12 @@ func EncodedSizeHint(r Record) int {
 				n += 1 + 9 + 9 + 3 + 9*len(c.Above)
 			}
 		}
+	case *ServiceRecord:
+		n += 3 + len(r.Name) + 3 + len(r.Address) + strsSize(r.Roles) + 1
+	case *PolicyRecord:
+		n += 3 + len(r.Name) + strsSize(r.Identities) + strsSize(r.Services) + 1
+	case *IdentityRolesRecord:
+		n += 3 + len(r.Identity) + strsSize(r.Roles)
 	}
 	return n
 }

@@ -21,7 +21,12 @@
 //     and the sessions, certificates and signer keys its author wrote after
 //     the revocation are dropped by every replica alike, so they converge.
 //     Revocations are never dropped: revoking is fail-safe, and nothing
-//     that arrives later makes a revoked session or certificate admissible.
+//     that arrives later makes a revoked session or certificate admissible;
+//   - services, policies and identity roles (access_record.go) are
+//     last-writer-wins registers per name, the latest by (HLC, author,
+//     seq) winning; a delete is a tombstone record. An index of what the
+//     current policies grant, per service, is kept exact as records come
+//     and go, so that Access answers in a few map lookups (access.go).
 //
 // Every index is a function of the set of records held, kept exact as
 // records come and go, so the state a Store reaches depends only on which

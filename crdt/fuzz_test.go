@@ -133,6 +133,14 @@ func exerciseStore(t *testing.T, s *Store, recs []Record) {
 			s.Live(facts(c), now)
 		}
 	}
+	for _, svc := range s.Services() {
+		for _, p := range s.Policies() {
+			for _, sel := range p.Identities {
+				s.Access(sel[1:], SessionID{}, svc.Name)
+				s.AccessOf(sel[1:], nil)
+			}
+		}
+	}
 	peer := NewStore()
 	for i := 0; i < 1000; i++ {
 		d := s.DeltaSince(peer.Context(), 512)

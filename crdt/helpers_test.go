@@ -110,6 +110,15 @@ func sampleRecords() []Record {
 		&SessionRecord{Header: head(ctrlA2, 1<<40, NewTimestamp(1<<47, 65535).Millis()), ID: sid(1 << 40), Identity: "é#\x00", Created: -5, Expires: 1 << 62},
 		withCut(newRootRevocation(ctrlC, 3, t0+8, "ctrl-a", t0, 0),
 			AuthorContext{Author: ctrlA, Max: 12, Above: []uint64{14, 1 << 40}}, AuthorContext{Author: ctrlA2}),
+		&SessionRecord{Header: head(ctrlA, 4, t0+9), ID: sid(2), Identity: "bob@example.com", Method: "jwt:ci",
+			Created: t0, Expires: t0 + hour, Roles: []string{"dev", "ops"}},
+		&ServiceRecord{Header: head(ctrlB, 4, t0+10), Name: "echo", Address: "127.0.0.1:9000", Roles: []string{"public"}},
+		&ServiceRecord{Header: head(ctrlB, 5, t0+11), Name: "db", Deleted: true},
+		&PolicyRecord{Header: head(ctrlC, 4, t0+12), Name: "ops-echo", Identities: []string{"#ops", "@alice@example.com"},
+			Services: []string{"#public", "@echo"}},
+		&PolicyRecord{Header: head(ctrlC, 5, t0+13), Name: "gone", Deleted: true},
+		&IdentityRolesRecord{Header: head(ctrlA, 5, t0+14), Identity: "alice@example.com", Roles: []string{"ops"}},
+		&IdentityRolesRecord{Header: head(ctrlA, 6, t0+15), Identity: "carol@example.com"},
 	}
 }
 

@@ -17,14 +17,28 @@ func before(a, b Record) bool {
 
 // winners indexes, for each key, the earliest record (by before) of those
 // held that claim it. Write-once facts: a second record for the same key is
-// kept aside, and takes over if the winner is collected.
+// kept aside, and takes over if the winner is collected. With newest set
+// it keeps the latest instead: a last-writer-wins register.
 type winners[K comparable, R Record] struct {
-	m    map[K]R
-	dups map[K][]R // losers, only for keys claimed more than once (rare)
+	m      map[K]R
+	dups   map[K][]R // losers, only for keys claimed more than once (rare)
+	newest bool
 }
 
 func newWinners[K comparable, R Record]() winners[K, R] {
 	return winners[K, R]{m: make(map[K]R)}
+}
+
+func newLatest[K comparable, R Record]() winners[K, R] {
+	return winners[K, R]{m: make(map[K]R), newest: true}
+}
+
+// wins reports whether a takes the key from b.
+func (w *winners[K, R]) wins(a, b Record) bool {
+	if w.newest {
+		return before(b, a)
+	}
+	return before(a, b)
 }
 
 func (w *winners[K, R]) add(k K, r R) {
@@ -33,7 +47,7 @@ func (w *winners[K, R]) add(k K, r R) {
 		w.m[k] = r
 		return
 	}
-	if before(r, old) {
+	if w.wins(r, old) {
 		w.m[k], r = r, old
 	}
 	if w.dups == nil {
@@ -55,7 +69,7 @@ func (w *winners[K, R]) remove(k K, r R) {
 		}
 		best := 0
 		for i := range d {
-			if before(d[i], d[best]) {
+			if w.wins(d[i], d[best]) {
 				best = i
 			}
 		}

@@ -361,11 +361,14 @@ func genRecord(t *rapid.T, a Author, seq uint64, at Millis) Record {
 		return at + 30*hour
 	}
 	h := head(a, seq, at)
-	switch k := rapid.IntRange(0, 99).Draw(t, "kind"); {
+	switch k := rapid.IntRange(0, 129).Draw(t, "kind"); {
+	case k >= 100:
+		return genAccessRecord(t, h)
 	case k < 25:
 		id := pickSession()
 		return &SessionRecord{Header: h, ID: sid(id), Identity: identityOf(id), Method: "oidc",
-			Created: at, Expires: at + Millis(rapid.IntRange(1, 10).Draw(t, "session hours"))*hour}
+			Created: at, Expires: at + Millis(rapid.IntRange(1, 10).Draw(t, "session hours"))*hour,
+			Roles: genRoles(t, "session roles")}
 	case k < 55:
 		id := pickSession()
 		ident := identityOf(id)
@@ -491,6 +494,7 @@ func assertMatchesModel(t *rapid.T, name string, s *Store, m *model, w *world) {
 			t.Fatalf("%s: Cert(%v) = %v, model %v", name, sn, got, want)
 		}
 	}
+	assertAccessMatchesModel(t, name, s, m)
 }
 
 func merge(t *rapid.T, s *Store, r Record) {

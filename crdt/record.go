@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Kind tells which of the five record kinds a record is.
+// Kind tells which of the eight record kinds a record is.
 //
 // WARNING: ONLY APPEND TO THIS LIST! The numeric values are part of the
 // wire format and of the signed bytes.
@@ -19,8 +19,11 @@ const (
 	KindRevocation         Kind = 3
 	KindIdentityRevocation Kind = 4
 	KindSigner             Kind = 5
+	KindService            Kind = 6
+	KindPolicy             Kind = 7
+	KindIdentityRoles      Kind = 8
 
-	maxKind = KindSigner
+	maxKind = KindIdentityRoles
 )
 
 var kindNames = [...]string{
@@ -29,6 +32,9 @@ var kindNames = [...]string{
 	KindRevocation:         "revocation",
 	KindIdentityRevocation: "identity_revocation",
 	KindSigner:             "signer",
+	KindService:            "service",
+	KindPolicy:             "policy",
+	KindIdentityRoles:      "identity_roles",
 }
 
 func (k Kind) String() string {
@@ -135,8 +141,9 @@ type Header struct {
 func (h *Header) Dot() Dot { return Dot{h.Author, h.Seq} }
 
 // Record is one immutable write. The concrete types are *SessionRecord,
-// *CertRecord, *RevocationRecord, *IdentityRevocationRecord and
-// *SignerRecord. Records are shared between stores once merged and must not
+// *CertRecord, *RevocationRecord, *IdentityRevocationRecord,
+// *SignerRecord, and the access records *ServiceRecord, *PolicyRecord and
+// *IdentityRolesRecord. Records are shared between stores once merged and must not
 // be modified after they are signed.
 type Record interface {
 	Head() *Header
@@ -159,6 +166,11 @@ type SessionRecord struct {
 	Method   string // how the identity authenticated, e.g. "oidc:<issuer>"
 	Created  Millis
 	Expires  Millis
+	// Roles are the roles the identity's token claimed at login (the
+	// claim named by roles_claim), sorted and unique; nil for none. The
+	// roles an admin gives the identity are IdentityRolesRecords, read at
+	// each decision.
+	Roles []string
 }
 
 // CertRecord records one issued client certificate. A rotation is a new
@@ -321,7 +333,7 @@ func (r *SessionRecord) validate() error {
 	case r.Expires < r.Created:
 		return invalid("session expires before it is created")
 	}
-	return nil
+	return validateRoles("session", r.Roles)
 }
 
 func (r *CertRecord) validate() error {

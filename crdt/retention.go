@@ -39,12 +39,17 @@ const MaxSessionLifetime = 30 * 24 * time.Hour
 //   - an identity revocation at its RevokedBefore plus MaxSessionLifetime
 //     (every session it covers was created before then), or its Until if
 //     later;
-//   - a signer record at its NotAfter (a revoked one: zero keeps it forever).
+//   - a signer record at its NotAfter (a revoked one: zero keeps it forever);
+//   - a service, policy or identity-roles record once a newer one for the
+//     same name is held (it can no longer be the answer anywhere that
+//     holds that one, and every replica will), and a tombstone (a delete,
+//     or empty identity roles) still current TombstoneRetention after it
+//     was written.
 //
 // Use: NoteRevocation every record held, then NoteTarget every record held;
-// Collectable answers for sessions, certificates, identity revocations and
-// signers after the first round, for revocations of a session or serial
-// after the second.
+// Collectable answers for sessions, certificates, identity revocations,
+// signers and access records after the first round, for revocations of a
+// session or serial after the second.
 type Retention struct {
 	now     Millis
 	slack   time.Duration
@@ -52,7 +57,23 @@ type Retention struct {
 	// The revocations held per target, and the records held for it.
 	sessions map[SessionID]retained
 	serials  map[Serial]retained
+	// access is the newest record noted per access register.
+	access map[accessKey]Record
 }
+
+// accessKey names one access register.
+type accessKey struct {
+	kind Kind
+	name string
+}
+
+func keyOf(r accessRecord) accessKey { return accessKey{r.Kind(), r.accessName()} }
+
+// TombstoneRetention is how long a delete of a service or policy, or the
+// clearing of an identity's roles, is kept while it is the current answer:
+// a replica cut off for longer, holding a write it shadows, would bring
+// that write back.
+const TombstoneRetention = MaxSessionLifetime
 
 // retained is what the records held say about one revoked target.
 type retained struct {
@@ -71,15 +92,24 @@ func NewRetention(now Millis, slack time.Duration) *Retention {
 		horizon:  addMillis(now, -MinRetention),
 		sessions: make(map[SessionID]retained),
 		serials:  make(map[Serial]retained),
+		access:   make(map[accessKey]Record),
 	}
 }
 
 // noted is the entry of a key noted for the first time.
 var noted = retained{until: minMillis, youngest: minMillis}
 
-// NoteRevocation takes note of r if it revokes a session or a serial;
-// other records are ignored.
+// NoteRevocation takes note of r if it revokes a session or a serial, or
+// if it is an access record (the newest of its register wins); other
+// records are ignored.
 func (t *Retention) NoteRevocation(r Record) {
+	if ar, ok := r.(accessRecord); ok {
+		k := keyOf(ar)
+		if w, ok := t.access[k]; !ok || before(w, r) {
+			t.access[k] = r
+		}
+		return
+	}
 	rev, ok := r.(*RevocationRecord)
 	if !ok {
 		return
@@ -160,6 +190,12 @@ func (t *Retention) Collectable(r Record) bool {
 		return t.past(max(end, orNever(r.Until)))
 	case *IdentityRevocationRecord:
 		return t.past(max(addMillis(r.RevokedBefore, MaxSessionLifetime), orNever(r.Until)))
+	case accessRecord:
+		w, ok := t.access[keyOf(r)]
+		if !ok || w.Head().Dot() != r.Head().Dot() {
+			return true // superseded, or dropped as its author's
+		}
+		return r.tombstone() && t.past(addMillis(r.Head().HLC.Millis(), TombstoneRetention))
 	}
 	return t.past(r.expiry())
 }
@@ -205,6 +241,15 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 			}
 			t.sessions[id] = g
 		}
+	}
+	for k, r := range s.access.services.m {
+		t.access[accessKey{KindService, k}] = r
+	}
+	for k, r := range s.access.policies.m {
+		t.access[accessKey{KindPolicy, k}] = r
+	}
+	for k, r := range s.access.idRoles.m {
+		t.access[accessKey{KindIdentityRoles, k}] = r
 	}
 	for sn, g := range t.serials {
 		if r := s.certs.m[sn]; r != nil {

@@ -91,6 +91,9 @@ type Store struct {
 	// counts: written by another controller (a stolen key must not choose
 	// its own cut). Rare: one or a few per revoked controller.
 	cuts map[string][]*SignerRecord
+	// access holds services, policies and identity roles, and what they
+	// grant (access.go).
+	access accessIndex
 
 	// names interns identities, methods and controller names, which
 	// repeat across records. It only grows between collections: Collect
@@ -124,6 +127,7 @@ func NewStore() *Store {
 		revokedIdentities: newJoins[string](true),
 		revokedSigners:    newJoins[string](false),
 		names:             make(map[string]string),
+		access:            newAccessIndex(),
 	}
 }
 
@@ -180,6 +184,8 @@ func (s *Store) internFields(r Record) {
 			s.lastMethod = r.Method
 		}
 	case *CertRecord:
+		s.intern(&r.Identity)
+	case *IdentityRolesRecord:
 		s.intern(&r.Identity)
 	case *IdentityRevocationRecord:
 		s.intern(&r.Identity)
@@ -350,6 +356,8 @@ func (s *Store) index(l *authorLog, r Record) {
 	case *IdentityRevocationRecord:
 		s.revokedIdentities.add(r.Identity, r.RevokedBefore)
 		l.addRevocation(r.Seq)
+	case *ServiceRecord, *PolicyRecord, *IdentityRolesRecord:
+		s.access.index(r, true)
 	case *SignerRecord:
 		if !r.Revoked {
 			s.signers.add(signerKey{r.Controller, r.KeyID}, r)
@@ -387,6 +395,8 @@ func (s *Store) unindex(l *authorLog, r Record) {
 	case *IdentityRevocationRecord:
 		s.revokedIdentities.remove(r.Identity, r.RevokedBefore)
 		l.removeRevocation(r.Seq)
+	case *ServiceRecord, *PolicyRecord, *IdentityRolesRecord:
+		s.access.index(r, false)
 	case *SignerRecord:
 		if !r.Revoked {
 			s.signers.remove(signerKey{r.Controller, r.KeyID}, r)

@@ -699,6 +699,7 @@ func indexDump(s *Store) map[string]any {
 	}
 	d["revocations"] = revs
 	d["counts"] = s.counts
+	d["access"] = accessDump(s)
 	return d
 }
 

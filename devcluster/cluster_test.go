@@ -29,7 +29,7 @@ func TestWalk(t *testing.T) {
 	if werr != nil {
 		t.Fatal(werr)
 	}
-	syncLine := regexp.MustCompile(`^sync (edge-[a-z-]+-[12]) (issue|rotate|revoke) ([0-9]+(\.[0-9]+)?)$`)
+	syncLine := regexp.MustCompile(`^sync (edge-[a-z-]+-[12]) (issue|policy|rotate|revoke) ([0-9]+(\.[0-9]+)?)$`)
 	counts := map[string]int{}
 	for _, line := range strings.Split(out.String(), "\n") {
 		if m := syncLine.FindStringSubmatch(line); m != nil {
@@ -38,9 +38,17 @@ func TestWalk(t *testing.T) {
 			t.Errorf("malformed sync line %q", line)
 		}
 	}
+	if counts["policy"] != 12 {
+		t.Errorf("%d sync lines for policy, want two per router (the grant, the removal)", counts["policy"])
+	}
 	for _, change := range []string{"issue", "rotate", "revoke"} {
 		if counts[change] != 6 {
 			t.Errorf("%d sync lines for %s, want one per router (6)", counts[change], change)
+		}
+	}
+	for _, want := range []string{"connect to service echo by name", "connect to service secret via edge-", "connection to echo closed: yes"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report lacks %q", want)
 		}
 	}
 	if !strings.Contains(out.String(), "live connection closed: yes") {

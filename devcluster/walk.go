@@ -20,11 +20,13 @@ import (
 const syncTimeout = 10 * time.Second
 
 // Walk takes one client through login at the first region's controller,
-// an immediate connect through a router of the second region, a rotation
+// an immediate connect through a router of the second region, access to a
+// service by name that a policy grants and its loss when the policy is
+// removed (walkAccess), a rotation
 // at the second controller with the connection kept up, and a revocation at
 // the third controller. For each change it writes one line per router,
 //
-//	sync <router> <issue|rotate|revoke> <milliseconds>
+//	sync <router> <issue|policy|rotate|revoke> <milliseconds>
 //
 // the time from the client holding the controller's acknowledgement to the
 // router holding the change (0 when the router had it first), then whether
@@ -75,6 +77,9 @@ func (c *Cluster) Walk(ctx context.Context, w io.Writer) error {
 		cr, ok := r.(*crdt.CertRecord)
 		return ok && cr.Serial == serial
 	}); err != nil {
+		return err
+	}
+	if err := c.walkAccess(ctx, w, ctrl, sess, far.Addr().String(), far.Mesh.Name()); err != nil {
 		return err
 	}
 

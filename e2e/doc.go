@@ -16,11 +16,19 @@
 //     name the nodes promise on controllers and routers, and a controller
 //     killed with SIGKILL: logins go on at the others, and once restarted it
 //     catches up (same digest) and its writes work.
+//   - TestProcessAccess: the same process cluster with services, policies
+//     and identity roles set by the CLI: curl and openssl reach two
+//     services through one router by SNI (<service>.svc.certmesh),
+//     verifying the router's certificate, a client no policy grants gets
+//     the access_denied alert, and a policy removed at one region's
+//     controller closes a live connection at another region's router while
+//     a connection another policy grants stays up.
 //   - TestDockerCluster: the same cluster as containers built FROM scratch
 //     (docker/Dockerfile) and run by docker/compose.yml, each with its own
 //     address on a private bridge network that the test reaches directly;
-//     login, connect through a router in another container, revoke, the
-//     live connection closed. Skips where no Docker daemon answers.
+//     login, connect through a router in another container, a service
+//     reached by SNI whose policy, removed in another region, closes the
+//     connection, revoke, the live connection closed. Skips where no Docker daemon answers.
 //   - TestChaos: a steady load of logins, rotations and revocations while
 //     nodes and whole regions are cut off (docker network disconnect),
 //     paused, killed with SIGKILL and restarted, every controller at once
@@ -48,7 +56,7 @@
 // Files: harness_test.go holds what both backends share (the binary, the
 // PKI, node configs, HTTP probes); process_harness_test.go runs nodes as OS
 // processes and docker_harness_test.go as containers; the tests are in
-// process_cluster_test.go, docker_cluster_test.go and chaos_test.go.
+// process_cluster_test.go, process_access_test.go, docker_cluster_test.go and chaos_test.go.
 //
 // Each node's stderr goes to a file in the test's temporary directory; a
 // failing test prints the tail of each. Every process and container is

@@ -49,6 +49,33 @@ func TestDockerCluster(t *testing.T) {
 		t.Fatalf("live connection after the rotation: %v", err)
 	}
 
+	// Access: service echo (the echo container) granted to alice by a
+	// policy set at ctrl-us-east; a connection naming it by SNI through
+	// eu-west's router is closed when ctrl-ap-southeast removes the policy,
+	// while the connection to the router's upstream stays up.
+	adminFlags := []string{"--ca", ca, "--admin-cert", filepath.Join(d.pkiDir, "admin", "cert.pem"),
+		"--admin-key", filepath.Join(d.pkiDir, "admin", "key.pem")}
+	mustCLI(t, d.bin, append([]string{"service", "put", "echo", "--address", d.net + ".30:7000", "--controller", "https://" + ctrlUS.api}, adminFlags...)...)
+	mustCLI(t, d.bin, append([]string{"policy", "put", "alice-echo", "--identities", "@" + alice.Identity, "--services", "@echo",
+		"--controller", "https://" + ctrlUS.api}, adminFlags...)...)
+	var byName *liveConn
+	waitFor(t, 10*time.Second, "a connection to service echo through "+edgeEU.name, func() error {
+		var err error
+		byName, err = connect(d.roots, rotated, edgeEU.listen, "echo.svc.certmesh")
+		return err
+	})
+	defer byName.Close()
+	removing := time.Now()
+	mustCLI(t, d.bin, append([]string{"policy", "rm", "alice-echo", "--controller", "https://" + ctrlAP.api}, adminFlags...)...)
+	if _, err := byName.waitClosed(closeWithin); err != nil {
+		t.Fatalf("connection to echo through %s after the policy removal at %s: %v", edgeEU.name, ctrlAP.name, err)
+	}
+	t.Logf("connection to service echo through %s closed %v after `certmesh policy rm` at %s started", edgeEU.name,
+		time.Since(removing).Round(time.Millisecond), ctrlAP.name)
+	if err := conn.echo("the upstream connection is not the policy's"); err != nil {
+		t.Fatalf("live connection to the upstream after the policy removal: %v", err)
+	}
+
 	// Revocation at ctrl-ap-southeast closes it; every router refuses both
 	// certificates.
 	revoking := time.Now()
@@ -68,7 +95,7 @@ func TestDockerCluster(t *testing.T) {
 	}
 
 	// Every container holds the same state; certmesh status reads it.
-	want := map[string]int{"session": 1, "cert": 2, "revocation": 1, "signer": 3}
+	want := map[string]int{"session": 1, "cert": 2, "revocation": 1, "signer": 3, "service": 1, "policy": 2}
 	waitFor(t, convergeWithin, "every container converged", func() error { return converged(d.all(), want) })
 	table := mustCLI(t, d.bin, "status", "--url", "http://"+edgeEU.metrics).stdout
 	for _, n := range d.all() {

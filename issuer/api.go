@@ -81,6 +81,7 @@ func (c *Controller) apiHandler() http.Handler {
 	route(api.PathSessionToken, map[string]handlerFunc{http.MethodPost: c.refreshToken})
 	route(api.PathRevocations, map[string]handlerFunc{http.MethodPost: c.revoke})
 	route(api.PathStatus, map[string]handlerFunc{http.MethodGet: c.adminStatus})
+	c.accessRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fail(http.StatusNotFound, api.CodeNotFound, "no such route %s", r.URL.Path))
 	})
@@ -357,6 +358,7 @@ func (c *Controller) login(w http.ResponseWriter, r *http.Request) *apiError {
 		Method:   method(id),
 		Created:  crdt.MillisOf(now),
 		Expires:  crdt.MillisOf(expires),
+		Roles:    c.claimedRoles(id),
 	}
 	if err := c.w.write([]crdt.Record{sess, cr}, nil); err != nil {
 		return writeFailed(err)

@@ -150,7 +150,7 @@ func RouterConfig(cfg *config.Router) (router.Config, error) {
 	rc := router.DefaultConfig()
 	rc.Name, rc.Region = cfg.Node.Name, cfg.Node.Region
 	rc.TrustDomain = cfg.PKI.TrustDomain
-	rc.Listen, rc.Upstream = cfg.Listen, cfg.Upstream
+	rc.Listen, rc.Upstream, rc.DefaultService = cfg.Listen, cfg.Upstream, cfg.DefaultService
 	mode, err := router.ParseMode(cfg.Admission.Mode)
 	if err != nil {
 		return rc, &ConfigError{Field: "admission.mode", Err: err}

@@ -118,15 +118,16 @@ func NewController(root KeyPair, trustDomain, name string, ttl time.Duration, no
 }
 
 // NewRouter issues router name's certificate from root: ServerAuth and
-// ClientAuth, DNS SANs name and localhost, IP SANs 127.0.0.1 and ::1, the
-// extra hosts (DNS names or IP addresses), and URI SAN
+// ClientAuth, DNS SANs name, localhost and *.svc.<trustDomain> (the
+// services a client names by SNI, ServiceHost), IP SANs 127.0.0.1 and ::1,
+// the extra hosts (DNS names or IP addresses), and URI SAN
 // spiffe://<trustDomain>/router/<name>.
 func NewRouter(root KeyPair, trustDomain, name string, hosts []string, ttl time.Duration, now time.Time, rand io.Reader) (KeyPair, error) {
 	uri, err := SPIFFEID{TrustDomain: trustDomain, Kind: KindRouter, Name: name}.URL()
 	if err != nil {
 		return KeyPair{}, err
 	}
-	dns, ips, err := splitHosts(append([]string{name, "localhost", "127.0.0.1", "::1"}, hosts...))
+	dns, ips, err := splitHosts(append([]string{name, "localhost", ServiceWildcard(trustDomain), "127.0.0.1", "::1"}, hosts...))
 	if err != nil {
 		return KeyPair{}, fmt.Errorf("pki: router %s: %w", name, err)
 	}

@@ -86,7 +86,7 @@ func TestInitWritesEveryFileWithItsModeAndNames(t *testing.T) {
 
 	t.Run("router leaf", func(t *testing.T) {
 		c := p.router.Cert
-		if diff := cmp.Diff([]string{"edge-1", "localhost", "edge.example.com"}, c.DNSNames); diff != "" {
+		if diff := cmp.Diff([]string{"edge-1", "localhost", "*.svc.mesh.test", "edge.example.com"}, c.DNSNames); diff != "" {
 			t.Errorf("DNS SANs (-want +got):\n%s", diff)
 		}
 		var ips []string

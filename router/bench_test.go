@@ -277,6 +277,18 @@ func newPlainServer(b testing.TB, p *routertest.PKI, upstream string) *plainServ
 
 func (s *plainServer) addr() string { return s.ln.Addr().String() }
 
+// needFiles raises the open-file limit to n, or skips b.
+func needFiles(b *testing.B, n uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < n {
+		lim.Cur = min(lim.Max, n)
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); lim.Cur < n {
+			b.Skipf("needs %d open files, ulimit -n is %d", n, lim.Cur)
+		}
+	}
+}
+
 // BenchmarkRevocationClose holds liveConns connections of one identity
 // through the router, one session each, and measures the time from
 // applying a revocation (the store is updated and subscribers told) until
@@ -293,15 +305,7 @@ func (s *plainServer) addr() string { return s.ln.Addr().String() }
 //	go test ./router -run '^$' -bench RevocationClose -benchtime 1x
 func BenchmarkRevocationClose(b *testing.B) {
 	const liveConns = 4000
-	need := uint64(4*liveConns + 500) // client, router, upstream and echo side of each
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < need {
-		lim.Cur = min(lim.Max, need)
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); lim.Cur < need {
-			b.Skipf("needs %d open files, ulimit -n is %d", need, lim.Cur)
-		}
-	}
+	needFiles(b, 4*liveConns+500) // client, router, upstream and echo side of each
 	e := newTestEnv(b, func(c *Config) { c.DrainTimeout = 0 })
 	// A second router over the same mesh would double the files; instead
 	// the hook is set on this one, which has not seen any revocation yet.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
 )
 
@@ -20,9 +21,15 @@ type Config struct {
 	TrustDomain string
 	// Listen is the client mTLS address (TLS 1.3), host:port.
 	Listen string
-	// Upstream is the plain-TCP service admitted connections are proxied
-	// to, host:port.
+	// Upstream, when set, is a local default service, host:port (plain
+	// TCP): a connection that names no service by SNI is proxied there,
+	// whatever the policies, as before services existed.
 	Upstream string
+	// DefaultService, when set, is the replicated service a connection
+	// that names none by SNI goes to, granted by policies like any other.
+	// At most one of Upstream and DefaultService is set; with neither, a
+	// connection must name its service.
+	DefaultService string
 	// Mode is the admission mode. Default ModeStrict.
 	Mode Mode
 	// PullTimeout is how long, in strict mode, an unknown certificate is
@@ -87,7 +94,7 @@ const (
 )
 
 // DefaultConfig returns the defaults; the caller sets Name, Region, Listen,
-// Upstream and, usually, DataDir and MetricsListen.
+// Upstream or DefaultService and, usually, DataDir and MetricsListen.
 func DefaultConfig() Config {
 	return Config{
 		TrustDomain:         pki.DefaultTrustDomain,
@@ -115,8 +122,18 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("router: config: listen %q: %w", c.Listen, err)
 	}
-	if _, _, err := net.SplitHostPort(c.Upstream); err != nil {
-		return fmt.Errorf("router: config: upstream %q: %w", c.Upstream, err)
+	if c.Upstream != "" {
+		if _, _, err := net.SplitHostPort(c.Upstream); err != nil {
+			return fmt.Errorf("router: config: upstream %q: %w", c.Upstream, err)
+		}
+	}
+	if c.DefaultService != "" {
+		if c.Upstream != "" {
+			return errors.New("router: config: set upstream or default_service, not both")
+		}
+		if err := crdt.ValidServiceName(c.DefaultService); err != nil {
+			return fmt.Errorf("router: config: default_service: %w", err)
+		}
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {

@@ -1,8 +1,9 @@
 // Package router is certmesh's data-plane edge: it terminates client mTLS
 // (TLS 1.3), admits or refuses each connection from the replicated state,
-// proxies admitted connections to one plain-TCP upstream, and closes live
-// connections the moment a revocation that covers them is applied
-// (docs/deploy.md).
+// proxies admitted connections to the service they name by SNI (or the
+// router's default, the old single upstream), and closes live connections
+// the moment a revocation that covers them, or an access change that no
+// longer grants them, is applied (docs/deploy.md, docs/access.md).
 //
 // The parts, from the inside out:
 //
@@ -28,6 +29,16 @@
 //     reason goes to the log and to
 //     certmesh_admissions_total{result}, and how each pull ended to
 //     certmesh_pull_total{result}.
+//   - Access (access.go): once the certificate is admitted, the service
+//     named by SNI <service>.svc.<trust-domain> (or DefaultService, or the
+//     local Upstream that every session may reach) must be granted to the
+//     session's identity or roles by a replicated policy (Access, a pure
+//     function like Decide, a few map lookups). A refusal gets the alert
+//     access_denied or unrecognized_name and counts in
+//     certmesh_access_denied_total{reason}. An applied service, policy or
+//     identity-roles record makes the router judge the live connections it
+//     may concern again and close those no longer granted
+//     (access_removed).
 //   - Connections still in their TLS handshake, whose clients have proven
 //     nothing, sit in a pending pool that never makes a new connection
 //     wait: each client flight has FlightTimeout, a source address has at

@@ -79,7 +79,10 @@ func (r *Router) apply(recs []crdt.Record) {
 		}
 	}
 	if len(candidates) > 0 {
-		r.enforce(candidates)
+		r.enforce(candidates, stays)
+	}
+	if access := r.accessCandidates(recs); len(access) > 0 {
+		r.enforce(access, stillGranted)
 	}
 	// After enforcing, which must not wait for the disk.
 	if err := r.journal.append(recs); err != nil {
@@ -102,20 +105,22 @@ func (r *Router) apply(recs []crdt.Record) {
 	}
 }
 
-// enforce closes every candidate that may no longer stay up, by the
-// store's rule (Stays). The verdicts are read in one pass under the mesh's
-// lock and the sockets closed after it is released.
-func (r *Router) enforce(candidates []*liveConn) {
+// enforce closes every candidate that may no longer stay up, by judge
+// (stays: the store's rule for revocations and expiry, Stays; stillGranted:
+// the access policies), which returns the reason to close or "". The
+// verdicts are read in one pass under the mesh's lock and the sockets
+// closed after it is released.
+func (r *Router) enforce(candidates []*liveConn, judge func(*crdt.Store, *liveConn, crdt.Millis) string) {
 	type victim struct {
-		c *liveConn
-		v crdt.Verdict
+		c      *liveConn
+		reason string
 	}
 	var victims []victim
 	now := crdt.MillisOf(r.clock.Now())
 	r.mesh.View(func(s *crdt.Store) {
 		for _, c := range candidates {
-			if v := Stays(s, c.facts, now); v != crdt.Admit {
-				victims = append(victims, victim{c, v})
+			if reason := judge(s, c, now); reason != "" {
+				victims = append(victims, victim{c, reason})
 			}
 		}
 	})
@@ -128,7 +133,7 @@ func (r *Router) enforce(candidates []*liveConn) {
 	start := time.Now()
 	var killed atomic.Int64
 	parallel(len(victims), func(i int) {
-		if victims[i].c.shut(victims[i].v.String()) {
+		if victims[i].c.shut(victims[i].reason) {
 			killed.Add(1)
 		}
 	})
@@ -137,7 +142,7 @@ func (r *Router) enforce(candidates []*liveConn) {
 		r.testAfterShut(len(victims))
 	}
 	parallel(len(victims), func(i int) { victims[i].c.release() })
-	r.log.Info("router: closed live connections", "count", killed.Load(), "reason", victims[0].v.String(),
+	r.log.Info("router: closed live connections", "count", killed.Load(), "reason", victims[0].reason,
 		"shut", shut, "took", time.Since(start))
 }
 
@@ -190,7 +195,7 @@ func (r *Router) expire(id crdt.SessionID) {
 		r.reg.rearm(id, expires, now, r.clock, r.expire)
 		return
 	}
-	r.enforce(conns)
+	r.enforce(conns, stays)
 }
 
 // loadSigners reads the intermediates of every active signer record in

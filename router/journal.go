@@ -41,10 +41,15 @@ const maxJournalRecord = 1 << 20
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // journaled reports whether r goes into the journal: the records that
-// take admission away, and signer records (a revoked signer is one).
+// take admission away, signer records (a revoked signer is one), and
+// access records.
 func journaled(r crdt.Record) bool {
 	switch r.(type) {
-	case *crdt.RevocationRecord, *crdt.IdentityRevocationRecord, *crdt.SignerRecord:
+	case *crdt.RevocationRecord, *crdt.IdentityRevocationRecord, *crdt.SignerRecord,
+		// Access changes too: a removal must not be undone by a restart
+		// before the next snapshot, and a register's records replay to
+		// the same answer in any order.
+		*crdt.ServiceRecord, *crdt.PolicyRecord, *crdt.IdentityRolesRecord:
 		return true
 	}
 	return false

@@ -32,6 +32,7 @@ const (
 
 // routerHelp is the help text of every family a router exports itself.
 var routerHelp = api.Help(map[string]string{
+	"certmesh_access_denied_total": "Admitted certificates refused a service, by reason: not_granted (no policy grants it to the session's identity or roles), unknown_service (SNI names no defined service), no_service (no SNI and no default service).",
 	"certmesh_admissions_total":         "Client connections admitted (result=admitted) or refused, by reason (result=unknown_cert, session_revoked, untrusted_chain, ...).",
 	"certmesh_pull_total":               "Admissions of a certificate this router did not know (strict mode) that pulled it from peers, by how the pull ended: found, not_found (its issuer says it never issued it), timeout (admission.pull_timeout passed: the client was refused), refused (known, but refused for another reason), canceled (shutdown).",
 	"certmesh_connections_active":       "Live client connections, admitted and proxied.",
@@ -67,8 +68,11 @@ func newRouterMetrics(set *metrics.Set, active, pending func() float64) *routerM
 		m.shed(r)
 	}
 	for _, r := range []string{closeClient, crdt.SessionRevoked.String(), crdt.IdentityRevoked.String(),
-		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown} {
+		crdt.SerialRevoked.String(), crdt.SessionExpired.String(), closeShutdown, closeAccessRemoved} {
 		m.closed(r)
+	}
+	for _, r := range []string{crdt.NotGranted.String(), crdt.UnknownService.String(), accessNoService} {
+		m.accessDenied(r)
 	}
 	return m
 }
@@ -85,6 +89,12 @@ func (m *routerMetrics) shed(reason string) *metrics.Counter {
 
 func (m *routerMetrics) pull(result string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_pull_total{result=%q}`, result))
+}
+
+// accessDenied counts admitted certificates refused their service, by
+// reason (access.go).
+func (m *routerMetrics) accessDenied(reason string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`certmesh_access_denied_total{reason=%q}`, reason))
 }
 
 func (m *routerMetrics) closed(reason string) *metrics.Counter {

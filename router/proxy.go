@@ -18,9 +18,9 @@ const copyBufSize = 8 << 10
 // returns why the connection ended and leaves both sockets closed.
 func (r *Router) proxy(c *liveConn) string {
 	d := net.Dialer{Timeout: r.cfg.UpstreamDialTimeout}
-	up, err := d.DialContext(r.ctx, "tcp", r.cfg.Upstream)
+	up, err := d.DialContext(r.ctx, "tcp", c.address)
 	if err != nil {
-		r.log.Warn("router: upstream unreachable", "upstream", r.cfg.Upstream, "err", err)
+		r.log.Warn("router: upstream unreachable", "upstream", c.address, "service", c.service, "err", err)
 		c.kill(closeNoDial)
 		reason, _ := c.killReason()
 		return reason

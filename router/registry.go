@@ -14,8 +14,12 @@ type liveConn struct {
 	id     uint64
 	facts  crdt.CertFacts
 	remote string
-	tls    *tls.Conn
-	raw    net.Conn // under tls; closing it unblocks every copier
+	// service is the replicated service the connection reaches, empty
+	// for the router's local upstream; address is where it was dialed.
+	service string
+	address string
+	tls     *tls.Conn
+	raw     net.Conn // under tls; closing it unblocks every copier
 
 	mu     sync.Mutex
 	up     net.Conn // the upstream, once dialed; guarded by mu
@@ -108,6 +112,7 @@ type registry struct {
 	bySerial   map[crdt.Serial]connSet
 	byIdentity map[string]connSet
 	byIssuer   map[string]connSet
+	byService  map[string]connSet // connections to replicated services
 	active     atomic.Int64
 }
 
@@ -118,6 +123,7 @@ func newRegistry() *registry {
 		bySerial:   make(map[crdt.Serial]connSet),
 		byIdentity: make(map[string]connSet),
 		byIssuer:   make(map[string]connSet),
+		byService:  make(map[string]connSet),
 	}
 }
 
@@ -156,6 +162,9 @@ func (r *registry) add(c *liveConn) {
 	addTo(r.bySerial, c.facts.Serial, c)
 	addTo(r.byIdentity, c.facts.Identity, c)
 	addTo(r.byIssuer, c.facts.Issuer, c)
+	if c.service != "" {
+		addTo(r.byService, c.service, c)
+	}
 	r.active.Add(1)
 }
 
@@ -180,6 +189,9 @@ func (r *registry) remove(c *liveConn) {
 	removeFrom(r.bySerial, c.facts.Serial, c)
 	removeFrom(r.byIdentity, c.facts.Identity, c)
 	removeFrom(r.byIssuer, c.facts.Issuer, c)
+	if c.service != "" {
+		removeFrom(r.byService, c.service, c)
+	}
 	r.active.Add(-1)
 }
 
@@ -257,4 +269,21 @@ func (r *registry) hasSession(id crdt.SessionID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bySession[id] != nil
+}
+
+// service appends the live connections to the replicated service name.
+func (r *registry) service(name string, out []*liveConn) []*liveConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byService[name].appendTo(out)
+}
+
+// services appends every live connection to a replicated service.
+func (r *registry) services(out []*liveConn) []*liveConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, set := range r.byService {
+		out = set.appendTo(out)
+	}
+	return out
 }

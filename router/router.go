@@ -444,6 +444,8 @@ type handshake struct {
 	facts     crdt.CertFacts
 	refused   string
 	refuseErr error
+	// serverName is the ClientHello's SNI, which names the service.
+	serverName string
 }
 
 // tlsConfig returns the TLS configuration of one handshake: TLS 1.3 only,
@@ -485,7 +487,8 @@ func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 	defer cancel()
 	raw.SetDeadline(time.Now().Add(r.cfg.FlightTimeout)) // the ClientHello
 	cfg := r.tlsConfig(hs)
-	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		hs.serverName = hello.ServerName
 		raw.SetDeadline(time.Now().Add(r.cfg.FlightTimeout)) // the router's flight, then the client's second
 		return nil, nil
 	}
@@ -526,19 +529,24 @@ func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 		r.m.admission(d.Reason()).Inc()
 		r.log.Info("router: refused", "remote", hs.remote, "reason", d.Reason(), "identity", f.Identity,
 			"session", f.Session.String(), "serial", f.Serial.String(), "issuer", f.Issuer)
-		r.refuseAfterHandshake(raw, tc, hs, d.Verdict)
+		r.refuseAfterHandshake(raw, tc, hs, alertFor(d.Verdict))
 		return
 	}
-	c := &liveConn{facts: f, remote: hs.remote, tls: tc, raw: raw}
-	if v := r.register(c); v != crdt.Admit {
+	tgt, denied, alert := r.route(hs.serverName, f)
+	if denied != "" {
+		r.refuseAccess(raw, tc, hs, tgt.service, denied, alert)
+		return
+	}
+	c := &liveConn{facts: f, remote: hs.remote, tls: tc, raw: raw, service: tgt.service, address: tgt.address}
+	if alert := r.register(c); alert != 0 {
 		r.reg.remove(c)
-		r.refuseAfterHandshake(raw, tc, hs, v)
+		r.refuseAfterHandshake(raw, tc, hs, alert)
 		return
 	}
 	hs.secret.take() // not needed any more
 	r.m.admission(crdt.Admit.String()).Inc()
 	r.log.Info("router: admitted", "remote", hs.remote, "identity", c.facts.Identity,
-		"session", c.facts.Session.String(), "serial", c.facts.Serial.String(), "issuer", c.facts.Issuer)
+		"session", c.facts.Session.String(), "serial", c.facts.Serial.String(), "issuer", c.facts.Issuer, "service", c.service)
 	reason := r.proxy(c)
 	r.reg.remove(c)
 	r.m.closed(reason).Inc()
@@ -546,11 +554,12 @@ func (r *Router) handle(raw net.Conn, pc *pendingConn) {
 		"session", c.facts.Session.String(), "reason", reason)
 }
 
-// refuseAfterHandshake sends the client the alert for why it was refused
-// (alertFor), as a refusal inside the handshake would have (alert.go), and
-// closes the connection. Nothing has been written on tc since the handshake.
-func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake, why crdt.Verdict) {
-	rec, err := alertRecord(tc.ConnectionState().CipherSuite, hs.secret.take(), alertFor(why))
+// refuseAfterHandshake sends the client the alert desc (alertFor's for a
+// refused certificate, as a refusal inside the handshake would have, or an
+// access refusal's; alert.go) and closes the connection. Nothing has been written
+// on tc since the handshake.
+func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake, desc byte) {
+	rec, err := alertRecord(tc.ConnectionState().CipherSuite, hs.secret.take(), desc)
 	if err == nil {
 		raw.SetWriteDeadline(time.Now().Add(time.Second))
 		_, err = raw.Write(rec)
@@ -562,29 +571,53 @@ func (r *Router) refuseAfterHandshake(raw net.Conn, tc *tls.Conn, hs *handshake,
 }
 
 // register adds an admitted connection to the registry and then checks
-// it against the store once more: a revocation applied between the
-// decision and now is either seen here or finds the connection in the
-// registry. It arms the session's expiry timer, and returns crdt.Admit or
-// the reason the connection may not stay.
-func (r *Router) register(c *liveConn) crdt.Verdict {
+// it against the store once more: a revocation or an access change
+// applied between the decision and now is either seen here or finds the
+// connection in the registry. It arms the session's expiry timer. It
+// returns 0, or the alert to refuse the connection with.
+func (r *Router) register(c *liveConn) byte {
 	r.reg.add(c)
 	var v crdt.Verdict
+	var access string
 	var expires crdt.Millis
 	now := crdt.MillisOf(r.clock.Now())
 	r.mesh.View(func(s *crdt.Store) {
 		v = Stays(s, c.facts, now)
+		if c.service != "" {
+			if a := Access(s, c.facts, c.service); a != crdt.AccessGranted {
+				access = a.String()
+			}
+		}
 		expires, _ = s.SessionExpires(c.facts.Session)
 	})
-	if v != crdt.Admit {
+	switch {
+	case v != crdt.Admit:
 		r.m.admission(v.String()).Inc()
 		r.log.Info("router: refused after handshake", "remote", c.remote, "identity", c.facts.Identity,
 			"session", c.facts.Session.String(), "reason", v.String())
-		return v
+		return alertFor(v)
+	case access != "":
+		r.countAccessDenied(c.remote, c.facts, c.service, access)
+		return alertAccessDenied
 	}
 	if expires != 0 {
 		r.reg.armExpiry(c.facts.Session, expires, now, r.clock, r.expire)
 	}
-	return crdt.Admit
+	return 0
+}
+
+// refuseAccess refuses a certificate admitted to a service it may not
+// reach, with alert.
+func (r *Router) refuseAccess(raw net.Conn, tc *tls.Conn, hs *handshake, service, reason string, alert byte) {
+	r.countAccessDenied(hs.remote, hs.facts, service, reason)
+	r.refuseAfterHandshake(raw, tc, hs, alert)
+}
+
+func (r *Router) countAccessDenied(remote string, f crdt.CertFacts, service, reason string) {
+	r.m.admission(reasonAccessDenied).Inc()
+	r.m.accessDenied(reason).Inc()
+	r.log.Info("router: refused", "remote", remote, "reason", reason, "service", service, "identity", f.Identity,
+		"session", f.Session.String())
 }
 
 // checkChain is the part of admission that runs inside the TLS handshake,

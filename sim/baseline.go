@@ -80,6 +80,7 @@ const timerAdmit = 1000
 // admitter is a baseline router's admission decision from its event set.
 type admitter struct {
 	revoked eventSet    // sessions with an applied revocation, by SessionID
+	denied  eventSet    // access groups an applied policy change removed, by Write.Group
 	waiting []Admission // unknown certificates being polled
 }
 
@@ -88,6 +89,8 @@ func (a *admitter) admit(env *Env, have *eventSet, q Admission) {
 	switch {
 	case a.revoked.has(EventID(q.Session)):
 		env.Answer(q.Connect, RejectRevoked)
+	case q.Group > 0 && a.denied.has(EventID(q.Group)):
+		env.Answer(q.Connect, RejectDenied)
 	case have.has(q.CertWrite):
 		env.Answer(q.Connect, Accept)
 	default:
@@ -99,14 +102,19 @@ func (a *admitter) admit(env *Env, have *eventSet, q Admission) {
 // applied updates the decision with a newly applied write and answers the
 // waiting connects it decides.
 func (a *admitter) applied(env *Env, w *Write) {
-	if w.Kind == WriteRevoke {
+	switch w.Kind {
+	case WriteRevoke:
 		a.revoked.add(EventID(w.Session))
+	case WritePolicy:
+		a.denied.add(EventID(w.Group))
 	}
 	kept := a.waiting[:0]
 	for _, q := range a.waiting {
 		switch {
 		case a.revoked.has(EventID(q.Session)):
 			env.Answer(q.Connect, RejectRevoked)
+		case q.Group > 0 && a.denied.has(EventID(q.Group)):
+			env.Answer(q.Connect, RejectDenied)
 		case q.CertWrite == w.ID:
 			env.Answer(q.Connect, Accept)
 		default:

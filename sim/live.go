@@ -121,6 +121,9 @@ func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
 	if cfg.JoinTimeout < 0 {
 		return nil, st, fmt.Errorf("sim: live config: JoinTimeout %v is negative", cfg.JoinTimeout)
 	}
+	if policyMode(top.Workload) {
+		return nil, st, errors.New("sim: live mode does not make policy changes: set workload.mix.policy to 0, or run the model")
+	}
 	if cfg.JoinTimeout == 0 {
 		cfg.JoinTimeout = DefaultLiveJoinTimeout
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,12 @@ type meshStrategy struct {
 	// nSessions and nCerts are how many the workload creates: every store
 	// reserves room for them.
 	nSessions, nCerts int
+	// policyGroups is how many access groups the workload's policy changes
+	// use (policy.go), 0 without them; seedRecs, what every store holds
+	// from the start then.
+	policyGroups int
+	seedOnce     sync.Once
+	seedRecs     []crdt.Record
 	// aheadMerges counts records merged at a node while their HLC was more
 	// than the max offset ahead of its wall clock; the core holds those,
 	// so it stays 0 (tests check it).
@@ -74,9 +81,10 @@ func newMeshStrategy(c *Cluster) (Strategy, error) {
 		certs:       make(map[CertID]crdt.CertFacts),
 		sessionCert: make(map[SessionID]crdt.Serial),
 	}
+	s.policyGroups = policyGroups(c.Topology.Workload, c.Topology.Duration)
 	if w := c.Topology.Workload; w.Rate > 0 {
 		writes := w.Rate * c.Topology.Duration.Seconds()
-		all := w.Issue + w.Rotate + w.Revoke
+		all := w.Issue + w.Rotate + w.Revoke + w.Policy
 		s.nSessions = int(writes * w.Issue / all)
 		s.nCerts = int(writes * (w.Issue + w.Rotate) / all)
 	}
@@ -117,6 +125,11 @@ func (s *meshStrategy) NewNode(env *Env) Node {
 		skew: s.cl.Topology.ClockOffset(info.Name)}
 	n.store.SetInterning(false) // records are shared objects: nothing to save
 	n.store.Reserve(s.nSessions, s.nCerts)
+	for _, r := range s.seed() {
+		if _, err := n.store.MergeVerified(r); err != nil {
+			panic(fmt.Sprintf("sim: seed: %v", err))
+		}
+	}
 	if info.Role == RoleController {
 		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
 		return &meshController{n}
@@ -412,7 +425,7 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 	}
 	prev, hasPrev := c.s.sessionCert[w.Session]
 	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
-	if w.Kind != WriteRevoke {
+	if w.Kind == WriteIssue || w.Kind == WriteRotate {
 		c.s.sessionCert[w.Session] = facts.Serial
 		c.s.certs[w.Cert] = facts
 	}
@@ -479,12 +492,23 @@ func (r *meshRouter) Admit(now time.Duration, q Admission) {
 	facts := r.s.certs[q.Cert]
 	d := router.Decide(r.store, facts, crdt.MillisOf(r.wall(now)), router.ModeStrict)
 	if !d.Pull {
-		r.env.Answer(q.Connect, verdictOf(d))
+		r.env.Answer(q.Connect, r.s.access(r.store, facts, d))
 		return
 	}
 	r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
 	r.core.Want(r.wall(now), facts.Serial, facts.Issuer)
 	r.flush(now)
+}
+
+// access is the router's answer: the decision on the certificate, then,
+// with policy changes in the workload, the production router's access
+// question for the workload's service (router.Access).
+func (s *meshStrategy) access(store *crdt.Store, f crdt.CertFacts, d router.Decision) Verdict {
+	v := verdictOf(d)
+	if v == Accept && s.policyGroups > 0 && router.Access(store, f, policyService) != crdt.AccessGranted {
+		return RejectDenied
+	}
+	return v
 }
 
 func verdictOf(d router.Decision) Verdict {
@@ -503,7 +527,7 @@ func (n *meshNode) resolvePull(now time.Duration, serial crdt.Serial) {
 	delete(n.waiting, serial)
 	for _, w := range ids {
 		d := router.Decide(n.store, w.facts, crdt.MillisOf(n.wall(now)), router.ModeStrict)
-		n.env.Answer(w.id, verdictOf(d))
+		n.env.Answer(w.id, n.s.access(n.store, w.facts, d))
 	}
 }
 
@@ -519,4 +543,24 @@ func simSerial(c CertID) crdt.Serial {
 	s[0] = 'c'
 	binary.BigEndian.PutUint32(s[12:], uint32(c))
 	return s
+}
+
+// seed returns the records every store holds from the start: with policy
+// changes in the workload, the service and the groups' policies
+// (policy.go), written a minute before virtual time zero. The same objects
+// for every store.
+func (s *meshStrategy) seed() []crdt.Record {
+	s.seedOnce.Do(func() {
+		if s.policyGroups > 0 {
+			s.seedRecs = policySeed(s.policyGroups, simEpoch.Add(-time.Minute))
+			// Genuine, as written records are, should a node ever be sent
+			// one; they belong to no write of the workload.
+			aw := &authorWrites{author: policySeedAuthor, recs: s.seedRecs, events: make([]EventID, len(s.seedRecs))}
+			for i := range aw.events {
+				aw.events[i] = -1
+			}
+			s.written[policySeedAuthor.Name] = aw
+		}
+	})
+	return s.seedRecs
 }

@@ -11,10 +11,11 @@ import "github.com/certmesh/certmesh/gossip"
 
 // Sizes of the DER certificates `pki init` issues in trust domain
 // "certmesh", by the length of the node's name: a router's leaf holds the
-// name three times (subject, DNS name, URI), a controller's intermediate
-// twice. TestProofBytesMatchRealCertificates checks them against pki.
+// name three times (subject, DNS name, URI) and the services' wildcard
+// *.svc.certmesh, a controller's intermediate twice.
+// TestProofBytesMatchRealCertificates checks them against pki.
 const (
-	routerCertBase     = 465
+	routerCertBase     = 483
 	routerCertPerByte  = 3
 	controllerCertBase = 472
 	controllerCertByte = 2

@@ -27,7 +27,7 @@ func writeRecords(w *Write, t time.Time, issuer string, prev crdt.Serial, hasPre
 	case WriteIssue, WriteRotate:
 		if w.Kind == WriteIssue {
 			recs = append(recs, &crdt.SessionRecord{ID: sid, Identity: identity, Method: "sim",
-				Created: crdt.MillisOf(t), Expires: crdt.MillisOf(t.Add(meshSessionTTL))})
+				Created: crdt.MillisOf(t), Expires: crdt.MillisOf(t.Add(meshSessionTTL)), Roles: groupOf(w.Group)})
 		}
 		serial := simSerial(w.Cert)
 		cert := &crdt.CertRecord{Serial: serial, Session: sid, Identity: identity,
@@ -41,6 +41,8 @@ func writeRecords(w *Write, t time.Time, issuer string, prev crdt.Serial, hasPre
 	case WriteRevoke:
 		recs = append(recs, &crdt.RevocationRecord{Target: crdt.RevokeSession, Session: sid, Reason: "sim",
 			At: crdt.MillisOf(t), Until: crdt.MillisOf(t.Add(meshSessionTTL))})
+	case WritePolicy:
+		recs = append(recs, &crdt.PolicyRecord{Name: groupName(w.Group - 1), Deleted: true})
 	}
 	return recs, facts
 }

@@ -59,6 +59,15 @@ type Result struct {
 	RevokedAccepts              int        `json:"revoked_accepts"`
 	WallSeconds                 float64    `json:"wall_seconds"`
 
+	// UnauthorizedAccepts counts connects admitted after the policy change
+	// that removed their access was reachable for a second (as
+	// revoked_accepts; must be 0); DeniedConnects, the connects that tried
+	// such a certificate. ByKind gives the fault-free sync delays, excess
+	// and stretch by write kind (issue, rotate, revoke, policy).
+	UnauthorizedAccepts int                   `json:"unauthorized_accepts"`
+	DeniedConnects      int                   `json:"denied_connects"`
+	ByKind              map[string]KindDelays `json:"by_kind,omitempty"`
+
 	// Added to the first report fields (bounds.go, report_more.go); times in ms.
 
 	// EndToEndMs is the delay users feel, the headline: from the client's
@@ -199,25 +208,28 @@ func (r *run) result() *Result {
 		n += int64(len(r.pairDelay[c]))
 	}
 	ident := func(int) (float64, float64) { return 0, 1 }
-	q := mergedQuantiles(r.pairDelay, ident, []float64{0.5, 0.9, 0.99, 1})
-	res.SyncDelayMs = Quantiles4{q[0], q[1], q[2], q[3]}
-	q = mergedQuantiles(r.pairDelay, func(c int) (float64, float64) { return -direct[c], 1 }, []float64{0.5, 0.9, 0.99, 1})
-	res.ExcessMs = Quantiles4{q[0], q[1], q[2], q[3]}
-	cross := make([][]int32, len(r.pairDelay))
-	for c := range cross {
-		if c/R != c%R && direct[c] > 0 {
-			cross[c] = r.pairDelay[c]
+	all := delaysOf(r.pairDelay, direct, R)
+	res.SyncDelayMs, res.ExcessMs, res.StretchCrossRegion = all.SyncDelayMs, all.ExcessMs, all.StretchCrossRegion
+	res.UnauthorizedAccepts, res.DeniedConnects = r.stat.unauthorizedAccepts, r.stat.deniedConnects
+	for k, classes := range r.kindDelay {
+		if classes == nil {
+			continue
 		}
+		for c := range classes {
+			slices.Sort(classes[c])
+		}
+		if res.ByKind == nil {
+			res.ByKind = make(map[string]KindDelays)
+		}
+		res.ByKind[WriteKind(k).String()] = delaysOf(classes, direct, R)
 	}
-	q = mergedQuantiles(cross, func(c int) (float64, float64) { return 0, 1 / direct[c] }, []float64{0.5, 0.99})
-	res.StretchCrossRegion = Quantiles2{q[0], q[1]}
 	// Direct latency: each class is a run of equal values.
 	res.DirectMs = directQuantiles(r.pairDelay, direct)
 	res.SyncCDF = mergedCDF(r.pairDelay, ident, cdfPoints)
 	res.DirectCDF = directCDF(r.pairDelay, direct)
 
 	slices.Sort(r.catchUp)
-	q = mergedQuantiles([][]int32{r.catchUp}, ident, []float64{0.5, 0.99, 1})
+	q := mergedQuantiles([][]int32{r.catchUp}, ident, []float64{0.5, 0.99, 1})
 	res.CatchUpMs = Quantiles3{q[0], q[1], q[2]}
 	slices.Sort(r.issueLat)
 	q = mergedQuantiles([][]int32{r.issueLat}, ident, []float64{0.5, 0.99})
@@ -529,4 +541,36 @@ func ms(v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// KindDelays are the fault-free delays of one kind of write.
+type KindDelays struct {
+	Pairs              int        `json:"pairs"`
+	SyncDelayMs        Quantiles4 `json:"sync_delay_ms"`
+	ExcessMs           Quantiles4 `json:"excess_ms"`
+	StretchCrossRegion Quantiles2 `json:"stretch_cross_region"`
+}
+
+// delaysOf computes sync delay, excess and cross-region stretch from the
+// sorted delays of each region pair class (direct: its one-way delay in
+// ms; R regions).
+func delaysOf(classes [][]int32, direct []float64, R int) KindDelays {
+	var d KindDelays
+	for _, c := range classes {
+		d.Pairs += len(c)
+	}
+	ident := func(int) (float64, float64) { return 0, 1 }
+	q := mergedQuantiles(classes, ident, []float64{0.5, 0.9, 0.99, 1})
+	d.SyncDelayMs = Quantiles4{q[0], q[1], q[2], q[3]}
+	q = mergedQuantiles(classes, func(c int) (float64, float64) { return -direct[c], 1 }, []float64{0.5, 0.9, 0.99, 1})
+	d.ExcessMs = Quantiles4{q[0], q[1], q[2], q[3]}
+	cross := make([][]int32, len(classes))
+	for c := range cross {
+		if c/R != c%R && direct[c] > 0 {
+			cross[c] = classes[c]
+		}
+	}
+	q = mergedQuantiles(cross, func(c int) (float64, float64) { return 0, 1 / direct[c] }, []float64{0.5, 0.99})
+	d.StretchCrossRegion = Quantiles2{q[0], q[1]}
+	return d
 }

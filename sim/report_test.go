@@ -187,13 +187,13 @@ func TestReportJSONKeys(t *testing.T) {
 		t.Errorf("top-level keys\n got %s\nwant %s", keys(got), want)
 	}
 	want := "abandoned_writes by_region_pair bytes_per_event_per_node bytes_sent_per_event_per_node catch_up_ms{max,p50,p99} " +
-		"connects controllers converged convergence_after_last_fault_ms cross_region_bytes_per_event " +
+		"connects controllers converged convergence_after_last_fault_ms cross_region_bytes_per_event denied_connects " +
 		"direct_ms{max,p50,p90,p99} dropped_messages{down,loss,oversize,partition,queue} end_to_end_ms{max,p50,p90,p99} " +
 		"events excess_ms{max,p50,p90,p99} false_rejects " +
 		"issue_latency_ms{p50,p99} messages_per_event_per_node messages_sent_per_event_per_node " +
 		"pairs_applied_before_ack pairs_below_physical refused_requests requests_no_controller revoked_accepts " +
 		"revoked_connects routers strategy stretch_cross_region{p50,p99} sync_delay_ms{max,p50,p90,p99} " +
-		"undelivered wall_seconds writes_unavailable"
+		"unauthorized_accepts undelivered wall_seconds writes_unavailable"
 	if got := keys(got["results"].([]any)[0]); got != want {
 		t.Errorf("result keys\n got %s\nwant %s", got, want)
 	}

@@ -138,21 +138,26 @@ type run struct {
 
 	// metrics
 	totalApplied int64
-	words        int       // bitset words per write
-	pairDelay    [][]int32 // fault-free sync delays in µs, by region pair class
-	pairE2E      [][]int32 // fault-free end-to-end delays in µs (request to apply), by class
-	beforeAck    int64     // fault-free pairs applied before their write's ack
-	catchUp      []int32   // µs
-	issueLat     []int32   // µs
-	bytesRecv    []int64   // by node, state-carrying only
-	msgsRecv     []int64   // by node, state-carrying only
-	bytesSent    []int64   // by node, state-carrying only, lost ones and retransmissions included
-	msgsSent     []int64   // by node, likewise
-	regionBytes  []int64   // by region pair (from*R+to), state-carrying only
-	deliveries   int64     // every message delivered
+	words        int                        // bitset words per write
+	pairDelay    [][]int32                  // fault-free sync delays in µs, by region pair class
+	kindDelay    [WritePolicy + 1][][]int32 // the same by write kind, then class; only with policy changes
+	pairE2E      [][]int32                  // fault-free end-to-end delays in µs (request to apply), by class
+	beforeAck    int64                      // fault-free pairs applied before their write's ack
+	catchUp      []int32                    // µs
+	issueLat     []int32                    // µs
+	bytesRecv    []int64                    // by node, state-carrying only
+	msgsRecv     []int64                    // by node, state-carrying only
+	bytesSent    []int64                    // by node, state-carrying only, lost ones and retransmissions included
+	msgsSent     []int64                    // by node, likewise
+	regionBytes  []int64                    // by region pair (from*R+to), state-carrying only
+	deliveries   int64                      // every message delivered
 	dropped      DropStats
 	events       int64 // events popped
-	stat         struct{ connects, revokedConnects, falseRejects, revokedAccepts, refused int }
+	stat         struct {
+		connects, revokedConnects, falseRejects, revokedAccepts, refused int
+		deniedConnects, unauthorizedAccepts                              int
+	}
+	policy policyState // access groups (policy.go)
 
 	reconnect ReconnectPolicy // how the strategy's streams get through a partition (reconnect.go)
 	ns        netState        // network options' state by node (netmodel.go)
@@ -183,6 +188,8 @@ type sessionState struct {
 	cert     CertID        // latest acknowledged certificate
 	livePos  int32         // index in run.live, -1 when not live
 	revokeAt time.Duration // when its revocation was requested, -1 if never
+	group    int32         // Write.Group of its login: 1 + its access group, 0 without policy changes
+	deniedAt time.Duration // 1 + when a policy change removed its access; 0 if never
 }
 
 type certState struct {
@@ -262,6 +269,7 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 	}
 	if w := top.Workload; w.Rate > 0 {
 		r.nArrivals = int(math.Round(w.Rate * top.Duration.Seconds()))
+		r.policy.init(w, top.Duration)
 	}
 	r.end = max(top.Duration, top.LastFaultEnd()) + cfg.MaxDrain
 	strat, err := f(cl)
@@ -670,6 +678,13 @@ func (r *run) recordPair(ws *writeState, router NodeID, at time.Duration) {
 	}
 	class := int(r.net.region[ctrl])*r.net.nR + int(r.net.region[router])
 	r.pairDelay[class] = append(r.pairDelay[class], micros(at-ws.acked))
+	if r.policy.on { // by_kind: kept only with policy changes, whose delays it compares
+		kd := &r.kindDelay[ws.w.Kind]
+		if *kd == nil {
+			*kd = make([][]int32, len(r.pairDelay))
+		}
+		(*kd)[class] = append((*kd)[class], micros(at-ws.acked))
+	}
 	r.pairE2E[class] = append(r.pairE2E[class], micros(at-ws.w.Requested))
 	if at < ws.acked {
 		r.beforeAck++
@@ -718,7 +733,11 @@ func (r *run) answer(router NodeID, id int32, v Verdict) {
 			rw := &r.writes[c.revoke]
 			reach := r.net.firstReachable(router, rw.w.Controller, rw.acked)
 			if reach != never && r.now > reach+revokedGrace {
-				r.stat.revokedAccepts++
+				if rw.w.Kind == WritePolicy {
+					r.stat.unauthorizedAccepts++
+				} else {
+					r.stat.revokedAccepts++
+				}
 			}
 		}
 		return
@@ -727,7 +746,7 @@ func (r *run) answer(router NodeID, id int32, v Verdict) {
 		return
 	}
 	s := &r.sessions[cert.session]
-	unrevoked := s.revokeAt < 0 || s.revokeAt > r.now
+	unrevoked := (s.revokeAt < 0 || s.revokeAt > r.now) && !r.denied(cert.session, r.now)
 	if unrevoked && r.net.reachableAt(router, cert.issuer, c.query) && r.net.reachableAt(router, cert.issuer, r.now) {
 		r.stat.falseRejects++
 		c.falseReject = true

@@ -50,7 +50,7 @@ func encodedWriteBytes(ctrl NodeInfo, w *Write) int {
 	case WriteIssue, WriteRotate:
 		if w.Kind == WriteIssue {
 			recs = append(recs, &crdt.SessionRecord{Header: head, ID: session, Identity: identity, Method: "sim",
-				Created: at, Expires: at + 24*hour})
+				Created: at, Expires: at + 24*hour, Roles: groupOf(w.Group)})
 		}
 		cert := &crdt.CertRecord{Header: head, Serial: serial, Session: session, Identity: identity,
 			NotBefore: at - hour/60, NotAfter: at + hour}
@@ -61,6 +61,8 @@ func encodedWriteBytes(ctrl NodeInfo, w *Write) int {
 	case WriteRevoke:
 		recs = append(recs, &crdt.RevocationRecord{Header: head, Target: crdt.RevokeSession, Session: session,
 			Reason: "sim", At: at, Until: at + 24*hour})
+	case WritePolicy:
+		recs = append(recs, &crdt.PolicyRecord{Header: head, Name: groupName(w.Group - 1), Deleted: true})
 	}
 	n := 0
 	for _, r := range recs {

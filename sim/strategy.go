@@ -57,6 +57,7 @@ const (
 	WriteIssue  WriteKind = iota + 1 // login: a new session and its first certificate
 	WriteRotate                      // a new certificate for the same session
 	WriteRevoke                      // revocation of a session
+	WritePolicy                      // a policy change that removes the session's access (policy.go)
 )
 
 func (k WriteKind) String() string {
@@ -67,6 +68,8 @@ func (k WriteKind) String() string {
 		return "rotate"
 	case WriteRevoke:
 		return "revoke"
+	case WritePolicy:
+		return "policy"
 	}
 	return fmt.Sprintf("WriteKind(%d)", k)
 }
@@ -82,6 +85,10 @@ type Write struct {
 	Identity   int32  // the client, one identity per session
 	Controller NodeID // the controller the client sent the request to
 	Requested  time.Duration
+	// Group is 1 + the session's access group when the workload makes
+	// policy changes (policy.go): its role at login, or the group a
+	// policy change removes. 0 otherwise.
+	Group int32
 }
 
 // Message is what a node sends with Env.Send. The simulator never looks into
@@ -118,6 +125,9 @@ type Admission struct {
 	// does not know it; the baselines, whose state is a set of EventIDs,
 	// use it in place of a lookup by serial.
 	CertWrite EventID
+	// Group is as in Write: 1 + the session's access group, 0 without
+	// policy changes in the workload.
+	Group int32
 }
 
 // Verdict is a router's answer to an Admission.
@@ -128,6 +138,7 @@ const (
 	Accept        Verdict = iota + 1
 	RejectUnknown         // not in the router's state (after a pull, if the strategy pulls)
 	RejectRevoked         // known, and its session or serial is revoked
+	RejectDenied          // admitted, but no policy grants it the service any more
 )
 
 func (v Verdict) String() string {
@@ -138,6 +149,8 @@ func (v Verdict) String() string {
 		return "reject-unknown"
 	case RejectRevoked:
 		return "reject-revoked"
+	case RejectDenied:
+		return "reject-denied"
 	}
 	return fmt.Sprintf("Verdict(%d)", v)
 }

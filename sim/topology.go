@@ -101,6 +101,7 @@ type Workload struct {
 	Issue        float64       // weights of the mix; default 70/20/10
 	Rotate       float64       //
 	Revoke       float64       //
+	Policy       float64       // default 0: no policy changes (policy.go)
 	ConnectDelay time.Duration // a new cert's client connects this long after it has its cert
 }
 

@@ -33,6 +33,7 @@ type rawTopology struct {
 			Issue  yaml.Node `yaml:"issue"`
 			Rotate yaml.Node `yaml:"rotate"`
 			Revoke yaml.Node `yaml:"revoke"`
+			Policy yaml.Node `yaml:"policy"`
 		} `yaml:"mix"`
 		ConnectDelay yaml.Node `yaml:"connect_delay"`
 	} `yaml:"workload"`
@@ -142,6 +143,7 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 		Issue:        p.float("workload.mix.issue", &w.Mix.Issue, 70),
 		Rotate:       p.float("workload.mix.rotate", &w.Mix.Rotate, 20),
 		Revoke:       p.float("workload.mix.revoke", &w.Mix.Revoke, 10),
+		Policy:       p.float("workload.mix.policy", &w.Mix.Policy, 0),
 		ConnectDelay: p.duration("workload.connect_delay", &w.ConnectDelay, 0),
 	}
 	for i := range raw.Regions {

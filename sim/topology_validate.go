@@ -114,6 +114,8 @@ func (t *Topology) Validate() error {
 		return fmt.Errorf("workload.mix.rotate: %v is negative", w.Rotate)
 	case w.Revoke < 0:
 		return fmt.Errorf("workload.mix.revoke: %v is negative", w.Revoke)
+	case w.Policy < 0:
+		return fmt.Errorf("workload.mix.policy: %v is negative", w.Policy)
 	case w.Issue <= 0 && w.Rate > 0:
 		return errors.New("workload.mix.issue: must be positive (rotations and revocations need issued sessions)")
 	case w.ConnectDelay < 0:

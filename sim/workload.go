@@ -36,9 +36,11 @@ func (r *run) arrival() {
 	}
 	w := r.top.Workload
 	kind := WriteIssue
-	if x := r.wlRand.Float64() * (w.Issue + w.Rotate + w.Revoke); x >= w.Issue && len(r.live) > 0 {
+	if x := r.wlRand.Float64() * (w.Issue + w.Rotate + w.Revoke + w.Policy); x >= w.Issue && len(r.live) > 0 {
 		kind = WriteRotate
-		if x >= w.Issue+w.Rotate {
+		if x >= w.Issue+w.Rotate+w.Revoke {
+			kind = WritePolicy
+		} else if x >= w.Issue+w.Rotate {
 			kind = WriteRevoke
 		}
 	}
@@ -61,9 +63,13 @@ func (r *run) arrival() {
 	}
 	id := EventID(len(r.writes))
 	wr := &Write{ID: id, Kind: kind, Session: session, Identity: int32(session), Controller: ctrl, Requested: r.now}
+	if kind != WriteIssue {
+		wr.Group = r.sessions[session].group
+	}
 	switch kind {
 	case WriteIssue:
-		r.sessions = append(r.sessions, sessionState{region: region, cert: -1, livePos: -1, revokeAt: -1})
+		wr.Group = r.policy.join(session)
+		r.sessions = append(r.sessions, sessionState{region: region, cert: -1, livePos: -1, revokeAt: -1, group: wr.Group})
 		fallthrough
 	case WriteRotate:
 		wr.Cert = CertID(len(r.certs))
@@ -73,6 +79,9 @@ func (r *run) arrival() {
 		wr.Cert = s.cert
 		s.revokeAt = r.now
 		r.removeLive(session)
+	case WritePolicy:
+		wr.Cert = r.sessions[session].cert
+		r.removeGroup(wr.Group, id)
 	}
 	r.writes = append(r.writes, writeState{w: wr, acked: -1, lastApply: -1, applied: make([]uint64, r.words)})
 	r.tracef("request %v session=%d cert=%d at %s", kind, session, wr.Cert, r.cl.Nodes[ctrl].Name)
@@ -152,7 +161,7 @@ func (r *run) failover(id EventID) {
 		w := *ws.w // the refusing controller may not keep it, but a copy costs nothing
 		w.Controller = next
 		ws.w = &w
-		if w.Kind != WriteRevoke {
+		if w.Kind == WriteIssue || w.Kind == WriteRotate {
 			r.certs[w.Cert].issuer = next
 		}
 		r.tracef("request %v write=%d retried at %s", w.Kind, id, r.cl.Nodes[next].Name)
@@ -166,6 +175,10 @@ func (r *run) abandon(ws *writeState) {
 	ws.abandoned = true
 	r.abandoned++
 	r.tracef("request %v write=%d abandoned: refused everywhere", ws.w.Kind, ws.w.ID)
+	if ws.w.Kind == WritePolicy {
+		r.restoreGroup(ws.w.Group, ws.w.ID, ws.w.Requested)
+		return
+	}
 	if ws.w.Kind != WriteRevoke {
 		return
 	}
@@ -198,12 +211,12 @@ func (r *run) onAck(w *Write) {
 		if w.Cert > s.cert {
 			s.cert = w.Cert
 		}
-		if s.revokeAt < 0 && s.livePos < 0 {
+		if s.revokeAt < 0 && s.deniedAt == 0 && s.livePos < 0 {
 			s.livePos = int32(len(r.live))
 			r.live = append(r.live, w.Session)
 		}
 		r.scheduleConnect(w, w.Cert, -1, 0)
-	case WriteRevoke:
+	case WriteRevoke, WritePolicy:
 		if w.Cert >= 0 {
 			extra := time.Duration(r.wlRand.Int64N(int64(revokedConnectSpan)))
 			r.scheduleConnect(w, w.Cert, w.ID, extra)
@@ -237,12 +250,17 @@ func (r *run) connect(i int) {
 	c.asked = true
 	r.stat.connects++
 	if c.revoke >= 0 {
-		r.stat.revokedConnects++
+		if r.writes[c.revoke].w.Kind == WritePolicy {
+			r.stat.deniedConnects++
+		} else {
+			r.stat.revokedConnects++
+		}
 	}
 	cert := r.certs[c.cert]
 	r.tracef("connect %d cert=%d at %s", i, c.cert, r.cl.Nodes[c.router].Name)
 	r.rtrs[c.router].Admit(r.now, Admission{
 		Connect: int32(i), Cert: c.cert, Session: cert.session, Issuer: cert.issuer, CertWrite: cert.write,
+		Group: r.sessions[cert.session].group,
 	})
 }
 

@@ -28,7 +28,8 @@ func devCommand(stdout, stderr io.Writer) *cli.Command {
 		Description: "Starts, in this process, one controller and N routers per region over real memberlist and real\n" +
 			"loopback sockets, a built-in development OIDC issuer (FOR DEVELOPMENT ONLY: it mints tokens for anyone)\n" +
 			"and an HTTP echo upstream, prints every endpoint, then walks one client through login, an immediate\n" +
-			"connect via a router in another region, rotation and revocation, printing `sync <router> <change> <ms>`\n" +
+			"connect via a router in another region, a service reached by name and lost when its policy is removed,\n" +
+			"rotation and revocation, printing `sync <router> <change> <ms>`\n" +
 			"for each change and router. It then keeps running, with commands to try it by hand, until Ctrl-C;\n" +
 			"with --once it exits: 0 if every step held, 1 otherwise.",
 		Flags: []cli.Flag{

@@ -37,6 +37,10 @@ func commands(stdout, stderr io.Writer) []*cli.Command {
 		rotateCommand(stdout),
 		refreshCommand(stdout),
 		revokeCommand(stdout),
+		serviceCommand(stdout),
+		policyCommand(stdout),
+		identityCommand(stdout),
+		accessCommand(stdout),
 		statusCommand(stdout),
 		benchCommand(stdout, stderr),
 	}

@@ -305,6 +305,7 @@ metrics: {listen: %s}
 		t.Errorf("status %+v", st)
 	}
 	checkFailure(t, runCLI("pki", "revoke-controller", "--dir", pkiDir, "--controller", "https://"+mon, "c2"), 1, mon)
+	checkAccessCommands(t, apiAddr, pkiDir)
 
 	// SIGTERM: a graceful exit 0.
 	p.cmd.Process.Signal(syscall.SIGTERM)

@@ -61,27 +61,14 @@ func revokeCommand(stdout io.Writer) *cli.Command {
 			if n != 1 {
 				return usagef("--session, --identity, --serial: give exactly one")
 			}
-			cfg, err := clientConfigFrom(c)
-			if err != nil {
-				return err
-			}
-			cert, err := loadAdminCert(c)
-			if err != nil {
-				return err
-			}
-			admin, err := client.NewAdmin(cfg, cert)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			defer admin.Close()
-			ctx, cancel := context.WithTimeout(c.Context, clientCallTimeout)
-			defer cancel()
-			res, err := admin.Revoke(ctx, r)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "revoked %s %s at %s\n", res.Kind, res.Key, res.HLC)
-			return nil
+			return withAdmin(c, func(ctx context.Context, admin *client.Admin) error {
+				res, err := admin.Revoke(ctx, r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "revoked %s %s at %s\n", res.Kind, res.Key, res.HLC)
+				return nil
+			})
 		},
 	}
 }

@@ -47,7 +47,7 @@ type meshMetrics struct {
 	bytesOut  *metrics.Counter
 	msgsIn    [gossip.MaxMsgType + 1]*metrics.Counter
 	msgsOut   [gossip.MaxMsgType + 1]*metrics.Counter
-	records   [crdt.KindSigner + 1]atomic.Int64
+	records   [crdt.KindIdentityRoles + 1]atomic.Int64
 	// clockOffset is the node's estimated offset from its peers, in ns
 	// (certmesh_clock_offset_seconds): controllers refuse writes beyond
 	// half the max offset, so operators alert well before.
@@ -77,7 +77,7 @@ func newMeshMetrics() *meshMetrics {
 		mm.msgsIn[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="in"}`, t.String()))
 		mm.msgsOut[t] = s.NewCounter(fmt.Sprintf(`certmesh_gossip_messages_total{type=%q,dir="out"}`, t.String()))
 	}
-	for k := crdt.KindSession; k <= crdt.KindSigner; k++ {
+	for k := crdt.KindSession; k <= crdt.KindIdentityRoles; k++ {
 		n := &mm.records[k]
 		s.NewGauge(fmt.Sprintf(`certmesh_records{kind=%q}`, k.String()), func() float64 { return float64(n.Load()) })
 	}
@@ -117,7 +117,7 @@ func (mm *meshMetrics) drop(reason string) {
 
 func (mm *meshMetrics) setRecords(counts map[crdt.Kind]int) {
 	for k, n := range counts {
-		if k >= crdt.KindSession && k <= crdt.KindSigner {
+		if k >= crdt.KindSession && k <= crdt.KindIdentityRoles {
 			mm.records[k].Store(int64(n))
 		}
 	}
