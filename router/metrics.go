@@ -32,7 +32,7 @@ const (
 
 // routerHelp is the help text of every family a router exports itself.
 var routerHelp = api.Help(map[string]string{
-	"certmesh_access_denied_total": "Admitted certificates refused a service, by reason: not_granted (no policy grants it to the session's identity or roles), unknown_service (SNI names no defined service), no_service (no SNI and no default service).",
+	"certmesh_access_denied_total":      "Admitted certificates refused a service, by reason: not_granted (no policy grants it to the session's identity or roles), unknown_service (SNI names no defined service), no_service (no SNI and no default service).",
 	"certmesh_admissions_total":         "Client connections admitted (result=admitted) or refused, by reason (result=unknown_cert, session_revoked, untrusted_chain, ...).",
 	"certmesh_pull_total":               "Admissions of a certificate this router did not know (strict mode) that pulled it from peers, by how the pull ended: found, not_found (its issuer says it never issued it), timeout (admission.pull_timeout passed: the client was refused), refused (known, but refused for another reason), canceled (shutdown).",
 	"certmesh_connections_active":       "Live client connections, admitted and proxied.",
