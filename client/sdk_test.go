@@ -310,6 +310,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Connect(context.Background(), readFirst); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("Connect after Close: %v", err)
 	}
+	if err := c.RefreshToken(context.Background(), "token:alice"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("RefreshToken after Close: %v", err)
+	}
 	if !errors.Is(c.Err(), client.ErrClosed) {
 		t.Errorf("Err after Close: %v", c.Err())
 	}
