@@ -127,9 +127,10 @@ func (testTokens) Verify(_ context.Context, raw string) (auth.Identity, error) {
 	return auth.Identity{ID: id, Subject: id, Method: "test", Expiry: expiry}, nil
 }
 
-// expiringToken is a test token for identity that expires after life.
-func expiringToken(identity string, life time.Duration) string {
-	return "token:" + identity + ";exp=" + strconv.FormatInt(time.Now().Add(life).UnixMilli(), 10)
+// expiringToken is a test token for identity that expires at exp (to the
+// millisecond, as a session's end is kept).
+func expiringToken(identity string, exp time.Time) string {
+	return "token:" + identity + ";exp=" + strconv.FormatInt(exp.UnixMilli(), 10)
 }
 
 // controller is one real controller of a test and the URL of its API.

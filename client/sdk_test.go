@@ -444,7 +444,10 @@ func TestASlowSubscriberDoesNotStallRotation(t *testing.T) {
 }
 
 // Item 8: New starts the refresh loop (no Start), and a session that
-// reaches its end is replaced by a new login with Config.Token.
+// reaches its end is replaced by a new login with Config.Token: the
+// controllers do not bind sessions to tokens, so the fresh token the
+// client presents first does not move the end, and it falls back to a
+// login.
 func TestTheClientLogsInAgainAtTheSessionsEnd(t *testing.T) {
 	// The shortest session a controller allows, and a certificate that
 	// lasts as long: no rotation can extend it, so the client logs in

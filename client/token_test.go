@@ -38,7 +38,7 @@ type mintingSource struct {
 
 func (m *mintingSource) token(context.Context) (string, error) {
 	m.calls.Add(1)
-	return expiringToken(m.identity, m.life), nil
+	return expiringToken(m.identity, time.Now().Add(m.life)), nil
 }
 
 // A client with Config.Token extends its token-bound session before the
@@ -48,19 +48,22 @@ func (m *mintingSource) token(context.Context) (string, error) {
 func TestATokenBoundSessionIsExtendedBeforeItsEnd(t *testing.T) {
 	// The shortest token a bound login accepts is 5s; the client extends
 	// at three tenths of what is left, so about every 2s.
-	const life = 7 * time.Second
+	const life = 6 * time.Second
 	e := newBoundEnv(t)
 	e.cfg.RotateAt, e.cfg.RotateJitter = 0.3, 0.01
 	src := &mintingSource{identity: "alice", life: life}
 	e.cfg.Token = src.token
 	ctx := context.Background()
-	s, err := client.Login(ctx, e.cfg, expiringToken("alice", life))
+	// The session's end as the controllers and the router keep it, to the
+	// millisecond; the client is told it to the second.
+	exp := time.Now().Add(life).Truncate(time.Millisecond)
+	s, err := client.Login(ctx, e.cfg, expiringToken("alice", exp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	end := s.SessionExpires
-	if !end.Before(s.Expires) || time.Until(end) > life {
-		t.Fatalf("session ends %v, certificate %v: want the token's expiry, before the certificate's", end, s.Expires)
+	if end.After(exp) || exp.Sub(end) >= time.Second || !end.Before(s.Expires) {
+		t.Fatalf("session ends %v, certificate %v: want the token's expiry %v, before the certificate's", end, s.Expires, exp)
 	}
 	c, ev := e.newClient(s)
 	conn, _, err := c.Dial(ctx)
@@ -73,13 +76,13 @@ func TestATokenBoundSessionIsExtendedBeforeItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	testutil.Eventually(t, time.Until(end)-500*time.Millisecond, "the session's end moved before it came", func() bool {
+	testutil.Eventually(t, time.Until(exp)-500*time.Millisecond, "the session's end moved before it came", func() bool {
 		return c.Session().SessionExpires.After(end)
 	})
 	// The connection stays open through the first token's expiry: a read
 	// waits until a deadline past it, and times out rather than seeing the
 	// router close it.
-	conn.SetReadDeadline(end.Add(300 * time.Millisecond))
+	conn.SetReadDeadline(exp.Add(300 * time.Millisecond))
 	var ne net.Error
 	if _, err := r.ReadByte(); !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("read across the first token's expiry: %v, want a timeout (the connection up)", err)
@@ -102,8 +105,8 @@ func TestATokenBoundSessionIsExtendedBeforeItsEnd(t *testing.T) {
 	if got.ID != s.ID || got.Serial != s.Serial || got.Key != s.Key {
 		t.Errorf("session %s serial %s after the extension, want %s serial %s, the same key", got.ID, got.Serial, s.ID, s.Serial)
 	}
-	if !got.SessionExpires.After(end.Add(300 * time.Millisecond)) {
-		t.Errorf("the session ends %v, no later than the first token's %v", got.SessionExpires, end)
+	if !got.SessionExpires.After(exp.Add(300 * time.Millisecond)) {
+		t.Errorf("the session ends %v, no later than the first token's %v", got.SessionExpires, exp)
 	}
 	if c.Err() != nil || ev.count(client.LoggedIn) != 0 || ev.count(client.SessionEnded) != 0 {
 		t.Errorf("Err %v, events %v: want the same session, no login, no end", c.Err(), ev.kinds())
@@ -124,12 +127,12 @@ func TestATokenBoundSessionIsExtendedBeforeItsEnd(t *testing.T) {
 func TestARefreshRefusedForAnotherIdentityDoesNotEndTheSession(t *testing.T) {
 	e := newBoundEnv(t)
 	ctx := context.Background()
-	s, err := client.Login(ctx, e.cfg, expiringToken("alice", time.Minute))
+	s, err := client.Login(ctx, e.cfg, expiringToken("alice", time.Now().Add(time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, ev := e.newClient(s)
-	err = c.RefreshToken(ctx, expiringToken("bob", 2*time.Minute))
+	err = c.RefreshToken(ctx, expiringToken("bob", time.Now().Add(2*time.Minute)))
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != api.CodeForbidden {
 		t.Fatalf("refresh with bob's token: %v, want 403 forbidden", err)
@@ -152,7 +155,7 @@ func TestARefreshRefusedForAnotherIdentityDoesNotEndTheSession(t *testing.T) {
 	if err := echo(conn, bufio.NewReader(conn), "still alice"); err != nil {
 		t.Fatalf("a connection after the refusal: %v", err)
 	}
-	if err := c.RefreshToken(ctx, expiringToken("alice", 2*time.Minute)); err != nil {
+	if err := c.RefreshToken(ctx, expiringToken("alice", time.Now().Add(2*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Session(); got.ID != s.ID || !got.SessionExpires.After(s.SessionExpires.Add(30*time.Second)) {
