@@ -41,6 +41,20 @@ func (m *mintingSource) token(context.Context) (string, error) {
 	return expiringToken(m.identity, time.Now().Add(m.life)), nil
 }
 
+// dialEcho opens a connection through the router and sees the echo
+// server answer on it.
+func dialEcho(t *testing.T, c *client.Client, what string) {
+	t.Helper()
+	conn, _, err := c.Dial(context.Background())
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer conn.Close()
+	if err := echo(conn, bufio.NewReader(conn), what); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // A client with Config.Token extends its token-bound session before the
 // token it logged in with expires: the session keeps its id and its
 // certificate, a connection made before stays up across that expiry, and
@@ -92,14 +106,7 @@ func TestATokenBoundSessionIsExtendedBeforeItsEnd(t *testing.T) {
 		t.Fatalf("the connection made before the extension: %v", err)
 	}
 	// The router admits a new connection of the same certificate.
-	again, _, err := c.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if err := echo(again, bufio.NewReader(again), "a new connection"); err != nil {
-		t.Fatalf("a connection after the first token's expiry: %v", err)
-	}
+	dialEcho(t, c, "a connection after the first token's expiry")
 
 	got := c.Session()
 	if got.ID != s.ID || got.Serial != s.Serial || got.Key != s.Key {
@@ -147,14 +154,7 @@ func TestARefreshRefusedForAnotherIdentityDoesNotEndTheSession(t *testing.T) {
 	if err := c.Rotate(ctx); err != nil {
 		t.Fatalf("rotation after the refusal: %v", err)
 	}
-	conn, _, err := c.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := echo(conn, bufio.NewReader(conn), "still alice"); err != nil {
-		t.Fatalf("a connection after the refusal: %v", err)
-	}
+	dialEcho(t, c, "a connection after the refusal")
 	if err := c.RefreshToken(ctx, expiringToken("alice", time.Now().Add(2*time.Minute))); err != nil {
 		t.Fatal(err)
 	}
