@@ -223,7 +223,7 @@ func (c *Client) refreshLoop() {
 			// else wait for the end.
 			until := s.SessionExpires
 			if c.cfg.Token != nil {
-				until = c.cfg.rotationTime(s.Issued, s.SessionExpires)
+				until = c.cfg.rotationTime(s.renewFrom(), s.SessionExpires)
 			}
 			if !c.wait(ctx, until.Sub(now)) {
 				return

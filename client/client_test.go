@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/config"
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/internal/testutil"
 	"github.com/certmesh/certmesh/router"
@@ -93,10 +94,22 @@ func newEnvWith(t *testing.T, ttl time.Duration, upstream string) *env {
 // default).
 func newEnvSession(t *testing.T, ttl, session time.Duration, upstream string) *env {
 	t.Helper()
+	return newEnvTuned(t, upstream, func(cfg *config.Controller) {
+		cfg.Certs.TTL = ttl
+		if session > 0 {
+			cfg.Session.MaxLifetime = session
+		}
+	})
+}
+
+// newEnvTuned starts the environment with the controllers' configuration
+// changed by tune.
+func newEnvTuned(t *testing.T, upstream string, tune func(*config.Controller)) *env {
+	t.Helper()
 	dir, p := testPKI(t, "ctrl-a", "ctrl-b")
 	v := p.Verifier()
 	var b bus
-	ctrls := startControllers(t, dir, v, &b, ttl, session, "ctrl-a", "ctrl-b")
+	ctrls := startControllers(t, dir, v, &b, tune, "ctrl-a", "ctrl-b")
 	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v}
 	e.router = e.startRouter(upstream)
 	e.mesh = e.routerMesh

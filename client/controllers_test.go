@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,16 +102,35 @@ func (m *ctrlMesh) Members() []issuer.Member           { return nil }
 func (m *ctrlMesh) ClockOffset() (time.Duration, bool) { return 0, true }
 func (m *ctrlMesh) SetKeys(keys [][]byte) error        { return nil }
 
-// testTokens accepts "token:<identity>" and refuses anything else as
-// auth.CodeTokenInvalid, as an OIDC verifier refuses garbage.
+// testTokens accepts "token:<identity>", which never expires, and
+// expiringToken's "token:<identity>;exp=<unix ms>", and refuses anything
+// else as auth.CodeTokenInvalid, as an OIDC verifier refuses garbage.
 type testTokens struct{}
 
 func (testTokens) Verify(_ context.Context, raw string) (auth.Identity, error) {
-	id, ok := strings.CutPrefix(raw, "token:")
+	rest, ok := strings.CutPrefix(raw, "token:")
+	id, exp, expiring := strings.Cut(rest, ";exp=")
 	if !ok || id == "" {
 		return auth.Identity{}, &auth.Error{Code: auth.CodeTokenInvalid, Msg: "not a test token", Err: errors.New("no token: prefix")}
 	}
-	return auth.Identity{ID: id, Subject: id, Method: "test"}, nil
+	var expiry time.Time
+	if expiring {
+		ms, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil {
+			return auth.Identity{}, &auth.Error{Code: auth.CodeTokenInvalid, Msg: "bad exp", Err: err}
+		}
+		expiry = time.UnixMilli(ms)
+		if !time.Now().Before(expiry) {
+			return auth.Identity{}, &auth.Error{Code: auth.CodeTokenExpired, Msg: "token expired", Err: errors.New("exp has passed")}
+		}
+	}
+	return auth.Identity{ID: id, Subject: id, Method: "test", Expiry: expiry}, nil
+}
+
+// expiringToken is a test token for identity that expires at exp (to the
+// millisecond, as a session's end is kept).
+func expiringToken(identity string, exp time.Time) string {
+	return "token:" + identity + ";exp=" + strconv.FormatInt(exp.UnixMilli(), 10)
 }
 
 // controller is one real controller of a test and the URL of its API.
@@ -121,9 +141,9 @@ type controller struct {
 }
 
 // startControllers opens the named controllers of the PKI in pkiDir, with
-// certificates of lifetime ttl and sessions of lifetime session (0: the
-// default), joins their meshes to b and starts them.
-func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, ttl, session time.Duration, names ...string) []*controller {
+// the test's defaults changed by tune, joins their meshes to b and starts
+// them.
+func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, tune func(*config.Controller), names ...string) []*controller {
 	t.Helper()
 	var out []*controller
 	for _, name := range names {
@@ -139,10 +159,7 @@ func startControllers(t *testing.T, pkiDir string, v crdt.Verifier, b *bus, ttl,
 		cfg.Metrics.Listen = ""
 		// Never asked: testTokens verifies the tokens.
 		cfg.Auth.OIDC = []auth.OIDCConfig{{Issuer: "https://127.0.0.1:1", Audience: "certmesh"}}
-		cfg.Certs.TTL = ttl
-		if session > 0 {
-			cfg.Session.MaxLifetime = session
-		}
+		tune(&cfg)
 		c, err := issuer.Open(cfg, issuer.Options{Tokens: testTokens{}})
 		if err != nil {
 			t.Fatal(err)

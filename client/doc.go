@@ -20,12 +20,14 @@
 //     keep it in the files `certmesh login` writes.
 //   - Client runs one session from New to Close, as go-spiffe's
 //     workloadapi.NewX509Source does: it rotates the certificate before it
-//     expires (Config.RotateAt or Config.RenewBefore), logs in again at the
-//     session's end if Config.Token is set, and offers Connect (one
-//     connection, kept up), Dial, DialContext and HTTPClient. Subscribe
-//     delivers events on a goroutine per subscriber, in order: a slow
-//     subscriber never stalls rotation. After Close every method returns
-//     ErrClosed and the connections it made are closed.
+//     expires (Config.RotateAt or Config.RenewBefore), and, if Config.Token
+//     is set, before the session's end extends a session bound to its token
+//     with a fresh one (same id, certificate and connections) or else logs
+//     in again. It offers Connect (one connection, kept up), Dial,
+//     DialContext and HTTPClient. Subscribe delivers events on a goroutine
+//     per subscriber, in order: a slow subscriber never stalls rotation.
+//     After Close every method returns ErrClosed and the connections it
+//     made are closed.
 //
 // How the client knows. A router judges a client's certificate after the
 // TLS 1.3 handshake, and refuses with an alert; every connection reads

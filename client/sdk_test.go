@@ -310,6 +310,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	if err := c.Connect(context.Background(), readFirst); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("Connect after Close: %v", err)
 	}
+	if err := c.RefreshToken(context.Background(), "token:alice"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("RefreshToken after Close: %v", err)
+	}
 	if !errors.Is(c.Err(), client.ErrClosed) {
 		t.Errorf("Err after Close: %v", c.Err())
 	}
@@ -441,7 +444,10 @@ func TestASlowSubscriberDoesNotStallRotation(t *testing.T) {
 }
 
 // Item 8: New starts the refresh loop (no Start), and a session that
-// reaches its end is replaced by a new login with Config.Token.
+// reaches its end is replaced by a new login with Config.Token: the
+// controllers do not bind sessions to tokens, so the fresh token the
+// client presents first does not move the end, and it falls back to a
+// login.
 func TestTheClientLogsInAgainAtTheSessionsEnd(t *testing.T) {
 	// The shortest session a controller allows, and a certificate that
 	// lasts as long: no rotation can extend it, so the client logs in

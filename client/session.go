@@ -30,8 +30,24 @@ type Session struct {
 	Issued         time.Time
 	Expires        time.Time // the certificate's
 	SessionExpires time.Time
+	// extended is when a fresh token last moved SessionExpires (the
+	// client's clock; zero if none did since Issued): the next extension
+	// is scheduled from it, as a rotation is from Issued.
+	extended time.Time
 	// Controller is the URL of the controller that issued the certificate.
 	Controller string
+}
+
+// renewFrom is when the session's current end was set: at the
+// certificate's issue or at the last extension, whichever is later.
+// Scheduled from Issued alone, each extension would come sooner after the
+// last than the one before (a third of an ever longer span from Issued to
+// the end), until the client asked for a token in a loop.
+func (s *Session) renewFrom() time.Time {
+	if s.extended.After(s.Issued) {
+		return s.extended
+	}
+	return s.Issued
 }
 
 // Leaf is the session's current certificate.

@@ -44,6 +44,9 @@ func refreshToken(ctx context.Context, cfg *Config, s *Session, token string) (*
 	}
 	next := *s
 	next.SessionExpires = end
+	if end.After(s.SessionExpires) {
+		next.extended = cfg.Clock.Now()
+	}
 	return &next, nil
 }
 
@@ -73,7 +76,7 @@ func (c *Client) RefreshToken(ctx context.Context, token string) error {
 	}
 	if c.sess.ID == next.ID && next.SessionExpires.After(c.sess.SessionExpires) {
 		s := *c.sess
-		s.SessionExpires = next.SessionExpires
+		s.SessionExpires, s.extended = next.SessionExpires, next.extended
 		c.sess = &s
 	}
 	return nil
