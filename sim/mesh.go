@@ -391,7 +391,7 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 		return
 	}
 	prev, hasPrev := c.s.sessionCert[w.Session]
-	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
+	recs, facts := WriteRecords(w, t, c.info.Name, prev, hasPrev)
 	if w.Kind != WriteRevoke {
 		c.s.sessionCert[w.Session] = facts.Serial
 		c.s.certs[w.Cert] = facts
@@ -450,7 +450,7 @@ func (r *meshRouter) Admit(now time.Duration, q Admission) {
 	facts := r.s.certs[q.Cert]
 	d := router.Decide(r.store, facts, crdt.MillisOf(r.wall(now)), router.ModeStrict)
 	if !d.Pull {
-		r.env.Answer(q.Connect, verdictOf(d))
+		r.env.Answer(q.Connect, VerdictOf(d))
 		return
 	}
 	r.waiting[facts.Serial] = append(r.waiting[facts.Serial], waitingConnect{q.Connect, facts})
@@ -458,7 +458,9 @@ func (r *meshRouter) Admit(now time.Duration, q Admission) {
 	r.flush(now)
 }
 
-func verdictOf(d router.Decision) Verdict {
+// VerdictOf is the verdict of the production router's decision d, which
+// the mesh strategy and live mode (package sim/live) both answer with.
+func VerdictOf(d router.Decision) Verdict {
 	switch {
 	case d.Admitted():
 		return Accept
@@ -474,7 +476,7 @@ func (n *meshNode) resolvePull(now time.Duration, serial crdt.Serial) {
 	delete(n.waiting, serial)
 	for _, w := range ids {
 		d := router.Decide(n.store, w.facts, crdt.MillisOf(n.wall(now)), router.ModeStrict)
-		n.env.Answer(w.id, verdictOf(d))
+		n.env.Answer(w.id, VerdictOf(d))
 	}
 }
 

@@ -107,6 +107,11 @@ type Reconnecter interface {
 	Reconnect() ReconnectPolicy
 }
 
+// SynRTO is Linux's initial retransmission timeout of a SYN, doubling per
+// retry: a dial blocked by a partition or a lost handshake tries again
+// after it.
+const SynRTO = time.Second
+
 // maxReconnectAttempts bounds the schedule's loop on any parameters; the
 // heal is reached long before with any sensible ones.
 const maxReconnectAttempts = 1 << 20
@@ -140,7 +145,7 @@ func (p ReconnectPolicy) through(sent, cutStart, heal time.Duration) (at time.Du
 			return start + max(k, 0)*p.RedialInterval, true
 		}
 		start += p.backoff(failures)
-		for syn, rto := start, synRTO; syn < start+p.Timeout; syn, rto = syn+rto, 2*rto {
+		for syn, rto := start, SynRTO; syn < start+p.Timeout; syn, rto = syn+rto, 2*rto {
 			if syn >= due {
 				return syn, true
 			}

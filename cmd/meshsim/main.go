@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/certmesh/certmesh/sim"
+	"github.com/certmesh/certmesh/sim/live"
 )
 
 // usageError marks errors that exit with status 2.
@@ -143,7 +144,7 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if mode == "live" {
-		if err := sim.LiveSupports(top); err != nil {
+		if err := live.Supports(top); err != nil {
 			return usageError{err}
 		}
 	}
@@ -201,11 +202,11 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		var res *sim.Result
 		if mode == "live" {
-			lc := sim.DefaultLiveConfig()
+			lc := live.DefaultConfig()
 			lc.Config = cfg
 			// Warnings only: the machine could not keep the latency model.
 			lc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			res, err = sim.RunLive(top, lc)
+			res, err = live.Run(top, lc)
 		} else {
 			res, err = sim.Run(top, name, cfg)
 		}
