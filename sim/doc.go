@@ -15,7 +15,7 @@
 // Wall time is read only for Result.WallSeconds and progress.
 //
 // Global events (faults, the workload, drain checks) run on one goroutine.
-// Between them the nodes of a ParallelStrategy (mesh) are stepped by
+// Between them the nodes of a parallelStrategy (mesh) are stepped by
 // several goroutines, in windows of virtual time no longer than the
 // smallest link delay, inside which no node can affect a node of another
 // shard; the result is the same for any number of workers (parallel.go,
@@ -46,7 +46,7 @@
 // simulated node and acts only through its Env: Send, After, Up, and the
 // workload's bookkeeping: Acked when a controller acknowledges a write,
 // Applied when any node can enforce it, Answer for a router's admission
-// decision, possibly after a pull. Strategies register by name (Register):
+// decision, possibly after a pull. Strategies register by name (register):
 // "gossip" and "raft" here, "mesh" (sim/mesh.go) runs the real crdt store
 // and gossip core. ARCHITECTURE.md allows the simulator to share immutable
 // records among nodes; the Message payload is such a shared pointer. The

@@ -23,7 +23,7 @@ import (
 // immutable membership view (each node answers Alive from its own Env),
 // and each record object, verified once.
 
-func init() { Register("mesh", newMeshStrategy) }
+func init() { register("mesh", newMeshStrategy) }
 
 // simEpoch is virtual time zero on the wall clock the cores see.
 var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -58,7 +58,7 @@ type meshStrategy struct {
 	aheadMerges atomic.Int64
 }
 
-// Parallel implements ParallelStrategy: nodes share only the view, the
+// Parallel implements parallelStrategy: nodes share only the view, the
 // verifier's index of written records and the certificates' facts, all
 // written by controllers' Write, which runs between windows.
 func (s *meshStrategy) Parallel() bool { return true }

@@ -63,9 +63,9 @@ type ReconnectPolicy struct {
 	RedialInterval time.Duration
 }
 
-// DefaultReconnect returns a policy of the given kind with the defaults
+// defaultReconnect returns a policy of the given kind with the defaults
 // of the transport it follows.
-func DefaultReconnect(kind string) ReconnectPolicy {
+func defaultReconnect(kind string) ReconnectPolicy {
 	switch kind {
 	case ReconnectHashicorp:
 		return ReconnectPolicy{Kind: kind, Timeout: 10 * time.Second, BackoffBase: 10 * time.Millisecond, BackoffMax: 10240 * time.Millisecond}
@@ -101,9 +101,9 @@ func (p ReconnectPolicy) Validate() error {
 	return nil
 }
 
-// Reconnecter is implemented by strategies whose streams do not follow
+// reconnecter is implemented by strategies whose streams do not follow
 // the tcp policy (the raft baseline).
-type Reconnecter interface {
+type reconnecter interface {
 	Reconnect() ReconnectPolicy
 }
 

@@ -275,9 +275,6 @@ func parseStrategies(list string) ([]string, error) {
 			return nil, usagef("--strategy: %s is listed twice", name)
 		case slices.Contains(available, name):
 			names = append(names, name)
-		case name == "mesh":
-			return nil, usagef("--strategy: mesh is not available in this build: the gossip package registers it "+
-				"with sim.Register once it exists; use --strategy %s meanwhile", strings.Join(available, ","))
 		default:
 			return nil, usagef("--strategy: unknown strategy %q (available: %s)", name, strings.Join(available, ", "))
 		}
