@@ -150,36 +150,31 @@ func TestLiveAgreesWithModel(t *testing.T) {
 	defer verifyNoLeaks(t)()
 	const seed = 3
 	top := liveTopology(t, 5, 20, 15*time.Second, "")
-	model, err := sim.Run(top, "mesh", modelConfig(seed))
+	compareModes(t, top, seed)
+}
+
+// compareModes runs top in model and in live mode, checks the live run's
+// outcome (checkDelivered) and the agreement between the two. A
+// disagreement on a machine too busy to keep the latency model skips the
+// test instead of failing it.
+func compareModes(t *testing.T, top *sim.Topology, seed int64) {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.Seed = seed
+	model, err := sim.Run(top, "mesh", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, st := live(t, top, seed)
 	checkDelivered(t, res, st, seed)
-	compareModes(t, model, res, st, seed)
-}
-
-// compareModes checks the agreement between model and live mode.
-// A disagreement on a machine too busy to keep the latency model skips the
-// test instead of failing it.
-// modelConfig is the configuration of the model-mode run that a live run
-// is compared with.
-func modelConfig(seed int64) sim.Config {
-	cfg := sim.DefaultConfig()
-	cfg.Seed = seed
-	return cfg
-}
-
-func compareModes(t *testing.T, model, live *sim.Result, st liveStats, seed int64) {
-	t.Helper()
 	t.Logf("seed %d: sync p50 model %.1f live %.1f ms, p99 model %.1f live %.1f ms", seed,
-		model.SyncDelayMs.P50, live.SyncDelayMs.P50, model.SyncDelayMs.P99, live.SyncDelayMs.P99)
+		model.SyncDelayMs.P50, res.SyncDelayMs.P50, model.SyncDelayMs.P99, res.SyncDelayMs.P99)
 	var bad []string
-	if !agree(model.SyncDelayMs.P50, live.SyncDelayMs.P50) {
-		bad = append(bad, fmt.Sprintf("sync p50: model %.1f ms, live %.1f ms", model.SyncDelayMs.P50, live.SyncDelayMs.P50))
+	if !agree(model.SyncDelayMs.P50, res.SyncDelayMs.P50) {
+		bad = append(bad, fmt.Sprintf("sync p50: model %.1f ms, live %.1f ms", model.SyncDelayMs.P50, res.SyncDelayMs.P50))
 	}
-	if !agree(model.SyncDelayMs.P99, live.SyncDelayMs.P99) {
-		bad = append(bad, fmt.Sprintf("sync p99: model %.1f ms, live %.1f ms", model.SyncDelayMs.P99, live.SyncDelayMs.P99))
+	if !agree(model.SyncDelayMs.P99, res.SyncDelayMs.P99) {
+		bad = append(bad, fmt.Sprintf("sync p99: model %.1f ms, live %.1f ms", model.SyncDelayMs.P99, res.SyncDelayMs.P99))
 	}
 	switch {
 	case len(bad) == 0:
@@ -240,11 +235,5 @@ func TestLive60AgreesWithModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	seed := top.Seed
-	model, err := sim.Run(top, "mesh", modelConfig(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, st := live(t, top, seed)
-	checkDelivered(t, res, st, seed)
-	compareModes(t, model, res, st, seed)
+	compareModes(t, top, seed)
 }
