@@ -39,19 +39,19 @@ func NewRawRun(top *Topology, name string, f Factory, cfg Config) (*RawRun, erro
 }
 
 // Cluster returns the run's read-only description.
-func (d *RawRun) Cluster() *Cluster { return d.r.cl }
+func (rr *RawRun) Cluster() *Cluster { return rr.r.cl }
 
 // Start schedules the workload, the fault schedule and the drain checks
 // from time zero, and starts every node (Node.Start).
-func (d *RawRun) Start() { d.r.start() }
+func (rr *RawRun) Start() { rr.r.start() }
 
 // Next returns when the driver must call Advance next at the latest: the
 // time of the next scheduled event, or the end of the run (the workload,
 // the last fault and Config.MaxDrain) if that is earlier.
-func (d *RawRun) Next() time.Duration {
-	next := d.r.end
-	if d.r.sched.len() > 0 {
-		next = min(next, d.r.sched.peekTime())
+func (rr *RawRun) Next() time.Duration {
+	next := rr.r.end
+	if rr.r.sched.len() > 0 {
+		next = min(next, rr.r.sched.peekTime())
 	}
 	return next
 }
@@ -61,8 +61,8 @@ func (d *RawRun) Next() time.Duration {
 // connects reach routers (Router.Admit), faults begin and heal. A node that
 // a fault takes down is told so if it is a Crasher, after the transition;
 // a node that comes back is restarted (Node.Restart).
-func (d *RawRun) Advance(now time.Duration) {
-	r := d.r
+func (rr *RawRun) Advance(now time.Duration) {
+	r := rr.r
 	for r.sched.len() > 0 && !r.stopped && r.sched.peekTime() <= now {
 		ev := r.sched.pop()
 		r.now = ev.at
@@ -83,33 +83,33 @@ func (d *RawRun) Advance(now time.Duration) {
 
 // Done reports whether the run is over at now: it converged (every write
 // applied at every node, all digests equal), or now reached its end.
-func (d *RawRun) Done(now time.Duration) bool { return d.r.stopped || now >= d.r.end }
+func (rr *RawRun) Done(now time.Duration) bool { return rr.r.stopped || now >= rr.r.end }
 
 // Applied reports that node can enforce write id from time at (Env.Applied).
-func (d *RawRun) Applied(at time.Duration, node NodeID, id EventID) {
-	d.r.now = at
-	d.r.applied(node, id)
+func (rr *RawRun) Applied(at time.Duration, node NodeID, id EventID) {
+	rr.r.now = at
+	rr.r.applied(node, id)
 }
 
 // Acked reports that write id was acknowledged to its client at at
 // (Env.Acked).
-func (d *RawRun) Acked(at time.Duration, id EventID) {
-	d.r.now = at
-	d.r.acked(id)
+func (rr *RawRun) Acked(at time.Duration, id EventID) {
+	rr.r.now = at
+	rr.r.acked(id)
 }
 
 // Answer reports router's verdict v on the connect of an Admission at at
 // (Env.Answer).
-func (d *RawRun) Answer(at time.Duration, router NodeID, connect int32, v Verdict) {
-	d.r.now = at
-	d.r.answer(router, connect, v)
+func (rr *RawRun) Answer(at time.Duration, router NodeID, connect int32, v Verdict) {
+	rr.r.now = at
+	rr.r.answer(router, connect, v)
 }
 
 // Result returns the run's result, as it stands when the run ended at now,
 // with the traffic the driver's network carried in place of the model
 // network's counts. WallSeconds is left to the driver.
-func (d *RawRun) Result(now time.Duration, t Traffic) *Result {
-	r := d.r
+func (rr *RawRun) Result(now time.Duration, t Traffic) *Result {
+	r := rr.r
 	r.now = now
 	copy(r.bytesRecv, t.BytesRecv)
 	copy(r.msgsRecv, t.MsgsRecv)
@@ -147,7 +147,7 @@ type Traffic struct {
 
 // Partitions returns the run's partition schedule, which a driver's
 // network applies; crashes are the driver's through Crasher.
-func (d *RawRun) Partitions() *Partitions { return &Partitions{newNetwork(d.r.cl)} }
+func (rr *RawRun) Partitions() *Partitions { return &Partitions{newNetwork(rr.r.cl)} }
 
 // Partitions answers when the topology's partitions separate two nodes.
 // It is read-only, so safe for concurrent use.
