@@ -15,7 +15,7 @@
 // Wall time is read only for Result.WallSeconds and progress.
 //
 // Global events (faults, the workload, drain checks) run on one goroutine.
-// Between them the nodes of a ParallelStrategy (mesh) are stepped by
+// Between them the nodes of a parallelStrategy (mesh) are stepped by
 // several goroutines, in windows of virtual time no longer than the
 // smallest link delay, inside which no node can affect a node of another
 // shard; the result is the same for any number of workers (parallel.go,
@@ -46,7 +46,7 @@
 // simulated node and acts only through its Env: Send, After, Up, and the
 // workload's bookkeeping: Acked when a controller acknowledges a write,
 // Applied when any node can enforce it, Answer for a router's admission
-// decision, possibly after a pull. Strategies register by name (Register):
+// decision, possibly after a pull. Strategies register by name (register):
 // "gossip" and "raft" here, "mesh" (sim/mesh.go) runs the real crdt store
 // and gossip core. ARCHITECTURE.md allows the simulator to share immutable
 // records among nodes; the Message payload is such a shared pointer. The
@@ -76,17 +76,18 @@
 // export.go writes tidy CSV or JSON lines. docs/meshsim-model.md documents
 // every assumption.
 //
-// # Live mode
+// # Driven runs
 //
-// RunLive (meshsim --mode live) runs the mesh strategy through the
-// production code path instead: one mesh.Mesh over real memberlist per
-// node, on an in-memory memberlist transport with the same network model,
-// driven by the same workload in wall time and reported with the same
-// definitions. It is not deterministic; it shows that the memberlist
-// integration behaves like the model (live.go, docs/meshsim.md). Its nodes
-// have no node identities (their names are not PKI names), so they prove
-// nothing and no sender is proven to them: no clock estimate, no issuer's
-// "not issued", readiness by the fallback for meshes without proofs.
+// RawRun is a run without the model's clock and network, in the manner of
+// etcd raft's RawNode: the workload, the fault schedule and the report's
+// bookkeeping, advanced by a driver that says what time it is and what its
+// nodes did (rawrun.go). Live mode (package sim/live, meshsim --mode live)
+// is such a driver: one real memberlist mesh per node on the wall clock,
+// the same workload and the same report. This package exports what a
+// driver needs besides: the records a write creates (WriteRecords), the
+// verdict of a router's decision (VerdictOf), the partition schedule
+// (Partitions) and the stream model (StreamLossDelay, StreamRetry,
+// SynRTO), and Mix64, from which runs derive their random streams.
 //
 // Not modelled: client retries (a request lost with a crashed controller is
 // lost), the time a controller takes to sign and persist, CPU limits of

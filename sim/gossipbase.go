@@ -46,7 +46,7 @@ func newGossipStrategy(c *Cluster) (Strategy, error) {
 	return &gossipStrategy{cl: c}, nil
 }
 
-func init() { Register("gossip", newGossipStrategy) }
+func init() { register("gossip", newGossipStrategy) }
 
 // memberlist and Serf constants (memberlist DefaultLANConfig, net.go,
 // security.go; Serf DefaultConfig). The first four are the defaults of

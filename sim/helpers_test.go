@@ -134,9 +134,9 @@ func (n *directNode) revoked(s SessionID) bool {
 
 func init() {
 	// test-reject-all applies nothing at routers and refuses every connect.
-	Register("test-reject-all", func(*Cluster) (Strategy, error) { return &scriptStrategy{}, nil })
-	Register("test-direct", func(*Cluster) (Strategy, error) { return &directStrategy{size: 300}, nil })
-	Register("test-direct-reliable", func(*Cluster) (Strategy, error) {
+	register("test-reject-all", func(*Cluster) (Strategy, error) { return &scriptStrategy{}, nil })
+	register("test-direct", func(*Cluster) (Strategy, error) { return &directStrategy{size: 300}, nil })
+	register("test-direct-reliable", func(*Cluster) (Strategy, error) {
 		return &directStrategy{size: 300, reliable: true}, nil
 	})
 }

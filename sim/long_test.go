@@ -69,7 +69,7 @@ func TestDocumentedRuns(t *testing.T) {
 	hashicorp := runAll(cut, 1, nil)["raft"]
 	cfg := DefaultConfig().withSeed(1)
 	cfg.Params = cut.Params
-	cfg.Params.Raft.Reconnect = DefaultReconnect(ReconnectTCP)
+	cfg.Params.Raft.Reconnect = defaultReconnect(ReconnectTCP)
 	tcp, err := Run(cut, "raft", cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 // immutable membership view (each node answers Alive from its own Env),
 // and each record object, verified once.
 
-func init() { Register("mesh", newMeshStrategy) }
+func init() { register("mesh", newMeshStrategy) }
 
 // simEpoch is virtual time zero on the wall clock the cores see.
 var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -65,7 +65,7 @@ type meshStrategy struct {
 	aheadMerges atomic.Int64
 }
 
-// Parallel implements ParallelStrategy: nodes share only the view, the
+// Parallel implements parallelStrategy: nodes share only the view, the
 // verifier's index of written records and the certificates' facts, all
 // written by controllers' Write, which runs between windows.
 func (s *meshStrategy) Parallel() bool { return true }
@@ -424,7 +424,7 @@ func (c *meshController) Write(now time.Duration, w *Write) {
 		return
 	}
 	prev, hasPrev := c.s.sessionCert[w.Session]
-	recs, facts := writeRecords(w, t, c.info.Name, prev, hasPrev)
+	recs, facts := WriteRecords(w, t, c.info.Name, prev, hasPrev)
 	if w.Kind == WriteIssue || w.Kind == WriteRotate {
 		c.s.sessionCert[w.Session] = facts.Serial
 		c.s.certs[w.Cert] = facts
@@ -504,14 +504,16 @@ func (r *meshRouter) Admit(now time.Duration, q Admission) {
 // with policy changes in the workload, the production router's access
 // question for the workload's service (router.Access).
 func (s *meshStrategy) access(store *crdt.Store, f crdt.CertFacts, d router.Decision) Verdict {
-	v := verdictOf(d)
+	v := VerdictOf(d)
 	if v == Accept && s.policyGroups > 0 && router.Access(store, f, policyService) != crdt.AccessGranted {
 		return RejectDenied
 	}
 	return v
 }
 
-func verdictOf(d router.Decision) Verdict {
+// VerdictOf is the verdict of the production router's decision d, which
+// the mesh strategy and live mode (package sim/live) both answer with.
+func VerdictOf(d router.Decision) Verdict {
 	switch {
 	case d.Admitted():
 		return Accept

@@ -1,8 +1,8 @@
 package sim
 
-// Counters implements Counter: what the node's gossip core held, dropped,
-// pulled and repaired (gossip.Core.Stats). A core restarted after a crash
-// counts from its restart.
+// Counters implements strategyCounter: what the node's gossip core held,
+// dropped, pulled and repaired (gossip.Core.Stats). A core restarted after
+// a crash counts from its restart.
 func (n *meshNode) Counters(add func(name string, v int64)) {
 	add("held_at_end", int64(n.core.HeldCount()))
 	st := n.core.Stats()

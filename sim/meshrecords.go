@@ -8,15 +8,15 @@ import (
 )
 
 // The records a workload write creates, shared by the model-mode "mesh"
-// strategy (mesh.go) and live mode (live.go), so that both replicate the
-// very same records.
+// strategy (mesh.go) and live mode (package sim/live), so that both
+// replicate the very same records.
 
-// writeRecords returns the records that controller issuer creates at t for
+// WriteRecords returns the records that controller issuer creates at t for
 // write w, their headers still to be stamped (author, seq, HLC), and, for
 // an issue or a rotation, the facts a router reads from the new
 // certificate. prev is the session's current certificate, which a
 // rotation supersedes (hasPrev false: none known to this writer).
-func writeRecords(w *Write, t time.Time, issuer string, prev crdt.Serial, hasPrev bool) ([]crdt.Record, crdt.CertFacts) {
+func WriteRecords(w *Write, t time.Time, issuer string, prev crdt.Serial, hasPrev bool) ([]crdt.Record, crdt.CertFacts) {
 	var (
 		recs  []crdt.Record
 		facts crdt.CertFacts

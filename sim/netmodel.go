@@ -60,8 +60,8 @@ const (
 // most 1+1000·jitter times its base delay.
 const maxParetoJitter = 1000
 
-// DefaultNetModel is the model of every topology that says nothing.
-func DefaultNetModel() NetModel {
+// defaultNetModel is the model of every topology that says nothing.
+func defaultNetModel() NetModel {
 	return NetModel{LossModel: LossUniform, LossBurst: 1, JitterModel: JitterUniform, JitterAlpha: 2}
 }
 

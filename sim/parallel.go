@@ -30,11 +30,11 @@ import (
 // own source, and the notes replay in an order fixed by time and node. A
 // run with one shard goes through the same windows as a run with eight.
 
-// ParallelStrategy is implemented by strategies whose nodes share no
+// parallelStrategy is implemented by strategies whose nodes share no
 // mutable state except through their Env (shared immutable data is fine),
 // so that nodes of different shards may be stepped at the same time.
 // Other strategies run on one shard, with the same result.
-type ParallelStrategy interface {
+type parallelStrategy interface {
 	Parallel() bool
 }
 
@@ -89,7 +89,7 @@ type note struct {
 
 // initShards splits the nodes into shards for workers goroutines
 // (GOMAXPROCS when zero): shardsPerWorker shards each, or one shard and one
-// worker when the strategy is not a ParallelStrategy or the topology has a
+// worker when the strategy is not a parallelStrategy or the topology has a
 // zero delay. start calls it again with one worker for a traced run.
 func (r *run) initShards(workers int) {
 	if workers <= 0 {
@@ -99,7 +99,7 @@ func (r *run) initShards(workers int) {
 	for _, d := range r.cl.delay {
 		r.lookahead = min(r.lookahead, d)
 	}
-	if ps, ok := r.strat.(ParallelStrategy); !ok || !ps.Parallel() || r.lookahead <= 0 {
+	if ps, ok := r.strat.(parallelStrategy); !ok || !ps.Parallel() || r.lookahead <= 0 {
 		workers = 1
 	}
 	r.lookahead = max(r.lookahead, 1) // with a zero delay: windows of one instant, one shard

@@ -69,7 +69,7 @@ func DefaultParams() Params {
 		Gossip: GossipParams{
 			Interval: gossipInterval, Nodes: gossipNodes, RetransmitMult: retransmitMult, PushPullInterval: pushPullInterval,
 		},
-		Raft: RaftParams{Reconnect: DefaultReconnect(ReconnectHashicorp)},
+		Raft: RaftParams{Reconnect: defaultReconnect(ReconnectHashicorp)},
 	}
 }
 
@@ -250,7 +250,7 @@ var settings = []Setting{
 		set: func(p *Params, _ *Topology, v string) error {
 			switch v {
 			case ReconnectTCP, ReconnectHashicorp, ReconnectEtcd:
-				p.Raft.Reconnect = DefaultReconnect(v)
+				p.Raft.Reconnect = defaultReconnect(v)
 				return nil
 			}
 			return fmt.Errorf("%q is none of hashicorp, etcd, tcp", v)

@@ -18,7 +18,7 @@ parameters:
 	want.Mesh.Fanout, want.Mesh.EagerTrees, want.Mesh.LazyDelay = 8, 1, 10*time.Millisecond
 	want.Gossip.Interval, want.Gossip.Nodes = 100*time.Millisecond, 4
 	want.Raft.Leader = "a"
-	want.Raft.Reconnect = DefaultReconnect(ReconnectEtcd)
+	want.Raft.Reconnect = defaultReconnect(ReconnectEtcd)
 	want.Raft.Reconnect.RedialInterval = 50 * time.Millisecond // applied after reconnect, whatever the order
 	if p != want {
 		t.Errorf("params\n got %+v\nwant %+v", p, want)

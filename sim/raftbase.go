@@ -79,9 +79,9 @@ func newRaftStrategy(c *Cluster) (Strategy, error) {
 	return s, nil
 }
 
-func init() { Register("raft", newRaftStrategy) }
+func init() { register("raft", newRaftStrategy) }
 
-// Reconnect implements Reconnecter: raft.reconnect (reconnect.go).
+// Reconnect implements reconnecter: raft.reconnect (reconnect.go).
 func (s *raftStrategy) Reconnect() ReconnectPolicy { return s.cl.Params.Raft.Reconnect }
 
 // Header sizes of the raft baseline's messages.

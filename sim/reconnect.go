@@ -63,9 +63,9 @@ type ReconnectPolicy struct {
 	RedialInterval time.Duration
 }
 
-// DefaultReconnect returns a policy of the given kind with the defaults
+// defaultReconnect returns a policy of the given kind with the defaults
 // of the transport it follows.
-func DefaultReconnect(kind string) ReconnectPolicy {
+func defaultReconnect(kind string) ReconnectPolicy {
 	switch kind {
 	case ReconnectHashicorp:
 		return ReconnectPolicy{Kind: kind, Timeout: 10 * time.Second, BackoffBase: 10 * time.Millisecond, BackoffMax: 10240 * time.Millisecond}
@@ -101,11 +101,16 @@ func (p ReconnectPolicy) Validate() error {
 	return nil
 }
 
-// Reconnecter is implemented by strategies whose streams do not follow
+// reconnecter is implemented by strategies whose streams do not follow
 // the tcp policy (the raft baseline).
-type Reconnecter interface {
+type reconnecter interface {
 	Reconnect() ReconnectPolicy
 }
+
+// SynRTO is Linux's initial retransmission timeout of a SYN, doubling per
+// retry: a dial blocked by a partition or a lost handshake tries again
+// after it.
+const SynRTO = time.Second
 
 // maxReconnectAttempts bounds the schedule's loop on any parameters; the
 // heal is reached long before with any sensible ones.
@@ -140,7 +145,7 @@ func (p ReconnectPolicy) through(sent, cutStart, heal time.Duration) (at time.Du
 			return start + max(k, 0)*p.RedialInterval, true
 		}
 		start += p.backoff(failures)
-		for syn, rto := start, synRTO; syn < start+p.Timeout; syn, rto = syn+rto, 2*rto {
+		for syn, rto := start, SynRTO; syn < start+p.Timeout; syn, rto = syn+rto, 2*rto {
 			if syn >= due {
 				return syn, true
 			}

@@ -27,22 +27,22 @@ func TestReconnectPolicies(t *testing.T) {
 		// redialed every 100ms: at 45s.
 		{ReconnectEtcd, cut, 45 * s, true},
 	} {
-		got, redialed := DefaultReconnect(tc.kind).through(tc.sent, cut, heal)
+		got, redialed := defaultReconnect(tc.kind).through(tc.sent, cut, heal)
 		if got != tc.want || redialed != tc.redialed {
 			t.Errorf("%s, sent at %v: through at %v (redialed %v), want %v (%v)", tc.kind, tc.sent, got, redialed, tc.want, tc.redialed)
 		}
 	}
 	// A short cut heals while the connection still retransmits.
-	if got, redialed := DefaultReconnect(ReconnectHashicorp).through(cut, cut, cut+time.Second); got != cut+1400*time.Millisecond || redialed {
+	if got, redialed := defaultReconnect(ReconnectHashicorp).through(cut, cut, cut+time.Second); got != cut+1400*time.Millisecond || redialed {
 		t.Errorf("hashicorp, 1s cut: %v, %v; want 16.4s on the same connection", got, redialed)
 	}
-	if got, _ := DefaultReconnect(ReconnectHashicorp).through(cut, cut, never); got != never {
+	if got, _ := defaultReconnect(ReconnectHashicorp).through(cut, cut, never); got != never {
 		t.Errorf("a cut that never heals: %v", got)
 	}
 }
 
 func TestHashicorpBackoff(t *testing.T) {
-	p := DefaultReconnect(ReconnectHashicorp)
+	p := defaultReconnect(ReconnectHashicorp)
 	ms := time.Millisecond
 	for failures, want := range map[int]time.Duration{1: 10 * ms, 2: 10 * ms, 3: 20 * ms, 4: 40 * ms, 12: 10240 * ms, 40: 10240 * ms} {
 		if got := p.backoff(failures); got != want {
@@ -76,7 +76,7 @@ faults:
 	for _, kind := range []string{ReconnectTCP, ReconnectHashicorp, ReconnectEtcd} {
 		cfg := DefaultConfig().withSeed(1)
 		cfg.Params = DefaultParams()
-		cfg.Params.Raft.Reconnect = DefaultReconnect(kind)
+		cfg.Params.Raft.Reconnect = defaultReconnect(kind)
 		res, err := Run(top, "raft", cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -23,10 +23,10 @@ type RegionPair struct {
 	BytesPerEvent float64 `json:"bytes_per_event"`
 }
 
-// Counter is implemented by nodes that count what the report does not
-// (the mesh strategy: records held, dropped, pulls, repairs); the run sums
-// them over nodes into Result.StrategyCounters.
-type Counter interface {
+// strategyCounter is implemented by nodes that count what the report does
+// not (the mesh strategy: records held, dropped, pulls, repairs); the run
+// sums them over nodes into Result.StrategyCounters.
+type strategyCounter interface {
 	Counters(add func(name string, v int64))
 }
 
@@ -73,7 +73,7 @@ func (r *run) strategyCounters() map[string]int64 {
 		out[name] += v
 	}
 	for _, node := range r.nodes {
-		if c, ok := node.(Counter); ok {
+		if c, ok := node.(strategyCounter); ok {
 			c.Counters(add)
 		}
 	}

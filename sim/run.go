@@ -277,7 +277,7 @@ func newRun(top *Topology, name string, f Factory, cfg Config) (*run, error) {
 		return nil, fmt.Errorf("sim: strategy %s: %w", name, err)
 	}
 	r.strat = strat
-	if rc, ok := strat.(Reconnecter); ok {
+	if rc, ok := strat.(reconnecter); ok {
 		r.reconnect = rc.Reconnect()
 	}
 	r.initShards(cfg.Workers)
@@ -433,7 +433,7 @@ func (r *run) dispatch(ev *event) {
 
 // kindName names a message kind for traces.
 func (r *run) kindName(k uint16) string {
-	if n, ok := r.strat.(KindNamer); ok {
+	if n, ok := r.strat.(kindNamer); ok {
 		return n.KindName(k)
 	}
 	return fmt.Sprintf("kind=%d", k)

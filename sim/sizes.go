@@ -33,7 +33,7 @@ func (c *Cluster) WriteBytes(w *Write) int {
 // encodedWriteBytes builds the records of w as a controller would and
 // measures their encoding.
 func encodedWriteBytes(ctrl NodeInfo, w *Write) int {
-	at := crdt.MillisOf(Epoch.Add(w.Requested))
+	at := crdt.MillisOf(epoch.Add(w.Requested))
 	head := crdt.Header{
 		Author: crdt.Author{Name: ctrl.Name, Incarnation: uint64(ctrl.ID) + 1},
 		Seq:    uint64(w.ID) + 1,

@@ -207,9 +207,9 @@ type Router interface {
 	Admit(now time.Duration, q Admission)
 }
 
-// KindNamer is optionally implemented by a Strategy to name its message
+// kindNamer is optionally implemented by a Strategy to name its message
 // kinds in traces.
-type KindNamer interface {
+type kindNamer interface {
 	KindName(kind uint16) string
 }
 
@@ -221,14 +221,15 @@ var registry = struct {
 	m map[string]Factory
 }{m: map[string]Factory{}}
 
-// Register makes a strategy available under name to Run and to meshsim's
-// --strategy. It panics if name is taken, like http.Handle. Packages that
-// sim must not import (gossip's adapter for "mesh") register from init.
-func Register(name string, f Factory) {
+// register makes a strategy available under name to Run and to meshsim's
+// --strategy (Strategies). It panics if name is taken, like http.Handle.
+// The strategies register from init; a driver outside the package passes
+// its own to NewRawRun.
+func register(name string, f Factory) {
 	registry.Lock()
 	defer registry.Unlock()
 	if _, dup := registry.m[name]; dup || name == "" || f == nil {
-		panic(fmt.Sprintf("sim: Register(%q): name taken, empty or nil factory", name))
+		panic(fmt.Sprintf("sim: register(%q): name taken, empty or nil factory", name))
 	}
 	registry.m[name] = f
 }
@@ -347,13 +348,14 @@ func (e *Env) Cluster() *Cluster { return e.r.cl }
 // Now returns the virtual time: the time since the run started.
 func (e *Env) Now() time.Duration { return e.r.nowIn(e.r.shardOf(e.id)) }
 
-// Epoch is the wall-clock time at which every run starts, so that code
+// epoch is the wall-clock time at which every run starts, so that code
 // that wants a time.Time (HLC timestamps, certificate validity) gets the
 // same values in every run.
-var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Time returns the virtual time as a wall-clock time: Epoch + Now.
-func (e *Env) Time() time.Time { return Epoch.Add(e.Now()) }
+// Time returns the virtual time as a wall-clock time: Now after a fixed
+// epoch, 2025-01-01 00:00 UTC.
+func (e *Env) Time() time.Time { return epoch.Add(e.Now()) }
 
 // Rand returns the node's own deterministic random source, seeded from the
 // run's seed and the node id.

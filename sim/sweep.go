@@ -72,8 +72,8 @@ type Summary struct {
 	Max    float64 `json:"max"`
 }
 
-// SweepMetrics are the metrics a sweep aggregates, by their report names.
-var SweepMetrics = []struct {
+// sweepMetrics are the metrics a sweep aggregates, by their report names.
+var sweepMetrics = []struct {
 	Name string
 	Get  func(*Result) float64
 }{
@@ -115,9 +115,9 @@ var SweepMetrics = []struct {
 	}},
 }
 
-// HasSweepMetric reports whether name is one of SweepMetrics.
+// HasSweepMetric reports whether name is one of sweepMetrics.
 func HasSweepMetric(name string) bool {
-	for _, m := range SweepMetrics {
+	for _, m := range sweepMetrics {
 		if m.Name == name {
 			return true
 		}
@@ -125,10 +125,10 @@ func HasSweepMetric(name string) bool {
 	return false
 }
 
-// SweepMetricNames lists SweepMetrics' names.
+// SweepMetricNames lists sweepMetrics' names.
 func SweepMetricNames() string {
 	var names []string
-	for _, m := range SweepMetrics {
+	for _, m := range sweepMetrics {
 		names = append(names, m.Name)
 	}
 	return strings.Join(names, ", ")
@@ -140,9 +140,9 @@ var tQuantile975 = []float64{0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365
 	2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
 	2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}
 
-// Summarize aggregates values over seeds; NaNs (metrics a run lacks) are
+// summarize aggregates values over seeds; NaNs (metrics a run lacks) are
 // left out, and all NaN gives a NaN summary.
-func Summarize(values []float64) Summary {
+func summarize(values []float64) Summary {
 	var xs []float64
 	for _, v := range values {
 		if !math.IsNaN(v) {
@@ -182,12 +182,12 @@ func Summarize(values []float64) Summary {
 // NewSweepPoint aggregates one strategy's results at one point.
 func NewSweepPoint(settings map[string]string, label, strategy string, results []*Result) SweepPoint {
 	p := SweepPoint{Settings: settings, Label: label, Strategy: strategy, Seeds: len(results), Metrics: map[string]Summary{}}
-	for _, m := range SweepMetrics {
+	for _, m := range sweepMetrics {
 		vals := make([]float64, len(results))
 		for i, r := range results {
 			vals[i] = m.Get(r)
 		}
-		if s := Summarize(vals); !math.IsNaN(s.Mean) {
+		if s := summarize(vals); !math.IsNaN(s.Mean) {
 			p.Metrics[m.Name] = s
 		}
 	}

@@ -10,18 +10,18 @@ import (
 
 func TestSummarizeConfidenceInterval(t *testing.T) {
 	// Mean 3, sd 1.5811 over 5 values: half-width t(0.975, 4) = 2.776 times sd/√5.
-	s := Summarize([]float64{1, 2, 3, 4, 5})
+	s := summarize([]float64{1, 2, 3, 4, 5})
 	half := 2.776 * math.Sqrt(2.5) / math.Sqrt(5)
 	if s.Mean != 3 || s.Min != 1 || s.Max != 5 || math.Abs(s.CILow-(3-half)) > 1e-3 || math.Abs(s.CIHigh-(3+half)) > 1e-3 {
 		t.Errorf("summary %+v, want mean 3 ± %.3f", s, half)
 	}
-	if s := Summarize([]float64{7}); s.Mean != 7 || s.CILow != 7 || s.CIHigh != 7 || s.SD != 0 {
+	if s := summarize([]float64{7}); s.Mean != 7 || s.CILow != 7 || s.CIHigh != 7 || s.SD != 0 {
 		t.Errorf("one seed: %+v", s)
 	}
-	if s := Summarize([]float64{math.NaN(), 2, 4}); s.Mean != 3 {
+	if s := summarize([]float64{math.NaN(), 2, 4}); s.Mean != 3 {
 		t.Errorf("NaNs are left out: %+v", s)
 	}
-	if s := Summarize([]float64{math.NaN()}); !math.IsNaN(s.Mean) {
+	if s := summarize([]float64{math.NaN()}); !math.IsNaN(s.Mean) {
 		t.Errorf("all NaN: %+v", s)
 	}
 }

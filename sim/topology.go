@@ -124,10 +124,10 @@ func (f Fault) End() time.Duration { return f.At + f.For }
 
 // Defaults of fields a topology file may omit.
 const (
-	DefaultDetection = 2 * time.Second      // membership.detection
-	DefaultIntra     = time.Millisecond     // latency.intra
-	DefaultDuration  = 60 * time.Second     // duration
-	DefaultRate      = 50.0                 // workload.rate, events per second
+	defaultDetection = 2 * time.Second      // membership.detection
+	defaultIntra     = time.Millisecond     // latency.intra
+	defaultDuration  = 60 * time.Second     // duration
+	defaultRate      = 50.0                 // workload.rate, events per second
 	maxJitter        = 10.0                 // 1000%: beyond this a "jitter" is a typo
 	maxFaults        = 100000               // faults after expansion (repeat, wildcards): bounds memory on any input
 	maxDuration      = 24 * time.Hour       // upper bound of any duration in a topology

@@ -117,13 +117,13 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 	t := &Topology{
 		Name:      p.str("name", &raw.Name, strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))),
 		Seed:      p.i64("seed", &raw.Seed, 1),
-		Duration:  p.duration("duration", &raw.Duration, DefaultDuration),
+		Duration:  p.duration("duration", &raw.Duration, defaultDuration),
 		Jitter:    p.percent("jitter", &raw.Jitter, 0),
 		Loss:      p.percent("loss", &raw.Loss, 0),
-		Detection: p.duration("membership.detection", &raw.Membership.Detection, DefaultDetection),
+		Detection: p.duration("membership.detection", &raw.Membership.Detection, defaultDetection),
 	}
-	t.Latency.Intra = p.duration("latency.intra", &raw.Latency.Intra, DefaultIntra)
-	t.Net = DefaultNetModel()
+	t.Latency.Intra = p.duration("latency.intra", &raw.Latency.Intra, defaultIntra)
+	t.Net = defaultNetModel()
 	for _, f := range []struct {
 		key string
 		n   *yaml.Node
@@ -139,7 +139,7 @@ func parseTopology(file string, data []byte) (*Topology, error) {
 	}
 	w := &raw.Workload
 	t.Workload = Workload{
-		Rate:         p.rate("workload.rate", &w.Rate, DefaultRate),
+		Rate:         p.rate("workload.rate", &w.Rate, defaultRate),
 		Issue:        p.float("workload.mix.issue", &w.Mix.Issue, 70),
 		Rotate:       p.float("workload.mix.rotate", &w.Mix.Rotate, 20),
 		Revoke:       p.float("workload.mix.revoke", &w.Mix.Revoke, 10),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/certmesh/certmesh/internal/version"
 	"github.com/certmesh/certmesh/sim"
+	"github.com/certmesh/certmesh/sim/live"
 )
 
 // usageError marks errors that exit with status 2.
@@ -146,7 +147,7 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if mode == "live" {
-		if err := sim.LiveSupports(top); err != nil {
+		if err := live.Supports(top); err != nil {
 			return usageError{err}
 		}
 	}
@@ -206,11 +207,11 @@ func action(c *cli.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		var res *sim.Result
 		if mode == "live" {
-			lc := sim.DefaultLiveConfig()
+			lc := live.DefaultConfig()
 			lc.Config = cfg
 			// Warnings only: the machine could not keep the latency model.
 			lc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			res, err = sim.RunLive(top, lc)
+			res, err = live.Run(top, lc)
 		} else {
 			res, err = sim.Run(top, name, cfg)
 		}
@@ -279,9 +280,6 @@ func parseStrategies(list string) ([]string, error) {
 			return nil, usagef("--strategy: %s is listed twice", name)
 		case slices.Contains(available, name):
 			names = append(names, name)
-		case name == "mesh":
-			return nil, usagef("--strategy: mesh is not available in this build: the gossip package registers it "+
-				"with sim.Register once it exists; use --strategy %s meanwhile", strings.Join(available, ","))
 		default:
 			return nil, usagef("--strategy: unknown strategy %q (available: %s)", name, strings.Join(available, ", "))
 		}

@@ -1,4 +1,4 @@
-package sim
+package live
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/certmesh/certmesh/sim"
 )
 
 // liveNet is live mode's network: an in-memory memberlist.NodeAwareTransport
@@ -22,16 +24,16 @@ import (
 // wall-clock time.
 //
 //   - Packets take the one-way base delay of their region pair
-//     (Cluster.RegionDelay) times uniform(1, 1+jitter), are lost
+//     (sim.Cluster.RegionDelay) times uniform(1, 1+jitter), are lost
 //     independently with the topology's loss, and are dropped when a
 //     partition separates the nodes at sending or at arrival, or when the
 //     receiver is down at arrival. One goroutine delivers them from a timer
 //     heap into the receiver's packet channel.
 //   - Streams are reliable, ordered connections. Dialling costs one round
-//     trip (SYN, SYN-ACK; a lost one is retransmitted after synRTO,
+//     trip (SYN, SYN-ACK; a lost one is retransmitted after sim.SynRTO,
 //     doubling), fails after the dial timeout while a partition lasts, and
 //     is refused by a node that is down. Each Write arrives one one-way
-//     delay later, never lost: as in model mode (Env.Send) each lost
+//     delay later, never lost: as in model mode (sim.Env.Send) each lost
 //     attempt adds a retransmission timeout, and data blocked by a
 //     partition gets through at the first retransmission after the heal.
 //     A crash breaks every stream of the node.
@@ -41,11 +43,11 @@ import (
 // which also stops the node's memberlist. Addresses are fake
 // ("10.0.0.7:7946"), resolved in-process.
 type liveNet struct {
-	cl           *Cluster
-	tl           *network // the fault timeline; read-only, so shared by every goroutine
+	cl           *sim.Cluster
+	parts        *sim.Partitions // the partition schedule; read-only, so shared by every goroutine
 	loss, jitter float64
-	byAddr       map[string]NodeID // immutable
-	addrs        []string          // by NodeID
+	byAddr       map[string]sim.NodeID // immutable
+	addrs        []string              // by sim.NodeID
 	start        atomic.Pointer[time.Time]
 	done         chan struct{} // closed by close
 	closeOnce    sync.Once
@@ -92,12 +94,13 @@ func (h *lateness) add(d time.Duration) {
 }
 
 // quantile returns the upper bound of the bucket holding the p-quantile
-// (nearest rank), or the maximum beyond the range.
+// (nearest rank, as the report's quantiles), or the maximum beyond the
+// range.
 func (h *lateness) quantile(p float64) time.Duration {
 	if h.n == 0 {
 		return 0
 	}
-	k, cum := int64(rank(p, int(h.n))), int64(0)
+	k, cum := max(1, int64(math.Ceil(p*float64(h.n)-1e-9))), int64(0)
 	for i, c := range h.buckets[:lateBuckets] {
 		if cum += c; cum >= k {
 			return min(time.Duration(i+1)*lateBucket, h.max)
@@ -113,8 +116,6 @@ const (
 	// memberlist to read them; more are dropped, as by a full socket
 	// buffer.
 	livePacketQueue = 4096
-	// synRTO is Linux's initial retransmission timeout of a SYN.
-	synRTO = time.Second
 	// maxLivePacket is the largest UDP payload.
 	maxLivePacket = 65507
 	// defaultDialTimeout is used when memberlist gives none (it always
@@ -122,11 +123,11 @@ const (
 	defaultDialTimeout = 10 * time.Second
 )
 
-func newLiveNet(cl *Cluster) *liveNet {
+func newLiveNet(cl *sim.Cluster, parts *sim.Partitions) *liveNet {
 	t := cl.Topology
 	n := &liveNet{
-		cl: cl, tl: newNetwork(cl), loss: t.Loss, jitter: t.Jitter,
-		byAddr:      make(map[string]NodeID, len(cl.Nodes)),
+		cl: cl, parts: parts, loss: t.Loss, jitter: t.Jitter,
+		byAddr:      make(map[string]sim.NodeID, len(cl.Nodes)),
 		addrs:       make([]string, len(cl.Nodes)),
 		done:        make(chan struct{}),
 		eps:         make([]*liveEndpoint, len(cl.Nodes)),
@@ -134,9 +135,9 @@ func newLiveNet(cl *Cluster) *liveNet {
 		regionBytes: make([]atomic.Int64, cl.NumRegions()*cl.NumRegions()),
 	}
 	for i := range cl.Nodes {
-		a := net.JoinHostPort(liveIP(NodeID(i)).String(), fmt.Sprint(livePort))
+		a := net.JoinHostPort(liveIP(sim.NodeID(i)).String(), fmt.Sprint(livePort))
 		n.addrs[i] = a
-		n.byAddr[a] = NodeID(i)
+		n.byAddr[a] = sim.NodeID(i)
 	}
 	n.wg.Add(1)
 	go n.deliverLoop()
@@ -144,7 +145,7 @@ func newLiveNet(cl *Cluster) *liveNet {
 }
 
 // liveIP is node id's fake address: 10.x.y.z from id+1.
-func liveIP(id NodeID) net.IP {
+func liveIP(id sim.NodeID) net.IP {
 	v := uint32(id) + 1
 	return net.IPv4(10, byte(v>>16), byte(v>>8), byte(v)).To4()
 }
@@ -164,29 +165,29 @@ func (n *liveNet) elapsed(t time.Time) (time.Duration, bool) {
 
 // healAt returns the first time at or after t at which no partition
 // separates a and b: t itself when none does, the zero time if never.
-func (n *liveNet) healAt(a, b NodeID, t time.Time) time.Time {
+func (n *liveNet) healAt(a, b sim.NodeID, t time.Time) time.Time {
 	el, ok := n.elapsed(t)
 	if !ok || el < 0 {
 		return t
 	}
-	h := n.tl.healAt(a, b, el)
-	switch h {
-	case el:
-		return t
-	case never:
+	h, ok := n.parts.HealAt(a, b, el)
+	switch {
+	case !ok:
 		return time.Time{}
+	case h == el:
+		return t
 	}
 	return t.Add(h - el)
 }
 
 // cutAt reports whether a partition separates a and b at t.
-func (n *liveNet) cutAt(a, b NodeID, t time.Time) bool {
+func (n *liveNet) cutAt(a, b sim.NodeID, t time.Time) bool {
 	return !n.healAt(a, b, t).Equal(t)
 }
 
 // oneWay draws a packet's one-way delay: the base delay of the pair times
 // uniform(1, 1+jitter), as model mode's.
-func (n *liveNet) oneWay(from, to NodeID) time.Duration {
+func (n *liveNet) oneWay(from, to sim.NodeID) time.Duration {
 	base := n.cl.BaseDelay(from, to)
 	if n.jitter > 0 && base > 0 {
 		return time.Duration(float64(base) * (1 + n.jitter*rand.Float64()))
@@ -203,13 +204,11 @@ func (n *liveNet) lost(pkts int64) bool {
 }
 
 // streamArrival returns when size bytes written at now on a stream from
-// from to to reach to, as model mode's Env.Send computes it for reliable
-// messages; the zero time if the stream gives up first.
-func (n *liveNet) streamArrival(from, to NodeID, now time.Time, size int) time.Time {
+// from to to reach to, as model mode's sim.Env.Send computes it for
+// reliable messages; the zero time if the stream gives up first.
+func (n *liveNet) streamArrival(from, to sim.NodeID, now time.Time, size int) time.Time {
 	d := n.oneWay(from, to)
-	for rto := minRTO; n.lost(packets(int32(min(size, math.MaxInt32)), true)); rto = min(2*rto, maxRTO) {
-		d += rto
-	}
+	d += sim.StreamLossDelay(size, n.lost)
 	heal := n.healAt(from, to, now)
 	if heal.Equal(now) {
 		// Not cut at sending; maybe at arrival.
@@ -221,22 +220,22 @@ func (n *liveNet) streamArrival(from, to NodeID, now time.Time, size int) time.T
 	if heal.IsZero() {
 		return time.Time{}
 	}
-	at := streamRetry(0, heal.Sub(now))
-	if at == never {
+	at, ok := sim.StreamRetry(0, heal.Sub(now))
+	if !ok {
 		return time.Time{}
 	}
 	return now.Add(at + n.oneWay(from, to))
 }
 
 // endpoint returns node id's current endpoint, or nil while it is down.
-func (n *liveNet) endpoint(id NodeID) *liveEndpoint {
+func (n *liveNet) endpoint(id sim.NodeID) *liveEndpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.eps[id]
 }
 
 // attach creates node id's endpoint for a new memberlist instance.
-func (n *liveNet) attach(id NodeID) *liveEndpoint {
+func (n *liveNet) attach(id sim.NodeID) *liveEndpoint {
 	ip := liveIP(id)
 	e := &liveEndpoint{
 		n: n, id: id,
@@ -256,7 +255,7 @@ func (n *liveNet) attach(id NodeID) *liveEndpoint {
 // crash takes node id off the network at once: its packets and streams go
 // nowhere, and its open streams break. The memberlist instance on it is
 // left to be closed by the caller; a restart attaches a new endpoint.
-func (n *liveNet) crash(id NodeID) {
+func (n *liveNet) crash(id sim.NodeID) {
 	n.mu.Lock()
 	e := n.eps[id]
 	n.eps[id] = nil
@@ -287,7 +286,7 @@ func (n *liveNet) close() {
 type queuedPacket struct {
 	at       time.Time
 	seq      uint64
-	from, to NodeID
+	from, to sim.NodeID
 	p        *memberlist.Packet
 }
 
@@ -378,7 +377,7 @@ func (n *liveNet) deliver(qp *queuedPacket) {
 	}
 }
 
-func (n *liveNet) count(from, to NodeID, size int) {
+func (n *liveNet) count(from, to sim.NodeID, size int) {
 	n.deliveries.Add(1)
 	nR := n.cl.NumRegions()
 	n.regionBytes[n.cl.Nodes[from].Region*nR+n.cl.Nodes[to].Region].Add(int64(size))
@@ -407,7 +406,7 @@ func (n *liveNet) sleepUntil(t time.Time, down <-chan struct{}) bool {
 // fresh one); it is shut down with its memberlist or by a crash.
 type liveEndpoint struct {
 	n        *liveNet
-	id       NodeID
+	id       sim.NodeID
 	udp      *net.UDPAddr
 	tcp      *net.TCPAddr
 	packetCh chan *memberlist.Packet
@@ -523,9 +522,9 @@ func (e *liveEndpoint) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 	if !ok {
 		return nil, opErr(fmt.Errorf("sim: live: no route to %s", a.Addr))
 	}
-	// The SYN goes out at start and is retransmitted (synRTO, doubling)
-	// while a partition blocks it or a SYN or SYN-ACK is lost.
-	sent, rto := start, synRTO
+	// The SYN goes out at start and is retransmitted (sim.SynRTO,
+	// doubling) while a partition blocks it or a SYN or SYN-ACK is lost.
+	sent, rto := start, sim.SynRTO
 	for {
 		heal := n.healAt(e.id, to, sent)
 		if heal.IsZero() {
@@ -587,7 +586,7 @@ func (e *liveEndpoint) Shutdown() error {
 type liveConn struct {
 	n        *liveNet
 	peer     *liveConn
-	from, to NodeID // this end's node, the other end's
+	from, to sim.NodeID // this end's node, the other end's
 	laddr    net.Addr
 	raddr    net.Addr
 	ep       *liveEndpoint // this end's endpoint

@@ -1,4 +1,4 @@
-package sim
+package live
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/gossip/mesh"
 	"github.com/certmesh/certmesh/router"
+	"github.com/certmesh/certmesh/sim"
 )
 
 // Live mode (meshsim --mode live; docs/meshsim.md): the "mesh" strategy
@@ -29,11 +30,11 @@ import (
 //
 // What is shared with model mode: the topology, the cluster and its delay
 // matrix, the fault timeline, the workload (arrivals, nearest controller,
-// connects 1.5 round trips later, revocations, revoked connects; run and
-// workload.go, driven by the same scheduler, popped in wall time), the
-// records each write creates (writeRecords), the router's admission
-// (router.Decide, pull on miss) and the report (run.result, so every
-// figure has model mode's definition).
+// connects 1.5 round trips later, revocations, revoked connects: a
+// sim.RawRun, advanced in wall time), the records each write creates
+// (sim.WriteRecords), the router's admission (router.Decide, pull on
+// miss) and the report (sim.RawRun.Result, so every figure has model
+// mode's definition).
 //
 // What differs, by nature: membership is real SWIM (memberlist tuned to
 // detect a crash as close to membership.detection as it can), time is the
@@ -50,11 +51,11 @@ import (
 // at once and closes its mesh (peers never hear it leave); the restart
 // starts a new mesh on the same store, as a process restarted on its disk.
 
-// LiveConfig configures RunLive. It is frozen once passed to RunLive.
-type LiveConfig struct {
+// Config configures Run. It is frozen once passed to Run.
+type Config struct {
 	// Config holds the seed, the drain bound and the progress callback;
 	// RecordBytes does not apply (live records are real).
-	Config
+	sim.Config
 	// JoinTimeout bounds the setup before time zero: every mesh must see
 	// every other node alive within it. Default 60s.
 	JoinTimeout time.Duration
@@ -67,19 +68,19 @@ type LiveConfig struct {
 	MeshLogger *slog.Logger
 }
 
-// DefaultLiveConfig returns the defaults: DefaultConfig and a join timeout
-// of 60s.
-func DefaultLiveConfig() LiveConfig {
-	return LiveConfig{Config: DefaultConfig(), JoinTimeout: DefaultLiveJoinTimeout}
+// DefaultConfig returns the defaults: sim.DefaultConfig and a join
+// timeout of 60s.
+func DefaultConfig() Config {
+	return Config{Config: sim.DefaultConfig(), JoinTimeout: DefaultJoinTimeout}
 }
 
 // Live mode limits and defaults.
 const (
-	// DefaultLiveJoinTimeout is LiveConfig.JoinTimeout's default.
-	DefaultLiveJoinTimeout = 60 * time.Second
-	// MaxLiveNodes caps the nodes of a live run: each runs a memberlist
+	// DefaultJoinTimeout is Config.JoinTimeout's default.
+	DefaultJoinTimeout = 60 * time.Second
+	// MaxNodes caps the nodes of a live run: each runs a memberlist
 	// instance and a mesh in this process, in real time.
-	MaxLiveNodes = 1000
+	MaxNodes = 1000
 	// livePullTimeout is the router's admission.pull_timeout default
 	// (docs/deploy.md).
 	livePullTimeout = 2 * time.Second
@@ -92,10 +93,10 @@ const (
 	liveMembershipPoll = 100 * time.Millisecond
 )
 
-// RunLive runs top with the mesh strategy over real memberlist instances
-// (see above) and returns its result, with model mode's definitions.
-func RunLive(top *Topology, cfg LiveConfig) (*Result, error) {
-	res, _, err := runLive(top, cfg)
+// Run runs top with the mesh strategy over real memberlist instances (see
+// above) and returns its result, with model mode's definitions.
+func Run(top *sim.Topology, cfg Config) (*sim.Result, error) {
+	res, _, err := run(top, cfg)
 	return res, err
 }
 
@@ -113,7 +114,7 @@ type liveStats struct {
 // at most maxLateness late at p99.
 func (s liveStats) keptUp() bool { return s.lateP99 <= maxLateness }
 
-func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
+func run(top *sim.Topology, cfg Config) (*sim.Result, liveStats, error) {
 	var st liveStats
 	if err := cfg.Validate(); err != nil {
 		return nil, st, err
@@ -121,11 +122,11 @@ func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
 	if cfg.JoinTimeout < 0 {
 		return nil, st, fmt.Errorf("sim: live config: JoinTimeout %v is negative", cfg.JoinTimeout)
 	}
-	if policyMode(top.Workload) {
+	if top.Workload.Policy > 0 {
 		return nil, st, errors.New("sim: live mode does not make policy changes: set workload.mix.policy to 0, or run the model")
 	}
 	if cfg.JoinTimeout == 0 {
-		cfg.JoinTimeout = DefaultLiveJoinTimeout
+		cfg.JoinTimeout = DefaultJoinTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -133,26 +134,26 @@ func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
 	if cfg.MeshLogger == nil {
 		cfg.MeshLogger = slog.New(slog.DiscardHandler)
 	}
-	if err := LiveSupports(top); err != nil {
+	if err := Supports(top); err != nil {
 		return nil, st, err
 	}
-	l := &liveRun{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
+	l := &liveRun{cfg: cfg, log: cfg.Logger, top: top, wake: make(chan struct{}, 1),
 		book:  &liveBook{entries: make(map[crdt.Dot]bookEntry)},
-		certs: make(map[CertID]crdt.CertFacts), sessionCert: make(map[SessionID]crdt.Serial)}
-	r, err := newRun(top, "mesh", func(*Cluster) (Strategy, error) { return l, nil }, cfg.Config)
+		certs: make(map[sim.CertID]crdt.CertFacts), sessionCert: make(map[sim.SessionID]crdt.Serial)}
+	r, err := sim.NewRawRun(top, "mesh", func(*sim.Cluster) (sim.Strategy, error) { return l, nil }, cfg.Config)
 	if err != nil {
 		return nil, st, err
 	}
-	l.r = r
+	l.r, l.cl = r, r.Cluster()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.net = newLiveNet(r.cl)
+	l.net = newLiveNet(l.cl, r.Partitions())
 	l.tuneMemberlist()
-	seedRand := rand.New(rand.NewPCG(uint64(cfg.Seed), mix64(3)))
+	seedRand := rand.New(rand.NewPCG(uint64(cfg.Seed), sim.Mix64(3)))
 	l.key = make([]byte, 32)
 	for i := range l.key {
 		l.key[i] = byte(seedRand.UintN(256))
 	}
-	for _, c := range r.cl.Controllers {
+	for _, c := range l.cl.Controllers {
 		l.seeds = append(l.seeds, l.net.addrs[c])
 	}
 	if len(l.seeds) == 0 {
@@ -166,12 +167,11 @@ func runLive(top *Topology, cfg LiveConfig) (*Result, liveStats, error) {
 	}
 	l.t0 = time.Now()
 	l.net.setStart(l.t0)
-	r.start()
-	l.loop()
+	r.Start()
+	end := l.loop()
 	stopped := time.Now()
 	l.shutdown()
-	l.collect()
-	res := r.result()
+	res := r.Result(end, l.traffic())
 	res.WallSeconds = math.Round(time.Since(began).Seconds()*100) / 100
 	late := &l.net.late
 	st = liveStats{setup: l.t0.Sub(began), shutdown: time.Since(stopped), packets: late.n,
@@ -199,15 +199,15 @@ func (l *liveRun) report(st liveStats) {
 	l.log.Info("sim: live mode: run done", args...)
 }
 
-// LiveSupports reports why live mode cannot run top, if it cannot: too many
-// nodes (MaxLiveNodes), a fault other than a partition or a crash, or
-// skewed clocks.
-func LiveSupports(top *Topology) error {
+// Supports reports why live mode cannot run top, if it cannot: too many
+// nodes (MaxNodes), a fault other than a partition or a crash, skewed
+// clocks, mesh parameters or network options that only the model has.
+func Supports(top *sim.Topology) error {
 	if top == nil {
 		return errors.New("sim: nil topology")
 	}
-	if c, r := top.NumNodes(); c+r > MaxLiveNodes {
-		return fmt.Errorf("sim: live mode: %d nodes, more than the %d it runs in one process in real time", c+r, MaxLiveNodes)
+	if c, r := top.NumNodes(); c+r > MaxNodes {
+		return fmt.Errorf("sim: live mode: %d nodes, more than the %d it runs in one process in real time", c+r, MaxNodes)
 	}
 	for i, f := range top.Faults {
 		if (f.Crash == "") == (len(f.Partition) == 0) {
@@ -217,7 +217,7 @@ func LiveSupports(top *Topology) error {
 	if len(top.Clocks) > 0 {
 		return errors.New("sim: live mode: clocks: skewed clocks are simulated in model mode only")
 	}
-	if top.Params != (Params{}) && top.Params.Mesh != DefaultParams().Mesh {
+	if top.Params != (sim.Params{}) && top.Params.Mesh != sim.DefaultParams().Mesh {
 		return errors.New("sim: live mode: parameters.mesh: the live meshes run gossip's default configuration; mesh parameters are simulated in model mode only")
 	}
 	if !top.Net.IsDefault() {
@@ -228,12 +228,13 @@ func LiveSupports(top *Topology) error {
 
 // liveRun is a live run: the run's bookkeeping, and the meshes. Everything
 // of r, the nodes' mesh fields, certs and sessionCert belong to the
-// driver goroutine (the one in RunLive); meshes report to it through
-// notes.
+// driver goroutine (the one in Run); meshes report to it through notes.
 type liveRun struct {
-	cfg    LiveConfig
+	cfg    Config
 	log    *slog.Logger
-	r      *run
+	top    *sim.Topology
+	cl     *sim.Cluster
+	r      *sim.RawRun
 	net    *liveNet
 	nodes  []*liveNode // by NodeID
 	book   *liveBook
@@ -248,8 +249,8 @@ type liveRun struct {
 	probeInterval, probeTimeout time.Duration
 	suspicionMult               int
 
-	certs       map[CertID]crdt.CertFacts // what a router reads from each certificate
-	sessionCert map[SessionID]crdt.Serial // the session's latest certificate
+	certs       map[sim.CertID]crdt.CertFacts // what a router reads from each certificate
+	sessionCert map[sim.SessionID]crdt.Serial // the session's latest certificate
 
 	notesMu sync.Mutex // guards notes
 	notes   []note
@@ -269,12 +270,12 @@ func (l *liveRun) post(n note) {
 	}
 }
 
-// NewNode implements Strategy; the meshes start in setup.
-func (l *liveRun) NewNode(env *Env) Node {
+// NewNode implements sim.Strategy; the meshes start in setup.
+func (l *liveRun) NewNode(env *sim.Env) sim.Node {
 	info := env.Info()
-	n := &liveNode{l: l, env: env, info: info, store: crdt.NewStore(), closing: closedChan()}
+	n := &liveNode{l: l, info: info, store: crdt.NewStore(), closing: closedChan()}
 	l.nodes = append(l.nodes, n)
-	if info.Role == RoleController {
+	if info.Role == sim.RoleController {
 		n.author = crdt.Author{Name: info.Name, Incarnation: uint64(info.ID) + 1}
 		return liveController{n}
 	}
@@ -296,7 +297,7 @@ func closedChan() chan struct{} {
 // probe intervals. On live-60 (detection 2s): 980ms probes, a 1.7s
 // suspicion timeout, a crash seen by all nodes after 3.7 to 3.9s.
 func (l *liveRun) tuneMemberlist() {
-	cl, top := l.r.cl, l.r.top
+	cl, top := l.cl, l.top
 	var maxOneWay time.Duration
 	for a := range cl.NumRegions() {
 		for b := range cl.NumRegions() {
@@ -385,66 +386,57 @@ func (l *liveRun) missingMembers(waiting []*liveNode) string {
 
 // loop drives the run in wall time: the scheduler's events (arrivals,
 // connects, faults, drain checks) when their time comes, and the nodes'
-// notes as they arrive, until the run converges or reaches its end.
-func (l *liveRun) loop() {
+// notes as they arrive, until the run converges or reaches its end, which
+// it returns.
+func (l *liveRun) loop() time.Duration {
 	r := l.r
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var batch []note
 	lastProgress := time.Now()
-	end := max(r.top.Duration, r.top.LastFaultEnd())
-	for !r.stopped {
+	end := max(l.top.Duration, l.top.LastFaultEnd())
+	for {
 		l.notesMu.Lock()
 		batch, l.notes = l.notes, batch[:0]
 		l.notesMu.Unlock()
 		for i := range batch {
-			r.now = batch[i].at
-			r.replay(&batch[i])
+			batch[i].replay(r)
 		}
 		clear(batch)
+		r.Advance(l.elapsed())
 		now := l.elapsed()
-		for r.sched.len() > 0 && !r.stopped && r.sched.peekTime() <= now {
-			ev := r.sched.pop()
-			r.now = ev.at
-			r.events++
-			l.dispatch(&ev)
-		}
-		now = l.elapsed()
-		if r.stopped || now >= r.end {
+		if r.Done(now) {
 			break
 		}
-		if p := r.cfg.Progress; p != nil && time.Since(lastProgress) >= 100*time.Millisecond {
+		if p := l.cfg.Progress; p != nil && time.Since(lastProgress) >= 100*time.Millisecond {
 			lastProgress = time.Now()
 			p(now, end)
 		}
-		wait := min(r.end-now, 100*time.Millisecond)
-		if r.sched.len() > 0 {
-			wait = min(wait, r.sched.peekTime()-now)
-		}
-		timer.Reset(max(wait, 0))
+		timer.Reset(max(min(r.Next()-now, 100*time.Millisecond), 0))
 		select {
 		case <-l.wake:
 		case <-timer.C:
 		}
 	}
-	r.now = l.elapsed()
+	return l.elapsed()
 }
 
-// dispatch runs a scheduler event as model mode does; a fault transition
-// also crashes the nodes it takes down (restarts go through Node.Restart).
-func (l *liveRun) dispatch(ev *event) {
-	r := l.r
-	if ev.kind != evFault {
-		r.dispatch(ev)
+// note is what a mesh reports to the driver: a write applied at a node, or
+// a router's answer after a pull.
+type note struct {
+	at      time.Duration
+	node    sim.NodeID
+	answer  bool        // an answer, else an applied write
+	id      int32       // the sim.EventID applied, or the connect answered
+	verdict sim.Verdict // the answer
+}
+
+func (n *note) replay(r *sim.RawRun) {
+	if n.answer {
+		r.Answer(n.at, n.node, n.id, n.verdict)
 		return
 	}
-	before := append([]bool(nil), r.alive...)
-	r.dispatch(ev)
-	for i, up := range r.alive {
-		if before[i] && !up {
-			l.nodes[i].crash()
-		}
-	}
+	r.Applied(n.at, n.node, sim.EventID(n.id))
 }
 
 // shutdown stops every mesh, waits for pulls and closing meshes, and
@@ -478,21 +470,25 @@ func (l *liveRun) shutdown() {
 	l.net.close()
 }
 
-// collect copies the counters of the meshes and the network into the run.
-func (l *liveRun) collect() {
-	r := l.r
+// traffic returns the counters of the meshes and the network, once they
+// are shut down.
+func (l *liveRun) traffic() sim.Traffic {
+	t := sim.Traffic{
+		BytesRecv: make([]int64, len(l.nodes)), MsgsRecv: make([]int64, len(l.nodes)),
+		RegionBytes: make([]int64, len(l.net.regionBytes)), Deliveries: l.net.deliveries.Load(),
+		// A receiver whose packet queue is full counts as down: it could
+		// not take the packet (the summary log tells the two apart).
+		Dropped: sim.DropStats{Loss: l.net.dropLoss.Load(), Partition: l.net.dropCut.Load(),
+			Down: l.net.dropDown.Load() + l.net.dropFull.Load()},
+	}
 	for i, n := range l.nodes {
-		r.bytesRecv[i] = int64(n.bytesIn)
-		r.msgsRecv[i] = int64(n.msgsIn)
+		t.BytesRecv[i] = int64(n.bytesIn)
+		t.MsgsRecv[i] = int64(n.msgsIn)
 	}
-	for c := range r.regionBytes {
-		r.regionBytes[c] = l.net.regionBytes[c].Load()
+	for c := range t.RegionBytes {
+		t.RegionBytes[c] = l.net.regionBytes[c].Load()
 	}
-	r.deliveries = l.net.deliveries.Load()
-	// A receiver whose packet queue is full counts as down: it could not
-	// take the packet (the summary log tells the two apart).
-	r.dropped = DropStats{Loss: l.net.dropLoss.Load(), Partition: l.net.dropCut.Load(),
-		Down: l.net.dropDown.Load() + l.net.dropFull.Load()}
+	return t
 }
 
 // liveBook holds the records the simulated controllers wrote. Its Verify is
@@ -503,18 +499,18 @@ func (l *liveRun) collect() {
 type liveBook struct {
 	mu      sync.RWMutex // guards entries and dots
 	entries map[crdt.Dot]bookEntry
-	dots    [][]crdt.Dot // by EventID: the dots of the write's records
+	dots    [][]crdt.Dot // by sim.EventID: the dots of the write's records
 }
 
 type bookEntry struct {
 	signed []byte
-	event  EventID
+	event  sim.EventID
 }
 
 var _ crdt.Verifier = (*liveBook)(nil)
 
 // add files the records of write id, before they are published.
-func (b *liveBook) add(id EventID, recs []crdt.Record) {
+func (b *liveBook) add(id sim.EventID, recs []crdt.Record) {
 	signed := make([][]byte, len(recs))
 	for i, r := range recs {
 		signed[i] = crdt.SignedBytes(r)
@@ -533,7 +529,7 @@ func (b *liveBook) add(id EventID, recs []crdt.Record) {
 }
 
 // event returns the write that record dot d belongs to and its dots.
-func (b *liveBook) event(d crdt.Dot) (EventID, []crdt.Dot, bool) {
+func (b *liveBook) event(d crdt.Dot) (sim.EventID, []crdt.Dot, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	e, ok := b.entries[d]
@@ -561,8 +557,7 @@ func (b *liveBook) Verify(r crdt.Record, msg []byte) error {
 // crash) and its current mesh.
 type liveNode struct {
 	l     *liveRun
-	env   *Env
-	info  NodeInfo
+	info  sim.NodeInfo
 	store *crdt.Store
 
 	// Driver-owned:
@@ -588,16 +583,16 @@ func (n *liveNode) startMesh() error {
 	l := n.l
 	ep := l.net.attach(n.info.ID)
 	core := gossip.DefaultConfig()
-	core.Name, core.Region = n.info.Name, l.r.top.Regions[n.info.Region].Name
+	core.Name, core.Region = n.info.Name, l.top.Regions[n.info.Region].Name
 	core.Role = gossip.RoleRouter
-	if n.info.Role == RoleController {
+	if n.info.Role == sim.RoleController {
 		core.Role = gossip.RoleController
 	}
 	n.starts++
 	m, err := mesh.New(mesh.Config{
 		Core: core, Transport: ep, Join: l.seeds, Keys: [][]byte{l.key}, Label: liveLabel,
 		Logger: l.cfg.MeshLogger, Memberlist: l.memberlistHook,
-		Seed: mix64(uint64(l.cfg.Seed)^mix64(uint64(n.info.ID))^n.starts) | 1,
+		Seed: sim.Mix64(uint64(l.cfg.Seed)^sim.Mix64(uint64(n.info.ID))^n.starts) | 1,
 	}, n.store, l.book)
 	if err != nil {
 		ep.Shutdown()
@@ -626,7 +621,7 @@ func (n *liveNode) observer(m *mesh.Mesh) func([]crdt.Record) {
 				}
 			})
 			if all {
-				n.l.post(note{at: at, node: n.info.ID, kind: noteApplied, id: int32(ev)})
+				n.l.post(note{at: at, node: n.info.ID, id: int32(ev)})
 			}
 		}
 	}
@@ -648,7 +643,7 @@ func (n *liveNode) sweep() {
 				have = have && s.Has(d)
 			}
 			if have {
-				l.post(note{at: at, node: n.info.ID, kind: noteApplied, id: int32(ev)})
+				l.post(note{at: at, node: n.info.ID, id: int32(ev)})
 			}
 		}
 	})
@@ -666,9 +661,9 @@ func (n *liveNode) addStats(m *mesh.Mesh) {
 	n.statsMu.Unlock()
 }
 
-// crash takes the node off the network and closes its mesh in the
-// background; its store stays.
-func (n *liveNode) crash() {
+// Crash implements sim.Crasher: it takes the node off the network and
+// closes its mesh in the background; its store stays.
+func (n *liveNode) Crash(time.Duration) {
 	m, unsub := n.mesh, n.unsub
 	if m == nil {
 		return
@@ -689,17 +684,17 @@ func (n *liveNode) crash() {
 	}()
 }
 
-// Start implements Node; the mesh started in setup.
+// Start implements sim.Node; the mesh started in setup.
 func (n *liveNode) Start(time.Duration) {}
 
-// Receive, Timer and MembershipChanged implement Node: a live node's
+// Receive, Timer and MembershipChanged implement sim.Node: a live node's
 // messages, timers and membership are its mesh's own.
-func (n *liveNode) Receive(time.Duration, NodeID, Message) {}
-func (n *liveNode) Timer(time.Duration, Timer)             {}
-func (n *liveNode) MembershipChanged(time.Duration)        {}
+func (n *liveNode) Receive(time.Duration, sim.NodeID, sim.Message) {}
+func (n *liveNode) Timer(time.Duration, sim.Timer)                 {}
+func (n *liveNode) MembershipChanged(time.Duration)                {}
 
-// Restart implements Node: a new mesh on the persisted store, joining the
-// seeds as a restarted process does.
+// Restart implements sim.Node: a new mesh on the persisted store, joining
+// the seeds as a restarted process does.
 func (n *liveNode) Restart(time.Duration) {
 	<-n.closing
 	if err := n.startMesh(); err != nil {
@@ -709,7 +704,7 @@ func (n *liveNode) Restart(time.Duration) {
 	n.sweep()
 }
 
-// Digest implements Node.
+// Digest implements sim.Node.
 func (n *liveNode) Digest() uint64 {
 	if n.mesh == nil {
 		return n.store.Digest() // no mesh touches the store
@@ -719,17 +714,17 @@ func (n *liveNode) Digest() uint64 {
 	return d
 }
 
-// Write implements Controller: the records are stamped, filed, and
+// Write implements sim.Controller: the records are stamped, filed, and
 // published through the mesh, which stores them and pushes them at once;
 // the write is acknowledged when Publish returns.
-func (c liveController) Write(_ time.Duration, w *Write) {
+func (c liveController) Write(_ time.Duration, w *sim.Write) {
 	l, m := c.l, c.mesh
 	if m == nil {
 		return // the workload sends requests to live controllers only
 	}
 	prev, hasPrev := l.sessionCert[w.Session]
-	recs, facts := writeRecords(w, time.Now(), c.info.Name, prev, hasPrev)
-	if w.Kind != WriteRevoke {
+	recs, facts := sim.WriteRecords(w, time.Now(), c.info.Name, prev, hasPrev)
+	if w.Kind != sim.WriteRevoke {
 		l.sessionCert[w.Session] = facts.Serial
 		l.certs[w.Cert] = facts
 	}
@@ -739,14 +734,13 @@ func (c liveController) Write(_ time.Duration, w *Write) {
 		l.log.Error("sim: live: publish", "node", c.info.Name, "err", err)
 		return
 	}
-	l.r.now = l.elapsed()
-	c.env.Acked(w.ID)
+	l.r.Acked(l.elapsed(), w.ID)
 }
 
-// Admit implements Router with the production router's decision in strict
-// mode: a miss pulls from peers (Mesh.Want) for up to the router's default
-// pull timeout, then decides again.
-func (rt liveRouter) Admit(_ time.Duration, q Admission) {
+// Admit implements sim.Router with the production router's decision in
+// strict mode: a miss pulls from peers (Mesh.Want) for up to the router's
+// default pull timeout, then decides again.
+func (rt liveRouter) Admit(_ time.Duration, q sim.Admission) {
 	l, m := rt.l, rt.mesh
 	if m == nil {
 		return // the run asks live routers only
@@ -754,8 +748,7 @@ func (rt liveRouter) Admit(_ time.Duration, q Admission) {
 	facts := l.certs[q.Cert]
 	d := decideOn(m, facts)
 	if !d.Pull {
-		l.r.now = l.elapsed()
-		rt.env.Answer(q.Connect, verdictOf(d))
+		l.r.Answer(l.elapsed(), rt.info.ID, q.Connect, sim.VerdictOf(d))
 		return
 	}
 	l.bg.Add(1)
@@ -767,7 +760,7 @@ func (rt liveRouter) Admit(_ time.Duration, q Admission) {
 			return // the router crashed, or the run is over
 		}
 		d := decideOn(m, facts)
-		l.post(note{at: l.elapsed(), node: rt.info.ID, kind: noteAnswer, id: q.Connect, verdict: verdictOf(d)})
+		l.post(note{at: l.elapsed(), node: rt.info.ID, answer: true, id: q.Connect, verdict: sim.VerdictOf(d)})
 	}()
 }
 

@@ -1,4 +1,4 @@
-package sim
+package live
 
 import (
 	"fmt"
@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/certmesh/certmesh/sim"
 )
 
 // liveTopology is n regions of one controller and routers routers each,
 // one-way links of 30, 60 and 80 ms as in live-60.yaml, 10% jitter and
 // 1% loss, with workload rate events/s for dur.
-func liveTopology(t testing.TB, routers int, rate float64, dur time.Duration, faults string) *Topology {
+func liveTopology(t testing.TB, routers int, rate float64, dur time.Duration, faults string) *sim.Topology {
 	t.Helper()
 	src := fmt.Sprintf(`
 name: live-small
@@ -34,7 +36,7 @@ jitter: 10%%
 loss: 1%%
 workload: {rate: %v/s, mix: {issue: 70, rotate: 20, revoke: 10}, connect_delay: 0s}
 %s`, dur, routers, routers, routers, rate, faults)
-	top, err := ParseTopology("live-small.yaml", []byte(src))
+	top, err := sim.ParseTopology("live-small.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +67,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // live runs top in live mode and logs how it went.
-func live(t *testing.T, top *Topology, seed int64) (*Result, liveStats) {
+func live(t *testing.T, top *sim.Topology, seed int64) (*sim.Result, liveStats) {
 	t.Helper()
-	cfg := DefaultLiveConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = seed
 	cfg.MaxDrain = 30 * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	res, st, err := runLive(top, cfg)
+	res, st, err := run(top, cfg)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
@@ -89,7 +91,7 @@ func live(t *testing.T, top *Topology, seed int64) (*Result, liveStats) {
 // 2s, a revocation enforced within 1s, a write acknowledged within 5s): a
 // machine too busy for a real-time run stalls every timer, so their
 // failures are only logged then.
-func checkDelivered(t *testing.T, res *Result, st liveStats, seed int64) {
+func checkDelivered(t *testing.T, res *sim.Result, st liveStats, seed int64) {
 	t.Helper()
 	if res.Events == 0 || res.Connects == 0 {
 		t.Errorf("seed %d: %d events, %d connects: the workload did not run", seed, res.Events, res.Connects)
@@ -148,28 +150,31 @@ func TestLiveAgreesWithModel(t *testing.T) {
 	defer verifyNoLeaks(t)()
 	const seed = 3
 	top := liveTopology(t, 5, 20, 15*time.Second, "")
-	model, err := Run(top, "mesh", DefaultConfig().withSeed(seed))
+	compareModes(t, top, seed)
+}
+
+// compareModes runs top in model and in live mode, checks the live run's
+// outcome (checkDelivered) and the issue's agreement between the two. A
+// disagreement on a machine too busy to keep the latency model skips the
+// test instead of failing it.
+func compareModes(t *testing.T, top *sim.Topology, seed int64) {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	cfg.Seed = seed
+	model, err := sim.Run(top, "mesh", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, st := live(t, top, seed)
 	checkDelivered(t, res, st, seed)
-	compareModes(t, model, res, st, seed)
-}
-
-// compareModes checks the issue's agreement between model and live mode.
-// A disagreement on a machine too busy to keep the latency model skips the
-// test instead of failing it.
-func compareModes(t *testing.T, model, live *Result, st liveStats, seed int64) {
-	t.Helper()
 	t.Logf("seed %d: sync p50 model %.1f live %.1f ms, p99 model %.1f live %.1f ms", seed,
-		model.SyncDelayMs.P50, live.SyncDelayMs.P50, model.SyncDelayMs.P99, live.SyncDelayMs.P99)
+		model.SyncDelayMs.P50, res.SyncDelayMs.P50, model.SyncDelayMs.P99, res.SyncDelayMs.P99)
 	var bad []string
-	if !agree(model.SyncDelayMs.P50, live.SyncDelayMs.P50) {
-		bad = append(bad, fmt.Sprintf("sync p50: model %.1f ms, live %.1f ms", model.SyncDelayMs.P50, live.SyncDelayMs.P50))
+	if !agree(model.SyncDelayMs.P50, res.SyncDelayMs.P50) {
+		bad = append(bad, fmt.Sprintf("sync p50: model %.1f ms, live %.1f ms", model.SyncDelayMs.P50, res.SyncDelayMs.P50))
 	}
-	if !agree(model.SyncDelayMs.P99, live.SyncDelayMs.P99) {
-		bad = append(bad, fmt.Sprintf("sync p99: model %.1f ms, live %.1f ms", model.SyncDelayMs.P99, live.SyncDelayMs.P99))
+	if !agree(model.SyncDelayMs.P99, res.SyncDelayMs.P99) {
+		bad = append(bad, fmt.Sprintf("sync p99: model %.1f ms, live %.1f ms", model.SyncDelayMs.P99, res.SyncDelayMs.P99))
 	}
 	switch {
 	case len(bad) == 0:
@@ -225,16 +230,10 @@ func TestLive60AgreesWithModel(t *testing.T) {
 		t.Skip("about 40 s of wall time; the race detector slows 60 real memberlist meshes beyond the model's timing")
 	}
 	defer verifyNoLeaks(t)()
-	top, err := LoadTopology("../examples/topologies/live-60.yaml")
+	top, err := sim.LoadTopology("../../examples/topologies/live-60.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	seed := top.Seed
-	model, err := Run(top, "mesh", DefaultConfig().withSeed(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, st := live(t, top, seed)
-	checkDelivered(t, res, st, seed)
-	compareModes(t, model, res, st, seed)
+	compareModes(t, top, seed)
 }
