@@ -1,0 +1,397 @@
+package mesh
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/gossip"
+	"github.com/certmesh/certmesh/trust"
+	"github.com/certmesh/certmesh/trust/trusttest"
+)
+
+// The data plane never waits for the control plane: these benchmarks
+// measure admission lookups (Mesh.View, as router.Decide makes them) at a
+// router while its mesh ingests genuinely signed records, and what ingest
+// costs. Frames enter where memberlist hands them over (the delegate's
+// NotifyMsg), so everything a received record goes through is measured:
+// decoding, the checks off the loop, the loop, the core, the store.
+//
+//	go test -run '^$' -bench 'Admission|Collect|Ingest' -benchtime 1x ./gossip/mesh/
+//
+// The machine they run on is shared: absolute figures move with its load;
+// compare runs made together (benchstat).
+
+const (
+	benchLogins    = 50_000 // a session and a certificate record each: 100k records
+	benchAuthor    = "ctrl-us"
+	probeEvery     = 200 * time.Microsecond
+	catchUpPerMsg  = 1_300 // records per delta, as a controller's delta budget cuts them
+	stormRate      = 20_000
+	stormSeconds   = 5
+	stormPerPush   = 2 // a login: its session and certificate records
+	collectRecords = 1_000_000
+)
+
+// benchSet is 100,001 records signed with a real controller key: the
+// controller's signer record, then benchLogins sessions and their
+// certificates. Signing them takes seconds, so every benchmark shares one.
+var benchSet struct {
+	once sync.Once
+	pki  *trusttest.PKI
+	recs []crdt.Record
+}
+
+func benchRecords(b *testing.B) (*trusttest.PKI, []crdt.Record) {
+	benchSet.once.Do(func() {
+		start := time.Now().Add(-time.Hour)
+		p := trusttest.NewPKI(b, start, []string{benchAuthor}, []string{"r-bench"})
+		clock := crdt.NewClock(0)
+		w := trusttest.NewAuthor(b, benchAuthor, p.Ctrl[benchAuthor].Key, func() crdt.Timestamp {
+			return clock.Now(time.Now().Add(-5 * time.Minute))
+		})
+		recs := []crdt.Record{w.Signer(p.Ctrl[benchAuthor])}
+		for range benchLogins {
+			s, c := w.Session(time.Now())
+			recs = append(recs, s, c)
+		}
+		benchSet.pki, benchSet.recs = p, recs
+	})
+	return benchSet.pki, benchSet.recs
+}
+
+// benchMesh is a lone router's Mesh with a real verifier, and a count of
+// the records it applied.
+type benchMesh struct {
+	m        *Mesh
+	applied  atomic.Int64
+	progress chan struct{} // a signal after each batch applied
+}
+
+func newBenchMesh(b *testing.B, p *trusttest.PKI, store *crdt.Store, edit func(*Config)) *benchMesh {
+	b.Helper()
+	core := gossip.DefaultConfig()
+	core.Name, core.Role, core.Region = "r-bench", gossip.RoleRouter, "us"
+	cfg := Config{Core: core, Bind: "127.0.0.1:0", Logger: testLogger(), JoinTimeout: time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	v, err := trust.NewVerifier(p.Root.Cert, trusttest.TrustDomain, func() *crdt.Store { return store })
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(cfg, store, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bm := &benchMesh{m: m, progress: make(chan struct{}, 1)}
+	m.Subscribe(func(applied []crdt.Record) {
+		bm.applied.Add(int64(len(applied)))
+		select {
+		case bm.progress <- struct{}{}:
+		default:
+		}
+	})
+	return bm
+}
+
+// deliver hands a frame to the mesh as memberlist would.
+func (bm *benchMesh) deliver(frame []byte) { delegate{bm.m}.NotifyMsg(frame) }
+
+// waitApplied waits until n records are applied, or until nothing was
+// applied for idle; it reports whether all were.
+func (bm *benchMesh) waitApplied(n int64, idle time.Duration) bool {
+	for bm.applied.Load() < n {
+		select {
+		case <-bm.progress:
+		case <-time.After(idle):
+			return bm.applied.Load() >= n
+		}
+	}
+	return true
+}
+
+// frames encodes recs as messages of per records from the controller:
+// deltas, or pushes down its region's first tree.
+func frames(b *testing.B, typ gossip.MsgType, recs []crdt.Record, per int) [][]byte {
+	b.Helper()
+	var out [][]byte
+	for i := 0; i < len(recs); i += per {
+		msg := &gossip.Message{Type: typ, SentAt: crdt.MillisOf(time.Now()), Records: recs[i:min(i+per, len(recs))]}
+		if typ == gossip.MsgPush {
+			msg.Origin, msg.Batch, msg.Region = benchAuthor, uint64(len(out)+1), "us"
+		}
+		f, err := gossip.EncodeFrame(benchAuthor, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// prober makes an admission lookup every probeEvery, as router.Decide
+// does, and keeps how long each took: how long admission waited.
+type prober struct {
+	stop chan struct{}
+	done chan struct{}
+	lat  []time.Duration
+}
+
+func startProber(m *Mesh, facts crdt.CertFacts) *prober {
+	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+			start := time.Now()
+			now := crdt.MillisOf(start)
+			m.View(func(s *crdt.Store) { s.Admission(facts, now, false) })
+			p.lat = append(p.lat, time.Since(start))
+		}
+	}()
+	return p
+}
+
+func (p *prober) finish() []time.Duration {
+	close(p.stop)
+	<-p.done
+	return p.lat
+}
+
+// reportLatency reports the p50, p99 and max of lat in microseconds.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		b.Fatal("no admission lookup was made")
+	}
+	slices.Sort(lat)
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(q(0.50), "p50-us")
+	b.ReportMetric(q(0.99), "p99-us")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-us")
+	b.ReportMetric(float64(len(lat)), "lookups")
+}
+
+// probeFacts are those of a certificate no record names: a lookup that
+// misses every index, as for a client whose records are still on their way.
+func probeFacts() crdt.CertFacts {
+	now := crdt.MillisOf(time.Now())
+	return crdt.CertFacts{Serial: crdt.Serial{1}, Session: crdt.SessionID{1}, Identity: "bob", Issuer: benchAuthor,
+		NotBefore: now - 60_000, NotAfter: now + 3_600_000}
+}
+
+// BenchmarkAdmissionDuringCatchUp: admission lookups every 200µs while a
+// fresh router catches up 100k records, in deltas of 1,300 records asked
+// for one after the other (the next once the last is applied), as
+// anti-entropy does.
+func BenchmarkAdmissionDuringCatchUp(b *testing.B) {
+	p, recs := benchRecords(b)
+	deltas := frames(b, gossip.MsgDelta, recs, catchUpPerMsg)
+	var all []time.Duration
+	for b.Loop() {
+		bm := newBenchMesh(b, p, crdt.NewStore(), nil)
+		pr := startProber(bm.m, probeFacts())
+		catchUp(b, bm, deltas, catchUpPerMsg, len(recs))
+		all = append(all, pr.finish()...)
+		bm.m.Close()
+	}
+	reportLatency(b, all)
+}
+
+// catchUp delivers deltas one after the other, each once the one before
+// is applied, and fails unless all of want records are.
+func catchUp(b *testing.B, bm *benchMesh, deltas [][]byte, per, want int) {
+	for i, f := range deltas {
+		bm.deliver(f)
+		if !bm.waitApplied(int64(min((i+1)*per, want)), 30*time.Second) {
+			b.Fatalf("delta %d not applied: %d records of %d", i, bm.applied.Load(), want)
+		}
+	}
+}
+
+// BenchmarkAdmissionDuringStorm: the same while 20,000 records/s (a
+// login's two records per push) are offered for 5s. dropped counts the
+// pushes the node dropped; missing, the records it did not apply within
+// 30s of the storm's end.
+func BenchmarkAdmissionDuringStorm(b *testing.B) {
+	p, recs := benchRecords(b)
+	signer, logins := recs[:1], recs[1:]
+	first := frames(b, gossip.MsgDelta, signer, 1)[0]
+	pushes := frames(b, gossip.MsgPush, logins, stormPerPush)
+	var all []time.Duration
+	var dropped, missing uint64
+	for b.Loop() {
+		bm := newBenchMesh(b, p, crdt.NewStore(), nil)
+		bm.deliver(first)
+		bm.waitApplied(1, 30*time.Second)
+		pr := startProber(bm.m, probeFacts())
+		storm(bm, pushes)
+		bm.waitApplied(int64(len(recs)), 30*time.Second)
+		all = append(all, pr.finish()...)
+		dropped += bm.m.dropped.Load()
+		missing += uint64(int64(len(recs)) - bm.applied.Load())
+		bm.m.Close()
+	}
+	reportLatency(b, all)
+	b.ReportMetric(float64(dropped)/float64(b.N), "dropped")
+	b.ReportMetric(float64(missing)/float64(b.N), "missing")
+}
+
+// storm delivers pushes at stormRate records per second, a millisecond's
+// worth at a time.
+func storm(bm *benchMesh, pushes [][]byte) {
+	perMs := stormRate / 1000 / stormPerPush
+	start := time.Now()
+	for i := 0; i < len(pushes) && i < stormRate*stormSeconds/stormPerPush; i += perMs {
+		if d := time.Until(start.Add(time.Duration(i/perMs) * time.Millisecond)); d > 0 {
+			time.Sleep(d) // pacing the offered load, not waiting for a result
+		}
+		for _, f := range pushes[i:min(i+perMs, len(pushes))] {
+			bm.deliver(f)
+		}
+	}
+}
+
+// BenchmarkIngest: what ingesting genuinely signed records costs a
+// receiving node. us/record is the process's CPU time (user and system,
+// every core) per record while it ingests a storm offered as fast as it
+// applies it (at most 2,000 records waiting); catchup-ms the wall time of
+// a 100k-record catch-up in deltas of 1,300.
+func BenchmarkIngest(b *testing.B) {
+	p, recs := benchRecords(b)
+	deltas := frames(b, gossip.MsgDelta, recs, catchUpPerMsg)
+	signer, logins := recs[:1], recs[1:]
+	first := frames(b, gossip.MsgDelta, signer, 1)[0]
+	pushes := frames(b, gossip.MsgPush, logins, 20)
+	var catchUpWall, cpu time.Duration
+	for b.Loop() {
+		bm := newBenchMesh(b, p, crdt.NewStore(), nil)
+		start := time.Now()
+		catchUp(b, bm, deltas, catchUpPerMsg, len(recs))
+		catchUpWall += time.Since(start)
+		bm.m.Close()
+
+		bm = newBenchMesh(b, p, crdt.NewStore(), nil)
+		bm.deliver(first)
+		bm.waitApplied(1, 30*time.Second)
+		cpu0 := cpuTime(b)
+		for i, f := range pushes {
+			for int64(i*20)-bm.applied.Load() > 2_000 {
+				<-bm.progress
+			}
+			bm.deliver(f)
+		}
+		if !bm.waitApplied(int64(len(recs)), 30*time.Second) {
+			b.Fatalf("storm: %d records of %d applied", bm.applied.Load(), len(recs))
+		}
+		cpu += cpuTime(b) - cpu0
+		bm.m.Close()
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*len(logins)), "us/record")
+	b.ReportMetric(float64(catchUpWall.Milliseconds())/float64(b.N), "catchup-ms")
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCollect: admission lookups every 200µs while a router's mesh
+// collects a store of 1M records, half of them expired long enough to go.
+// max-hold-us is the longest a lookup waited: the longest admission was
+// blocked.
+func BenchmarkCollect(b *testing.B) {
+	p, _ := benchRecords(b)
+	var all []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		store, keep := collectStore()
+		b.StartTimer()
+		bm := newBenchMesh(b, p, store, func(cfg *Config) { cfg.CollectInterval = time.Nanosecond })
+		facts := probeFacts()
+		var left atomic.Int64
+		left.Store(int64(store.Len()))
+		pr := &prober{stop: make(chan struct{}), done: make(chan struct{})}
+		go func() {
+			defer close(pr.done)
+			t := time.NewTicker(probeEvery)
+			defer t.Stop()
+			for left.Load() > int64(keep) {
+				<-t.C
+				start := time.Now()
+				now := crdt.MillisOf(start)
+				bm.m.View(func(s *crdt.Store) {
+					s.Admission(facts, now, false)
+					left.Store(int64(s.Len()))
+				})
+				pr.lat = append(pr.lat, time.Since(start))
+			}
+		}()
+		select {
+		case <-pr.done:
+		case <-time.After(time.Minute):
+			b.Fatalf("not collected within a minute: %d records left, want %d", left.Load(), keep)
+		}
+		all = append(all, pr.lat...)
+		bm.m.Close()
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(all[len(all)-1].Microseconds()), "max-hold-us")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-us")
+}
+
+// collectStore returns a store of collectRecords session and certificate
+// records of a few authors, half of them expired an hour and more ago,
+// and how many records Collect leaves. The records are not signed: they
+// are merged as verified, as a snapshot restores them.
+func collectStore() (*crdt.Store, int) {
+	store := crdt.NewStore()
+	now := time.Now()
+	old := crdt.NewTimestamp(crdt.MillisOf(now.Add(-3*time.Hour)), 0)
+	recent := crdt.NewTimestamp(crdt.MillisOf(now.Add(-time.Minute)), 0)
+	keep := 0
+	for a := range 4 {
+		author := crdt.Author{Name: fmt.Sprintf("ctrl-%d", a), Incarnation: 1}
+		var seq uint64
+		for i := range collectRecords / 8 {
+			expired := i%2 == 0
+			hlc, end := recent, crdt.MillisOf(now.Add(24*time.Hour))
+			if expired {
+				hlc, end = old, crdt.MillisOf(now.Add(-2*time.Hour))
+			} else {
+				keep += 2
+			}
+			var id crdt.SessionID
+			var sn crdt.Serial
+			id[0], id[1], id[2], id[3], id[15] = byte(a), byte(i), byte(i>>8), byte(i>>16), 1
+			sn[0], sn[1], sn[2], sn[3], sn[15] = byte(a), byte(i), byte(i>>8), byte(i>>16), 2
+			seq++
+			s := &crdt.SessionRecord{Header: crdt.Header{Author: author, Seq: seq, HLC: hlc}, ID: id,
+				Identity: fmt.Sprintf("user-%d", i), Method: "oidc", Created: hlc.Millis(), Expires: end}
+			seq++
+			c := &crdt.CertRecord{Header: crdt.Header{Author: author, Seq: seq, HLC: hlc}, Serial: sn, Session: id,
+				Identity: s.Identity, NotBefore: hlc.Millis(), NotAfter: end}
+			for _, r := range []crdt.Record{s, c} {
+				if _, err := store.MergeVerified(r); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}
+	return store, keep
+}
