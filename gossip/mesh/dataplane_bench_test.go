@@ -136,29 +136,49 @@ func frames(b *testing.B, typ gossip.MsgType, recs []crdt.Record, per int) [][]b
 }
 
 // prober makes an admission lookup every probeEvery, as router.Decide
-// does, and keeps how long each took: how long admission waited.
+// does, and keeps how long each waited from when it was due, not from
+// when it started: a lookup blocked for 100ms delays the 500 due behind
+// it, and each of them counts (no coordinated omission). after, if set,
+// runs in the lookup's View.
 type prober struct {
 	stop chan struct{}
 	done chan struct{}
 	lat  []time.Duration
 }
 
-func startProber(m *Mesh, facts crdt.CertFacts) *prober {
+func startProber(m *Mesh, facts crdt.CertFacts, after func(*crdt.Store) bool) *prober {
 	p := &prober{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(probeEvery)
+		t := time.NewTimer(0)
 		defer t.Stop()
+		due := time.Now()
 		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
+			due = due.Add(probeEvery)
+			if d := time.Until(due); d > 0 {
+				t.Reset(d)
+				select {
+				case <-p.stop:
+					return
+				case <-t.C:
+				}
+			} else {
+				select {
+				case <-p.stop:
+					return
+				default:
+				}
 			}
-			start := time.Now()
-			now := crdt.MillisOf(start)
-			m.View(func(s *crdt.Store) { s.Admission(facts, now, false) })
-			p.lat = append(p.lat, time.Since(start))
+			now := crdt.MillisOf(time.Now())
+			last := false
+			m.View(func(s *crdt.Store) {
+				s.Admission(facts, now, false)
+				last = after != nil && after(s)
+			})
+			p.lat = append(p.lat, time.Since(due))
+			if last {
+				return
+			}
 		}
 	}()
 	return p
@@ -201,7 +221,7 @@ func BenchmarkAdmissionDuringCatchUp(b *testing.B) {
 	var all []time.Duration
 	for b.Loop() {
 		bm := newBenchMesh(b, p, crdt.NewStore(), nil)
-		pr := startProber(bm.m, probeFacts())
+		pr := startProber(bm.m, probeFacts(), nil)
 		catchUp(b, bm, deltas, catchUpPerMsg, len(recs))
 		all = append(all, pr.finish()...)
 		bm.m.Close()
@@ -235,7 +255,7 @@ func BenchmarkAdmissionDuringStorm(b *testing.B) {
 		bm := newBenchMesh(b, p, crdt.NewStore(), nil)
 		bm.deliver(first)
 		bm.waitApplied(1, 30*time.Second)
-		pr := startProber(bm.m, probeFacts())
+		pr := startProber(bm.m, probeFacts(), nil)
 		storm(bm, pushes)
 		bm.waitApplied(int64(len(recs)), 30*time.Second)
 		all = append(all, pr.finish()...)
@@ -323,29 +343,16 @@ func BenchmarkCollect(b *testing.B) {
 		store, keep := collectStore()
 		b.StartTimer()
 		bm := newBenchMesh(b, p, store, func(cfg *Config) { cfg.CollectInterval = time.Nanosecond })
-		facts := probeFacts()
-		var left atomic.Int64
-		left.Store(int64(store.Len()))
-		pr := &prober{stop: make(chan struct{}), done: make(chan struct{})}
-		go func() {
-			defer close(pr.done)
-			t := time.NewTicker(probeEvery)
-			defer t.Stop()
-			for left.Load() > int64(keep) {
-				<-t.C
-				start := time.Now()
-				now := crdt.MillisOf(start)
-				bm.m.View(func(s *crdt.Store) {
-					s.Admission(facts, now, false)
-					left.Store(int64(s.Len()))
-				})
-				pr.lat = append(pr.lat, time.Since(start))
-			}
-		}()
+		left := store.Len()
+		pr := startProber(bm.m, probeFacts(), func(s *crdt.Store) bool {
+			left = s.Len()
+			return left <= keep
+		})
 		select {
 		case <-pr.done:
 		case <-time.After(time.Minute):
-			b.Fatalf("not collected within a minute: %d records left, want %d", left.Load(), keep)
+			pr.finish()
+			b.Fatalf("not collected within a minute: %d records left, want %d", left, keep)
 		}
 		all = append(all, pr.lat...)
 		bm.m.Close()
