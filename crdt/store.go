@@ -100,6 +100,10 @@ type Store struct {
 	namesBuilt int    // len(names) after the last rebuild
 	lastMethod string // the method interned last
 	noIntern   bool   // SetInterning(false)
+	// fresh, while a Collection rebuilds the intern table step by step,
+	// is the table being built: every string interned meanwhile goes into
+	// it too, so that the records merged during the rebuild keep theirs.
+	fresh map[string]string
 
 	// hot is the log looked up or merged into last: records come in runs
 	// of one author, and a merge or a gap check follows a Has of the same
@@ -135,13 +139,16 @@ func (s *Store) intern(p *string) {
 	if v == "" {
 		return
 	}
-	if c, ok := s.names[v]; ok {
-		if !sameString(c, v) {
-			*p = c
-		}
-		return
+	c, ok := s.names[v]
+	if !ok {
+		c = v
+		s.names[v] = v
+	} else if !sameString(c, v) {
+		*p = c
 	}
-	s.names[v] = v
+	if s.fresh != nil {
+		s.fresh[c] = c
+	}
 }
 
 // SetInterning turns interning of repeated strings off or on (the
@@ -171,7 +178,7 @@ func (s *Store) internFields(r Record) {
 	case *SessionRecord:
 		s.intern(&r.Identity)
 		// Methods are few and come in runs: the last one saves a lookup.
-		if r.Method == s.lastMethod {
+		if r.Method == s.lastMethod && s.fresh == nil {
 			if !sameString(r.Method, s.lastMethod) {
 				r.Method = s.lastMethod
 			}
@@ -186,17 +193,6 @@ func (s *Store) internFields(r Record) {
 	case *SignerRecord:
 		s.intern(&r.Controller)
 	}
-}
-
-// reintern rebuilds the intern table from the records held.
-func (s *Store) reintern() {
-	s.names = make(map[string]string, s.namesBuilt)
-	s.lastMethod = ""
-	s.Range(func(r Record) bool {
-		s.internFields(r)
-		return true
-	})
-	s.namesBuilt = len(s.names)
 }
 
 // log returns the log of a, creating it if create is set.
@@ -400,4 +396,17 @@ func (s *Store) unindex(l *authorLog, r Record) {
 			s.reconcileRevoked(r.Controller)
 		}
 	}
+}
+
+// reintern rebuilds the intern table from the records held, in one go.
+func (s *Store) reintern() {
+	s.fresh = make(map[string]string, s.namesBuilt)
+	s.lastMethod = ""
+	s.Range(func(r Record) bool {
+		s.internFields(r)
+		return true
+	})
+	s.names, s.fresh = s.fresh, nil
+	s.namesBuilt = len(s.names)
+	s.lastMethod = ""
 }

@@ -214,10 +214,9 @@ func (m *Mesh) Publish(recs []crdt.Record) error {
 }
 
 // Now returns an HLC timestamp for a local write, above every timestamp
-// this node has issued or observed.
+// this node has issued or observed. It does not take the mesh's lock: the
+// writer's stamp never waits behind ingest or collection.
 func (m *Mesh) Now() crdt.Timestamp {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	return m.core.Now(m.clock())
 }
 
