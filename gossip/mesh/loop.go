@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"runtime"
 	"slices"
 	"time"
 
@@ -37,6 +38,17 @@ type input struct {
 // garbage collection are checked at least this often.
 const maxHousekeeping = time.Second
 
+// The loop never holds the mesh's lock, which admission lookups take, for
+// long: it lets go between inputs once it has merged maxRecordsPerHold
+// records (each one verified ahead by the check stage, under a
+// microsecond), and a collection visits collectStepRecords records per
+// hold (a millisecond or so of a store of millions), between which the
+// loop goes on with everything else.
+const (
+	maxRecordsPerHold  = 1024
+	collectStepRecords = 1024
+)
+
 // enqueue hands an input to the loop. Messages from peers (droppable) are
 // dropped and counted when cfg.MaxQueued are already waiting; local calls
 // and membership changes never are. It reports whether the input was
@@ -67,6 +79,7 @@ func (m *Mesh) run() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var batch []input
+	var collecting *crdt.Collection
 	lastHousekeeping, lastCollect := m.clock(), m.clock()
 	for {
 		m.inMu.Lock()
@@ -85,21 +98,24 @@ func (m *Mesh) run() {
 			if off, ok := m.core.ClockOffset(); ok {
 				m.met.clockOffset.Store(int64(off))
 			}
-			if m.cfg.CollectInterval > 0 && now.Sub(lastCollect) >= m.cfg.CollectInterval {
+			if collecting == nil && m.cfg.CollectInterval > 0 && now.Sub(lastCollect) >= m.cfg.CollectInterval {
 				lastCollect = now
-				if n := m.core.Store().Collect(crdt.MillisOf(now), m.cfg.Core.MaxOffset, m.cfg.CollectGrace); n > 0 {
-					m.log.Debug("gossip: collected expired records", "records", n)
-					m.met.setRecords(m.core.Store().Counts())
-				}
+				collecting = m.core.Store().StartCollect(crdt.MillisOf(now), m.cfg.Core.MaxOffset, m.cfg.CollectGrace)
 			}
 			m.mu.Unlock()
 			m.pruneProven()
 			m.Ready() // latch readiness even if nobody asks
 		}
+		if collecting != nil && m.collectStep(collecting) {
+			collecting = nil
+		}
 
 		wait := maxHousekeeping
 		if !next.IsZero() {
 			wait = min(wait, max(0, next.Sub(m.clock())))
+		}
+		if collecting != nil {
+			wait = 0
 		}
 		timer.Reset(wait)
 		select {
@@ -111,13 +127,40 @@ func (m *Mesh) run() {
 	}
 }
 
+// collectStep makes one step of a collection under the mesh's lock and
+// reports whether it is done.
+func (m *Mesh) collectStep(c *crdt.Collection) bool {
+	m.mu.Lock()
+	done := c.Step(collectStepRecords)
+	if done {
+		if n := c.Dropped(); n > 0 {
+			m.log.Debug("gossip: collected expired records", "records", n)
+			m.met.setRecords(m.core.Store().Counts())
+		}
+	}
+	m.mu.Unlock()
+	runtime.Gosched() // let a lookup that waited for the lock in first
+	return done
+}
+
 // step feeds a batch of inputs to the core, ticks it when due, and acts on
 // what it has ready. It returns the core's next deadline.
 func (m *Mesh) step(now time.Time, batch []input) time.Time {
 	m.mu.Lock()
 	c := m.core
+	held := 0
 	for i := range batch {
 		in := &batch[i]
+		if held >= maxRecordsPerHold {
+			m.mu.Unlock()
+			runtime.Gosched() // let a lookup that waited for the lock in first
+			m.mu.Lock()
+			held = 0
+		}
+		held += 1 + len(in.recs)
+		if in.msg != nil {
+			held += len(in.msg.Records)
+		}
 		switch in.kind {
 		case inMessage:
 			c.Step(now, in.sender, in.msg)

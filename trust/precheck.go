@@ -1,0 +1,145 @@
+package trust
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/certmesh/certmesh/crdt"
+	"github.com/certmesh/certmesh/pki"
+)
+
+// Checking ahead of the merge. A record's signature is nearly all of what
+// ingesting it costs (an ECDSA P-256 verification, tens of microseconds;
+// the merge is well under one), and the store may only be read by its
+// owner, under the lock that admission lookups take too. So a driver
+// (gossip/mesh) calls Precheck on every core as records arrive, before it
+// takes its lock; Precheck reads no store, only the controller
+// certificates this Verifier has already checked against the root, and
+// remembers which key each record's signature verified under. Under the
+// lock, VerifyShared then only confirms what needs the store: that key is
+// still an active signer record of the author, valid at the record's HLC,
+// and the creator rule holds. Anything else (no verdict, a key no longer
+// active, a verdict forgotten) takes the whole Verify path, so that what is
+// accepted and every reason for refusing are those of Verify.
+//
+// A verdict binds the record object that was checked (its pointer), never
+// its dot or signature: a peer cannot borrow another record's verdict by
+// changing a body under a genuine signature. Verdicts are kept for the
+// last maxPrechecked records checked, whatever becomes of them: a node
+// with the gossip key but no controller key gets none stored (its
+// signatures verify under no root-issued key), and a revoked controller's
+// key fills at most this bound.
+
+// maxPrechecked bounds the verdicts a Verifier remembers: two generations
+// of half of it. A verdict is used within moments (records wait for the
+// mesh's loop in a queue of a few thousand messages at most); one
+// forgotten costs only a verification under the lock.
+const maxPrechecked = 1 << 16
+
+// prechecked remembers, per record object, the key its signature verified
+// under.
+type prechecked struct {
+	mu       sync.Mutex // guards cur and old
+	cur, old map[crdt.Record]*signerCert
+}
+
+func (p *prechecked) reset() {
+	p.mu.Lock()
+	p.cur, p.old = nil, nil
+	p.mu.Unlock()
+}
+
+func (p *prechecked) put(rs []crdt.Record, scs []*signerCert) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range rs {
+		if len(p.cur) >= maxPrechecked/2 || p.cur == nil {
+			p.old, p.cur = p.cur, make(map[crdt.Record]*signerCert, min(len(rs), maxPrechecked/2))
+		}
+		p.cur[r] = scs[i]
+	}
+}
+
+func (p *prechecked) get(r crdt.Record) *signerCert {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if sc, ok := p.cur[r]; ok {
+		return sc
+	}
+	return p.old[r]
+}
+
+// keysOf returns the root-checked certificates of controller seen so far.
+func (v *Verifier) keysOf(controller string) []*signerCert {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.byName[controller]
+}
+
+// Precheck checks the signatures of recs without reading the store, and
+// remembers for VerifyShared which key each verified under. It is safe
+// for concurrent use and may run on any goroutine, concurrently with the
+// store's owner. Signer records are not checked here (they are few), but
+// their certificates are checked against the root and cached, so that
+// the records signed with their keys, which often arrive with them, can
+// be: pass the signer records of a batch before the rest. Records it
+// cannot check are left to Verify.
+func (v *Verifier) Precheck(recs []crdt.Record) {
+	var done []crdt.Record
+	var keys []*signerCert
+	for _, r := range recs {
+		if sr, ok := r.(*crdt.SignerRecord); ok {
+			if !sr.Revoked && sr.Controller == sr.Author.Name {
+				_, _ = v.signer(sr.Cert, sr.KeyID, sr.Controller) // a bad one is refused by Verify
+			}
+			continue
+		}
+		h := r.Head()
+		cands := v.keysOf(h.Author.Name)
+		if len(cands) == 0 {
+			continue
+		}
+		msg := crdt.SignedBytes(r)
+		sig := [pki.RecordSignatureSize]byte(h.Sig)
+		for _, sc := range cands {
+			if pki.VerifyRecord(sc.pub, msg, sig) {
+				done, keys = append(done, r), append(keys, sc)
+				break
+			}
+		}
+	}
+	if len(done) > 0 {
+		v.pre.put(done, keys)
+	}
+}
+
+// VerifyShared implements gossip.SharedVerifier: crdt.Verify, unless
+// Precheck verified r's signature under a key its author still has
+// active in the store, in which case only what needs the store is checked.
+// The answer is the one crdt.Verify would give.
+func (v *Verifier) VerifyShared(r crdt.Record) error {
+	sc := v.pre.get(r)
+	if sc == nil {
+		return crdt.Verify(r, v)
+	}
+	if err := crdt.Validate(r); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	current := v.certs[sc.keyID] == sc // not evicted, nor the root reloaded since
+	v.mu.Unlock()
+	h := r.Head()
+	s, ok := v.store().Signer(h.Author.Name, sc.keyID)
+	if !current || !ok || !bytes.Equal(s.Cert, sc.der) {
+		return crdt.Verify(r, v)
+	}
+	err := checkValidAt(h.HLC, sc.notBefore, min(sc.notAfter, s.NotAfter))
+	if err == nil {
+		err = checkCreator(r)
+	}
+	if err != nil {
+		return fmt.Errorf("crdt: %v %v: %w", r.Kind(), h.Dot(), err)
+	}
+	return nil
+}
