@@ -40,13 +40,15 @@ const maxHousekeeping = time.Second
 
 // The loop never holds the mesh's lock, which admission lookups take, for
 // long: it lets go between inputs once it has merged maxRecordsPerHold
-// records (each one verified ahead by the check stage, under a
-// microsecond), and a collection visits collectStepRecords records per
-// hold (a millisecond or so of a store of millions), between which the
-// loop goes on with everything else.
+// records (each one verified ahead by the check stage: about a
+// microsecond each to confirm and merge), and a collection visits
+// collectStepRecords records per hold (a few hundred microseconds in a
+// store of millions), between which the loop goes on with everything
+// else. A lock held briefly is also one the OS rarely preempts its holder
+// in.
 const (
-	maxRecordsPerHold  = 1024
-	collectStepRecords = 1024
+	maxRecordsPerHold  = 256
+	collectStepRecords = 256
 )
 
 // enqueue hands an input to the loop. Messages from peers (droppable) are
