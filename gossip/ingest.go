@@ -133,7 +133,9 @@ type SharedVerifier interface {
 // VerifyShared cheaper, never change its answer.
 type Prechecker interface {
 	SharedVerifier
-	Precheck(recs []crdt.Record)
+	// Precheck checks what it can of recs and returns those whose
+	// signature it verified.
+	Precheck(recs []crdt.Record) []crdt.Record
 }
 
 func (c *Core) verify(r crdt.Record) error {

@@ -84,8 +84,9 @@ func (v *Verifier) keysOf(controller string) []*signerCert {
 // their certificates are checked against the root and cached, so that
 // the records signed with their keys, which often arrive with them, can
 // be: pass the signer records of a batch before the rest. Records it
-// cannot check are left to Verify.
-func (v *Verifier) Precheck(recs []crdt.Record) {
+// cannot check are left to Verify. It returns the records whose signature
+// it verified.
+func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 	var done []crdt.Record
 	var keys []*signerCert
 	for _, r := range recs {
@@ -112,6 +113,7 @@ func (v *Verifier) Precheck(recs []crdt.Record) {
 	if len(done) > 0 {
 		v.pre.put(done, keys)
 	}
+	return done
 }
 
 // VerifyShared implements gossip.SharedVerifier: crdt.Verify, unless

@@ -35,9 +35,37 @@ const maxCheckBatch = 64
 // the loop) does not wait long for a core while every core verifies.
 const precheckChunk = 4
 
+// maxRecentlyChecked bounds the dots the check stage remembers having
+// verified (two generations of half of it): a record comes to a node
+// more than once (down each eager tree, and again in anti-entropy), and a
+// copy that arrives before the first is merged would otherwise be
+// verified again. Only a verified copy is remembered, so a forged copy
+// sent ahead of the genuine one cannot make it skip the check stage.
+const maxRecentlyChecked = 1 << 16
+
+// recentDots is a set of dots that forgets the oldest half when full.
+// Only the dispatcher uses it.
+type recentDots struct{ cur, old map[crdt.Dot]struct{} }
+
+func (r *recentDots) has(d crdt.Dot) bool {
+	if _, ok := r.cur[d]; ok {
+		return true
+	}
+	_, ok := r.old[d]
+	return ok
+}
+
+func (r *recentDots) add(d crdt.Dot) {
+	if r.cur == nil || len(r.cur) >= maxRecentlyChecked/2 {
+		r.old, r.cur = r.cur, make(map[crdt.Dot]struct{})
+	}
+	r.cur[d] = struct{}{}
+}
+
 // checkLoop is the dispatcher of the check stage.
 func (m *Mesh) checkLoop() {
 	defer m.wg.Done()
+	var recent recentDots
 	batch := make([]*gossip.Frame, 0, maxCheckBatch)
 	for {
 		select {
@@ -55,7 +83,7 @@ func (m *Mesh) checkLoop() {
 				break fill
 			}
 		}
-		m.check(batch)
+		m.check(batch, &recent)
 		clear(batch)
 	}
 }
@@ -102,7 +130,7 @@ func (m *Mesh) queueCheck(f *gossip.Frame) {
 }
 
 // check checks a batch of frames and queues them for the loop.
-func (m *Mesh) check(batch []*gossip.Frame) {
+func (m *Mesh) check(batch []*gossip.Frame, recent *recentDots) {
 	type proof struct {
 		now time.Time
 		s   gossip.Sender
@@ -119,15 +147,25 @@ func (m *Mesh) check(batch []*gossip.Frame) {
 			})
 		}
 	}
+	var verified [][]crdt.Record // per chunk
 	if m.pre != nil {
-		signers, others := m.unseen(batch)
+		signers, others := m.unseen(batch, recent)
 		// Here, before the rest: the others may be signed with their keys.
 		m.pre.Precheck(signers)
+		verified = make([][]crdt.Record, (len(others)+precheckChunk-1)/precheckChunk)
+		i := 0
 		for chunk := range slices.Chunk(others, precheckChunk) {
-			m.spawn(&wg, func() { m.pre.Precheck(chunk) })
+			out := &verified[i]
+			m.spawn(&wg, func() { *out = m.pre.Precheck(chunk) })
+			i++
 		}
 	}
 	wg.Wait()
+	for _, rs := range verified {
+		for _, r := range rs {
+			recent.add(r.Head().Dot())
+		}
+	}
 	for i, f := range batch {
 		s := gossip.Sender{Name: f.From}
 		if f.Proof != nil && m.cfg.Auth != nil {
@@ -137,10 +175,10 @@ func (m *Mesh) check(batch []*gossip.Frame) {
 	}
 }
 
-// unseen returns the records of a batch that the store does not cover,
-// each dot once, signer records apart. It takes the mesh's lock once per
-// frame, for a lookup per record.
-func (m *Mesh) unseen(batch []*gossip.Frame) (signers, others []crdt.Record) {
+// unseen returns the records of a batch that the store does not cover and
+// that are not recently verified, each dot once, signer records apart. It
+// takes the mesh's lock once per frame, for a lookup per record.
+func (m *Mesh) unseen(batch []*gossip.Frame, recent *recentDots) (signers, others []crdt.Record) {
 	var seen map[crdt.Dot]struct{}
 	if len(batch) > 1 {
 		seen = make(map[crdt.Dot]struct{})
@@ -154,7 +192,7 @@ func (m *Mesh) unseen(batch []*gossip.Frame) (signers, others []crdt.Record) {
 		store := m.core.Store()
 		for _, r := range recs {
 			d := r.Head().Dot()
-			if store.Has(d) {
+			if recent.has(d) || store.Has(d) {
 				continue
 			}
 			if seen != nil {
