@@ -24,10 +24,23 @@ import (
 // (trust.Verifier.VerifyShared), so a delta of 1,300 records holds the
 // lock for about a millisecond instead of a hundred.
 
-// maxCheckBatch caps the frames the dispatcher takes at once: enough to
-// keep every worker busy on a burst of small pushes, few enough that the
-// first frame of a batch does not wait long for the last.
-const maxCheckBatch = 64
+// maxCheckBatch caps the frames the dispatcher takes at once, and
+// maxCheckRecords the records: enough to keep every worker busy on a
+// burst of small pushes, few enough that the first frame of a batch does
+// not wait long for the last.
+const (
+	maxCheckBatch   = 64
+	maxCheckRecords = 4096
+)
+
+// maxCheckedAhead caps the records checked and not yet stepped by the loop.
+// The verifier remembers its verdicts for a bounded number of records
+// (trust's maxPrechecked, 65,536): a check stage running further ahead of
+// the loop would see its verdicts forgotten before they are used, and
+// the loop would verify those records again, under its lock. Beyond it
+// the dispatcher waits for the loop, frames queue up, and what the queue
+// cannot hold is dropped, counted and repaired later.
+const maxCheckedAhead = 16384
 
 // precheckChunk is how many records a worker checks per task: a quarter
 // of a millisecond of ECDSA or so, after which the worker yields, so that
@@ -74,13 +87,22 @@ func (m *Mesh) checkLoop() {
 		case f := <-m.checkQ:
 			batch = append(batch[:0], f)
 		}
+		n := len(batch[0].Msg.Records)
 	fill:
-		for len(batch) < maxCheckBatch {
+		for len(batch) < maxCheckBatch && n < maxCheckRecords {
 			select {
 			case f := <-m.checkQ:
 				batch = append(batch, f)
+				n += len(f.Msg.Records)
 			default:
 				break fill
+			}
+		}
+		for m.ahead.Load() > maxCheckedAhead {
+			select {
+			case <-m.stop:
+				return
+			case <-m.stepped:
 			}
 		}
 		m.check(batch, &recent)
@@ -171,7 +193,10 @@ func (m *Mesh) check(batch []*gossip.Frame, recent *recentDots) {
 		if f.Proof != nil && m.cfg.Auth != nil {
 			s = m.takeProof(f, m.cfg.Core.Name, proofs[i].now, proofs[i].s, proofs[i].err)
 		}
-		m.enqueue(input{kind: inMessage, sender: s, msg: f.Msg}, true)
+		m.ahead.Add(int64(len(f.Msg.Records)))
+		if !m.enqueue(input{kind: inMessage, sender: s, msg: f.Msg, checked: true}, true) {
+			m.ahead.Add(-int64(len(f.Msg.Records)))
+		}
 	}
 }
 

@@ -32,6 +32,9 @@ type input struct {
 	serial crdt.Serial
 	issuer string
 	result chan gossip.WantResult
+	// checked: an inMessage that came through the check stage, whose
+	// records count in Mesh.ahead until the loop steps it.
+	checked bool
 }
 
 // maxHousekeeping is the longest the loop sleeps: readiness, metrics and
@@ -166,6 +169,9 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 		switch in.kind {
 		case inMessage:
 			c.Step(now, in.sender, in.msg)
+			if in.checked {
+				m.ahead.Add(-int64(len(in.msg.Records)))
+			}
 		case inPeerState:
 			c.PeerState(now, in.sender, in.msg.Context)
 		case inMember:
@@ -204,6 +210,10 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 	}
 	next := c.NextDeadline()
 	m.mu.Unlock()
+	select {
+	case m.stepped <- struct{}{}: // the check stage may be waiting for us
+	default:
+	}
 
 	m.send(rd.Messages)
 	if len(rd.Applied) > 0 {

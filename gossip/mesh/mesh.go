@@ -76,6 +76,9 @@ type Mesh struct {
 	checkQ chan *gossip.Frame // frames with a proof or records, for checkLoop
 	tasks  chan func()        // work for the check stage's workers
 	pre    gossip.Prechecker  // the verifier, if it checks records ahead; else nil
+	ahead  atomic.Int64       // records checked, not yet stepped (maxCheckedAhead)
+	// stepped wakes the check stage's dispatcher after the loop stepped.
+	stepped chan struct{}
 
 	proofMu    sync.Mutex             // guards lastProven
 	lastProven map[string]crdt.Millis // SentAt of the last proven frame taken, by sender; members only
@@ -141,6 +144,7 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 
 		checkQ:     make(chan *gossip.Frame, cfg.MaxQueued),
 		tasks:      make(chan func()),
+		stepped:    make(chan struct{}, 1),
 		lastProven: make(map[string]crdt.Millis),
 	}
 	m.pre, _ = v.(gossip.Prechecker)
