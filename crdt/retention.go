@@ -208,21 +208,21 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 
 // sessionTargets adds to g the session records held for id.
 func (s *Store) sessionTargets(g retained, id SessionID) retained {
-	if r := s.sessions.m[id]; r != nil {
-		g = g.withTarget(r.Expires)
-		for _, d := range s.sessions.dups[id] {
-			g = g.withTarget(d.Expires)
-		}
-	}
-	return g
+	return heldTargets(g, &s.sessions, id, func(r *SessionRecord) Millis { return r.Expires })
 }
 
 // serialTargets adds to g the certificate records held for sn.
 func (s *Store) serialTargets(g retained, sn Serial) retained {
-	if r := s.certs.m[sn]; r != nil {
-		g = g.withTarget(r.NotAfter)
-		for _, d := range s.certs.dups[sn] {
-			g = g.withTarget(d.NotAfter)
+	return heldTargets(g, &s.certs, sn, func(r *CertRecord) Millis { return r.NotAfter })
+}
+
+// heldTargets adds to g every record held for k in w (the winner and the
+// others claiming k), which ends at end.
+func heldTargets[K comparable, R Record](g retained, w *winners[K, R], k K, end func(R) Millis) retained {
+	if r, ok := w.m[k]; ok {
+		g = g.withTarget(end(r))
+		for _, d := range w.dups[k] {
+			g = g.withTarget(end(d))
 		}
 	}
 	return g
