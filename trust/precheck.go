@@ -25,7 +25,9 @@ import (
 //
 // A verdict binds the record object that was checked (its pointer), never
 // its dot or signature: a peer cannot borrow another record's verdict by
-// changing a body under a genuine signature. Verdicts are kept for the
+// changing a body under a genuine signature. A copy of a record verified
+// moments ago (the same signed bytes under the same signature) gets the
+// same verdict without a second ECDSA verification. Verdicts are kept for the
 // last maxPrechecked records checked, whatever becomes of them: a node
 // with the gossip key but no controller key gets none stored (its
 // signatures verify under no root-issued key), and a revoked controller's
@@ -38,10 +40,18 @@ import (
 const maxPrechecked = 1 << 16
 
 // prechecked remembers, per record object, the key its signature verified
-// under.
+// under, and per dot the record object verified last: a record comes to a
+// node more than once (down each eager tree, again in anti-entropy and in
+// repairs), and a copy identical to one verified needs no second ECDSA
+// verification.
 type prechecked struct {
 	mu       sync.Mutex // guards cur and old
-	cur, old map[crdt.Record]*signerCert
+	cur, old *verdicts
+}
+
+type verdicts struct {
+	keys map[crdt.Record]*signerCert
+	dots map[crdt.Dot]crdt.Record
 }
 
 func (p *prechecked) reset() {
@@ -54,20 +64,41 @@ func (p *prechecked) put(rs []crdt.Record, scs []*signerCert) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, r := range rs {
-		if len(p.cur) >= maxPrechecked/2 || p.cur == nil {
-			p.old, p.cur = p.cur, make(map[crdt.Record]*signerCert, min(len(rs), maxPrechecked/2))
+		if p.cur == nil || len(p.cur.keys) >= maxPrechecked/2 {
+			n := min(len(rs), maxPrechecked/2)
+			p.old, p.cur = p.cur, &verdicts{keys: make(map[crdt.Record]*signerCert, n), dots: make(map[crdt.Dot]crdt.Record, n)}
 		}
-		p.cur[r] = scs[i]
+		p.cur.keys[r] = scs[i]
+		p.cur.dots[r.Head().Dot()] = r
 	}
 }
 
 func (p *prechecked) get(r crdt.Record) *signerCert {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sc, ok := p.cur[r]; ok {
-		return sc
+	for _, v := range []*verdicts{p.cur, p.old} {
+		if v != nil {
+			if sc, ok := v.keys[r]; ok {
+				return sc
+			}
+		}
 	}
-	return p.old[r]
+	return nil
+}
+
+// verifiedAt returns the record last verified at dot d and its key, if
+// still remembered.
+func (p *prechecked) verifiedAt(d crdt.Dot) (crdt.Record, *signerCert) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range []*verdicts{p.cur, p.old} {
+		if v != nil {
+			if r, ok := v.dots[d]; ok {
+				return r, v.keys[r]
+			}
+		}
+	}
+	return nil, nil
 }
 
 // keysOf returns the root-checked certificates of controller seen so far.
@@ -102,6 +133,12 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			continue
 		}
 		msg := crdt.SignedBytes(r)
+		if r0, sc := v.pre.verifiedAt(h.Dot()); sc != nil && r0.Head().Sig == h.Sig && bytes.Equal(crdt.SignedBytes(r0), msg) {
+			// A copy of a record verified a moment ago: the same bytes
+			// under the same signature.
+			done, keys = append(done, r), append(keys, sc)
+			continue
+		}
 		sig := [pki.RecordSignatureSize]byte(h.Sig)
 		for _, sc := range cands {
 			if pki.VerifyRecord(sc.pub, msg, sig) {

@@ -126,3 +126,44 @@ func TestPrecheckRunsBesideTheStoreOwner(t *testing.T) {
 	}
 	<-done
 }
+
+// A copy of a record verified a moment ago (it came down another tree, or
+// again in anti-entropy) takes its verdict without a second signature
+// verification; a copy with another body does not.
+func TestPrecheck_CopiesOfAVerifiedRecord(t *testing.T) {
+	v, _, a, _, now := precheckFixture(t)
+	_, c := a.Session(now)
+	var fresh []crdt.Record // a record never seen for each run
+	for range 25 {
+		_, f := a.Session(now)
+		fresh = append(fresh, f)
+	}
+	v.Precheck([]crdt.Record{c})
+	cp := *c
+	same := testing.AllocsPerRun(20, func() {
+		if got := v.Precheck([]crdt.Record{&cp}); len(got) != 1 {
+			t.Fatal("the copy was not taken")
+		}
+	})
+	full := testing.AllocsPerRun(20, func() {
+		r := fresh[0]
+		fresh = fresh[1:]
+		if got := v.Precheck([]crdt.Record{r}); len(got) != 1 {
+			t.Fatal("a genuine record was not verified")
+		}
+	})
+	if same >= full/2 {
+		t.Fatalf("a copy allocates %v, a record verified %v: the copy's signature was verified again", same, full)
+	}
+	if err := v.VerifyShared(&cp); err != nil {
+		t.Fatalf("the copy: %v", err)
+	}
+	altered := *c
+	altered.Identity = "mallory"
+	if got := v.Precheck([]crdt.Record{&altered}); len(got) != 0 {
+		t.Fatal("an altered copy took the genuine record's verdict")
+	}
+	if err := v.VerifyShared(&altered); !errors.Is(err, trust.ErrBadSignature) {
+		t.Fatalf("altered copy: %v, want trust.ErrBadSignature", err)
+	}
+}

@@ -17,7 +17,10 @@ import (
 // takes whatever has queued, up to maxCheckBatch frames, and spreads the
 // work over a pool of GOMAXPROCS workers: each proof (gossip.NodeAuth),
 // and each record's signature (gossip.Prechecker, trust.Verifier's
-// Precheck), except the records the store already covers. It then hands
+// Precheck), except the records the store already covers (a record that
+// comes again before its first copy is merged, down another tree or in
+// anti-entropy, is known to the verifier as a copy of one it verified,
+// and costs no second signature verification). It then hands
 // the frames to the loop in the order they arrived, applying the replay
 // rule to their proofs in that order. Under the lock, the core's
 // verification of a prechecked record is a few map lookups
@@ -48,37 +51,9 @@ const maxCheckedAhead = 16384
 // the loop) does not wait long for a core while every core verifies.
 const precheckChunk = 4
 
-// maxRecentlyChecked bounds the dots the check stage remembers having
-// verified (two generations of half of it): a record comes to a node
-// more than once (down each eager tree, and again in anti-entropy), and a
-// copy that arrives before the first is merged would otherwise be
-// verified again. Only a verified copy is remembered, so a forged copy
-// sent ahead of the genuine one cannot make it skip the check stage.
-const maxRecentlyChecked = 1 << 16
-
-// recentDots is a set of dots that forgets the oldest half when full.
-// Only the dispatcher uses it.
-type recentDots struct{ cur, old map[crdt.Dot]struct{} }
-
-func (r *recentDots) has(d crdt.Dot) bool {
-	if _, ok := r.cur[d]; ok {
-		return true
-	}
-	_, ok := r.old[d]
-	return ok
-}
-
-func (r *recentDots) add(d crdt.Dot) {
-	if r.cur == nil || len(r.cur) >= maxRecentlyChecked/2 {
-		r.old, r.cur = r.cur, make(map[crdt.Dot]struct{})
-	}
-	r.cur[d] = struct{}{}
-}
-
 // checkLoop is the dispatcher of the check stage.
 func (m *Mesh) checkLoop() {
 	defer m.wg.Done()
-	var recent recentDots
 	batch := make([]*gossip.Frame, 0, maxCheckBatch)
 	for {
 		select {
@@ -105,7 +80,7 @@ func (m *Mesh) checkLoop() {
 			case <-m.stepped:
 			}
 		}
-		m.check(batch, &recent)
+		m.check(batch)
 		clear(batch)
 	}
 }
@@ -152,7 +127,7 @@ func (m *Mesh) queueCheck(f *gossip.Frame) {
 }
 
 // check checks a batch of frames and queues them for the loop.
-func (m *Mesh) check(batch []*gossip.Frame, recent *recentDots) {
+func (m *Mesh) check(batch []*gossip.Frame) {
 	type proof struct {
 		now time.Time
 		s   gossip.Sender
@@ -169,24 +144,21 @@ func (m *Mesh) check(batch []*gossip.Frame, recent *recentDots) {
 			})
 		}
 	}
-	var verified [][]crdt.Record // per chunk
+	var copies []crdt.Record
 	if m.pre != nil {
-		signers, others := m.unseen(batch, recent)
+		var signers, others []crdt.Record
+		signers, others, copies = m.unseen(batch)
 		// Here, before the rest: the others may be signed with their keys.
 		m.pre.Precheck(signers)
-		verified = make([][]crdt.Record, (len(others)+precheckChunk-1)/precheckChunk)
-		i := 0
 		for chunk := range slices.Chunk(others, precheckChunk) {
-			out := &verified[i]
-			m.spawn(&wg, func() { *out = m.pre.Precheck(chunk) })
-			i++
+			m.spawn(&wg, func() { m.pre.Precheck(chunk) })
 		}
 	}
 	wg.Wait()
-	for _, rs := range verified {
-		for _, r := range rs {
-			recent.add(r.Head().Dot())
-		}
+	if len(copies) > 0 {
+		// After the first copies: identical ones take their verdicts
+		// without a signature verification of their own.
+		m.pre.Precheck(copies)
 	}
 	for i, f := range batch {
 		s := gossip.Sender{Name: f.From}
@@ -200,10 +172,10 @@ func (m *Mesh) check(batch []*gossip.Frame, recent *recentDots) {
 	}
 }
 
-// unseen returns the records of a batch that the store does not cover and
-// that are not recently verified, each dot once, signer records apart. It
-// takes the mesh's lock once per frame, for a lookup per record.
-func (m *Mesh) unseen(batch []*gossip.Frame, recent *recentDots) (signers, others []crdt.Record) {
+// unseen returns the records of a batch that the store does not cover,
+// signer records apart, and the copies of a dot seen earlier in the
+// batch. It takes the mesh's lock once per frame, for a lookup per record.
+func (m *Mesh) unseen(batch []*gossip.Frame) (signers, others, copies []crdt.Record) {
 	var seen map[crdt.Dot]struct{}
 	if len(batch) > 1 {
 		seen = make(map[crdt.Dot]struct{})
@@ -217,11 +189,12 @@ func (m *Mesh) unseen(batch []*gossip.Frame, recent *recentDots) (signers, other
 		store := m.core.Store()
 		for _, r := range recs {
 			d := r.Head().Dot()
-			if recent.has(d) || store.Has(d) {
+			if store.Has(d) {
 				continue
 			}
 			if seen != nil {
 				if _, dup := seen[d]; dup {
+					copies = append(copies, r)
 					continue
 				}
 				seen[d] = struct{}{}
@@ -234,5 +207,5 @@ func (m *Mesh) unseen(batch []*gossip.Frame, recent *recentDots) (signers, other
 		}
 		m.mu.Unlock()
 	}
-	return signers, others
+	return signers, others, copies
 }

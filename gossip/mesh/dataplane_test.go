@@ -1,15 +1,12 @@
 package mesh
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/gossip"
 	"github.com/certmesh/certmesh/internal/testutil"
-	"github.com/certmesh/certmesh/trust"
-	"github.com/certmesh/certmesh/trust/trusttest"
 )
 
 // A controller's writer stamps its writes with Now while the loop holds
@@ -83,63 +80,38 @@ func TestMeshChecksRecordsAheadAndRefusesForgeries(t *testing.T) {
 	}
 }
 
-// countingVerifier counts the records its Precheck verified.
-type countingVerifier struct {
-	*trust.Verifier
-	n atomic.Int64
-}
-
-func (v *countingVerifier) Precheck(recs []crdt.Record) []crdt.Record {
-	done := v.Verifier.Precheck(recs)
-	v.n.Add(int64(len(done)))
-	return done
-}
-
-// A record that comes again (down another tree, in anti-entropy) is not
-// verified again by the check stage; but a forged copy that came first
-// does not spare the genuine one its check.
-func TestCheckStageVerifiesACopyOnce(t *testing.T) {
+// A record that comes again, and a forged copy of one that comes first,
+// through the check stage: the genuine records are merged once, the
+// forged copy is refused.
+func TestCheckStageTakesCopiesAndForgedCopies(t *testing.T) {
 	c := newMeshCluster(t, map[string]string{"ctrl-a": "east"}, map[string]string{"r-1": "east"})
 	c.start("ctrl-a", nil)
-	cfg := c.config("r-1")
-	cfg.Join = nil
-	store := crdt.NewStore()
-	tv, err := trust.NewVerifier(c.pki.Root.Cert, trusttest.TrustDomain, func() *crdt.Store { return store })
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &countingVerifier{Verifier: tv}
-	m, err := New(cfg, store, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.meshes["r-1"] = m
+	m := c.start("r-1", func(cfg *Config) { cfg.Join = nil })
 	w := c.authors["ctrl-a"]
 	frame := func(recs ...crdt.Record) *gossip.Frame {
 		return &gossip.Frame{From: "ctrl-a", Msg: &gossip.Message{Type: gossip.MsgDelta, Records: recs}}
 	}
-	var recent recentDots
-	m.check([]*gossip.Frame{frame(w.Signer(c.pki.Ctrl["ctrl-a"]))}, &recent)
+	copyOf := func(r *crdt.CertRecord) *crdt.CertRecord { c := *r; return &c }
+	m.check([]*gossip.Frame{frame(w.Signer(c.pki.Ctrl["ctrl-a"]))})
 	s, cert := w.Session(time.Now())
-	m.check([]*gossip.Frame{frame(s, cert)}, &recent)
-	if got := v.n.Load(); got != 2 {
-		t.Fatalf("verified %d records ahead, want 2", got)
-	}
-	m.check([]*gossip.Frame{frame(s, cert)}, &recent) // the same dots again
-	if got := v.n.Load(); got != 2 {
-		t.Fatalf("a copy was verified again: %d", got)
-	}
 	s2, cert2 := w.Session(time.Now())
-	forged := *cert2
+	forged := copyOf(cert2)
 	forged.Identity = "mallory"
-	m.check([]*gossip.Frame{frame(&forged)}, &recent)
-	m.check([]*gossip.Frame{frame(s2, cert2)}, &recent)
-	if got := v.n.Load(); got != 4 {
-		t.Fatalf("verified %d records ahead, want 4: the forged copy spared the genuine one its check", got)
-	}
+	m.check([]*gossip.Frame{frame(s, cert), frame(copyOf(cert))}) // a copy in the same batch
+	m.check([]*gossip.Frame{frame(copyOf(cert))})                 // and in the next
+	m.check([]*gossip.Frame{frame(forged)})                       // a forgery ahead of the genuine record
+	m.check([]*gossip.Frame{frame(s2, cert2)})
 	testutil.Eventually(t, 10*time.Second, "genuine records merged", func() bool {
 		n := 0
 		m.View(func(s *crdt.Store) { n = s.Len() })
 		return n == 5
 	})
+	m.View(func(s *crdt.Store) {
+		if r, ok := s.Cert(cert2.Serial); !ok || r.Identity != cert2.Identity {
+			t.Errorf("certificate record %+v after a forged copy came first", r)
+		}
+	})
+	if st := m.Stats(); st.Rejected["bad_signature"] != 1 {
+		t.Fatalf("rejected %v, want the forged copy as bad_signature", st.Rejected)
+	}
 }

@@ -111,8 +111,13 @@ func (m *Mesh) run() {
 			m.pruneProven()
 			m.Ready() // latch readiness even if nobody asks
 		}
-		if collecting != nil && m.collectStep(collecting) {
-			collecting = nil
+		var stepped time.Duration
+		if collecting != nil {
+			start := time.Now()
+			if m.collectStep(collecting) {
+				collecting = nil
+			}
+			stepped = time.Since(start)
 		}
 
 		wait := maxHousekeeping
@@ -120,7 +125,10 @@ func (m *Mesh) run() {
 			wait = min(wait, max(0, next.Sub(m.clock())))
 		}
 		if collecting != nil {
-			wait = 0
+			// As long again before the next step: a collection holds the
+			// lock at most half the time, so that the OS, on a loaded
+			// machine, seldom preempts the loop while it holds it.
+			wait = min(wait, stepped)
 		}
 		timer.Reset(wait)
 		select {
