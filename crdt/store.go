@@ -195,6 +195,19 @@ func (s *Store) internFields(r Record) {
 	}
 }
 
+// reintern rebuilds the intern table from the records held, in one go.
+func (s *Store) reintern() {
+	s.fresh = make(map[string]string, s.namesBuilt)
+	s.lastMethod = ""
+	s.Range(func(r Record) bool {
+		s.internFields(r)
+		return true
+	})
+	s.names, s.fresh = s.fresh, nil
+	s.namesBuilt = len(s.names)
+	s.lastMethod = ""
+}
+
 // log returns the log of a, creating it if create is set.
 func (s *Store) log(a Author, create bool) (*authorLog, error) {
 	l := s.lookup(a)
@@ -396,17 +409,4 @@ func (s *Store) unindex(l *authorLog, r Record) {
 			s.reconcileRevoked(r.Controller)
 		}
 	}
-}
-
-// reintern rebuilds the intern table from the records held, in one go.
-func (s *Store) reintern() {
-	s.fresh = make(map[string]string, s.namesBuilt)
-	s.lastMethod = ""
-	s.Range(func(r Record) bool {
-		s.internFields(r)
-		return true
-	})
-	s.names, s.fresh = s.fresh, nil
-	s.namesBuilt = len(s.names)
-	s.lastMethod = ""
 }

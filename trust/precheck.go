@@ -27,16 +27,16 @@ import (
 // its dot or signature: a peer cannot borrow another record's verdict by
 // changing a body under a genuine signature. A copy of a record verified
 // moments ago (the same signed bytes under the same signature) gets the
-// same verdict without a second ECDSA verification. Verdicts are kept for the
-// last maxPrechecked records checked, whatever becomes of them: a node
-// with the gossip key but no controller key gets none stored (its
+// same verdict without a second ECDSA verification. Verdicts are kept for
+// the last maxPrechecked records checked, whatever becomes of them: a
+// node with the gossip key but no controller key gets none stored (its
 // signatures verify under no root-issued key), and a revoked controller's
 // key fills at most this bound.
 
 // maxPrechecked bounds the verdicts a Verifier remembers: two generations
-// of half of it. A verdict is used within moments (records wait for the
-// mesh's loop in a queue of a few thousand messages at most); one
-// forgotten costs only a verification under the lock.
+// of half of it. A verdict is used within moments (gossip/mesh runs its
+// checks at most 16,384 records ahead of its loop); one forgotten costs
+// only a verification under the lock.
 const maxPrechecked = 1 << 16
 
 // prechecked remembers, per record object, the key its signature verified
