@@ -176,9 +176,10 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 		}
 		switch in.kind {
 		case inMessage:
+			n := len(in.msg.Records) // before the core sees the message
 			c.Step(now, in.sender, in.msg)
 			if in.checked {
-				m.ahead.Add(-int64(len(in.msg.Records)))
+				m.ahead.Add(-int64(n))
 			}
 		case inPeerState:
 			c.PeerState(now, in.sender, in.msg.Context)
