@@ -2,6 +2,7 @@ package trust
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 
@@ -51,7 +52,17 @@ type prechecked struct {
 
 type verdicts struct {
 	keys map[crdt.Record]*signerCert
-	dots map[crdt.Dot]crdt.Record
+	dots map[crdt.Dot]dotVerdict
+}
+
+// dotVerdict is what a copy of a verified record must match: its signed
+// bytes (by their SHA-256; the record object itself may by now be in the
+// store, where the store's owner may rewrite its strings to equal ones)
+// and its signature.
+type dotVerdict struct {
+	sum [sha256.Size]byte
+	sig crdt.Signature
+	sc  *signerCert
 }
 
 func (p *prechecked) reset() {
@@ -60,16 +71,16 @@ func (p *prechecked) reset() {
 	p.mu.Unlock()
 }
 
-func (p *prechecked) put(rs []crdt.Record, scs []*signerCert) {
+func (p *prechecked) put(rs []crdt.Record, dvs []dotVerdict) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, r := range rs {
 		if p.cur == nil || len(p.cur.keys) >= maxPrechecked/2 {
 			n := min(len(rs), maxPrechecked/2)
-			p.old, p.cur = p.cur, &verdicts{keys: make(map[crdt.Record]*signerCert, n), dots: make(map[crdt.Dot]crdt.Record, n)}
+			p.old, p.cur = p.cur, &verdicts{keys: make(map[crdt.Record]*signerCert, n), dots: make(map[crdt.Dot]dotVerdict, n)}
 		}
-		p.cur.keys[r] = scs[i]
-		p.cur.dots[r.Head().Dot()] = r
+		p.cur.keys[r] = dvs[i].sc
+		p.cur.dots[r.Head().Dot()] = dvs[i]
 	}
 }
 
@@ -86,19 +97,19 @@ func (p *prechecked) get(r crdt.Record) *signerCert {
 	return nil
 }
 
-// verifiedAt returns the record last verified at dot d and its key, if
+// verifiedAt returns the verdict of the record last verified at dot d, if
 // still remembered.
-func (p *prechecked) verifiedAt(d crdt.Dot) (crdt.Record, *signerCert) {
+func (p *prechecked) verifiedAt(d crdt.Dot) (dotVerdict, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, v := range []*verdicts{p.cur, p.old} {
 		if v != nil {
-			if r, ok := v.dots[d]; ok {
-				return r, v.keys[r]
+			if dv, ok := v.dots[d]; ok {
+				return dv, true
 			}
 		}
 	}
-	return nil, nil
+	return dotVerdict{}, false
 }
 
 // keysOf returns the root-checked certificates of controller seen so far.
@@ -119,7 +130,7 @@ func (v *Verifier) keysOf(controller string) []*signerCert {
 // it verified.
 func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 	var done []crdt.Record
-	var keys []*signerCert
+	var dvs []dotVerdict
 	for _, r := range recs {
 		if sr, ok := r.(*crdt.SignerRecord); ok {
 			if !sr.Revoked && sr.Controller == sr.Author.Name {
@@ -133,22 +144,24 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			continue
 		}
 		msg := crdt.SignedBytes(r)
-		if r0, sc := v.pre.verifiedAt(h.Dot()); sc != nil && r0.Head().Sig == h.Sig && bytes.Equal(crdt.SignedBytes(r0), msg) {
+		dv := dotVerdict{sum: sha256.Sum256(msg), sig: h.Sig}
+		if prev, ok := v.pre.verifiedAt(h.Dot()); ok && prev.sig == dv.sig && prev.sum == dv.sum {
 			// A copy of a record verified a moment ago: the same bytes
 			// under the same signature.
-			done, keys = append(done, r), append(keys, sc)
+			done, dvs = append(done, r), append(dvs, prev)
 			continue
 		}
 		sig := [pki.RecordSignatureSize]byte(h.Sig)
 		for _, sc := range cands {
 			if pki.VerifyRecord(sc.pub, msg, sig) {
-				done, keys = append(done, r), append(keys, sc)
+				dv.sc = sc
+				done, dvs = append(done, r), append(dvs, dv)
 				break
 			}
 		}
 	}
 	if len(done) > 0 {
-		v.pre.put(done, keys)
+		v.pre.put(done, dvs)
 	}
 	return done
 }
