@@ -3,6 +3,7 @@ package crdt
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -93,8 +94,12 @@ func msDuration(ms int64) time.Duration {
 func (e *AheadError) Wait() time.Duration { return e.Ahead() - e.Max }
 
 // Clock is a hybrid logical clock. The zero value is not usable; use
-// NewClock. A Clock is not safe for concurrent use.
+// NewClock. A Clock is safe for concurrent use: a controller's writer
+// stamps its writes while the mesh's loop observes what it receives, and
+// the writer must not wait for the loop's lock (which merges and
+// collection hold) to read its clock.
 type Clock struct {
+	mu        sync.Mutex // guards last
 	last      Timestamp
 	maxOffset time.Duration
 }
@@ -112,11 +117,17 @@ func NewClock(maxOffset time.Duration) *Clock {
 func (c *Clock) MaxOffset() time.Duration { return c.maxOffset }
 
 // Last is the latest timestamp the clock has issued or observed.
-func (c *Clock) Last() Timestamp { return c.last }
+func (c *Clock) Last() Timestamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
 
 // Now returns a timestamp for a local event at wall time wall, greater than
 // every timestamp issued or observed before.
 func (c *Clock) Now(wall time.Time) Timestamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.last = next(c.last, NewTimestamp(MillisOf(wall), 0))
 	return c.last
 }
@@ -126,6 +137,8 @@ func (c *Clock) Now(wall time.Time) Timestamp {
 // is not merged; the error is an *AheadError telling how long to hold it.
 func (c *Clock) Observe(remote Timestamp, wall time.Time) (Timestamp, error) {
 	w := MillisOf(wall)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if msDuration(int64(remote.Millis()-w)) > c.maxOffset {
 		return c.last, &AheadError{Remote: remote, Wall: w, Max: c.maxOffset}
 	}

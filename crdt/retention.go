@@ -234,13 +234,7 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 		}
 	}
 	for id, g := range t.sessions {
-		if r := s.sessions.m[id]; r != nil {
-			g = g.withTarget(r.Expires)
-			for _, d := range s.sessions.dups[id] {
-				g = g.withTarget(d.Expires)
-			}
-			t.sessions[id] = g
-		}
+		t.sessions[id] = s.sessionTargets(g, id)
 	}
 	for k, r := range s.access.services.m {
 		t.access[accessKey{KindService, k}] = r
@@ -252,59 +246,44 @@ func (s *Store) retention(now Millis, slack time.Duration) *Retention {
 		t.access[accessKey{KindIdentityRoles, k}] = r
 	}
 	for sn, g := range t.serials {
-		if r := s.certs.m[sn]; r != nil {
-			g = g.withTarget(r.NotAfter)
-			for _, d := range s.certs.dups[sn] {
-				g = g.withTarget(d.NotAfter)
-			}
-			t.serials[sn] = g
-		}
+		t.serials[sn] = s.serialTargets(g, sn)
 	}
 	return t
 }
 
-// Collect drops every record that can no longer matter anywhere, by the
-// rule of Retention with a slack of maxOffset plus grace: roughly, its
-// expiry (a certificate's or session's not-after; for a revocation, the
-// expiry of what it covers, whatever its writer's config) plus the slack is
-// before now, and it was written at least MinRetention ago. Dots stay
-// covered, so a collected record is never merged again. It returns how many
-// held records were dropped. Collect visits every record; call it at
-// intervals of minutes, not per write.
-func (s *Store) Collect(now Millis, maxOffset, grace time.Duration) int {
-	rule := s.retention(now, maxOffset+grace)
-	type victim struct {
-		l       *authorLog
-		seq     uint64
-		r       Record
-		dropped bool
-	}
-	var victims []victim
-	for _, l := range s.order {
-		l.each(func(seq uint64, r Record, dropped bool) bool {
-			if rule.Collectable(r) {
-				victims = append(victims, victim{l, seq, r, dropped})
-			}
-			return true
-		})
-	}
-	// Removing a signer revocation may bring dropped records back
-	// (reconcileRevoked), so the victims are chosen first and removed
-	// after, each only if still where it was.
-	n := 0
-	for _, v := range victims {
-		cur, dropped := unwrap(v.l.slot(v.seq))
-		if cur != v.r {
-			continue
-		}
-		v.l.clear(v.seq)
-		if !dropped {
-			s.unindex(v.l, v.r)
-			n++
+// sessionTargets adds to g the session records held for id.
+func (s *Store) sessionTargets(g retained, id SessionID) retained {
+	return heldTargets(g, &s.sessions, id, func(r *SessionRecord) Millis { return r.Expires })
+}
+
+// serialTargets adds to g the certificate records held for sn.
+func (s *Store) serialTargets(g retained, sn Serial) retained {
+	return heldTargets(g, &s.certs, sn, func(r *CertRecord) Millis { return r.NotAfter })
+}
+
+// heldTargets adds to g every record held for k in w (the winner and the
+// others claiming k), which ends at end.
+func heldTargets[K comparable, R Record](g retained, w *winners[K, R], k K, end func(R) Millis) retained {
+	if r, ok := w.m[k]; ok {
+		g = g.withTarget(end(r))
+		for _, d := range w.dups[k] {
+			g = g.withTarget(end(d))
 		}
 	}
-	if len(s.names) > 2*s.namesBuilt+1024 {
-		s.reintern()
+	return g
+}
+
+// refreshTarget brings the rule's entry for the target of rev up to date
+// with the records s holds now: a Collection decides over many steps, and
+// a session or certificate record may have arrived since the rule was
+// built. A revocation must never go before what it covers. The entry only
+// grows: the targets this collection dropped already still count, so that
+// a revocation goes in the same collection as what it covers.
+func (s *Store) refreshTarget(t *Retention, rev *RevocationRecord) {
+	t.NoteRevocation(rev) // idempotent: a join
+	if rev.Target == RevokeSession {
+		t.sessions[rev.Session] = s.sessionTargets(t.sessions[rev.Session], rev.Session)
+		return
 	}
-	return n
+	t.serials[rev.Serial] = s.serialTargets(t.serials[rev.Serial], rev.Serial)
 }

@@ -27,7 +27,25 @@ type Snapshot struct {
 // records set aside as written by a revoked author (RestoreVerified sets
 // them aside again), so that a restored node can still hand them to peers.
 // The output depends only on the store's state, never on map order.
-func (s *Store) EncodeSnapshot(w io.Writer) error {
+func (s *Store) EncodeSnapshot(w io.Writer) error { return s.Snapshot().Encode(w) }
+
+// Snapshot returns what EncodeSnapshot writes, as the store holds it now:
+// a copy of its causal context and the records (shared: a record is
+// immutable once merged). Taking it visits every record and encodes none,
+// so that the store's owner, which takes it under the lock that guards the
+// store, can encode it after letting go (Encode). It can also be restored
+// into another store (RestoreVerified).
+func (s *Store) Snapshot() *Snapshot {
+	snap := &Snapshot{Context: s.Context(), Records: make([]Record, 0, s.Len()+s.dropCount())}
+	s.rangeAll(func(r Record) bool {
+		snap.Records = append(snap.Records, r)
+		return true
+	})
+	return snap
+}
+
+// Encode writes snap as EncodeSnapshot writes a store.
+func (snap *Snapshot) Encode(w io.Writer) error {
 	const chunk = 64 << 10
 	e := encoder{b: make([]byte, 0, chunk+4096)}
 	var werr error
@@ -39,9 +57,8 @@ func (s *Store) EncodeSnapshot(w io.Writer) error {
 	}
 	e.arrayLen(3)
 	e.uint(snapshotVersion)
-	ctx := s.Context()
-	e.arrayLen(len(ctx))
-	for _, a := range ctx {
+	e.arrayLen(len(snap.Context))
+	for _, a := range snap.Context {
 		e.arrayLen(4)
 		e.str(a.Author.Name)
 		e.uint(a.Author.Incarnation)
@@ -54,14 +71,16 @@ func (s *Store) EncodeSnapshot(w io.Writer) error {
 			}
 		}
 	}
-	e.arrayLen(s.Len() + s.dropCount())
-	s.rangeAll(func(r Record) bool {
+	e.arrayLen(len(snap.Records))
+	for _, r := range snap.Records {
+		if werr != nil {
+			break
+		}
 		encodeRecord(&e, r, true)
 		if len(e.b) >= chunk {
 			flush()
 		}
-		return werr == nil
-	})
+	}
 	flush()
 	if werr != nil {
 		return fmt.Errorf("crdt: encode snapshot: %w", werr)

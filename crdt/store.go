@@ -103,6 +103,10 @@ type Store struct {
 	namesBuilt int    // len(names) after the last rebuild
 	lastMethod string // the method interned last
 	noIntern   bool   // SetInterning(false)
+	// fresh, while a Collection rebuilds the intern table step by step,
+	// is the table being built: every string interned meanwhile goes into
+	// it too, so that the records merged during the rebuild keep theirs.
+	fresh map[string]string
 
 	// hot is the log looked up or merged into last: records come in runs
 	// of one author, and a merge or a gap check follows a Has of the same
@@ -139,13 +143,16 @@ func (s *Store) intern(p *string) {
 	if v == "" {
 		return
 	}
-	if c, ok := s.names[v]; ok {
-		if !sameString(c, v) {
-			*p = c
-		}
-		return
+	c, ok := s.names[v]
+	if !ok {
+		c = v
+		s.names[v] = v
+	} else if !sameString(c, v) {
+		*p = c
 	}
-	s.names[v] = v
+	if s.fresh != nil {
+		s.fresh[c] = c
+	}
 }
 
 // SetInterning turns interning of repeated strings off or on (the
@@ -175,7 +182,7 @@ func (s *Store) internFields(r Record) {
 	case *SessionRecord:
 		s.intern(&r.Identity)
 		// Methods are few and come in runs: the last one saves a lookup.
-		if r.Method == s.lastMethod {
+		if r.Method == s.lastMethod && s.fresh == nil {
 			if !sameString(r.Method, s.lastMethod) {
 				r.Method = s.lastMethod
 			}
@@ -194,15 +201,17 @@ func (s *Store) internFields(r Record) {
 	}
 }
 
-// reintern rebuilds the intern table from the records held.
+// reintern rebuilds the intern table from the records held, in one go.
 func (s *Store) reintern() {
-	s.names = make(map[string]string, s.namesBuilt)
+	s.fresh = make(map[string]string, s.namesBuilt)
 	s.lastMethod = ""
 	s.Range(func(r Record) bool {
 		s.internFields(r)
 		return true
 	})
+	s.names, s.fresh = s.fresh, nil
 	s.namesBuilt = len(s.names)
+	s.lastMethod = ""
 }
 
 // log returns the log of a, creating it if create is set.

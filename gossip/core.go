@@ -140,7 +140,10 @@ func (c *Core) Store() *crdt.Store { return c.store }
 func (c *Core) Stats() *Stats { return &c.stats }
 
 // Now returns an HLC timestamp for a local write at wall time now, above
-// every timestamp this node has issued or observed.
+// every timestamp this node has issued or observed. Unlike the core's
+// other methods it may be called concurrently with them (crdt.Clock is
+// safe for concurrent use): a controller's writer stamps its writes
+// without waiting for the driver's lock.
 func (c *Core) Now(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
 
 // Ready returns and clears what the core has for its driver. The slices

@@ -124,6 +124,20 @@ type SharedVerifier interface {
 	VerifyShared(r crdt.Record) error
 }
 
+// Prechecker is a SharedVerifier that can check records' signatures
+// before they reach the core, on any goroutine, concurrently, and
+// without reading the store (trust.Verifier does): a driver calls
+// Precheck on every core as messages arrive, before it takes the lock
+// under which it steps the core, and the core's VerifyShared then has
+// little left to do under that lock. Precheck must only ever make
+// VerifyShared cheaper, never change its answer.
+type Prechecker interface {
+	SharedVerifier
+	// Precheck checks what it can of recs and returns those whose
+	// signature it verified.
+	Precheck(recs []crdt.Record) []crdt.Record
+}
+
 func (c *Core) verify(r crdt.Record) error {
 	if sv, ok := c.verifier.(SharedVerifier); ok {
 		return sv.VerifyShared(r)

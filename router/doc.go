@@ -52,8 +52,10 @@
 //     session's expiry closes its connections on time through one timer per
 //     session. Rotation and the end of the old certificate's grace keep
 //     connections up: a live connection belongs to its session.
-//   - A snapshot of the store (crdt.EncodeSnapshot) is written atomically
-//     under the data directory at intervals and on shutdown, and restored
+//   - A snapshot of the store (crdt.Store.Snapshot, taken under the mesh's
+//     lock and encoded after it, so that admission does not wait for the
+//     encoding) is written atomically under the data directory at
+//     intervals and on shutdown, and restored
 //     before the mesh starts, so a router restarted during a control-plane
 //     outage admits from what it knew and still enforces every revocation.
 //

@@ -59,7 +59,9 @@ func restoreSnapshot(path string, store *crdt.Store) (int, error) {
 
 // SaveSnapshot writes the store to the data directory atomically (temp
 // file, fsync, rename, fsync of the directory) if it changed since the last
-// write. The encoding happens under the mesh's lock, the I/O after.
+// write. Under the mesh's lock, which admission lookups take, it only takes
+// the list of records (crdt.Store.Snapshot); the encoding and the I/O
+// happen after.
 func (r *Router) SaveSnapshot() error {
 	if r.cfg.DataDir == "" {
 		return nil
@@ -75,19 +77,18 @@ func (r *Router) SaveSnapshot() error {
 	var buf bytes.Buffer
 	var digest uint64
 	var n int
-	unchanged := false
+	var snap *crdt.Snapshot
 	r.mesh.View(func(s *crdt.Store) {
 		digest, n = s.Digest(), s.Len()
 		if r.snapWrote && digest == r.snapDigest {
-			unchanged = true
 			return
 		}
-		err = s.EncodeSnapshot(&buf)
+		snap = s.Snapshot()
 	})
-	if unchanged {
+	if snap == nil { // unchanged
 		return r.journal.removeBefore(covered)
 	}
-	if err != nil {
+	if err := snap.Encode(&buf); err != nil {
 		return fmt.Errorf("router: snapshot: %w", err)
 	}
 	start := time.Now()

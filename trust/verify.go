@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,16 +72,20 @@ type Verifier struct {
 	trustDomain string
 	store       func() *crdt.Store
 
-	mu    sync.Mutex // guards root, roots and certs
-	root  *x509.Certificate
-	roots *x509.CertPool
-	certs map[[32]byte]*signerCert
+	mu     sync.Mutex // guards root, roots, certs and byName
+	root   *x509.Certificate
+	roots  *x509.CertPool
+	certs  map[[32]byte]*signerCert
+	byName map[string][]*signerCert // the same certificates, by controller
+
+	pre prechecked // verdicts of Precheck, for VerifyShared
 }
 
 var _ crdt.Verifier = (*Verifier)(nil)
 
 // signerCert is a parsed, chain-checked controller certificate.
 type signerCert struct {
+	keyID      [32]byte
 	der        []byte
 	controller string
 	pub        *ecdsa.PublicKey
@@ -122,7 +127,9 @@ func (v *Verifier) SetRoot(root *x509.Certificate) error {
 	v.mu.Lock()
 	v.root, v.roots = root, pool
 	v.certs = make(map[[32]byte]*signerCert)
+	v.byName = make(map[string][]*signerCert)
 	v.mu.Unlock()
+	v.pre.reset()
 	return nil
 }
 
@@ -249,13 +256,16 @@ func (v *Verifier) signer(der []byte, keyID [32]byte, controller string) (*signe
 		}
 		v.mu.Lock()
 		if v.root == root { // not reloaded meanwhile
-			if len(v.certs) >= maxSignerCache {
-				for k := range v.certs { // evict one at random
-					delete(v.certs, k)
+			if old, ok := v.certs[keyID]; ok {
+				v.forget(old)
+			} else if len(v.certs) >= maxSignerCache {
+				for _, old := range v.certs { // evict one at random
+					v.forget(old)
 					break
 				}
 			}
 			v.certs[keyID] = sc
+			v.byName[sc.controller] = append(v.byName[sc.controller], sc)
 		}
 		v.mu.Unlock()
 	}
@@ -263,6 +273,17 @@ func (v *Verifier) signer(der []byte, keyID [32]byte, controller string) (*signe
 		return nil, fmt.Errorf("%w: certificate of controller %q used by %q", ErrBadSigner, sc.controller, controller)
 	}
 	return sc, nil
+}
+
+// forget drops sc from the cache. v.mu must be held.
+func (v *Verifier) forget(sc *signerCert) {
+	delete(v.certs, sc.keyID)
+	keys := slices.DeleteFunc(v.byName[sc.controller], func(k *signerCert) bool { return k == sc })
+	if len(keys) == 0 {
+		delete(v.byName, sc.controller)
+	} else {
+		v.byName[sc.controller] = keys
+	}
 }
 
 func (v *Verifier) parseSigner(der []byte, keyID [32]byte, root *x509.Certificate, roots *x509.CertPool) (*signerCert, error) {
@@ -295,6 +316,7 @@ func (v *Verifier) parseSigner(der []byte, keyID [32]byte, root *x509.Certificat
 		return fail("key id of %s does not match its certificate", id)
 	}
 	return &signerCert{
+		keyID:      keyID,
 		der:        bytes.Clone(der),
 		controller: id.Name,
 		pub:        pub,

@@ -132,6 +132,12 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
+			// Checked ahead of the merge, the same answer.
+			r := tt.rec()
+			v.Precheck([]crdt.Record{r})
+			if err := v.VerifyShared(r); !errors.Is(err, tt.want) {
+				t.Fatalf("prechecked: err = %v, want %v", err, tt.want)
+			}
 		})
 	}
 }
@@ -184,6 +190,10 @@ func TestVerifierChecksControllerRevocations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := crdt.Verify(tt.rec, v); !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			v.Precheck([]crdt.Record{tt.rec})
+			if err := v.VerifyShared(tt.rec); !errors.Is(err, tt.want) {
+				t.Fatalf("prechecked: err = %v, want %v", err, tt.want)
 			}
 		})
 	}

@@ -92,8 +92,8 @@ func (d delegate) NodeMeta(limit int) []byte {
 }
 
 // NotifyMsg implements memberlist.Delegate: decode, then hand to the loop
-// through a bounded queue, by way of the verifier goroutine when the frame
-// carries a proof. memberlist may reuse b after the call.
+// through a bounded queue, by way of the check stage (check.go) when the
+// frame carries a proof or records. memberlist may reuse b after the call.
 func (d delegate) NotifyMsg(b []byte) {
 	m := d.m
 	if m.closed.Load() {
@@ -110,8 +110,8 @@ func (d delegate) NotifyMsg(b []byte) {
 		m.met.drop("spoofed_sender")
 		return
 	}
-	if f.Proof != nil && m.cfg.Auth != nil {
-		m.queueVerify(f)
+	if m.needsCheck(f) {
+		m.queueCheck(f)
 		return
 	}
 	m.enqueue(input{kind: inMessage, sender: gossip.Sender{Name: f.From}, msg: f.Msg}, true)

@@ -15,7 +15,9 @@
 //   - membership.go: members coming and going, joining the seeds and
 //     reconnecting to failed members;
 //   - delegate.go: memberlist's delegates and the node metadata;
-//   - meshproof.go: checking sender proofs off the loop;
+//   - check.go: the check stage, where received frames' sender proofs and
+//     records' signatures are checked on every core before the loop;
+//   - meshproof.go: sender proofs and the replay rule;
 //   - conflict.go: a newcomer that finds its name taken;
 //   - keys.go: the gossip keyring file;
 //   - metrics.go: counters and Prometheus metrics.
@@ -32,14 +34,23 @@
 //   - The loop holds the mesh's lock while it runs the core, and sends
 //     nothing and calls no subscriber while holding it, so subscribers may
 //     call View and memberlist's locks never nest inside the mesh's.
+//   - The data plane never waits behind the control plane: admission
+//     lookups (View) take the mesh's lock, so nothing that costs crypto or
+//     visits the whole store is done under it. Records' signatures are
+//     checked by the check stage on GOMAXPROCS workers before the loop
+//     (gossip.Prechecker), leaving a confirmation of a few map lookups per
+//     record under the lock; the loop lets go of the lock every
+//     maxRecordsPerHold records; garbage collection runs in steps of
+//     collectStepRecords records (crdt.Collection); Now (the writer's HLC)
+//     takes no lock of the mesh's at all.
 //   - memberlist's user messages do not carry their sender, so each travels
 //     in a frame naming it (gossip.EncodeFrame). Alone, the name only tells
 //     where answers go; what a message carries is verified on its own, and
 //     the sender's word counts only with a proof (gossip.NodeAuth; item 8
 //     of the gossip package doc). Proofs are checked off the loop and never
-//     under the mesh's lock: by a verifier goroutine behind a bounded
-//     queue, and by memberlist's push-pull goroutines; a frame whose proof
-//     fails is counted (bad_proof, stale_proof) and handled as unproven.
+//     under the mesh's lock: by the check stage behind a bounded queue, and
+//     by memberlist's push-pull goroutines; a frame whose proof fails is
+//     counted (bad_proof, stale_proof) and handled as unproven.
 //   - memberlist's push-pull (on join, and every PushPullInterval) carries a
 //     node's causal context, never its state; each side answers the other's
 //     context with what it lacks (gossip.Core.PeerState), so a joining or

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,13 @@ type Mesh struct {
 	logMu  sync.Mutex // guards logged
 	logged map[string]time.Time
 
-	verifyQ chan *gossip.Frame // frames whose proof the verifier goroutine checks
+	// The check stage (check.go).
+	checkQ chan *gossip.Frame // frames with a proof or records, for checkLoop
+	tasks  chan func()        // work for the check stage's workers
+	pre    gossip.Prechecker  // the verifier, if it checks records ahead; else nil
+	ahead  atomic.Int64       // records checked, not yet stepped (maxCheckedAhead)
+	// stepped wakes the check stage's dispatcher after the loop stepped.
+	stepped chan struct{}
 
 	proofMu    sync.Mutex             // guards lastProven
 	lastProven map[string]crdt.Millis // SentAt of the last proven frame taken, by sender; members only
@@ -141,9 +148,12 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 		stop:      make(chan struct{}),
 		conflict:  make(chan error, 1),
 
-		verifyQ:    make(chan *gossip.Frame, maxVerifyQueue),
+		checkQ:     make(chan *gossip.Frame, cfg.MaxQueued),
+		tasks:      make(chan func()),
+		stepped:    make(chan struct{}, 1),
 		lastProven: make(map[string]crdt.Millis),
 	}
+	m.pre, _ = v.(gossip.Prechecker)
 	m.started = m.clock()
 	m.restored = store.Len() > 0
 	if err := m.setMeta(false); err != nil {
@@ -166,10 +176,14 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	m.updateMemberMetrics()
 	m.log.Info("gossip: mesh started", "addr", m.Addr(), "role", cfg.Core.Role.String(), "region", cfg.Core.Region,
 		"seeds", m.seeds, "encrypted", m.keyring != nil, "label", cfg.Label, "proves", cfg.Auth.Proves())
-	m.wg.Add(3)
+	workers := runtime.GOMAXPROCS(0)
+	m.wg.Add(3 + workers)
 	go m.run()
 	go m.joinLoop()
-	go m.verifyLoop()
+	go m.checkLoop()
+	for range workers {
+		go m.worker()
+	}
 	return m, nil
 }
 
@@ -222,10 +236,9 @@ func (m *Mesh) Publish(recs []crdt.Record) error {
 }
 
 // Now returns an HLC timestamp for a local write, above every timestamp
-// this node has issued or observed.
+// this node has issued or observed. It does not take the mesh's lock: the
+// writer's stamp never waits behind ingest or collection.
 func (m *Mesh) Now() crdt.Timestamp {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	return m.core.Now(m.clock())
 }
 

@@ -10,47 +10,17 @@ import (
 
 // How a Mesh checks who sent a frame (gossip.NodeAuth): off the loop and never
 // under the mesh's lock, since admission lookups take that lock and must
-// not wait on crypto. Frames that carry a proof go to the verifier
-// goroutine (verifyLoop) through a bounded queue, so that memberlist's
-// packet handler, which also handles its probes, never waits on ECDSA
-// either; memberlist's push-pull, one goroutine per stream already,
-// checks its own. A frame whose proof fails is counted and handed to the
-// core unproven: what it carries is still verified record by record.
-
-// maxVerifyQueue caps the received frames whose proof waits to be checked;
-// beyond it they are dropped and counted (reason "queue_full").
-const maxVerifyQueue = 1024
+// not wait on crypto. Frames that carry a proof go to the check stage
+// (check.go) through a bounded queue, so that memberlist's packet
+// handler, which also handles its probes, never waits on ECDSA either;
+// memberlist's push-pull, one goroutine per stream already, checks its
+// own. A frame whose proof fails is counted and handed to the core
+// unproven: what it carries is still verified record by record.
 
 // maxProvenSenders caps the senders whose last proven frame time a node
 // keeps (replay protection): members only, and only those a root-issued
 // certificate names.
 const maxProvenSenders = 1 << 16
-
-// verifyLoop checks the proofs of received frames and hands them to the
-// loop.
-func (m *Mesh) verifyLoop() {
-	defer m.wg.Done()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case f := <-m.verifyQ:
-			s := m.verifyFrame(f, m.cfg.Core.Name)
-			m.enqueue(input{kind: inMessage, sender: s, msg: f.Msg}, true)
-		}
-	}
-}
-
-// queueVerify hands a frame with a proof to the verifier goroutine, or
-// drops and counts it when maxVerifyQueue wait already.
-func (m *Mesh) queueVerify(f *gossip.Frame) {
-	select {
-	case m.verifyQ <- f:
-	default:
-		m.dropped.Add(1)
-		m.met.drop("queue_full")
-	}
-}
 
 // verifyFrame returns the sender of f: proven if its proof, made for
 // recipient ("" for any node: a push-pull), holds and it is no replay.
@@ -61,6 +31,14 @@ func (m *Mesh) verifyFrame(f *gossip.Frame, recipient string) gossip.Sender {
 	}
 	now := m.clock()
 	s, err := m.cfg.Auth.Verify(now, f, recipient)
+	return m.takeProof(f, recipient, now, s, err)
+}
+
+// takeProof applies the replay rule to a frame whose proof
+// NodeAuth.Verify checked at now, and counts what it refuses. Frames of
+// one sender must be taken in the order they arrived.
+func (m *Mesh) takeProof(f *gossip.Frame, recipient string, now time.Time, s gossip.Sender, err error) gossip.Sender {
+	unproven := gossip.Sender{Name: f.From}
 	if err == nil && s.Proven {
 		s.Proven, err = m.acceptProven(now, s.Name, f.Msg.SentAt, recipient == "")
 	}
