@@ -1,0 +1,247 @@
+package client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certmesh/certmesh/api"
+	"github.com/certmesh/certmesh/client"
+	"github.com/certmesh/certmesh/internal/testutil"
+	"github.com/certmesh/certmesh/pki"
+	"github.com/certmesh/certmesh/router/routertest"
+)
+
+// admin is an admin client of e's controllers.
+func (e *env) admin() *client.Admin {
+	e.t.Helper()
+	a, err := client.NewAdmin(e.cfg, e.pki.AdminCert())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// putService defines service at address, as `certmesh service put` does.
+func (e *env) putService(a *client.Admin, name, address string) {
+	e.t.Helper()
+	if _, err := a.PutService(context.Background(), name, api.ServiceRequest{Address: address}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// grant gives identity the service through the policy named name.
+func (e *env) grant(a *client.Admin, name, identity, service string) {
+	e.t.Helper()
+	req := api.PolicyRequest{Identities: []string{"@" + identity}, Services: []string{"@" + service}}
+	if _, err := a.PutPolicy(context.Background(), name, req); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// accessDenied reads the router's certmesh_access_denied_total{reason},
+// as Prometheus would scrape it: the refusals it sent.
+func (e *env) accessDenied(reason string) int {
+	e.t.Helper()
+	rec := httptest.NewRecorder()
+	e.router.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	prefix := `certmesh_access_denied_total{reason="` + reason + `"} `
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metrics line %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// newServiceClient is newClient with the config dialing service by name.
+func (e *env) newServiceClient(s *client.Session, service string) (*client.Client, *events) {
+	e.t.Helper()
+	e.cfg = e.cfg.ForService(service, pki.DefaultTrustDomain)
+	return e.newClient(s)
+}
+
+// echoLines is Connect's fn for the echo service: a line out, a line back,
+// every 20 ms, reporting each round trip on up.
+func echoLines(up chan<- struct{}) func(ctx context.Context, conn net.Conn) error {
+	return func(ctx context.Context, conn net.Conn) error {
+		r := bufio.NewReader(conn)
+		for {
+			if err := echo(conn, r, "ping"); err != nil {
+				return err
+			}
+			select {
+			case up <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Issue 17: against a real router, an admin's removal of the policy that
+// granted a live connection's service is Disconnected(access_removed),
+// never revoked and no SessionEnded; Connect backs off while the router
+// refuses access (no storm of dials, rotations or logins), and the
+// policy put back brings Connected.
+func TestAccessRemovedByAPolicyChangeAtARealRouter(t *testing.T) {
+	upstream := routertest.NewEchoServer(t).Addr()
+	e := newEnvWith(t, time.Hour, upstream)
+	a := e.admin()
+	e.putService(a, "echo", upstream)
+	e.grant(a, "echo-users", "alice", "echo")
+	s := e.login("alice")
+	c, ev := e.newServiceClient(s, "echo")
+
+	var mu sync.Mutex
+	var seen []error // what fn saw end each connection
+	up := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Connect(ctx, func(ctx context.Context, conn net.Conn) error {
+			err := echoLines(up)(ctx, conn)
+			mu.Lock()
+			seen = append(seen, err)
+			mu.Unlock()
+			return err
+		})
+	}()
+	<-up
+	testutil.Eventually(t, 5*time.Second, "connected", func() bool { return ev.has("connected") })
+
+	before := e.accessDenied("not_granted")
+	if _, err := a.DeletePolicy(context.Background(), "echo-users"); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	testutil.Eventually(t, 5*time.Second, "disconnected(access_removed)", func() bool {
+		return ev.has("disconnected(access_removed)")
+	})
+	t.Logf("access_removed reported %v after the policy's removal was acknowledged", time.Since(removed).Round(time.Millisecond))
+
+	// Refused for a while: Connect keeps trying, with backoff.
+	testutil.Eventually(t, 5*time.Second, "a few refusals", func() bool { return e.accessDenied("not_granted")-before >= 3 })
+	window := 2 * time.Second
+	time.Sleep(window) // the window whose refusals are counted, not a wait for convergence
+	refusals := e.accessDenied("not_granted") - before
+	elapsed := time.Since(removed)
+	// Backoff doubles from RetryMin to RetryMax, with jitter down to
+	// half: the ramp, then at most one dial per RetryMax/2.
+	bound := 6 + int(elapsed/(e.cfg.RetryMax/2))
+	t.Logf("%d refusals in %v (bound %d)", refusals, elapsed.Round(time.Millisecond), bound)
+	if refusals > bound {
+		t.Errorf("%d dials refused in %v: Connect does not back off (bound %d)", refusals, elapsed, bound)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("the session is over after a removal of access: %v", err)
+	}
+	for _, k := range []client.EventKind{client.SessionEnded, client.Rotated, client.LoggedIn, client.RotationFailed} {
+		if n := ev.count(k); n != 0 {
+			t.Errorf("%d %v events after a removal of access", n, k)
+		}
+	}
+	if got := c.Session().ID; got != s.ID {
+		t.Errorf("session %s became %s", s.ID, got)
+	}
+	mu.Lock()
+	denied := 0
+	for _, err := range seen {
+		if client.IsAccessDenied(err) {
+			denied++
+		}
+	}
+	mu.Unlock()
+	if denied == 0 {
+		t.Errorf("fn never saw the refusal of access: %v", seen)
+	}
+
+	// Access granted again: Connect reconnects.
+	n := ev.count(client.Connected)
+	e.grant(a, "echo-users-again", "alice", "echo")
+	testutil.Eventually(t, 5*time.Second, "connected again", func() bool { return ev.count(client.Connected) > n })
+	<-up
+	want := "connected disconnected(access_removed) connected"
+	if got := strings.Join(ev.kinds(), " "); got != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	cancel()
+	if err := waitErr(t, errc, 5*time.Second, ev); !errors.Is(err, context.Canceled) {
+		t.Errorf("Connect returned %v", err)
+	}
+}
+
+// Issue 17: a service no policy grants is refused with access_denied, an
+// error IsAccessDenied tells from a refused certificate, from Dial's
+// connection and from Connect's alike; the session stays valid.
+func TestAServiceNoPolicyGrantsIsAccessDenied(t *testing.T) {
+	upstream := routertest.NewEchoServer(t).Addr()
+	e := newEnvWith(t, time.Hour, upstream)
+	a := e.admin()
+	e.putService(a, "echo", upstream)
+	e.putService(a, "billing", upstream)
+	e.grant(a, "echo-users", "alice", "echo")
+	s := e.login("alice")
+	c, ev := e.newServiceClient(s, "billing")
+
+	conn, _, err := c.Dial(context.Background())
+	if err == nil {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	var re *client.RefusedError
+	if !client.IsAccessDenied(err) || !errors.As(err, &re) || !re.AccessDenied() || re.Alert != 49 {
+		t.Fatalf("Dial of an ungranted service: %v, want a *RefusedError with access_denied", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var fnErr error
+	err = c.Connect(ctx, func(ctx context.Context, conn net.Conn) error {
+		fnErr = readFirst(ctx, conn)
+		return fnErr
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Connect returned %v, want the context's end (it retries a refusal of access)", err)
+	}
+	if !client.IsAccessDenied(fnErr) {
+		t.Errorf("Connect's fn saw %v, want access_denied", fnErr)
+	}
+	testutil.Eventually(t, 5*time.Second, "disconnected(access_denied)", func() bool { return ev.has("disconnected(access_denied)") })
+	if err := c.Err(); err != nil {
+		t.Errorf("the session is over after a refusal of access: %v", err)
+	}
+	// The session still reaches what it is granted.
+	other, _ := e.newServiceClient(s, "echo")
+	conn, _, err = other.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := echo(conn, bufio.NewReader(conn), "still granted"); err != nil {
+		t.Errorf("the session no longer reaches a granted service: %v", err)
+	}
+	for _, k := range []client.EventKind{client.SessionEnded, client.Connected, client.Rotated} {
+		if n := ev.count(k); n != 0 {
+			t.Errorf("%d %v events: %v", n, k, ev.kinds())
+		}
+	}
+}
