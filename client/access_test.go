@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -243,5 +245,69 @@ func TestAServiceNoPolicyGrantsIsAccessDenied(t *testing.T) {
 		if n := ev.count(k); n != 0 {
 			t.Errorf("%d %v events: %v", n, k, ev.kinds())
 		}
+	}
+}
+
+// DialContext dials the service a URL's host names: an http.Client
+// reaches two services by name through one router, over https:// (the
+// router's TLS, verified under the service's name) and http:// alike, and
+// a service no policy grants is an error IsAccessDenied tells.
+func TestHTTPClientReachesServicesByName(t *testing.T) {
+	serve := func(name string) string {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, name+" "+r.Host+r.URL.Path)
+		}))
+		t.Cleanup(up.Close)
+		return strings.TrimPrefix(up.URL, "http://")
+	}
+	web, api2, billing := serve("web"), serve("api"), serve("billing")
+	e := newEnvWith(t, time.Hour, routertest.NewEchoServer(t).Addr())
+	a := e.admin()
+	e.putService(a, "web", web)
+	e.putService(a, "api", api2)
+	e.putService(a, "billing", billing)
+	e.grant(a, "web-users", "alice", "web")
+	e.grant(a, "api-users", "alice", "api")
+	c, ev := e.newClient(e.login("alice"))
+	hc := c.HTTPClient()
+	get := func(url string) (string, error) {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for url, want := range map[string]string{
+		"https://web.svc.certmesh/a":      "web web.svc.certmesh/a",
+		"http://api.svc.certmesh/b":       "api api.svc.certmesh/b",
+		"https://WEB.svc.certmesh:8443/c": "web WEB.svc.certmesh:8443/c",
+	} {
+		if body, err := get(url); err != nil || body != want {
+			t.Errorf("GET %s: %q %v, want %q", url, body, err, want)
+		}
+	}
+	_, err := get("https://billing.svc.certmesh/")
+	if !client.IsAccessDenied(err) {
+		t.Errorf("GET of an ungranted service: %v, want access_denied", err)
+	}
+	if _, err := get("https://nosuch.svc.certmesh/"); !client.IsAccessDenied(err) {
+		t.Errorf("GET of an unknown service: %v, want unrecognized_name", err)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("the session is over after refusals of access: %v", err)
+	}
+	// Another host is the router's default, as before.
+	if conn, err := c.DialContext(context.Background(), "tcp", "upstream:80"); err != nil {
+		t.Error(err)
+	} else {
+		defer conn.Close()
+		if err := echo(conn, bufio.NewReader(conn), "default"); err != nil {
+			t.Errorf("the router's default upstream: %v", err)
+		}
+	}
+	if n := ev.count(client.SessionEnded); n != 0 {
+		t.Errorf("events %v", ev.kinds())
 	}
 }

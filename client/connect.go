@@ -51,7 +51,7 @@ func (c *Client) Connect(ctx context.Context, fn func(ctx context.Context, conn 
 		}
 		redialNow = false
 		failures++
-		conn, router, err := c.dial(ctx, func(k *Conn) { link.up(k.Router()) })
+		conn, router, err := c.dial(ctx, "", func(k *Conn) { link.up(k.Router()) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return c.stopErr(ctx)
