@@ -48,6 +48,9 @@ type env struct {
 	mesh   *routertest.Mesh
 	router *router.Router
 	cfg    client.Config
+	// upstream is the router's upstream, the address of the services
+	// tests define.
+	upstream string
 
 	bus        *bus
 	verifier   crdt.Verifier
@@ -97,7 +100,7 @@ func newEnvSession(t *testing.T, ttl, session time.Duration, upstream string) *e
 	v := p.Verifier()
 	var b bus
 	ctrls := startControllers(t, dir, v, &b, ttl, session, "ctrl-a", "ctrl-b")
-	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v}
+	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v, upstream: upstream}
 	e.router = e.startRouter(upstream)
 	e.mesh = e.routerMesh
 	e.cfg = client.DefaultConfig()

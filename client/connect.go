@@ -200,7 +200,9 @@ func (l *linkState) down(router string, reason Reason, err error) {
 		l.pending = nil
 		switch reason {
 		case ReasonAccessDenied:
-			ev.Reason = ReasonAccessRemoved
+			// The refusal, not the close, says why: the
+			// application can tell it with IsAccessDenied.
+			ev.Reason, ev.Err = ReasonAccessRemoved, err
 		case ReasonRevoked, ReasonExpired:
 			ev.Reason = reason
 		default:
