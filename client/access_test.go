@@ -372,6 +372,21 @@ func TestHTTPClientReachesServicesByName(t *testing.T) {
 			t.Errorf("the router's default upstream: %v", err)
 		}
 	}
+	// The policy removed: the router closes the pooled connection, and
+	// the next request is refused; the session holds.
+	if _, err := a.DeletePolicy(context.Background(), "web-users"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "GET web refused", func() bool {
+		_, err := get("https://web.svc.certmesh/a")
+		return client.IsAccessDenied(err)
+	})
+	if body, err := get("http://api.svc.certmesh/b"); err != nil || body != "api api.svc.certmesh/b" {
+		t.Errorf("GET of a service still granted: %q %v", body, err)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("the session is over after a removal of access: %v", err)
+	}
 	if n := ev.count(client.SessionEnded); n != 0 {
 		t.Errorf("events %v", ev.kinds())
 	}
