@@ -240,6 +240,13 @@ func testAccessRemoved(t *testing.T, tc accessChange, countDials bool) {
 	if denied == 0 {
 		t.Errorf("fn never saw the refusal of access: %v", seen)
 	}
+	// The live connection was closed without an alert (none can be sent
+	// mid-stream): the refusal came with the redial.
+	if len(seen) == 0 || client.IsRefused(seen[0]) {
+		t.Errorf("the live connection ended with %v, want a close without an alert", seen)
+	} else {
+		t.Logf("the live connection ended with %v", seen[0])
+	}
 
 	// Access given back: Connect reconnects.
 	n := ev.count(client.Connected)
