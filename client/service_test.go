@@ -19,9 +19,11 @@ func TestForServiceAndAccessRefusals(t *testing.T) {
 		err             error
 		denied, refused bool
 	}{
-		{remote(49), true, false},  // access_denied
-		{remote(112), true, false}, // unrecognized_name
-		{remote(42), false, true},  // bad_certificate: the certificate, not the service
+		// A refusal of access is a refusal too (IsRefused), but not of
+		// the certificate.
+		{remote(49), true, true},  // access_denied
+		{remote(112), true, true}, // unrecognized_name
+		{remote(42), false, true}, // bad_certificate: the certificate, not the service
 		{fmt.Errorf("eof"), false, false},
 	} {
 		if got := IsAccessDenied(tt.err); got != tt.denied {
