@@ -48,8 +48,8 @@ type env struct {
 	mesh   *routertest.Mesh
 	router *router.Router
 	cfg    client.Config
-	// upstream is the router's upstream, the address of the services
-	// tests define.
+	// upstream is the last router's upstream, the address of the
+	// services tests define.
 	upstream string
 
 	bus        *bus
@@ -76,6 +76,7 @@ func (e *env) startRouter(upstream string) *router.Router {
 	}
 	e.t.Cleanup(func() { r.Shutdown(context.Background()) })
 	e.routerMesh = mesh
+	e.upstream = upstream
 	return r
 }
 
@@ -100,7 +101,7 @@ func newEnvSession(t *testing.T, ttl, session time.Duration, upstream string) *e
 	v := p.Verifier()
 	var b bus
 	ctrls := startControllers(t, dir, v, &b, ttl, session, "ctrl-a", "ctrl-b")
-	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v, upstream: upstream}
+	e := &env{t: t, pki: p, ctrlA: ctrls[0], ctrlB: ctrls[1], bus: &b, verifier: v}
 	e.router = e.startRouter(upstream)
 	e.mesh = e.routerMesh
 	e.cfg = client.DefaultConfig()

@@ -19,11 +19,9 @@ func TestForServiceAndAccessRefusals(t *testing.T) {
 		err             error
 		denied, refused bool
 	}{
-		// A refusal of access is a refusal too (IsRefused), but not of
-		// the certificate.
-		{remote(49), true, true},  // access_denied
-		{remote(112), true, true}, // unrecognized_name
-		{remote(42), false, true}, // bad_certificate: the certificate, not the service
+		{remote(49), true, false},  // access_denied
+		{remote(112), true, false}, // unrecognized_name
+		{remote(42), false, true},  // bad_certificate: the certificate, not the service
 		{fmt.Errorf("eof"), false, false},
 	} {
 		if got := IsAccessDenied(tt.err); got != tt.denied {
