@@ -90,28 +90,6 @@ func (e *env) newServiceClient(s *client.Session, service string) (*client.Clien
 	return e.newClient(s)
 }
 
-// echoLines is Connect's fn for the echo service: a line out, a line back,
-// every 20 ms, reporting each round trip on up.
-func echoLines(up chan<- struct{}) func(ctx context.Context, conn net.Conn) error {
-	return func(ctx context.Context, conn net.Conn) error {
-		r := bufio.NewReader(conn)
-		for {
-			if err := echo(conn, r, "ping"); err != nil {
-				return err
-			}
-			select {
-			case up <- struct{}{}:
-			default:
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
-}
-
 // accessChange takes alice's access to the service echo away at a real
 // router, and gives it back, as an admin would.
 type accessChange struct {
@@ -184,7 +162,7 @@ func testAccessRemoved(t *testing.T, tc accessChange, countDials bool) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- c.Connect(ctx, func(ctx context.Context, conn net.Conn) error {
-			err := echoLines(up)(ctx, conn)
+			err := writeFirst(up)(ctx, conn)
 			mu.Lock()
 			seen = append(seen, err)
 			mu.Unlock()
