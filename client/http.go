@@ -63,7 +63,10 @@ func (c *Client) serviceHost(addr string) string {
 // routers (DialContext), for http:// and https:// URLs alike: the
 // router's TLS, verified under the service's name, is the https, and the
 // service behind the router speaks plain HTTP. A URL's host chooses the
-// service as DialContext says. Connections it pools end at Close.
+// service as DialContext says. Connections it pools end at Close. An
+// upstream that speaks TLS itself is reached with a Transport of one's
+// own whose DialContext (only) is c.DialContext: its TLS then runs inside
+// the router's.
 func (c *Client) HTTPTransport() *http.Transport {
 	return &http.Transport{
 		DialContext:           c.DialContext,
