@@ -152,6 +152,8 @@ func testAccessRemoved(t *testing.T, tc accessChange, countDials bool) {
 	e.putService(a, "echo", e.upstream)
 	tc.grant(e, a)
 	s := e.login("alice")
+	// A token to log in again with: a refusal of access must not use it.
+	e.cfg.Token = client.StaticToken("token:alice")
 	c, ev := e.newServiceClient(s, "echo")
 
 	var mu sync.Mutex
