@@ -49,6 +49,9 @@ type env struct {
 	mesh   *routertest.Mesh
 	router *router.Router
 	cfg    client.Config
+	// upstream is the last router's upstream, the address of the
+	// services tests define.
+	upstream string
 
 	bus        *bus
 	verifier   crdt.Verifier
@@ -74,6 +77,7 @@ func (e *env) startRouter(upstream string) *router.Router {
 	}
 	e.t.Cleanup(func() { r.Shutdown(context.Background()) })
 	e.routerMesh = mesh
+	e.upstream = upstream
 	return r
 }
 

@@ -69,10 +69,12 @@ var _ net.Conn = (*Conn)(nil)
 // session in the background, so that SessionEnded is reported however the
 // connection is used. Close ends the connection.
 func (c *Client) Dial(ctx context.Context) (*Conn, string, error) {
-	return c.dial(ctx, nil)
+	return c.dial(ctx, "", nil)
 }
 
-func (c *Client) dial(ctx context.Context, onAdmit func(*Conn)) (*Conn, string, error) {
+// dial is Dial with the TLS SNI serverName (empty: Config.ServerName, or
+// the router's host) and Connect's onAdmit.
+func (c *Client) dial(ctx context.Context, serverName string, onAdmit func(*Conn)) (*Conn, string, error) {
 	if err := c.Err(); err != nil {
 		return nil, "", err
 	}
@@ -89,7 +91,7 @@ func (c *Client) dial(ctx context.Context, onAdmit func(*Conn)) (*Conn, string, 
 	for i := 0; i < n; i++ {
 		idx := (start + i) % n
 		addr := c.cfg.Routers[idx]
-		conn, err := c.dialOne(ctx, addr, onAdmit)
+		conn, err := c.dialOne(ctx, addr, serverName, onAdmit)
 		if err == nil {
 			c.mu.Lock()
 			c.nextDial = idx
@@ -117,9 +119,12 @@ func (c *Client) dial(ctx context.Context, onAdmit func(*Conn)) (*Conn, string, 
 	return nil, "", errors.Join(errs...)
 }
 
-func (c *Client) dialOne(ctx context.Context, addr string, onAdmit func(*Conn)) (*Conn, error) {
+func (c *Client) dialOne(ctx context.Context, addr, serverName string, onAdmit func(*Conn)) (*Conn, error) {
 	cfg := c.TLSConfig()
-	cfg.ServerName = c.cfg.ServerName
+	cfg.ServerName = serverName
+	if cfg.ServerName == "" {
+		cfg.ServerName = c.cfg.ServerName
+	}
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {

@@ -51,7 +51,7 @@ func (c *Client) Connect(ctx context.Context, fn func(ctx context.Context, conn 
 		}
 		redialNow = false
 		failures++
-		conn, router, err := c.dial(ctx, func(k *Conn) { link.up(k.Router()) })
+		conn, router, err := c.dial(ctx, "", func(k *Conn) { link.up(k.Router()) })
 		if err != nil {
 			if ctx.Err() != nil {
 				return c.stopErr(ctx)
@@ -200,7 +200,9 @@ func (l *linkState) down(router string, reason Reason, err error) {
 		l.pending = nil
 		switch reason {
 		case ReasonAccessDenied:
-			ev.Reason = ReasonAccessRemoved
+			// The refusal, not the close, says why: the
+			// application can tell it with IsAccessDenied.
+			ev.Reason, ev.Err = ReasonAccessRemoved, err
 		case ReasonRevoked, ReasonExpired:
 			ev.Reason = reason
 		default:

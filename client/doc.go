@@ -29,6 +29,20 @@
 //     After Close every method returns ErrClosed and the connections it
 //     made are closed.
 //
+// Services. A router chooses the service a connection reaches by its TLS
+// SNI, <service>.svc.<trust-domain>, and the replicated policies decide
+// whether the session may reach it. Config.ForService names one service
+// for every dial (Connect, Dial); DialContext, and so HTTPClient, take it
+// from the address instead: a host <service>.svc.<trust-domain> in the
+// session's trust domain dials that service through the configured
+// routers, so an http.Client reaches https://echo.svc.certmesh/ by name
+// (the https is the router's TLS, verified under the service's name; the
+// port is not used). Any other host gets the config's choice. A refusal
+// of access (IsAccessDenied) leaves the session as it was; a live
+// connection an admin's change took access from is Connect's
+// Disconnected(ReasonAccessRemoved), and Connect retries with backoff
+// until access is given back.
+//
 // How the client knows. A router judges a client's certificate after the
 // TLS 1.3 handshake, and refuses with an alert; every connection reads
 // ahead once, so that the refusal reaches the application as a
@@ -36,14 +50,17 @@
 // protocol does first) and Connected is reported only once the router has
 // admitted the client. A refusal of access (access_denied,
 // unrecognized_name) says nothing of the session. A refusal of the
-// certificate, or a connection closed without a word (after a revocation,
-// a router closes live connections without an alert), is put to the
-// controllers: GET /v1/sessions/current, a read. Only a controller decides
-// that a session is over, and one authoritative answer is enough
-// (api.CodeSessionRevoked, api.CodeSessionExpired); a controller that
-// cannot be reached leaves the question open, never answers "valid". A
-// router's word alone never ends a session: a node with the gossip key
-// and no controller key could lie.
+// certificate, or a connection closed without a word (after a revocation
+// or a removal of access, a router closes live connections without an
+// alert), is put to the controllers: GET /v1/sessions/current, a read.
+// Only a controller decides that a session is over, and one authoritative
+// answer is enough (api.CodeSessionRevoked, api.CodeSessionExpired); a
+// controller that cannot be reached leaves the question open, never
+// answers "valid". A router's word alone never ends a session: a node
+// with the gossip key and no controller key could lie. When the session
+// holds, Connect redials at once and the router's answer tells the rest:
+// a refusal of access is ReasonAccessRemoved, anything else
+// ReasonRouterLost.
 //
 // Time and randomness are injected (Config.Clock, Config.Rand), so the
 // refresh schedule is testable without waiting.

@@ -69,7 +69,8 @@ const (
 	// ReasonExpired: the session reached its end.
 	ReasonExpired
 	// ReasonAccessRemoved: a live connection was closed and the router
-	// then refused access to the service: access was removed.
+	// then refused access to the service: access was removed. Event.Err
+	// is the refusal (IsAccessDenied), not the close.
 	ReasonAccessRemoved
 	// ReasonAccessDenied: the router refuses access to the service
 	// (access_denied, unrecognized_name); the session is valid.
