@@ -6,7 +6,7 @@ import (
 	"github.com/certmesh/certmesh/internal/deptest"
 )
 
-// crdt is the replicated state, pure (ARCHITECTURE.md): no networking, no
+// crdt is the replicated state, pure (docs/architecture.md): no networking, no
 // clock, no randomness; time and identities come in as arguments.
 
 func TestCrdtImportsNoNetworking(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 	"github.com/certmesh/certmesh/internal/deptest"
 )
 
-// The protocol core is a state machine (ARCHITECTURE.md, "Packages and the
-// way data flows"): no networking, no clock, no randomness but the Rand its
-// driver injects, no I/O. Its drivers, gossip/mesh and sim, are above it.
+// The protocol core is a state machine (docs/architecture.md): no
+// networking, no clock, no randomness but the Rand its driver injects, no
+// I/O. Its drivers, gossip/mesh and sim, are above it.
 
 var _ Rand = (*rand.Rand)(nil) // what both drivers inject
 

@@ -31,7 +31,7 @@
 //   - tree.go, view.go: the region trees and the membership view;
 //   - wire.go: the wire format; nodeauth.go: sender proofs.
 //
-// The protocol (see ARCHITECTURE.md, "Dissemination"):
+// The protocol (docs/architecture.md):
 //
 //  1. Eager push along per-region trees. A write's origin sends the batch to
 //     the root of two trees in every region (itself in its own region); each

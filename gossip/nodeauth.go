@@ -15,7 +15,7 @@ import (
 	"github.com/certmesh/certmesh/pki"
 )
 
-// Who is speaking (ARCHITECTURE.md, "Trust boundaries"). The gossip key
+// Who is speaking (docs/reliability.md, "Faults and attacks"). The gossip key
 // keeps strangers out of the mesh, but any holder of it (every router) can
 // write any sender name into a frame. Nodes therefore prove the frames
 // whose sender matters (NeedsProof) with the keys `pki init` already gives

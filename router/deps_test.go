@@ -6,7 +6,7 @@ import (
 	"github.com/certmesh/certmesh/internal/deptest"
 )
 
-// router and issuer never depend on each other (ARCHITECTURE.md): both build on
+// router and issuer never depend on each other (docs/architecture.md): both build on
 // gossip and crdt, and cmd wires them. Tests included: a test helper must
 // not pull the other side in either.
 func TestRouterDoesNotDependOnIssuer(t *testing.T) {

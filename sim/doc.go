@@ -1,8 +1,8 @@
-// Package sim is certmesh's network simulator (ARCHITECTURE.md,
-// "Simulation"): the topology file and its validation (docs/meshsim-model.md),
-// a deterministic discrete-event scheduler over virtual time, the network
-// model, the workload, the strategy plug-in interface, the gossip and raft
-// baselines, and meshsim's report (docs/meshsim-model.md).
+// Package sim is certmesh's network simulator: the topology file and its
+// validation (docs/meshsim-model.md), a deterministic discrete-event
+// scheduler over virtual time, the network model, the workload, the strategy
+// plug-in interface, the gossip and raft baselines, and meshsim's report
+// (docs/meshsim-model.md).
 //
 // # Determinism
 //
@@ -48,7 +48,7 @@
 // Applied when any node can enforce it, Answer for a router's admission
 // decision, possibly after a pull. Strategies register by name (register):
 // "gossip" and "raft" here, "mesh" (sim/mesh.go) runs the real crdt store
-// and gossip core. ARCHITECTURE.md allows the simulator to share immutable
+// and gossip core. The simulator may share immutable
 // records among nodes; the Message payload is such a shared pointer. The
 // mesh strategy has no impostors: a message's sender counts as proven
 // where production proves it (gossip.NeedsProof), and the proof's bytes

@@ -10,7 +10,7 @@ import (
 )
 
 // The "gossip" baseline: what memberlist's own broadcast does for Serf user
-// events (ARCHITECTURE.md, "Dissemination"). It uses memberlist's real
+// events (docs/meshsim-model.md). It uses memberlist's real
 // TransmitLimitedQueue, so the retransmit limit (RetransmitMult *
 // ceil(log10(n+1))), the order of the queue (fewest transmits first, then
 // largest, then newest) and the packet budget are memberlist's own:

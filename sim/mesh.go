@@ -20,9 +20,9 @@ import (
 // the real crdt.Store and the real gossip.Core; routers answer admissions
 // with the production router's decision (router.Decide) and pull on miss
 // through the core.
-// What the simulator shares among nodes, as ARCHITECTURE.md allows: one
-// immutable membership view (each node answers Alive from its own Env),
-// and each record object, verified once.
+// What the simulator shares among nodes, as records are immutable once
+// merged: one immutable membership view (each node answers Alive from its
+// own Env), and each record object, verified once.
 
 func init() { register("mesh", newMeshStrategy) }
 
@@ -392,7 +392,7 @@ func (n *meshNode) flush(now time.Duration) {
 
 // checkNotAhead counts a record merged while its HLC was more than the max
 // offset ahead of this node's wall clock: the core must hold such a record
-// until local time catches up (ARCHITECTURE.md, "The replicated state"), so
+// until local time catches up (package crdt, hlc.go), so
 // that a controller whose clock runs far ahead cannot make its writes win.
 func (n *meshNode) checkNotAhead(now time.Duration, r crdt.Record) {
 	ahead := time.Duration(r.Head().HLC.Millis()-crdt.MillisOf(n.wall(now))) * time.Millisecond

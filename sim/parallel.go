@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Parallel stepping (ARCHITECTURE.md, "Simulation": 10,000 routers on two
+// Parallel stepping (docs/meshsim-model.md: 10,000 routers on two
 // cores). The nodes are split into shards, each with its own heap of node
 // events (deliveries and timers); the run's own heap keeps the global
 // events (faults, views, the workload, drain checks), which run alone.
