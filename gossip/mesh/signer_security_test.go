@@ -222,10 +222,14 @@ func TestMeshClockFarAhead(t *testing.T) {
 	})
 	off, _ := skewed.ClockOffset()
 	t.Logf("ctrl-skew estimates its offset at %v after %v", off, time.Since(start).Round(time.Millisecond))
+	// An honest node's estimate is the median over the peers it heard
+	// last: it may rest on ctrl-skew alone until a second proven sample
+	// arrives (about one a second), and must then come back and stay.
 	for _, n := range honest {
-		if off, ok := c.meshes[n].ClockOffset(); !ok || off < -time.Second || off > time.Second {
-			t.Errorf("%s, an honest node, estimates its offset at %v (%v)", n, off, ok)
-		}
+		testutil.Eventually(t, 10*time.Second, n+", an honest node, estimates its offset within 1 s", func() bool {
+			off, ok := c.meshes[n].ClockOffset()
+			return ok && off >= -time.Second && off <= time.Second
+		})
 	}
 
 	// Its writes (made through its mesh, as before it noticed) reach every
