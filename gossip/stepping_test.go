@@ -48,7 +48,7 @@ func authorContextEqual(a, b crdt.AuthorContext) bool {
 
 func steppingScenario(t *testing.T, slice int) *testNet {
 	v := &testVerifier{}
-	net := newTestNet(t, 11, regions3, 3, v)
+	net := newTestNet(t, 11, regions3, 6, v) // trees two deep: some routers relay
 	net.slice = slice
 	w := newWriter(v, "ctrl-eu")
 	c := net.nodes["ctrl-eu"]
