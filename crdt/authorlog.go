@@ -49,9 +49,9 @@ type authorLog struct {
 	// node with many gaps builds under its driver's lock: kept as seqs
 	// arrive in order and are absorbed from the bottom, rebuilt by
 	// sortedAbove only after a seq arrived below the highest (stale).
-	sorted []uint64
-	stale  bool
-	ndropped   int                 // dropped records in pages
+	sorted   []uint64
+	stale    bool
+	ndropped int // dropped records in pages
 	// revocations holds the seqs of held records that jump the queue in
 	// DeltaSince (revocations of any kind), sorted.
 	revocations []uint64
