@@ -284,6 +284,7 @@ func (l *authorLog) absorb() {
 		}
 		l.contiguous++
 	}
+	l.sorted, l.stale = nil, false // every gap closed: let go of the array
 }
 
 // sortedAbove returns the covered seqs above contiguous+1 in order. The
