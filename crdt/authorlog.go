@@ -45,7 +45,13 @@ type authorLog struct {
 	// Every record held or dropped is at most MaxSeqAhead above it.
 	contiguous uint64
 	above      map[uint64]struct{} // covered seqs > contiguous+1
-	ndropped   int                 // dropped records in pages
+	// sorted holds above's seqs in order, for the contexts and deltas a
+	// node with many gaps builds under its driver's lock: kept as seqs
+	// arrive in order and are absorbed from the bottom, rebuilt by
+	// sortedAbove only after a seq arrived below the highest (stale).
+	sorted   []uint64
+	stale    bool
+	ndropped int // dropped records in pages
 	// revocations holds the seqs of held records that jump the queue in
 	// DeltaSince (revocations of any kind), sorted.
 	revocations []uint64
@@ -228,7 +234,15 @@ func (l *authorLog) cover(seq uint64) {
 		if l.above == nil {
 			l.above = make(map[uint64]struct{})
 		}
+		if _, ok := l.above[seq]; ok {
+			return
+		}
 		l.above[seq] = struct{}{}
+		if n := len(l.sorted); n == 0 || seq > l.sorted[n-1] {
+			l.sorted = append(l.sorted, seq)
+		} else {
+			l.stale = true
+		}
 		return
 	}
 	l.contiguous++
@@ -245,6 +259,13 @@ func (l *authorLog) coverUpTo(seq uint64) {
 			delete(l.above, s)
 		}
 	}
+	if !l.stale {
+		i, found := slices.BinarySearch(l.sorted, seq)
+		if found {
+			i++
+		}
+		l.sorted = l.sorted[i:]
+	}
 	l.contiguous = seq
 	l.absorb()
 }
@@ -256,21 +277,32 @@ func (l *authorLog) absorb() {
 			return
 		}
 		delete(l.above, l.contiguous+1)
+		if !l.stale && len(l.sorted) > 0 && l.sorted[0] == l.contiguous+1 {
+			l.sorted = l.sorted[1:]
+		} else {
+			l.stale = true
+		}
 		l.contiguous++
 	}
+	l.sorted, l.stale = nil, false // every gap closed: let go of the array
 }
 
-// sortedAbove returns the covered seqs above contiguous+1 in order.
+// sortedAbove returns the covered seqs above contiguous+1 in order. The
+// slice is the log's own: callers read it, and clone what they hand out.
 func (l *authorLog) sortedAbove() []uint64 {
 	if len(l.above) == 0 {
+		l.sorted, l.stale = nil, false
 		return nil
 	}
-	seqs := make([]uint64, 0, len(l.above))
-	for seq := range l.above {
-		seqs = append(seqs, seq)
+	if l.stale {
+		l.sorted = l.sorted[:0]
+		for seq := range l.above {
+			l.sorted = append(l.sorted, seq)
+		}
+		slices.Sort(l.sorted)
+		l.stale = false
 	}
-	slices.Sort(seqs)
-	return seqs
+	return l.sorted
 }
 
 func (l *authorLog) addRevocation(seq uint64) {

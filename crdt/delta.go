@@ -9,7 +9,7 @@ import (
 func (s *Store) Context() Context {
 	c := make(Context, 0, len(s.order))
 	for _, l := range s.order {
-		c = append(c, AuthorContext{Author: l.author, Max: l.contiguous, Above: l.sortedAbove()})
+		c = append(c, AuthorContext{Author: l.author, Max: l.contiguous, Above: slices.Clone(l.sortedAbove())})
 	}
 	return c
 }

@@ -86,7 +86,7 @@ func (s *Store) HeldOf(controller string) []AuthorContext {
 		if len(cut) == MaxCutAuthors {
 			break
 		}
-		c := AuthorContext{Author: l.author, Max: l.contiguous, Above: l.sortedAbove()}
+		c := AuthorContext{Author: l.author, Max: l.contiguous, Above: slices.Clone(l.sortedAbove())}
 		if len(c.Above) > MaxCutAbove {
 			c.Above = c.Above[:MaxCutAbove]
 		}

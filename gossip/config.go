@@ -87,6 +87,13 @@ type Config struct {
 	// View, if set, replaces the core's own membership view (SetMember and
 	// RemoveMember then do nothing). The simulator uses it.
 	View View
+	// EncodeLater leaves encoding to the driver, which frames every
+	// message it sends anyway, after the lock under which it steps the
+	// core: the core then neither encodes what it sends (a delta's or a
+	// sync request's causal context is long in a store with many gaps),
+	// nor counts Stats.BytesOut, nor sets Output.Reliable; the driver
+	// sends over a stream what exceeds PacketBudget. gossip/mesh sets it.
+	EncodeLater bool
 }
 
 // DefaultConfig returns the defaults for a node; the caller sets Name,

@@ -163,6 +163,11 @@ func (c *Core) send(to string, m *Message) {
 	if to == c.cfg.Name {
 		return
 	}
+	if c.cfg.EncodeLater {
+		c.stats.MessagesOut[m.Type]++
+		c.out.add(Output{To: to, Msg: m})
+		return
+	}
 	if m.size == 0 {
 		if _, err := Encode(m); err != nil {
 			// Only our own, well-formed messages get here; an encoding
@@ -179,75 +184,12 @@ func (c *Core) send(to string, m *Message) {
 // Step processes a message received from sender from. Only a proven
 // sender's word counts where the sender is trusted (see Sender); answers go
 // to from.Name only if it is a live member of the view, so that a made-up
-// name costs no work and creates no state.
+// name costs no work and creates no state. It is Begin, Ingest of every
+// record and Finish.
 func (c *Core) Step(now time.Time, from Sender, m *Message) {
-	if m.Type <= MaxMsgType {
-		c.stats.MessagesIn[m.Type]++
-	}
-	c.stats.BytesIn += uint64(m.size)
-	from = c.checkSender(from)
-	member := c.isMember(from.Name)
-	// Sample the clock of the member that sent this message only, and only
-	// once it proved who it is: any holder of the gossip key can send
-	// frames under made-up names with any SentAt. A relayed push or
-	// announcement carries its origin's SentAt: sampling it would weight
-	// the estimate by how much each controller writes, and two controllers
-	// 3s either side of the mesh (6s apart, within the max offset) would
-	// each see the other's pushes dominate and refuse writes.
-	if from.Proven && m.SentAt != 0 && (m.Origin == from.Name || (m.Type != MsgPush && m.Type != MsgIHave)) {
-		c.sampleOffset(from.Name, time.Duration(crdt.MillisOf(now)-m.SentAt)*time.Millisecond)
-	}
-	switch m.Type {
-	case MsgPush:
-		// Relay only what verified: a forged push stops at the first
-		// honest node instead of running down a whole region tree.
-		if c.ingest(now, from.Name, m.Records, nil) {
-			if from.Name == m.Origin && c.cfg.EagerTrees < c.cfg.Trees {
-				c.passToOtherRoots(m)
-			}
-			c.forward(m)
-		}
-	case MsgIHave:
-		c.forward(m)
-		c.announced(now, from.Name, m.Intervals)
-	case MsgRepairReq:
-		if member {
-			c.answerRepair(now, from.Name, m.Repair)
-		}
-	case MsgSyncReq:
-		c.notePeerContext(from, m.Context)
-		if member {
-			c.answerSync(now, from.Name, m.Context, true)
-			c.syncedWith(now, from, false)
-		}
-	case MsgDelta:
-		c.ingest(now, from.Name, m.Records, m.Intervals)
-		if member {
-			c.syncedWith(now, from, true)
-		}
-		if m.Context != nil {
-			// The peer has things we lack and asks for what it lacks.
-			c.notePeerContext(from, m.Context)
-			if member {
-				c.answerSync(now, from.Name, m.Context, false)
-			}
-		}
-		c.deltaReceived(from, m.More)
-		if m.More && member {
-			c.sendSync(now, from.Name)
-		}
-		if len(c.repairs) > 0 {
-			c.repairAnswered(now, from.Name)
-		}
-	case MsgWantReq:
-		if member {
-			c.answerWant(now, from.Name, m)
-		}
-	case MsgWantResp:
-		c.onWantResp(now, from, m)
-	default:
-		c.stats.Rejected["unknown_type"]++
-	}
+	s := c.Begin(now, from, m)
+	s.Ingest(len(m.Records))
+	s.Finish()
 }
 
 // checkSender takes back the proof of a controller the root revoked: its

@@ -20,6 +20,9 @@
 // caller passes in). Its files:
 //
 //   - core.go: the Core, its inputs (Step, Tick) and outputs (Ready);
+//   - stepping.go: a message stepped a slice of records at a time
+//     (Begin, Ingest, Finish), so a driver may let go of its lock
+//     between slices;
 //   - config.go: Config and the roles;
 //   - push.go: Publish and the eager and lazy push along the trees;
 //   - ingest.go: verifying, merging and holding received records;

@@ -16,36 +16,61 @@ import (
 // every record verified (merged, already covered, or held only until local
 // time reaches its HLC); only such a push is relayed.
 func (c *Core) ingest(now time.Time, from string, recs []crdt.Record, intervals []crdt.Interval) bool {
-	var incomplete map[crdt.Author]bool
-	signers := false
-	genuine := true
-	for _, r := range recs {
+	in := ingestion{from: from, recs: recs}
+	c.ingestSome(now, &in, len(recs))
+	return c.ingestEnd(now, &in, intervals)
+}
+
+// ingestion is the progress of ingest through one message's records, so
+// that a driver may merge a long message a slice at a time (Stepping),
+// with the same outcome as merging it at once.
+type ingestion struct {
+	from       string
+	recs       []crdt.Record
+	next       int                  // the first record not yet accepted
+	incomplete map[crdt.Author]bool // authors with a record held or refused
+	signers    bool                 // a signer record merged
+	refused    bool                 // a record refused or held for its signer
+}
+
+// ingestSome verifies and merges up to n more of in's records, in order,
+// and returns how many remain.
+func (c *Core) ingestSome(now time.Time, in *ingestion, n int) int {
+	end := min(len(in.recs), in.next+max(n, 0))
+	for _, r := range in.recs[in.next:end] {
 		res := c.accept(now, r)
 		switch res {
 		case acceptMerged:
 			if _, ok := r.(*crdt.SignerRecord); ok {
-				signers = true
+				in.signers = true
 			}
-			c.noteGap(now, from, r.Head())
+			c.noteGap(now, in.from, r.Head())
 		case acceptHeld, acceptHeldSigner, acceptRefused:
 			if res != acceptHeld {
-				genuine = false
+				in.refused = true
 			}
-			if incomplete == nil {
-				incomplete = make(map[crdt.Author]bool)
+			if in.incomplete == nil {
+				in.incomplete = make(map[crdt.Author]bool)
 			}
-			incomplete[r.Head().Author] = true
+			in.incomplete[r.Head().Author] = true
 		}
 	}
-	if signers {
+	in.next = end
+	return len(in.recs) - end
+}
+
+// ingestEnd finishes an ingestion once every record went through
+// ingestSome: see ingest.
+func (c *Core) ingestEnd(now time.Time, in *ingestion, intervals []crdt.Interval) bool {
+	if in.signers {
 		c.retryHeld(now, true)
 	}
 	for _, iv := range intervals {
-		if !incomplete[iv.Author] {
+		if !in.incomplete[iv.Author] {
 			c.store.CoverInterval(iv, crdt.MillisOf(now))
 		}
 	}
-	return genuine
+	return !in.refused
 }
 
 type acceptResult int

@@ -32,6 +32,9 @@ type testNet struct {
 	region map[string]string
 	wants  map[string][]WantResult // resolved pulls, by node
 	order  []string                // node names, sorted; rebuilt when nodes change
+	// slice, when set, steps each message slice records at a time
+	// (Stepping), as gossip/mesh's loop does with long messages.
+	slice int
 }
 
 type delivery struct {
@@ -199,7 +202,7 @@ func (n *testNet) run(d time.Duration) {
 		for len(n.q) > 0 && !n.q[0].at.After(n.now) {
 			dv := heap.Pop(&n.q).(delivery)
 			if !n.down[dv.to] {
-				n.nodes[dv.to].Step(n.now, proven(dv.from), dv.msg)
+				n.step(n.nodes[dv.to], proven(dv.from), dv.msg)
 				touched[index[dv.to]] = true
 			}
 		}
@@ -218,6 +221,18 @@ func (n *testNet) run(d time.Duration) {
 
 // proven is the sender name as NodeAuth would have proven it: the test
 // network has no impostors unless a test sends as one.
+// step hands m to c, in one Step or in slices of n.slice records.
+func (n *testNet) step(c *Core, from Sender, m *Message) {
+	if n.slice == 0 {
+		c.Step(n.now, from, m)
+		return
+	}
+	s := c.Begin(n.now, from, m)
+	for s.Ingest(n.slice) > 0 {
+	}
+	s.Finish()
+}
+
 func proven(name string) Sender {
 	role := RoleRouter
 	if strings.HasPrefix(name, "ctrl") {

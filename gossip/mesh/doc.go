@@ -40,7 +40,9 @@
 //     checked by the check stage on GOMAXPROCS workers before the loop
 //     (gossip.Prechecker), leaving a confirmation of a few map lookups per
 //     record under the lock; the loop lets go of the lock every
-//     maxRecordsPerHold records; garbage collection runs in steps of
+//     maxRecordsPerHold records, within a long message too
+//     (gossip.Stepping); the messages the core sends are encoded after the
+//     lock (gossip.Config.EncodeLater); garbage collection runs in steps of
 //     collectStepRecords records (crdt.Collection); Now (the writer's HLC)
 //     takes no lock of the mesh's at all.
 //   - memberlist's user messages do not carry their sender, so each travels

@@ -42,9 +42,11 @@ type input struct {
 const maxHousekeeping = time.Second
 
 // The loop never holds the mesh's lock, which admission lookups take, for
-// long: it lets go between inputs once it has merged maxRecordsPerHold
-// records (each one verified ahead by the check stage: about a
-// microsecond each to confirm and merge), and a collection visits
+// long: it lets go once it has merged maxRecordsPerHold records, between
+// inputs or within a long message (each one verified ahead by the check
+// stage: about a microsecond each to confirm and merge), and the messages
+// the core sends are encoded after it lets go (gossip.Config.EncodeLater).
+// A collection visits
 // collectStepRecords records per hold (a few hundred microseconds in a
 // store of millions), between which the loop goes on with everything
 // else. A lock held briefly is also one the OS rarely preempts its holder
@@ -162,22 +164,39 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 	m.mu.Lock()
 	c := m.core
 	held := 0
+	letGo := func() {
+		m.mu.Unlock()
+		runtime.Gosched() // let a lookup that waited for the lock in first
+		m.mu.Lock()
+		held = 0
+	}
 	for i := range batch {
 		in := &batch[i]
 		if held >= maxRecordsPerHold {
-			m.mu.Unlock()
-			runtime.Gosched() // let a lookup that waited for the lock in first
-			m.mu.Lock()
-			held = 0
+			letGo()
 		}
-		held += 1 + len(in.recs)
-		if in.msg != nil {
-			held += len(in.msg.Records)
-		}
+		held++
 		switch in.kind {
 		case inMessage:
 			n := len(in.msg.Records) // before the core sees the message
-			c.Step(now, in.sender, in.msg)
+			// A long message (a delta of 1,300 records) is merged a slice
+			// at a time, letting go of the lock between slices; nothing
+			// else is stepped in between (gossip.Stepping).
+			s := c.Begin(now, in.sender, in.msg)
+			left := n
+			for left > 0 {
+				if held >= maxRecordsPerHold {
+					letGo()
+				}
+				rest := s.Ingest(maxRecordsPerHold - held)
+				held += left - rest
+				if rest == left { // not a message whose records Ingest merges
+					held += left
+					break
+				}
+				left = rest
+			}
+			s.Finish()
 			if in.checked {
 				m.ahead.Add(-int64(n))
 			}
@@ -191,6 +210,7 @@ func (m *Mesh) step(now time.Time, batch []input) time.Time {
 		case inGone:
 			c.RemoveMember(in.from)
 		case inPublish:
+			held += len(in.recs)
 			in.done <- c.Publish(now, in.recs)
 		case inWant:
 			m.waiters[in.serial] = append(m.waiters[in.serial], in.result)

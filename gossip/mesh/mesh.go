@@ -127,6 +127,7 @@ func New(cfg Config, store *crdt.Store, v crdt.Verifier) (*Mesh, error) {
 	for seed == 0 {
 		seed = randomUint64()
 	}
+	cfg.Core.EncodeLater = true // send frames each message after the lock
 	core, err := gossip.NewCore(cfg.Core, store, v, rand.New(rand.NewPCG(seed, seed>>1|1)))
 	if err != nil {
 		return nil, err

@@ -230,7 +230,9 @@ func (m *Mesh) Stats() StatsSnapshot {
 			s.MessagesOut[t.String()] = n
 		}
 	}
-	s.BytesIn, s.BytesOut, s.Applied, s.Repairs = st.BytesIn, st.BytesOut, st.Applied, st.Repairs
+	// The core encodes nothing it sends (gossip.Config.EncodeLater): what
+	// went out is what send framed.
+	s.BytesIn, s.BytesOut, s.Applied, s.Repairs = st.BytesIn, m.met.bytesOut.Get(), st.Applied, st.Repairs
 	for r, n := range st.Rejected {
 		s.Rejected[r] = n
 	}

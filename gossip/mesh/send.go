@@ -26,6 +26,8 @@ func (m *Mesh) send(outs []gossip.Output) {
 		return
 	}
 	frames := make(map[*gossip.Message][]byte)
+	stream := make(map[*gossip.Message]bool)
+	nameLen := msgpackStringLen(m.cfg.Core.Name)
 	prove := m.cfg.protocol&0xf >= gossip.MinorTrailer && m.cfg.Auth.Proves()
 	for _, o := range outs {
 		f, ok := frames[o.Msg]
@@ -37,6 +39,11 @@ func (m *Mesh) send(outs []gossip.Output) {
 				continue
 			}
 			frames[o.Msg] = f
+			// The core encodes nothing (gossip.Config.EncodeLater): a
+			// message larger than its packet budget, its frame less the
+			// sender's name, goes over a stream, as the core would have
+			// decided.
+			stream[o.Msg] = len(f)-nameLen > m.cfg.Core.PacketBudget
 		}
 		node, minor := m.lookupMinor(o.To)
 		if node == nil {
@@ -53,13 +60,28 @@ func (m *Mesh) send(outs []gossip.Output) {
 			f = pf
 		}
 		m.met.msgOut(o.Msg.Type, len(f))
-		if o.Reliable || len(f) > m.packetLimit {
+		if o.Reliable || stream[o.Msg] || len(f) > m.packetLimit {
 			m.sendReliable(node, f)
 			continue
 		}
 		if err := m.ml.SendBestEffort(node, f); err != nil {
 			m.log.Debug("gossip: send", "to", o.To, "err", err)
 		}
+	}
+}
+
+// msgpackStringLen is the size of s encoded as a msgpack string, as a
+// frame carries its sender's name.
+func msgpackStringLen(s string) int {
+	switch n := len(s); {
+	case n < 32:
+		return 1 + n
+	case n < 1<<8:
+		return 2 + n
+	case n < 1<<16:
+		return 3 + n
+	default:
+		return 5 + n
 	}
 }
 
