@@ -67,6 +67,10 @@ func (p *jwtProvider) verify(ctx context.Context, raw string) (Identity, *Error)
 		if errors.As(err, &unavailable) {
 			return Identity{}, newError(CodeIssuerUnavailable, err, unreachable("keys of JWT signer", p.name, err)+" to verify the token")
 		}
+		var unknown *unknownKeyError
+		if errors.As(err, &unknown) {
+			return Identity{}, newError(CodeTokenInvalid, err, unknownKeyMessage("JWT signer "+p.name, unknown))
+		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token signature or format is invalid")
 	}
 	return p.claims.check(claims)

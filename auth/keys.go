@@ -33,8 +33,36 @@ const (
 	minRSABits       = 2048    // RFC 7518 section 3.3
 )
 
-// errUnknownKey means no key fits a token's kid and alg.
+// errUnknownKey means no key fits a token's kid and alg; the lookups
+// return it as an *unknownKeyError, which names them.
 var errUnknownKey = errors.New("auth: no key fits the token's kid and alg")
+
+// unknownKeyError is errUnknownKey for one token: the kid and alg its
+// header names (untrusted input, quoted and shortened where shown).
+type unknownKeyError struct{ kid, alg string }
+
+func (e *unknownKeyError) Error() string { return errUnknownKey.Error() + ": " + e.describe() }
+
+func (e *unknownKeyError) Is(target error) bool { return target == errUnknownKey }
+
+// describe is `kid "k1", alg ES256`, or `no kid, alg ES256`.
+func (e *unknownKeyError) describe() string {
+	kid := "no kid"
+	if e.kid != "" {
+		k := e.kid
+		if len(k) > 64 {
+			k = k[:64] + "..."
+		}
+		kid = fmt.Sprintf("kid %q", k)
+	}
+	return kid + ", alg " + e.alg
+}
+
+// unknownKeyMessage is the refusal of a token that no key of who fits:
+// naming the key lets the operator compare it with the provider's jwks_uri.
+func unknownKeyMessage(who string, e *unknownKeyError) string {
+	return "no key of " + who + " fits the token (" + e.describe() + "): a key the provider withdrew or never published, or a token from another provider with the same iss"
+}
 
 // unavailableError means the key set could not be fetched.
 type unavailableError struct{ err error }
@@ -252,7 +280,7 @@ func (s staticKeys) lookup(_ context.Context, kid, alg string) ([]jwt.Verificati
 	if c := candidates(s, kid, alg); len(c) > 0 {
 		return c, nil
 	}
-	return nil, errUnknownKey
+	return nil, &unknownKeyError{kid: kid, alg: alg}
 }
 
 // remoteKeys is a JWKS URL, fetched on first use (or at OIDC discovery),
@@ -334,7 +362,7 @@ func (r *remoteKeys) lookup(ctx context.Context, kid, alg string) ([]jwt.Verific
 		if lastErr != nil {
 			return nil, asUnavailable(lastErr)
 		}
-		return nil, errUnknownKey
+		return nil, &unknownKeyError{kid: kid, alg: alg}
 	}
 	keys, err := r.fetchAndStore(ctx)
 	if err != nil {
@@ -343,7 +371,7 @@ func (r *remoteKeys) lookup(ctx context.Context, kid, alg string) ([]jwt.Verific
 	if c := candidates(keys, kid, alg); len(c) > 0 {
 		return c, nil
 	}
-	return nil, errUnknownKey
+	return nil, &unknownKeyError{kid: kid, alg: alg}
 }
 
 func asUnavailable(err error) error {

@@ -180,6 +180,9 @@ func (p *oidcProvider) verify(ctx context.Context, raw string) (Identity, *Error
 		if probe.err != nil {
 			return Identity{}, newError(CodeIssuerUnavailable, probe.err, unreachable("keys of issuer", p.cfg.Issuer, probe.err)+" to verify the token")
 		}
+		if probe.unknown != nil {
+			return Identity{}, newError(CodeTokenInvalid, err, unknownKeyMessage("issuer "+p.cfg.Issuer, probe.unknown))
+		}
 		return Identity{}, newError(CodeTokenInvalid, err, "token signature or format is invalid")
 	}
 	claims := jwt.MapClaims{}
@@ -240,14 +243,23 @@ type fetchProbeKey struct{}
 
 // fetchProbe is owned by one Verify call.
 type fetchProbe struct {
-	err error // an *unavailableError from the key set
+	err     error            // an *unavailableError from the key set
+	unknown *unknownKeyError // no published key fits the token
 }
 
 func (k oidcKeySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
 	if err := verifySignature(ctx, k.parser, k.keys, raw, jwt.MapClaims{}); err != nil {
 		var unavailable *unavailableError
-		if probe, ok := ctx.Value(fetchProbeKey{}).(*fetchProbe); ok && errors.As(err, &unavailable) {
-			probe.err = err
+		var unknown *unknownKeyError
+		if probe, ok := ctx.Value(fetchProbeKey{}).(*fetchProbe); ok {
+			// go-oidc keeps only the text of this error: the probe
+			// carries what the refusal must say.
+			switch {
+			case errors.As(err, &unavailable):
+				probe.err = err
+			case errors.As(err, &unknown):
+				probe.unknown = unknown
+			}
 		}
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -271,4 +272,43 @@ func TestKeySetsAreRefreshedWithoutLogins(t *testing.T) {
 	}
 	srv.withdraw("k1")
 	testutil.Eventually(t, 10*time.Second, "the withdrawn key to leave the cache with no login", func() bool { return v.Health()[0].Keys == 1 })
+}
+
+// A token signed by a key the provider does not publish (withdrawn, or
+// another deployment's) is refused with a message that names the key, which
+// the client sees: "token signature or format is invalid" left the operator
+// to decode the token to find out which key it was.
+func TestUnknownKeyIsNamed(t *testing.T) {
+	c := newClock()
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	iss := startIssuer(t, c)
+	v := newVerifier(t, oidcConfig(iss.URL()), testOptions(c))
+	waitReady(t, v)
+	oidcToken := signES256(t, stranger, "rotated-out-1", jwt.MapClaims{"iss": iss.URL(), "aud": "certmesh", "sub": "a", "exp": t0.Add(time.Hour).Unix()})
+	checkUnknownKey(t, v, oidcToken, `no key of issuer `+iss.URL()+` fits the token (kid "rotated-out-1", alg ES256)`)
+
+	srv := newJWKSServer(t)
+	k0, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srv.add("k0", k0)
+	v = newVerifier(t, corpJWKS(srv), testOptions(c))
+	checkUnknownKey(t, v, corpToken(t, stranger, "k9", c.Now()), `no key of JWT signer corp fits the token (kid "k9", alg ES256)`)
+	long := strings.Repeat("x", 200) + "\n"
+	checkUnknownKey(t, v, corpToken(t, stranger, long, c.Now()), `(kid "`+strings.Repeat("x", 64)+`...", alg ES256)`)
+
+	// A known kid with a signature that does not verify is not an unknown key.
+	_, err := v.Verify(context.Background(), corpToken(t, stranger, "k0", c.Now()))
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Code != auth.CodeTokenInvalid || strings.Contains(ae.Msg, "fits the token") {
+		t.Errorf("stranger's key under a published kid: %v, want token_invalid without an unknown-key message", err)
+	}
+}
+
+func checkUnknownKey(t *testing.T, v *auth.Verifier, token, want string) {
+	t.Helper()
+	_, err := v.Verify(context.Background(), token)
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Code != auth.CodeTokenInvalid || !strings.Contains(ae.Msg, want) {
+		t.Errorf("token of an unpublished key: %v, want token_invalid whose message says %q", err, want)
+	}
 }

@@ -92,6 +92,7 @@ func TestAlertRules(t *testing.T) {
 		"CertmeshClockSkew":                     "certmesh_clock_offset_seconds",
 		"CertmeshIdentityProviderMisconfigured": "certmesh_auth_issuer_misconfigured",
 		"CertmeshIdentityProviderKeysStale":     "certmesh_auth_issuer_key_refresh_timestamp_seconds",
+		"CertmeshNodeDown":                      `up{job="certmesh"}`,
 	}
 	duration := regexp.MustCompile(`^[0-9]+[smhd]$`)
 	seen := map[string]bool{}
@@ -115,6 +116,16 @@ func TestAlertRules(t *testing.T) {
 	for a := range want {
 		if !seen[a] {
 			t.Errorf("alert %s missing", a)
+		}
+	}
+	// The guide's table is where an operator paged by an alert looks it up.
+	guide, err := os.ReadFile(filepath.Join("..", "docs", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a := range seen {
+		if !strings.Contains(string(guide), "| `"+a+"` |") {
+			t.Errorf("docs/deploy.md, \"What to watch\": the alert table has no row for %s", a)
 		}
 	}
 	promtool, err := exec.LookPath("promtool")

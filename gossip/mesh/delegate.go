@@ -268,6 +268,13 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	if level >= slog.LevelWarn && strings.Contains(line, "use of closed network connection") {
+		// Only this node's own sockets, closed by its own shutdown, give
+		// this error: memberlist's gossip ticker can still fire between
+		// the leave and the close. An ERROR on every clean stop would
+		// send operators looking for a fault that is not there.
+		level = slog.LevelDebug
+	}
 	if level == slog.LevelError && (strings.Contains(line, "decrypt") || strings.Contains(line, "label")) {
 		// Another cluster's or a wrong key's traffic, or garbage: worth
 		// a warning, not an error of this node, and not one per packet.
