@@ -430,6 +430,8 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 	}
 	if !withSig {
 		n--
+	} else if h.Batch != nil {
+		n++
 	}
 	e.arrayLen(n)
 	e.uint(uint64(r.Kind()))
@@ -441,10 +443,16 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 		e.bytes(h.Sig[:])
 	}
 	r.encodeBody(e)
+	if withSig && h.Batch != nil {
+		// The last element, after any optional field of the body: a
+		// record signed alone keeps its bytes, and a node that knows no
+		// batches refuses the record rather than misread it.
+		encodeBatch(e, h)
+	}
 }
 
-func decodeRecord(d *decoder) Record {
-	n := d.arrayLen(headerFields + 8)
+func decodeRecord(d *decoder, bd *batchDecoder) Record {
+	n := d.arrayLen(headerFields + 10)
 	kind := d.uint()
 	if d.err != nil {
 		return nil
@@ -455,8 +463,8 @@ func decodeRecord(d *decoder) Record {
 	}
 	k := Kind(kind)
 	r := newRecord(k)
-	extra := (k == KindSigner || k == KindSession) && n == headerFields+bodyFields[k]+1
-	if n != headerFields+bodyFields[k] && !extra {
+	extraFields := n - (headerFields + bodyFields[k])
+	if extraFields < 0 || extraFields > 2 {
 		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
 		return nil
 	}
@@ -472,7 +480,24 @@ func decodeRecord(d *decoder) Record {
 	if err := r.decodeBody(d); err != nil {
 		return nil
 	}
-	if extra {
+	// What follows the body: the kind's optional field, then a batch
+	// proof (a bin, which no optional field is).
+	batched := false
+	if extraFields > 0 {
+		c, err := d.d.PeekCode()
+		if err != nil {
+			d.wrap(err)
+			return nil
+		}
+		batched = extraFields == 1 && msgpcode.IsBin(c)
+	}
+	optional := extraFields == 2 || extraFields == 1 && !batched
+	if optional && k != KindSigner && k != KindSession {
+		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
+		return nil
+	}
+	batched = batched || extraFields == 2
+	if optional {
 		switch r := r.(type) {
 		case *SignerRecord:
 			r.decodeCut(d)
@@ -483,6 +508,11 @@ func decodeRecord(d *decoder) Record {
 			}
 		}
 		if d.err != nil {
+			return nil
+		}
+	}
+	if batched {
+		if decodeBatch(d, r, bd); d.err != nil {
 			return nil
 		}
 	}
@@ -518,7 +548,7 @@ func AppendRecord(b []byte, r Record) []byte {
 
 // EncodedSize is the length of r's wire encoding.
 func EncodedSize(r Record) int {
-	var buf [512]byte
+	var buf [1024]byte
 	return len(AppendRecord(buf[:0], r))
 }
 
@@ -528,7 +558,7 @@ func EncodedSize(r Record) int {
 func DecodeRecord(b []byte) (Record, error) {
 	br := bytes.NewReader(b)
 	d := &decoder{d: msgpack.NewDecoder(br)} // reads br directly: it is an io.ByteScanner
-	r := decodeRecord(d)
+	r := decodeRecord(d, nil)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -577,8 +607,10 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 		return nil, d.err
 	}
 	recs := make([]Record, 0, min(n, 1024))
+	var bd batchDecoder
+	defer bd.finish()
 	for i := 0; i < n; i++ {
-		r := decodeRecord(d)
+		r := decodeRecord(d, &bd)
 		if d.err != nil {
 			return nil, d.err
 		}
@@ -595,6 +627,9 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 func EncodedSizeHint(r Record) int {
 	h := r.Head()
 	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
+	if h.Batch != nil {
+		n += 3 + maxProofBytes
+	}
 	switch r := r.(type) {
 	case *SessionRecord:
 		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18

@@ -228,6 +228,10 @@ func (k *testKeys) Verify(r Record, msg []byte) error {
 		return fmt.Errorf("unknown author %v", r.Head().Author)
 	}
 	sig := r.Head().Sig
+	msg, _, err := SignatureMessage(r, msg)
+	if err != nil {
+		return err
+	}
 	if !ed25519.Verify(priv.Public().(ed25519.PublicKey), msg, sig[:]) {
 		return errBadSig
 	}

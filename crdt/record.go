@@ -134,7 +134,12 @@ type Header struct {
 	Author Author
 	Seq    uint64
 	HLC    Timestamp
-	Sig    Signature
+	// Sig is the author's signature of the record's signed bytes, or,
+	// when Batch is set, of the batch's root (see SignBatch).
+	Sig Signature
+	// Batch, when not nil, is the batch signature the record shares with
+	// the other records of its author's commit.
+	Batch *Batch
 }
 
 // Dot is the record's dot.
@@ -431,8 +436,19 @@ func Validate(r Record) error {
 	if r == nil {
 		return invalid("nil record")
 	}
-	if err := validateHeader(r.Head()); err != nil {
+	h := r.Head()
+	if err := validateHeader(h); err != nil {
 		return err
+	}
+	if b := h.Batch; b != nil {
+		switch {
+		case r.Kind() == KindSigner:
+			return invalid("batch-signed signer record")
+		case b.Count <= 0 || b.Count > MaxBatch:
+			return invalid("batch of %d records", b.Count)
+		case h.Seq < b.First || h.Seq-b.First >= uint64(b.Count):
+			return invalid("seq %d outside its batch of %d from %d", h.Seq, b.Count, b.First)
+		}
 	}
 	return r.validate()
 }
@@ -469,7 +485,7 @@ func Sign(r Record, s Signer) error {
 	if err != nil {
 		return fmt.Errorf("crdt: sign %v %v: %w", r.Kind(), r.Head().Dot(), err)
 	}
-	r.Head().Sig = sig
+	r.Head().Sig, r.Head().Batch = sig, nil
 	return nil
 }
 

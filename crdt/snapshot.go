@@ -120,8 +120,9 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 	if d.err == nil {
 		snap.Records = make([]Record, 0, min(nr, 4096))
 	}
+	var bd batchDecoder
 	for i := 0; i < nr && d.err == nil; i++ {
-		rec := decodeRecord(d)
+		rec := decodeRecord(d, &bd)
 		if d.err != nil {
 			break
 		}
@@ -133,6 +134,7 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("crdt: decode snapshot: %w", d.err)
 	}
+	bd.finish()
 	if err := snap.Context.Validate(); err != nil {
 		return nil, fmt.Errorf("crdt: snapshot context: %w", err)
 	}
