@@ -165,11 +165,7 @@ func BatchRoot(r Record, signed []byte) (root [32]byte, ok bool, err error) {
 	if h.Seq < b.First || h.Seq-b.First >= uint64(b.Count) {
 		return root, true, invalid("seq %d outside its batch", h.Seq)
 	}
-	path, err := b.proof(int(h.Seq - b.First))
-	if err != nil {
-		return root, true, err
-	}
-	root, _, err = walkProof(int(h.Seq-b.First), b.Count, leafHash(signed), path, nil)
+	root, err = b.rootOf(int(h.Seq-b.First), leafHash(signed))
 	return root, true, err
 }
 
@@ -217,8 +213,23 @@ func (b *Batch) proof(idx int) ([][32]byte, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return proofPath(idx, b.Count, func(l, j int) ([32]byte, bool) {
+		if h, ok := b.nodes[nodePos{uint8(l), uint16(j)}]; ok {
+			return h, true
+		}
+		return b.node(l, j)
+	}, b.First)
+}
+
+// proofFrom returns leaf idx's proof from every level of the tree.
+func proofFrom(lv [][][32]byte, idx int) [][32]byte {
+	path, _ := proofPath(idx, len(lv[0]), func(l, j int) ([32]byte, bool) { return lv[l][j], true }, 0)
+	return path
+}
+
+func proofPath(idx, count int, node func(l, j int) ([32]byte, bool), first uint64) ([][32]byte, error) {
 	var path [][32]byte
-	fn, sn, level := idx, b.Count-1, 0
+	fn, sn, level := idx, count-1, 0
 	for sn != 0 {
 		for fn&1 == 0 && fn == sn {
 			fn, sn, level = fn>>1, sn>>1, level+1
@@ -227,14 +238,32 @@ func (b *Batch) proof(idx int) ([][32]byte, error) {
 		if fn&1 == 1 {
 			sib = fn - 1
 		}
-		h, ok := b.node(level, sib)
+		h, ok := node(level, sib)
 		if !ok {
-			return nil, invalid("batch of %d from seq %d lacks node (%d, %d)", b.Count, b.First, level, sib)
+			return nil, invalid("batch of %d from seq %d lacks node (%d, %d)", count, first, level, sib)
 		}
 		path = append(path, h)
 		fn, sn, level = fn>>1, sn>>1, level+1
 	}
 	return path, nil
+}
+
+// rootOf returns the root that leaf, at index idx, leads to.
+func (b *Batch) rootOf(idx int, leaf [32]byte) ([32]byte, error) {
+	if b.leaves != nil && idx >= 0 && idx < b.Count {
+		// The whole batch is known and its root computed from it: the
+		// leaf must be the one at idx.
+		if b.leaves[idx] != leaf {
+			return [32]byte{}, nil // no root its author signed
+		}
+		return b.Root, nil
+	}
+	path, err := b.proof(idx)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	root, _, err := walkProof(idx, b.Count, leaf, path, nil)
+	return root, err
 }
 
 // node returns the hash of node (l, j), from what b keeps. b.mu is held.
@@ -265,10 +294,22 @@ func (b *Batch) node(l, j int) ([32]byte, bool) {
 }
 
 // encodeBatch appends r's proof: a bin of the batch's first seq, its
-// count and the sibling hashes.
+// count and the sibling hashes. An encoder that writes many records
+// computes the tree of each batch known whole once.
 func encodeBatch(e *encoder, h *Header) {
 	b := h.Batch
-	path, err := b.proof(int(h.Seq - b.First))
+	var path [][32]byte
+	var err error
+	if idx := int(h.Seq - b.First); b.leaves != nil && idx < b.Count && h.Seq >= b.First && e.trees != nil {
+		lv, ok := e.trees[b]
+		if !ok {
+			lv = levels(b.leaves)
+			e.trees[b] = lv
+		}
+		path = proofFrom(lv, idx)
+	} else {
+		path, err = b.proof(int(h.Seq - b.First))
+	}
 	if err != nil {
 		// Only for a record Validate refuses (a seq outside its batch):
 		// every record attached to a Batch brought its proof (decode) or
@@ -376,7 +417,10 @@ func (bd *batchDecoder) finish() {
 			}
 			leaves[j] = h
 		}
-		if whole {
+		if !whole {
+			continue
+		}
+		if lv := levels(leaves); lv[len(lv)-1][0] == b.Root {
 			b.leaves, b.nodes = leaves, nil
 		}
 	}

@@ -47,6 +47,9 @@ var ErrMalformed = errors.New("crdt: malformed input")
 // path of every signature, delta and snapshot.
 type encoder struct {
 	b []byte
+	// trees, when not nil, keeps the Merkle tree of each batch whose
+	// records this encoder writes (see encodeBatch).
+	trees map[*Batch][][][32]byte
 }
 
 func (e *encoder) uint(v uint64) {
@@ -583,7 +586,7 @@ func EncodeTo(enc *msgpack.Encoder, recs []Record) error {
 	for _, r := range recs {
 		size += EncodedSizeHint(r)
 	}
-	e := encoder{b: make([]byte, 0, size)}
+	e := encoder{b: make([]byte, 0, size), trees: make(map[*Batch][][][32]byte)}
 	e.arrayLen(len(recs))
 	for _, r := range recs {
 		encodeRecord(&e, r, true)

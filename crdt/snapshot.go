@@ -47,7 +47,7 @@ func (s *Store) Snapshot() *Snapshot {
 // Encode writes snap as EncodeSnapshot writes a store.
 func (snap *Snapshot) Encode(w io.Writer) error {
 	const chunk = 64 << 10
-	e := encoder{b: make([]byte, 0, chunk+4096)}
+	e := encoder{b: make([]byte, 0, chunk+4096), trees: make(map[*Batch][][][32]byte)}
 	var werr error
 	flush := func() {
 		if werr == nil && len(e.b) > 0 {

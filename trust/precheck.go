@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/certmesh/certmesh/crdt"
-	"github.com/certmesh/certmesh/pki"
 )
 
 // Checking ahead of the merge. A record's signature is nearly all of what
@@ -151,9 +150,12 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			done, dvs = append(done, r), append(dvs, prev)
 			continue
 		}
-		sig := [pki.RecordSignatureSize]byte(h.Sig)
+		m, err := signatureMessage(r, msg)
+		if err != nil {
+			continue // refused by Verify
+		}
 		for _, sc := range cands {
-			if pki.VerifyRecord(sc.pub, msg, sig) {
+			if v.signedBy(sc, m, h.Sig) {
 				dv.sc = sc
 				done, dvs = append(done, r), append(dvs, dv)
 				break
