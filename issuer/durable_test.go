@@ -224,7 +224,8 @@ func TestSigningKeyRotationOnReload(t *testing.T) {
 	after := e.login("bob")
 	newPub := newKP.Cert.PublicKey.(*ecdsa.PublicKey)
 	for _, r := range e.mesh.published[mark:] {
-		if !pki.VerifyRecord(newPub, crdt.SignedBytes(r), r.Head().Sig) {
+		msg, _, err := crdt.SignatureMessage(r, crdt.SignedBytes(r))
+		if err != nil || !pki.VerifyRecord(newPub, msg, r.Head().Sig) {
 			t.Errorf("record %v is not signed by the new key", r.Head().Dot())
 		}
 	}
