@@ -45,6 +45,7 @@ type Batch struct {
 	First uint64 // the seq of the first record
 	Count int    // how many records, consecutive seqs from First
 	Root  [32]byte
+	Sig   Signature // the author's, over BatchSignedBytes
 
 	mu sync.Mutex // guards nodes and leaves after decoding
 	// leaves holds every leaf when the whole batch is known (as signed,
@@ -144,9 +145,10 @@ func SignBatch(recs []Record, s Signer) error {
 	if err != nil {
 		return fmt.Errorf("crdt: sign batch from %v: %w", first.Dot(), err)
 	}
+	b.Sig = sig
 	for _, r := range recs {
 		h := r.Head()
-		h.Sig, h.Batch = sig, b
+		h.OwnSig, h.Batch = nil, b
 	}
 	return nil
 }
@@ -339,11 +341,12 @@ type batchKey struct {
 	first  uint64
 	count  int
 	root   [32]byte
+	sig    Signature
 }
 
 // decodeBatch reads r's proof, checks it fits r's seq, and attaches the
 // batch it leads to. bd may be nil (a record decoded alone).
-func decodeBatch(d *decoder, r Record, bd *batchDecoder) {
+func decodeBatch(d *decoder, r Record, sig Signature, bd *batchDecoder) {
 	raw := d.bytes(maxProofBytes)
 	if d.err != nil {
 		return
@@ -380,13 +383,13 @@ func decodeBatch(d *decoder, r Record, bd *batchDecoder) {
 		d.fail("%v", err)
 		return
 	}
-	key := batchKey{h.Author, first, count, root}
+	key := batchKey{h.Author, first, count, root, sig}
 	var b *Batch
 	if bd != nil {
 		b = bd.byKey[key]
 	}
 	if b == nil {
-		b = &Batch{First: first, Count: count, Root: root, nodes: nodes}
+		b = &Batch{First: first, Count: count, Root: root, Sig: sig, nodes: nodes}
 		if bd != nil {
 			if bd.byKey == nil {
 				bd.byKey = make(map[batchKey]*Batch)

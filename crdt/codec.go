@@ -443,7 +443,8 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 	e.uint(h.Seq)
 	e.uint(uint64(h.HLC))
 	if withSig {
-		e.bytes(h.Sig[:])
+		sig := h.Sig()
+		e.bytes(sig[:])
 	}
 	r.encodeBody(e)
 	if withSig && h.Batch != nil {
@@ -476,7 +477,8 @@ func decodeRecord(d *decoder, bd *batchDecoder) Record {
 	h.Author.Incarnation = d.uint()
 	h.Seq = d.uint()
 	h.HLC = Timestamp(d.uint())
-	d.fixed(h.Sig[:])
+	var sig Signature
+	d.fixed(sig[:])
 	if d.err != nil {
 		return nil
 	}
@@ -515,9 +517,11 @@ func decodeRecord(d *decoder, bd *batchDecoder) Record {
 		}
 	}
 	if batched {
-		if decodeBatch(d, r, bd); d.err != nil {
+		if decodeBatch(d, r, sig, bd); d.err != nil {
 			return nil
 		}
+	} else {
+		h.SetSig(sig)
 	}
 	return r
 }

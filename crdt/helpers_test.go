@@ -42,7 +42,7 @@ func sigOf(h *Header) Signature {
 
 func head(a Author, seq uint64, at Millis) Header {
 	h := Header{Author: a, Seq: seq, HLC: hlc(at)}
-	h.Sig = sigOf(&h)
+	h.SetSig(sigOf(&h))
 	return h
 }
 
@@ -227,7 +227,7 @@ func (k *testKeys) Verify(r Record, msg []byte) error {
 	if !ok {
 		return fmt.Errorf("unknown author %v", r.Head().Author)
 	}
-	sig := r.Head().Sig
+	sig := r.Head().Sig()
 	msg, _, err := SignatureMessage(r, msg)
 	if err != nil {
 		return err

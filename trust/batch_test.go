@@ -1,6 +1,7 @@
 package trust_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -101,9 +102,14 @@ func TestVerifierBatchRootCacheTakesOnlyVerifiedRoots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bad := *recs[2].(*crdt.SessionRecord)
-	bad.Sig = forged[0].Head().Sig
-	if err := crdt.Verify(&bad, v); !errors.Is(err, trust.ErrBadSignature) {
+	genuine, forgedSig := recs[2].Head().Sig(), forged[0].Head().Sig()
+	wire := crdt.AppendRecord(nil, recs[2])
+	i := bytes.Index(wire, genuine[:])
+	bad, err := crdt.DecodeRecord(append(append(append([]byte{}, wire[:i]...), forgedSig[:]...), wire[i+len(genuine):]...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crdt.Verify(bad, v); !errors.Is(err, trust.ErrBadSignature) {
 		t.Fatalf("remembered root under another signature: %v, want %v", err, trust.ErrBadSignature)
 	}
 	// A body changed under a remembered root's proof and signature.

@@ -143,7 +143,7 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			continue
 		}
 		msg := crdt.SignedBytes(r)
-		dv := dotVerdict{sum: sha256.Sum256(msg), sig: h.Sig}
+		dv := dotVerdict{sum: sha256.Sum256(msg), sig: h.Sig()}
 		if prev, ok := v.pre.verifiedAt(h.Dot()); ok && prev.sig == dv.sig && prev.sum == dv.sum {
 			// A copy of a record verified a moment ago: the same bytes
 			// under the same signature.
@@ -155,7 +155,7 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			continue // refused by Verify
 		}
 		for _, sc := range cands {
-			if v.signedBy(sc, m, h.Sig) {
+			if v.signedBy(sc, m, h.Sig()) {
 				dv.sc = sc
 				done, dvs = append(done, r), append(dvs, dv)
 				break

@@ -163,7 +163,7 @@ func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 		return fmt.Errorf("%w: signer record outlives its certificate (%v > %v)", ErrBadSigner,
 			sr.NotAfter.Time().Format(time.RFC3339), sc.notAfter.Time().Format(time.RFC3339))
 	}
-	if !pki.VerifyRecord(sc.pub, msg, [pki.RecordSignatureSize]byte(h.Sig)) {
+	if !pki.VerifyRecord(sc.pub, msg, [pki.RecordSignatureSize]byte(h.Sig())) {
 		return ErrBadSignature
 	}
 	return checkValidAt(h.HLC, sc.notBefore, sc.notAfter)
@@ -187,7 +187,7 @@ func (v *Verifier) verifyByAuthor(r crdt.Record, msg []byte) error {
 			certErr = err // cannot happen for a verified signer record
 			continue
 		}
-		if !v.signedBy(sc, m, h.Sig) {
+		if !v.signedBy(sc, m, h.Sig()) {
 			continue
 		}
 		return checkValidAt(h.HLC, sc.notBefore, min(sc.notAfter, s.NotAfter))

@@ -86,7 +86,7 @@ func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 		return trust.ErrUnknownSigner
 	}
 	msg, _, err := crdt.SignatureMessage(r, msg) // a batch-signed record signs its batch's root
-	if err != nil || !pki.VerifyRecord(pub, msg, r.Head().Sig) {
+	if err != nil || !pki.VerifyRecord(pub, msg, r.Head().Sig()) {
 		return errors.New("routertest: bad signature")
 	}
 	return nil
