@@ -122,6 +122,27 @@ func sampleRecords() []Record {
 	}
 }
 
+// batchSamples are two batches of ctrl-a's records, of 5 and 1, signed
+// with its test key (newTestKeys).
+func batchSamples() []Record {
+	recs := []Record{
+		newSession(ctrlA, 10, t0, sid(10), "alice@example.com", t0+hour),
+		newCert(ctrlA, 11, t0+1, serial(10), sid(10), "alice@example.com", t0+hour),
+		&SessionRecord{Header: head(ctrlA, 12, t0+2), ID: sid(11), Identity: "bob@example.com", Roles: []string{"ops"}},
+		newSessionRevocation(ctrlA, 13, t0+3, sid(10), 0),
+		&ServiceRecord{Header: head(ctrlA, 14, t0+4), Name: "echo", Address: "127.0.0.1:9000"},
+		newIdentityRevocation(ctrlA, 15, t0+5, "bob@example.com", t0, 0),
+	}
+	s := edSigner{keyFromName("ctrl-a")}
+	if err := SignBatch(recs[:5], s); err != nil {
+		panic(err)
+	}
+	if err := SignBatch(recs[5:], s); err != nil {
+		panic(err)
+	}
+	return recs
+}
+
 // withCut sets a root revocation's cut.
 func withCut(r *SignerRecord, cut ...AuthorContext) *SignerRecord {
 	r.Cut = append([]AuthorContext{}, cut...)
