@@ -149,3 +149,33 @@ func BenchmarkVerifierBatchRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "us/record")
 }
+
+// A copy of a verified record, the same bytes under the same signature
+// but with a bogus proof, does not take the verdict of the genuine one:
+// it would be relayed with its proof.
+func TestPrecheckRefusesACopyUnderABogusProof(t *testing.T) {
+	v, _, _, recs := batchFixture(t, 8)
+	if err := crdt.Verify(recs[0], v); err != nil { // the author's key, checked against the root
+		t.Fatal(err)
+	}
+	wire := crdt.AppendRecord(nil, recs[3])
+	genuine, err := crdt.DecodeRecord(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Precheck([]crdt.Record{genuine}); len(got) != 1 {
+		t.Fatal("genuine record not prechecked")
+	}
+	bogus := bytes.Clone(wire)
+	bogus[len(bogus)-1] ^= 1 // the last hash of its proof
+	copyRec, err := crdt.DecodeRecord(bogus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Precheck([]crdt.Record{copyRec}); len(got) != 0 {
+		t.Fatal("a copy under a bogus proof was prechecked")
+	}
+	if err := v.VerifyShared(copyRec); !errors.Is(err, trust.ErrBadSignature) {
+		t.Fatalf("copy under a bogus proof: %v, want %v", err, trust.ErrBadSignature)
+	}
+}
