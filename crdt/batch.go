@@ -397,9 +397,13 @@ func decodeBatch(d *decoder, r Record, sig Signature, bd *batchDecoder) {
 			bd.byKey[key] = b
 		}
 	} else {
-		for p, v := range nodes {
-			b.nodes[p] = v
+		b.mu.Lock()
+		if b.nodes != nil { // else the batch is whole: nothing to add
+			for p, v := range nodes {
+				b.nodes[p] = v
+			}
 		}
+		b.mu.Unlock()
 	}
 	h.Batch = b
 }
@@ -410,22 +414,28 @@ func isOnPath(p nodePos, idx int) bool { return int(p.index) == idx>>p.level }
 // finish keeps, of each batch decoded whole, only its leaves.
 func (bd *batchDecoder) finish() {
 	for _, b := range bd.byKey {
-		leaves := make([][32]byte, b.Count)
-		whole := true
-		for j := range leaves {
-			h, ok := b.nodes[nodePos{0, uint16(j)}]
-			if !ok {
-				whole = false
-				break
-			}
-			leaves[j] = h
+		b.mu.Lock()
+		b.compact()
+		b.mu.Unlock()
+	}
+}
+
+// compact keeps only the leaves of a batch all of whose leaves are known.
+// b.mu is held.
+func (b *Batch) compact() {
+	if b.leaves != nil {
+		return
+	}
+	leaves := make([][32]byte, b.Count)
+	for j := range leaves {
+		h, ok := b.nodes[nodePos{0, uint16(j)}]
+		if !ok {
+			return
 		}
-		if !whole {
-			continue
-		}
-		if lv := levels(leaves); lv[len(lv)-1][0] == b.Root {
-			b.leaves, b.nodes = leaves, nil
-		}
+		leaves[j] = h
+	}
+	if lv := levels(leaves); lv[len(lv)-1][0] == b.Root {
+		b.leaves, b.nodes = leaves, nil
 	}
 }
 
@@ -440,3 +450,36 @@ func SignatureMessage(r Record, signed []byte) (msg []byte, batched bool, err er
 	h := r.Head()
 	return BatchSignedBytes(h.Author, h.Batch.First, h.Batch.Count, root), true, nil
 }
+
+// RecordWriter appends records one at a time, as a journal or a database
+// writes them, computing the tree of each batch once across its calls
+// (AppendRecord alone recomputes it for each record). Not safe for
+// concurrent use.
+type RecordWriter struct {
+	trees map[*Batch][][][32]byte
+}
+
+// Append appends r's wire encoding to b, as AppendRecord does.
+func (w *RecordWriter) Append(b []byte, r Record) []byte {
+	if w.trees == nil {
+		w.trees = make(map[*Batch][][][32]byte)
+	}
+	e := encoder{b: b, trees: w.trees}
+	encodeRecord(&e, r, true)
+	return e.b
+}
+
+// RecordReader decodes records one at a time, as DecodeRecord does, as
+// they are read back from a journal or a database: the records of one
+// batch share one Batch. Call Finish once every record is read, before
+// they are used on other goroutines: each batch read whole then keeps only
+// its leaves. Not safe for concurrent use.
+type RecordReader struct {
+	bd batchDecoder
+}
+
+// Decode decodes one record from the whole of b.
+func (rd *RecordReader) Decode(b []byte) (Record, error) { return decodeOne(b, &rd.bd) }
+
+// Finish compacts the batches read.
+func (rd *RecordReader) Finish() { rd.bd.finish() }

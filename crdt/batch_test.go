@@ -171,3 +171,40 @@ func TestBatchMalformedProofs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Records read back one at a time (a journal, a database) share their
+// batch, which keeps only its leaves once read whole.
+func TestRecordReaderSharesBatches(t *testing.T) {
+	keys := newTestKeys("ctrl-a")
+	recs := batchOf(t, keys, 1, 13)
+	var w RecordWriter
+	var rd RecordReader
+	var got []Record
+	for _, r := range recs {
+		b := w.Append(nil, r)
+		if !bytes.Equal(b, AppendRecord(nil, r)) {
+			t.Fatal("RecordWriter and AppendRecord differ")
+		}
+		back, err := rd.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, back)
+	}
+	rd.Finish()
+	b := got[0].Head().Batch
+	if b.leaves == nil || b.nodes != nil {
+		t.Fatalf("batch read whole keeps %d leaves and %d nodes", len(b.leaves), len(b.nodes))
+	}
+	for i, r := range got {
+		if r.Head().Batch != b {
+			t.Fatalf("record %d does not share its batch", i)
+		}
+		if err := Verify(r, keys); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(AppendRecord(nil, r), AppendRecord(nil, recs[i])) {
+			t.Fatalf("record %d re-encodes otherwise", i)
+		}
+	}
+}

@@ -562,10 +562,12 @@ func EncodedSize(r Record) int {
 // DecodeRecord decodes one record from its wire encoding, which must be the
 // whole of b. It checks lengths and the record's own invariants, not its
 // signature.
-func DecodeRecord(b []byte) (Record, error) {
+func DecodeRecord(b []byte) (Record, error) { return decodeOne(b, nil) }
+
+func decodeOne(b []byte, bd *batchDecoder) (Record, error) {
 	br := bytes.NewReader(b)
 	d := &decoder{d: msgpack.NewDecoder(br)} // reads br directly: it is an io.ByteScanner
-	r := decodeRecord(d, nil)
+	r := decodeRecord(d, bd)
 	if d.err != nil {
 		return nil, d.err
 	}

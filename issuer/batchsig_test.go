@@ -62,9 +62,15 @@ func TestWriterSignsGroupCommitsInBatches(t *testing.T) {
 		}
 	}
 
-	e.restart() // the store is read back from bbolt: every record decoded alone
-	if b, _, _ := verifyAll(t, e); b != batched {
-		t.Fatalf("after a restart, %d batch-signed records, want %d", b, batched)
+	e.restart() // the store is read back from bbolt, one record at a time
+	b2, _, batches2 := verifyAll(t, e)
+	if b2 != batched {
+		t.Fatalf("after a restart, %d batch-signed records, want %d", b2, batched)
+	}
+	for b, n := range batches2 {
+		if n != b.Count {
+			t.Errorf("after a restart, a batch of %d shared by %d records", b.Count, n)
+		}
 	}
 
 	e.mesh.mu.Lock()
