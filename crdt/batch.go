@@ -223,6 +223,18 @@ func (b *Batch) proof(idx int) ([][32]byte, error) {
 	}, b.First)
 }
 
+// proofLen is the number of hashes in the proof of leaf idx of count.
+func proofLen(idx, count int) int {
+	n := 0
+	for fn, sn := idx, count-1; sn > 0; fn, sn = fn>>1, sn>>1 {
+		for fn&1 == 0 && fn == sn {
+			fn, sn = fn>>1, sn>>1
+		}
+		n++
+	}
+	return n
+}
+
 // proofFrom returns leaf idx's proof from every level of the tree.
 func proofFrom(lv [][][32]byte, idx int) [][32]byte {
 	path, _ := proofPath(idx, len(lv[0]), func(l, j int) ([32]byte, bool) { return lv[l][j], true }, 0)
@@ -302,11 +314,13 @@ func encodeBatch(e *encoder, h *Header) {
 	b := h.Batch
 	var path [][32]byte
 	var err error
-	if idx := int(h.Seq - b.First); b.leaves != nil && idx < b.Count && h.Seq >= b.First && e.trees != nil {
+	if idx := int(h.Seq - b.First); b.leaves != nil && idx < b.Count && h.Seq >= b.First {
 		lv, ok := e.trees[b]
 		if !ok {
-			lv = levels(b.leaves)
-			e.trees[b] = lv
+			lv = recentTrees.get(b)
+			if e.trees != nil {
+				e.trees[b] = lv
+			}
 		}
 		path = proofFrom(lv, idx)
 	} else {
@@ -325,6 +339,42 @@ func encodeBatch(e *encoder, h *Header) {
 	for i := range path {
 		e.b = append(e.b, path[i][:]...)
 	}
+}
+
+// recentTrees keeps the trees of the batches whose records were sent last:
+// a batch's records go out in many small messages (a push is cut to fit a
+// packet), to many peers, each needing its tree. Bounded: at most
+// maxRecentTrees batches, about 4 KB each at 64 records.
+var recentTrees = treeCache{m: make(map[*Batch][][][32]byte)}
+
+const maxRecentTrees = 256
+
+type treeCache struct {
+	mu    sync.Mutex
+	m     map[*Batch][][][32]byte
+	order []*Batch // insertion order, for eviction
+}
+
+// get returns every level of b's tree; b's leaves must all be known.
+func (c *treeCache) get(b *Batch) [][][32]byte {
+	c.mu.Lock()
+	lv, ok := c.m[b]
+	c.mu.Unlock()
+	if ok {
+		return lv
+	}
+	lv = levels(b.leaves)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[b]; !ok {
+		if len(c.order) >= maxRecentTrees {
+			delete(c.m, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.m[b] = lv
+		c.order = append(c.order, b)
+	}
+	return lv
 }
 
 // maxProofBytes is the longest proof of a batch of MaxBatch records.

@@ -208,3 +208,16 @@ func TestRecordReaderSharesBatches(t *testing.T) {
 		}
 	}
 }
+
+// EncodedSizeHint bounds a batch-signed record's encoding, closely: pushes
+// are cut to fit a packet by it.
+func TestBatchSizeHint(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 64, 65, MaxBatch} {
+		for _, r := range batchOf(t, newTestKeys("ctrl-a"), 1, n) {
+			got, hint := EncodedSize(r), EncodedSizeHint(r)
+			if got > hint || hint > got+64 {
+				t.Fatalf("batch of %d, seq %d: %d bytes, hint %d", n, r.Head().Seq, got, hint)
+			}
+		}
+	}
+}

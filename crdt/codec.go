@@ -636,8 +636,8 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 func EncodedSizeHint(r Record) int {
 	h := r.Head()
 	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
-	if h.Batch != nil {
-		n += 3 + maxProofBytes
+	if b := h.Batch; b != nil {
+		n += 3 + batchFixed + 32*proofLen(int(h.Seq-b.First), b.Count)
 	}
 	switch r := r.(type) {
 	case *SessionRecord:
