@@ -1,13 +1,8 @@
 package crdt
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"sync"
-
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Batch signatures. A controller commits its writes in groups (one bbolt
@@ -53,52 +48,6 @@ type Batch struct {
 	// records decoded brought: their leaves and their proofs' hashes.
 	leaves [][32]byte
 	nodes  map[nodePos][32]byte
-}
-
-// nodePos is a node of the tree: level 0 holds the leaves; node (l, j)
-// covers leaves j<<l to (j+1)<<l, and a lone last node is its child.
-type nodePos struct {
-	level uint8
-	index uint16
-}
-
-// levelSize is the number of nodes at level l of a tree of n leaves.
-func levelSize(n, l int) int { return (n + 1<<l - 1) >> l }
-
-func leafHash(signed []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte{leafTag})
-	h.Write(signed)
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
-}
-
-func innerHash(l, r *[32]byte) [32]byte {
-	var b [65]byte
-	b[0] = innerTag
-	copy(b[1:], l[:])
-	copy(b[33:], r[:])
-	return sha256.Sum256(b[:])
-}
-
-// levels computes every level of the tree over leaves; the last level
-// holds the root.
-func levels(leaves [][32]byte) [][][32]byte {
-	out := [][][32]byte{leaves}
-	for cur := leaves; len(cur) > 1; {
-		next := make([][32]byte, (len(cur)+1)/2)
-		for j := range next {
-			if 2*j+1 < len(cur) {
-				next[j] = innerHash(&cur[2*j], &cur[2*j+1])
-			} else {
-				next[j] = cur[2*j]
-			}
-		}
-		out = append(out, next)
-		cur = next
-	}
-	return out
 }
 
 // BatchSignedBytes returns what an author signs for a batch: distinct from
@@ -171,43 +120,6 @@ func BatchRoot(r Record, signed []byte) (root [32]byte, ok bool, err error) {
 	return root, true, err
 }
 
-// walkProof recomputes the root from leaf, at index idx of count leaves,
-// and its proof path. Each node it meets is passed to seen, if not nil.
-func walkProof(idx, count int, leaf [32]byte, path [][32]byte, seen func(nodePos, [32]byte)) ([32]byte, int, error) {
-	fn, sn, level := idx, count-1, 0
-	node := leaf
-	if seen != nil {
-		seen(nodePos{0, uint16(idx)}, leaf)
-	}
-	for i := range path {
-		if sn == 0 {
-			return node, 0, invalid("batch proof longer than its tree")
-		}
-		for fn&1 == 0 && fn == sn { // a lone last node: its parent is itself
-			fn, sn, level = fn>>1, sn>>1, level+1
-		}
-		var sib nodePos
-		if fn&1 == 1 {
-			sib = nodePos{uint8(level), uint16(fn - 1)}
-			node = innerHash(&path[i], &node)
-		} else {
-			sib = nodePos{uint8(level), uint16(fn + 1)}
-			node = innerHash(&node, &path[i])
-		}
-		if seen != nil {
-			seen(sib, path[i])
-		}
-		fn, sn, level = fn>>1, sn>>1, level+1
-		if seen != nil {
-			seen(nodePos{uint8(level), uint16(fn)}, node)
-		}
-	}
-	if sn != 0 {
-		return node, 0, invalid("batch proof shorter than its tree")
-	}
-	return node, level, nil
-}
-
 // proof returns the sibling hashes from leaf idx up to the root.
 func (b *Batch) proof(idx int) ([][32]byte, error) {
 	if idx < 0 || idx >= b.Count {
@@ -221,45 +133,6 @@ func (b *Batch) proof(idx int) ([][32]byte, error) {
 		}
 		return b.node(l, j)
 	}, b.First)
-}
-
-// proofLen is the number of hashes in the proof of leaf idx of count.
-func proofLen(idx, count int) int {
-	n := 0
-	for fn, sn := idx, count-1; sn > 0; fn, sn = fn>>1, sn>>1 {
-		for fn&1 == 0 && fn == sn {
-			fn, sn = fn>>1, sn>>1
-		}
-		n++
-	}
-	return n
-}
-
-// proofFrom returns leaf idx's proof from every level of the tree.
-func proofFrom(lv [][][32]byte, idx int) [][32]byte {
-	path, _ := proofPath(idx, len(lv[0]), func(l, j int) ([32]byte, bool) { return lv[l][j], true }, 0)
-	return path
-}
-
-func proofPath(idx, count int, node func(l, j int) ([32]byte, bool), first uint64) ([][32]byte, error) {
-	var path [][32]byte
-	fn, sn, level := idx, count-1, 0
-	for sn != 0 {
-		for fn&1 == 0 && fn == sn {
-			fn, sn, level = fn>>1, sn>>1, level+1
-		}
-		sib := fn + 1
-		if fn&1 == 1 {
-			sib = fn - 1
-		}
-		h, ok := node(level, sib)
-		if !ok {
-			return nil, invalid("batch of %d from seq %d lacks node (%d, %d)", count, first, level, sib)
-		}
-		path = append(path, h)
-		fn, sn, level = fn>>1, sn>>1, level+1
-	}
-	return path, nil
 }
 
 // rootOf returns the root that leaf, at index idx, leads to.
@@ -307,169 +180,6 @@ func (b *Batch) node(l, j int) ([32]byte, bool) {
 	return innerHash(&left, &right), true
 }
 
-// encodeBatch appends r's proof: a bin of the batch's first seq, its
-// count and the sibling hashes. An encoder that writes many records
-// computes the tree of each batch known whole once.
-func encodeBatch(e *encoder, h *Header) {
-	b := h.Batch
-	var path [][32]byte
-	var err error
-	if idx := int(h.Seq - b.First); b.leaves != nil && idx < b.Count && h.Seq >= b.First {
-		lv, ok := e.trees[b]
-		if !ok {
-			lv = recentTrees.get(b)
-			if e.trees != nil {
-				e.trees[b] = lv
-			}
-		}
-		path = proofFrom(lv, idx)
-	} else {
-		path, err = b.proof(int(h.Seq - b.First))
-	}
-	if err != nil {
-		// Only for a record Validate refuses (a seq outside its batch):
-		// every record attached to a Batch brought its proof (decode) or
-		// has all leaves known (SignBatch). Encode no hashes: a receiver
-		// refuses the record as malformed.
-		path = nil
-	}
-	e.length(batchFixed+32*len(path), 0, msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32)
-	e.b = binary.BigEndian.AppendUint64(e.b, b.First)
-	e.b = binary.BigEndian.AppendUint16(e.b, uint16(b.Count))
-	for i := range path {
-		e.b = append(e.b, path[i][:]...)
-	}
-}
-
-// recentTrees keeps the trees of the batches whose records were sent last:
-// a batch's records go out in many small messages (a push is cut to fit a
-// packet), to many peers, each needing its tree. Bounded: at most
-// maxRecentTrees batches, about 4 KB each at 64 records.
-var recentTrees = treeCache{m: make(map[*Batch][][][32]byte)}
-
-const maxRecentTrees = 256
-
-type treeCache struct {
-	mu    sync.Mutex
-	m     map[*Batch][][][32]byte
-	order []*Batch // insertion order, for eviction
-}
-
-// get returns every level of b's tree; b's leaves must all be known.
-func (c *treeCache) get(b *Batch) [][][32]byte {
-	c.mu.Lock()
-	lv, ok := c.m[b]
-	c.mu.Unlock()
-	if ok {
-		return lv
-	}
-	lv = levels(b.leaves)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[b]; !ok {
-		if len(c.order) >= maxRecentTrees {
-			delete(c.m, c.order[0])
-			c.order = c.order[1:]
-		}
-		c.m[b] = lv
-		c.order = append(c.order, b)
-	}
-	return lv
-}
-
-// maxProofBytes is the longest proof of a batch of MaxBatch records.
-var maxProofBytes = batchFixed + 32*bits.Len(MaxBatch-1)
-
-// batchDecoder shares a Batch between the records of one batch decoded
-// together (a delta, a snapshot), so that they keep its leaves once.
-type batchDecoder struct {
-	byKey map[batchKey]*Batch
-}
-
-type batchKey struct {
-	author Author
-	first  uint64
-	count  int
-	root   [32]byte
-	sig    Signature
-}
-
-// decodeBatch reads r's proof, checks it fits r's seq, and attaches the
-// batch it leads to. bd may be nil (a record decoded alone).
-func decodeBatch(d *decoder, r Record, sig Signature, bd *batchDecoder) {
-	raw := d.bytes(maxProofBytes)
-	if d.err != nil {
-		return
-	}
-	h := r.Head()
-	if len(raw) < batchFixed || (len(raw)-batchFixed)%32 != 0 {
-		d.fail("batch proof of %d bytes", len(raw))
-		return
-	}
-	first, count := binary.BigEndian.Uint64(raw), int(binary.BigEndian.Uint16(raw[8:]))
-	switch {
-	case r.Kind() == KindSigner:
-		d.fail("batch-signed signer record")
-		return
-	case count == 0 || count > MaxBatch:
-		d.fail("batch of %d records", count)
-		return
-	case h.Seq < first || h.Seq-first >= uint64(count):
-		d.fail("seq %d outside its batch (%d from %d)", h.Seq, count, first)
-		return
-	}
-	path := make([][32]byte, (len(raw)-batchFixed)/32)
-	for i := range path {
-		copy(path[i][:], raw[batchFixed+32*i:])
-	}
-	idx := int(h.Seq - first)
-	nodes := make(map[nodePos][32]byte, 2*len(path)+1)
-	root, _, err := walkProof(idx, count, leafHash(SignedBytes(r)), path, func(p nodePos, v [32]byte) {
-		if p.level == 0 || !isOnPath(p, idx) {
-			nodes[p] = v // leaves and siblings; the path's own nodes follow from them
-		}
-	})
-	if err != nil {
-		d.fail("%v", err)
-		return
-	}
-	key := batchKey{h.Author, first, count, root, sig}
-	var b *Batch
-	if bd != nil {
-		b = bd.byKey[key]
-	}
-	if b == nil {
-		b = &Batch{First: first, Count: count, Root: root, Sig: sig, nodes: nodes}
-		if bd != nil {
-			if bd.byKey == nil {
-				bd.byKey = make(map[batchKey]*Batch)
-			}
-			bd.byKey[key] = b
-		}
-	} else {
-		b.mu.Lock()
-		if b.nodes != nil { // else the batch is whole: nothing to add
-			for p, v := range nodes {
-				b.nodes[p] = v
-			}
-		}
-		b.mu.Unlock()
-	}
-	h.Batch = b
-}
-
-// isOnPath reports whether p is an ancestor of leaf idx (or the leaf).
-func isOnPath(p nodePos, idx int) bool { return int(p.index) == idx>>p.level }
-
-// finish keeps, of each batch decoded whole, only its leaves.
-func (bd *batchDecoder) finish() {
-	for _, b := range bd.byKey {
-		b.mu.Lock()
-		b.compact()
-		b.mu.Unlock()
-	}
-}
-
 // compact keeps only the leaves of a batch all of whose leaves are known.
 // b.mu is held.
 func (b *Batch) compact() {
@@ -500,36 +210,3 @@ func SignatureMessage(r Record, signed []byte) (msg []byte, batched bool, err er
 	h := r.Head()
 	return BatchSignedBytes(h.Author, h.Batch.First, h.Batch.Count, root), true, nil
 }
-
-// RecordWriter appends records one at a time, as a journal or a database
-// writes them, computing the tree of each batch once across its calls
-// (AppendRecord alone recomputes it for each record). Not safe for
-// concurrent use.
-type RecordWriter struct {
-	trees map[*Batch][][][32]byte
-}
-
-// Append appends r's wire encoding to b, as AppendRecord does.
-func (w *RecordWriter) Append(b []byte, r Record) []byte {
-	if w.trees == nil {
-		w.trees = make(map[*Batch][][][32]byte)
-	}
-	e := encoder{b: b, trees: w.trees}
-	encodeRecord(&e, r, true)
-	return e.b
-}
-
-// RecordReader decodes records one at a time, as DecodeRecord does, as
-// they are read back from a journal or a database: the records of one
-// batch share one Batch. Call Finish once every record is read, before
-// they are used on other goroutines: each batch read whole then keeps only
-// its leaves. Not safe for concurrent use.
-type RecordReader struct {
-	bd batchDecoder
-}
-
-// Decode decodes one record from the whole of b.
-func (rd *RecordReader) Decode(b []byte) (Record, error) { return decodeOne(b, &rd.bd) }
-
-// Finish compacts the batches read.
-func (rd *RecordReader) Finish() { rd.bd.finish() }
