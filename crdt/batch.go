@@ -11,7 +11,7 @@ import (
 // number of leaves, a lone last node promoted) are SHA-256 of each
 // record's signed bytes, in seq order; the author signs BatchSignedBytes:
 // its name and incarnation, the first seq, the count and the root. Every
-// record of the batch carries that one signature in Header.Sig, and on
+// record of the batch shares that one signature (Header.Sig), and on
 // the wire its inclusion proof (a trailing element of its encoding), so
 // that it verifies alone, wherever it travels: a receiver recomputes the
 // root from the record and its proof and checks the signature over the
