@@ -99,6 +99,7 @@ func (m *ctrlMesh) Now() crdt.Timestamp {
 }
 
 func (m *ctrlMesh) Members() []issuer.Member           { return nil }
+func (m *ctrlMesh) BatchSigning() bool                 { return true }
 func (m *ctrlMesh) ClockOffset() (time.Duration, bool) { return 0, true }
 func (m *ctrlMesh) SetKeys(keys [][]byte) error        { return nil }
 

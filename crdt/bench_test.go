@@ -24,6 +24,16 @@ import (
 var benchSize = flag.Int("crdt.bench.size", envInt("CRDT_BENCH_SIZE", 1_000_000),
 	"records in the store of the crdt benchmarks (StoreMemory: certs, plus as many sessions)")
 
+// benchBatch, when above 0, makes fill's controllers sign their records
+// in batches of that many (SignBatch), as a group commit does: the store
+// then keeps each batch's shared Batch.
+var benchBatch = flag.Int("crdt.bench.batch", 0, "records per batch signature in the crdt benchmarks' stores (0: each signed alone)")
+
+// noSigner signs with a zero signature: the benchmarks verify nothing.
+type noSigner struct{}
+
+func (noSigner) Sign([]byte) (Signature, error) { return Signature{}, nil }
+
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -65,9 +75,11 @@ func (g *benchGen) header(a int) Header {
 	g.seqs[a]++
 	g.now += 3
 	h := Header{Author: Author{strings.Clone(g.authors[a].Name), g.authors[a].Incarnation}, Seq: g.seqs[a], HLC: NewTimestamp(g.now, 0)}
-	for i := 0; i < len(h.Sig); i += 8 {
-		binary.LittleEndian.PutUint64(h.Sig[i:], g.rng.Uint64())
+	var sig Signature
+	for i := 0; i < len(sig); i += 8 {
+		binary.LittleEndian.PutUint64(sig[i:], g.rng.Uint64())
 	}
+	h.SetSig(sig)
 	return h
 }
 
@@ -94,14 +106,34 @@ func (g *benchGen) login() (*SessionRecord, *CertRecord) {
 
 // fill merges n records (n/2 logins) into s.
 func (g *benchGen) fill(tb testing.TB, s *Store, n int) {
+	pending := map[Author][]Record{}
+	merge := func(recs ...Record) {
+		for _, r := range recs {
+			if _, err := s.MergeVerified(r); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	flush := func(a Author) {
+		if err := SignBatch(pending[a], noSigner{}); err != nil {
+			tb.Fatal(err)
+		}
+		merge(pending[a]...)
+		pending[a] = pending[a][:0]
+	}
 	for i := 0; i < n; i += 2 {
 		sess, cert := g.login()
-		if _, err := s.MergeVerified(sess); err != nil {
-			tb.Fatal(err)
+		if *benchBatch <= 0 {
+			merge(sess, cert)
+			continue
 		}
-		if _, err := s.MergeVerified(cert); err != nil {
-			tb.Fatal(err)
+		a := sess.Author
+		if pending[a] = append(pending[a], sess, cert); len(pending[a]) >= *benchBatch {
+			flush(a)
 		}
+	}
+	for a := range pending {
+		flush(a)
 	}
 }
 

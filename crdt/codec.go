@@ -47,6 +47,9 @@ var ErrMalformed = errors.New("crdt: malformed input")
 // path of every signature, delta and snapshot.
 type encoder struct {
 	b []byte
+	// trees, when not nil, keeps the Merkle tree of each batch whose
+	// records this encoder writes (see encodeBatch).
+	trees map[*Batch][][][32]byte
 }
 
 func (e *encoder) uint(v uint64) {
@@ -430,6 +433,8 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 	}
 	if !withSig {
 		n--
+	} else if h.Batch != nil {
+		n++
 	}
 	e.arrayLen(n)
 	e.uint(uint64(r.Kind()))
@@ -438,13 +443,20 @@ func encodeRecord(e *encoder, r Record, withSig bool) {
 	e.uint(h.Seq)
 	e.uint(uint64(h.HLC))
 	if withSig {
-		e.bytes(h.Sig[:])
+		sig := h.Sig()
+		e.bytes(sig[:])
 	}
 	r.encodeBody(e)
+	if withSig && h.Batch != nil {
+		// The last element, after any optional field of the body: a
+		// record signed alone keeps its bytes, and a node that knows no
+		// batches refuses the record rather than misread it.
+		encodeBatch(e, h)
+	}
 }
 
-func decodeRecord(d *decoder) Record {
-	n := d.arrayLen(headerFields + 8)
+func decodeRecord(d *decoder, bd *batchDecoder) Record {
+	n := d.arrayLen(headerFields + 10)
 	kind := d.uint()
 	if d.err != nil {
 		return nil
@@ -455,8 +467,8 @@ func decodeRecord(d *decoder) Record {
 	}
 	k := Kind(kind)
 	r := newRecord(k)
-	extra := (k == KindSigner || k == KindSession) && n == headerFields+bodyFields[k]+1
-	if n != headerFields+bodyFields[k] && !extra {
+	extraFields := n - (headerFields + bodyFields[k])
+	if extraFields < 0 || extraFields > 2 {
 		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
 		return nil
 	}
@@ -465,14 +477,32 @@ func decodeRecord(d *decoder) Record {
 	h.Author.Incarnation = d.uint()
 	h.Seq = d.uint()
 	h.HLC = Timestamp(d.uint())
-	d.fixed(h.Sig[:])
+	var sig Signature
+	d.fixed(sig[:])
 	if d.err != nil {
 		return nil
 	}
 	if err := r.decodeBody(d); err != nil {
 		return nil
 	}
-	if extra {
+	// What follows the body: the kind's optional field, then a batch
+	// proof (a bin, which no optional field is).
+	batched := false
+	if extraFields > 0 {
+		c, err := d.d.PeekCode()
+		if err != nil {
+			d.wrap(err)
+			return nil
+		}
+		batched = extraFields == 1 && msgpcode.IsBin(c)
+	}
+	optional := extraFields == 2 || extraFields == 1 && !batched
+	if optional && k != KindSigner && k != KindSession {
+		d.fail("%v record of %d fields, want %d", k, n, headerFields+bodyFields[k])
+		return nil
+	}
+	batched = batched || extraFields == 2
+	if optional {
 		switch r := r.(type) {
 		case *SignerRecord:
 			r.decodeCut(d)
@@ -485,6 +515,13 @@ func decodeRecord(d *decoder) Record {
 		if d.err != nil {
 			return nil
 		}
+	}
+	if batched {
+		if decodeBatch(d, r, sig, bd); d.err != nil {
+			return nil
+		}
+	} else {
+		h.SetSig(sig)
 	}
 	return r
 }
@@ -518,17 +555,19 @@ func AppendRecord(b []byte, r Record) []byte {
 
 // EncodedSize is the length of r's wire encoding.
 func EncodedSize(r Record) int {
-	var buf [512]byte
+	var buf [1024]byte
 	return len(AppendRecord(buf[:0], r))
 }
 
 // DecodeRecord decodes one record from its wire encoding, which must be the
 // whole of b. It checks lengths and the record's own invariants, not its
 // signature.
-func DecodeRecord(b []byte) (Record, error) {
+func DecodeRecord(b []byte) (Record, error) { return decodeOne(b, nil) }
+
+func decodeOne(b []byte, bd *batchDecoder) (Record, error) {
 	br := bytes.NewReader(b)
 	d := &decoder{d: msgpack.NewDecoder(br)} // reads br directly: it is an io.ByteScanner
-	r := decodeRecord(d)
+	r := decodeRecord(d, bd)
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -553,7 +592,7 @@ func EncodeTo(enc *msgpack.Encoder, recs []Record) error {
 	for _, r := range recs {
 		size += EncodedSizeHint(r)
 	}
-	e := encoder{b: make([]byte, 0, size)}
+	e := encoder{b: make([]byte, 0, size), trees: make(map[*Batch][][][32]byte)}
 	e.arrayLen(len(recs))
 	for _, r := range recs {
 		encodeRecord(&e, r, true)
@@ -577,8 +616,10 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 		return nil, d.err
 	}
 	recs := make([]Record, 0, min(n, 1024))
+	var bd batchDecoder
+	defer bd.finish()
 	for i := 0; i < n; i++ {
-		r := decodeRecord(d)
+		r := decodeRecord(d, &bd)
 		if d.err != nil {
 			return nil, d.err
 		}
@@ -595,6 +636,9 @@ func DecodeFrom(dec *msgpack.Decoder, limit int) ([]Record, error) {
 func EncodedSizeHint(r Record) int {
 	h := r.Head()
 	n := 3 + 2 + len(h.Author.Name) + 9 + 9 + 9 + 2 + 64 // array, kind, name, inc, seq, hlc, sig
+	if b := h.Batch; b != nil {
+		n += 3 + batchFixed + 32*proofLen(int(h.Seq-b.First), b.Count)
+	}
 	switch r := r.(type) {
 	case *SessionRecord:
 		n += 18 + 3 + len(r.Identity) + 3 + len(r.Method) + 18

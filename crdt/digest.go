@@ -22,8 +22,9 @@ func recordHash(r Record) uint64 {
 	x = mix64(x, h.Author.Incarnation)
 	x = mix64(x, h.Seq)
 	x = mix64(x, uint64(h.HLC))
-	for i := 0; i < len(h.Sig); i += 8 {
-		x = mix64(x, binary.LittleEndian.Uint64(h.Sig[i:]))
+	sig := h.Sig()
+	for i := 0; i < len(sig); i += 8 {
+		x = mix64(x, binary.LittleEndian.Uint64(sig[i:]))
 	}
 	// splitmix64's finalizer, so that every input bit reaches every output
 	// bit before the XOR of the digest.

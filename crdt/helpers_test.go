@@ -42,7 +42,7 @@ func sigOf(h *Header) Signature {
 
 func head(a Author, seq uint64, at Millis) Header {
 	h := Header{Author: a, Seq: seq, HLC: hlc(at)}
-	h.Sig = sigOf(&h)
+	h.SetSig(sigOf(&h))
 	return h
 }
 
@@ -120,6 +120,27 @@ func sampleRecords() []Record {
 		&IdentityRolesRecord{Header: head(ctrlA, 5, t0+14), Identity: "alice@example.com", Roles: []string{"ops"}},
 		&IdentityRolesRecord{Header: head(ctrlA, 6, t0+15), Identity: "carol@example.com"},
 	}
+}
+
+// batchSamples are two batches of ctrl-a's records, of 5 and 1, signed
+// with its test key (newTestKeys).
+func batchSamples() []Record {
+	recs := []Record{
+		newSession(ctrlA, 10, t0, sid(10), "alice@example.com", t0+hour),
+		newCert(ctrlA, 11, t0+1, serial(10), sid(10), "alice@example.com", t0+hour),
+		&SessionRecord{Header: head(ctrlA, 12, t0+2), ID: sid(11), Identity: "bob@example.com", Roles: []string{"ops"}},
+		newSessionRevocation(ctrlA, 13, t0+3, sid(10), 0),
+		&ServiceRecord{Header: head(ctrlA, 14, t0+4), Name: "echo", Address: "127.0.0.1:9000"},
+		newIdentityRevocation(ctrlA, 15, t0+5, "bob@example.com", t0, 0),
+	}
+	s := edSigner{keyFromName("ctrl-a")}
+	if err := SignBatch(recs[:5], s); err != nil {
+		panic(err)
+	}
+	if err := SignBatch(recs[5:], s); err != nil {
+		panic(err)
+	}
+	return recs
 }
 
 // withCut sets a root revocation's cut.
@@ -227,7 +248,11 @@ func (k *testKeys) Verify(r Record, msg []byte) error {
 	if !ok {
 		return fmt.Errorf("unknown author %v", r.Head().Author)
 	}
-	sig := r.Head().Sig
+	sig := r.Head().Sig()
+	msg, _, err := SignatureMessage(r, msg)
+	if err != nil {
+		return err
+	}
 	if !ed25519.Verify(priv.Public().(ed25519.PublicKey), msg, sig[:]) {
 		return errBadSig
 	}

@@ -134,8 +134,30 @@ type Header struct {
 	Author Author
 	Seq    uint64
 	HLC    Timestamp
-	Sig    Signature
+	// OwnSig is the author's signature of a record signed alone; nil for
+	// a batch-signed record, whose signature its Batch holds: a batch's
+	// records keep it once. Read it with Sig, set it with SetSig.
+	OwnSig *Signature
+	// Batch, when not nil, is the batch signature the record shares with
+	// the other records of its author's commit.
+	Batch *Batch
 }
+
+// Sig returns the record's signature: of its signed bytes for a record
+// signed alone, of its batch's root (BatchSignedBytes) for one signed in
+// a batch.
+func (h *Header) Sig() Signature {
+	switch {
+	case h.Batch != nil:
+		return h.Batch.Sig
+	case h.OwnSig != nil:
+		return *h.OwnSig
+	}
+	return Signature{}
+}
+
+// SetSig makes the record one signed alone, with signature sig.
+func (h *Header) SetSig(sig Signature) { h.OwnSig, h.Batch = &sig, nil }
 
 // Dot is the record's dot.
 func (h *Header) Dot() Dot { return Dot{h.Author, h.Seq} }
@@ -431,8 +453,19 @@ func Validate(r Record) error {
 	if r == nil {
 		return invalid("nil record")
 	}
-	if err := validateHeader(r.Head()); err != nil {
+	h := r.Head()
+	if err := validateHeader(h); err != nil {
 		return err
+	}
+	if b := h.Batch; b != nil {
+		switch {
+		case r.Kind() == KindSigner:
+			return invalid("batch-signed signer record")
+		case b.Count <= 0 || b.Count > MaxBatch:
+			return invalid("batch of %d records", b.Count)
+		case h.Seq < b.First || h.Seq-b.First >= uint64(b.Count):
+			return invalid("seq %d outside its batch of %d from %d", h.Seq, b.Count, b.First)
+		}
 	}
 	return r.validate()
 }
@@ -469,7 +502,7 @@ func Sign(r Record, s Signer) error {
 	if err != nil {
 		return fmt.Errorf("crdt: sign %v %v: %w", r.Kind(), r.Head().Dot(), err)
 	}
-	r.Head().Sig = sig
+	r.Head().SetSig(sig)
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (s *Store) Snapshot() *Snapshot {
 // Encode writes snap as EncodeSnapshot writes a store.
 func (snap *Snapshot) Encode(w io.Writer) error {
 	const chunk = 64 << 10
-	e := encoder{b: make([]byte, 0, chunk+4096)}
+	e := encoder{b: make([]byte, 0, chunk+4096), trees: make(map[*Batch][][][32]byte)}
 	var werr error
 	flush := func() {
 		if werr == nil && len(e.b) > 0 {
@@ -120,8 +120,9 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 	if d.err == nil {
 		snap.Records = make([]Record, 0, min(nr, 4096))
 	}
+	var bd batchDecoder
 	for i := 0; i < nr && d.err == nil; i++ {
-		rec := decodeRecord(d)
+		rec := decodeRecord(d, &bd)
 		if d.err != nil {
 			break
 		}
@@ -133,6 +134,7 @@ func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("crdt: decode snapshot: %w", d.err)
 	}
+	bd.finish()
 	if err := snap.Context.Validate(); err != nil {
 		return nil, fmt.Errorf("crdt: snapshot context: %w", err)
 	}

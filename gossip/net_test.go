@@ -272,7 +272,7 @@ func (v *testVerifier) Verify(r crdt.Record, msg []byte) error {
 		return trust.ErrUnknownSigner
 	}
 	want, _ := testSigner{k}.Sign(msg)
-	if want != r.Head().Sig {
+	if want != r.Head().Sig() {
 		return fmt.Errorf("bad signature")
 	}
 	return nil

@@ -21,14 +21,22 @@ import (
 // Minor 1 added the frame trailer and the sender proof in it (see
 // EncodeFrame). A 1.0 node refuses a frame with trailing bytes, so a node
 // writes a trailer only to peers that announce 1.1 or later in NodeMeta.
+//
+// Minor 2 added batch-signed records (crdt.SignBatch): a record's encoding
+// may end with its batch proof, which a 1.0 or 1.1 node cannot decode. A
+// controller signs in batches only while every member it knows announces
+// 1.2 or later (mesh.Mesh.BatchSigning).
 const (
 	ProtocolMajor   = 1
-	ProtocolMinor   = 1
+	ProtocolMinor   = 2
 	ProtocolVersion = ProtocolMajor<<4 | ProtocolMinor
 )
 
 // MinorTrailer is the first minor whose frames may carry a trailer.
 const MinorTrailer = 1
+
+// MinorBatchSig is the first minor that decodes batch-signed records.
+const MinorBatchSig = 2
 
 // MsgType numbers the protocol's messages.
 //

@@ -46,6 +46,10 @@ type Mesh interface {
 	ClockOffset() (time.Duration, bool)
 	// SetKeys replaces the gossip keyring; the first key encrypts.
 	SetKeys(keys [][]byte) error
+	// BatchSigning reports whether every member decodes batch-signed
+	// records, so that the writer may sign a commit's records with one
+	// signature (crdt.SignBatch); otherwise it signs each alone.
+	BatchSigning() bool
 }
 
 // Member is one mesh member in /v1/status: name, role, region, state and

@@ -197,8 +197,10 @@ func openDurable(dir string) (*durable, []crdt.Record, error) {
 		}); err != nil {
 			return err
 		}
+		var rd crdt.RecordReader // the records of a batch share it
+		defer rd.Finish()
 		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
-			r, err := crdt.DecodeRecord(v)
+			r, err := rd.Decode(v)
 			if err != nil {
 				return fmt.Errorf("record %x: %w", k, err)
 			}
@@ -277,9 +279,10 @@ func (d *durable) commit(self crdt.Author, own []crdt.Record, nextSeq uint64, re
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRecords)
+		var rw crdt.RecordWriter // a batch's proofs from one tree
 		put := func(r crdt.Record) error {
 			// bbolt keeps the value until the commit: one buffer each.
-			return rb.Put(recordKey(r.Head()), crdt.AppendRecord(nil, r))
+			return rb.Put(recordKey(r.Head()), rw.Append(nil, r))
 		}
 		for _, r := range own {
 			if err := put(r); err != nil {

@@ -224,13 +224,14 @@ func TestSigningKeyRotationOnReload(t *testing.T) {
 	after := e.login("bob")
 	newPub := newKP.Cert.PublicKey.(*ecdsa.PublicKey)
 	for _, r := range e.mesh.published[mark:] {
-		if !pki.VerifyRecord(newPub, crdt.SignedBytes(r), r.Head().Sig) {
+		msg, _, err := crdt.SignatureMessage(r, crdt.SignedBytes(r))
+		if err != nil || !pki.VerifyRecord(newPub, msg, r.Head().Sig()) {
 			t.Errorf("record %v is not signed by the new key", r.Head().Dot())
 		}
 	}
 	// The signer record came first, signed by the new key.
 	sr, ok := e.mesh.published[mark-1].(*crdt.SignerRecord)
-	if !ok || sr.KeyID != mustKeyID(t, newKP) || !pki.VerifyRecord(newPub, crdt.SignedBytes(sr), sr.Sig) {
+	if !ok || sr.KeyID != mustKeyID(t, newKP) || !pki.VerifyRecord(newPub, crdt.SignedBytes(sr), sr.Sig()) {
 		t.Errorf("last record before the login is %T %+v", e.mesh.published[mark-1], e.mesh.published[mark-1].Head())
 	}
 	if err := after.leaf.CheckSignatureFrom(newKP.Cert); err != nil {

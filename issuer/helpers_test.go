@@ -48,6 +48,8 @@ type fakeMesh struct {
 	notReady  bool
 	keys      [][]byte
 	onPublish func([]crdt.Record) // called under mu
+	// perRecord makes BatchSigning false: a member of an older minor.
+	perRecord bool
 }
 
 var _ Mesh = (*fakeMesh)(nil)
@@ -119,6 +121,12 @@ func (m *fakeMesh) Subscribe(fn func([]crdt.Record)) func() {
 		defer m.mu.Unlock()
 		delete(m.subs, id)
 	}
+}
+
+func (m *fakeMesh) BatchSigning() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.perRecord
 }
 
 func (m *fakeMesh) Members() []Member {

@@ -23,9 +23,13 @@ var errClosed = errors.New("issuer: controller is shutting down")
 // Ordering contract, per write:
 //  1. under mu: take the dots and the HLC timestamps (so seq order is HLC
 //     order), and queue the write in seq order;
-//  2. outside mu, concurrently with other writes: sign;
-//  3. in the committer goroutine: commit the longest signed prefix of the
-//     queue in one bbolt transaction (group commit: concurrent writes
+//  2. outside mu, concurrently with other writes: sign, unless the mesh
+//     allows batch signatures (Mesh.BatchSigning), in which case the
+//     committer signs;
+//  3. in the committer goroutine: sign what is to be signed in batches,
+//     one signature per run of consecutive records (signBatches), and
+//     commit the longest signed prefix of the queue in one bbolt
+//     transaction (group commit: concurrent writes
 //     share one fsync), THEN publish those records to the mesh in seq order,
 //     THEN answer each write.
 //
@@ -44,6 +48,7 @@ type writer struct {
 	mesh    Mesh        // guarded by mu; nil until start
 	nextSeq uint64      // guarded by mu
 	signer  crdt.Signer // guarded by mu
+	signGen uint64      // guarded by mu; counts signer swaps
 	queue   []*slot     // guarded by mu; in seq order, not yet committed
 	failed  error       // guarded by mu; set once the store fails
 	closed  bool        // guarded by mu
@@ -64,9 +69,14 @@ type writer struct {
 // slot is one write in the queue.
 type slot struct {
 	recs  []crdt.Record
-	ready bool  // signed (or failed); guarded by writer.mu
+	ready bool  // signed, failed or left to the committer; guarded by writer.mu
 	err   error // signing error
 	done  chan error
+	// batchSigner, when not nil, is the signer the committer signs recs
+	// with, in a batch with the slots around it that have the same
+	// signGen.
+	batchSigner crdt.Signer
+	signGen     uint64
 }
 
 func newWriter(author crdt.Author, db *durable, log *slog.Logger, now func() time.Time) *writer {
@@ -113,16 +123,22 @@ func (w *writer) write(recs []crdt.Record, swap crdt.Signer) error {
 	}
 	if swap != nil {
 		w.signer = swap
+		w.signGen++
 	}
-	signer := w.signer
-	w.nextSeq = crdt.Stamp(recs, w.author, w.nextSeq, w.mesh.Now)
+	signer, mesh := w.signer, w.mesh
+	w.nextSeq = crdt.Stamp(recs, w.author, w.nextSeq, mesh.Now)
 	w.queue = append(w.queue, sl)
+	sl.signGen = w.signGen
 	w.mu.Unlock()
 
 	var err error
-	for _, r := range recs {
-		if err = crdt.Sign(r, signer); err != nil {
-			break
+	if mesh.BatchSigning() {
+		sl.batchSigner = signer
+	} else {
+		for _, r := range recs {
+			if err = crdt.Sign(r, signer); err != nil {
+				break
+			}
 		}
 	}
 	w.mu.Lock()
@@ -198,6 +214,7 @@ func (w *writer) commitReady() bool {
 		return true
 	}
 
+	signBatches(batch)
 	var own []crdt.Record
 	var nextSeq uint64
 	for _, sl := range batch {
@@ -241,6 +258,54 @@ func (w *writer) commitReady() bool {
 		}
 	}
 	return true
+}
+
+// signBatches signs the records of the slots left to the committer: one
+// signature per run of consecutive records with the same signer, at most
+// crdt.MaxBatch, signer records alone. A failure fails the slots of its
+// run, whose dots then stay unused, as a failure to sign at write does.
+func signBatches(slots []*slot) {
+	var run []crdt.Record
+	var runSlots []*slot
+	var signer crdt.Signer
+	gen := uint64(0)
+	flush := func() {
+		if len(run) > 0 {
+			if err := crdt.SignBatch(run, signer); err != nil {
+				for _, sl := range runSlots {
+					sl.err = err
+				}
+			}
+		}
+		run, runSlots = nil, nil
+	}
+	for _, sl := range slots {
+		if sl.batchSigner == nil || sl.err != nil {
+			flush()
+			continue
+		}
+		if signer == nil || sl.signGen != gen {
+			flush()
+			signer, gen = sl.batchSigner, sl.signGen
+		}
+		runSlots = append(runSlots, sl)
+		for _, r := range sl.recs {
+			if r.Kind() == crdt.KindSigner {
+				flush()
+				runSlots = append(runSlots, sl)
+				if err := crdt.Sign(r, signer); err != nil {
+					sl.err = err
+				}
+				continue
+			}
+			run = append(run, r)
+			if len(run) == crdt.MaxBatch {
+				flush()
+				runSlots = append(runSlots, sl)
+			}
+		}
+	}
+	flush()
 }
 
 func (w *writer) failPending(err error) {

@@ -138,13 +138,14 @@ func (j *journal) append(recs []crdt.Record) error {
 		return nil
 	}
 	var buf []byte
+	var rw crdt.RecordWriter // a batch's proofs from one tree
 	for _, r := range recs {
 		if !journaled(r) {
 			continue
 		}
 		start := len(buf)
 		buf = append(buf, make([]byte, journalFrame)...)
-		buf = crdt.AppendRecord(buf, r)
+		buf = rw.Append(buf, r)
 		payload := buf[start+journalFrame:]
 		binary.LittleEndian.PutUint32(buf[start:], uint32(len(payload)))
 		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, crc32c))
@@ -248,6 +249,8 @@ func replayJournals(dir string, store *crdt.Store) (int, error) {
 // torn or corrupt frame, and the error that ended it (nil at a clean end).
 func decodeJournal(data []byte) ([]crdt.Record, error) {
 	var recs []crdt.Record
+	var rd crdt.RecordReader // the records of a batch share it
+	defer rd.Finish()
 	for len(data) > 0 {
 		if len(data) < journalFrame {
 			return recs, io.ErrUnexpectedEOF
@@ -261,7 +264,7 @@ func decodeJournal(data []byte) ([]crdt.Record, error) {
 		if crc32.Checksum(payload, crc32c) != sum {
 			return recs, errors.New("checksum mismatch")
 		}
-		r, err := crdt.DecodeRecord(payload)
+		r, err := rd.Decode(payload)
 		if err != nil {
 			return recs, err
 		}

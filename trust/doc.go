@@ -37,11 +37,17 @@
 // takes the whole check, so what is accepted, and every reason for
 // refusing, are those of Verify.
 //
-// Every record still carries its own signature, and verifying one costs
-// an ECDSA P-256 verification (about 70 µs of CPU). What would cut that
-// by an order of magnitude, signing what a controller commits together
-// once, is described in docs/architecture.md ("The data plane and the
-// control plane").
+// A record is signed alone (crdt.Sign: its own signature over its signed
+// bytes) or in a batch (crdt.SignBatch: one signature over the root of a
+// Merkle tree of a commit's records, each record carrying the signature
+// and, on the wire, its inclusion proof). The Verifier accepts both, for
+// ever. A batch-signed record verifies alone: its bytes and proof lead to
+// a root, which its author's key must have signed with the author, first
+// seq and count (crdt.BatchSignedBytes); the batch messages verified are
+// remembered per key (batchroots.go, bounded, only what verified), so the
+// ECDSA verification is paid once per batch, and every other check (key
+// active and valid at the record's HLC, the creator rule, a revoked
+// controller's cut) is made per record as before.
 //
 // The package is pure: it reads no clock and does no I/O (times come from
 // the records), and depends on crdt and pki only.

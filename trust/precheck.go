@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/certmesh/certmesh/crdt"
-	"github.com/certmesh/certmesh/pki"
 )
 
 // Checking ahead of the merge. A record's signature is nearly all of what
@@ -60,9 +59,10 @@ type verdicts struct {
 // store, where the store's owner may rewrite its strings to equal ones)
 // and its signature.
 type dotVerdict struct {
-	sum [sha256.Size]byte
-	sig crdt.Signature
-	sc  *signerCert
+	sum   [sha256.Size]byte
+	sig   crdt.Signature
+	batch [sha256.Size]byte // the batch message's hash; zero for a record signed alone
+	sc    *signerCert
 }
 
 func (p *prechecked) reset() {
@@ -144,16 +144,20 @@ func (v *Verifier) Precheck(recs []crdt.Record) []crdt.Record {
 			continue
 		}
 		msg := crdt.SignedBytes(r)
-		dv := dotVerdict{sum: sha256.Sum256(msg), sig: h.Sig}
-		if prev, ok := v.pre.verifiedAt(h.Dot()); ok && prev.sig == dv.sig && prev.sum == dv.sum {
+		m, err := signatureMessage(r, msg)
+		if err != nil {
+			continue // refused by Verify
+		}
+		dv := dotVerdict{sum: sha256.Sum256(msg), sig: h.Sig(), batch: m.sum}
+		if prev, ok := v.pre.verifiedAt(h.Dot()); ok && prev.sig == dv.sig && prev.sum == dv.sum && prev.batch == dv.batch {
 			// A copy of a record verified a moment ago: the same bytes
-			// under the same signature.
+			// under the same signature (and the same batch root: a copy
+			// under a bogus proof is no copy, and would be relayed so).
 			done, dvs = append(done, r), append(dvs, prev)
 			continue
 		}
-		sig := [pki.RecordSignatureSize]byte(h.Sig)
 		for _, sc := range cands {
-			if pki.VerifyRecord(sc.pub, msg, sig) {
+			if v.signedBy(sc, m, h.Sig()) {
 				dv.sc = sc
 				done, dvs = append(done, r), append(dvs, dv)
 				break

@@ -78,7 +78,8 @@ type Verifier struct {
 	certs  map[[32]byte]*signerCert
 	byName map[string][]*signerCert // the same certificates, by controller
 
-	pre prechecked // verdicts of Precheck, for VerifyShared
+	pre     prechecked // verdicts of Precheck, for VerifyShared
+	batches batchRoots // batch messages verified, per key
 }
 
 var _ crdt.Verifier = (*Verifier)(nil)
@@ -130,6 +131,7 @@ func (v *Verifier) SetRoot(root *x509.Certificate) error {
 	v.byName = make(map[string][]*signerCert)
 	v.mu.Unlock()
 	v.pre.reset()
+	v.batches.reset()
 	return nil
 }
 
@@ -161,7 +163,7 @@ func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 		return fmt.Errorf("%w: signer record outlives its certificate (%v > %v)", ErrBadSigner,
 			sr.NotAfter.Time().Format(time.RFC3339), sc.notAfter.Time().Format(time.RFC3339))
 	}
-	if !pki.VerifyRecord(sc.pub, msg, [pki.RecordSignatureSize]byte(h.Sig)) {
+	if !pki.VerifyRecord(sc.pub, msg, [pki.RecordSignatureSize]byte(h.Sig())) {
 		return ErrBadSignature
 	}
 	return checkValidAt(h.HLC, sc.notBefore, sc.notAfter)
@@ -174,7 +176,10 @@ func (v *Verifier) verifyByAuthor(r crdt.Record, msg []byte) error {
 	if len(signers) == 0 {
 		return ErrUnknownSigner
 	}
-	sig := [pki.RecordSignatureSize]byte(h.Sig)
+	m, err := signatureMessage(r, msg)
+	if err != nil {
+		return err
+	}
 	var certErr error
 	for _, s := range signers {
 		sc, err := v.signer(s.Cert, s.KeyID, h.Author.Name)
@@ -182,7 +187,7 @@ func (v *Verifier) verifyByAuthor(r crdt.Record, msg []byte) error {
 			certErr = err // cannot happen for a verified signer record
 			continue
 		}
-		if !pki.VerifyRecord(sc.pub, msg, sig) {
+		if !v.signedBy(sc, m, h.Sig()) {
 			continue
 		}
 		return checkValidAt(h.HLC, sc.notBefore, min(sc.notAfter, s.NotAfter))

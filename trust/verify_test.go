@@ -1,6 +1,7 @@
 package trust_test
 
 import (
+	"crypto"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -13,6 +14,21 @@ import (
 )
 
 func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
+	testVerifierForgeries(t, false)
+}
+
+// Every forgery of a record signed alone, made again on records signed in
+// a batch (of one), is refused for the same reason.
+func TestVerifierRefusesBatchSignedForgeries(t *testing.T) {
+	testVerifierForgeries(t, true)
+}
+
+func testVerifierForgeries(t *testing.T, batched bool) {
+	newAuthor := func(name string, key crypto.Signer, hlc func() crdt.Timestamp) *trusttest.Author {
+		w := trusttest.NewAuthor(t, name, key, hlc)
+		w.Batched = batched
+		return w
+	}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	p := trusttest.NewPKI(t, now, []string{"ctrl-a", "ctrl-b"}, []string{"edge-1"})
 	other := trusttest.NewPKI(t, now, []string{"ctrl-a"}, nil)
@@ -22,8 +38,8 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	hlc := trusttest.FixedHLC(now)
-	a := trusttest.NewAuthor(t, "ctrl-a", p.Ctrl["ctrl-a"].Key, hlc)
-	b := trusttest.NewAuthor(t, "ctrl-b", p.Ctrl["ctrl-b"].Key, hlc)
+	a := newAuthor("ctrl-a", p.Ctrl["ctrl-a"].Key, hlc)
+	b := newAuthor("ctrl-b", p.Ctrl["ctrl-b"].Key, hlc)
 
 	merge := func(r crdt.Record) {
 		t.Helper()
@@ -64,11 +80,11 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 		want error
 	}{
 		{"router writes as itself", func() crdt.Record {
-			s, _ := trusttest.NewAuthor(t, "edge-1", router.Key, hlc).Session(now)
+			s, _ := newAuthor("edge-1", router.Key, hlc).Session(now)
 			return s
 		}, trust.ErrUnknownSigner},
 		{"router signs as a controller", func() crdt.Record {
-			s, _ := trusttest.NewAuthor(t, "ctrl-b", router.Key, hlc).Session(now)
+			s, _ := newAuthor("ctrl-b", router.Key, hlc).Session(now)
 			return s
 		}, trust.ErrBadSignature},
 		{"altered controller record", func() crdt.Record {
@@ -82,26 +98,26 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 			r, _ := trust.NewSignerRecord(p.Ctrl["ctrl-b"].Cert, trusttest.TrustDomain)
 			r.Cert = router.Cert.Raw
 			r.KeyID, _ = pki.KeyID(router.Cert.PublicKey)
-			return trusttest.NewAuthor(t, "ctrl-b", router.Key, hlc).Sign(r)
+			return newAuthor("ctrl-b", router.Key, hlc).Sign(r)
 		}, trust.ErrBadSigner},
 		{"signer record from another root", func() crdt.Record {
-			return trusttest.NewAuthor(t, "ctrl-a", other.Ctrl["ctrl-a"].Key, hlc).Signer(other.Ctrl["ctrl-a"])
+			return newAuthor("ctrl-a", other.Ctrl["ctrl-a"].Key, hlc).Signer(other.Ctrl["ctrl-a"])
 		}, trust.ErrBadSigner},
 		{"controller publishes another's key", func() crdt.Record {
-			return trusttest.NewAuthor(t, "ctrl-a", p.Ctrl["ctrl-b"].Key, hlc).Signer(p.Ctrl["ctrl-b"])
+			return newAuthor("ctrl-a", p.Ctrl["ctrl-b"].Key, hlc).Signer(p.Ctrl["ctrl-b"])
 		}, trust.ErrBadSigner},
 		{"signer record with a wrong key id", func() crdt.Record {
 			r, _ := trust.NewSignerRecord(p.Ctrl["ctrl-b"].Cert, trusttest.TrustDomain)
 			r.KeyID[0] ^= 1
-			return trusttest.NewAuthor(t, "ctrl-b", p.Ctrl["ctrl-b"].Key, hlc).Sign(r)
+			return newAuthor("ctrl-b", p.Ctrl["ctrl-b"].Key, hlc).Sign(r)
 		}, trust.ErrBadSigner},
 		{"signer record outliving its certificate", func() crdt.Record {
 			r, _ := trust.NewSignerRecord(p.Ctrl["ctrl-b"].Cert, trusttest.TrustDomain)
 			r.NotAfter += 1000
-			return trusttest.NewAuthor(t, "ctrl-b", p.Ctrl["ctrl-b"].Key, hlc).Sign(r)
+			return newAuthor("ctrl-b", p.Ctrl["ctrl-b"].Key, hlc).Sign(r)
 		}, trust.ErrBadSigner},
 		{"signer record signed by another key", func() crdt.Record {
-			return trusttest.NewAuthor(t, "ctrl-b", p.Ctrl["ctrl-a"].Key, hlc).Signer(p.Ctrl["ctrl-b"])
+			return newAuthor("ctrl-b", p.Ctrl["ctrl-a"].Key, hlc).Signer(p.Ctrl["ctrl-b"])
 		}, trust.ErrBadSignature},
 		{"controller writes another controller's session", func() crdt.Record {
 			theirs, _ := a.Session(now)
@@ -121,7 +137,7 @@ func TestVerifierAcceptsGenuineRecordsAndRefusesForgeries(t *testing.T) {
 			return b.Sign(mine)
 		}, trust.ErrNotCreator},
 		{"record written after its key expired", func() crdt.Record {
-			late := trusttest.NewAuthor(t, "ctrl-b", p.Ctrl["ctrl-b"].Key, trusttest.FixedHLC(now.Add(13*time.Hour)))
+			late := newAuthor("ctrl-b", p.Ctrl["ctrl-b"].Key, trusttest.FixedHLC(now.Add(13*time.Hour)))
 			s, _ := late.Session(now)
 			return s
 		}, trust.ErrSignerExpired},

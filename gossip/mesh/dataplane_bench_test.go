@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,6 +39,11 @@ const (
 	collectRecords = 1_000_000
 )
 
+// benchBatch is how many records the benchmarks' controller signs with
+// one signature, as its group commit does (crdt.SignBatch); 0 signs each
+// record alone, as controllers did before batch signatures.
+var benchBatch = flag.Int("mesh.bench.batch", 64, "records per batch signature in the benchmarks' record set (0: each signed alone)")
+
 // benchSet is 100,001 records signed with a real controller key: the
 // controller's signer record, then benchLogins sessions and their
 // certificates. Signing them takes seconds, so every benchmark shares one.
@@ -59,6 +65,12 @@ func benchRecords(b *testing.B) (*trusttest.PKI, []crdt.Record) {
 		for range benchLogins {
 			s, c := w.Session(time.Now())
 			recs = append(recs, s, c)
+		}
+		for i := 1; *benchBatch > 0 && i < len(recs); i += *benchBatch {
+			batch := recs[i:min(i+*benchBatch, len(recs))]
+			if err := crdt.SignBatch(batch, trust.RecordSigner{Key: w.Key}); err != nil {
+				b.Fatal(err)
+			}
 		}
 		benchSet.pki, benchSet.recs = p, recs
 	})

@@ -116,7 +116,11 @@ func (m *Mesh) pruneProven() {
 // nobody yet, and its seed may be of 1.0. (A 1.0 node joining through a
 // seed whose other members all read proofs gets a push-pull it refuses;
 // the exchanges each side starts when it sees the other catch it up.)
-func (m *Mesh) allRead() bool {
+func (m *Mesh) allRead() bool { return m.allAnnounce(gossip.MinorTrailer) }
+
+// allAnnounce reports whether this node knows at least one other alive
+// member and every one announces protocol minor or later.
+func (m *Mesh) allAnnounce(minor uint8) bool {
 	m.nodesMu.RLock()
 	defer m.nodesMu.RUnlock()
 	known := false
@@ -124,7 +128,7 @@ func (m *Mesh) allRead() bool {
 		if ni.state != "alive" {
 			continue
 		}
-		if ni.meta.Minor < gossip.MinorTrailer {
+		if ni.meta.Minor < minor {
 			return false
 		}
 		known = true

@@ -85,7 +85,8 @@ func (v *Verifier) Verify(r crdt.Record, msg []byte) error {
 	if pub == nil {
 		return trust.ErrUnknownSigner
 	}
-	if !pki.VerifyRecord(pub, msg, r.Head().Sig) {
+	msg, _, err := crdt.SignatureMessage(r, msg) // a batch-signed record signs its batch's root
+	if err != nil || !pki.VerifyRecord(pub, msg, r.Head().Sig()) {
 		return errors.New("routertest: bad signature")
 	}
 	return nil

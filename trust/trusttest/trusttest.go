@@ -45,6 +45,9 @@ type Author struct {
 	Seq    uint64 // of the last record signed
 	Key    crypto.Signer
 	HLC    func() crdt.Timestamp // stamps each record
+	// Batched makes Sign sign each record as a batch of one
+	// (crdt.SignBatch), signer records excepted.
+	Batched bool
 }
 
 // NewAuthor returns an author named name, of incarnation 7, that signs
@@ -58,10 +61,30 @@ func (w *Author) Sign(r crdt.Record) crdt.Record {
 	w.t.Helper()
 	w.Seq++
 	*r.Head() = crdt.Header{Author: w.Author, Seq: w.Seq, HLC: w.HLC()}
+	if w.Batched && r.Kind() != crdt.KindSigner {
+		if err := crdt.SignBatch([]crdt.Record{r}, trust.RecordSigner{Key: w.Key}); err != nil {
+			w.t.Fatal(err)
+		}
+		return r
+	}
 	if err := crdt.Sign(r, trust.RecordSigner{Key: w.Key}); err != nil {
 		w.t.Fatal(err)
 	}
 	return r
+}
+
+// SignBatch gives recs the author's next headers and signs them with one
+// signature, as a controller's group commit does.
+func (w *Author) SignBatch(recs ...crdt.Record) []crdt.Record {
+	w.t.Helper()
+	for _, r := range recs {
+		w.Seq++
+		*r.Head() = crdt.Header{Author: w.Author, Seq: w.Seq, HLC: w.HLC()}
+	}
+	if err := crdt.SignBatch(recs, trust.RecordSigner{Key: w.Key}); err != nil {
+		w.t.Fatal(err)
+	}
+	return recs
 }
 
 // Signer returns the signed record publishing kp's certificate.
