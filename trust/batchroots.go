@@ -2,7 +2,6 @@ package trust
 
 import (
 	"crypto/sha256"
-	"sync"
 
 	"github.com/certmesh/certmesh/crdt"
 	"github.com/certmesh/certmesh/pki"
@@ -30,41 +29,10 @@ import (
 // repair time; one forgotten costs one more ECDSA verification.
 const maxBatchRoots = 1 << 14
 
-type batchRoots struct {
-	mu       sync.Mutex // guards cur and old
-	cur, old map[batchRootKey]crdt.Signature
-}
-
 // batchRootKey is a key (by its id) and the SHA-256 of a batch message.
 type batchRootKey struct {
 	keyID [32]byte
 	msg   [sha256.Size]byte
-}
-
-func (c *batchRoots) reset() {
-	c.mu.Lock()
-	c.cur, c.old = nil, nil
-	c.mu.Unlock()
-}
-
-func (c *batchRoots) has(k batchRootKey, sig crdt.Signature) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range []map[batchRootKey]crdt.Signature{c.cur, c.old} {
-		if s, ok := m[k]; ok && s == sig {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *batchRoots) put(k batchRootKey, sig crdt.Signature) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cur == nil || len(c.cur) >= maxBatchRoots/2 {
-		c.old, c.cur = c.cur, make(map[batchRootKey]crdt.Signature)
-	}
-	c.cur[k] = sig
 }
 
 // sigMessage is what a record's signature signs, and for a batch-signed
@@ -95,7 +63,7 @@ func (v *Verifier) signedBy(sc *signerCert, m sigMessage, sig crdt.Signature) bo
 		return pki.VerifyRecord(sc.pub, m.msg, [pki.RecordSignatureSize]byte(sig))
 	}
 	k := batchRootKey{keyID: sc.keyID, msg: m.sum}
-	if v.batches.has(k, sig) {
+	if s, ok := v.batches.get(k); ok && s == sig {
 		return true
 	}
 	if !pki.VerifyRecord(sc.pub, m.msg, [pki.RecordSignatureSize]byte(sig)) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"sync"
 
 	"github.com/certmesh/certmesh/crdt"
 )
@@ -45,13 +44,15 @@ const maxPrechecked = 1 << 16
 // repairs), and a copy identical to one verified needs no second ECDSA
 // verification.
 type prechecked struct {
-	mu       sync.Mutex // guards cur and old
-	cur, old *verdicts
+	keys generations[crdt.Record, *signerCert]
+	dots generations[crdt.Dot, dotVerdict]
 }
 
-type verdicts struct {
-	keys map[crdt.Record]*signerCert
-	dots map[crdt.Dot]dotVerdict
+func newPrechecked() prechecked {
+	return prechecked{
+		keys: newGenerations[crdt.Record, *signerCert](maxPrechecked),
+		dots: newGenerations[crdt.Dot, dotVerdict](maxPrechecked),
+	}
 }
 
 // dotVerdict is what a copy of a verified record must match: its signed
@@ -66,51 +67,28 @@ type dotVerdict struct {
 }
 
 func (p *prechecked) reset() {
-	p.mu.Lock()
-	p.cur, p.old = nil, nil
-	p.mu.Unlock()
+	p.keys.reset()
+	p.dots.reset()
 }
 
 func (p *prechecked) put(rs []crdt.Record, dvs []dotVerdict) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	scs := make([]*signerCert, len(rs))
+	dots := make([]crdt.Dot, len(rs))
 	for i, r := range rs {
-		if p.cur == nil || len(p.cur.keys) >= maxPrechecked/2 {
-			n := min(len(rs), maxPrechecked/2)
-			p.old, p.cur = p.cur, &verdicts{keys: make(map[crdt.Record]*signerCert, n), dots: make(map[crdt.Dot]dotVerdict, n)}
-		}
-		p.cur.keys[r] = dvs[i].sc
-		p.cur.dots[r.Head().Dot()] = dvs[i]
+		scs[i], dots[i] = dvs[i].sc, r.Head().Dot()
 	}
+	p.keys.putAll(rs, scs)
+	p.dots.putAll(dots, dvs)
 }
 
 func (p *prechecked) get(r crdt.Record) *signerCert {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, v := range []*verdicts{p.cur, p.old} {
-		if v != nil {
-			if sc, ok := v.keys[r]; ok {
-				return sc
-			}
-		}
-	}
-	return nil
+	sc, _ := p.keys.get(r)
+	return sc
 }
 
 // verifiedAt returns the verdict of the record last verified at dot d, if
 // still remembered.
-func (p *prechecked) verifiedAt(d crdt.Dot) (dotVerdict, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, v := range []*verdicts{p.cur, p.old} {
-		if v != nil {
-			if dv, ok := v.dots[d]; ok {
-				return dv, true
-			}
-		}
-	}
-	return dotVerdict{}, false
-}
+func (p *prechecked) verifiedAt(d crdt.Dot) (dotVerdict, bool) { return p.dots.get(d) }
 
 // keysOf returns the root-checked certificates of controller seen so far.
 func (v *Verifier) keysOf(controller string) []*signerCert {

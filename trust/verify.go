@@ -78,8 +78,8 @@ type Verifier struct {
 	certs  map[[32]byte]*signerCert
 	byName map[string][]*signerCert // the same certificates, by controller
 
-	pre     prechecked // verdicts of Precheck, for VerifyShared
-	batches batchRoots // batch messages verified, per key
+	pre     prechecked                                // verdicts of Precheck, for VerifyShared
+	batches generations[batchRootKey, crdt.Signature] // batch messages verified, per key, with the signature that verified
 }
 
 var _ crdt.Verifier = (*Verifier)(nil)
@@ -104,7 +104,7 @@ func NewVerifier(root *x509.Certificate, trustDomain string, store func() *crdt.
 	if store == nil {
 		return nil, errors.New("trust: verifier: no store")
 	}
-	v := &Verifier{trustDomain: trustDomain, store: store}
+	v := &Verifier{trustDomain: trustDomain, store: store, pre: newPrechecked(), batches: newGenerations[batchRootKey, crdt.Signature](maxBatchRoots)}
 	if err := v.SetRoot(root); err != nil {
 		return nil, err
 	}
